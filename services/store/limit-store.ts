@@ -1,0 +1,65 @@
+/** Result of a counter consume; `resetAt` is epoch ms when the counter's key expires. */
+export interface ConsumeResult {
+  allowed: boolean
+  count: number
+  resetAt: number
+}
+
+/**
+ * Everything counted across instances: quota counters, the concurrency semaphore and pub/sub.
+ * Backed by Redis when REDIS_URL is set, else by one process's memory (same semantics, one instance).
+ */
+export interface LimitStore {
+  readonly kind: 'redis' | 'memory'
+  /** Atomic: adds `amount` only if count + amount <= limit; a refused consume changes nothing. */
+  consume (key: string, amount: number, limit: number, ttlMs: number): Promise<ConsumeResult>
+  /** Current count (0 if absent or expired). */
+  get (key: string): Promise<number>
+  /** Undoes a consume (never below 0, never revives an expired key). */
+  refund (key: string, amount: number): Promise<void>
+  /** Cluster-wide semaphore with expiring leases: a crashed holder's slot frees itself after leaseMs. */
+  acquireLease (key: string, holderId: string, limit: number, leaseMs: number): Promise<boolean>
+  /** Extends a live lease; false when the holder has none (it expired or was released). */
+  renewLease (key: string, holderId: string, leaseMs: number): Promise<boolean>
+  releaseLease (key: string, holderId: string): Promise<void>
+  /** Live (unexpired) leases. */
+  countLeases (key: string): Promise<number>
+  publish (channel: string, message: string): Promise<void>
+  subscribe (channel: string, onMessage: (message: string) => void): Promise<void>
+  /** Throws StoreUnavailableError when the backend is down. */
+  ping (): Promise<void>
+  close (): Promise<void>
+}
+
+/**
+ * The backend cannot be reached (connection refused, timed out, closed, Redis loading...).
+ * statusCode lets Fastify's error handling answer 503 without knowing about the store.
+ */
+export class StoreUnavailableError extends Error {
+  readonly code = 'STORE_UNAVAILABLE'
+  readonly statusCode = 503
+
+  constructor (message = 'Limit store unavailable', options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StoreUnavailableError'
+  }
+}
+
+// Both stores validate the same way, so a bad argument fails identically with or without Redis
+// (and never reaches a Lua script as a float or NaN).
+export function assertKey (name: string, value: string): void {
+  if (typeof value !== 'string' || value.length === 0) throw new TypeError(`${name} must be a non-empty string`)
+}
+
+export function assertInteger (name: string, value: number, min: number): void {
+  if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${String(value)}`)
+}
+
+/** A throwing subscriber must not break delivery to the others, nor crash the process. */
+export function deliver (onMessage: (message: string) => void, message: string): void {
+  try {
+    onMessage(message)
+  } catch (err) {
+    process.emitWarning(`LimitStore subscriber threw: ${String(err)}`, 'LimitStoreWarning')
+  }
+}

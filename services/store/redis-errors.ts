@@ -1,0 +1,45 @@
+import type { Redis } from 'ioredis'
+import { StoreUnavailableError } from './limit-store.js'
+
+// Replies that mean "Redis cannot serve now", not "this command is wrong".
+const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|OOM|NOAUTH|WRONGPASS)\b/
+
+/**
+ * Connection-level failures (refused, timed out, closed, no offline queue, retries exhausted,
+ * Redis loading...) become StoreUnavailableError, with the original as `cause`. Other replies
+ * (WRONGTYPE, a script error) are bugs and pass through unchanged.
+ */
+export function toStoreError (err: unknown): Error {
+  if (err instanceof StoreUnavailableError) return err
+  const message = err instanceof Error ? err.message : String(err)
+  if (err instanceof Error && err.name === 'ReplyError' && !UNAVAILABLE_REPLY.test(message)) return err
+  return new StoreUnavailableError(`Redis unavailable: ${message}`, { cause: err })
+}
+
+// One shared wait per connection, so a burst of requests at startup adds one set of listeners.
+const pending = new WeakMap<Redis, Promise<void>>()
+
+/**
+ * While a connection attempt is under way (at startup, or a reconnect already dialling), wait for
+ * its outcome, at most `timeoutMs`; otherwise return at once. Without this, enableOfflineQueue:
+ * false would fail every command sent in the first milliseconds after start.
+ */
+export async function untilSettled (conn: Redis, timeoutMs: number): Promise<void> {
+  if (conn.status !== 'wait' && conn.status !== 'connecting' && conn.status !== 'connect') return
+  let wait = pending.get(conn)
+  if (wait === undefined) {
+    wait = new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        for (const event of ['ready', 'error', 'close', 'end']) conn.off(event, done)
+        pending.delete(conn)
+        resolve()
+      }
+      const timer = setTimeout(done, timeoutMs)
+      timer.unref()
+      for (const event of ['ready', 'error', 'close', 'end']) conn.once(event, done)
+    })
+    pending.set(conn, wait)
+  }
+  await wait
+}

@@ -1,0 +1,186 @@
+import { Redis } from 'ioredis'
+import { assertInteger, assertKey, deliver, StoreUnavailableError, type ConsumeResult, type LimitStore } from './limit-store.js'
+import { ACQUIRE_LEASE, CONSUME, COUNT_LEASES, RENEW_LEASE, REFUND } from './redis-scripts.js'
+import { toStoreError, untilSettled } from './redis-errors.js'
+
+export interface RedisStoreOptions {
+  /** Prepended to every key and pub/sub channel, so deployments can share one Redis. */
+  keyPrefix?: string
+  /** How long to wait for a TCP connection; default 2000 ms. */
+  connectTimeoutMs?: number
+  /** How long one command may wait for its reply; default connectTimeoutMs. */
+  commandTimeoutMs?: number
+  /** CLIENT SETNAME for the connections (the subscriber gets `<name>:sub`), for CLIENT LIST. */
+  connectionName?: string
+}
+
+// The scripts below are attached with defineCommand; ioredis adds them as methods at runtime.
+interface Scripts {
+  limitStoreConsume: (key: string, amount: number, limit: number, ttlMs: number) => Promise<[number, number, number]>
+  limitStoreRefund: (key: string, amount: number) => Promise<number>
+  limitStoreAcquireLease: (key: string, holderId: string, limit: number, leaseMs: number) => Promise<number>
+  limitStoreRenewLease: (key: string, holderId: string, leaseMs: number) => Promise<number>
+  limitStoreCountLeases: (key: string) => Promise<number>
+}
+
+/** Reconnect forever with a capped backoff, so the service recovers without restart when Redis returns. */
+function backoff (attempt: number): number {
+  return Math.min(100 * 2 ** Math.min(attempt - 1, 5), 2000)
+}
+
+/**
+ * LimitStore on Redis. `client` is the command connection, exposed for @fastify/rate-limit.
+ * Commands fail fast (no offline queue, one retry, command timeout) with StoreUnavailableError
+ * while Redis is down, so requests get a quick 503 instead of piling up.
+ */
+export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { store: LimitStore, client: Redis } {
+  const connectTimeout = opts.connectTimeoutMs ?? 2000
+  const prefix = opts.keyPrefix ?? ''
+  const client = new Redis(url, {
+    keyPrefix: prefix,
+    connectTimeout,
+    commandTimeout: opts.commandTimeoutMs ?? connectTimeout,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    // A command cut off by a disconnect has already failed for its caller; replaying it later
+    // could count a consume twice.
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: backoff,
+    ...(opts.connectionName === undefined ? {} : { connectionName: opts.connectionName })
+  })
+  // Connection errors surface through the commands that fail; without a listener ioredis would
+  // report every reconnect attempt as an unhandled error event.
+  client.on('error', () => {})
+  client.defineCommand('limitStoreConsume', { numberOfKeys: 1, lua: CONSUME })
+  client.defineCommand('limitStoreRefund', { numberOfKeys: 1, lua: REFUND })
+  client.defineCommand('limitStoreAcquireLease', { numberOfKeys: 1, lua: ACQUIRE_LEASE })
+  client.defineCommand('limitStoreRenewLease', { numberOfKeys: 1, lua: RENEW_LEASE })
+  client.defineCommand('limitStoreCountLeases', { numberOfKeys: 1, lua: COUNT_LEASES })
+  const scripts = client as unknown as Scripts
+
+  let subscriber: Redis | undefined
+  const handlers = new Map<string, Array<(message: string) => void>>() // full channel → handlers
+  let closed = false
+
+  async function run<T> (conn: Redis, command: () => Promise<T>): Promise<T> {
+    if (closed) throw new StoreUnavailableError('Redis store is closed')
+    await untilSettled(conn, connectTimeout)
+    try {
+      return await command()
+    } catch (err) {
+      throw toStoreError(err)
+    }
+  }
+
+  // Pub/sub needs its own connection (a subscribed connection can run nothing else); it is
+  // opened on first use, and ioredis resubscribes its channels after every reconnect.
+  function subscriberConnection (): Redis {
+    if (subscriber !== undefined) return subscriber
+    const sub = client.duplicate(opts.connectionName === undefined ? {} : { connectionName: `${opts.connectionName}:sub` })
+    sub.on('error', () => {})
+    sub.on('message', (channel: string, message: string) => {
+      for (const onMessage of handlers.get(channel) ?? []) deliver(onMessage, message)
+    })
+    subscriber = sub
+    return sub
+  }
+
+  async function quit (conn: Redis): Promise<void> {
+    try {
+      if (conn.status === 'ready') {
+        await conn.quit()
+        return
+      }
+    } catch {}
+    conn.disconnect() // not connected (or QUIT failed): just stop reconnecting
+  }
+
+  const store: LimitStore = {
+    kind: 'redis',
+
+    async consume (key, amount, limit, ttlMs): Promise<ConsumeResult> {
+      assertKey('key', key)
+      assertInteger('amount', amount, 1)
+      assertInteger('limit', limit, 0)
+      assertInteger('ttlMs', ttlMs, 1)
+      const [allowed, count, pttl] = await run(client, async () => await scripts.limitStoreConsume(key, amount, limit, ttlMs))
+      // PTTL is relative, so resetAt is on this instance's clock, where Retry-After is computed.
+      return { allowed: allowed === 1, count, resetAt: Date.now() + (pttl > 0 ? pttl : ttlMs) }
+    },
+
+    async get (key) {
+      assertKey('key', key)
+      const value = await run(client, async () => await client.get(key))
+      return value === null ? 0 : Number(value)
+    },
+
+    async refund (key, amount) {
+      assertKey('key', key)
+      assertInteger('amount', amount, 1)
+      await run(client, async () => await scripts.limitStoreRefund(key, amount))
+    },
+
+    async acquireLease (key, holderId, limit, leaseMs) {
+      assertKey('key', key)
+      assertKey('holderId', holderId)
+      assertInteger('limit', limit, 0)
+      assertInteger('leaseMs', leaseMs, 1)
+      return await run(client, async () => await scripts.limitStoreAcquireLease(key, holderId, limit, leaseMs)) === 1
+    },
+
+    async renewLease (key, holderId, leaseMs) {
+      assertKey('key', key)
+      assertKey('holderId', holderId)
+      assertInteger('leaseMs', leaseMs, 1)
+      return await run(client, async () => await scripts.limitStoreRenewLease(key, holderId, leaseMs)) === 1
+    },
+
+    async releaseLease (key, holderId) {
+      assertKey('key', key)
+      assertKey('holderId', holderId)
+      await run(client, async () => await client.zrem(key, holderId))
+    },
+
+    async countLeases (key) {
+      assertKey('key', key)
+      return await run(client, async () => await scripts.limitStoreCountLeases(key))
+    },
+
+    async publish (channel, message) {
+      assertKey('channel', channel)
+      // keyPrefix covers keys only; channels get the same prefix by hand.
+      await run(client, async () => await client.publish(prefix + channel, message))
+    },
+
+    async subscribe (channel, onMessage) {
+      assertKey('channel', channel)
+      if (closed) throw new StoreUnavailableError('Redis store is closed')
+      const full = prefix + channel
+      const list = handlers.get(full) ?? []
+      list.push(onMessage)
+      handlers.set(full, list)
+      try {
+        // SUBSCRIBE is idempotent, so every call confirms the channel is really subscribed.
+        const sub = subscriberConnection()
+        await run(sub, async () => await sub.subscribe(full))
+      } catch (err) {
+        // Not subscribed: forget this handler so a later retry does not deliver twice.
+        list.splice(list.lastIndexOf(onMessage), 1)
+        if (list.length === 0) handlers.delete(full)
+        throw err
+      }
+    },
+
+    async ping () {
+      await run(client, async () => await client.ping())
+    },
+
+    async close () {
+      if (closed) return
+      closed = true
+      handlers.clear()
+      await Promise.all([quit(client), subscriber === undefined ? undefined : quit(subscriber)])
+    }
+  }
+  return { store, client }
+}

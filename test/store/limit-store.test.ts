@@ -1,0 +1,23 @@
+import t from 'tap'
+import { createMemoryStore, createRedisStore } from '../../services/store/index.js'
+import { limitStoreContract } from './fixtures/limit-store-contract.js'
+
+// One contract, every implementation. The memory store always runs; the Redis run is registered
+// only when REDIS_URL is set (CI), so without Redis it is absent rather than a vacuous pass.
+t.test('memory store', async (t) => {
+  t.equal(createMemoryStore().kind, 'memory')
+  await limitStoreContract(t, async () => {
+    const store = createMemoryStore()
+    return [store, store]
+  })
+})
+
+const redisUrl = process.env.REDIS_URL
+if (redisUrl !== undefined && redisUrl !== '') {
+  t.test('redis store', async (t) => {
+    const probe = createRedisStore(redisUrl).store
+    t.equal(probe.kind, 'redis')
+    await probe.close()
+    await limitStoreContract(t, async () => [createRedisStore(redisUrl).store, createRedisStore(redisUrl).store])
+  })
+}
