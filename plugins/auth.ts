@@ -1,0 +1,79 @@
+import { createPublicKey } from 'node:crypto'
+import fp from 'fastify-plugin'
+import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
+import type { FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { ForbiddenError, InvalidTokenError, UnauthorizedError } from '../services/errors.js'
+import type { TenantQuotas, Tier } from '../services/tenants/tiers.js'
+
+export const TENANT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$'
+
+// What a token must carry. userId may come as `sub` instead.
+const Claims = Compile(Type.Object({
+  tenantId: Type.String({ pattern: TENANT_ID_PATTERN }),
+  userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  sub: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  permissions: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 1000 })
+}))
+
+export interface TenantContext {
+  tenantId: string
+  userId: string
+  permissions: string[]
+  tier: Tier
+  quotas: TenantQuotas
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** onRequest hook: verifies the bearer token and sets request.tenant. */
+    authenticate: (request: FastifyRequest) => Promise<void>
+    /** preHandler hook for /admin/*: the token must carry the `admin` permission. */
+    requireAdmin: (request: FastifyRequest) => Promise<void>
+  }
+  interface FastifyRequest {
+    tenant: TenantContext
+  }
+}
+
+function jwtOptions (secret: string | undefined, publicKey: string | undefined): FastifyJWTOptions {
+  if (secret !== undefined) {
+    return { secret, verify: { algorithms: ['HS256'] } }
+  }
+  // An asymmetric key only verifies; the gateway holds the private key.
+  const keyType = createPublicKey(publicKey as string).asymmetricKeyType
+  const algorithm = keyType === 'ec' ? 'ES256' : 'RS256'
+  return { secret: { public: publicKey as string }, verify: { algorithms: [algorithm] } }
+}
+
+export default fp(async (fastify) => {
+  await fastify.register(fastifyJwt, jwtOptions(fastify.config.JWT_SECRET, fastify.config.JWT_PUBLIC_KEY))
+  fastify.decorateRequest('tenant', null as unknown as TenantContext)
+
+  fastify.decorate('authenticate', async (request: FastifyRequest) => {
+    const header = request.headers.authorization
+    if (header === undefined || header.trim() === '') throw new UnauthorizedError()
+    let claims: unknown
+    try {
+      claims = await request.jwtVerify()
+    } catch {
+      throw new InvalidTokenError()
+    }
+    if (!Claims.Check(claims)) throw new InvalidTokenError()
+    const userId = claims.userId ?? claims.sub
+    if (userId === undefined) throw new InvalidTokenError()
+    const record = await fastify.tenants.get(claims.tenantId)
+    request.tenant = {
+      tenantId: claims.tenantId,
+      userId,
+      permissions: claims.permissions,
+      tier: record.tier,
+      quotas: record.quotas
+    }
+  })
+
+  fastify.decorate('requireAdmin', async (request: FastifyRequest) => {
+    if (!request.tenant.permissions.includes('admin')) throw new ForbiddenError('the admin permission is required')
+  })
+}, { name: 'auth', dependencies: ['config', 'tenants'] })

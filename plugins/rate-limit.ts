@@ -1,0 +1,28 @@
+import fp from 'fastify-plugin'
+import fastifyRateLimit from '@fastify/rate-limit'
+
+/**
+ * Per-tenant request rate limit (RATE_LIMIT_PER_MINUTE). It runs as a preHandler, after the
+ * route's onRequest authentication, so the key is the tenant; unauthenticated routes fall back to
+ * the client address. With Redis the window is shared by every instance.
+ */
+export default fp(async (fastify) => {
+  await fastify.register(fastifyRateLimit, {
+    global: true,
+    hook: 'preHandler',
+    max: fastify.config.RATE_LIMIT_PER_MINUTE,
+    timeWindow: 60_000,
+    nameSpace: 'tenant-enclave:rate:',
+    // The per-minute limit fails open when Redis is away; quotas (admission) still fail closed.
+    skipOnError: true,
+    ...(fastify.redis !== null ? { redis: fastify.redis } : {}),
+    keyGenerator: (request) => request.tenant?.tenantId !== undefined ? `tenant:${request.tenant.tenantId}` : `ip:${request.ip}`,
+    errorResponseBuilder: (_request, context) => ({
+      statusCode: context.statusCode,
+      error: 'Rate limit exceeded',
+      code: 'RATE_LIMITED',
+      message: `Rate limit exceeded, retry in ${context.after}`,
+      limit: context.max
+    })
+  })
+}, { name: 'rate-limit', dependencies: ['config', 'redis', 'auth'] })

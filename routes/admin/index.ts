@@ -1,0 +1,13 @@
+import type { FastifyPluginAsync } from 'fastify'
+import adminTenantRoutes from './tenants.js'
+import adminToolRoutes from './tenant-tools.js'
+
+/** /admin/*: for the platform gateway; every route needs a token with the `admin` permission. */
+const adminRoutes: FastifyPluginAsync = async (fastify) => {
+  fastify.addHook('onRequest', fastify.authenticate)
+  fastify.addHook('onRequest', fastify.requireAdmin)
+  await fastify.register(adminTenantRoutes)
+  await fastify.register(adminToolRoutes)
+}
+
+export default adminRoutes

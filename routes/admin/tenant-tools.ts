@@ -1,0 +1,67 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { ErrorBody } from '../../services/errors.js'
+import { withTenant } from '../../services/db/with-tenant.js'
+import { deleteToolSetting, putToolSetting } from '../../services/tools/tool-settings.js'
+import { TENANT_ID_PATTERN } from '../../plugins/auth.js'
+
+export const TOOL_NAME_PATTERN = '^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)*$'
+
+const Params = Type.Object({
+  tenantId: Type.String({ pattern: TENANT_ID_PATTERN }),
+  tool: Type.String({ pattern: TOOL_NAME_PATTERN, maxLength: 128 })
+})
+
+export const ToolRateLimitSchema = Type.Object({
+  calls: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  windowMs: Type.Integer({ minimum: 100, maximum: 86_400_000 })
+}, { additionalProperties: false })
+
+const ToolSettingBody = Type.Object({
+  enabled: Type.Boolean(),
+  rateLimit: Type.Optional(Type.Union([ToolRateLimitSchema, Type.Null()])),
+  config: Type.Optional(Type.Record(Type.String(), Type.Unknown()))
+}, { additionalProperties: false })
+
+const ToolSetting = Type.Object({
+  tool: Type.String(),
+  enabled: Type.Boolean(),
+  rateLimit: Type.Union([ToolRateLimitSchema, Type.Null()]),
+  config: Type.Record(Type.String(), Type.Unknown()),
+  updatedAt: Type.String({ format: 'date-time' })
+})
+
+const adminToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.put('/tenants/:tenantId/tools/:tool', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Enable or disable a tool for a tenant, with an optional rate limit and config',
+      params: Params,
+      body: ToolSettingBody,
+      response: { 200: ToolSetting, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
+    }
+  }, async (request) => {
+    const { tenantId, tool } = request.params
+    fastify.assertKnownTool(tool)
+    const setting = await withTenant(fastify.db, tenantId, async (trx) => await putToolSetting(trx, tenantId, tool, request.body))
+    await fastify.announceToolsChange(tenantId)
+    return setting
+  })
+
+  fastify.delete('/tenants/:tenantId/tools/:tool', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Remove a tenant\'s setting for a tool: it returns to its default',
+      params: Params,
+      response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
+    }
+  }, async (request, reply) => {
+    const { tenantId, tool } = request.params
+    fastify.assertKnownTool(tool)
+    await withTenant(fastify.db, tenantId, async (trx) => await deleteToolSetting(trx, tool))
+    await fastify.announceToolsChange(tenantId)
+    return await reply.code(204).send(null)
+  })
+}
+
+export default adminToolRoutes

@@ -1,0 +1,52 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { ErrorBody } from '../../services/errors.js'
+import { TENANT_ID_PATTERN } from '../../plugins/auth.js'
+import { QuotaOverridesSchema, TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.js'
+
+export const TenantParams = Type.Object({ tenantId: Type.String({ pattern: TENANT_ID_PATTERN }) })
+
+const TenantBody = Type.Object({
+  tier: TierSchema,
+  name: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 200 }), Type.Null()])),
+  quotaOverrides: Type.Optional(QuotaOverridesSchema)
+}, { additionalProperties: false })
+
+const Tenant = Type.Object({
+  tenantId: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  tier: TierSchema,
+  quotaOverrides: QuotaOverridesSchema,
+  quotas: TenantQuotasSchema,
+  registered: Type.Boolean({ description: 'false when the tenant has no row and runs on the free tier' }),
+  createdAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  updatedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()])
+})
+
+const adminTenantRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.put('/tenants/:tenantId', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Create or update a tenant: tier, name and quota overrides',
+      params: TenantParams,
+      body: TenantBody,
+      response: { 200: Tenant, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody }
+    }
+  }, async (request) => {
+    const record = await fastify.tenants.upsert(request.params.tenantId, request.body)
+    await fastify.announceTenantChange(request.params.tenantId)
+    request.log.info({ targetTenantId: request.params.tenantId, tier: record.tier }, 'tenant updated')
+    return record
+  })
+
+  fastify.get('/tenants/:tenantId', {
+    schema: {
+      tags: ['admin'],
+      summary: 'A tenant\'s tier, overrides and effective quotas (free when it has no row)',
+      params: TenantParams,
+      response: { 200: Tenant, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody }
+    }
+  }, async (request) => await fastify.tenants.get(request.params.tenantId))
+}
+
+export default adminTenantRoutes

@@ -1,0 +1,45 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+
+const Check = Type.Enum(['ok', 'in-process', 'unreachable'])
+const Readiness = Type.Object({
+  status: Type.Enum(['ready', 'not ready']),
+  checks: Type.Object({ database: Check, redis: Check })
+})
+
+const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/health', {
+    config: { rateLimit: false },
+    schema: {
+      tags: ['health'],
+      summary: 'Liveness: the process is up',
+      response: { 200: Type.Object({ status: Type.Literal('ok') }) }
+    }
+  }, async () => ({ status: 'ok' as const }))
+
+  fastify.get('/ready', {
+    config: { rateLimit: false },
+    schema: {
+      tags: ['health'],
+      summary: 'Readiness: PostgreSQL and Redis answer',
+      response: { 200: Readiness, 503: Readiness }
+    }
+  }, async (request, reply) => {
+    const [database, redis] = await Promise.all([
+      fastify.pingDatabase().then(() => 'ok' as const, (err: unknown) => {
+        request.log.warn({ err }, 'readiness: PostgreSQL unreachable')
+        return 'unreachable' as const
+      }),
+      fastify.store.kind === 'memory'
+        ? 'in-process' as const
+        : fastify.store.ping().then(() => 'ok' as const, (err: unknown) => {
+          request.log.warn({ err }, 'readiness: Redis unreachable')
+          return 'unreachable' as const
+        })
+    ])
+    const ready = database !== 'unreachable' && redis !== 'unreachable'
+    return await reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { database, redis } })
+  })
+}
+
+export default healthRoutes

@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
+import closeWithGrace from 'close-with-grace'
+import app, { serverOptions } from './app.js'
+import { ConfigError, loadConfig } from './plugins/config.js'
+import { createDemoTenants } from './services/demo-tenants.js'
+
+// The only place that creates Fastify and listens.
+const env = { ...process.env }
+// Embedded first run: no database and no key configured means a throwaway demo secret.
+const demo = env.DATABASE_URL === undefined && env.JWT_SECRET === undefined && env.JWT_PUBLIC_KEY === undefined
+if (demo) env.JWT_SECRET = randomBytes(32).toString('base64url')
+
+let config
+try {
+  config = loadConfig(env)
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(err.message)
+    process.exit(1)
+  }
+  throw err
+}
+
+const fastify = Fastify(serverOptions(config))
+await fastify.register(app, { config })
+
+closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
+  if (err !== undefined) fastify.log.error({ err }, 'shutting down after an error')
+  else fastify.log.info({ signal }, 'shutting down: draining in-flight requests')
+  await fastify.close()
+})
+
+try {
+  await fastify.listen({ port: config.PORT, host: config.HOST })
+} catch (err) {
+  fastify.log.fatal({ err }, 'could not start')
+  process.exit(1)
+}
+
+if (demo) {
+  const { port } = fastify.server.address() as AddressInfo
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST
+  console.log(await createDemoTenants(fastify, config.JWT_SECRET as string, `http://${host}:${port}`))
+}

@@ -1,0 +1,24 @@
+import { Migrator, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely'
+import { initialMigration } from '../../migrations/001-initial.js'
+
+// Migrations are imported, not read from disk, so they run the same from sources and from dist/.
+function migrationProvider (appRole: string): MigrationProvider {
+  return {
+    async getMigrations (): Promise<Record<string, Migration>> {
+      return {
+        '001-initial': initialMigration(appRole)
+      }
+    }
+  }
+}
+
+/** Brings the schema to the latest version; `db` must connect as the owner of the tables. */
+export async function migrateToLatest (db: Kysely<any>, appRole: string): Promise<MigrationResultSet> {
+  const migrator = new Migrator({ db, provider: migrationProvider(appRole) })
+  const resultSet = await migrator.migrateToLatest()
+  if (resultSet.error !== undefined) {
+    const failed = resultSet.results?.find((result) => result.status === 'Error')
+    throw new Error(`Migration ${failed?.migrationName ?? '(unknown)'} failed: ${(resultSet.error as Error).message}`, { cause: resultSet.error })
+  }
+  return resultSet
+}

@@ -1,0 +1,63 @@
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import { PGlite } from '@electric-sql/pglite'
+import type { FastifyBaseLogger } from 'fastify'
+import { PGliteDialect } from './pglite-dialect.js'
+import { migrateToLatest } from './migrate.js'
+import type { Database } from './schema.js'
+import type { AppDatabase } from './with-tenant.js'
+
+export interface DatabaseSettings {
+  DATABASE_URL?: string
+  DATABASE_ADMIN_URL?: string
+  DATABASE_APP_ROLE: string
+  DATABASE_POOL_SIZE: number
+  PGLITE_DIR?: string
+}
+
+export interface OpenedDatabase extends AppDatabase {
+  embedded: boolean
+  close: () => Promise<void>
+}
+
+function postgresKysely (connectionString: string, max: number, log: FastifyBaseLogger): Kysely<Database> {
+  // A short connect timeout turns an unreachable server into a quick 503 rather than a hang.
+  const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000 })
+  // An idle client losing its server must not crash the process; the next query reports it.
+  pool.on('error', (err) => { log.warn({ err }, 'idle PostgreSQL client failed') })
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+}
+
+/**
+ * Opens the app's database and brings its schema up to date. With DATABASE_URL, a pg pool logs
+ * in as the app role and migrations run as the owner (DATABASE_ADMIN_URL, else DATABASE_URL);
+ * without it, embedded PGlite (in memory, or on disk in PGLITE_DIR) plays both parts.
+ */
+export async function openDatabase (settings: DatabaseSettings, log: FastifyBaseLogger): Promise<OpenedDatabase> {
+  const appRole = settings.DATABASE_APP_ROLE
+  if (settings.DATABASE_URL !== undefined) {
+    const kysely = postgresKysely(settings.DATABASE_URL, settings.DATABASE_POOL_SIZE, log)
+    try {
+      if (settings.DATABASE_ADMIN_URL !== undefined) {
+        const owner = postgresKysely(settings.DATABASE_ADMIN_URL, 1, log)
+        try { await migrateToLatest(owner, appRole) } finally { await owner.destroy() }
+      } else {
+        await migrateToLatest(kysely, appRole)
+      }
+    } catch (err) {
+      await kysely.destroy()
+      throw err
+    }
+    return { kysely, appRole, embedded: false, close: async () => { await kysely.destroy() } }
+  }
+
+  const pglite = await PGlite.create(settings.PGLITE_DIR ?? 'memory://')
+  const kysely = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
+  try {
+    await migrateToLatest(kysely, appRole)
+  } catch (err) {
+    await kysely.destroy()
+    throw err
+  }
+  return { kysely, appRole, embedded: true, close: async () => { await kysely.destroy() } }
+}

@@ -1,0 +1,88 @@
+import type { PGlite } from '@electric-sql/pglite'
+import {
+  CompiledQuery,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  type Kysely,
+  type QueryResult
+} from 'kysely'
+
+/**
+ * Kysely dialect for embedded PGlite. PGlite is one session, so the driver hands out that
+ * session to one holder at a time: a transaction keeps it until commit or rollback, and no
+ * other query can slip into the middle of it.
+ */
+export class PGliteDialect implements Dialect {
+  constructor (private readonly pglite: PGlite) {}
+
+  createAdapter () { return new PostgresAdapter() }
+  createDriver (): Driver { return new PGliteDriver(this.pglite) }
+  createQueryCompiler () { return new PostgresQueryCompiler() }
+  createIntrospector (db: Kysely<any>) { return new PostgresIntrospector(db) }
+}
+
+class PGliteDriver implements Driver {
+  private readonly connection: PGliteConnection
+  private queue: Promise<void> = Promise.resolve()
+  private release: (() => void) | undefined
+
+  constructor (private readonly pglite: PGlite) {
+    this.connection = new PGliteConnection(pglite)
+  }
+
+  async init (): Promise<void> { await this.pglite.waitReady }
+
+  async acquireConnection (): Promise<DatabaseConnection> {
+    const previous = this.queue
+    let release!: () => void
+    this.queue = new Promise<void>((resolve) => { release = resolve })
+    await previous
+    this.release = release
+    return this.connection
+  }
+
+  async releaseConnection (): Promise<void> {
+    const release = this.release
+    this.release = undefined
+    release?.()
+  }
+
+  async beginTransaction (connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin'))
+  }
+
+  async commitTransaction (connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('commit'))
+  }
+
+  async rollbackTransaction (connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('rollback'))
+  }
+
+  async destroy (): Promise<void> {
+    if (!this.pglite.closed) await this.pglite.close()
+  }
+}
+
+class PGliteConnection implements DatabaseConnection {
+  constructor (private readonly pglite: PGlite) {}
+
+  async executeQuery<R> (query: CompiledQuery): Promise<QueryResult<R>> {
+    const result = await this.pglite.query<R>(query.sql, query.parameters as unknown[])
+    return {
+      rows: result.rows,
+      ...(result.affectedRows !== undefined && /^\s*(insert|update|delete|merge)/i.test(query.sql)
+        ? { numAffectedRows: BigInt(result.affectedRows) }
+        : {})
+    }
+  }
+
+  // eslint-disable-next-line require-yield
+  async * streamQuery<R> (): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('PGlite dialect does not support streaming')
+  }
+}

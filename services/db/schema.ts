@@ -1,0 +1,58 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely'
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
+type Json<T> = ColumnType<T, string | T, string | T>
+
+export interface TenantsTable {
+  tenant_id: string
+  name: string | null
+  tier: 'free' | 'starter' | 'enterprise'
+  quota_overrides: Json<Record<string, number>>
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+export interface TenantToolsTable {
+  tenant_id: string
+  tool: string
+  enabled: boolean
+  rate_limit: Json<{ calls: number, windowMs: number } | null>
+  config: Json<Record<string, unknown>>
+  updated_at: Timestamp
+}
+
+export interface DocumentsTable {
+  tenant_id: string
+  collection: string
+  id: Generated<string>
+  body: Json<Record<string, unknown>>
+  created_by: string
+  created_at: Timestamp
+}
+
+export interface AuditLogTable {
+  tenant_id: string
+  id: Generated<string>
+  execution_id: string
+  user_id: string
+  action: 'code_execution' | 'execution_refused'
+  code_sha256: string | null
+  success: boolean
+  error_code: string | null
+  duration_ms: number | null
+  tool_calls: number
+  created_at: Timestamp
+}
+
+export interface Database {
+  tenants: TenantsTable
+  tenant_tools: TenantToolsTable
+  documents: DocumentsTable
+  audit_log: AuditLogTable
+}
+
+export type TenantRow = Selectable<TenantsTable>
+export type TenantToolRow = Selectable<TenantToolsTable>
+export type DocumentRow = Selectable<DocumentsTable>
+export type AuditRow = Selectable<AuditLogTable>
+export type NewAuditRow = Insertable<AuditLogTable>

@@ -1,0 +1,118 @@
+import { sql, type Expression, type SqlBool, type ExpressionBuilder } from 'kysely'
+import { Type, type Static } from 'typebox'
+import type { Database } from '../db/schema.js'
+import type { Trx } from '../db/with-tenant.js'
+import type { ToolDefinition } from './tool-definition.js'
+
+// Fields the service owns: a document can neither set nor fake them.
+const SYSTEM_FIELDS = new Set(['id', 'tenantId', 'createdBy', 'createdAt'])
+
+const Collection = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', default: 'data', description: 'Collection name (default "data")' })
+const JsonObject = Type.Record(Type.String(), Type.Unknown())
+const Filter = Type.Record(Type.String(), Type.Unknown(), { description: 'Matches documents whose body contains this object (JSONB @>); `id` and `createdBy` match those fields' })
+
+export const QueryArgs = Type.Object({
+  collection: Type.Optional(Collection),
+  filter: Type.Optional(Filter),
+  limit: Type.Optional(Type.Integer({ minimum: 1, description: 'Default 100, capped by the tool config maxLimit (default 1000)' }))
+}, { additionalProperties: false })
+export const InsertArgs = Type.Object({
+  collection: Type.Optional(Collection),
+  document: JsonObject
+}, { additionalProperties: false })
+export const UpdateArgs = Type.Object({
+  collection: Type.Optional(Collection),
+  filter: Filter,
+  set: JsonObject
+}, { additionalProperties: false })
+export const DeleteArgs = Type.Object({
+  collection: Type.Optional(Collection),
+  filter: Filter
+}, { additionalProperties: false })
+
+export interface StoredDocument extends Record<string, unknown> {
+  id: string
+  tenantId: string
+  createdBy: string
+  createdAt: string
+}
+
+function withoutSystemFields (body: Record<string, unknown>): Record<string, unknown> {
+  const clean: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(body)) {
+    if (!SYSTEM_FIELDS.has(key)) clean[key] = value
+  }
+  return clean
+}
+
+function toDocument (row: { id: string, tenant_id: string, body: Record<string, unknown>, created_by: string, created_at: Date }): StoredDocument {
+  return { ...row.body, id: row.id, tenantId: row.tenant_id, createdBy: row.created_by, createdAt: new Date(row.created_at).toISOString() }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** The WHERE clause of a filter. RLS adds the tenant on top, whatever the filter says. */
+function matches (collection: string, filter: Record<string, unknown> = {}) {
+  return (eb: ExpressionBuilder<Database, 'documents'>): Expression<SqlBool> => {
+    const conditions: Array<Expression<SqlBool>> = [eb('collection', '=', collection)]
+    const { id, createdBy, tenantId, createdAt, ...body } = filter
+    if (id !== undefined) {
+      // A malformed id matches nothing rather than failing the cast.
+      conditions.push(typeof id === 'string' && UUID.test(id) ? eb('id', '=', id) : sql<SqlBool>`false`)
+    }
+    if (createdBy !== undefined) conditions.push(eb('created_by', '=', String(createdBy)))
+    if (tenantId !== undefined) conditions.push(eb('tenant_id', '=', String(tenantId)))
+    if (createdAt !== undefined) conditions.push(sql<SqlBool>`false`)
+    if (Object.keys(body).length > 0) conditions.push(sql<SqlBool>`${eb.ref('body')} @> ${JSON.stringify(body)}::jsonb`)
+    return eb.and(conditions)
+  }
+}
+
+export interface ToolCaller { tenantId: string, userId: string }
+
+async function query (trx: Trx, _caller: ToolCaller, args: Static<typeof QueryArgs>, config: Record<string, unknown>): Promise<StoredDocument[]> {
+  const maxLimit = typeof config.maxLimit === 'number' && config.maxLimit > 0 ? config.maxLimit : 1000
+  const limit = Math.min(args.limit ?? 100, maxLimit)
+  const rows = await trx.selectFrom('documents')
+    .select(['id', 'tenant_id', 'body', 'created_by', 'created_at'])
+    .where(matches(args.collection ?? 'data', args.filter))
+    .orderBy('created_at').orderBy('id')
+    .limit(limit)
+    .execute()
+  return rows.map(toDocument)
+}
+
+async function insert (trx: Trx, caller: ToolCaller, args: Static<typeof InsertArgs>): Promise<StoredDocument> {
+  const row = await trx.insertInto('documents')
+    .values({
+      tenant_id: caller.tenantId,
+      collection: args.collection ?? 'data',
+      body: JSON.stringify(withoutSystemFields(args.document)),
+      created_by: caller.userId
+    })
+    .returning(['id', 'tenant_id', 'body', 'created_by', 'created_at'])
+    .executeTakeFirstOrThrow()
+  return toDocument(row)
+}
+
+async function update (trx: Trx, _caller: ToolCaller, args: Static<typeof UpdateArgs>): Promise<{ updated: number }> {
+  const result = await trx.updateTable('documents')
+    .set((eb) => ({ body: sql`${eb.ref('body')} || ${JSON.stringify(withoutSystemFields(args.set))}::jsonb` }))
+    .where(matches(args.collection ?? 'data', args.filter))
+    .executeTakeFirst()
+  return { updated: Number(result.numUpdatedRows) }
+}
+
+async function remove (trx: Trx, _caller: ToolCaller, args: Static<typeof DeleteArgs>): Promise<{ deleted: number }> {
+  const result = await trx.deleteFrom('documents')
+    .where(matches(args.collection ?? 'data', args.filter))
+    .executeTakeFirst()
+  return { deleted: Number(result.numDeletedRows) }
+}
+
+export const DATA_TOOLS: ToolDefinition[] = [
+  { name: 'data:query', description: 'Find the tenant\'s documents whose body contains `filter`', argsSchema: QueryArgs, run: query as ToolDefinition['run'] },
+  { name: 'data:insert', description: 'Store a document; returns it with id, tenantId, createdBy and createdAt', argsSchema: InsertArgs, run: insert as ToolDefinition['run'] },
+  { name: 'data:update', description: 'Merge `set` into every document matching `filter`; returns {updated}', argsSchema: UpdateArgs, run: update as ToolDefinition['run'] },
+  { name: 'data:delete', description: 'Delete every document matching `filter`; returns {deleted}', argsSchema: DeleteArgs, run: remove as ToolDefinition['run'] }
+]

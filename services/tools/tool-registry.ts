@@ -1,0 +1,61 @@
+import { withTenant, type AppDatabase } from '../db/with-tenant.js'
+import { TtlCache } from '../ttl-cache.js'
+import { listToolSettings, type ToolRateLimit, type ToolSetting } from './tool-settings.js'
+import type { ToolDefinition } from './tool-definition.js'
+
+/** A tool as one tenant sees it: the definition plus that tenant's setting. */
+export interface TenantTool {
+  definition: ToolDefinition
+  enabled: boolean
+  rateLimit: ToolRateLimit | null
+  config: Record<string, unknown>
+}
+
+/**
+ * The tools that exist, and each tenant's settings for them (tenant_tools), cached per tenant.
+ * A tool without a setting is enabled, unlimited, with an empty config.
+ */
+export class ToolRegistry {
+  private readonly byName: Map<string, ToolDefinition>
+  private readonly settings: TtlCache<Map<string, ToolSetting>>
+
+  constructor (private readonly db: AppDatabase, definitions: ToolDefinition[], cacheTtlMs: number) {
+    this.byName = new Map(definitions.map((definition) => [definition.name, definition]))
+    this.settings = new TtlCache(cacheTtlMs)
+  }
+
+  definitions (): ToolDefinition[] {
+    return [...this.byName.values()]
+  }
+
+  has (name: string): boolean {
+    return this.byName.has(name)
+  }
+
+  /** The tool for this tenant, or undefined when no such tool exists. */
+  async get (tenantId: string, name: string): Promise<TenantTool | undefined> {
+    const definition = this.byName.get(name)
+    if (definition === undefined) return undefined
+    const setting = (await this.settingsOf(tenantId)).get(name)
+    return { definition, enabled: setting?.enabled ?? true, rateLimit: setting?.rateLimit ?? null, config: setting?.config ?? {} }
+  }
+
+  async list (tenantId: string): Promise<TenantTool[]> {
+    const settings = await this.settingsOf(tenantId)
+    return this.definitions().map((definition) => {
+      const setting = settings.get(definition.name)
+      return { definition, enabled: setting?.enabled ?? true, rateLimit: setting?.rateLimit ?? null, config: setting?.config ?? {} }
+    })
+  }
+
+  invalidate (tenantId: string): void {
+    this.settings.delete(tenantId)
+  }
+
+  private async settingsOf (tenantId: string): Promise<Map<string, ToolSetting>> {
+    return await this.settings.get(tenantId, async () => {
+      const rows = await withTenant(this.db, tenantId, listToolSettings)
+      return new Map(rows.map((row) => [row.tool, row]))
+    })
+  }
+}

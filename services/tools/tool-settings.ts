@@ -1,0 +1,47 @@
+import type { Trx } from '../db/with-tenant.js'
+
+export interface ToolRateLimit { calls: number, windowMs: number }
+
+/** One tenant's setting for one tool, as stored in tenant_tools. */
+export interface ToolSetting {
+  tool: string
+  enabled: boolean
+  rateLimit: ToolRateLimit | null
+  config: Record<string, unknown>
+  updatedAt: string
+}
+
+function toSetting (row: { tool: string, enabled: boolean, rate_limit: ToolRateLimit | null, config: Record<string, unknown>, updated_at: Date }): ToolSetting {
+  return { tool: row.tool, enabled: row.enabled, rateLimit: row.rate_limit, config: row.config, updatedAt: new Date(row.updated_at).toISOString() }
+}
+
+export async function listToolSettings (trx: Trx): Promise<ToolSetting[]> {
+  const rows = await trx.selectFrom('tenant_tools').select(['tool', 'enabled', 'rate_limit', 'config', 'updated_at']).orderBy('tool').execute()
+  return rows.map(toSetting)
+}
+
+export async function putToolSetting (
+  trx: Trx,
+  tenantId: string,
+  tool: string,
+  setting: { enabled: boolean, rateLimit?: ToolRateLimit | null, config?: Record<string, unknown> }
+): Promise<ToolSetting> {
+  const values = {
+    enabled: setting.enabled,
+    rate_limit: JSON.stringify(setting.rateLimit ?? null),
+    config: JSON.stringify(setting.config ?? {}),
+    updated_at: new Date()
+  }
+  const row = await trx.insertInto('tenant_tools')
+    .values({ tenant_id: tenantId, tool, ...values })
+    .onConflict((oc) => oc.columns(['tenant_id', 'tool']).doUpdateSet(values))
+    .returning(['tool', 'enabled', 'rate_limit', 'config', 'updated_at'])
+    .executeTakeFirstOrThrow()
+  return toSetting(row)
+}
+
+/** Removes the tenant's setting; the tool falls back to its default. True when one existed. */
+export async function deleteToolSetting (trx: Trx, tool: string): Promise<boolean> {
+  const result = await trx.deleteFrom('tenant_tools').where('tool', '=', tool).executeTakeFirst()
+  return result.numDeletedRows > 0n
+}

@@ -1,0 +1,40 @@
+import { spawnSync } from 'node:child_process'
+import t from 'tap'
+import { loadConfig } from '../plugins/config.js'
+
+const SECRET = 'x'.repeat(32)
+
+t.test('defaults', async (t) => {
+  const config = loadConfig({ JWT_SECRET: SECRET })
+  t.match(config, { PORT: 3000, HOST: '127.0.0.1', LOG_LEVEL: 'info', DATABASE_APP_ROLE: 'enclave_app', RATE_LIMIT_PER_MINUTE: 600 })
+  t.equal(config.DATABASE_URL, undefined)
+})
+
+t.test('a bad value names its variable', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ JWT_SECRET: SECRET, PORT: 'eighty' }, /PORT/],
+    [{ JWT_SECRET: SECRET, PORT: '70000' }, /PORT/],
+    [{ JWT_SECRET: SECRET, LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ JWT_SECRET: SECRET, DATABASE_URL: 'mysql://x' }, /DATABASE_URL/],
+    [{ JWT_SECRET: SECRET, REDIS_URL: 'http://x' }, /REDIS_URL/],
+    [{ JWT_SECRET: SECRET, RATE_LIMIT_PER_MINUTE: '0' }, /RATE_LIMIT_PER_MINUTE/],
+    [{ JWT_SECRET: SECRET, DATABASE_APP_ROLE: 'app; drop table x' }, /DATABASE_APP_ROLE/],
+    [{ JWT_SECRET: 'short' }, /JWT_SECRET/],
+    [{}, /JWT_SECRET/],
+    [{ JWT_SECRET: SECRET, JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----x' }, /JWT_SECRET and JWT_PUBLIC_KEY/],
+    [{ JWT_SECRET: SECRET, DATABASE_ADMIN_URL: 'postgres://x' }, /DATABASE_URL/]
+  ]
+  for (const [env, pattern] of cases) {
+    t.throws(() => loadConfig(env), pattern, JSON.stringify(env))
+  }
+})
+
+t.test('the server refuses to start on a bad value and says which', async (t) => {
+  const result = spawnSync(process.execPath, ['--import=tsx', '--no-node-snapshot', 'server.ts'], {
+    env: { PATH: process.env.PATH, JWT_SECRET: SECRET, PORT: 'eighty' },
+    encoding: 'utf8',
+    timeout: 60_000
+  })
+  t.equal(result.status, 1)
+  t.match(result.stderr, /PORT/)
+})

@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import app, { serverOptions } from '../app.js'
+import { loadConfig } from '../plugins/config.js'
+import { signToken, type TokenClaims } from '../services/tokens.js'
+
+export const TEST_SECRET = 'test-secret-that-is-at-least-32-characters-long'
+
+interface TapLike { teardown: (fn: () => unknown) => void }
+
+/**
+ * Builds the whole app as server.ts does, on the environment's database and Redis (PGlite and
+ * the in-process store unless CI sets DATABASE_URL / REDIS_URL), and closes it after the test.
+ * `env` overrides settings; an `undefined` value removes one. `extend` may add routes (e.g. to
+ * look at what the plugins put on a request); `logStream` receives the JSON log lines.
+ */
+export async function buildApp (
+  t: TapLike,
+  env: Record<string, string | undefined> = {},
+  extend?: (fastify: FastifyInstance) => void,
+  logStream?: { write: (line: string) => void }
+): Promise<FastifyInstance> {
+  const merged: Record<string, string | undefined> = { ...process.env, JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', ...env }
+  for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key]
+  const config = loadConfig(merged)
+  const options = serverOptions(config)
+  const fastify = Fastify(logStream === undefined ? options : { ...options, logger: { ...(options.logger as object), stream: logStream } })
+  t.teardown(async () => { await fastify.close() })
+  await fastify.register(app, { config })
+  extend?.(fastify)
+  await fastify.ready()
+  return fastify
+}
+
+/** A tenant id no other test file uses, so files never share rows on a real server. */
+export function uniqueTenantId (label: string): string {
+  return `${label}-${randomBytes(5).toString('hex')}`
+}
+
+export function tokenFor (claims: Partial<TokenClaims> & { tenantId: string } & Record<string, unknown>, ttlSeconds = 3600): string {
+  return signToken({ userId: 'user-1', permissions: [], ...claims }, { secret: TEST_SECRET }, ttlSeconds)
+}
+
+export function bearer (token: string): { authorization: string } {
+  return { authorization: `Bearer ${token}` }
+}
+
+export function adminHeaders (): { authorization: string } {
+  return bearer(tokenFor({ tenantId: 'platform', userId: 'gateway', permissions: ['admin'] }))
+}
+
+const ALL_DATA_TOOLS = ['tool:data:query', 'tool:data:insert', 'tool:data:update', 'tool:data:delete']
+
+export interface TestTenant {
+  tenantId: string
+  headers: { authorization: string }
+  /** Runs a script as this tenant through POST /api/execute. */
+  execute: (code: string, extra?: Record<string, unknown>) => Promise<import('light-my-request').Response>
+}
+
+/**
+ * A fresh tenant on `tier` with optional quota overrides, and a token carrying `permissions`
+ * (all data tools unless given).
+ */
+export async function createTenant (
+  app: FastifyInstance,
+  label: string,
+  options: { tier?: 'free' | 'starter' | 'enterprise', quotaOverrides?: Record<string, number>, permissions?: string[], userId?: string } = {}
+): Promise<TestTenant> {
+  const tenantId = uniqueTenantId(label)
+  if (options.tier !== undefined || options.quotaOverrides !== undefined) {
+    const res = await app.inject({ method: 'PUT', url: `/admin/tenants/${tenantId}`, headers: adminHeaders(), payload: { tier: options.tier ?? 'free', quotaOverrides: options.quotaOverrides ?? {} } })
+    if (res.statusCode !== 200) throw new Error(`could not create tenant: ${res.body}`)
+  }
+  const headers = bearer(tokenFor({ tenantId, userId: options.userId ?? `${label}-user`, permissions: options.permissions ?? ALL_DATA_TOOLS }))
+  return {
+    tenantId,
+    headers,
+    execute: async (code, extra = {}) => await app.inject({ method: 'POST', url: '/api/execute', headers, payload: { code, ...extra } })
+  }
+}
