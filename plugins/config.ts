@@ -32,7 +32,7 @@ export class ConfigError extends Error {
 export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
   let config: Config
   try {
-    config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+    config = envSchema<Config>({ schema: ConfigSchema, data: env, env: false, dotenv: false })
   } catch (err) {
     throw new ConfigError(`Invalid configuration: ${(err as Error).message}`)
   }
