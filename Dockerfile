@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# tenant-enclave image: build with `docker build -t tenant-enclave .`, or use compose.yaml.
+# Written to be correct by reading: no Docker engine runs on the project's own machines or CI.
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---- build: all dependencies, the native addon (isolated-vm, node-gyp), TypeScript -> dist/
+FROM ${NODE_IMAGE} AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+# Same npm major as development and CI (npm 11 honours package.json "allowScripts").
+RUN npm install -g npm@11 && npm --version
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund
+
+# ---- runtime: production dependencies (with the compiled addon), compiled JS, migrations
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=3000
+WORKDIR /app
+# package.json is needed at run time: it makes dist/*.js ES modules ("type": "module").
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/migrations ./migrations
+# Code stays root-owned and read-only for the app; /data is writable for PGLITE_DIR=/data.
+RUN mkdir -p /data && chown node:node /data
+USER node
+EXPOSE 3000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# isolated-vm on Node 20 needs --no-node-snapshot.
+CMD ["node", "--no-node-snapshot", "dist/server.js"]
