@@ -1,0 +1,42 @@
+// Entry of a runner child process: isolates live here, never in the API process, so a script
+// that takes V8 down takes down only this process, which the supervisor replaces.
+import net from 'node:net'
+import { Execution } from './execution.js'
+import { IsolatePool, type PoolConfig } from './isolate-pool.js'
+import type { ToMain, ToRunner } from './protocol.js'
+import { LineChannel } from './wire.js'
+
+const config = JSON.parse(process.argv[2] ?? '{}') as PoolConfig
+const pool = new IsolatePool({
+  maxIdlePerKey: config.maxIdlePerKey ?? 8,
+  maxIdle: config.maxIdle ?? 32,
+  idleTtlMs: config.idleTtlMs ?? 60_000,
+  maxRunsPerIsolate: config.maxRunsPerIsolate ?? 1000
+})
+const runs = new Map<string, Execution>()
+
+// fd 3 is the pipe to the main process (see runner-process.ts).
+const socket = new net.Socket({ fd: 3, readable: true, writable: true })
+const channel = new LineChannel<ToRunner, ToMain>(socket, onMessage, (line) => {
+  process.stderr.write(`enclave runner: bad message (${line.length} chars)\n`)
+})
+const send = (m: ToMain): void => channel.send(m)
+
+function onMessage (msg: ToRunner): void {
+  if (msg.t === 'run') {
+    const run = new Execution(msg, pool, send, () => runs.delete(msg.id))
+    runs.set(msg.id, run)
+    run.start().catch((err: unknown) => {
+      process.stderr.write(`enclave runner: run failed: ${err instanceof Error ? err.message : String(err)}\n`)
+      run.abort('The runner failed to start the execution')
+    })
+  } else if (msg.t === 'ret') {
+    runs.get(msg.id)?.onToolResult(msg)
+  }
+}
+
+// The main process went away: nothing left to serve.
+socket.on('close', () => process.exit(0))
+socket.on('error', () => process.exit(0))
+
+send({ t: 'ready', pid: process.pid })

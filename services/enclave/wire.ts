@@ -1,0 +1,55 @@
+import type { Duplex } from 'node:stream'
+
+/**
+ * Newline-delimited JSON over a pipe. A raw pipe beats Node's IPC channel on latency, and
+ * messages produced in one tick are written with one syscall. JSON.stringify never emits a raw
+ * newline, so '\n' is a safe frame delimiter.
+ */
+export class LineChannel<In, Out> {
+  private pending: string[] = []
+  private scheduled = false
+  private partial = ''
+  private closed = false
+
+  constructor (private readonly stream: Duplex, onMessage: (msg: In) => void, onBadLine?: (line: string) => void) {
+    stream.setEncoding('utf8')
+    stream.on('data', (chunk: string) => {
+      let start = 0
+      let nl = chunk.indexOf('\n')
+      if (nl === -1) { this.partial += chunk; return }
+      let line = this.partial + chunk.slice(0, nl)
+      this.partial = ''
+      for (;;) {
+        if (line.length > 0) {
+          let msg: In
+          try { msg = JSON.parse(line) as In } catch { onBadLine?.(line); msg = undefined as In }
+          if (msg !== undefined) onMessage(msg)
+        }
+        start = nl + 1
+        nl = chunk.indexOf('\n', start)
+        if (nl === -1) break
+        line = chunk.slice(start, nl)
+      }
+      if (start < chunk.length) this.partial = chunk.slice(start)
+    })
+    stream.on('close', () => { this.closed = true })
+    stream.on('error', () => { this.closed = true })
+  }
+
+  send (msg: Out): void {
+    if (this.closed) return
+    this.pending.push(JSON.stringify(msg))
+    if (!this.scheduled) {
+      this.scheduled = true
+      queueMicrotask(this.flush)
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false
+    if (this.closed || this.pending.length === 0) { this.pending = []; return }
+    const data = this.pending.length === 1 ? this.pending[0] + '\n' : this.pending.join('\n') + '\n'
+    this.pending = []
+    this.stream.write(data)
+  }
+}
