@@ -25,6 +25,8 @@ function postgresKysely (connectionString: string, max: number, log: FastifyBase
   const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000 })
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on('error', (err) => { log.warn({ err }, 'idle PostgreSQL client failed') })
+  // A client that loses its server while checked out emits 'error' too; its query rejects anyway.
+  pool.on('connect', (client) => { client.on('error', (err) => { log.warn({ err }, 'PostgreSQL connection lost') }) })
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
 }
 

@@ -1,0 +1,65 @@
+// Shared by the HTTP and noisy-neighbour benchmarks: the app on its embedded defaults, in this
+// process, listening on a free loopback port, with tenants whose quotas never get in the way.
+import { randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyInstance } from 'fastify'
+import app, { serverOptions } from '../app.js'
+import { loadConfig } from '../plugins/config.js'
+import { signToken } from '../services/tokens.js'
+
+export interface BenchApp {
+  fastify: FastifyInstance
+  url: string
+  secret: string
+  tenant: (tenantId: string, quotaOverrides?: Record<string, number>, tier?: string) => Promise<Record<string, string>>
+}
+
+export async function startBenchApp (): Promise<BenchApp> {
+  const secret = randomBytes(32).toString('base64url')
+  const config = loadConfig({ JWT_SECRET: secret, LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '100000000', PORT: '0' })
+  const fastify = Fastify(serverOptions(config))
+  await fastify.register(app, { config })
+  await fastify.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = fastify.server.address() as AddressInfo
+  const adminToken = signToken({ tenantId: 'platform', userId: 'bench', permissions: ['admin'] }, { secret })
+  return {
+    fastify,
+    url: `http://127.0.0.1:${port}`,
+    secret,
+    tenant: async (tenantId, quotaOverrides = {}, tier = 'enterprise') => {
+      const res = await fastify.inject({
+        method: 'PUT',
+        url: `/admin/tenants/${tenantId}`,
+        headers: { authorization: `Bearer ${adminToken}` },
+        payload: { tier, quotaOverrides: { maxExecutionsPerDay: 1_000_000_000, maxToolCallsPerDay: 1_000_000_000, ...quotaOverrides } }
+      })
+      if (res.statusCode !== 200) throw new Error(`tenant setup failed: ${res.body}`)
+      const token = signToken({ tenantId, userId: 'bench', permissions: ['tool:data:query', 'tool:data:insert'] }, { secret }, 24 * 3600)
+      return { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
+    }
+  }
+}
+
+export function percentile (sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number
+}
+
+export const fmt = (n: number, digits = 2): string => Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
+
+/** Runs `work` with `inFlight` loops for `seconds`; returns per-op latencies (ms) and ops/s. */
+export async function closedLoop (inFlight: number, seconds: number, work: () => Promise<void>): Promise<{ opsPerSec: number, p50: number, p99: number }> {
+  const latencies: number[] = []
+  const end = performance.now() + seconds * 1000
+  const started = performance.now()
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (performance.now() < end) {
+      const t0 = performance.now()
+      await work()
+      latencies.push(performance.now() - t0)
+    }
+  }))
+  const elapsed = (performance.now() - started) / 1000
+  latencies.sort((a, b) => a - b)
+  return { opsPerSec: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
+}

@@ -1,0 +1,27 @@
+import fp from 'fastify-plugin'
+import { AuditWriter } from '../services/audit/audit-writer.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    audit: AuditWriter
+  }
+}
+
+// Rows held while PostgreSQL is unreachable (documented in README.md).
+const AUDIT_QUEUE_MAX = 10_000
+
+export default fp(async (fastify) => {
+  const audit = new AuditWriter(fastify.db, fastify.log, {
+    maxQueued: AUDIT_QUEUE_MAX,
+    retryDelayMs: 250,
+    onLost: (count) => { fastify.metrics.auditRowsLost.inc(count) },
+    onWriteFailure: () => { fastify.metrics.auditWriteFailures.inc() }
+  })
+  fastify.decorate('audit', audit)
+  // onClose hooks run in reverse order of registration: this one runs before the db closes.
+  fastify.addHook('onClose', async () => {
+    await audit.flush()
+    audit.close()
+    if (audit.pending > 0) fastify.log.error({ pending: audit.pending }, 'audit rows could not be written before shutdown')
+  })
+}, { name: 'audit', dependencies: ['db', 'metrics'] })

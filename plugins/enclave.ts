@@ -1,0 +1,26 @@
+import fp from 'fastify-plugin'
+import { Enclave } from '../services/enclave/index.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    enclave: Enclave
+  }
+}
+
+type CallTool = (name: string, args: unknown) => Promise<unknown>
+
+/**
+ * The sandbox: runner processes with one isolate per tenant. Each run carries its own tool
+ * gateway (bound to the caller) as its context, so the enclave's single handler only forwards.
+ */
+export default fp(async (fastify) => {
+  const enclave = new Enclave({
+    securityLevel: 'STRICT',
+    runners: fastify.config.ENCLAVE_RUNNERS === 0 ? undefined : fastify.config.ENCLAVE_RUNNERS,
+    logger: fastify.log,
+    toolHandler: async (name, args, context) => await (context as CallTool)(name, args),
+    onRunnerExit: () => { fastify.metrics.runnerRestarts.inc() }
+  })
+  fastify.decorate('enclave', enclave)
+  fastify.addHook('onClose', async () => { await enclave.dispose() })
+}, { name: 'enclave', dependencies: ['config', 'metrics'] })

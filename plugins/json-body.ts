@@ -1,0 +1,31 @@
+import fp from 'fastify-plugin'
+import type { FastifyError } from 'fastify'
+import createError from '@fastify/error'
+
+const InvalidUtf8Error = createError('BAD_REQUEST', 'Request body is not valid UTF-8', 400)
+const InvalidJsonError = createError('BAD_REQUEST', 'Request body is not valid JSON', 400)
+
+/**
+ * JSON bodies: strict UTF-8 (invalid bytes are a 400, not silently replaced), and Fastify's
+ * secure parser, which refuses `__proto__` and `constructor.prototype` keys with a 400.
+ */
+export default fp(async (fastify) => {
+  const decoder = new TextDecoder('utf-8', { fatal: true })
+  const parseJson = fastify.getDefaultJsonParser('error', 'error')
+  fastify.removeContentTypeParser('application/json')
+  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    let text: string
+    try {
+      text = decoder.decode(body as Buffer)
+    } catch {
+      done(new InvalidUtf8Error(), undefined)
+      return
+    }
+    try {
+      parseJson(request, text, (err: Error | null, value?: unknown) => { done(err as FastifyError | null, value) })
+    } catch {
+      // e.g. a stack overflow on absurdly deep nesting: still the client's malformed body
+      done(new InvalidJsonError(), undefined)
+    }
+  })
+}, { name: 'json-body' })

@@ -1,0 +1,39 @@
+import { sql } from 'kysely'
+import type { Trx } from '../db/with-tenant.js'
+
+export interface AuditLogEntry {
+  id: string
+  executionId: string
+  userId: string
+  action: 'code_execution' | 'execution_refused'
+  codeSha256: string | null
+  success: boolean
+  errorCode: string | null
+  durationMs: number | null
+  toolCalls: number
+  createdAt: string
+}
+
+/** The tenant's entries, newest first; `before` is an entry id from an earlier page. RLS scopes it. */
+export async function listAuditEntries (trx: Trx, options: { limit: number, before?: string }): Promise<AuditLogEntry[]> {
+  let query = trx.selectFrom('audit_log')
+    .select([
+      sql<string>`id::text`.as('id'), 'execution_id', 'user_id', 'action', 'code_sha256', 'success', 'error_code', 'duration_ms', 'tool_calls', 'created_at'
+    ])
+    .orderBy('id', 'desc')
+    .limit(options.limit)
+  if (options.before !== undefined) query = query.where('id', '<', options.before)
+  const rows = await query.execute()
+  return rows.map((row) => ({
+    id: row.id,
+    executionId: row.execution_id,
+    userId: row.user_id,
+    action: row.action,
+    codeSha256: row.code_sha256,
+    success: row.success,
+    errorCode: row.error_code,
+    durationMs: row.duration_ms,
+    toolCalls: row.tool_calls,
+    createdAt: new Date(row.created_at).toISOString()
+  }))
+}

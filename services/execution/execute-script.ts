@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto'
+import type { Enclave, ExecutionResult } from '../enclave/index.js'
+import type { AuditWriter } from '../audit/audit-writer.js'
+import { admitExecution, type Refusal } from '../quotas/admission.js'
+import type { LimitStore } from '../store/index.js'
+import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.js'
+
+export interface ExecutionDeps extends ToolGatewayDeps {
+  enclave: Enclave
+  store: LimitStore
+  audit: AuditWriter
+}
+
+export interface ExecutionRequest {
+  executionId: string
+  code: string
+  /** The caller's wish; it may lower the tier's maxExecutionDurationMs, never raise it. */
+  timeoutMs?: number
+}
+
+export type ExecutionOutcome =
+  | { ran: true, result: ExecutionResult }
+  | { ran: false, refusal: Refusal | { kind: 'code-size', limit: number } }
+
+export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex')
+
+/**
+ * The execute use case: refuse what the quotas refuse (consuming nothing), run what they admit
+ * in the tenant's isolate with the tool gateway, and audit both. The audit row is queued, so it
+ * adds no database round trip to the response.
+ */
+export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, request: ExecutionRequest): Promise<ExecutionOutcome> {
+  const { quotas } = caller
+  const audit = (fields: { action: 'code_execution' | 'execution_refused', success: boolean, errorCode: string | null, durationMs: number | null, toolCalls: number }): void => {
+    deps.audit.enqueue({ tenantId: caller.tenantId, executionId: request.executionId, userId: caller.userId, codeSha256: sha256(request.code), createdAt: new Date(), ...fields })
+  }
+  const refuse = (refusal: Refusal | { kind: 'code-size', limit: number }, errorCode: string): ExecutionOutcome => {
+    audit({ action: 'execution_refused', success: false, errorCode, durationMs: null, toolCalls: 0 })
+    return { ran: false, refusal }
+  }
+
+  const codeBytes = Buffer.byteLength(request.code, 'utf8')
+  if (codeBytes > quotas.maxCodeSizeKB * 1024) return refuse({ kind: 'code-size', limit: quotas.maxCodeSizeKB }, 'CODE_TOO_LARGE')
+
+  const timeoutMs = Math.min(request.timeoutMs ?? quotas.maxExecutionDurationMs, quotas.maxExecutionDurationMs)
+  const admission = await admitExecution(deps.store, caller.tenantId, request.executionId, quotas, timeoutMs)
+  if (!admission.admitted) {
+    return refuse(admission.refusal, admission.refusal.kind === 'concurrency' ? 'CONCURRENCY_LIMIT_EXCEEDED' : 'EXECUTION_QUOTA_EXCEEDED')
+  }
+
+  let result: ExecutionResult
+  try {
+    result = await deps.enclave.run(request.code, {
+      executionId: request.executionId,
+      isolateKey: caller.tenantId,
+      timeoutMs,
+      memoryLimitMB: quotas.maxMemoryMB,
+      maxToolCalls: quotas.maxToolCallsPerExecution,
+      maxOutputBytes: quotas.maxOutputSizeKB * 1024,
+      maxCodeBytes: quotas.maxCodeSizeKB * 1024,
+      context: createToolGateway(deps, caller)
+    })
+  } finally {
+    await admission.release().catch(() => {})
+  }
+  audit({
+    action: 'code_execution',
+    success: result.success,
+    errorCode: result.error?.code ?? null,
+    durationMs: Math.round(result.stats.duration),
+    toolCalls: result.stats.toolCallCount
+  })
+  return { ran: true, result }
+}

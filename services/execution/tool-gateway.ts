@@ -1,0 +1,99 @@
+import { Compile } from 'typebox/compile'
+import type { TSchema } from 'typebox'
+import type { Validator } from 'typebox/compile'
+import { withTenant, type AppDatabase } from '../db/with-tenant.js'
+import { utcDayWindow, type LimitStore } from '../store/index.js'
+import { toolCallsKey, toolWindowKey } from '../quotas/counter-keys.js'
+import type { ToolRegistry } from '../tools/tool-registry.js'
+import type { TenantQuotas } from '../tenants/tiers.js'
+import { EnclaveToolError } from '../enclave/index.js'
+
+export interface ToolCaller {
+  tenantId: string
+  userId: string
+  permissions: string[]
+  quotas: TenantQuotas
+}
+
+export interface ToolGatewayDeps {
+  db: AppDatabase
+  store: LimitStore
+  tools: ToolRegistry
+  /** Told of every call's outcome (metrics); `code` is 'OK' for a success. */
+  onToolCall?: (tool: string, code: string) => void
+}
+
+const validators = new WeakMap<TSchema, Validator>()
+function validatorFor (schema: TSchema): Validator {
+  let validator = validators.get(schema)
+  if (validator === undefined) {
+    validator = Compile(schema)
+    validators.set(schema, validator)
+  }
+  return validator
+}
+
+/**
+ * One script's `callTool`, checked in the order the contract gives: the tenant's daily tool
+ * calls (fatal), the token's `tool:<name>` permission, the tenant's registry (unknown,
+ * disabled, per-tool window), the arguments' schema, and then the tool itself in a transaction
+ * scoped to the tenant, so RLS bounds every row it touches. The per-run count is the enclave's.
+ */
+export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller) {
+  const report = (tool: string, code: string): void => { deps.onToolCall?.(tool, code) }
+
+  return async function callTool (name: string, args: unknown): Promise<unknown> {
+    const day = utcDayWindow()
+    let daily
+    try {
+      daily = await deps.store.consume(toolCallsKey(caller.tenantId, day.dayKey), 1, caller.quotas.maxToolCallsPerDay, day.ttlMs)
+    } catch (err) {
+      // A call that cannot be metered does not happen: the run ends (fail closed).
+      report(name, 'INTERNAL_ERROR')
+      throw new EnclaveToolError('INTERNAL_ERROR', 'Tool calls cannot be metered right now', { fatal: true, cause: err })
+    }
+    if (!daily.allowed) {
+      report(name, 'TOOL_QUOTA_EXCEEDED')
+      throw new EnclaveToolError('TOOL_QUOTA_EXCEEDED', `Daily tool call quota exceeded (${caller.quotas.maxToolCallsPerDay})`, { fatal: true })
+    }
+    if (!caller.permissions.includes(`tool:${name}`)) {
+      report(name, 'PERMISSION_DENIED')
+      throw new EnclaveToolError('PERMISSION_DENIED', `Permission denied: tool:${name}`)
+    }
+    const tool = await deps.tools.get(caller.tenantId, name)
+    if (tool === undefined) {
+      report(name, 'UNKNOWN_TOOL')
+      throw new EnclaveToolError('UNKNOWN_TOOL', `Unknown tool: ${name}`)
+    }
+    if (!tool.enabled) {
+      report(name, 'TOOL_DISABLED')
+      throw new EnclaveToolError('TOOL_DISABLED', `Tool disabled: ${name}`)
+    }
+    if (tool.rateLimit !== null) {
+      const { calls, windowMs } = tool.rateLimit
+      const windowStart = Math.floor(Date.now() / windowMs) * windowMs
+      const window = await deps.store.consume(toolWindowKey(caller.tenantId, name, windowStart), 1, calls, windowStart + windowMs - Date.now() + 1000)
+      if (!window.allowed) {
+        report(name, 'TOOL_RATE_LIMITED')
+        throw new EnclaveToolError('TOOL_RATE_LIMITED', `Rate limit exceeded for ${name}: ${calls} calls per ${windowMs} ms`)
+      }
+    }
+    const validator = validatorFor(tool.definition.argsSchema)
+    if (!validator.Check(args)) {
+      const first = validator.Errors(args)[0]
+      const where = first?.instancePath === '' || first?.instancePath === undefined ? 'args' : `args${first.instancePath}`
+      report(name, 'TOOL_ERROR')
+      throw new EnclaveToolError('TOOL_ERROR', `Invalid arguments for ${name}: ${where} ${first?.message ?? 'is invalid'}`)
+    }
+    try {
+      const result = await withTenant(deps.db, caller.tenantId, async (trx) =>
+        await tool.definition.run(trx, { tenantId: caller.tenantId, userId: caller.userId }, args, tool.config))
+      report(name, 'OK')
+      return result
+    } catch (err) {
+      report(name, 'TOOL_ERROR')
+      // Database details stay on the host; the script learns only that the tool failed.
+      throw new EnclaveToolError('TOOL_ERROR', `Tool ${name} failed`, { cause: err })
+    }
+  }
+}

@@ -1,0 +1,34 @@
+import { utcDayWindow, type LimitStore } from '../store/index.js'
+import type { TenantQuotas, Tier } from '../tenants/tiers.js'
+import { concurrencyKey, executionsKey, toolCallsKey } from './counter-keys.js'
+
+export interface Usage {
+  tenantId: string
+  tier: Tier
+  executions: number
+  toolCalls: number
+  concurrentExecutions: number
+  quotas: TenantQuotas
+  periodStart: string
+  periodEnd: string
+}
+
+/** Today's (UTC) counts, read from the same counters admission and the tool gateway consume. */
+export async function readUsage (store: LimitStore, tenant: { tenantId: string, tier: Tier, quotas: TenantQuotas }): Promise<Usage> {
+  const day = utcDayWindow()
+  const [executions, toolCalls, concurrentExecutions] = await Promise.all([
+    store.get(executionsKey(tenant.tenantId, day.dayKey)),
+    store.get(toolCallsKey(tenant.tenantId, day.dayKey)),
+    store.countLeases(concurrencyKey(tenant.tenantId))
+  ])
+  return {
+    tenantId: tenant.tenantId,
+    tier: tenant.tier,
+    executions,
+    toolCalls,
+    concurrentExecutions,
+    quotas: tenant.quotas,
+    periodStart: day.periodStart,
+    periodEnd: day.periodEnd
+  }
+}
