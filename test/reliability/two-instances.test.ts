@@ -1,0 +1,85 @@
+// Two app processes on the same PostgreSQL and Redis keep one truth. Needs the real servers
+// (.ci/run starts them): with the embedded defaults each instance would have its own state.
+import t from 'tap'
+import { adminHeaders, bearer, tokenFor, uniqueTenantId } from '../helper.js'
+import { startServer, type ServerProcess } from '../support/server-process.js'
+
+const { DATABASE_URL, REDIS_URL } = process.env
+
+async function call (server: ServerProcess, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number, json: any }> {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  })
+  const text = await res.text()
+  return { status: res.status, json: text === '' ? undefined : JSON.parse(text) }
+}
+
+if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
+  t.test('two instances, one truth', async (t) => {
+    const teardown = (fn: () => unknown): void => { t.teardown(fn) }
+    const env = { ENCLAVE_RUNNERS: '1', RATE_LIMIT_PER_MINUTE: '100000' }
+    const [a, b] = await Promise.all([startServer(env, teardown), startServer(env, teardown)]) as [ServerProcess, ServerProcess]
+    const admin = adminHeaders()
+    const newTenant = async (label: string, quotaOverrides: Record<string, number>): Promise<{ tenantId: string, headers: Record<string, string> }> => {
+      const tenantId = uniqueTenantId(label)
+      const put = await call(a, 'PUT', `/admin/tenants/${tenantId}`, admin, { tier: 'starter', quotaOverrides })
+      t.equal(put.status, 200)
+      return { tenantId, headers: bearer(tokenFor({ tenantId, permissions: ['tool:data:query'] })) }
+    }
+
+    t.test('60 parallel executions split across both against a quota of 30: exactly 30', async (t) => {
+      const tenant = await newTenant('two-quota', { maxExecutionsPerDay: 30, maxConcurrentExecutions: 100 })
+      const results = await Promise.all(Array.from({ length: 60 }, async (_, i) =>
+        await call(i % 2 === 0 ? a : b, 'POST', '/api/execute', tenant.headers, { code: 'return 1' })))
+      t.equal(results.filter((r) => r.status === 200).length, 30)
+      t.equal(results.filter((r) => r.status === 429).length, 30)
+    })
+
+    t.test('a concurrency limit of 2 holds across both', async (t) => {
+      const tenant = await newTenant('two-conc', { maxConcurrentExecutions: 2 })
+      const slow = { code: 'await new Promise(() => {})', timeoutMs: 2000 }
+      const running = [call(a, 'POST', '/api/execute', tenant.headers, slow), call(b, 'POST', '/api/execute', tenant.headers, slow)]
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      const third = await Promise.all([call(a, 'POST', '/api/execute', tenant.headers, { code: 'return 1' }), call(b, 'POST', '/api/execute', tenant.headers, { code: 'return 1' })])
+      t.same(third.map((r) => r.status), [429, 429])
+      for (const r of await Promise.all(running)) t.equal(r.json.error.code, 'TIMEOUT')
+    })
+
+    t.test('a registry change through one instance is seen by the other at once (pub/sub)', async (t) => {
+      const tenant = await newTenant('two-registry', {})
+      const before = await call(b, 'GET', '/api/tools', tenant.headers)
+      t.equal(before.json.tools.find((tool: { name: string }) => tool.name === 'data:query').enabled, true, 'B has it cached as enabled')
+      const started = Date.now()
+      t.equal((await call(a, 'PUT', `/admin/tenants/${tenant.tenantId}/tools/data:query`, admin, { enabled: false })).status, 200)
+      let seenAfter = -1
+      while (Date.now() - started < 5000) {
+        const now = await call(b, 'GET', '/api/tools', tenant.headers)
+        if (now.json.tools.find((tool: { name: string }) => tool.name === 'data:query').enabled === false) { seenAfter = Date.now() - started; break }
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      t.ok(seenAfter >= 0 && seenAfter < 1000, `B saw the change after ${seenAfter} ms (bound: 1 s by pub/sub; TENANT_CACHE_TTL_MS if a notice is lost)`)
+      const run = await call(b, 'POST', '/api/execute', tenant.headers, { code: "try { await callTool('data:query', {}) } catch (e) { return e.code }" })
+      t.equal(run.json.value, 'TOOL_DISABLED')
+    })
+
+    t.test('a SIGKILLed instance frees its concurrency slot when the lease ends', async (t) => {
+      const victim = await startServer(env, teardown)
+      const tenant = await newTenant('two-kill', { maxConcurrentExecutions: 1, maxExecutionDurationMs: 2000 })
+      void call(victim, 'POST', '/api/execute', tenant.headers, { code: 'await new Promise(() => {})' }).catch(() => {})
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      victim.child.kill('SIGKILL')
+      const killedAt = Date.now()
+      t.equal((await call(b, 'POST', '/api/execute', tenant.headers, { code: 'return 1' })).status, 429, 'the dead instance\'s slot is still leased')
+      let freedAfter = -1
+      while (Date.now() - killedAt < 15_000) {
+        const res = await call(b, 'POST', '/api/execute', tenant.headers, { code: 'return 1' })
+        if (res.status === 200) { freedAfter = Date.now() - killedAt; break }
+        await new Promise((resolve) => setTimeout(resolve, 250))
+      }
+      // lease = the run's timeout (2 s) + 5 s margin, counted from admission
+      t.ok(freedAfter >= 0 && freedAfter <= 8000, `slot freed ${freedAfter} ms after the kill (lease: 2 s run + 5 s margin)`)
+    })
+  })
+}
