@@ -1,9 +1,12 @@
 import fp from 'fastify-plugin'
 import { Enclave } from '../services/enclave/index.js'
+import { CpuFairScheduler } from '../services/execution/cpu-fair-scheduler.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     enclave: Enclave
+    /** Keeps one tenant's CPU-bound scripts from taking every core. */
+    cpuScheduler: CpuFairScheduler
   }
 }
 
@@ -22,5 +25,6 @@ export default fp(async (fastify) => {
     onRunnerExit: () => { fastify.metrics.runnerRestarts.inc() }
   })
   fastify.decorate('enclave', enclave)
+  fastify.decorate('cpuScheduler', new CpuFairScheduler())
   fastify.addHook('onClose', async () => { await enclave.dispose() })
 }, { name: 'enclave', dependencies: ['config', 'metrics'] })

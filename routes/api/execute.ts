@@ -56,6 +56,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     try {
       outcome = await executeScript({
         enclave: fastify.enclave,
+        scheduler: fastify.cpuScheduler,
         store: fastify.store,
         db: fastify.db,
         tools: fastify.tools,

@@ -4,9 +4,11 @@ import type { AuditWriter } from '../audit/audit-writer.js'
 import { admitExecution, type Refusal } from '../quotas/admission.js'
 import type { LimitStore } from '../store/index.js'
 import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.js'
+import type { CpuFairScheduler } from './cpu-fair-scheduler.js'
 
 export interface ExecutionDeps extends ToolGatewayDeps {
   enclave: Enclave
+  scheduler: CpuFairScheduler
   store: LimitStore
   audit: AuditWriter
 }
@@ -50,16 +52,23 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
 
   let result: ExecutionResult
   try {
-    result = await deps.enclave.run(request.code, {
+    const queuedAt = performance.now()
+    result = await deps.scheduler.run<ExecutionResult>(caller.tenantId, timeoutMs, async (remainingMs) => await deps.enclave.run(request.code, {
       executionId: request.executionId,
       isolateKey: caller.tenantId,
-      timeoutMs,
+      timeoutMs: remainingMs,
       memoryLimitMB: quotas.maxMemoryMB,
       maxToolCalls: quotas.maxToolCallsPerExecution,
       maxOutputBytes: quotas.maxOutputSizeKB * 1024,
       maxCodeBytes: quotas.maxCodeSizeKB * 1024,
       context: createToolGateway(deps, caller)
-    })
+    }), () => ({
+      executionId: request.executionId,
+      success: false,
+      error: { name: 'TimeoutError', code: 'TIMEOUT', message: `Execution timed out after ${timeoutMs} ms (waiting for a free CPU lane)` },
+      logs: [],
+      stats: { duration: performance.now() - queuedAt, toolCallCount: 0 }
+    }), (ran) => ran.stats)
   } finally {
     await admission.release().catch(() => {})
   }
