@@ -14,6 +14,7 @@ export default fp(async (fastify) => {
   const audit = new AuditWriter(fastify.db, fastify.log, {
     maxQueued: AUDIT_QUEUE_MAX,
     retryDelayMs: 250,
+    batchDelayMs: 100,
     onLost: (count) => { fastify.metrics.auditRowsLost.inc(count) },
     onWriteFailure: () => { fastify.metrics.auditWriteFailures.inc() }
   })

@@ -18,6 +18,8 @@ export interface AuditWriterOptions {
   /** Rows held while the database is unreachable; past this the oldest are dropped and counted. */
   maxQueued: number
   retryDelayMs: number
+  /** How long a row may wait for others to share its write. */
+  batchDelayMs: number
   onLost?: (count: number) => void
   onWriteFailure?: () => void
 }
@@ -32,6 +34,7 @@ export class AuditWriter {
   private queue: AuditEntry[] = []
   private flushing: Promise<void> | undefined
   private retryTimer: NodeJS.Timeout | undefined
+  private batchTimer: NodeJS.Timeout | undefined
   private failures = 0
 
   constructor (private readonly db: AppDatabase, private readonly log: FastifyBaseLogger, private readonly options: AuditWriterOptions) {}
@@ -57,7 +60,9 @@ export class AuditWriter {
   /** Stops retrying in the background; used at shutdown after a final flush. */
   close (): void {
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
+    if (this.batchTimer !== undefined) clearTimeout(this.batchTimer)
     this.retryTimer = undefined
+    this.batchTimer = undefined
   }
 
   private dropOverflow (): void {
@@ -67,9 +72,15 @@ export class AuditWriter {
     this.log.error({ lost: lost.length, executionIds: lost.map((e) => e.executionId) }, 'audit queue overflowed: oldest rows dropped')
   }
 
+  // Rows arriving within batchDelayMs share one transaction: under load that is one database
+  // round trip for many executions, and none on any response path.
   private scheduleFlush (): void {
-    if (this.flushing !== undefined) return
-    setImmediate(() => { void this.flush() })
+    if (this.batchTimer !== undefined) return
+    this.batchTimer = setTimeout(() => {
+      this.batchTimer = undefined
+      void this.flush()
+    }, this.options.batchDelayMs)
+    this.batchTimer.unref()
   }
 
   private async writeBatch (): Promise<void> {
