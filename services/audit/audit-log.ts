@@ -1,16 +1,10 @@
 import { sql } from 'kysely'
 import type { Trx } from '../db/with-tenant.js'
+import type { AuditFacts } from './audit-writer.js'
 
-export interface AuditLogEntry {
+/** An audit row as the tenant reads it back. */
+export interface AuditLogEntry extends AuditFacts {
   id: string
-  executionId: string
-  userId: string
-  action: 'code_execution' | 'execution_refused'
-  codeSha256: string | null
-  success: boolean
-  errorCode: string | null
-  durationMs: number | null
-  toolCalls: number
   createdAt: string
 }
 

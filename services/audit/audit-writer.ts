@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { withTenant, type AppDatabase } from '../db/with-tenant.js'
 
-export interface AuditEntry {
-  tenantId: string
+/** What one audit row says about one execution or refused request. */
+export interface AuditFacts {
   executionId: string
   userId: string
   action: 'code_execution' | 'execution_refused'
@@ -11,6 +11,10 @@ export interface AuditEntry {
   errorCode: string | null
   durationMs: number | null
   toolCalls: number
+}
+
+export interface AuditEntry extends AuditFacts {
+  tenantId: string
   createdAt: Date
 }
 
