@@ -14,7 +14,9 @@ export default fp(async (fastify) => {
     const status = error.statusCode ?? 500
     if (status >= 400 && status < 500) {
       const code = error.code?.startsWith('FST_') === true ? 'BAD_REQUEST' : error.code
-      return await reply.code(status).send({ error: error.message, code })
+      // A limit's size (the rate limit's, say) helps the client back off.
+      const limit = (error as { limit?: unknown }).limit
+      return await reply.code(status).send({ error: error.message, code, ...(typeof limit === 'number' ? { limit } : {}) })
     }
     if (isDependencyFailure(error) || status === 503) {
       request.log.warn({ err: error }, 'dependency unavailable')

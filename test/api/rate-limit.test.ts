@@ -1,0 +1,26 @@
+import t from 'tap'
+import { buildApp, createTenant } from '../helper.js'
+
+t.test('the per-tenant request rate limit', async (t) => {
+  const app = await buildApp(t, { RATE_LIMIT_PER_MINUTE: '3' })
+  const noisy = await createTenant(app, 'rl-noisy')
+  const other = await createTenant(app, 'rl-other')
+  const usage = async (headers: Record<string, string>) => await app.inject({ method: 'GET', url: '/api/usage', headers })
+
+  const first = await usage(noisy.headers)
+  t.equal(first.statusCode, 200)
+  t.equal(first.headers['x-ratelimit-limit'], '3')
+  t.equal(first.headers['x-ratelimit-remaining'], '2')
+  await usage(noisy.headers)
+  await usage(noisy.headers)
+  const refused = await usage(noisy.headers)
+  t.equal(refused.statusCode, 429)
+  t.match(refused.json(), { error: 'Rate limit exceeded', code: 'RATE_LIMITED', limit: 3 })
+  t.ok(Number(refused.headers['retry-after']) > 0, 'Retry-After is set')
+
+  const execute = await noisy.execute('return 1')
+  t.equal(execute.statusCode, 429, 'execute is limited too')
+  const after = await usage(other.headers)
+  t.equal(after.statusCode, 200, 'another tenant has its own window')
+  t.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200, '/health is not limited')
+})

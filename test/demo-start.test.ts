@@ -1,0 +1,37 @@
+// The first-run experience: `npm start` on a bare machine prints tokens and curl lines that work.
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { startServer } from './support/server-process.js'
+
+const run = promisify(execFile)
+
+t.test('an embedded start without a key prints working demo tokens and curl lines', async (t) => {
+  const server = await startServer({ JWT_SECRET: undefined, DATABASE_URL: undefined, DATABASE_ADMIN_URL: undefined, REDIS_URL: undefined }, (fn) => t.teardown(fn))
+  const deadline = Date.now() + 30_000
+  while (!server.output().includes('API docs:') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+  const output = server.output()
+  for (const tenant of ['demo-free', 'demo-starter', 'demo-enterprise', 'admin']) {
+    t.match(output, new RegExp(`${tenant}\\s+TOKEN=ey`), `a token for ${tenant}`)
+  }
+  const curls = output.split('\n').map((line) => line.trim()).filter((line) => line.startsWith('curl '))
+  t.equal(curls.length, 3)
+  // In the printed order: the usage line reports what the execute line did.
+  const results: unknown[] = []
+  for (const line of curls) results.push(JSON.parse((await run('bash', ['-c', line])).stdout))
+  const [execute, usage, admin] = results
+  t.match(execute, { success: true, value: [{ hello: 'world', tenantId: 'demo-free' }] }, 'the execute example runs as printed')
+  t.match(usage, { tenantId: 'demo-free', tier: 'free', executions: 1, toolCalls: 2 })
+  t.match(admin, { tenantId: 'demo-starter', tier: 'starter', registered: true })
+})
+
+t.test('npm run token mints a token the service accepts', async (t) => {
+  const secret = 'a-secret-for-the-token-script-test-0123456789'
+  const { stdout } = await run(process.execPath, ['--import=tsx', 'scripts/token.ts', '--tenant', 'acme', '--user', 'alice', '--perm', 'tool:data:query', '--perm', 'admin'], { env: { PATH: process.env.PATH, JWT_SECRET: secret } })
+  const [, payload] = stdout.trim().split('.')
+  t.match(JSON.parse(Buffer.from(payload as string, 'base64url').toString()), { tenantId: 'acme', userId: 'alice', permissions: ['tool:data:query', 'admin'] })
+  const server = await startServer({ JWT_SECRET: secret, DATABASE_URL: undefined, DATABASE_ADMIN_URL: undefined, REDIS_URL: undefined }, (fn) => t.teardown(fn))
+  const res = await fetch(`${server.url}/admin/tenants/acme`, { headers: { authorization: `Bearer ${stdout.trim()}` } })
+  t.equal(res.status, 200)
+  await t.rejects(run(process.execPath, ['--import=tsx', 'scripts/token.ts', '--tenant', 'acme'], { env: { PATH: process.env.PATH } }), 'refuses without JWT_SECRET')
+})
