@@ -27,8 +27,14 @@ t.test('quotas at their boundaries', async (t) => {
 
   t.test('maxConcurrentExecutions: 2 run at once, a 3rd is 429', async (t) => {
     const tenant = await createTenant(app, 'q-conc', { quotaOverrides: { maxConcurrentExecutions: 2 } })
-    const slow = [tenant.execute('await new Promise(() => {})', { timeoutMs: 1500 }), tenant.execute('await new Promise(() => {})', { timeoutMs: 1500 })]
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    const slow = [tenant.execute('await new Promise(() => {})', { timeoutMs: 4000 }), tenant.execute('await new Promise(() => {})', { timeoutMs: 4000 })]
+    // Both hold their slot (usage shows it) before the third arrives.
+    const deadline = Date.now() + 3000
+    while (Date.now() < deadline) {
+      const running = (await app.inject({ method: 'GET', url: '/api/usage', headers: tenant.headers })).json().concurrentExecutions
+      if (running === 2) break
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
     const third = await tenant.execute('return 1')
     t.equal(third.statusCode, 429)
     t.same(third.json(), { error: 'Concurrent execution limit exceeded', code: 'CONCURRENCY_LIMIT_EXCEEDED', limit: 2 })

@@ -24,7 +24,10 @@ t.test('graceful shutdown on SIGTERM', async (t) => {
     headers: { authorization: `Bearer ${tokenFor({ tenantId })}`, 'content-type': 'application/json' },
     body: JSON.stringify({ code: 'const end = Date.now() + 1000; while (Date.now() < end) {} return "finished"' })
   })
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  // SIGTERM once the server is working on the request (it logs it), however slow the machine.
+  const deadline = Date.now() + 20_000
+  while (!server.output().includes('"url":"/api/execute"') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  await new Promise((resolve) => setTimeout(resolve, 100))
   server.child.kill('SIGTERM')
 
   const res = await response
