@@ -8,15 +8,26 @@ export interface AuditLogEntry extends AuditFacts {
   createdAt: string
 }
 
-/** The tenant's entries, newest first; `before` is an entry id from an earlier page. RLS scopes it. */
+/**
+ * The tenant's entries, newest first by the time they happened (then by id); `before` is an
+ * entry id from an earlier page: only entries older than that one are listed. RLS scopes it.
+ */
 export async function listAuditEntries (trx: Trx, options: { limit: number, before?: string }): Promise<AuditLogEntry[]> {
   let query = trx.selectFrom('audit_log')
     .select([
       sql<string>`id::text`.as('id'), 'execution_id', 'user_id', 'action', 'code_sha256', 'success', 'error_code', 'duration_ms', 'tool_calls', 'created_at'
     ])
+    .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(options.limit)
-  if (options.before !== undefined) query = query.where('id', '<', options.before)
+  if (options.before !== undefined) {
+    const before = options.before
+    query = query.where(({ eb, refTuple, selectFrom }) => eb(
+      refTuple('created_at', 'id'),
+      '<',
+      selectFrom('audit_log as cursor').select(['cursor.created_at', 'cursor.id']).where('cursor.id', '=', before).$asTuple('created_at', 'id')
+    ))
+  }
   const rows = await query.execute()
   return rows.map((row) => ({
     id: row.id,

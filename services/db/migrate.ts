@@ -1,12 +1,14 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely'
 import { initialMigration } from '../../migrations/001-initial.js'
+import { auditTimeOrderMigration } from '../../migrations/002-audit-time-order.js'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {
   return {
     async getMigrations (): Promise<Record<string, Migration>> {
       return {
-        '001-initial': initialMigration(appRole)
+        '001-initial': initialMigration(appRole),
+        '002-audit-time-order': auditTimeOrderMigration
       }
     }
   }

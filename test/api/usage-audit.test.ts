@@ -43,3 +43,23 @@ t.test('usage and audit match what ran', async (t) => {
   t.equal(otherAudit.entries.length, 1, 'the other tenant sees only its own entry')
   t.notOk(otherAudit.entries.some((e: { executionId: string }) => results.some((r) => r.executionId === e.executionId)))
 })
+
+t.test('audit entries are listed by when they happened, even when written late', async (t) => {
+  const app = await buildApp(t)
+  const tenant = await createTenant(app, 'audit-late')
+  const entry = (executionId: string, createdAt: Date) => ({
+    tenantId: tenant.tenantId, executionId, userId: 'u', action: 'code_execution' as const, codeSha256: null,
+    success: true, errorCode: null, durationMs: 1, toolCalls: 0, createdAt
+  })
+  // As after an outage: the older row reaches the database after the newer one.
+  app.audit.enqueue(entry('newer', new Date()))
+  await app.audit.flush()
+  app.audit.enqueue(entry('older', new Date(Date.now() - 60_000)))
+  await app.audit.flush()
+  const all = (await app.inject({ method: 'GET', url: '/api/audit', headers: tenant.headers })).json().entries as Array<{ id: string, executionId: string }>
+  t.same(all.map((e) => e.executionId), ['newer', 'older'])
+  const page = (await app.inject({ method: 'GET', url: `/api/audit?limit=1&before=${all[0]?.id as string}`, headers: tenant.headers })).json()
+  t.same(page.entries.map((e: { executionId: string }) => e.executionId), ['older'])
+  const none = (await app.inject({ method: 'GET', url: '/api/audit?before=999999999', headers: tenant.headers })).json()
+  t.same(none.entries, [], 'an unknown cursor lists nothing')
+})
