@@ -2,20 +2,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorBody } from '../../services/errors.js'
 import { withTenant } from '../../services/db/with-tenant.js'
-import { deleteToolSetting, putToolSetting } from '../../services/tools/tool-settings.js'
+import { ToolRateLimitSchema, deleteToolSetting, putToolSetting } from '../../services/tools/tool-settings.js'
 import { TENANT_ID_PATTERN } from '../../plugins/auth.js'
 
-export const TOOL_NAME_PATTERN = '^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)*$'
+const TOOL_NAME_PATTERN = '^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)*$'
 
 const Params = Type.Object({
   tenantId: Type.String({ pattern: TENANT_ID_PATTERN }),
   tool: Type.String({ pattern: TOOL_NAME_PATTERN, maxLength: 128 })
 })
-
-export const ToolRateLimitSchema = Type.Object({
-  calls: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
-  windowMs: Type.Integer({ minimum: 100, maximum: 86_400_000 })
-}, { additionalProperties: false })
 
 const ToolSettingBody = Type.Object({
   enabled: Type.Boolean(),

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorBody } from '../../services/errors.js'
-import { ToolRateLimitSchema } from '../admin/tenant-tools.js'
+import { ToolRateLimitSchema } from '../../services/tools/tool-settings.js'
 
 const Tool = Type.Object({
   name: Type.String(),
@@ -26,7 +26,7 @@ const toolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tools: tools.map((tool) => ({
         name: tool.definition.name,
         description: tool.definition.description,
-        argsSchema: JSON.parse(JSON.stringify(tool.definition.argsSchema)),
+        argsSchema: tool.definition.argsSchema,
         enabled: tool.enabled,
         permitted: permissions.includes(`tool:${tool.definition.name}`),
         rateLimit: tool.rateLimit

@@ -11,9 +11,13 @@ export interface TenantTool {
   config: Record<string, unknown>
 }
 
+/** A tool without a setting is enabled, unlimited, with an empty config. */
+function asSeenBy (definition: ToolDefinition, setting: ToolSetting | undefined): TenantTool {
+  return { definition, enabled: setting?.enabled ?? true, rateLimit: setting?.rateLimit ?? null, config: setting?.config ?? {} }
+}
+
 /**
  * The tools that exist, and each tenant's settings for them (tenant_tools), cached per tenant.
- * A tool without a setting is enabled, unlimited, with an empty config.
  */
 export class ToolRegistry {
   private readonly byName: Map<string, ToolDefinition>
@@ -36,16 +40,12 @@ export class ToolRegistry {
   async get (tenantId: string, name: string): Promise<TenantTool | undefined> {
     const definition = this.byName.get(name)
     if (definition === undefined) return undefined
-    const setting = (await this.settingsOf(tenantId)).get(name)
-    return { definition, enabled: setting?.enabled ?? true, rateLimit: setting?.rateLimit ?? null, config: setting?.config ?? {} }
+    return asSeenBy(definition, (await this.settingsOf(tenantId)).get(name))
   }
 
   async list (tenantId: string): Promise<TenantTool[]> {
     const settings = await this.settingsOf(tenantId)
-    return this.definitions().map((definition) => {
-      const setting = settings.get(definition.name)
-      return { definition, enabled: setting?.enabled ?? true, rateLimit: setting?.rateLimit ?? null, config: setting?.config ?? {} }
-    })
+    return this.definitions().map((definition) => asSeenBy(definition, settings.get(definition.name)))
   }
 
   invalidate (tenantId: string): void {

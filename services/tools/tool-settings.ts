@@ -1,6 +1,11 @@
+import { Type, type Static } from 'typebox'
 import type { Trx } from '../db/with-tenant.js'
 
-export interface ToolRateLimit { calls: number, windowMs: number }
+export const ToolRateLimitSchema = Type.Object({
+  calls: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  windowMs: Type.Integer({ minimum: 100, maximum: 86_400_000 })
+}, { additionalProperties: false })
+export type ToolRateLimit = Static<typeof ToolRateLimitSchema>
 
 /** One tenant's setting for one tool, as stored in tenant_tools. */
 export interface ToolSetting {
