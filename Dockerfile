@@ -2,21 +2,19 @@
 # tenant-enclave image: build with `docker build -t tenant-enclave .`, or use compose.yaml.
 # Written to be correct by reading: no Docker engine runs on the project's own machines or CI.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
-# ---- build: all dependencies, the native addon (isolated-vm, node-gyp), TypeScript -> dist/
+# ---- build: all dependencies (isolated-vm loads a prebuilt binary on Node 24), TypeScript -> dist/
 FROM ${NODE_IMAGE} AS build
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ \
- && rm -rf /var/lib/apt/lists/*
 # Same npm major as development and CI (npm 11 honours package.json "allowScripts").
 RUN npm install -g npm@11 && npm --version
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# The image's own Node 24 runs everything: the optional pinned `node` package is not needed here.
+RUN npm ci --omit=optional --no-audit --no-fund
 COPY . .
 RUN npm run build \
- && npm prune --omit=dev --no-audit --no-fund
+ && npm prune --omit=dev --omit=optional --no-audit --no-fund
 
 # ---- runtime: production dependencies (with the compiled addon), compiled JS, migrations
 FROM ${NODE_IMAGE} AS runtime
@@ -35,5 +33,5 @@ USER node
 EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-# isolated-vm on Node 20 needs --no-node-snapshot.
+# isolated-vm needs --no-node-snapshot (Node 20 and later).
 CMD ["node", "--no-node-snapshot", "dist/server.js"]

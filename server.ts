@@ -1,10 +1,11 @@
+import './runtime-check.ts'
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import closeWithGrace from 'close-with-grace'
-import app, { serverOptions } from './app.js'
-import { ConfigError, loadConfig } from './plugins/config.js'
-import { createDemoTenants } from './services/demo-tenants.js'
+import app, { serverOptions } from './app.ts'
+import { ConfigError, loadConfig } from './plugins/config.ts'
+import { createDemoTenants } from './services/demo-tenants.ts'
 
 // The only place that creates Fastify and listens.
 const env = { ...process.env }
@@ -34,6 +35,7 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
 
 try {
   await fastify.listen({ port: config.PORT, host: config.HOST })
+  fastify.log.info({ node: process.version, v8: process.versions.v8 }, `runtime: Node.js ${process.version}, V8 ${process.versions.v8}`)
 } catch (err) {
   fastify.log.fatal({ err }, 'could not start')
   process.exit(1)

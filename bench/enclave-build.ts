@@ -1,5 +1,5 @@
 // Compiles services/enclave to JavaScript for the benchmark, so it measures what production runs
-// (node on compiled dist-style files, runners started without tsx). The output goes to a cache
+// (node on compiled dist-style files, no type stripping). The output goes to a cache
 // directory inside node_modules so that bare imports (isolated-vm, acorn) still resolve.
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -7,7 +7,7 @@ import { createRequire } from 'node:module'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-export async function loadCompiledEnclave (root: string): Promise<typeof import('../services/enclave/index.js')> {
+export async function loadCompiledEnclave (root: string): Promise<typeof import('../services/enclave/index.ts')> {
   const outDir = resolve(root, 'node_modules/.cache/tenant-enclave-bench')
   mkdirSync(outDir, { recursive: true })
   const tsconfig = join(outDir, 'tsconfig.json')
@@ -18,5 +18,5 @@ export async function loadCompiledEnclave (root: string): Promise<typeof import(
   }))
   const tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc')
   execFileSync(process.execPath, [tsc, '-p', tsconfig], { stdio: 'inherit' })
-  return await import(pathToFileURL(join(outDir, 'services/enclave/index.js')).href) as typeof import('../services/enclave/index.js')
+  return await import(pathToFileURL(join(outDir, 'services/enclave/index.js')).href) as typeof import('../services/enclave/index.ts')
 }

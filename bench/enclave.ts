@@ -1,5 +1,5 @@
 // Enclave benchmark: `npm run bench:enclave` (add `-- --ts` to measure the TypeScript sources
-// under tsx instead of the compiled JavaScript that production runs).
+// through Node's type stripping instead of the compiled JavaScript that production runs).
 //
 // Prints executions/s and p50/p99 for (a) `return 1+1`, (b) 20 sequential tool calls to an echo
 // handler, (c) (b) with 8 and 32 executions in flight, a raw isolated-vm loop measured in the
@@ -7,12 +7,12 @@
 import ivm from 'isolated-vm'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { loadCompiledEnclave } from './enclave-build.js'
+import { loadCompiledEnclave } from './enclave-build.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const fromTs = process.argv.includes('--ts')
 const quick = process.argv.includes('--quick')
-const mod = fromTs ? await import('../services/enclave/index.js') : await loadCompiledEnclave(root)
+const mod = fromTs ? await import('../services/enclave/index.ts') : await loadCompiledEnclave(root)
 const { Enclave } = mod
 
 interface Figures { label: string, count: number, seconds: number, p50: number, p99: number }
@@ -59,7 +59,7 @@ async function rawLoop (n: number): Promise<Figures> {
 }
 
 const N = quick ? 200 : 1000
-console.log(`enclave benchmark — node ${process.version}, ${availableParallelism()} CPUs, ${fromTs ? 'TypeScript sources (tsx)' : 'compiled JavaScript'}`)
+console.log(`enclave benchmark — node ${process.version}, ${availableParallelism()} CPUs, ${fromTs ? 'TypeScript sources (type stripping)' : 'compiled JavaScript'}`)
 
 const echo = async (_name: string, args: unknown): Promise<unknown> => args
 const enclave = new Enclave({ securityLevel: 'STRICT', toolHandler: echo })

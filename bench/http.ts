@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
 import type { Result } from 'autocannon'
-import { closedLoop, fmt, startBenchApp } from './support.js'
+import { closedLoop, fmt, startBenchApp } from './support.ts'
 
 // The load generator runs in its own process, as a real client would, so its work does not
 // share the server's event loop.

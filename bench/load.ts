@@ -2,7 +2,7 @@
 // time, first alone and then while a noisy tenant keeps CPU-bound scripts running at its
 // concurrency cap. Prints the quiet tenant's p50/p99 both ways, from the same run.
 // Target: p99 with the neighbour <= 2x p99 without.
-import { closedLoop, fmt, startBenchApp } from './support.js'
+import { closedLoop, fmt, startBenchApp } from './support.ts'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
 const NOISY_CAP = 5

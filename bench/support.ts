@@ -3,9 +3,9 @@
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
-import app, { serverOptions } from '../app.js'
-import { loadConfig } from '../plugins/config.js'
-import { signToken } from '../services/tokens.js'
+import app, { serverOptions } from '../app.ts'
+import { loadConfig } from '../plugins/config.ts'
+import { signToken } from '../services/tokens.ts'
 
 export interface BenchApp {
   fastify: FastifyInstance

@@ -1,4 +1,5 @@
-import { sql, type Kysely, type Migration } from 'kysely'
+import { sql, type Kysely } from 'kysely'
+import type { Migration } from 'kysely/migration'
 
 // Each tenant table: tenant_id leads every key and index (ready for distribution by tenant),
 // and RLS is enabled and forced, so even the table owner sees only the tenant set for the

@@ -1,4 +1,5 @@
-import { sql, type Kysely, type Migration } from 'kysely'
+import { sql, type Kysely } from 'kysely'
+import type { Migration } from 'kysely/migration'
 
 // Audit entries are listed by when they happened, not by when they were written: a row that
 // waited in the retry queue during an outage is written after newer ones.

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { AuditWriter } from '../services/audit/audit-writer.js'
+import { AuditWriter } from '../services/audit/audit-writer.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

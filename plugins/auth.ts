@@ -4,8 +4,8 @@ import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
-import { ForbiddenError, InvalidTokenError, UnauthorizedError } from '../services/errors.js'
-import type { TenantQuotas, Tier } from '../services/tenants/tiers.js'
+import { ForbiddenError, InvalidTokenError, UnauthorizedError } from '../services/errors.ts'
+import type { TenantQuotas, Tier } from '../services/tenants/tiers.ts'
 
 export const TENANT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$'
 

@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
-import { openDatabase } from '../services/db/open-database.js'
-import { assertTenantRoleIsBoundByRls } from '../services/db/rls-self-check.js'
-import type { AppDatabase } from '../services/db/with-tenant.js'
+import { openDatabase } from '../services/db/open-database.ts'
+import { assertTenantRoleIsBoundByRls } from '../services/db/rls-self-check.ts'
+import type { AppDatabase } from '../services/db/with-tenant.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

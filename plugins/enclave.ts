@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
-import { Enclave } from '../services/enclave/index.js'
-import { CpuFairScheduler } from '../services/execution/cpu-fair-scheduler.js'
+import { Enclave } from '../services/enclave/index.ts'
+import { CpuFairScheduler } from '../services/execution/cpu-fair-scheduler.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyError } from 'fastify'
-import { isDependencyFailure } from '../services/errors.js'
+import { isDependencyFailure } from '../services/errors.ts'
 
 /**
  * The one error handler: a 4xx shows its message and stable code; a dependency outage is a

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
-import { createMemoryStore, createRedisStore, type LimitStore } from '../services/store/index.js'
+import { createMemoryStore, createRedisStore, type LimitStore } from '../services/store/index.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

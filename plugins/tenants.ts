@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
-import { TenantDirectory } from '../services/tenants/tenant-directory.js'
-import { openInvalidationChannel } from '../services/invalidation-channel.js'
+import { TenantDirectory } from '../services/tenants/tenant-directory.ts'
+import { openInvalidationChannel } from '../services/invalidation-channel.ts'
 
 const TENANT_CHANGED_CHANNEL = 'tenant-enclave:tenant-changed'
 

@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
-import { NotFoundError } from '../services/errors.js'
-import { DATA_TOOLS } from '../services/tools/data-tools.js'
-import { ToolRegistry } from '../services/tools/tool-registry.js'
-import { openInvalidationChannel } from '../services/invalidation-channel.js'
+import { NotFoundError } from '../services/errors.ts'
+import { DATA_TOOLS } from '../services/tools/data-tools.ts'
+import { ToolRegistry } from '../services/tools/tool-registry.ts'
+import { openInvalidationChannel } from '../services/invalidation-channel.ts'
 
 const TOOLS_CHANGED_CHANNEL = 'tenant-enclave:tools-changed'
 

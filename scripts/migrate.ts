@@ -2,8 +2,8 @@
 import pino from 'pino'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import { loadConfig } from '../plugins/config.js'
-import { migrateToLatest } from '../services/db/migrate.js'
+import { loadConfig } from '../plugins/config.ts'
+import { migrateToLatest } from '../services/db/migrate.ts'
 
 const log = pino()
 const config = loadConfig({ JWT_SECRET: 'not-used-by-migrations-'.padEnd(32, '-'), ...process.env })

@@ -1,7 +1,7 @@
 // Mints a development token from JWT_SECRET:
 //   npm run token -- --tenant acme --user alice --perm tool:data:query --perm tool:data:insert [--ttl 3600]
 import { parseArgs } from 'node:util'
-import { signToken } from '../services/tokens.js'
+import { signToken } from '../services/tokens.ts'
 
 const { values } = parseArgs({
   options: {

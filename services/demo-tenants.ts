@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { signToken } from './tokens.js'
-import { TIERS } from './tenants/tiers.js'
+import { signToken } from './tokens.ts'
+import { TIERS } from './tenants/tiers.ts'
 
 const DEMO_PERMISSIONS = ['tool:data:query', 'tool:data:insert', 'tool:data:update', 'tool:data:delete']
 
@@ -9,7 +9,10 @@ const DEMO_PERMISSIONS = ['tool:data:query', 'tool:data:insert', 'tool:data:upda
  * token), and a curl line that works as printed.
  */
 export async function createDemoTenants (fastify: FastifyInstance, secret: string, baseUrl: string): Promise<string> {
-  const lines: string[] = ['', 'Embedded demo: a JWT secret was generated for this process; these tokens work until it stops.']
+  const lines: string[] = [
+    '', `tenant-enclave on Node.js ${process.version} (V8 ${process.versions.v8})`,
+    'Embedded demo: a JWT secret was generated for this process; these tokens work until it stops.'
+  ]
   let firstToken = ''
   for (const tier of TIERS) {
     const tenantId = `demo-${tier}`

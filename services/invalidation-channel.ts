@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { LimitStore } from './store/index.js'
+import type { LimitStore } from './store/index.ts'
 
 const RESUBSCRIBE_MS = 2000
 

@@ -5,7 +5,13 @@
 export class TtlCache<V> {
   private readonly entries = new Map<string, { value: Promise<V>, expiresAt: number }>()
 
-  constructor (private readonly ttlMs: number, private readonly maxEntries = 10_000) {}
+  private readonly ttlMs: number
+  private readonly maxEntries: number
+
+  constructor (ttlMs: number, maxEntries = 10_000) {
+    this.ttlMs = ttlMs
+    this.maxEntries = maxEntries
+  }
 
   async get (key: string, load: () => Promise<V>): Promise<V> {
     const now = Date.now()

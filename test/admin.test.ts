@@ -1,6 +1,6 @@
 import t from 'tap'
-import { buildApp, uniqueTenantId, adminHeaders } from './helper.js'
-import { TIER_QUOTAS } from '../services/tenants/tiers.js'
+import { buildApp, uniqueTenantId, adminHeaders } from './helper.ts'
+import { TIER_QUOTAS } from '../services/tenants/tiers.ts'
 
 t.test('admin routes', async (t) => {
   const app = await buildApp(t)

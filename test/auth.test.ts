@@ -1,9 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, bearer, tokenFor, uniqueTenantId, adminHeaders, TEST_SECRET } from './helper.js'
-import { signToken } from '../services/tokens.js'
-import { TIER_QUOTAS } from '../services/tenants/tiers.js'
+import { buildApp, bearer, tokenFor, uniqueTenantId, adminHeaders, TEST_SECRET } from './helper.ts'
+import { signToken } from '../services/tokens.ts'
+import { TIER_QUOTAS } from '../services/tenants/tiers.ts'
 
 // A route that shows what the auth and tenant plugins put on the request.
 function contextRoute (fastify: FastifyInstance): void {

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
-import { loadConfig } from '../plugins/config.js'
+import { loadConfig } from '../plugins/config.ts'
 
 const SECRET = 'x'.repeat(32)
 
@@ -30,7 +30,7 @@ t.test('a bad value names its variable', async (t) => {
 })
 
 t.test('the server refuses to start on a bad value and says which', async (t) => {
-  const result = spawnSync(process.execPath, ['--import=tsx', '--no-node-snapshot', 'server.ts'], {
+  const result = spawnSync(process.execPath, ['--no-node-snapshot', 'server.ts'], {
     env: { PATH: process.env.PATH, JWT_SECRET: SECRET, PORT: 'eighty' },
     encoding: 'utf8',
     timeout: 60_000

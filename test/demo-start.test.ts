@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { startServer } from './support/server-process.js'
+import { startServer } from './support/server-process.ts'
 
 const run = promisify(execFile)
 
@@ -27,11 +27,11 @@ t.test('an embedded start without a key prints working demo tokens and curl line
 
 t.test('npm run token mints a token the service accepts', async (t) => {
   const secret = 'a-secret-for-the-token-script-test-0123456789'
-  const { stdout } = await run(process.execPath, ['--import=tsx', 'scripts/token.ts', '--tenant', 'acme', '--user', 'alice', '--perm', 'tool:data:query', '--perm', 'admin'], { env: { PATH: process.env.PATH, JWT_SECRET: secret } })
+  const { stdout } = await run(process.execPath, ['scripts/token.ts', '--tenant', 'acme', '--user', 'alice', '--perm', 'tool:data:query', '--perm', 'admin'], { env: { PATH: process.env.PATH, JWT_SECRET: secret } })
   const [, payload] = stdout.trim().split('.')
   t.match(JSON.parse(Buffer.from(payload as string, 'base64url').toString()), { tenantId: 'acme', userId: 'alice', permissions: ['tool:data:query', 'admin'] })
   const server = await startServer({ JWT_SECRET: secret, DATABASE_URL: undefined, DATABASE_ADMIN_URL: undefined, REDIS_URL: undefined }, (fn) => t.teardown(fn))
   const res = await fetch(`${server.url}/admin/tenants/acme`, { headers: { authorization: `Bearer ${stdout.trim()}` } })
   t.equal(res.status, 200)
-  await t.rejects(run(process.execPath, ['--import=tsx', 'scripts/token.ts', '--tenant', 'acme'], { env: { PATH: process.env.PATH } }), 'refuses without JWT_SECRET')
+  await t.rejects(run(process.execPath, ['scripts/token.ts', '--tenant', 'acme'], { env: { PATH: process.env.PATH } }), 'refuses without JWT_SECRET')
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp } from './helper.js'
+import { buildApp } from './helper.ts'
 
 t.test('health and readiness', async (t) => {
   const app = await buildApp(t)

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
-import app, { serverOptions } from '../app.js'
-import { loadConfig } from '../plugins/config.js'
-import { signToken, type TokenClaims } from '../services/tokens.js'
+import app, { serverOptions } from '../app.ts'
+import { loadConfig } from '../plugins/config.ts'
+import { signToken, type TokenClaims } from '../services/tokens.ts'
 
 export const TEST_SECRET = 'test-secret-that-is-at-least-32-characters-long'
 

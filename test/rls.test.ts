@@ -1,8 +1,8 @@
 import t from 'tap'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { buildApp, uniqueTenantId } from './helper.js'
-import { withTenant } from '../services/db/with-tenant.js'
+import { buildApp, uniqueTenantId } from './helper.ts'
+import { withTenant } from '../services/db/with-tenant.ts'
 
 t.test('row-level security', async (t) => {
   const app = await buildApp(t)

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
-import adminTenantRoutes from './tenants.js'
-import adminToolRoutes from './tenant-tools.js'
+import adminTenantRoutes from './tenants.ts'
+import adminToolRoutes from './tenant-tools.ts'
 
 /** /admin/*: for the platform gateway; every route needs a token with the `admin` permission. */
 const adminRoutes: FastifyPluginAsync = async (fastify) => {

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.js'
-import { withTenant } from '../../services/db/with-tenant.js'
-import { ToolRateLimitSchema, deleteToolSetting, putToolSetting } from '../../services/tools/tool-settings.js'
-import { TENANT_ID_PATTERN } from '../../plugins/auth.js'
+import { ErrorBody } from '../../services/errors.ts'
+import { withTenant } from '../../services/db/with-tenant.ts'
+import { ToolRateLimitSchema, deleteToolSetting, putToolSetting } from '../../services/tools/tool-settings.ts'
+import { TENANT_ID_PATTERN } from '../../plugins/auth.ts'
 
 const TOOL_NAME_PATTERN = '^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)*$'
 

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.js'
-import { TENANT_ID_PATTERN } from '../../plugins/auth.js'
-import { QuotaOverridesSchema, TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.js'
+import { ErrorBody } from '../../services/errors.ts'
+import { TENANT_ID_PATTERN } from '../../plugins/auth.ts'
+import { QuotaOverridesSchema, TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.ts'
 
 export const TenantParams = Type.Object({ tenantId: Type.String({ pattern: TENANT_ID_PATTERN }) })
 

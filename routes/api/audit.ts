@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.js'
-import { withTenant } from '../../services/db/with-tenant.js'
-import { listAuditEntries } from '../../services/audit/audit-log.js'
+import { ErrorBody } from '../../services/errors.ts'
+import { withTenant } from '../../services/db/with-tenant.ts'
+import { listAuditEntries } from '../../services/audit/audit-log.ts'
 
 const AuditEntry = Type.Object({
   id: Type.String({ description: 'Pass as `before` to read the next page' }),

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.js'
-import { executeScript } from '../../services/execution/execute-script.js'
+import { ErrorBody } from '../../services/errors.ts'
+import { executeScript } from '../../services/execution/execute-script.ts'
 
 const ERROR_CODES = [
   'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED',

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify'
-import executeRoutes from './execute.js'
-import usageRoutes from './usage.js'
-import toolRoutes from './tools.js'
-import auditRoutes from './audit.js'
+import executeRoutes from './execute.ts'
+import usageRoutes from './usage.ts'
+import toolRoutes from './tools.ts'
+import auditRoutes from './audit.ts'
 
 /** /api/*: every route needs a tenant token. */
 const apiRoutes: FastifyPluginAsync = async (fastify) => {

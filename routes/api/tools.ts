@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.js'
-import { ToolRateLimitSchema } from '../../services/tools/tool-settings.js'
+import { ErrorBody } from '../../services/errors.ts'
+import { ToolRateLimitSchema } from '../../services/tools/tool-settings.ts'
 
 const Tool = Type.Object({
   name: Type.String(),

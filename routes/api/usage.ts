@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.js'
-import { readUsage } from '../../services/quotas/usage.js'
-import { TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.js'
+import { ErrorBody } from '../../services/errors.ts'
+import { readUsage } from '../../services/quotas/usage.ts'
+import { TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.ts'
 
 const Usage = Type.Object({
   tenantId: Type.String(),

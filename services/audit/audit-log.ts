@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
-import type { Trx } from '../db/with-tenant.js'
-import type { AuditFacts } from './audit-writer.js'
+import type { Trx } from '../db/with-tenant.ts'
+import type { AuditFacts } from './audit-writer.ts'
 
 /** An audit row as the tenant reads it back. */
 export interface AuditLogEntry extends AuditFacts {

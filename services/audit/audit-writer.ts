@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { withTenant, type AppDatabase } from '../db/with-tenant.js'
+import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
 
 /** What one audit row says about one execution or refused request. */
 export interface AuditFacts {
@@ -41,7 +41,15 @@ export class AuditWriter {
   private batchTimer: NodeJS.Timeout | undefined
   private failures = 0
 
-  constructor (private readonly db: AppDatabase, private readonly log: FastifyBaseLogger, private readonly options: AuditWriterOptions) {}
+  private readonly db: AppDatabase
+  private readonly log: FastifyBaseLogger
+  private readonly options: AuditWriterOptions
+
+  constructor (db: AppDatabase, log: FastifyBaseLogger, options: AuditWriterOptions) {
+    this.db = db
+    this.log = log
+    this.options = options
+  }
 
   get pending (): number {
     return this.queue.length

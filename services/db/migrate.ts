@@ -1,6 +1,7 @@
-import { Migrator, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely'
-import { initialMigration } from '../../migrations/001-initial.js'
-import { auditTimeOrderMigration } from '../../migrations/002-audit-time-order.js'
+import type { Kysely } from 'kysely'
+import { Migrator, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely/migration'
+import { initialMigration } from '../../migrations/001-initial.ts'
+import { auditTimeOrderMigration } from '../../migrations/002-audit-time-order.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {

@@ -2,10 +2,10 @@ import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { PGlite } from '@electric-sql/pglite'
 import type { FastifyBaseLogger } from 'fastify'
-import { PGliteDialect } from './pglite-dialect.js'
-import { migrateToLatest } from './migrate.js'
-import type { Database } from './schema.js'
-import type { AppDatabase } from './with-tenant.js'
+import { PGliteDialect } from './pglite-dialect.ts'
+import { migrateToLatest } from './migrate.ts'
+import type { Database } from './schema.ts'
+import type { AppDatabase } from './with-tenant.ts'
 
 export interface DatabaseSettings {
   DATABASE_URL?: string

@@ -17,7 +17,11 @@ import {
  * other query can slip into the middle of it.
  */
 export class PGliteDialect implements Dialect {
-  constructor (private readonly pglite: PGlite) {}
+  private readonly pglite: PGlite
+
+  constructor (pglite: PGlite) {
+    this.pglite = pglite
+  }
 
   createAdapter () { return new PostgresAdapter() }
   createDriver (): Driver { return new PGliteDriver(this.pglite) }
@@ -30,7 +34,10 @@ class PGliteDriver implements Driver {
   private queue: Promise<void> = Promise.resolve()
   private release: (() => void) | undefined
 
-  constructor (private readonly pglite: PGlite) {
+  private readonly pglite: PGlite
+
+  constructor (pglite: PGlite) {
+    this.pglite = pglite
     this.connection = new PGliteConnection(pglite)
   }
 
@@ -69,7 +76,11 @@ class PGliteDriver implements Driver {
 }
 
 class PGliteConnection implements DatabaseConnection {
-  constructor (private readonly pglite: PGlite) {}
+  private readonly pglite: PGlite
+
+  constructor (pglite: PGlite) {
+    this.pglite = pglite
+  }
 
   async executeQuery<R> (query: CompiledQuery): Promise<QueryResult<R>> {
     const result = await this.pglite.query<R>(query.sql, query.parameters as unknown[])

@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import { withTenant, type AppDatabase } from './with-tenant.js'
+import { withTenant, type AppDatabase } from './with-tenant.ts'
 
 export const TENANT_TABLES = ['tenants', 'tenant_tools', 'documents', 'audit_log']
 

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
-import type { Database } from './schema.js'
+import type { Database } from './schema.ts'
 
 export type Trx = Transaction<Database>
 

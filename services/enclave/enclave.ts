@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { availableParallelism } from 'node:os'
-import { enclaveError } from './errors.js'
-import type { PoolConfig } from './isolate-pool.js'
-import { BOUNDS, COMMON_DEFAULTS, LEVELS, isSecurityLevel } from './levels.js'
-import type { DoneMessage, RunLimits, ToMain } from './protocol.js'
-import { RunnerProcess } from './runner-process.js'
-import { parseToolArgs, toolFailure, toolResultJson } from './tool-bridge.js'
+import { enclaveError } from './errors.ts'
+import type { PoolConfig } from './isolate-pool.ts'
+import { BOUNDS, COMMON_DEFAULTS, LEVELS, isSecurityLevel } from './levels.ts'
+import type { DoneMessage, RunLimits, ToMain } from './protocol.ts'
+import { RunnerProcess } from './runner-process.ts'
+import { parseToolArgs, toolFailure, toolResultJson } from './tool-bridge.ts'
 import type {
   EnclaveLogger, EnclaveOptions, EnclaveStats, ExecutionError, ExecutionResult, LogEntry, LogLevel,
   RunEvent, RunOptions, RunnerExitInfo, SecurityLevel, ToolHandler
-} from './types.js'
+} from './types.ts'
 
 interface PendingRun {
   wireId: string

@@ -1,4 +1,4 @@
-import type { EnclaveErrorCode, ExecutionError } from './types.js'
+import type { EnclaveErrorCode, ExecutionError } from './types.ts'
 
 export const ERROR_CODES: readonly EnclaveErrorCode[] = [
   'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED',

@@ -1,9 +1,9 @@
 import ivm from 'isolated-vm'
-import { checkStrict, syntaxError } from './ast-check.js'
-import { CATCHABLE_TOOL_CODES, enclaveError, isErrorCode } from './errors.js'
-import type { IsolatePool, Slot, WarmContext } from './isolate-pool.js'
-import type { DoneMessage, RunLimits, ToMain, ToRunner } from './protocol.js'
-import type { EnclaveErrorCode, ExecutionError } from './types.js'
+import { checkStrict, syntaxError } from './ast-check.ts'
+import { CATCHABLE_TOOL_CODES, enclaveError, isErrorCode } from './errors.ts'
+import type { IsolatePool, Slot, WarmContext } from './isolate-pool.ts'
+import type { DoneMessage, RunLimits, ToMain, ToRunner } from './protocol.ts'
+import type { EnclaveErrorCode, ExecutionError } from './types.ts'
 
 type RunMessage = Extract<ToRunner, { t: 'run' }>
 type ResultMessage = Extract<ToRunner, { t: 'ret' }>
@@ -26,12 +26,16 @@ export class Execution {
   private readonly limits: RunLimits
   private readonly maxLog: number
 
-  constructor (
-    private readonly msg: RunMessage,
-    private readonly pool: IsolatePool,
-    private readonly out: (m: ToMain) => void,
-    private readonly onEnd: () => void
-  ) {
+  private readonly msg: RunMessage
+  private readonly pool: IsolatePool
+  private readonly out: (m: ToMain) => void
+  private readonly onEnd: () => void
+
+  constructor (msg: RunMessage, pool: IsolatePool, out: (m: ToMain) => void, onEnd: () => void) {
+    this.msg = msg
+    this.pool = pool
+    this.out = out
+    this.onEnd = onEnd
     this.limits = msg.o
     this.maxLog = Math.min(msg.o.maxConsoleBytes, msg.o.maxOutputBytes)
   }

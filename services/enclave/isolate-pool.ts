@@ -1,6 +1,6 @@
 import ivm from 'isolated-vm'
 import { writeSync } from 'node:fs'
-import { BOOTSTRAP_SOURCE } from './bootstrap.js'
+import { BOOTSTRAP_SOURCE } from './bootstrap.ts'
 
 export interface PoolConfig {
   maxIdlePerKey: number
@@ -50,7 +50,10 @@ export class IsolatePool {
   private spareTimer: NodeJS.Timeout | undefined
   private readonly sweeper: NodeJS.Timeout
 
-  constructor (private readonly config: PoolConfig) {
+  private readonly config: PoolConfig
+
+  constructor (config: PoolConfig) {
+    this.config = config
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, config.idleTtlMs / 2))
     this.sweeper.unref()
   }

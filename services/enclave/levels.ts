@@ -1,4 +1,4 @@
-import type { SecurityLevel } from './types.js'
+import type { SecurityLevel } from './types.ts'
 
 export interface LevelDefaults {
   timeoutMs: number

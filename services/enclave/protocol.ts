@@ -1,5 +1,5 @@
 // Messages between the main process and a runner, one JSON object per line (see wire.ts).
-import type { ExecutionError } from './types.js'
+import type { ExecutionError } from './types.ts'
 
 /** Limits of one run as the runner applies them (all resolved, no defaults left). */
 export interface RunLimits {

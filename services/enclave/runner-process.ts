@@ -1,33 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { Socket } from 'node:net'
-import { fileURLToPath } from 'node:url'
-import type { PoolConfig } from './isolate-pool.js'
-import type { ToMain, ToRunner } from './protocol.js'
-import { LineChannel } from './wire.js'
-
-/**
- * How to start a runner, from TypeScript sources under tsx (tests, dev) or from compiled dist/.
- * The child gets its own flags only: an inherited --inspect, coverage loader or NODE_OPTIONS
- * could break it or slow it down.
- */
-export function runnerCommand (): { file: string, args: string[] } {
-  const here = import.meta.url
-  const fromTs = here.endsWith('.ts')
-  const file = fileURLToPath(new URL(fromTs ? './runner.ts' : './runner.js', here))
-  const args = ['--no-node-snapshot']
-  if (fromTs) {
-    let tsx = 'tsx'
-    try { tsx = import.meta.resolve('tsx') } catch { /* resolved from the cwd then */ }
-    args.push(`--import=${tsx}`)
-  }
-  return { file, args }
-}
-
-function childEnv (): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  delete env.NODE_OPTIONS
-  return env
-}
+import type { PoolConfig } from './isolate-pool.ts'
+import type { ToMain, ToRunner } from './protocol.ts'
+import { launchSpec } from './runner-launch.ts'
+import { LineChannel } from './wire.ts'
 
 // Output that says the process died of memory exhaustion (V8, isolated-vm, our own marker).
 const OOM_TEXT = /out of memory|heap limit|allocation failed|JavaScript heap|memory limit|ENCLAVE_CATASTROPHIC/i
@@ -57,12 +33,12 @@ export class RunnerProcess<Run = unknown> {
   private readonly channel: LineChannel<ToMain, ToRunner>
   private readonly exitPromise: Promise<void>
 
-  constructor (readonly index: number, config: PoolConfig, events: RunnerEvents<Run>) {
-    const { file, args } = runnerCommand()
-    this.child = spawn(process.execPath, [...args, file, JSON.stringify(config)], {
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-      env: childEnv()
-    })
+  readonly index: number
+
+  constructor (index: number, config: PoolConfig, events: RunnerEvents<Run>) {
+    this.index = index
+    const launch = launchSpec(JSON.stringify(config))
+    this.child = spawn(launch.command, launch.args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: launch.env })
     const pipe = this.child.stdio[3] as Socket
     pipe.on('error', () => { /* the exit handler reports */ })
     this.channel = new LineChannel<ToMain, ToRunner>(pipe, (msg) => {

@@ -1,10 +1,10 @@
 // Entry of a runner child process: isolates live here, never in the API process, so a script
 // that takes V8 down takes down only this process, which the supervisor replaces.
 import net from 'node:net'
-import { Execution } from './execution.js'
-import { IsolatePool, type PoolConfig } from './isolate-pool.js'
-import type { ToMain, ToRunner } from './protocol.js'
-import { LineChannel } from './wire.js'
+import { Execution } from './execution.ts'
+import { IsolatePool, type PoolConfig } from './isolate-pool.ts'
+import type { ToMain, ToRunner } from './protocol.ts'
+import { LineChannel } from './wire.ts'
 
 const config = JSON.parse(process.argv[2] ?? '{}') as PoolConfig
 const pool = new IsolatePool({

@@ -11,7 +11,10 @@ export class LineChannel<In, Out> {
   private partial = ''
   private closed = false
 
-  constructor (private readonly stream: Duplex, onMessage: (msg: In) => void, onBadLine?: (line: string) => void) {
+  private readonly stream: Duplex
+
+  constructor (stream: Duplex, onMessage: (msg: In) => void, onBadLine?: (line: string) => void) {
+    this.stream = stream
     stream.setEncoding('utf8')
     stream.on('data', (chunk: string) => {
       let start = 0

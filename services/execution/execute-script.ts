@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto'
-import type { Enclave, ExecutionResult } from '../enclave/index.js'
-import type { AuditWriter } from '../audit/audit-writer.js'
-import { admitExecution, type Refusal } from '../quotas/admission.js'
-import type { LimitStore } from '../store/index.js'
-import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.js'
-import type { CpuFairScheduler } from './cpu-fair-scheduler.js'
+import type { Enclave, ExecutionResult } from '../enclave/index.ts'
+import type { AuditWriter } from '../audit/audit-writer.ts'
+import { admitExecution, type Refusal } from '../quotas/admission.ts'
+import type { LimitStore } from '../store/index.ts'
+import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.ts'
+import type { CpuFairScheduler } from './cpu-fair-scheduler.ts'
 
 export interface ExecutionDeps extends ToolGatewayDeps {
   enclave: Enclave

@@ -1,12 +1,12 @@
 import { Compile } from 'typebox/compile'
 import type { TSchema } from 'typebox'
 import type { Validator } from 'typebox/compile'
-import { withTenant, type AppDatabase } from '../db/with-tenant.js'
-import { utcDayWindow, type LimitStore } from '../store/index.js'
-import { toolCallsKey, toolWindowKey } from '../quotas/counter-keys.js'
-import type { ToolRegistry } from '../tools/tool-registry.js'
-import type { TenantQuotas } from '../tenants/tiers.js'
-import { EnclaveToolError } from '../enclave/index.js'
+import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
+import { utcDayWindow, type LimitStore } from '../store/index.ts'
+import { toolCallsKey, toolWindowKey } from '../quotas/counter-keys.ts'
+import type { ToolRegistry } from '../tools/tool-registry.ts'
+import type { TenantQuotas } from '../tenants/tiers.ts'
+import { EnclaveToolError } from '../enclave/index.ts'
 
 export interface ToolCaller {
   tenantId: string

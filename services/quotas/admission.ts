@@ -1,7 +1,7 @@
-import type { LimitStore } from '../store/index.js'
-import { utcDayWindow } from '../store/index.js'
-import type { TenantQuotas } from '../tenants/tiers.js'
-import { concurrencyKey, executionsKey } from './counter-keys.js'
+import type { LimitStore } from '../store/index.ts'
+import { utcDayWindow } from '../store/index.ts'
+import type { TenantQuotas } from '../tenants/tiers.ts'
+import { concurrencyKey, executionsKey } from './counter-keys.ts'
 
 export type Refusal =
   | { kind: 'concurrency', limit: number }

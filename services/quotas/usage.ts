@@ -1,6 +1,6 @@
-import { utcDayWindow, type LimitStore } from '../store/index.js'
-import type { TenantQuotas, Tier } from '../tenants/tiers.js'
-import { concurrencyKey, executionsKey, toolCallsKey } from './counter-keys.js'
+import { utcDayWindow, type LimitStore } from '../store/index.ts'
+import type { TenantQuotas, Tier } from '../tenants/tiers.ts'
+import { concurrencyKey, executionsKey, toolCallsKey } from './counter-keys.ts'
 
 export interface Usage {
   tenantId: string

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { assertInteger, assertKey, deliver, StoreUnavailableError, type ConsumeResult, type LimitStore } from './limit-store.js'
+import { assertInteger, assertKey, deliver, StoreUnavailableError, type ConsumeResult, type LimitStore } from './limit-store.ts'
 
 interface Counter { count: number, expiresAt: number }
 

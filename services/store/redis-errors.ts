@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { StoreUnavailableError } from './limit-store.js'
+import { StoreUnavailableError } from './limit-store.ts'
 
 // Replies that mean "Redis cannot serve now", not "this command is wrong".
 const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|OOM|NOAUTH|WRONGPASS)\b/

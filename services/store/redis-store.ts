@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis'
-import { assertInteger, assertKey, deliver, StoreUnavailableError, type ConsumeResult, type LimitStore } from './limit-store.js'
-import { ACQUIRE_LEASE, CONSUME, COUNT_LEASES, RENEW_LEASE, REFUND } from './redis-scripts.js'
-import { toStoreError, untilSettled } from './redis-errors.js'
+import { assertInteger, assertKey, deliver, StoreUnavailableError, type ConsumeResult, type LimitStore } from './limit-store.ts'
+import { ACQUIRE_LEASE, CONSUME, COUNT_LEASES, RENEW_LEASE, REFUND } from './redis-scripts.ts'
+import { toStoreError, untilSettled } from './redis-errors.ts'
 
 export interface RedisStoreOptions {
   /** Prepended to every key and pub/sub channel, so deployments can share one Redis. */

@@ -1,7 +1,7 @@
-import type { AppDatabase } from '../db/with-tenant.js'
-import { withTenant } from '../db/with-tenant.js'
-import { TtlCache } from '../ttl-cache.js'
-import { quotasFor, type QuotaOverrides, type TenantQuotas, type Tier } from './tiers.js'
+import type { AppDatabase } from '../db/with-tenant.ts'
+import { withTenant } from '../db/with-tenant.ts'
+import { TtlCache } from '../ttl-cache.ts'
+import { quotasFor, type QuotaOverrides, type TenantQuotas, type Tier } from './tiers.ts'
 
 export interface TenantRecord {
   tenantId: string
@@ -25,7 +25,10 @@ export interface TenantUpdate {
 export class TenantDirectory {
   private readonly cache: TtlCache<TenantRecord>
 
-  constructor (private readonly db: AppDatabase, cacheTtlMs: number) {
+  private readonly db: AppDatabase
+
+  constructor (db: AppDatabase, cacheTtlMs: number) {
+    this.db = db
     this.cache = new TtlCache(cacheTtlMs)
   }
 

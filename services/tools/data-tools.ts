@@ -1,8 +1,8 @@
 import { sql, type Expression, type SqlBool, type ExpressionBuilder } from 'kysely'
 import { Type, type Static } from 'typebox'
-import type { Database } from '../db/schema.js'
-import type { Trx } from '../db/with-tenant.js'
-import type { ToolDefinition } from './tool-definition.js'
+import type { Database } from '../db/schema.ts'
+import type { Trx } from '../db/with-tenant.ts'
+import type { ToolDefinition } from './tool-definition.ts'
 
 // Fields the service owns: a document can neither set nor fake them.
 const SYSTEM_FIELDS = new Set(['id', 'tenantId', 'createdBy', 'createdAt'])

@@ -1,5 +1,5 @@
 import type { TSchema } from 'typebox'
-import type { Trx } from '../db/with-tenant.js'
+import type { Trx } from '../db/with-tenant.ts'
 
 /** A host tool scripts can call. `run` gets a transaction already scoped to the caller's tenant. */
 export interface ToolDefinition {

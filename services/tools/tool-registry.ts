@@ -1,7 +1,7 @@
-import { withTenant, type AppDatabase } from '../db/with-tenant.js'
-import { TtlCache } from '../ttl-cache.js'
-import { listToolSettings, type ToolRateLimit, type ToolSetting } from './tool-settings.js'
-import type { ToolDefinition } from './tool-definition.js'
+import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
+import { TtlCache } from '../ttl-cache.ts'
+import { listToolSettings, type ToolRateLimit, type ToolSetting } from './tool-settings.ts'
+import type { ToolDefinition } from './tool-definition.ts'
 
 /** A tool as one tenant sees it: the definition plus that tenant's setting. */
 export interface TenantTool {
@@ -23,7 +23,10 @@ export class ToolRegistry {
   private readonly byName: Map<string, ToolDefinition>
   private readonly settings: TtlCache<Map<string, ToolSetting>>
 
-  constructor (private readonly db: AppDatabase, definitions: ToolDefinition[], cacheTtlMs: number) {
+  private readonly db: AppDatabase
+
+  constructor (db: AppDatabase, definitions: ToolDefinition[], cacheTtlMs: number) {
+    this.db = db
     this.byName = new Map(definitions.map((definition) => [definition.name, definition]))
     this.settings = new TtlCache(cacheTtlMs)
   }

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import type { Trx } from '../db/with-tenant.js'
+import type { Trx } from '../db/with-tenant.ts'
 
 export const ToolRateLimitSchema = Type.Object({
   calls: Type.Integer({ minimum: 1, maximum: 1_000_000 }),

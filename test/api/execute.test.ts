@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, createTenant, bearer, tokenFor } from '../helper.js'
+import { buildApp, createTenant, bearer, tokenFor } from '../helper.ts'
 
 t.test('POST /api/execute', async (t) => {
   const app = await buildApp(t)

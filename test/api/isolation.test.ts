@@ -1,6 +1,6 @@
 // The seed guide's three tenant-isolation tests, through HTTP.
 import t from 'tap'
-import { buildApp, createTenant } from '../helper.js'
+import { buildApp, createTenant } from '../helper.ts'
 
 t.test('tenant isolation (the guide\'s tests)', async (t) => {
   const app = await buildApp(t)

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import openapiTS, { astToString } from 'openapi-typescript'
-import { buildApp } from '../helper.js'
+import { buildApp } from '../helper.ts'
 
 const run = promisify(execFile)
 
@@ -40,7 +40,7 @@ t.test('the OpenAPI document', async (t) => {
     t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
     await writeFile(join(dir, 'schema.ts'), astToString(await openapiTS(doc)))
     const example = (body: string): string => `
-      import type { paths } from './schema.js'
+      import type { paths } from './schema.ts'
       type ExecuteBody = paths['/api/execute']['post']['requestBody']['content']['application/json']
       type ExecuteResult = paths['/api/execute']['post']['responses']['200']['content']['application/json']
       type Usage = paths['/api/usage']['get']['responses']['200']['content']['application/json']

@@ -1,6 +1,6 @@
 // Each of the eight quotas at its boundary: N admitted, N+1 refused.
 import t from 'tap'
-import { buildApp, createTenant } from '../helper.js'
+import { buildApp, createTenant } from '../helper.ts'
 
 t.test('quotas at their boundaries', async (t) => {
   const app = await buildApp(t)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, createTenant } from '../helper.js'
+import { buildApp, createTenant } from '../helper.ts'
 
 t.test('the per-tenant request rate limit', async (t) => {
   const app = await buildApp(t, { RATE_LIMIT_PER_MINUTE: '3' })

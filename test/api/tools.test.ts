@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, createTenant, adminHeaders } from '../helper.js'
+import { buildApp, createTenant, adminHeaders } from '../helper.ts'
 
 t.test('tools', async (t) => {
   const app = await buildApp(t)

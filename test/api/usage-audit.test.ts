@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { buildApp, createTenant } from '../helper.js'
+import { buildApp, createTenant } from '../helper.ts'
 
 t.test('usage and audit match what ran', async (t) => {
   const app = await buildApp(t)

@@ -1,7 +1,7 @@
 // The public API: result shape, options, validation, levels, stats.
 import t from 'tap'
-import { Enclave, EnclaveToolError, ERROR_CODES, LEVELS } from '../../services/enclave/index.js'
-import { testHandler } from './fixtures/helpers.js'
+import { Enclave, EnclaveToolError, ERROR_CODES, LEVELS } from '../../services/enclave/index.ts'
+import { testHandler } from './fixtures/helpers.ts'
 
 t.test('results, options and validation', async (t) => {
   const enclave = new Enclave({ securityLevel: 'SECURE', runners: 1, toolHandler: testHandler })

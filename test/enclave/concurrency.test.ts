@@ -1,7 +1,7 @@
 // Many tenants at once: results never crossed, isolates never shared between keys.
 import t from 'tap'
-import { Enclave, type RunEvent } from '../../services/enclave/index.js'
-import { type Ctx, testHandler } from './fixtures/helpers.js'
+import { Enclave, type RunEvent } from '../../services/enclave/index.ts'
+import { type Ctx, testHandler } from './fixtures/helpers.ts'
 
 t.test('many tenants at once', async (t) => {
   const enclave = new Enclave({ securityLevel: 'SECURE', runners: 2, toolHandler: testHandler, maxIdleIsolatesPerKey: 2 })

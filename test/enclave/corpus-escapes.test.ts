@@ -2,7 +2,7 @@
 // asserts its exact outcome. SECURE meets the runtime wall (code generation disabled in the
 // isolate); STRICT meets the AST check first.
 import t from 'tap'
-import { type Case, fail, ok, runCorpus } from './fixtures/helpers.js'
+import { type Case, fail, ok, runCorpus } from './fixtures/helpers.ts'
 
 const EVAL = { success: false, code: 'EXECUTION_ERROR', name: 'EvalError', message: 'Code generation from strings is disabled in the enclave' } as const
 const AT = /^Forbidden construct: .+ \(line \d+, column \d+\)$/

@@ -1,8 +1,8 @@
 // Security corpus: prototype pollution inside the isolate, across runs of one key, and through
 // tool arguments with __proto__/constructor keys. Each case asserts its exact outcome.
 import t from 'tap'
-import { Enclave } from '../../services/enclave/index.js'
-import { type Case, fail, ok, runCorpus, testHandler } from './fixtures/helpers.js'
+import { Enclave } from '../../services/enclave/index.ts'
+import { type Case, fail, ok, runCorpus, testHandler } from './fixtures/helpers.ts'
 
 const cases: Case[] = [
   { name: 'polluting Object.prototype affects only this run', code: 'Object.prototype.polluted = 1\nreturn ({}).polluted', expect: ok(1) },

@@ -1,7 +1,7 @@
 // Security corpus: infinite loops, microtask loops, never-settling awaits, deep recursion,
 // memory bombs, output and log floods, ReDoS. Each case asserts its exact outcome.
 import t from 'tap'
-import { type Case, fail, ok, runCorpus } from './fixtures/helpers.js'
+import { type Case, fail, ok, runCorpus } from './fixtures/helpers.ts'
 
 const T = { timeoutMs: 300 }
 const TIMEOUT = fail('TIMEOUT', 'Execution timed out after 300 ms', 'TimeoutError')

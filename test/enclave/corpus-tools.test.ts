@@ -1,7 +1,7 @@
 // Security corpus: tool-call floods and catching limit errors, the handler error contract,
 // oversized and cyclic tool args, Unicode tricks in tool names. Each case asserts its exact outcome.
 import t, { type Test } from 'tap'
-import { type Case, type Ctx, fail, ok, runCorpus } from './fixtures/helpers.js'
+import { type Case, type Ctx, fail, ok, runCorpus } from './fixtures/helpers.ts'
 
 const LIMIT10 = 'Tool call limit exceeded: at most 10 calls per execution'
 const calls = (n: number) => (t: Test, _r: unknown, ctx: Ctx): void => { t.equal(ctx.calls.length, n, `handler called ${n} times`) }

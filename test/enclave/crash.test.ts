@@ -1,8 +1,8 @@
 // Crash containment: a runner killed mid-run, memory bombs in parallel, a frozen runner. The main
 // process keeps serving and the pool recovers.
 import t from 'tap'
-import { Enclave, type RunnerExitInfo } from '../../services/enclave/index.js'
-import { testHandler } from './fixtures/helpers.js'
+import { Enclave, type RunnerExitInfo } from '../../services/enclave/index.ts'
+import { testHandler } from './fixtures/helpers.ts'
 
 async function waitFor (check: () => boolean, ms = 15_000): Promise<boolean> {
   const deadline = Date.now() + ms
@@ -75,19 +75,23 @@ t.test('memory bombs in parallel with normal work', async (t) => {
   for (let i = 0; i < 4; i++) t.equal((await enclave.run('return 7', { isolateKey: `later-${i}` })).value, 7)
 })
 
-t.test('a bomb that kills its runner is named; a bystander gets INTERNAL_ERROR', async (t) => {
+// On V8 13.6 an isolate over its heap limit is stopped without taking its runner down, so work
+// beside it on that runner carries on. (On Node 20 this bomb aborted the runner.)
+t.test('a memory bomb ends MEMORY_LIMIT_EXCEEDED; a bystander on the same runner finishes', async (t) => {
   const exits: RunnerExitInfo[] = []
   const enclave = new Enclave({ securityLevel: 'SECURE', runners: 1, toolHandler: testHandler, onRunnerExit: (info) => exits.push(info) })
   t.teardown(async () => await enclave.dispose())
   await enclave.ready()
-  const bystander = enclave.run('await callTool("hang")', { isolateKey: 'bystander', timeoutMs: 20_000 })
+  const bystander = enclave.run('let n = 0\nwhile (n < 20) { await callTool("slow", n); n++ }\nreturn n', { isolateKey: 'bystander', timeoutMs: 20_000 })
   await new Promise((resolve) => setTimeout(resolve, 100))
   const bomb = await enclave.run('return new Array(2 ** 26).fill(0).length', { isolateKey: 'bomb', memoryLimitMB: 16, timeoutMs: 20_000 })
-  t.same(bomb.error, { name: 'MemoryLimitError', code: 'MEMORY_LIMIT_EXCEEDED', message: 'Memory limit of 16 MB exceeded; the sandbox process was stopped' })
-  t.same((await bystander).error, { name: 'InternalError', code: 'INTERNAL_ERROR', message: 'The sandbox process stopped unexpectedly' })
-  t.equal(exits.length, 1)
-  t.equal(exits[0].outOfMemory, true)
-  t.ok(await waitFor(() => enclave.stats().runnersReady === 1))
+  t.equal(bomb.error?.code, 'MEMORY_LIMIT_EXCEEDED')
+  t.match(bomb.error?.message, /^Memory limit of 16 MB exceeded/)
+  const b = await bystander
+  t.equal(b.value, 20, 'the bystander finished its 20 tool calls')
+  t.equal(b.stats.toolCallCount, 20)
+  t.equal(exits.length, 0, 'the runner lived')
+  t.equal(enclave.stats().runnerRestarts, 0)
   t.equal((await enclave.run('return "alive"')).value, 'alive')
 })
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CpuFairScheduler } from '../../services/execution/cpu-fair-scheduler.js'
+import { CpuFairScheduler } from '../../services/execution/cpu-fair-scheduler.ts'
 
 interface Result { cpuTime: number, duration: number, label: string }
 

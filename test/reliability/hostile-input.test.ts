@@ -2,8 +2,8 @@
 // script), never a 5xx; nothing is polluted; the service keeps serving.
 import t from 'tap'
 import fc from 'fast-check'
-import { buildApp, createTenant, adminHeaders, TEST_SECRET } from '../helper.js'
-import { signToken } from '../../services/tokens.js'
+import { buildApp, createTenant, adminHeaders, TEST_SECRET } from '../helper.ts'
+import { signToken } from '../../services/tokens.ts'
 
 const RUNS = 40
 

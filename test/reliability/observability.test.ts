@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, createTenant, TEST_SECRET } from '../helper.js'
+import { buildApp, createTenant, TEST_SECRET } from '../helper.ts'
 
 t.test('metrics and logs', async (t) => {
   const lines: string[] = []

@@ -1,8 +1,8 @@
 // Dependency outages against the real PostgreSQL and Redis that .ci/run starts. A TCP proxy
 // stands between this app and each server, so cutting it affects no other test file.
 import t from 'tap'
-import { buildApp, createTenant } from '../helper.js'
-import { proxyFor } from '../support/tcp-proxy.js'
+import { buildApp, createTenant } from '../helper.ts'
+import { proxyFor } from '../support/tcp-proxy.ts'
 
 const { DATABASE_URL, REDIS_URL } = process.env
 

@@ -5,8 +5,8 @@ import { join } from 'node:path'
 import t from 'tap'
 import pg from 'pg'
 import { PGlite } from '@electric-sql/pglite'
-import { tokenFor, uniqueTenantId } from '../helper.js'
-import { startServer } from '../support/server-process.js'
+import { tokenFor, uniqueTenantId } from '../helper.ts'
+import { startServer } from '../support/server-process.ts'
 
 t.test('graceful shutdown on SIGTERM', async (t) => {
   const pgliteDir = await mkdtemp(join(tmpdir(), 'enclave-shutdown-'))

@@ -1,8 +1,8 @@
 // Two app processes on the same PostgreSQL and Redis keep one truth. Needs the real servers
 // (.ci/run starts them): with the embedded defaults each instance would have its own state.
 import t from 'tap'
-import { adminHeaders, bearer, tokenFor, uniqueTenantId } from '../helper.js'
-import { startServer, type ServerProcess } from '../support/server-process.js'
+import { adminHeaders, bearer, tokenFor, uniqueTenantId } from '../helper.ts'
+import { startServer, type ServerProcess } from '../support/server-process.ts'
 
 const { DATABASE_URL, REDIS_URL } = process.env
 

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { createMemoryStore, createRedisStore } from '../../services/store/index.js'
-import { limitStoreContract } from './fixtures/limit-store-contract.js'
+import { createMemoryStore, createRedisStore } from '../../services/store/index.ts'
+import { limitStoreContract } from './fixtures/limit-store-contract.ts'
 
 // One contract, every implementation. The memory store always runs; the Redis run is registered
 // only when REDIS_URL is set (CI), so without Redis it is absent rather than a vacuous pass.

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { createRedisStore, StoreUnavailableError, type LimitStore } from '../../services/store/index.js'
-import { eventually, type TestContext } from './fixtures/limit-store-contract.js'
+import { createRedisStore, StoreUnavailableError, type LimitStore } from '../../services/store/index.ts'
+import { eventually, type TestContext } from './fixtures/limit-store-contract.ts'
 
 // Redis-specific behaviour. The unreachable-server test needs no Redis at all, so it always runs;
 // the reconnection tests need a real server and are registered only when REDIS_URL is set.

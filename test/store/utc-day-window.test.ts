@@ -1,5 +1,5 @@
 import t from 'tap'
-import { utcDayWindow } from '../../services/store/index.js'
+import { utcDayWindow } from '../../services/store/index.ts'
 
 const at = (iso: string): number => Date.parse(iso)
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { TEST_SECRET } from '../helper.js'
+import { TEST_SECRET } from '../helper.ts'
 
 export interface ServerProcess {
   child: ChildProcessWithoutNullStreams
@@ -27,7 +27,7 @@ export async function startServer (env: Record<string, string | undefined>, tear
     LOG_LEVEL: 'info'
   }
   for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key]
-  const child = spawn(process.execPath, ['--import=tsx', '--no-node-snapshot', 'server.ts'], { env: merged, stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--no-node-snapshot', 'server.ts'], { env: merged, stdio: ['pipe', 'pipe', 'pipe'] })
   teardown(() => { child.kill('SIGKILL') })
   let output = ''
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })

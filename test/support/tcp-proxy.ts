@@ -10,7 +10,13 @@ export class TcpProxy {
   private readonly sockets = new Set<net.Socket>()
   port = 0
 
-  constructor (private readonly targetHost: string, private readonly targetPort: number) {}
+  private readonly targetHost: string
+  private readonly targetPort: number
+
+  constructor (targetHost: string, targetPort: number) {
+    this.targetHost = targetHost
+    this.targetPort = targetPort
+  }
 
   /** Starts (or restarts, on the same port) forwarding. */
   async up (): Promise<void> {
