@@ -1,14 +1,10 @@
 import { parse, type Node, type Options } from 'acorn'
 
-// The code is the body of an async function: top-level `return` and `await` are allowed.
-const PARSE_OPTIONS: Options = {
-  ecmaVersion: 'latest',
-  sourceType: 'script',
-  allowReturnOutsideFunction: true,
-  allowAwaitOutsideFunction: true,
-  allowHashBang: false,
-  locations: true
-}
+// The code is the body of an async function (top-level `return`, `await`, `using`, `new.target`),
+// so it is parsed as one: wrapped on its first line, with positions on that line shifted back.
+const PREFIX = '(async function () {'
+const SUFFIX = '\n})'
+const PARSE_OPTIONS: Options = { ecmaVersion: 'latest', sourceType: 'script', allowHashBang: false, locations: true }
 
 // Names whose mere use is refused in STRICT: code generation, shared memory, wasm, finalizers.
 const FORBIDDEN_IDENTIFIERS = new Set([
@@ -24,25 +20,56 @@ const FORBIDDEN_PROPERTIES = new Set([
 
 type AnyNode = Node & Record<string, unknown>
 
+class BodySyntaxError extends Error {
+  readonly loc: { line: number, column: number }
+  constructor (message: string, loc: { line: number, column: number }) {
+    super(message)
+    this.loc = loc
+  }
+}
+
+function column (line: number, col: number): number {
+  return line === 1 ? col - PREFIX.length : col
+}
+
+/** The function body's statements, or a throw with the position the user wrote. */
+function parseBody (code: string): AnyNode {
+  const program = parse(PREFIX + code + SUFFIX, PARSE_OPTIONS) as unknown as AnyNode
+  const statements = program.body as AnyNode[]
+  const fn = statements[0]?.expression as AnyNode | undefined
+  // The function must end at the wrapper's own closing brace, just before its parenthesis.
+  if (statements.length !== 1 || fn?.type !== 'FunctionExpression' || fn.end !== PREFIX.length + code.length + SUFFIX.length - 1) {
+    // The code closed the function early (`}) ... (function () {`): point at that brace.
+    const end = fn?.type === 'FunctionExpression' ? (fn.loc as { end: { line: number, column: number } }).end : { line: 1, column: PREFIX.length }
+    throw new BodySyntaxError("Unexpected token '}'", { line: end.line, column: end.column - 1 })
+  }
+  return fn.body as AnyNode
+}
+
 function where (node: Node): string {
   const loc = node.loc?.start
-  return loc === undefined ? '' : ` (line ${loc.line}, column ${loc.column + 1})`
+  return loc === undefined ? '' : ` (line ${loc.line}, column ${column(loc.line, loc.column) + 1})`
 }
 
 /** A syntax error as a message with line and column, or null when the code parses. */
 export function syntaxError (code: string): string | null {
   try {
-    parse(code, PARSE_OPTIONS)
+    parseBody(code)
     return null
   } catch (err) {
-    return formatAcornError(err)
+    return formatAcornError(err, code)
   }
 }
 
-function formatAcornError (err: unknown): string {
+function formatAcornError (err: unknown, code: string): string {
   const e = err as { message?: string, loc?: { line: number, column: number } }
   const text = String(e.message ?? err).replace(/\s*\(\d+:\d+\)$/, '')
-  return e.loc === undefined ? `SyntaxError: ${text}` : `SyntaxError: ${text} (line ${e.loc.line}, column ${e.loc.column + 1})`
+  if (e.loc === undefined) return `SyntaxError: ${text}`
+  const lines = code.split('\n')
+  // An error on the wrapper's closing line means the code ended early (e.g. an open brace):
+  // report the end of the code, as a parser of the code alone would.
+  if (e.loc.line > lines.length) return `SyntaxError: ${text} (line ${lines.length}, column ${column(lines.length, lines[lines.length - 1].length + (lines.length === 1 ? PREFIX.length : 0)) + 1})`
+  return `SyntaxError: ${text} (line ${e.loc.line}, column ${column(e.loc.line, e.loc.column) + 1})`
 }
 
 function staticKey (node: AnyNode, computed: boolean): string | undefined {
@@ -73,13 +100,13 @@ function isReference (parent: AnyNode | undefined, key: string): boolean {
  * Dynamic tricks (`x['constr' + 'uctor']`) pass here and meet the second wall in the isolate.
  */
 export function checkStrict (code: string): string | null {
-  let program: Node
+  let body: AnyNode
   try {
-    program = parse(code, PARSE_OPTIONS)
+    body = parseBody(code)
   } catch (err) {
-    return formatAcornError(err)
+    return formatAcornError(err, code)
   }
-  const stack: Array<[AnyNode, AnyNode | undefined, string]> = [[program as AnyNode, undefined, '']]
+  const stack: Array<[AnyNode, AnyNode | undefined, string]> = [[body, undefined, '']]
   while (stack.length > 0) {
     const [node, parent, key] = stack.pop()!
     const problem = inspect(node, parent, key)
