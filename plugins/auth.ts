@@ -6,12 +6,11 @@ import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { ForbiddenError, InvalidTokenError, UnauthorizedError } from '../services/errors.ts'
 import type { TenantQuotas, Tier } from '../services/tenants/tiers.ts'
-
-export const TENANT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$'
+import { TenantIdSchema } from '../schemas/tenant.ts'
 
 // What a token must carry. userId may come as `sub` instead.
 const Claims = Compile(Type.Object({
-  tenantId: Type.String({ pattern: TENANT_ID_PATTERN }),
+  tenantId: TenantIdSchema,
   userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
   sub: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
   permissions: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 1000 })
