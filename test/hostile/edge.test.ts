@@ -206,6 +206,17 @@ t.test('a client that sends its headers slowly is cut off', async (t) => {
   await closed
   t.match(received, /^HTTP\/1\.1 408 /, 'with 408 Request Timeout')
   socket.destroy()
+
+  // The timeouts bound receiving the request, not answering it: a run longer than both still
+  // gets its result over the same server.
+  const tenant = await createTenant(app, 'slow-run', { tier: 'enterprise' })
+  const res = await fetch(`http://127.0.0.1:${port}/api/execute`, {
+    method: 'POST',
+    headers: { ...tenant.headers, 'content-type': 'application/json' },
+    body: JSON.stringify({ code: 'const end = Date.now() + 1500; while (Date.now() < end) {} return "done"' })
+  })
+  t.equal(res.status, 200)
+  t.match(await res.json(), { success: true, value: 'done' })
 })
 
 t.test('Fastify\'s own client errors have their own codes', async (t) => {
