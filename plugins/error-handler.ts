@@ -2,10 +2,6 @@ import fp from 'fastify-plugin'
 import type { FastifyError } from 'fastify'
 import { isDependencyFailure } from '../services/errors.ts'
 
-/**
- * The one error handler: a 4xx shows its message and stable code; a dependency outage is a
- * 503 with a clear body; anything else is a 500 whose details stay in the log.
- */
 // Fastify's own client errors (FST_*) get one stable code per status; the rest are BAD_REQUEST.
 const FASTIFY_CODES: Record<number, string> = {
   413: 'BODY_TOO_LARGE',
@@ -18,6 +14,10 @@ function isPrebuiltBody (error: unknown): error is { statusCode: number, error: 
     typeof (error as { statusCode?: unknown }).statusCode === 'number' && typeof (error as { error?: unknown }).error === 'string'
 }
 
+/**
+ * The one error handler: a 4xx shows its message and stable code; a dependency outage is a
+ * 503 with a clear body; anything else is a 500 whose details stay in the log.
+ */
 export default fp(async (fastify) => {
   fastify.setErrorHandler(async (error: FastifyError, request, reply) => {
     if (isPrebuiltBody(error) && error.statusCode >= 400 && error.statusCode < 500) {
@@ -30,7 +30,7 @@ export default fp(async (fastify) => {
     const status = error.statusCode ?? 500
     if (status >= 400 && status < 500) {
       const code = error.code?.startsWith('FST_') === true ? FASTIFY_CODES[status] ?? 'BAD_REQUEST' : error.code
-      // A limit's size (the rate limit's, say) helps the client back off.
+      // A limit's size helps the client back off.
       const limit = (error as { limit?: unknown }).limit
       return await reply.code(status).send({ error: error.message, code, ...(typeof limit === 'number' ? { limit } : {}) })
     }
