@@ -39,8 +39,7 @@ export function serverOptions (config: Config): FastifyHttpOptions<Server> {
     },
     bodyLimit: config.BODY_LIMIT_BYTES,
     return503OnClosing: true,
-    // Starting the embedded database and the runners can outlast Fastify's 10 s on a busy
-    // 2-core machine; a plugin that really hangs is still reported.
+    // Embedded PGlite compiles PostgreSQL's WASM at start: seconds on a busy 2-core machine.
     pluginTimeout: 60_000,
     // Slow clients (slowloris) must not hold sockets: Node answers 408 and closes a connection
     // whose headers, or whole request, take longer than these. The response may take longer.

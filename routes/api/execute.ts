@@ -37,7 +37,6 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     try {
       outcome = await executeScript({
         enclave: fastify.enclave,
-        scheduler: fastify.cpuScheduler,
         store: fastify.store,
         db: fastify.db,
         tools: fastify.tools,
