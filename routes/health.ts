@@ -4,7 +4,14 @@ import { Type } from 'typebox'
 const Check = Type.Enum(['ok', 'in-process', 'unreachable'])
 const Readiness = Type.Object({
   status: Type.Enum(['ready', 'not ready']),
-  checks: Type.Object({ database: Check, redis: Check })
+  checks: Type.Object({ database: Check, redis: Check }),
+  runners: Type.Object({
+    permissionModel: Type.Boolean(),
+    environment: Type.String(),
+    user: Type.String(),
+    network: Type.String(),
+    filesystem: Type.String()
+  }, { description: 'What confines the runner processes on this machine, as detected at start' })
 })
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -38,7 +45,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         })
     ])
     const ready = database !== 'unreachable' && redis !== 'unreachable'
-    return await reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { database, redis } })
+    return await reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { database, redis }, runners: fastify.enclave.protections })
   })
 }
 

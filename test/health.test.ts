@@ -11,8 +11,11 @@ t.test('health and readiness', async (t) => {
   t.equal(ready.statusCode, 200)
   t.same(ready.json(), {
     status: 'ready',
-    checks: { database: 'ok', redis: process.env.REDIS_URL === undefined ? 'in-process' : 'ok' }
+    checks: { database: 'ok', redis: process.env.REDIS_URL === undefined ? 'in-process' : 'ok' },
+    runners: ready.json().runners
   })
+  // What confines the runners is reported, whatever this machine allows.
+  t.match(ready.json().runners, { permissionModel: true, environment: 'allow-list', user: /^(nobody|service user)$/, network: /^(none|host)$/, filesystem: /^(read-only|host)$/ })
 
   const missing = await app.inject({ method: 'GET', url: '/nope' })
   t.equal(missing.statusCode, 404)
