@@ -1,9 +1,12 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import type { FastifyHttpOptions, FastifyInstance } from 'fastify'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import configPlugin, { type Config } from './plugins/config.ts'
 import errorHandlerPlugin from './plugins/error-handler.ts'
 import jsonBodyPlugin from './plugins/json-body.ts'
+import securityHeadersPlugin from './plugins/security-headers.ts'
+import corsPlugin from './plugins/cors.ts'
 import drainPlugin from './plugins/drain.ts'
 import dbPlugin from './plugins/db.ts'
 import redisPlugin from './plugins/redis.ts'
@@ -25,7 +28,7 @@ export interface AppOptions {
 }
 
 /** Fastify's own options for this app; server.ts and the test helper both build from these. */
-export function serverOptions (config: Config): FastifyServerOptions {
+export function serverOptions (config: Config): FastifyHttpOptions<Server> {
   return {
     logger: {
       level: config.LOG_LEVEL,
@@ -37,7 +40,17 @@ export function serverOptions (config: Config): FastifyServerOptions {
     bodyLimit: config.BODY_LIMIT_BYTES,
     return503OnClosing: true,
     // Embedded PGlite compiles PostgreSQL's WASM at start: seconds on a busy 2-core machine.
-    pluginTimeout: 60_000
+    pluginTimeout: 60_000,
+    // Slow clients (slowloris) must not hold sockets: Node answers 408 and closes a connection
+    // whose headers, or whole request, take longer than these. The response may take longer.
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    http: {
+      headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS,
+      // Node checks both timeouts on this interval (30 s by default), so it bounds how late a
+      // slow client is cut off.
+      connectionsCheckingInterval: Math.min(1000, config.HTTP_HEADERS_TIMEOUT_MS)
+    }
   }
 }
 
@@ -52,6 +65,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(configPlugin, { config: opts.config })
   await fastify.register(errorHandlerPlugin)
   await fastify.register(jsonBodyPlugin)
+  await fastify.register(securityHeadersPlugin)
+  await fastify.register(corsPlugin)
   await fastify.register(drainPlugin)
   await fastify.register(metricsPlugin)
   await fastify.register(dbPlugin)

@@ -6,12 +6,12 @@ import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { ForbiddenError, InvalidTokenError, UnauthorizedError } from '../services/errors.ts'
 import type { TenantQuotas, Tier } from '../services/tenants/tiers.ts'
-
-export const TENANT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$'
+import { TenantIdSchema } from '../schemas/tenant.ts'
+import type { Config } from './config.ts'
 
 // What a token must carry. userId may come as `sub` instead.
 const Claims = Compile(Type.Object({
-  tenantId: Type.String({ pattern: TENANT_ID_PATTERN }),
+  tenantId: TenantIdSchema,
   userId: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
   sub: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
   permissions: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 1000 })
@@ -37,18 +37,35 @@ declare module 'fastify' {
   }
 }
 
-function jwtOptions (secret: string | undefined, publicKey: string | undefined): FastifyJWTOptions {
-  if (secret !== undefined) {
-    return { secret, verify: { algorithms: ['HS256'] } }
+/** What a token must say besides its signature: exp (unless turned off), and iss/aud when set. */
+function verifyOptions (config: Config): FastifyJWTOptions['verify'] {
+  const requiredClaims = [
+    ...(config.JWT_REQUIRE_EXP ? ['exp'] : []),
+    // fast-jwt checks iss/aud only when the token has them: requiring them closes that gap.
+    ...(config.JWT_ISSUER !== undefined ? ['iss'] : []),
+    ...(config.JWT_AUDIENCE !== undefined ? ['aud'] : [])
+  ]
+  return {
+    requiredClaims,
+    ...(config.JWT_ISSUER !== undefined ? { allowedIss: config.JWT_ISSUER } : {}),
+    ...(config.JWT_AUDIENCE !== undefined ? { allowedAud: config.JWT_AUDIENCE } : {})
+  }
+}
+
+function jwtOptions (config: Config): FastifyJWTOptions {
+  const verify = verifyOptions(config)
+  if (config.JWT_SECRET !== undefined) {
+    return { secret: config.JWT_SECRET, verify: { ...verify, algorithms: ['HS256'] } }
   }
   // An asymmetric key only verifies; the gateway holds the private key.
-  const keyType = createPublicKey(publicKey as string).asymmetricKeyType
+  const publicKey = config.JWT_PUBLIC_KEY as string
+  const keyType = createPublicKey(publicKey).asymmetricKeyType
   const algorithm = keyType === 'ec' ? 'ES256' : 'RS256'
-  return { secret: { public: publicKey as string }, verify: { algorithms: [algorithm] } }
+  return { secret: { public: publicKey }, verify: { ...verify, algorithms: [algorithm] } }
 }
 
 export default fp(async (fastify) => {
-  await fastify.register(fastifyJwt, jwtOptions(fastify.config.JWT_SECRET, fastify.config.JWT_PUBLIC_KEY))
+  await fastify.register(fastifyJwt, jwtOptions(fastify.config))
   fastify.decorateRequest('tenant', null as unknown as TenantContext)
 
   fastify.decorate('authenticate', async (request: FastifyRequest) => {

@@ -15,6 +15,15 @@ export const ConfigSchema = Type.Object({
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN PUBLIC KEY-----' })),
+  JWT_REQUIRE_EXP: Type.Boolean({ default: true }),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  DOCS_ENABLED: Type.Boolean({ default: true }),
+  CORS_ORIGINS: Type.String({ default: '' }),
+  HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000 }),
+  HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 10_000 }),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 72_000 }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 600 }),
   TENANT_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 2 * 1024 * 1024 }),
@@ -45,7 +54,22 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (config.DATABASE_ADMIN_URL !== undefined && config.DATABASE_URL === undefined) {
     throw new ConfigError('Invalid configuration: DATABASE_ADMIN_URL needs DATABASE_URL')
   }
+  // Node refuses a header timeout longer than the whole request's.
+  if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('Invalid configuration: HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS')
+  }
+  for (const origin of corsOrigins(config)) {
+    if (!ORIGIN.test(origin)) throw new ConfigError(`Invalid configuration: CORS_ORIGINS lists "${origin}", which is not an origin like https://app.example.com`)
+  }
   return config
+}
+
+// scheme://host[:port], nothing after: browsers send exactly this in the Origin header.
+const ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/
+
+/** The origins CORS_ORIGINS lists (comma-separated; empty = none). */
+export function corsOrigins (config: Pick<Config, 'CORS_ORIGINS'>): string[] {
+  return config.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
 }
 
 declare module 'fastify' {

@@ -5,6 +5,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui'
 /**
  * The OpenAPI 3 document, generated from the routes' TypeBox schemas, at /docs/json, and
  * Swagger UI at /docs. Routes under /api and /admin are marked as needing the bearer token.
+ * DOCS_ENABLED=false serves neither (404); the document is still built for fastify.swagger().
  */
 export default fp(async (fastify) => {
   await fastify.register(fastifySwagger, {
@@ -31,5 +32,13 @@ export default fp(async (fastify) => {
       return { schema: needsToken ? { ...schema, security: [{ bearerAuth: [] }] } as typeof schema : schema, url }
     }
   })
-  await fastify.register(fastifySwaggerUi, { routePrefix: '/docs' })
+  if (!fastify.config.DOCS_ENABLED) return
+  await fastify.register(fastifySwaggerUi, {
+    routePrefix: '/docs',
+    // The UI's own CSP (scripts and styles from this origin) replaces the API's `default-src
+    // 'none'` on its pages; without upgrade-insecure-requests, so it also works over plain HTTP
+    // in development.
+    staticCSP: true,
+    transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;?/, '')
+  })
 }, { name: 'swagger', dependencies: ['config'] })

@@ -1,14 +1,34 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { ErrorBody, InvalidTokenError, UnauthorizedError } from '../services/errors.ts'
+
+// Compared as digests, so the comparison takes the same time whatever the length or content.
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
+
+/** METRICS_TOKEN closes /metrics to everyone but a scraper that sends it as a bearer token. */
+function metricsGuard (token: string) {
+  const expected = digest(token)
+  return async (request: FastifyRequest): Promise<void> => {
+    const header = request.headers.authorization
+    if (header === undefined || header.trim() === '') throw new UnauthorizedError()
+    const match = /^Bearer (.+)$/.exec(header)
+    if (match === null || !timingSafeEqual(digest(match[1] as string), expected)) throw new InvalidTokenError()
+  }
+}
 
 const metricsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const token = fastify.config.METRICS_TOKEN
   fastify.get('/metrics', {
     config: { rateLimit: false },
+    ...(token !== undefined ? { onRequest: metricsGuard(token) } : {}),
     schema: {
       tags: ['health'],
       summary: 'Prometheus metrics',
       produces: ['text/plain'],
-      response: { 200: Type.String({ description: 'Prometheus text exposition format' }) }
+      ...(token !== undefined ? { security: [{ bearerAuth: [] }] } : {}),
+      response: { 200: Type.String({ description: 'Prometheus text exposition format' }), 401: ErrorBody }
     }
   }, async (_request, reply) => {
     const { registry } = fastify.metrics

@@ -10,17 +10,18 @@ const base64url = (value: string | Buffer): string => Buffer.from(value).toStrin
 
 /**
  * Mints a JWT for development, tests and the embedded demo. The platform gateway mints real
- * ones; the service itself only verifies.
+ * ones; the service itself only verifies. `ttlSeconds: null` mints one without `exp`, which the
+ * service refuses unless JWT_REQUIRE_EXP=false.
  */
 export function signToken (
   claims: TokenClaims & Record<string, unknown>,
   key: { secret: string } | { privateKey: string, algorithm: 'RS256' | 'ES256' },
-  ttlSeconds = 3600
+  ttlSeconds: number | null = 3600
 ): string {
   const algorithm = 'secret' in key ? 'HS256' : key.algorithm
   const now = Math.floor(Date.now() / 1000)
   const header = base64url(JSON.stringify({ alg: algorithm, typ: 'JWT' }))
-  const payload = base64url(JSON.stringify({ iat: now, exp: now + ttlSeconds, ...claims }))
+  const payload = base64url(JSON.stringify({ iat: now, ...(ttlSeconds !== null ? { exp: now + ttlSeconds } : {}), ...claims }))
   const signingInput = `${header}.${payload}`
   let signature: Buffer
   if ('secret' in key) {

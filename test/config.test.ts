@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
-import { loadConfig } from '../plugins/config.ts'
+import { corsOrigins, loadConfig } from '../plugins/config.ts'
 
 const SECRET = 'x'.repeat(32)
 
@@ -8,6 +8,9 @@ t.test('defaults', async (t) => {
   const config = loadConfig({ JWT_SECRET: SECRET })
   t.match(config, { PORT: 3000, HOST: '127.0.0.1', LOG_LEVEL: 'info', DATABASE_APP_ROLE: 'enclave_app', RATE_LIMIT_PER_MINUTE: 600 })
   t.equal(config.DATABASE_URL, undefined)
+  t.match(config, { JWT_REQUIRE_EXP: true, DOCS_ENABLED: true, CORS_ORIGINS: '', HTTP_HEADERS_TIMEOUT_MS: 10_000, HTTP_REQUEST_TIMEOUT_MS: 30_000 })
+  t.equal(config.METRICS_TOKEN, undefined)
+  t.same(corsOrigins(loadConfig({ JWT_SECRET: SECRET, CORS_ORIGINS: ' https://a.example , http://[::1]:8080,' })), ['https://a.example', 'http://[::1]:8080'])
 })
 
 t.test('a bad value names its variable', async (t) => {
@@ -22,7 +25,12 @@ t.test('a bad value names its variable', async (t) => {
     [{ JWT_SECRET: 'short' }, /JWT_SECRET/],
     [{}, /JWT_SECRET/],
     [{ JWT_SECRET: SECRET, JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----x' }, /JWT_SECRET and JWT_PUBLIC_KEY/],
-    [{ JWT_SECRET: SECRET, DATABASE_ADMIN_URL: 'postgres://x' }, /DATABASE_URL/]
+    [{ JWT_SECRET: SECRET, DATABASE_ADMIN_URL: 'postgres://x' }, /DATABASE_URL/],
+    [{ JWT_SECRET: SECRET, JWT_REQUIRE_EXP: 'maybe' }, /JWT_REQUIRE_EXP/],
+    [{ JWT_SECRET: SECRET, METRICS_TOKEN: 'short' }, /METRICS_TOKEN/],
+    [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://ok.example,*' }, /CORS_ORIGINS lists "\*"/],
+    [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example.com/path' }, /CORS_ORIGINS/],
+    [{ JWT_SECRET: SECRET, HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' }, /HTTP_HEADERS_TIMEOUT_MS/]
   ]
   for (const [env, pattern] of cases) {
     t.throws(() => loadConfig(env), pattern, JSON.stringify(env))

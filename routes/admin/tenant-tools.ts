@@ -3,12 +3,12 @@ import { Type } from 'typebox'
 import { ErrorBody } from '../../services/errors.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import { ToolRateLimitSchema, deleteToolSetting, putToolSetting } from '../../services/tools/tool-settings.ts'
-import { TENANT_ID_PATTERN } from '../../plugins/auth.ts'
+import { TenantIdSchema } from '../../schemas/tenant.ts'
 
 const TOOL_NAME_PATTERN = '^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)*$'
 
 const Params = Type.Object({
-  tenantId: Type.String({ pattern: TENANT_ID_PATTERN }),
+  tenantId: TenantIdSchema,
   tool: Type.String({ pattern: TOOL_NAME_PATTERN, maxLength: 128 })
 })
 

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorBody } from '../../services/errors.ts'
-import { TENANT_ID_PATTERN } from '../../plugins/auth.ts'
+import { TenantIdSchema } from '../../schemas/tenant.ts'
 import { QuotaOverridesSchema, TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.ts'
 
-export const TenantParams = Type.Object({ tenantId: Type.String({ pattern: TENANT_ID_PATTERN }) })
+export const TenantParams = Type.Object({ tenantId: TenantIdSchema })
 
 const TenantBody = Type.Object({
   tier: TierSchema,

@@ -3,31 +3,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorBody } from '../../services/errors.ts'
 import { executeScript } from '../../services/execution/execute-script.ts'
-
-const ERROR_CODES = [
-  'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED',
-  'MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED', 'PERMISSION_DENIED', 'TOOL_DISABLED', 'UNKNOWN_TOOL',
-  'TOOL_RATE_LIMITED', 'TOOL_ERROR', 'RUNNER_CRASHED', 'INTERNAL_ERROR'
-]
+import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 
 const ExecuteBody = Type.Object({
   code: Type.String({ description: 'The body of an async function: top-level await and return work' }),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000, description: 'May lower the tier\'s maxExecutionDurationMs, never raise it' }))
 }, { additionalProperties: false })
-
-export const ExecutionResultSchema = Type.Object({
-  executionId: Type.String(),
-  success: Type.Boolean(),
-  value: Type.Optional(Type.Unknown({ description: 'The script\'s return value (JSON)' })),
-  error: Type.Optional(Type.Object({ name: Type.String(), code: Type.Enum(ERROR_CODES), message: Type.String() })),
-  logs: Type.Array(Type.Object({ level: Type.Enum(['log', 'info', 'warn', 'error', 'debug']), message: Type.String() })),
-  stats: Type.Object({
-    duration: Type.Number({ description: 'Wall time in ms' }),
-    toolCallCount: Type.Integer(),
-    memoryUsage: Type.Optional(Type.Number({ description: 'Heap bytes used by the isolate' })),
-    cpuTime: Type.Optional(Type.Number({ description: 'CPU time in ms' }))
-  })
-})
 
 // 413 is also Fastify's answer to a body over BODY_LIMIT_BYTES, which has no `limit`.
 const CodeTooLarge = Type.Object({ error: Type.String(), code: Type.String(), message: Type.Optional(Type.String()), limit: Type.Optional(Type.Integer({ description: 'maxCodeSizeKB, when the code is what is too large' })) })
@@ -70,15 +51,9 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const { refusal } = outcome
       metrics.quotaRefusals.inc({ kind: refusal.kind })
       log.info({ refusal: refusal.kind }, 'execution refused')
-      switch (refusal.kind) {
-        case 'code-size':
-          return await reply.code(413).send({ error: `Code size limit exceeded (${refusal.limit} KB)`, code: 'CODE_TOO_LARGE', limit: refusal.limit })
-        case 'concurrency':
-          return await reply.code(429).send({ error: 'Concurrent execution limit exceeded', code: 'CONCURRENCY_LIMIT_EXCEEDED', limit: refusal.limit })
-        case 'daily-executions':
-          return await reply.code(429).header('retry-after', String(refusal.retryAfterSeconds))
-            .send({ error: 'Execution quota exceeded', code: 'EXECUTION_QUOTA_EXCEEDED', limit: refusal.limit, reset: refusal.reset })
-      }
+      if (refusal.kind === 'daily-executions') reply.header('retry-after', String(refusal.retryAfterSeconds))
+      const { error, code, limit } = refusal
+      return await reply.code(refusal.status).send({ error, code, limit, ...(refusal.kind === 'daily-executions' ? { reset: refusal.reset } : {}) })
     }
     const { result } = outcome
     metrics.executions.inc({ code: result.error?.code ?? 'OK' })

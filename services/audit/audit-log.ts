@@ -9,13 +9,14 @@ export interface AuditLogEntry extends AuditFacts {
 }
 
 /**
- * The tenant's entries, newest first by the time they happened (then by id); `before` is an
- * entry id from an earlier page: only entries older than that one are listed. RLS scopes it.
+ * The tenant's entries, newest first by the time they happened (then by the internal id);
+ * `before` is an entry's public id from an earlier page: only entries older than that one are
+ * listed. RLS scopes it. The internal id only breaks ties and never leaves this function.
  */
 export async function listAuditEntries (trx: Trx, options: { limit: number, before?: string }): Promise<AuditLogEntry[]> {
   let query = trx.selectFrom('audit_log')
     .select([
-      sql<string>`id::text`.as('id'), 'execution_id', 'user_id', 'action', 'code_sha256', 'success', 'error_code', 'duration_ms', 'tool_calls', 'created_at'
+      sql<string>`public_id::text`.as('public_id'), 'execution_id', 'user_id', 'action', 'code_sha256', 'success', 'error_code', 'duration_ms', 'tool_calls', 'created_at'
     ])
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
@@ -25,12 +26,12 @@ export async function listAuditEntries (trx: Trx, options: { limit: number, befo
     query = query.where(({ eb, refTuple, selectFrom }) => eb(
       refTuple('created_at', 'id'),
       '<',
-      selectFrom('audit_log as cursor').select(['cursor.created_at', 'cursor.id']).where('cursor.id', '=', before).$asTuple('created_at', 'id')
+      selectFrom('audit_log as cursor').select(['cursor.created_at', 'cursor.id']).where('cursor.public_id', '=', before).$asTuple('created_at', 'id')
     ))
   }
   const rows = await query.execute()
   return rows.map((row) => ({
-    id: row.id,
+    id: row.public_id,
     executionId: row.execution_id,
     userId: row.user_id,
     action: row.action,

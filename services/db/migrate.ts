@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely'
 import { Migrator, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely/migration'
 import { initialMigration } from '../../migrations/001-initial.ts'
 import { auditTimeOrderMigration } from '../../migrations/002-audit-time-order.ts'
+import { auditPublicIdMigration } from '../../migrations/003-audit-public-id.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {
@@ -9,7 +10,8 @@ function migrationProvider (appRole: string): MigrationProvider {
     async getMigrations (): Promise<Record<string, Migration>> {
       return {
         '001-initial': initialMigration(appRole),
-        '002-audit-time-order': auditTimeOrderMigration
+        '002-audit-time-order': auditTimeOrderMigration,
+        '003-audit-public-id': auditPublicIdMigration
       }
     }
   }

@@ -32,7 +32,10 @@ export interface DocumentsTable {
 
 export interface AuditLogTable {
   tenant_id: string
+  /** Internal: one sequence for all tenants, never shown to a client. */
   id: Generated<string>
+  /** What clients see as the entry's id: random, reveals nothing. */
+  public_id: Generated<string>
   execution_id: string
   user_id: string
   action: 'code_execution' | 'execution_refused'

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Enclave, ExecutionResult } from '../enclave/index.ts'
 import type { AuditWriter } from '../audit/audit-writer.ts'
-import { admitExecution, type Refusal } from '../quotas/admission.ts'
+import { admitExecution, codeSizeRefusal, type Refusal } from '../quotas/admission.ts'
 import type { LimitStore } from '../store/index.ts'
 import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.ts'
 
@@ -20,7 +20,7 @@ export interface ExecutionRequest {
 
 export type ExecutionOutcome =
   | { ran: true, result: ExecutionResult }
-  | { ran: false, refusal: Refusal | { kind: 'code-size', limit: number } }
+  | { ran: false, refusal: Refusal }
 
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex')
 
@@ -34,19 +34,17 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   const audit = (fields: { action: 'code_execution' | 'execution_refused', success: boolean, errorCode: string | null, durationMs: number | null, toolCalls: number }): void => {
     deps.audit.enqueue({ tenantId: caller.tenantId, executionId: request.executionId, userId: caller.userId, codeSha256: sha256(request.code), createdAt: new Date(), ...fields })
   }
-  const refuse = (refusal: Refusal | { kind: 'code-size', limit: number }, errorCode: string): ExecutionOutcome => {
-    audit({ action: 'execution_refused', success: false, errorCode, durationMs: null, toolCalls: 0 })
+  const refuse = (refusal: Refusal): ExecutionOutcome => {
+    audit({ action: 'execution_refused', success: false, errorCode: refusal.code, durationMs: null, toolCalls: 0 })
     return { ran: false, refusal }
   }
 
   const codeBytes = Buffer.byteLength(request.code, 'utf8')
-  if (codeBytes > quotas.maxCodeSizeKB * 1024) return refuse({ kind: 'code-size', limit: quotas.maxCodeSizeKB }, 'CODE_TOO_LARGE')
+  if (codeBytes > quotas.maxCodeSizeKB * 1024) return refuse(codeSizeRefusal(quotas.maxCodeSizeKB))
 
   const timeoutMs = Math.min(request.timeoutMs ?? quotas.maxExecutionDurationMs, quotas.maxExecutionDurationMs)
   const admission = await admitExecution(deps.store, caller.tenantId, request.executionId, quotas, timeoutMs)
-  if (!admission.admitted) {
-    return refuse(admission.refusal, admission.refusal.kind === 'concurrency' ? 'CONCURRENCY_LIMIT_EXCEEDED' : 'EXECUTION_QUOTA_EXCEEDED')
-  }
+  if (!admission.admitted) return refuse(admission.refusal)
 
   let result: ExecutionResult
   try {

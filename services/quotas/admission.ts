@@ -3,9 +3,19 @@ import { utcDayWindow } from '../store/index.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
 import { concurrencyKey, executionsKey } from './counter-keys.ts'
 
+/**
+ * A request refused before running. It carries its HTTP status, stable code and message, so the
+ * route and the audit row read them from here instead of mapping kinds to codes themselves.
+ */
 export type Refusal =
-  | { kind: 'concurrency', limit: number }
-  | { kind: 'daily-executions', limit: number, reset: string, retryAfterSeconds: number }
+  | { kind: 'code-size', status: 413, code: 'CODE_TOO_LARGE', error: string, limit: number }
+  | { kind: 'concurrency', status: 429, code: 'CONCURRENCY_LIMIT_EXCEEDED', error: string, limit: number }
+  | { kind: 'daily-executions', status: 429, code: 'EXECUTION_QUOTA_EXCEEDED', error: string, limit: number, reset: string, retryAfterSeconds: number }
+
+/** The code is over maxCodeSizeKB (UTF-8 bytes); checked before any quota is touched. */
+export function codeSizeRefusal (maxCodeSizeKB: number): Refusal {
+  return { kind: 'code-size', status: 413, code: 'CODE_TOO_LARGE', error: `Code size limit exceeded (${maxCodeSizeKB} KB)`, limit: maxCodeSizeKB }
+}
 
 export type Admission =
   | { admitted: true, release: () => Promise<void>, refund: () => Promise<void> }
@@ -27,7 +37,7 @@ export async function admitExecution (
 ): Promise<Admission> {
   const slotKey = concurrencyKey(tenantId)
   const gotSlot = await store.acquireLease(slotKey, executionId, quotas.maxConcurrentExecutions, runTimeoutMs + LEASE_MARGIN_MS)
-  if (!gotSlot) return { admitted: false, refusal: { kind: 'concurrency', limit: quotas.maxConcurrentExecutions } }
+  if (!gotSlot) return { admitted: false, refusal: { kind: 'concurrency', status: 429, code: 'CONCURRENCY_LIMIT_EXCEEDED', error: 'Concurrent execution limit exceeded', limit: quotas.maxConcurrentExecutions } }
 
   const day = utcDayWindow()
   let counted
@@ -41,7 +51,7 @@ export async function admitExecution (
     await store.releaseLease(slotKey, executionId)
     return {
       admitted: false,
-      refusal: { kind: 'daily-executions', limit: quotas.maxExecutionsPerDay, reset: day.periodEnd, retryAfterSeconds: Math.max(1, Math.ceil(day.ttlMs / 1000)) }
+      refusal: { kind: 'daily-executions', status: 429, code: 'EXECUTION_QUOTA_EXCEEDED', error: 'Execution quota exceeded', limit: quotas.maxExecutionsPerDay, reset: day.periodEnd, retryAfterSeconds: Math.max(1, Math.ceil(day.ttlMs / 1000)) }
     }
   }
   return {

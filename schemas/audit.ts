@@ -1,0 +1,32 @@
+import { Type } from 'typebox'
+
+// An audit entry's public id: random (UUID v4), so consecutive ids say nothing about how many
+// rows other tenants wrote in between.
+const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+
+export const AuditEntrySchema = Type.Object({
+  id: Type.String({ format: 'uuid', description: 'Opaque; pass as `before` to read the next page' }),
+  executionId: Type.String(),
+  userId: Type.String(),
+  action: Type.Enum(['code_execution', 'execution_refused']),
+  codeSha256: Type.Union([Type.String(), Type.Null()]),
+  success: Type.Boolean(),
+  errorCode: Type.Union([Type.String(), Type.Null()]),
+  durationMs: Type.Union([Type.Integer(), Type.Null()]),
+  toolCalls: Type.Integer(),
+  createdAt: Type.String({ format: 'date-time' })
+})
+
+/** Entries per page when the caller names no `limit`. */
+export const AUDIT_PAGE_DEFAULT = 50
+const AuditPageLimit = Type.Integer({ minimum: 1, maximum: 500, default: AUDIT_PAGE_DEFAULT })
+
+export const AuditListQuery = Type.Object({
+  limit: Type.Optional(AuditPageLimit),
+  before: Type.Optional(Type.String({ pattern: UUID_PATTERN, description: 'An entry id: only older entries are listed' }))
+}, { additionalProperties: false })
+
+export const AuditPage = Type.Object({
+  entries: Type.Array(AuditEntrySchema),
+  nextBefore: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `before` for the next page; null on the last one' })
+})

@@ -1,0 +1,41 @@
+import { Type, type Static } from 'typebox'
+
+// The one description of what a run returns (DESIGN.md's ExecutionResult and error codes): the
+// HTTP route serialises with it and the enclave's types come from it.
+
+export const ERROR_CODES = [
+  'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED',
+  'MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED', 'PERMISSION_DENIED', 'TOOL_DISABLED', 'UNKNOWN_TOOL',
+  'TOOL_RATE_LIMITED', 'TOOL_ERROR', 'RUNNER_CRASHED', 'INTERNAL_ERROR'
+] as const
+
+export const EnclaveErrorCodeSchema = Type.Enum(ERROR_CODES)
+export type EnclaveErrorCode = Static<typeof EnclaveErrorCodeSchema>
+
+export const LOG_LEVELS = ['log', 'info', 'warn', 'error', 'debug'] as const
+export const LogLevelSchema = Type.Enum(LOG_LEVELS)
+export type LogLevel = Static<typeof LogLevelSchema>
+
+export const LogEntrySchema = Type.Object({ level: LogLevelSchema, message: Type.String() })
+export type LogEntry = Static<typeof LogEntrySchema>
+
+export const ExecutionErrorSchema = Type.Object({ name: Type.String(), code: EnclaveErrorCodeSchema, message: Type.String() })
+export type ExecutionError = Static<typeof ExecutionErrorSchema>
+
+export const ExecutionStatsSchema = Type.Object({
+  duration: Type.Number({ description: 'Wall time in ms from the start of the run to its result' }),
+  toolCallCount: Type.Integer(),
+  memoryUsage: Type.Optional(Type.Number({ description: 'Bytes of isolate heap in use after the run, where it could be measured' })),
+  cpuTime: Type.Optional(Type.Number({ description: 'CPU ms the isolate spent on this run' }))
+})
+export type ExecutionStats = Static<typeof ExecutionStatsSchema>
+
+export const ExecutionResultSchema = Type.Object({
+  executionId: Type.String(),
+  success: Type.Boolean(),
+  value: Type.Optional(Type.Unknown({ description: 'The script\'s return value (JSON)' })),
+  error: Type.Optional(ExecutionErrorSchema),
+  logs: Type.Array(LogEntrySchema),
+  stats: ExecutionStatsSchema
+})
+export type ExecutionResult = Static<typeof ExecutionResultSchema>
