@@ -1,10 +1,7 @@
+import { ERROR_CODES } from '../../schemas/execution-result.ts'
 import type { EnclaveErrorCode, ExecutionError } from './types.ts'
 
-export const ERROR_CODES: readonly EnclaveErrorCode[] = [
-  'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED',
-  'MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED', 'PERMISSION_DENIED', 'TOOL_DISABLED', 'UNKNOWN_TOOL',
-  'TOOL_RATE_LIMITED', 'TOOL_ERROR', 'RUNNER_CRASHED', 'INTERNAL_ERROR'
-]
+export { ERROR_CODES }
 
 /** Codes a script can catch when a tool call rejects with them. */
 export const CATCHABLE_TOOL_CODES: ReadonlySet<string> = new Set([

@@ -1,9 +1,10 @@
 // What a runner reports, decoded into the ExecutionResult callers see.
 import { enclaveError } from './errors.ts'
 import type { DoneMessage } from './protocol.ts'
+import { LOG_LEVELS as LEVELS } from '../../schemas/execution-result.ts'
 import type { ExecutionError, ExecutionResult, LogEntry, LogLevel } from './types.ts'
 
-const LOG_LEVELS = new Set<LogLevel>(['log', 'info', 'warn', 'error', 'debug'])
+const LOG_LEVELS = new Set<LogLevel>(LEVELS)
 
 export function elapsed (started: number): number {
   return Math.round((performance.now() - started) * 1000) / 1000

@@ -2,46 +2,10 @@
 
 export type SecurityLevel = 'STRICT' | 'SECURE' | 'STANDARD' | 'PERMISSIVE'
 
-export type EnclaveErrorCode =
-  | 'VALIDATION_ERROR'
-  | 'EXECUTION_ERROR'
-  | 'TIMEOUT'
-  | 'MEMORY_LIMIT_EXCEEDED'
-  | 'OUTPUT_LIMIT_EXCEEDED'
-  | 'MAX_TOOL_CALLS'
-  | 'TOOL_QUOTA_EXCEEDED'
-  | 'PERMISSION_DENIED'
-  | 'TOOL_DISABLED'
-  | 'UNKNOWN_TOOL'
-  | 'TOOL_RATE_LIMITED'
-  | 'TOOL_ERROR'
-  | 'RUNNER_CRASHED'
-  | 'INTERNAL_ERROR'
-
-export type LogLevel = 'log' | 'info' | 'warn' | 'error' | 'debug'
-
-export interface LogEntry { level: LogLevel, message: string }
-
-export interface ExecutionError { name: string, code: EnclaveErrorCode, message: string }
-
-export interface ExecutionStats {
-  /** Wall time in ms from `run()` to its result. */
-  duration: number
-  toolCallCount: number
-  /** Bytes of isolate heap in use after the run, where it could be measured. */
-  memoryUsage?: number
-  /** CPU ms the isolate spent on this run. */
-  cpuTime?: number
-}
-
-export interface ExecutionResult {
-  executionId: string
-  success: boolean
-  value?: unknown
-  error?: ExecutionError
-  logs: LogEntry[]
-  stats: ExecutionStats
-}
+// The result's shape and its error codes are the HTTP contract's: one TypeBox schema describes
+// them, the route serialises with it, and these types come from it.
+export type { EnclaveErrorCode, ExecutionError, ExecutionResult, ExecutionStats, LogEntry, LogLevel } from '../../schemas/execution-result.ts'
+import type { ExecutionResult } from '../../schemas/execution-result.ts'
 
 /** Called for every `callTool(name, args)`; `context` is whatever `run()` was given. */
 export type ToolHandler = (name: string, args: unknown, context: unknown) => Promise<unknown>
