@@ -25,16 +25,6 @@ end
 return {1, count, pttl}
 `
 
-/** KEYS[1] counter; ARGV amount. Never below 0; an absent (expired) key stays absent. */
-export const REFUND = `
-local count = redis.call('GET', KEYS[1])
-if not count then return 0 end
-local left = tonumber(count) - tonumber(ARGV[1])
-if left < 0 then left = 0 end
-redis.call('SET', KEYS[1], left, 'KEEPTTL')
-return left
-`
-
 // Leases: a sorted set, member = holderId, score = the lease's expiry (server ms).
 // Expired members are purged before anything is counted; the key itself expires with its last lease.
 const PURGE = `
@@ -53,14 +43,6 @@ if not redis.call('ZSCORE', KEYS[1], holder) and redis.call('ZCARD', KEYS[1]) >=
   return 0
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), holder)
-${EXPIRE_WITH_LAST_LEASE}
-return 1
-`
-
-/** KEYS[1] lease set; ARGV holderId, leaseMs → 1 renewed | 0 no live lease */
-export const RENEW_LEASE = `${NOW_MS}${PURGE}
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
 ${EXPIRE_WITH_LAST_LEASE}
 return 1
 `
