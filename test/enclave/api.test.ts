@@ -83,7 +83,7 @@ t.test('defaults come from the security level', async (t) => {
   t.same(LEVELS.SECURE, { timeoutMs: 15000, maxToolCalls: 50, maxConsoleBytes: 256 * 1024, astCheck: false })
   t.same(LEVELS.STANDARD, { timeoutMs: 30000, maxToolCalls: 100, maxConsoleBytes: 1024 * 1024, astCheck: false })
   t.same(LEVELS.PERMISSIVE, { timeoutMs: 60000, maxToolCalls: 1000, maxConsoleBytes: 10 * 1024 * 1024, astCheck: false })
-  t.equal(ERROR_CODES.length, 13)
+  t.equal(ERROR_CODES.length, 14)
   t.throws(() => new Enclave({ securityLevel: 'LAX' as 'STRICT', runners: 1 }))
 })
 
