@@ -15,6 +15,8 @@ export interface LimitStore {
   consume (key: string, amount: number, limit: number, ttlMs: number): Promise<ConsumeResult>
   /** Current count (0 if absent or expired). */
   get (key: string): Promise<number>
+  /** Undoes a consume (never below 0, never revives an expired key). */
+  refund (key: string, amount: number): Promise<void>
   /** Cluster-wide semaphore with expiring leases: a crashed holder's slot frees itself after leaseMs. */
   acquireLease (key: string, holderId: string, limit: number, leaseMs: number): Promise<boolean>
   releaseLease (key: string, holderId: string): Promise<void>

@@ -83,6 +83,14 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
     },
 
 
+    async refund (key, amount) {
+      open()
+      assertKey('key', key)
+      assertInteger('amount', amount, 1)
+      const c = liveCounter(key, clock())
+      if (c !== undefined) c.count = Math.max(0, c.count - amount)
+    },
+
     async acquireLease (key, holderId, limit, leaseMs) {
       open()
       assertKey('key', key)

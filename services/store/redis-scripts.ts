@@ -25,6 +25,16 @@ end
 return {1, count, pttl}
 `
 
+/** KEYS[1] counter; ARGV amount. Never below 0; an absent (expired) key stays absent. */
+export const REFUND = `
+local count = redis.call('GET', KEYS[1])
+if not count then return 0 end
+local left = tonumber(count) - tonumber(ARGV[1])
+if left < 0 then left = 0 end
+redis.call('SET', KEYS[1], left, 'KEEPTTL')
+return left
+`
+
 // Leases: a sorted set, member = holderId, score = the lease's expiry (server ms).
 // Expired members are purged before anything is counted; the key itself expires with its last lease.
 const PURGE = `

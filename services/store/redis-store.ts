@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import { assertInteger, assertKey, deliver, StoreUnavailableError, type ConsumeResult, type LimitStore } from './limit-store.ts'
-import { ACQUIRE_LEASE, CONSUME, COUNT_LEASES } from './redis-scripts.ts'
+import { ACQUIRE_LEASE, CONSUME, COUNT_LEASES, REFUND } from './redis-scripts.ts'
 import { toStoreError, untilSettled } from './redis-errors.ts'
 
 export interface RedisStoreOptions {
@@ -17,6 +17,7 @@ export interface RedisStoreOptions {
 // The scripts below are attached with defineCommand; ioredis adds them as methods at runtime.
 interface Scripts {
   limitStoreConsume: (key: string, amount: number, limit: number, ttlMs: number) => Promise<[number, number, number]>
+  limitStoreRefund: (key: string, amount: number) => Promise<number>
   limitStoreAcquireLease: (key: string, holderId: string, limit: number, leaseMs: number) => Promise<number>
   limitStoreCountLeases: (key: string) => Promise<number>
 }
@@ -50,6 +51,7 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
   // report every reconnect attempt as an unhandled error event.
   client.on('error', () => {})
   client.defineCommand('limitStoreConsume', { numberOfKeys: 1, lua: CONSUME })
+  client.defineCommand('limitStoreRefund', { numberOfKeys: 1, lua: REFUND })
   client.defineCommand('limitStoreAcquireLease', { numberOfKeys: 1, lua: ACQUIRE_LEASE })
   client.defineCommand('limitStoreCountLeases', { numberOfKeys: 1, lua: COUNT_LEASES })
   const scripts = client as unknown as Scripts
@@ -110,6 +112,12 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
       return value === null ? 0 : Number(value)
     },
 
+
+    async refund (key, amount) {
+      assertKey('key', key)
+      assertInteger('amount', amount, 1)
+      await run(client, async () => await scripts.limitStoreRefund(key, amount))
+    },
 
     async acquireLease (key, holderId, limit, leaseMs) {
       assertKey('key', key)

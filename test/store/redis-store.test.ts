@@ -26,6 +26,7 @@ t.test('an unreachable Redis fails fast with StoreUnavailableError', async (t) =
   const calls: Array<[string, () => Promise<unknown>]> = [
     ['consume', async () => await store.consume('k', 1, 1, 1000)],
     ['get', async () => await store.get('k')],
+    ['refund', async () => await store.refund('k', 1)],
     ['acquireLease', async () => await store.acquireLease('k', 'h', 1, 1000)],
     ['releaseLease', async () => await store.releaseLease('k', 'h')],
     ['countLeases', async () => await store.countLeases('k')],
