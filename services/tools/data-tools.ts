@@ -78,11 +78,13 @@ async function query (trx: TenantTrx, _caller: ToolCaller, args: Static<typeof Q
   const maxLimit = typeof config.maxLimit === 'number' && config.maxLimit > 0 ? config.maxLimit : 1000
   const limit = Math.min(args.limit ?? 100, maxLimit)
   const where = matches(args.collection ?? 'data', args.filter)
+  // The page is chosen first, without bodies: measured in the same query, every matching row
+  // would be sized before the sort and LIMIT picked the page.
+  const page = trx.selectFrom('documents').select('id').where(where).orderBy('created_at').orderBy('id').limit(limit)
   const measured = await trx.selectFrom('documents')
     .select(['id', 'tenant_id', 'created_by', 'created_at', sql<number>`octet_length(body::text)`.as('bytes')])
-    .where(where)
+    .where('id', 'in', page)
     .orderBy('created_at').orderBy('id')
-    .limit(limit)
     .execute()
   if (measured.length === 0) return []
   let total = 2 // []
