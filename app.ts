@@ -9,7 +9,7 @@ import securityHeadersPlugin from './plugins/security-headers.ts'
 import corsPlugin from './plugins/cors.ts'
 import drainPlugin from './plugins/drain.ts'
 import dbPlugin from './plugins/db.ts'
-import redisPlugin from './plugins/redis.ts'
+import storePlugin from './plugins/store.ts'
 import tenantsPlugin from './plugins/tenants.ts'
 import authPlugin from './plugins/auth.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
@@ -70,7 +70,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(drainPlugin)
   await fastify.register(metricsPlugin)
   await fastify.register(dbPlugin)
-  await fastify.register(redisPlugin)
+  await fastify.register(storePlugin)
   await fastify.register(tenantsPlugin)
   await fastify.register(authPlugin)
   await fastify.register(rateLimitPlugin)

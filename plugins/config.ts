@@ -28,7 +28,11 @@ export const ConfigSchema = Type.Object({
   TENANT_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 2 * 1024 * 1024 }),
   ENCLAVE_RUNNERS: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
-  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 30_000 })
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 30_000 }),
+  TOOL_RESULT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 256 * 1024 * 1024, default: 4 * 1024 * 1024 }),
+  TOOL_MAX_CONCURRENT_PER_RUN: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
+  // 0 → max(1, floor(DATABASE_POOL_SIZE / 3)), worked out in services/db/open-database.ts
+  DATABASE_TENANT_MAX_CONNECTIONS: Type.Integer({ minimum: 0, maximum: 200, default: 0 })
 })
 
 export type Config = Static<typeof ConfigSchema>

@@ -25,4 +25,4 @@ export default fp(async (fastify) => {
       limit: context.max
     })
   })
-}, { name: 'rate-limit', dependencies: ['config', 'redis', 'auth'] })
+}, { name: 'rate-limit', dependencies: ['config', 'store', 'auth'] })

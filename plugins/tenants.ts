@@ -18,4 +18,4 @@ export default fp(async (fastify) => {
   const invalidations = openInvalidationChannel(fastify.store, TENANT_CHANGED_CHANNEL, (tenantId) => { tenants.invalidate(tenantId) }, fastify.log)
   fastify.decorate('announceTenantChange', invalidations.announce)
   fastify.addHook('onClose', async () => { invalidations.close() })
-}, { name: 'tenants', dependencies: ['config', 'db', 'redis'] })
+}, { name: 'tenants', dependencies: ['config', 'db', 'store'] })

@@ -7,7 +7,6 @@ export const UnauthorizedError = createError('UNAUTHORIZED', 'Unauthorized', 401
 export const InvalidTokenError = createError('INVALID_TOKEN', 'Invalid token', 401)
 export const ForbiddenError = createError('FORBIDDEN', 'Forbidden: %s', 403)
 export const NotFoundError = createError('NOT_FOUND', '%s', 404)
-export const DependencyUnavailableError = createError('DEPENDENCY_UNAVAILABLE', 'Service unavailable: %s', 503)
 
 /** The body of every error response; some errors add fields (limit, reset). */
 export const ErrorBody = Type.Object({

@@ -1,3 +1,10 @@
+export interface TtlCacheOptions {
+  /** Most entries kept; the oldest goes first. Default 10,000. */
+  maxEntries?: number
+  /** The clock, in ms; tests pass a fake one. Default Date.now. */
+  now?: (() => number) | undefined
+}
+
 /**
  * A small read-through cache: entries live `ttlMs`, concurrent misses for one key share one
  * load, and `delete` drops an entry at once (and any load already under way for it).
@@ -7,14 +14,16 @@ export class TtlCache<V> {
 
   private readonly ttlMs: number
   private readonly maxEntries: number
+  private readonly now: () => number
 
-  constructor (ttlMs: number, maxEntries = 10_000) {
+  constructor (ttlMs: number, options: TtlCacheOptions = {}) {
     this.ttlMs = ttlMs
-    this.maxEntries = maxEntries
+    this.maxEntries = options.maxEntries ?? 10_000
+    this.now = options.now ?? Date.now
   }
 
   async get (key: string, load: () => Promise<V>): Promise<V> {
-    const now = Date.now()
+    const now = this.now()
     const hit = this.entries.get(key)
     if (hit !== undefined && hit.expiresAt > now) return await hit.value
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string)
@@ -28,9 +37,5 @@ export class TtlCache<V> {
 
   delete (key: string): void {
     this.entries.delete(key)
-  }
-
-  clear (): void {
-    this.entries.clear()
   }
 }

@@ -1,8 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorBody } from '../../services/errors.ts'
-import { withTenant } from '../../services/db/with-tenant.ts'
-import { ToolRateLimitSchema, deleteToolSetting, putToolSetting } from '../../services/tools/tool-settings.ts'
+import { ToolRateLimitSchema } from '../../services/tools/tool-settings.ts'
 import { TenantIdSchema } from '../../schemas/tenant.ts'
 
 const TOOL_NAME_PATTERN = '^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)*$'
@@ -38,9 +37,7 @@ const adminToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const { tenantId, tool } = request.params
     fastify.assertKnownTool(tool)
-    const setting = await withTenant(fastify.db, tenantId, async (trx) => await putToolSetting(trx, tenantId, tool, request.body))
-    await fastify.announceToolsChange(tenantId)
-    return setting
+    return await fastify.tools.putSetting(tenantId, tool, request.body)
   })
 
   fastify.delete('/tenants/:tenantId/tools/:tool', {
@@ -53,8 +50,7 @@ const adminToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { tenantId, tool } = request.params
     fastify.assertKnownTool(tool)
-    await withTenant(fastify.db, tenantId, async (trx) => await deleteToolSetting(trx, tool))
-    await fastify.announceToolsChange(tenantId)
+    await fastify.tools.deleteSetting(tenantId, tool)
     return await reply.code(204).send(null)
   })
 }

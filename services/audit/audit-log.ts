@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import type { Trx } from '../db/with-tenant.ts'
+import type { TenantTrx } from '../db/with-tenant.ts'
 import type { AuditFacts } from './audit-writer.ts'
 
 /** An audit row as the tenant reads it back. */
@@ -13,7 +13,7 @@ export interface AuditLogEntry extends AuditFacts {
  * `before` is an entry's public id from an earlier page: only entries older than that one are
  * listed. RLS scopes it. The internal id only breaks ties and never leaves this function.
  */
-export async function listAuditEntries (trx: Trx, options: { limit: number, before?: string }): Promise<AuditLogEntry[]> {
+export async function listAuditEntries (trx: TenantTrx, options: { limit: number, before?: string }): Promise<AuditLogEntry[]> {
   let query = trx.selectFrom('audit_log')
     .select([
       sql<string>`public_id::text`.as('public_id'), 'execution_id', 'user_id', 'action', 'code_sha256', 'success', 'error_code', 'duration_ms', 'tool_calls', 'created_at'

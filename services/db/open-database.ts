@@ -5,13 +5,15 @@ import type { FastifyBaseLogger } from 'fastify'
 import { PGliteDialect } from './pglite-dialect.ts'
 import { migrateToLatest } from './migrate.ts'
 import type { Database } from './schema.ts'
-import type { AppDatabase } from './with-tenant.ts'
+import { tenantConnectionCap, type AppDatabase } from './with-tenant.ts'
+import { KeyedSemaphore } from '../fifo-semaphore.ts'
 
 export interface DatabaseSettings {
   DATABASE_URL?: string
   DATABASE_ADMIN_URL?: string
   DATABASE_APP_ROLE: string
   DATABASE_POOL_SIZE: number
+  DATABASE_TENANT_MAX_CONNECTIONS: number
   PGLITE_DIR?: string
 }
 
@@ -37,6 +39,7 @@ function postgresKysely (connectionString: string, max: number, log: FastifyBase
  */
 export async function openDatabase (settings: DatabaseSettings, log: FastifyBaseLogger): Promise<OpenedDatabase> {
   const appRole = settings.DATABASE_APP_ROLE
+  const tenantConnections = new KeyedSemaphore(tenantConnectionCap(settings.DATABASE_POOL_SIZE, settings.DATABASE_TENANT_MAX_CONNECTIONS))
   if (settings.DATABASE_URL !== undefined) {
     const kysely = postgresKysely(settings.DATABASE_URL, settings.DATABASE_POOL_SIZE, log)
     try {
@@ -50,7 +53,7 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
       await kysely.destroy()
       throw err
     }
-    return { kysely, appRole, embedded: false, close: async () => { await kysely.destroy() } }
+    return { kysely, appRole, tenantConnections, embedded: false, close: async () => { await kysely.destroy() } }
   }
 
   const pglite = await PGlite.create(settings.PGLITE_DIR ?? 'memory://')
@@ -61,5 +64,5 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
     await kysely.destroy()
     throw err
   }
-  return { kysely, appRole, embedded: true, close: async () => { await kysely.destroy() } }
+  return { kysely, appRole, tenantConnections, embedded: true, close: async () => { await kysely.destroy() } }
 }

@@ -1,23 +1,54 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
+import type { KeyedSemaphore } from '../fifo-semaphore.ts'
 import type { Database } from './schema.ts'
 
-export type Trx = Transaction<Database>
+declare const tenantScoped: unique symbol
+
+/**
+ * A transaction already scoped to one tenant (RLS on, role switched). Only `withTenant` makes
+ * one, so a repository that takes a TenantTrx cannot be handed a bare connection or a plain
+ * transaction by mistake. The brand exists only for the type checker.
+ */
+export type TenantTrx = Transaction<Database> & { readonly [tenantScoped]: true }
 
 /** The app's database handle: the Kysely instance and the non-owner role tenant work runs as. */
 export interface AppDatabase {
   kysely: Kysely<Database>
   appRole: string
+  /**
+   * Connections one tenant's transactions may hold at once (DATABASE_TENANT_MAX_CONNECTIONS):
+   * a tenant's extra transactions wait here, in order, before they take a pooled connection,
+   * so one tenant can never hold the whole pool while the others wait for it.
+   */
+  tenantConnections: KeyedSemaphore
 }
 
 /**
- * Runs `fn` in a transaction scoped to one tenant: RLS sees only that tenant's rows.
+ * Runs `fn` in a transaction scoped to one tenant: RLS sees only that tenant's rows. The rule
+ * (as in Kysely's example): the use case or route calls withTenant, repositories take the trx.
  * The tenant and the role are set with set_config(..., true), so both end with the transaction
  * and never leak to the next user of a pooled connection. Switching the role matters where
  * the login role owns the tables or is a superuser (PGlite): RLS would not hold for it.
+ * application_name names the tenant in pg_stat_activity while the transaction lasts.
  */
-export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx: Trx) => Promise<T>): Promise<T> {
-  return await db.kysely.transaction().execute(async (trx) => {
-    await sql`select set_config('app.tenant_id', ${tenantId}, true), set_config('role', ${db.appRole}, true)`.execute(trx)
-    return await fn(trx)
-  })
+export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx: TenantTrx) => Promise<T>): Promise<T> {
+  const release = await db.tenantConnections.acquire(tenantId)
+  try {
+    return await db.kysely.transaction().execute(async (trx) => {
+      await sql`select set_config('app.tenant_id', ${tenantId}, true), set_config('role', ${db.appRole}, true), set_config('application_name', ${applicationName(tenantId)}, true)`.execute(trx)
+      return await fn(trx as TenantTrx)
+    })
+  } finally {
+    release()
+  }
+}
+
+// PostgreSQL keeps 63 bytes of application_name; tenant ids are ASCII (the token's pattern).
+export function applicationName (tenantId: string): string {
+  return `tenant:${tenantId}`.slice(0, 63)
+}
+
+/** DATABASE_TENANT_MAX_CONNECTIONS as configured, or its default: a third of the pool, at least 1. */
+export function tenantConnectionCap (poolSize: number, configured: number): number {
+  return configured > 0 ? Math.min(configured, poolSize) : Math.max(1, Math.floor(poolSize / 3))
 }

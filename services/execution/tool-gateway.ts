@@ -5,15 +5,11 @@ import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
 import { utcDayWindow, type LimitStore } from '../store/index.ts'
 import { toolCallsKey, toolWindowKey } from '../quotas/counter-keys.ts'
 import type { ToolRegistry } from '../tools/tool-registry.ts'
-import type { TenantQuotas } from '../tenants/tiers.ts'
+import { ToolResultTooLargeError, type ToolCaller } from '../tools/tool-definition.ts'
+import { FifoSemaphore, SemaphoreTimeoutError } from '../fifo-semaphore.ts'
 import { EnclaveToolError } from '../enclave/index.ts'
 
-export interface ToolCaller {
-  tenantId: string
-  userId: string
-  permissions: string[]
-  quotas: TenantQuotas
-}
+export type { ToolCaller }
 
 export interface ToolGatewayDeps {
   db: AppDatabase
@@ -38,11 +34,34 @@ function validatorFor (schema: TSchema): Validator {
  * calls (fatal), the token's `tool:<name>` permission, the tenant's registry (unknown,
  * disabled, per-tool window), the arguments' schema, and then the tool itself in a transaction
  * scoped to the tenant, so RLS bounds every row it touches. The per-run count is the enclave's.
+ *
+ * A run has at most `tools.limits.maxConcurrentPerRun` calls in progress; further calls wait in
+ * order before anything is counted. The gateway is made when the run starts and cannot see its
+ * end, so a wait is bounded by the tier's longest run (never shorter than the run's timeout):
+ * a call still waiting then is dropped, unrun, and its answer goes nowhere.
  */
 export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller) {
   const report = (tool: string, code: string): void => { deps.onToolCall?.(tool, code) }
+  const inProgress = new FifoSemaphore(deps.tools.limits.maxConcurrentPerRun)
+  const waitUntil = Date.now() + caller.quotas.maxExecutionDurationMs
 
   return async function callTool (name: string, args: unknown): Promise<unknown> {
+    let release
+    try {
+      release = await inProgress.acquire(waitUntil - Date.now())
+    } catch (err) {
+      if (!(err instanceof SemaphoreTimeoutError)) throw err
+      report(name, 'TIMEOUT')
+      throw new EnclaveToolError('TIMEOUT', 'The run ended while this tool call waited for a free place', { fatal: true })
+    }
+    try {
+      return await checkedCall(name, args)
+    } finally {
+      release()
+    }
+  }
+
+  async function checkedCall (name: string, args: unknown): Promise<unknown> {
     const day = utcDayWindow()
     let daily
     try {
@@ -87,12 +106,13 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller) {
     }
     try {
       const result = await withTenant(deps.db, caller.tenantId, async (trx) =>
-        await tool.definition.run(trx, { tenantId: caller.tenantId, userId: caller.userId }, args, tool.config))
+        await tool.definition.run(trx, caller, args, tool.config, deps.tools.limits))
       report(name, 'OK')
       return result
     } catch (err) {
       report(name, 'TOOL_ERROR')
-      // Database details stay on the host; the script learns only that the tool failed.
+      // The limit is the script's to know; database details stay on the host.
+      if (err instanceof ToolResultTooLargeError) throw new EnclaveToolError('TOOL_ERROR', err.message, { cause: err })
       throw new EnclaveToolError('TOOL_ERROR', `Tool ${name} failed`, { cause: err })
     }
   }

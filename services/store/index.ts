@@ -1,4 +1,4 @@
-// The store used for everything counted across instances: see plugins/redis.ts.
+// The store used for everything counted across instances: see plugins/store.ts.
 export { StoreUnavailableError, type ConsumeResult, type LimitStore } from './limit-store.ts'
 export { createMemoryStore } from './memory-store.ts'
 export { createRedisStore, type RedisStoreOptions } from './redis-store.ts'

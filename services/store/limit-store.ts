@@ -19,8 +19,6 @@ export interface LimitStore {
   refund (key: string, amount: number): Promise<void>
   /** Cluster-wide semaphore with expiring leases: a crashed holder's slot frees itself after leaseMs. */
   acquireLease (key: string, holderId: string, limit: number, leaseMs: number): Promise<boolean>
-  /** Extends a live lease; false when the holder has none (it expired or was released). */
-  renewLease (key: string, holderId: string, leaseMs: number): Promise<boolean>
   releaseLease (key: string, holderId: string): Promise<void>
   /** Live (unexpired) leases. */
   countLeases (key: string): Promise<number>

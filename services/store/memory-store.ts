@@ -11,7 +11,9 @@ const SWEEP_EVERY = 1000
  * In-process LimitStore: correct for a single instance only. Every method does its work
  * synchronously before returning, so each operation is atomic within this process.
  */
-export function createMemoryStore (): LimitStore {
+export function createMemoryStore (options: { now?: () => number } = {}): LimitStore {
+  // The clock is injectable so time-based tests run on fake time instead of sleeping.
+  const clock = options.now ?? Date.now
   const counters = new Map<string, Counter>()
   const leases = new Map<string, Map<string, number>>() // key → holderId → expiresAt
   const bus = new EventEmitter()
@@ -58,7 +60,7 @@ export function createMemoryStore (): LimitStore {
       assertInteger('amount', amount, 1)
       assertInteger('limit', limit, 0)
       assertInteger('ttlMs', ttlMs, 1)
-      const now = Date.now()
+      const now = clock()
       const c = liveCounter(key, now)
       const count = c?.count ?? 0
       if (count + amount > limit) {
@@ -77,14 +79,15 @@ export function createMemoryStore (): LimitStore {
     async get (key) {
       open()
       assertKey('key', key)
-      return liveCounter(key, Date.now())?.count ?? 0
+      return liveCounter(key, clock())?.count ?? 0
     },
+
 
     async refund (key, amount) {
       open()
       assertKey('key', key)
       assertInteger('amount', amount, 1)
-      const c = liveCounter(key, Date.now())
+      const c = liveCounter(key, clock())
       if (c !== undefined) c.count = Math.max(0, c.count - amount)
     },
 
@@ -94,7 +97,7 @@ export function createMemoryStore (): LimitStore {
       assertKey('holderId', holderId)
       assertInteger('limit', limit, 0)
       assertInteger('leaseMs', leaseMs, 1)
-      const now = Date.now()
+      const now = clock()
       const holders = liveLeases(key, now) ?? new Map<string, number>()
       // Re-acquiring by the same holder refreshes its lease and still counts once.
       if (!holders.has(holderId) && holders.size >= limit) return false
@@ -104,17 +107,6 @@ export function createMemoryStore (): LimitStore {
       return true
     },
 
-    async renewLease (key, holderId, leaseMs) {
-      open()
-      assertKey('key', key)
-      assertKey('holderId', holderId)
-      assertInteger('leaseMs', leaseMs, 1)
-      const now = Date.now()
-      const holders = liveLeases(key, now)
-      if (holders?.has(holderId) !== true) return false
-      holders.set(holderId, now + leaseMs)
-      return true
-    },
 
     async releaseLease (key, holderId) {
       open()
@@ -129,7 +121,7 @@ export function createMemoryStore (): LimitStore {
     async countLeases (key) {
       open()
       assertKey('key', key)
-      return liveLeases(key, Date.now())?.size ?? 0
+      return liveLeases(key, clock())?.size ?? 0
     },
 
     async publish (channel, message) {

@@ -57,14 +57,6 @@ ${EXPIRE_WITH_LAST_LEASE}
 return 1
 `
 
-/** KEYS[1] lease set; ARGV holderId, leaseMs → 1 renewed | 0 no live lease */
-export const RENEW_LEASE = `${NOW_MS}${PURGE}
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
-${EXPIRE_WITH_LAST_LEASE}
-return 1
-`
-
 /** KEYS[1] lease set → live leases */
 export const COUNT_LEASES = `${NOW_MS}${PURGE}
 return redis.call('ZCARD', KEYS[1])

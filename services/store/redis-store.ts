@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import { assertInteger, assertKey, deliver, StoreUnavailableError, type ConsumeResult, type LimitStore } from './limit-store.ts'
-import { ACQUIRE_LEASE, CONSUME, COUNT_LEASES, RENEW_LEASE, REFUND } from './redis-scripts.ts'
+import { ACQUIRE_LEASE, CONSUME, COUNT_LEASES, REFUND } from './redis-scripts.ts'
 import { toStoreError, untilSettled } from './redis-errors.ts'
 
 export interface RedisStoreOptions {
@@ -19,7 +19,6 @@ interface Scripts {
   limitStoreConsume: (key: string, amount: number, limit: number, ttlMs: number) => Promise<[number, number, number]>
   limitStoreRefund: (key: string, amount: number) => Promise<number>
   limitStoreAcquireLease: (key: string, holderId: string, limit: number, leaseMs: number) => Promise<number>
-  limitStoreRenewLease: (key: string, holderId: string, leaseMs: number) => Promise<number>
   limitStoreCountLeases: (key: string) => Promise<number>
 }
 
@@ -54,7 +53,6 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
   client.defineCommand('limitStoreConsume', { numberOfKeys: 1, lua: CONSUME })
   client.defineCommand('limitStoreRefund', { numberOfKeys: 1, lua: REFUND })
   client.defineCommand('limitStoreAcquireLease', { numberOfKeys: 1, lua: ACQUIRE_LEASE })
-  client.defineCommand('limitStoreRenewLease', { numberOfKeys: 1, lua: RENEW_LEASE })
   client.defineCommand('limitStoreCountLeases', { numberOfKeys: 1, lua: COUNT_LEASES })
   const scripts = client as unknown as Scripts
 
@@ -114,6 +112,7 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
       return value === null ? 0 : Number(value)
     },
 
+
     async refund (key, amount) {
       assertKey('key', key)
       assertInteger('amount', amount, 1)
@@ -128,12 +127,6 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
       return await run(client, async () => await scripts.limitStoreAcquireLease(key, holderId, limit, leaseMs)) === 1
     },
 
-    async renewLease (key, holderId, leaseMs) {
-      assertKey('key', key)
-      assertKey('holderId', holderId)
-      assertInteger('leaseMs', leaseMs, 1)
-      return await run(client, async () => await scripts.limitStoreRenewLease(key, holderId, leaseMs)) === 1
-    },
 
     async releaseLease (key, holderId) {
       assertKey('key', key)

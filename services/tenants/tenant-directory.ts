@@ -1,5 +1,4 @@
-import type { AppDatabase } from '../db/with-tenant.ts'
-import { withTenant } from '../db/with-tenant.ts'
+import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
 import { TtlCache } from '../ttl-cache.ts'
 import { quotasFor, type QuotaOverrides, type TenantQuotas, type Tier } from './tiers.ts'
 
@@ -27,9 +26,9 @@ export class TenantDirectory {
 
   private readonly db: AppDatabase
 
-  constructor (db: AppDatabase, cacheTtlMs: number) {
+  constructor (db: AppDatabase, cacheTtlMs: number, options: { now?: () => number } = {}) {
     this.db = db
-    this.cache = new TtlCache(cacheTtlMs)
+    this.cache = new TtlCache(cacheTtlMs, { now: options.now })
   }
 
   async get (tenantId: string): Promise<TenantRecord> {

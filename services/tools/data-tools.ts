@@ -1,8 +1,8 @@
 import { sql, type Expression, type SqlBool, type ExpressionBuilder } from 'kysely'
 import { Type, type Static } from 'typebox'
 import type { Database } from '../db/schema.ts'
-import type { Trx } from '../db/with-tenant.ts'
-import type { ToolDefinition } from './tool-definition.ts'
+import type { TenantTrx } from '../db/with-tenant.ts'
+import { ToolResultTooLargeError, type ToolCaller, type ToolDefinition, type ToolLimits } from './tool-definition.ts'
 
 // Fields the service owns: a document can neither set nor fake them.
 const SYSTEM_FIELDS = new Set(['id', 'tenantId', 'createdBy', 'createdAt'])
@@ -68,21 +68,48 @@ function matches (collection: string, filter: Record<string, unknown> = {}) {
   }
 }
 
-export interface ToolCaller { tenantId: string, userId: string }
-
-async function query (trx: Trx, _caller: ToolCaller, args: Static<typeof QueryArgs>, config: Record<string, unknown>): Promise<StoredDocument[]> {
+/**
+ * Reads at most `limits.maxResultBytes` of documents. PostgreSQL measures each row first
+ * (octet_length of the body as text, which is what the driver would receive: pg_column_size
+ * would count compressed bytes, and a compressible body would slip through); only when the
+ * whole page fits are the bodies read, so a result over the budget never enters this process.
+ */
+async function query (trx: TenantTrx, _caller: ToolCaller, args: Static<typeof QueryArgs>, config: Record<string, unknown>, limits: ToolLimits): Promise<StoredDocument[]> {
   const maxLimit = typeof config.maxLimit === 'number' && config.maxLimit > 0 ? config.maxLimit : 1000
   const limit = Math.min(args.limit ?? 100, maxLimit)
-  const rows = await trx.selectFrom('documents')
-    .select(['id', 'tenant_id', 'body', 'created_by', 'created_at'])
-    .where(matches(args.collection ?? 'data', args.filter))
+  const where = matches(args.collection ?? 'data', args.filter)
+  // The page is chosen first, without bodies: measured in the same query, every matching row
+  // would be sized before the sort and LIMIT picked the page.
+  const page = trx.selectFrom('documents').select('id').where(where).orderBy('created_at').orderBy('id').limit(limit)
+  const measured = await trx.selectFrom('documents')
+    .select(['id', 'tenant_id', 'created_by', 'created_at', sql<number>`octet_length(body::text)`.as('bytes')])
+    .where('id', 'in', page)
     .orderBy('created_at').orderBy('id')
-    .limit(limit)
     .execute()
-  return rows.map(toDocument)
+  if (measured.length === 0) return []
+  let total = 2 // []
+  const budgetById: Record<string, number> = {}
+  for (const row of measured) {
+    const body = Number(row.bytes)
+    // The system fields' JSON, plus a comma; the body's text form is never shorter than its JSON.
+    total += body + Buffer.byteLength(JSON.stringify(toDocument({ ...row, body: {} }))) + 1
+    if (total > limits.maxResultBytes) throw new ToolResultTooLargeError('data:query', limits.maxResultBytes)
+    budgetById[row.id] = body
+  }
+  // A row that grew after it was measured (a concurrent update) comes back without its body.
+  const rows = await trx.selectFrom('documents')
+    .select(['id', 'tenant_id', 'created_by', 'created_at',
+      sql<Record<string, unknown> | null>`case when octet_length(body::text) <= (${JSON.stringify(budgetById)}::jsonb ->> id::text)::int then body end`.as('body')])
+    .where('id', 'in', Object.keys(budgetById))
+    .orderBy('created_at').orderBy('id')
+    .execute()
+  return rows.map((row) => {
+    if (row.body === null) throw new Error('a document grew while data:query was reading it')
+    return toDocument({ ...row, body: row.body })
+  })
 }
 
-async function insert (trx: Trx, caller: ToolCaller, args: Static<typeof InsertArgs>): Promise<StoredDocument> {
+async function insert (trx: TenantTrx, caller: ToolCaller, args: Static<typeof InsertArgs>): Promise<StoredDocument> {
   const row = await trx.insertInto('documents')
     .values({
       tenant_id: caller.tenantId,
@@ -95,7 +122,7 @@ async function insert (trx: Trx, caller: ToolCaller, args: Static<typeof InsertA
   return toDocument(row)
 }
 
-async function update (trx: Trx, _caller: ToolCaller, args: Static<typeof UpdateArgs>): Promise<{ updated: number }> {
+async function update (trx: TenantTrx, _caller: ToolCaller, args: Static<typeof UpdateArgs>): Promise<{ updated: number }> {
   const result = await trx.updateTable('documents')
     .set((eb) => ({ body: sql`${eb.ref('body')} || ${JSON.stringify(withoutSystemFields(args.set))}::jsonb` }))
     .where(matches(args.collection ?? 'data', args.filter))
@@ -103,7 +130,7 @@ async function update (trx: Trx, _caller: ToolCaller, args: Static<typeof Update
   return { updated: Number(result.numUpdatedRows) }
 }
 
-async function remove (trx: Trx, _caller: ToolCaller, args: Static<typeof DeleteArgs>): Promise<{ deleted: number }> {
+async function remove (trx: TenantTrx, _caller: ToolCaller, args: Static<typeof DeleteArgs>): Promise<{ deleted: number }> {
   const result = await trx.deleteFrom('documents')
     .where(matches(args.collection ?? 'data', args.filter))
     .executeTakeFirst()

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import type { Trx } from '../db/with-tenant.ts'
+import type { TenantTrx } from '../db/with-tenant.ts'
 
 export const ToolRateLimitSchema = Type.Object({
   calls: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
@@ -16,20 +16,26 @@ export interface ToolSetting {
   updatedAt: string
 }
 
+export interface ToolSettingUpdate {
+  enabled: boolean
+  rateLimit?: ToolRateLimit | null
+  config?: Record<string, unknown>
+}
+
 function toSetting (row: { tool: string, enabled: boolean, rate_limit: ToolRateLimit | null, config: Record<string, unknown>, updated_at: Date }): ToolSetting {
   return { tool: row.tool, enabled: row.enabled, rateLimit: row.rate_limit, config: row.config, updatedAt: new Date(row.updated_at).toISOString() }
 }
 
-export async function listToolSettings (trx: Trx): Promise<ToolSetting[]> {
+export async function listToolSettings (trx: TenantTrx): Promise<ToolSetting[]> {
   const rows = await trx.selectFrom('tenant_tools').select(['tool', 'enabled', 'rate_limit', 'config', 'updated_at']).orderBy('tool').execute()
   return rows.map(toSetting)
 }
 
 export async function putToolSetting (
-  trx: Trx,
+  trx: TenantTrx,
   tenantId: string,
   tool: string,
-  setting: { enabled: boolean, rateLimit?: ToolRateLimit | null, config?: Record<string, unknown> }
+  setting: ToolSettingUpdate
 ): Promise<ToolSetting> {
   const values = {
     enabled: setting.enabled,
@@ -46,7 +52,7 @@ export async function putToolSetting (
 }
 
 /** Removes the tenant's setting; the tool falls back to its default. True when one existed. */
-export async function deleteToolSetting (trx: Trx, tool: string): Promise<boolean> {
+export async function deleteToolSetting (trx: TenantTrx, tool: string): Promise<boolean> {
   const result = await trx.deleteFrom('tenant_tools').where('tool', '=', tool).executeTakeFirst()
   return result.numDeletedRows > 0n
 }

@@ -28,7 +28,6 @@ t.test('an unreachable Redis fails fast with StoreUnavailableError', async (t) =
     ['get', async () => await store.get('k')],
     ['refund', async () => await store.refund('k', 1)],
     ['acquireLease', async () => await store.acquireLease('k', 'h', 1, 1000)],
-    ['renewLease', async () => await store.renewLease('k', 'h', 1000)],
     ['releaseLease', async () => await store.releaseLease('k', 'h')],
     ['countLeases', async () => await store.countLeases('k')],
     ['publish', async () => await store.publish('c', 'm')],

@@ -23,4 +23,4 @@ export default fp(async (fastify) => {
     fastify.decorate('redis', client)
   }
   fastify.addHook('onClose', async () => { await fastify.store.close() })
-}, { name: 'redis', dependencies: ['config'] })
+}, { name: 'store', dependencies: ['config'] })

@@ -1,0 +1,91 @@
+/** Rejects a wait that outlived its deadline; the holder never got the slot. */
+export class SemaphoreTimeoutError extends Error {
+  override name = 'SemaphoreTimeoutError'
+}
+
+/**
+ * A counting semaphore that serves waiters in arrival order. A released slot is handed straight
+ * to the next waiter, so a newcomer can never jump the queue between a release and a wake-up.
+ */
+export class FifoSemaphore {
+  readonly limit: number
+  private active = 0
+  private readonly waiters: Array<{ grant: () => void }> = []
+
+  constructor (limit: number) {
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be an integer >= 1, got ${String(limit)}`)
+    this.limit = limit
+  }
+
+  get inUse (): number { return this.active }
+  get waiting (): number { return this.waiters.length }
+  get idle (): boolean { return this.active === 0 && this.waiters.length === 0 }
+
+  /**
+   * Resolves with a release function (calling it twice releases once). With `waitMs`, a wait
+   * longer than that rejects with SemaphoreTimeoutError and leaves the queue.
+   */
+  async acquire (waitMs?: number): Promise<() => void> {
+    if (this.active < this.limit) {
+      this.active++
+      return this.releaser()
+    }
+    return await new Promise<() => void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
+      const waiter = {
+        grant: () => {
+          if (timer !== undefined) clearTimeout(timer)
+          resolve(this.releaser())
+        }
+      }
+      this.waiters.push(waiter)
+      if (waitMs !== undefined) {
+        timer = setTimeout(() => {
+          const at = this.waiters.indexOf(waiter)
+          if (at !== -1) this.waiters.splice(at, 1)
+          reject(new SemaphoreTimeoutError(`waited more than ${waitMs} ms for a free slot`))
+        }, Math.max(0, waitMs))
+      }
+    })
+  }
+
+  private releaser (): () => void {
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const next = this.waiters.shift()
+      // The slot passes to the next waiter as it is: `active` does not change.
+      if (next !== undefined) next.grant()
+      else this.active--
+    }
+  }
+}
+
+/** One FifoSemaphore per key, each with the same limit; a key's entry exists only while used. */
+export class KeyedSemaphore {
+  readonly limit: number
+  private readonly byKey = new Map<string, FifoSemaphore>()
+
+  constructor (limit: number) {
+    this.limit = limit
+  }
+
+  inUse (key: string): number {
+    return this.byKey.get(key)?.inUse ?? 0
+  }
+
+  async acquire (key: string): Promise<() => void> {
+    let semaphore = this.byKey.get(key)
+    if (semaphore === undefined) {
+      semaphore = new FifoSemaphore(this.limit)
+      this.byKey.set(key, semaphore)
+    }
+    const release = await semaphore.acquire()
+    const owner = semaphore
+    return () => {
+      release()
+      if (owner.idle && this.byKey.get(key) === owner) this.byKey.delete(key)
+    }
+  }
+}
