@@ -37,6 +37,8 @@ export interface PendingRun {
   toolCalls: number
   callIds: Set<number>
   attempts: number
+  /** Aborted when the run's result is known: tool calls still waiting are not started. */
+  ended: AbortController
   /** Its runner died and nobody was blamed: its retry runs on the quarantine runner. */
   retryApart: boolean
   resolve: (result: ExecutionResult) => void
@@ -162,6 +164,7 @@ export class Enclave extends EventEmitter {
       toolCalls: 0,
       callIds: new Set(),
       attempts: 0,
+      ended: new AbortController(),
       retryApart: false,
       resolve,
       onSettled: options.onSettled,
@@ -274,6 +277,7 @@ export class Enclave extends EventEmitter {
   private complete (run: PendingRun, result: ExecutionResult, isolateId?: string, reused = false, busy = false): void {
     if (run.done) return
     run.done = true
+    run.ended.abort()
     clearTimeout(run.backstop)
     const runner = run.runner
     runner?.inFlight.delete(run.wireId)

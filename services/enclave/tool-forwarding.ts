@@ -11,7 +11,7 @@ export async function forwardToolCall (run: PendingRun, msg: CallMessage, fallba
     const args = parseToolArgs(msg.a)
     const handler = run.tools ?? fallback
     if (handler === undefined) throw Object.assign(new Error(`Unknown tool: ${msg.n}`), { code: 'UNKNOWN_TOOL' })
-    return { v: toolResultJson(await handler(msg.n, args, run.context)) }
+    return { v: toolResultJson(await handler(msg.n, args, run.context, run.ended.signal)) }
   } catch (err) {
     return toolFailure(err)
   }

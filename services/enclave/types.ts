@@ -7,8 +7,11 @@ export type SecurityLevel = 'STRICT' | 'SECURE' | 'STANDARD' | 'PERMISSIVE'
 export type { EnclaveErrorCode, ExecutionError, ExecutionResult, ExecutionStats, LogEntry, LogLevel } from '../../schemas/execution-result.ts'
 import type { ExecutionResult } from '../../schemas/execution-result.ts'
 
-/** Called for every `callTool(name, args)`; `context` is whatever `run()` was given. */
-export type ToolHandler = (name: string, args: unknown, context: unknown) => Promise<unknown>
+/**
+ * Called for every `callTool(name, args)`; `context` is whatever `run()` was given; `runEnded` is
+ * aborted when the run is over (its result is known), so work not yet started can be skipped.
+ */
+export type ToolHandler = (name: string, args: unknown, context: unknown, runEnded: AbortSignal) => Promise<unknown>
 
 export interface EnclaveLogger {
   info: (obj: unknown, msg?: string) => void

@@ -45,12 +45,19 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller) {
   const inProgress = new FifoSemaphore(deps.tools.limits.maxConcurrentPerRun)
   const waitUntil = Date.now() + caller.quotas.maxExecutionDurationMs
 
-  return async function callTool (name: string, args: unknown): Promise<unknown> {
+  // `runEnded` is the enclave's signal that the run is over: a call still waiting for its place
+  // then never starts (it would act after the run's own timeout or failure).
+  return async function callTool (name: string, args: unknown, _context?: unknown, runEnded?: AbortSignal): Promise<unknown> {
     let release
     try {
       release = await inProgress.acquire(waitUntil - Date.now())
     } catch (err) {
       if (!(err instanceof SemaphoreTimeoutError)) throw err
+      report(name, 'TIMEOUT')
+      throw new EnclaveToolError('TIMEOUT', 'The run ended while this tool call waited for a free place', { fatal: true })
+    }
+    if (runEnded?.aborted === true) {
+      release()
       report(name, 'TIMEOUT')
       throw new EnclaveToolError('TIMEOUT', 'The run ended while this tool call waited for a free place', { fatal: true })
     }
