@@ -72,6 +72,8 @@ t.test('time spent waiting counts against the run\'s timeout', async (t) => {
   const blocked = scheduler.run('slow', 10_000, blocker.start, expired, measure)
   let remainingSeen = -1
   const waiting = scheduler.run('slow', 50, async (remaining) => { remainingSeen = remaining; return { cpuTime: 1, duration: 1, label: 'late' } }, expired, measure)
+  // Real time has to pass here: the run's 50 ms must run out while it waits, and the scheduler
+  // reads performance.now(). (With an injectable clock this becomes a clock step.)
   await new Promise((resolve) => setTimeout(resolve, 80))
   blocker.finish()
   await blocked
