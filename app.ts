@@ -35,7 +35,9 @@ export function serverOptions (config: Config): FastifyServerOptions {
       }
     },
     bodyLimit: config.BODY_LIMIT_BYTES,
-    return503OnClosing: true
+    return503OnClosing: true,
+    // Embedded PGlite compiles PostgreSQL's WASM at start: seconds on a busy 2-core machine.
+    pluginTimeout: 60_000
   }
 }
 

@@ -7,7 +7,7 @@ import { executeScript } from '../../services/execution/execute-script.ts'
 const ERROR_CODES = [
   'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED',
   'MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED', 'PERMISSION_DENIED', 'TOOL_DISABLED', 'UNKNOWN_TOOL',
-  'TOOL_RATE_LIMITED', 'TOOL_ERROR', 'INTERNAL_ERROR'
+  'TOOL_RATE_LIMITED', 'TOOL_ERROR', 'RUNNER_CRASHED', 'INTERNAL_ERROR'
 ]
 
 const ExecuteBody = Type.Object({
@@ -56,7 +56,6 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     try {
       outcome = await executeScript({
         enclave: fastify.enclave,
-        scheduler: fastify.cpuScheduler,
         store: fastify.store,
         db: fastify.db,
         tools: fastify.tools,

@@ -1,4 +1,5 @@
-// Source of the code that prepares every context before any tenant code runs in it.
+// Source of the code that prepares every context before any tenant code runs in it. Over 250
+// lines because it is one script: it must run as a single closure inside the isolate.
 //
 // It is compiled once per isolate and run once per fresh context (while the context is pre-warmed,
 // off the request path). Its completion value is `[init, deliver]`, reachable only through
@@ -34,6 +35,13 @@ export const BOOTSTRAP_SOURCE = String.raw`(function () {
   const weakGet = WeakMap.prototype.get
   const weakSet = WeakMap.prototype.set
   const strSlice = String.prototype.slice
+  const construct = Reflect.construct
+  const setPrototypeOf = Object.setPrototypeOf
+  const getOwnPropertyDescriptors = Object.getOwnPropertyDescriptors
+  const ownKeys = Reflect.ownKeys
+  const isArray = Array.isArray
+  const NumberCtor = Number
+  const RangeErrorCtor = RangeError
   const fnBind = Function.prototype.bind
   const asyncProto = getPrototypeOf(async function () {})
   const AsyncFunction = asyncProto.constructor
@@ -79,6 +87,8 @@ export const BOOTSTRAP_SOURCE = String.raw`(function () {
   let maxLog = 0
   let maxOut = 0
   let maxCalls = 0
+  let maxArgs = 0
+  let memBytes = 0
   let calls = 0
   let aborted = null
 
@@ -91,9 +101,10 @@ export const BOOTSTRAP_SOURCE = String.raw`(function () {
     logBuf = ''
     return out
   }
+  const ABORT_NAMES = { MAX_TOOL_CALLS: 'ToolCallLimitError', OUTPUT_LIMIT_EXCEEDED: 'OutputLimitError', MEMORY_LIMIT_EXCEEDED: 'MemoryLimitError' }
   function abortError () {
     const e = new ErrorCtor(aborted.message)
-    hide(e, 'name', aborted.code === 'MAX_TOOL_CALLS' ? 'ToolCallLimitError' : 'OutputLimitError')
+    hide(e, 'name', ABORT_NAMES[aborted.code])
     hide(e, 'code', aborted.code)
     hide(e, 'stack', e.name + ': ' + aborted.message)
     return e
@@ -184,6 +195,9 @@ export const BOOTSTRAP_SOURCE = String.raw`(function () {
           return
         }
         if (json === undefined) { reject(toolError('TOOL_ERROR', 'Tool arguments are not JSON-serialisable')); return }
+        // Measured here, before anything is copied out of the isolate (UTF-8 never has fewer
+        // bytes than UTF-16 units; the host counts the exact bytes of what passes).
+        if (json.length > maxArgs) { reject(toolError('TOOL_ERROR', 'Tool arguments exceed ' + maxArgs + ' bytes')); return }
       }
       if (aborted !== null) { reject(abortError()); return }
       const id = ++seq
@@ -215,7 +229,102 @@ export const BOOTSTRAP_SOURCE = String.raw`(function () {
     entry.reject(toolError(code, message))
   }
 
-  // 4. The result: built as JSON text here, so no tenant object ever leaves the isolate.
+
+  // 4. Memory. isolated-vm counts the heap and ordinary ArrayBuffers against the limit, but not
+  //    the pages a resizable ArrayBuffer commits as it grows, and V8 lets one huge string through
+  //    before the limit is checked. Those paths are bounded here; the host also checks the total
+  //    after the run, and the supervisor watches each runner's RSS.
+  //    A refused allocation is an uncatchable alarm raised from here: a script can throw an error
+  //    that looks like an allocation failure, but cannot make the host report a limit.
+  function overMemory (what) {
+    trip('MEMORY_LIMIT_EXCEEDED', 'Memory limit of ' + (memBytes / 1048576) + ' MB exceeded: ' + what)
+  }
+  // V8 refused an ArrayBuffer: the script may catch the RangeError and go on with less, but if it
+  // ends with that error the host, told here, reports MEMORY_LIMIT_EXCEEDED.
+  function allocationFailed (e) {
+    if (e instanceof RangeErrorCtor && e.message === 'Array buffer allocation failed') alarm('ALLOCATION_FAILED', '', '')
+    throw e
+  }
+  // A wrapper constructor that stands where the original stood (same prototype object, statics
+  // and [[Prototype]]), so instanceof, species and subclassing keep working.
+  function standIn (original, wrapper) {
+    const statics = getOwnPropertyDescriptors(original)
+    const keys = ownKeys(statics)
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]
+      if (k !== 'prototype' && k !== 'name' && k !== 'length') defineProperty(wrapper, k, statics[k])
+    }
+    defineProperty(wrapper, 'prototype', { value: original.prototype, writable: false, enumerable: false, configurable: false })
+    defineProperty(wrapper, 'name', { value: original.name, configurable: true })
+    defineProperty(wrapper, 'length', { value: original.length, configurable: true })
+    setPrototypeOf(wrapper, getPrototypeOf(original))
+    hide(original.prototype, 'constructor', wrapper)
+    hide(G, original.name, wrapper)
+  }
+  // Only primitives reach the original constructor inside the try, so any RangeError caught
+  // there was raised by V8's allocator, never by tenant code (a valueOf, a Proxy new.target).
+  function instanceFor (original, args, newTarget, wrapper) {
+    const proto = newTarget === undefined || newTarget === wrapper ? undefined : newTarget.prototype
+    let made
+    try { made = construct(original, args) } catch (e) { allocationFailed(e) }
+    if (proto !== undefined && proto !== null && (typeof proto === 'object' || typeof proto === 'function')) setPrototypeOf(made, proto)
+    return made
+  }
+  const OriginalArrayBuffer = ArrayBuffer
+  const reservations = new WeakMapCtor()
+  const SafeArrayBuffer = function ArrayBuffer (length, options) {
+    if (new.target === undefined) return apply(OriginalArrayBuffer, undefined, [])
+    const len = length === undefined ? 0 : NumberCtor(length)
+    const max = options !== null && typeof options === 'object' ? options.maxByteLength : undefined
+    if (max === undefined) return instanceFor(OriginalArrayBuffer, [len], new.target, SafeArrayBuffer)
+    const maxLen = NumberCtor(max)
+    if (!(maxLen <= memBytes)) allocationFailed(new RangeErrorCtor('Array buffer allocation failed'))
+    // Reserve the most it may grow to in isolated-vm's own accounting, with a buffer that is
+    // never written (its pages never become resident) and lives exactly as long as this one.
+    const reserve = instanceFor(OriginalArrayBuffer, [maxLen], undefined, SafeArrayBuffer)
+    const made = instanceFor(OriginalArrayBuffer, [len, { maxByteLength: maxLen }], new.target, SafeArrayBuffer)
+    apply(weakSet, reservations, [made, reserve])
+    return made
+  }
+  standIn(OriginalArrayBuffer, SafeArrayBuffer)
+  const TYPED = ['Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array', 'Int32Array',
+    'Uint32Array', 'Float16Array', 'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array']
+  for (let i = 0; i < TYPED.length; i++) {
+    const Original = G[TYPED[i]]
+    if (typeof Original !== 'function') continue
+    const Safe = function (...args) {
+      if (new.target === undefined) return apply(Original, undefined, [])
+      // A length allocates here; buffers, arrays and iterables go through (their growth is heap).
+      if (typeof args[0] === 'number') return instanceFor(Original, [args[0]], new.target, Safe)
+      return construct(Original, args, new.target)
+    }
+    standIn(Original, Safe)
+  }
+  // Methods keep their receiver (not bound like expose), so they are plain functions.
+  function replaceMethod (proto, name, fn) {
+    defineProperty(fn, 'name', { value: name, configurable: true })
+    hide(proto, name, fn)
+  }
+  function limitString (name, sizeOf) {
+    const original = String.prototype[name]
+    replaceMethod(String.prototype, name, function (a, b) {
+      const s = StringCtor(this)
+      const size = sizeOf(s, a)
+      if (size > memBytes) overMemory('a string of ' + StringCtor(size) + ' characters')
+      return apply(original, s, [a, b])
+    })
+  }
+  limitString('repeat', function (s, count) { return s.length * NumberCtor(count) })
+  limitString('padStart', function (s, to) { return NumberCtor(to) })
+  limitString('padEnd', function (s, to) { return NumberCtor(to) })
+  const fill = Array.prototype.fill
+  replaceMethod(Array.prototype, 'fill', function (value, start, end) {
+    // Filling a huge sparse array allocates it whole in one builtin that V8 cannot interrupt.
+    if (isArray(this) && this.length * 8 > memBytes) overMemory('an array of ' + StringCtor(this.length) + ' elements')
+    return apply(fill, this, [value, start, end])
+  })
+
+  // 5. The result: built as JSON text here, so no tenant object ever leaves the isolate.
   function errorJson (name, code, message) {
     return '{"name":' + stringify(apply(strSlice, name, [0, 200])) + ',"code":"' + code +
       '","message":' + stringify(apply(strSlice, message, [0, 8192])) + '}'
@@ -274,6 +383,8 @@ export const BOOTSTRAP_SOURCE = String.raw`(function () {
     maxLog = config.maxLog
     maxOut = config.maxOut
     maxCalls = config.maxCalls
+    maxArgs = config.maxArgs
+    memBytes = config.memBytes
     let main
     try {
       // Parsed as a function body on its own: the code cannot close the function early.

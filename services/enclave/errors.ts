@@ -3,7 +3,7 @@ import type { EnclaveErrorCode, ExecutionError } from './types.ts'
 export const ERROR_CODES: readonly EnclaveErrorCode[] = [
   'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED',
   'MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED', 'PERMISSION_DENIED', 'TOOL_DISABLED', 'UNKNOWN_TOOL',
-  'TOOL_RATE_LIMITED', 'TOOL_ERROR', 'INTERNAL_ERROR'
+  'TOOL_RATE_LIMITED', 'TOOL_ERROR', 'RUNNER_CRASHED', 'INTERNAL_ERROR'
 ]
 
 /** Codes a script can catch when a tool call rejects with them. */
@@ -32,11 +32,57 @@ const NAMES: Record<EnclaveErrorCode, string> = {
   UNKNOWN_TOOL: 'ToolError',
   TOOL_RATE_LIMITED: 'ToolError',
   TOOL_ERROR: 'ToolError',
+  RUNNER_CRASHED: 'RunnerCrashedError',
   INTERNAL_ERROR: 'InternalError'
 }
 
 export function enclaveError (code: EnclaveErrorCode, message: string, name = NAMES[code]): ExecutionError {
   return { name, code, message }
+}
+
+// The errors the enclave itself raises, each built in one place.
+
+export function timeoutError (timeoutMs: number, detail = ''): ExecutionError {
+  return enclaveError('TIMEOUT', `Execution timed out after ${timeoutMs} ms${detail}`)
+}
+
+export function toolCallLimitError (maxToolCalls: number): ExecutionError {
+  return enclaveError('MAX_TOOL_CALLS', `Tool call limit exceeded: at most ${maxToolCalls} calls per execution`)
+}
+
+export function consoleLimitError (maxConsoleBytes: number): ExecutionError {
+  return enclaveError('OUTPUT_LIMIT_EXCEEDED', `Console output exceeded ${maxConsoleBytes} bytes`)
+}
+
+export function memoryLimitError (memoryLimitMB: number, detail = ''): ExecutionError {
+  return enclaveError('MEMORY_LIMIT_EXCEEDED', `Memory limit of ${memoryLimitMB} MB exceeded${detail}`)
+}
+
+/** Another tenant's script took down the runner this run shared, after this run had called tools. */
+export function runnerCrashedError (): ExecutionError {
+  return enclaveError('RUNNER_CRASHED', 'The sandbox process running this execution was stopped by another execution after this one had called tools; it was not retried because tools may have had effects')
+}
+
+/** A JSON error from the isolate, or undefined when it is not one. */
+export function parseIsolateError (text: string): ExecutionError | undefined {
+  try {
+    const e = JSON.parse(text) as Partial<ExecutionError>
+    if (typeof e.name === 'string' && typeof e.message === 'string') return { name: e.name, code: isErrorCode(e.code) ? e.code : 'EXECUTION_ERROR', message: e.message }
+  } catch { /* fall through */ }
+  return undefined
+}
+
+/**
+ * The script's uncaught error. Only codes a script may end with are kept: a thrown object that
+ * names a limit (e.g. `{name: 'RangeError', message: 'Array buffer allocation failed'}`, or a
+ * `code` of MEMORY_LIMIT_EXCEEDED) is an EXECUTION_ERROR like any other throw. Real limits are
+ * reported by the host, never taken from what the script threw.
+ */
+export function scriptError (text: string): ExecutionError {
+  const e = parseIsolateError(text)
+  if (e === undefined) return enclaveError('EXECUTION_ERROR', 'Uncaught exception', 'Error')
+  if (e.code !== 'EXECUTION_ERROR' && !CATCHABLE_TOOL_CODES.has(e.code)) return { ...e, code: 'EXECUTION_ERROR' }
+  return e
 }
 
 /**

@@ -1,9 +1,12 @@
-// Messages between the main process and a runner, one JSON object per line (see wire.ts).
+// Messages between the main process and a runner (one JSON object per line, see wire.ts), and
+// between a runner and the bootstrap inside an isolate.
 import type { ExecutionError } from './types.ts'
 
 /** Limits of one run as the runner applies them (all resolved, no defaults left). */
 export interface RunLimits {
   timeoutMs: number
+  /** Of timeoutMs, already spent before the runner got the run (waiting for a CPU lane). */
+  waitedMs: number
   memoryLimitMB: number
   maxToolCalls: number
   maxOutputBytes: number
@@ -12,11 +15,17 @@ export interface RunLimits {
   astCheck: boolean
 }
 
-export type ToMain =
-  | { t: 'ready', pid: number }
-  /** A tool call: `a` is the JSON of the arguments, '' for undefined. */
-  | { t: 'call', id: string, c: number, n: string, a: string }
-  | DoneMessage
+// ---- runner -> main
+
+export interface ReadyMessage { t: 'ready', pid: number }
+/** A tool call: `a` is the JSON of the arguments, '' for undefined. */
+export interface CallMessage { t: 'call', id: string, c: number, n: string, a: string }
+/** CPU ms each running execution has used so far, sent while runs are active. */
+export interface CpuMessage { t: 'cpu', s: Array<[id: string, cpuMs: number]> }
+/** A run that ended while its isolate was still busy has now really stopped. */
+export interface FreedMessage { t: 'freed', id: string }
+/** A run that ended while its isolate was busy did not stop in time: its thread still burns CPU. */
+export interface StuckMessage { t: 'stuck', id: string }
 
 export interface DoneMessage {
   t: 'done'
@@ -32,9 +41,31 @@ export interface DoneMessage {
   mem?: number
   iso?: string
   reused?: boolean
+  /** The isolate may still be running (a 'freed' or 'stuck' message follows). */
+  busy?: boolean
 }
 
-export type ToRunner =
-  | { t: 'run', id: string, code: string, key?: string, o: RunLimits }
-  /** A tool result: `v` is JSON ('' for undefined), or `e` a refusal; `f` ends the run. */
-  | { t: 'ret', id: string, c: number, v?: string, e?: { code: string, message: string }, f?: boolean }
+export type ToMain = ReadyMessage | CallMessage | CpuMessage | FreedMessage | StuckMessage | DoneMessage
+
+// ---- main -> runner
+
+export interface RunMessage { t: 'run', id: string, code: string, key?: string, o: RunLimits }
+/** A tool result: `v` is JSON ('' for undefined), or `e` a refusal; `f` ends the run. */
+export interface ToolResultMessage { t: 'ret', id: string, c: number, v?: string, e?: { code: string, message: string }, f?: boolean }
+
+export type ToRunner = RunMessage | ToolResultMessage
+
+// ---- isolate -> runner: the bootstrap calls `send(type, ...)` and `alarm(code, message, logs)`
+
+/** `send('C', callId, name, argsJson, logs)`: the script called a tool. */
+export const ISOLATE_CALL = 'C'
+/** `send('R', kind, payload, logs)`: the script's outcome. */
+export const ISOLATE_RESULT = 'R'
+
+/** Kinds of ISOLATE_RESULT: a value (JSON), output over the limit (its size), an error (JSON), a syntax error (JSON). */
+export type ResultKind = 'v' | 'o' | 'e' | 'x'
+
+/** Codes the bootstrap raises through `alarm`: limits that end the run at once. */
+export type AlarmCode = 'MAX_TOOL_CALLS' | 'OUTPUT_LIMIT_EXCEEDED' | 'MEMORY_LIMIT_EXCEEDED'
+  /** Not an end: V8 refused an ArrayBuffer, which makes a run ending in that RangeError a memory limit. */
+  | 'ALLOCATION_FAILED'

@@ -1,30 +1,38 @@
-// How a runner process is started: its command line, Node flags and environment. Runners hold
-// tenants' code, so they start with as little as possible: an allow-listed environment (no
-// secrets: JWT_SECRET, DATABASE_URL, ... never reach them) and Node's permission model.
+// How a runner process is started: its command line, Node flags, environment and OS sandbox.
+// Runners hold tenants' code, so they start with as little as possible, and what they got is
+// reported (start log, /ready) instead of assumed.
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 // The project's root: sources or dist/ live below it, and so does node_modules.
 const APP_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../..' : '../..', import.meta.url))
+const NOBODY = 65534
+const BWRAP = ['/usr/bin/bwrap', '/bin/bwrap'].find((path) => existsSync(path))
+const ENV_COMMAND = ['/usr/bin/env', '/bin/env'].find((path) => existsSync(path))
 
 /**
- * The only variables a runner inherits. TZ keeps Date's local time the same as the service's;
- * NODE_V8_COVERAGE is a directory name that coverage tools set (it lets a test run measure the
- * runner's code). Anything else, secrets included, is left behind.
+ * The only variables a runner inherits (an allow-list: secrets such as JWT_SECRET or DATABASE_URL
+ * never reach it). TZ keeps Date's local time the same as the service's; NODE_V8_COVERAGE names
+ * a directory that coverage tools set.
  */
 export const RUNNER_ENV_ALLOW_LIST = ['TZ', 'NODE_V8_COVERAGE'] as const
 
-// `env -i` starts the runner from an empty environment, whatever a spawn hook in this process
-// adds to the child's (a test runner's NODE_OPTIONS loader, say).
-const ENV_COMMAND = ['/usr/bin/env', '/bin/env'].find((path) => existsSync(path))
-
-export interface LaunchSpec {
-  command: string
-  args: string[]
-  env: Record<string, string>
+/** What confines the runners, as detected once on this machine. */
+export interface RunnerProtections {
+  /** Node's permission model: reads of the app's files and the isolated-vm addon only. */
+  permissionModel: true
+  /** The environment is the allow-list above. */
+  environment: 'allow-list'
+  /** 'nobody' when the service runs as root; otherwise the service's own user. */
+  user: 'nobody' | 'service user'
+  /** bubblewrap: no network, read-only file system, new session. */
+  network: 'none' | 'host'
+  filesystem: 'read-only' | 'host'
 }
 
-/** The runner's entry file: TypeScript sources (Node 24 strips the types) or compiled dist/. */
+export interface LaunchSpec { command: string, args: string[], env: Record<string, string>, uid?: number, gid?: number }
+
 function runnerFile (): string {
   return fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './runner.ts' : './runner.js', import.meta.url))
 }
@@ -53,9 +61,47 @@ export function runnerEnv (source: NodeJS.ProcessEnv = process.env): Record<stri
   return env
 }
 
-export function launchSpec (config: string): LaunchSpec {
-  const env = runnerEnv()
-  const node = [process.execPath, ...runnerNodeFlags(), runnerFile(), config]
-  if (ENV_COMMAND === undefined) return { command: node[0], args: node.slice(1), env }
-  return { command: ENV_COMMAND, args: ['-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...node], env }
+const BWRAP_ARGS = [
+  '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp',
+  '--unshare-net', '--unshare-ipc', '--unshare-uts', '--die-with-parent', '--new-session', '--'
+]
+
+function build (node: string[], env: Record<string, string>, protections: RunnerProtections): LaunchSpec {
+  const user = protections.user === 'nobody' ? { uid: NOBODY, gid: NOBODY } : {}
+  // `env -i` starts the runner from an empty environment, whatever a spawn hook in this process
+  // adds to the child's (a test runner's NODE_OPTIONS loader, say) or bubblewrap sets (PWD).
+  const clean = ENV_COMMAND === undefined ? node : [ENV_COMMAND, '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...node]
+  if (protections.network === 'none' && BWRAP !== undefined) return { command: BWRAP, args: [...BWRAP_ARGS, ...clean], env, ...user }
+  return { command: clean[0], args: clean.slice(1), env, ...user }
+}
+
+export function launchSpec (config: string, protections: RunnerProtections): LaunchSpec {
+  return build([process.execPath, ...runnerNodeFlags(), runnerFile(), config], runnerEnv(), protections)
+}
+
+let detected: RunnerProtections | undefined
+
+/**
+ * Tries, once, the strongest confinement this machine allows: bubblewrap (no network, read-only
+ * file system) and, as root, the unprivileged user `nobody`; each only if a runner really starts
+ * that way (the app's files must be readable by that user).
+ */
+export function detectProtections (): RunnerProtections {
+  if (detected !== undefined) return detected
+  const isRoot = process.getuid?.() === 0
+  const candidates: RunnerProtections[] = []
+  for (const user of isRoot ? ['nobody', 'service user'] as const : ['service user'] as const) {
+    if (BWRAP !== undefined) candidates.push({ permissionModel: true, environment: 'allow-list', user, network: 'none', filesystem: 'read-only' })
+    candidates.push({ permissionModel: true, environment: 'allow-list', user, network: 'host', filesystem: 'host' })
+  }
+  // Cheap probes (no Node start): the sandbox comes up, and that user can read the runner's file.
+  const TEST = ['/usr/bin/test', '/bin/test'].find((path) => existsSync(path))
+  const probe = TEST === undefined ? [process.execPath, '-e', '0'] : [TEST, '-r', runnerFile(), '-a', '-x', process.execPath]
+  for (const candidate of candidates) {
+    const spec = build(probe, {}, candidate)
+    const result = spawnSync(spec.command, spec.args, { uid: spec.uid, gid: spec.gid, stdio: 'ignore', timeout: 10_000 })
+    if (result.status === 0) { detected = candidate; return candidate }
+  }
+  detected = candidates[candidates.length - 1]
+  return detected
 }

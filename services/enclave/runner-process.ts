@@ -1,31 +1,42 @@
+// One supervised runner child: spawn, pipe, stderr watch, exit, and what the supervisor may
+// read of it from outside (its verified pid and resident memory).
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
+import { constants } from 'node:os'
 import type { PoolConfig } from './isolate-pool.ts'
 import type { ToMain, ToRunner } from './protocol.ts'
-import { launchSpec } from './runner-launch.ts'
+import { launchSpec, type RunnerProtections } from './runner-launch.ts'
 import { LineChannel } from './wire.ts'
 
 // Output that says the process died of memory exhaustion (V8, isolated-vm, our own marker).
 const OOM_TEXT = /out of memory|heap limit|allocation failed|JavaScript heap|memory limit|ENCLAVE_CATASTROPHIC/i
 const CATASTROPHIC = /^ENCLAVE_CATASTROPHIC (\S+) (.*)$/
+const PAGE_SIZE = 4096
 
 export interface RunnerEvents<Run> {
   message: (runner: RunnerProcess<Run>, msg: ToMain) => void
   exit: (runner: RunnerProcess<Run>, code: number | null, signal: string | null) => void
   stderr: (runner: RunnerProcess<Run>, line: string) => void
+  /** The runner broke the protocol (a line over its bound); it has been killed. */
+  violation: (runner: RunnerProcess<Run>, reason: string) => void
 }
 
-/** One supervised runner child: spawn, pipe, stderr watch, exit. */
 export class RunnerProcess<Run = unknown> {
+  readonly index: number
   readonly child: ChildProcess
   readonly spawnedAt = performance.now()
   readyAt: number | undefined
   ready = false
   exited = false
-  /** Replaced already (unresponsive); its exit only ends its runs. */
+  /** Out of service: takes no new runs, is killed once its runs are done (or at once). */
   retired = false
+  /** The pid the runner reported, once checked to be the child or its descendant. */
+  runnerPid: number | undefined
   /** Executions sent to it and not yet done, by wire id. */
   readonly inFlight = new Map<string, Run>()
+  /** Executions that are done but whose isolate was still running: until 'freed' or the exit. */
+  readonly draining = new Map<string, Run>()
   /** Runs that a catastrophic isolate error named, by wire id. */
   readonly catastrophic = new Map<string, string>()
   private stderrTail = ''
@@ -33,24 +44,29 @@ export class RunnerProcess<Run = unknown> {
   private readonly channel: LineChannel<ToMain, ToRunner>
   private readonly exitPromise: Promise<void>
 
-  readonly index: number
-
-  constructor (index: number, config: PoolConfig, events: RunnerEvents<Run>) {
+  constructor (index: number, config: PoolConfig, protections: RunnerProtections, maxLine: () => number, events: RunnerEvents<Run>) {
     this.index = index
-    const launch = launchSpec(JSON.stringify(config))
-    this.child = spawn(launch.command, launch.args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: launch.env })
+    const launch = launchSpec(JSON.stringify(config), protections)
+    this.child = spawn(launch.command, launch.args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: launch.env, uid: launch.uid, gid: launch.gid })
     const pipe = this.child.stdio[3] as Socket
     pipe.on('error', () => { /* the exit handler reports */ })
     this.channel = new LineChannel<ToMain, ToRunner>(pipe, (msg) => {
-      if (msg.t === 'ready') { this.ready = true; this.readyAt = performance.now() }
+      if (typeof msg === 'object' && msg !== null && msg.t === 'ready' && !this.ready) {
+        this.ready = true
+        this.readyAt = performance.now()
+        this.runnerPid = this.verifyPid(msg.pid)
+      }
       events.message(this, msg)
+    }, undefined, maxLine, () => {
+      this.kill('SIGKILL')
+      events.violation(this, 'a message over its size bound')
     })
     const stderr = this.child.stderr!
     stderr.setEncoding('utf8')
     stderr.on('data', (chunk: string) => {
       this.stderrTail = (this.stderrTail + chunk).slice(-16384)
       const lines = (this.stderrPartial + chunk).split('\n')
-      this.stderrPartial = lines.pop() ?? ''
+      this.stderrPartial = (lines.pop() ?? '').slice(-16384)
       for (const line of lines) {
         const m = CATASTROPHIC.exec(line)
         if (m !== null) this.catastrophic.set(m[1], m[2])
@@ -63,6 +79,12 @@ export class RunnerProcess<Run = unknown> {
       const report = (code: number | null, signal: string | null): void => {
         if (reported) return
         reported = true
+        // A sandbox wrapper (bubblewrap) exits with 128 + the signal that killed the runner.
+        if (signal === null && code !== null && code > 128 && this.runnerPid !== undefined && this.runnerPid !== this.child.pid) {
+          const number = code - 128
+          signal = Object.entries(constants.signals).find(([, n]) => n === number)?.[0] ?? null
+          if (signal !== null) code = null
+        }
         clearTimeout(fallback)
         this.exited = true
         this.ready = false
@@ -85,12 +107,25 @@ export class RunnerProcess<Run = unknown> {
   /** Whether its last output shows it died of memory exhaustion. */
   get outOfMemory (): boolean { return OOM_TEXT.test(this.stderrTail) }
 
+  /** Resident memory of the runner process, from /proc (undefined where that cannot be read). */
+  rssBytes (): number | undefined {
+    if (this.runnerPid === undefined || this.exited) return undefined
+    try {
+      return Number(readFileSync(`/proc/${this.runnerPid}/statm`, 'utf8').split(' ')[1]) * PAGE_SIZE
+    } catch { return undefined }
+  }
+
   send (msg: ToRunner): void {
     if (!this.exited) this.channel.send(msg)
   }
 
   kill (signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (!this.exited) this.child.kill(signal)
+    if (this.exited) return
+    this.child.kill(signal)
+    // A sandbox wrapper passes the signal on by dying; the runner itself is killed too.
+    if (this.runnerPid !== undefined && this.runnerPid !== this.child.pid) {
+      try { process.kill(this.runnerPid, signal) } catch { /* gone */ }
+    }
   }
 
   /** Close the pipe (the runner exits on its own), SIGKILL after graceMs. */
@@ -102,5 +137,22 @@ export class RunnerProcess<Run = unknown> {
       clearTimeout(timer)
     }
     await this.exitPromise
+  }
+
+  // A runner only says what its pid is; it is believed when /proc shows it below our child.
+  private verifyPid (pid: unknown): number | undefined {
+    const child = this.child.pid
+    if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || child === undefined) return undefined
+    if (pid === child) return pid
+    let current = pid
+    for (let depth = 0; depth < 4; depth++) {
+      let parent: number
+      try {
+        parent = Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${current}/status`, 'utf8'))?.[1])
+      } catch { return undefined }
+      if (parent === child) return pid
+      current = parent
+    }
+    return undefined
   }
 }

@@ -1,10 +1,14 @@
 // Entry of a runner child process: isolates live here, never in the API process, so a script
 // that takes V8 down takes down only this process, which the supervisor replaces.
 import net from 'node:net'
-import { Execution } from './execution.ts'
+import { IsolateRun } from './isolate-run.ts'
 import { IsolatePool, type PoolConfig } from './isolate-pool.ts'
 import type { ToMain, ToRunner } from './protocol.ts'
 import { LineChannel } from './wire.ts'
+
+// How often the runner reports each running execution's CPU time (the supervisor's fairness
+// works from these samples).
+const CPU_SAMPLE_MS = 20
 
 const config = JSON.parse(process.argv[2] ?? '{}') as PoolConfig
 const pool = new IsolatePool({
@@ -13,7 +17,7 @@ const pool = new IsolatePool({
   idleTtlMs: config.idleTtlMs ?? 60_000,
   maxRunsPerIsolate: config.maxRunsPerIsolate ?? 1000
 })
-const runs = new Map<string, Execution>()
+const runs = new Map<string, IsolateRun>()
 
 // fd 3 is the pipe to the main process (see runner-process.ts).
 const socket = new net.Socket({ fd: 3, readable: true, writable: true })
@@ -22,10 +26,22 @@ const channel = new LineChannel<ToRunner, ToMain>(socket, onMessage, (line) => {
 })
 const send = (m: ToMain): void => channel.send(m)
 
+let sampler: NodeJS.Timeout | undefined
+function sampleCpu (): void {
+  const samples: Array<[string, number]> = []
+  for (const run of runs.values()) {
+    const ms = run.cpuMs()
+    if (ms !== undefined) samples.push([run.id, Math.round(ms * 10) / 10])
+  }
+  if (samples.length > 0) send({ t: 'cpu', s: samples })
+  if (runs.size === 0) { clearInterval(sampler); sampler = undefined }
+}
+
 function onMessage (msg: ToRunner): void {
   if (msg.t === 'run') {
-    const run = new Execution(msg, pool, send, () => runs.delete(msg.id))
+    const run = new IsolateRun(msg, pool, send, () => runs.delete(msg.id))
     runs.set(msg.id, run)
+    sampler ??= setInterval(sampleCpu, CPU_SAMPLE_MS)
     run.start().catch((err: unknown) => {
       process.stderr.write(`enclave runner: run failed: ${err instanceof Error ? err.message : String(err)}\n`)
       run.abort('The runner failed to start the execution')

@@ -15,6 +15,7 @@ export type EnclaveErrorCode =
   | 'UNKNOWN_TOOL'
   | 'TOOL_RATE_LIMITED'
   | 'TOOL_ERROR'
+  | 'RUNNER_CRASHED'
   | 'INTERNAL_ERROR'
 
 export type LogLevel = 'log' | 'info' | 'warn' | 'error' | 'debug'
@@ -77,8 +78,14 @@ export interface EnclaveOptions {
   idleIsolateTtlMs?: number
   /** An isolate is retired after this many runs. */
   maxRunsPerIsolate?: number
-  /** Defaults for every run (a run's own options override these). */
-  defaults?: RunOptions
+  /** Cores the isolates share, for per-tenant CPU fairness; default: this machine's. */
+  cpuCores?: number
+  /** How long a tenant whose script stopped a runner runs on the quarantine runner (ms). */
+  quarantineMs?: number
+  /** Resident memory a runner may hold beyond twice its runs' memory limits before it is stopped. */
+  runnerBaseMemoryMB?: number
+  /** How often the supervisor reads each runner's resident memory (ms). */
+  memoryWatchIntervalMs?: number
 }
 
 export interface RunOptions {
@@ -94,8 +101,15 @@ export interface RunOptions {
   /** UTF-8 bytes of one call's JSON arguments. */
   maxToolArgsBytes?: number
   executionId?: string
-  /** Handed to the toolHandler as its third argument; never enters the isolate. */
+  /** This run's tools: called for every callTool (instead of the enclave's toolHandler). */
+  tools?: ToolHandler
+  /** Handed to the tool handler as its third argument; never enters the isolate. */
   context?: unknown
+  /**
+   * Called once the run's CPU is really free: with the result for most runs, later for a run
+   * that ended (e.g. TIMEOUT) while its isolate was still executing. Hold the tenant's slot until then.
+   */
+  onSettled?: () => void
   /** Isolates are reused only between runs with the same key (e.g. the tenant id), never across keys. */
   isolateKey?: string
 }

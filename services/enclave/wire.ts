@@ -13,13 +13,22 @@ export class LineChannel<In, Out> {
 
   private readonly stream: Duplex
 
-  constructor (stream: Duplex, onMessage: (msg: In) => void, onBadLine?: (line: string) => void) {
+  /**
+   * `maxLine` bounds what one message may take in this process while it is still arriving (a
+   * peer that never ends a line cannot fill the heap); over it, `onOverflow` runs and reading stops.
+   */
+  constructor (stream: Duplex, onMessage: (msg: In) => void, onBadLine?: (line: string) => void, maxLine?: () => number, onOverflow?: () => void) {
     this.stream = stream
     stream.setEncoding('utf8')
     stream.on('data', (chunk: string) => {
+      if (this.closed) return
       let start = 0
       let nl = chunk.indexOf('\n')
-      if (nl === -1) { this.partial += chunk; return }
+      if (nl === -1) {
+        this.partial += chunk
+        if (maxLine !== undefined && this.partial.length > maxLine()) this.overflow(onOverflow)
+        return
+      }
       let line = this.partial + chunk.slice(0, nl)
       this.partial = ''
       for (;;) {
@@ -34,9 +43,16 @@ export class LineChannel<In, Out> {
         line = chunk.slice(start, nl)
       }
       if (start < chunk.length) this.partial = chunk.slice(start)
+      if (maxLine !== undefined && this.partial.length > maxLine()) this.overflow(onOverflow)
     })
     stream.on('close', () => { this.closed = true })
     stream.on('error', () => { this.closed = true })
+  }
+
+  private overflow (onOverflow: (() => void) | undefined): void {
+    this.partial = ''
+    this.closed = true
+    onOverflow?.()
   }
 
   send (msg: Out): void {

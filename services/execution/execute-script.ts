@@ -4,11 +4,9 @@ import type { AuditWriter } from '../audit/audit-writer.ts'
 import { admitExecution, type Refusal } from '../quotas/admission.ts'
 import type { LimitStore } from '../store/index.ts'
 import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.ts'
-import type { CpuFairScheduler } from './cpu-fair-scheduler.ts'
 
 export interface ExecutionDeps extends ToolGatewayDeps {
   enclave: Enclave
-  scheduler: CpuFairScheduler
   store: LimitStore
   audit: AuditWriter
 }
@@ -52,26 +50,25 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
 
   let result: ExecutionResult
   try {
-    const queuedAt = performance.now()
-    result = await deps.scheduler.run<ExecutionResult>(caller.tenantId, timeoutMs, async (remainingMs) => await deps.enclave.run(request.code, {
+    // The slot is held until the run's CPU is really free, which can be after the result (a run
+    // that timed out inside a builtin V8 stops late): until then it counts as concurrent.
+    result = await deps.enclave.run(request.code, {
       executionId: request.executionId,
       isolateKey: caller.tenantId,
-      timeoutMs: remainingMs,
+      timeoutMs,
       memoryLimitMB: quotas.maxMemoryMB,
       maxToolCalls: quotas.maxToolCallsPerExecution,
       maxOutputBytes: quotas.maxOutputSizeKB * 1024,
       maxCodeBytes: quotas.maxCodeSizeKB * 1024,
-      context: createToolGateway(deps, caller)
-    }), () => ({
-      executionId: request.executionId,
-      success: false,
-      error: { name: 'TimeoutError', code: 'TIMEOUT', message: `Execution timed out after ${timeoutMs} ms (waiting for a free CPU lane)` },
-      logs: [],
-      stats: { duration: performance.now() - queuedAt, toolCallCount: 0 }
-    }), (ran) => ran.stats)
-  } finally {
+      tools: createToolGateway(deps, caller),
+      onSettled: () => { admission.release().catch(() => {}) }
+    })
+  } catch (err) {
     await admission.release().catch(() => {})
+    throw err
   }
+  // Stopped with its runner by another tenant's script: not this tenant's loss.
+  if (result.error?.code === 'RUNNER_CRASHED') await admission.refund().catch(() => {})
   audit({
     action: 'code_execution',
     success: result.success,

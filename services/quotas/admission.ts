@@ -8,7 +8,7 @@ export type Refusal =
   | { kind: 'daily-executions', limit: number, reset: string, retryAfterSeconds: number }
 
 export type Admission =
-  | { admitted: true, release: () => Promise<void> }
+  | { admitted: true, release: () => Promise<void>, refund: () => Promise<void> }
   | { admitted: false, refusal: Refusal }
 
 // A lease outlives the longest run a little, so only a crashed instance ever lets one expire.
@@ -44,5 +44,10 @@ export async function admitExecution (
       refusal: { kind: 'daily-executions', limit: quotas.maxExecutionsPerDay, reset: day.periodEnd, retryAfterSeconds: Math.max(1, Math.ceil(day.ttlMs / 1000)) }
     }
   }
-  return { admitted: true, release: async () => { await store.releaseLease(slotKey, executionId) } }
+  return {
+    admitted: true,
+    release: async () => { await store.releaseLease(slotKey, executionId) },
+    /** Gives back today's execution, for a run that was lost through no fault of the tenant. */
+    refund: async () => { await store.refund(executionsKey(tenantId, day.dayKey), 1) }
+  }
 }

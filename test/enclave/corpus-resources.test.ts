@@ -1,6 +1,7 @@
 // Security corpus: infinite loops, microtask loops, never-settling awaits, deep recursion,
 // memory bombs, output and log floods, ReDoS. Each case asserts its exact outcome.
 import t from 'tap'
+import { Enclave } from '../../services/enclave/index.ts'
 import { type Case, fail, ok, runCorpus } from './fixtures/helpers.ts'
 
 const T = { timeoutMs: 300 }
@@ -62,7 +63,7 @@ const memory: Case[] = [
   { name: 'string doubling past the maximum length', code: 'let s = "x"\nfor (let i = 0; i < 40; i++) s += s\nreturn s.length', options: MEM, expect: fail('EXECUTION_ERROR', 'Invalid string length', 'RangeError') },
   { name: 'one huge typed array', code: 'return new Uint8Array(1e9).length', options: MEM, expect: fail('MEMORY_LIMIT_EXCEEDED', 'Array buffer allocation failed: memory limit of 16 MB') },
   { name: 'many typed arrays', code: 'const a = []\nfor (;;) a.push(new Float64Array(1e5))', options: MEM, expect: MEMORY },
-  { name: 'typed array bomb caught and retried', code: 'const a = []\nfor (let i = 0; i < 40; i++) { try { a.push(new Uint8Array(1e6)) } catch (e) {} }\nreturn a.length < 40', options: MEM, expect: ok(true) },
+
   { name: 'Map growth', code: 'const m = new Map()\nfor (let i = 0; ; i++) m.set(i, "v" + i)', options: MEM, expect: fail('MEMORY_LIMIT_EXCEEDED', /^Memory limit of 16 MB exceeded/) },
   { name: 'huge array fill', code: 'return new Array(2 ** 26).fill(0).length', options: MEM, expect: fail('MEMORY_LIMIT_EXCEEDED', /^Memory limit of 16 MB exceeded/) },
   { name: 'memory bomb inside a tool result handler', key: 'bombed', code: 'const s = await callTool("echo", "x")\nconst a = []\nfor (;;) a.push(s + a.length)', options: MEM, expect: MEMORY },
@@ -94,4 +95,19 @@ t.test('log flood under STRICT (64 KB console)', async (t) => {
     { name: 'STRICT: log flood', code: 'for (;;) console.log("x".repeat(1000))', expect: fail('OUTPUT_LIMIT_EXCEEDED', 'Console output exceeded 65536 bytes') },
     { name: 'STRICT: loop', code: 'while (true) {}', options: T, expect: TIMEOUT }
   ], 'STRICT')
+})
+
+// isolated-vm's limit is soft: its allocator may let a run hold a little more than the limit. A run
+// that ends holding more than its limit fails, so no result ever shows more memory than allowed.
+t.test('a typed array bomb that catches its allocation failures never reports more than its limit', async (t) => {
+  const enclave = new Enclave({ securityLevel: 'SECURE', runners: 1 })
+  t.teardown(async () => await enclave.dispose())
+  const r = await enclave.run('const a = []\nfor (let i = 0; i < 40; i++) { try { a.push(new Uint8Array(1e6)) } catch (e) {} }\nreturn a.length', MEM)
+  if (r.success) {
+    t.ok((r.value as number) < 40, 'some allocations were refused')
+    t.ok(r.stats.memoryUsage! <= 16 * 1024 * 1024, `memoryUsage ${r.stats.memoryUsage} is within the limit`)
+  } else {
+    t.equal(r.error?.code, 'MEMORY_LIMIT_EXCEEDED')
+    t.match(r.error?.message, /^Memory limit of 16 MB exceeded \(\d+ MB in use at the end\)$/)
+  }
 })

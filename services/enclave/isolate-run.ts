@@ -1,19 +1,31 @@
+// One execution inside a runner process: from the run message to the done message. Over 250
+// lines because it is one state machine (isolate, limits, logs, tool calls, the end and whether
+// the isolate really stopped); split, its state would be shared across files.
 import ivm from 'isolated-vm'
 import { checkStrict, syntaxError } from './ast-check.ts'
-import { CATCHABLE_TOOL_CODES, enclaveError, isErrorCode } from './errors.ts'
+import {
+  consoleLimitError, enclaveError, isErrorCode, memoryLimitError, parseIsolateError, scriptError,
+  timeoutError, toolCallLimitError
+} from './errors.ts'
 import type { IsolatePool, Slot, WarmContext } from './isolate-pool.ts'
-import type { DoneMessage, RunLimits, ToMain, ToRunner } from './protocol.ts'
-import type { EnclaveErrorCode, ExecutionError } from './types.ts'
-
-type RunMessage = Extract<ToRunner, { t: 'run' }>
-type ResultMessage = Extract<ToRunner, { t: 'ret' }>
+import {
+  ISOLATE_CALL, ISOLATE_RESULT, type DoneMessage, type RunLimits, type RunMessage, type ToMain, type ToolResultMessage
+} from './protocol.ts'
+import type { ExecutionError } from './types.ts'
 
 // Tool names are plain ASCII: homoglyphs, invisible and bidi characters never reach a handler.
 const TOOL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/
 const IDLE_PROBE_MS = 100
+/**
+ * After a run ends while its isolate is still executing (a timeout, a limit), the isolate is
+ * disposed; V8 stops it at its next interrupt check. Some builtins (a sort of long strings, say)
+ * check rarely: if the isolate is still busy this long after, the runner reports it as stuck and
+ * the supervisor takes the runner out of service.
+ */
+export const STUCK_AFTER_MS = 250
+const MB = 1024 * 1024
 
-/** One execution inside a runner: from the run message to the done message. */
-export class Execution {
+export class IsolateRun {
   private finished = false
   private timer: NodeJS.Timeout | undefined
   private slot: Slot | undefined
@@ -23,9 +35,14 @@ export class Execution {
   private logBytes = 0
   private toolCalls = 0
   private cpu0 = 0n
+  /** Calls into the isolate not yet returned: while > 0 its thread is running tenant code. */
+  private busy = 0
+  private waitingForFree = false
+  /** V8 refused an ArrayBuffer for this run (told by the bootstrap, which the script cannot fake). */
+  private allocationFailed = false
+  private stuckTimer: NodeJS.Timeout | undefined
   private readonly limits: RunLimits
   private readonly maxLog: number
-
   private readonly msg: RunMessage
   private readonly pool: IsolatePool
   private readonly out: (m: ToMain) => void
@@ -40,13 +57,22 @@ export class Execution {
     this.maxLog = Math.min(msg.o.maxConsoleBytes, msg.o.maxOutputBytes)
   }
 
+  get id (): string { return this.msg.id }
+
+  /** CPU ms the isolate has spent on this run so far (read live, without the isolate's lock). */
+  cpuMs (): number | undefined {
+    const slot = this.slot
+    if (slot === undefined || slot.disposed || this.finished) return undefined
+    try { return Number(slot.isolate.cpuTime - this.cpu0) / 1e6 } catch { return undefined }
+  }
+
   async start (): Promise<void> {
     const { o, code, key } = this.msg
     // The wall clock covers everything: waiting for an isolate, sync code, awaits, tool calls.
-    this.timer = setTimeout(() => this.fail('TIMEOUT', `Execution timed out after ${o.timeoutMs} ms`, false), o.timeoutMs)
+    this.timer = setTimeout(() => this.end(timeoutError(o.timeoutMs), false), Math.max(1, o.timeoutMs - o.waitedMs))
     if (o.astCheck) {
       const problem = checkStrict(code)
-      if (problem !== null) { this.fail('VALIDATION_ERROR', problem, true); return }
+      if (problem !== null) { this.end(enclaveError('VALIDATION_ERROR', problem), true); return }
     }
     let acquired = this.pool.acquire(key, o.memoryLimitMB)
     let warm = await acquired.slot.next
@@ -55,7 +81,7 @@ export class Execution {
       warm = await acquired.slot.next
     }
     const slot = acquired.slot
-    if (warm === null) { this.pool.release(slot, false); this.fail('INTERNAL_ERROR', 'Could not prepare an isolate', true); return }
+    if (warm === null) { this.pool.release(slot, false); this.end(enclaveError('INTERNAL_ERROR', 'Could not prepare an isolate'), true); return }
     if (this.finished) { this.pool.release(slot, true, warm); return }
     this.slot = slot
     this.warm = warm
@@ -67,19 +93,20 @@ export class Execution {
     // synchronous, for limits that must end the run even inside a loop that never yields.
     const send = new ivm.Callback(this.onIsolate, { ignored: true })
     const alarm = new ivm.Callback(this.onAlarm)
-    const config = JSON.stringify({ maxLog: this.maxLog, maxOut: o.maxOutputBytes, maxCalls: o.maxToolCalls })
+    const config = JSON.stringify({
+      maxLog: this.maxLog, maxOut: o.maxOutputBytes, maxCalls: o.maxToolCalls, maxArgs: o.maxToolArgsBytes, memBytes: o.memoryLimitMB * MB
+    })
     // No isolated-vm timeout here: the wall-clock timer disposes the isolate, which also stops
     // work the script left running after it returned (and makes that outcome a TIMEOUT).
-    warm.init.apply(undefined, [send, alarm, config, code]).catch((err: unknown) => this.onIsolateError(err))
+    this.enter(warm.init, [send, alarm, config, code])
   }
 
   /** A tool result or refusal from the main process. */
-  onToolResult (msg: ResultMessage): void {
+  onToolResult (msg: ToolResultMessage): void {
     if (this.finished) return
     if (msg.e !== undefined) {
       if (msg.f === true) {
-        const code = isErrorCode(msg.e.code) ? msg.e.code : 'INTERNAL_ERROR'
-        this.fail(code, msg.e.message, false)
+        this.end(enclaveError(isErrorCode(msg.e.code) ? msg.e.code : 'INTERNAL_ERROR', msg.e.message), false)
         return
       }
       this.deliver(msg.c, 'e', JSON.stringify(msg.e))
@@ -90,33 +117,51 @@ export class Execution {
 
   /** Ends the run from outside (the runner is shutting down). */
   abort (message: string): void {
-    this.fail('INTERNAL_ERROR', message, false)
+    this.end(enclaveError('INTERNAL_ERROR', message), false)
   }
 
-  // Messages from the isolate: ('C', id, name, argsJson, logs) | ('R', kind, payload, logs)
+  /** Calls into the isolate, counting the call until V8 returns from it. */
+  private enter (ref: ivm.Reference<(...args: unknown[]) => unknown>, args: unknown[]): void {
+    this.busy++
+    let entered: Promise<unknown>
+    // Not applyIgnored: the tenant code this runs may hit the memory limit, and isolated-vm
+    // reports that only to the caller.
+    try { entered = ref.apply(undefined, args as never[]) } catch (err) { this.left(); this.onIsolateError(err); return }
+    entered.then(() => this.left(), (err: unknown) => { this.left(); this.onIsolateError(err) })
+  }
+
+  private left (): void {
+    this.busy--
+    if (this.busy === 0 && this.waitingForFree) {
+      this.waitingForFree = false
+      clearTimeout(this.stuckTimer)
+      this.out({ t: 'freed', id: this.msg.id })
+    }
+  }
+
+  // Messages from the isolate: (ISOLATE_CALL, id, name, argsJson, logs) | (ISOLATE_RESULT, kind, payload, logs)
   private readonly onIsolate = (type: unknown, a: unknown, b: unknown, c: unknown, d: unknown): void => {
     if (this.finished) return
-    if (type === 'C') this.onCall(a as number, b, c, d)
-    else if (type === 'R') this.onResult(a, b, c)
+    if (type === ISOLATE_CALL) this.onCall(a as number, b, c, d)
+    else if (type === ISOLATE_RESULT) this.onResult(a, b, c)
   }
 
   // A limit tripped inside the isolate (code, message, logs); runs while the isolate waits.
-  private readonly onAlarm = (code: unknown, _message: unknown, logs: unknown): void => {
+  private readonly onAlarm = (code: unknown, message: unknown, logs: unknown): void => {
     if (this.finished) return
+    if (code === 'ALLOCATION_FAILED') { this.allocationFailed = true; return }
     if (!this.addLogs(logs)) return
     const o = this.limits
-    if (code === 'MAX_TOOL_CALLS') this.fail('MAX_TOOL_CALLS', `Tool call limit exceeded: at most ${o.maxToolCalls} calls per execution`, false)
-    else this.fail('OUTPUT_LIMIT_EXCEEDED', `Console output exceeded ${this.maxLog} bytes`, false)
+    if (code === 'MAX_TOOL_CALLS') this.end(toolCallLimitError(o.maxToolCalls), false)
+    else if (code === 'MEMORY_LIMIT_EXCEEDED') this.end(enclaveError('MEMORY_LIMIT_EXCEEDED', String(message).slice(0, 500)), false)
+    else this.end(consoleLimitError(this.maxLog), false)
   }
 
   private onCall (callId: number, name: unknown, args: unknown, logs: unknown): void {
     if (!this.addLogs(logs)) return
     const o = this.limits
     this.toolCalls++
-    if (this.toolCalls > o.maxToolCalls) {
-      this.fail('MAX_TOOL_CALLS', `Tool call limit exceeded: at most ${o.maxToolCalls} calls per execution`, false)
-      return
-    }
+    if (this.toolCalls > o.maxToolCalls) { this.end(toolCallLimitError(o.maxToolCalls), false); return }
     if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
       this.refuse(callId, 'UNKNOWN_TOOL', `Unknown tool: ${printable(String(name))}`)
       return
@@ -136,35 +181,36 @@ export class Execution {
     if (kind === 'v') {
       const total = (text === '' ? 0 : Buffer.byteLength(text)) + this.logBytes
       if (total > o.maxOutputBytes) {
-        this.fail('OUTPUT_LIMIT_EXCEEDED', `Output is ${total} bytes, over the limit of ${o.maxOutputBytes} bytes`, true)
+        this.end(enclaveError('OUTPUT_LIMIT_EXCEEDED', `Output is ${total} bytes, over the limit of ${o.maxOutputBytes} bytes`), true)
         return
       }
       this.finish({ ok: true, v: text === '' ? undefined : text }, true)
     } else if (kind === 'o') {
-      this.fail('OUTPUT_LIMIT_EXCEEDED', `Output is over ${text} bytes, over the limit of ${o.maxOutputBytes} bytes`, true)
+      this.end(enclaveError('OUTPUT_LIMIT_EXCEEDED', `Output is over ${text} bytes, over the limit of ${o.maxOutputBytes} bytes`), true)
     } else if (kind === 'e') {
-      this.finish({ ok: false, e: scriptError(text, o.memoryLimitMB) }, true)
+      const e = scriptError(text)
+      if (this.allocationFailed && e.name === 'RangeError' && e.message === 'Array buffer allocation failed') {
+        this.end(enclaveError('MEMORY_LIMIT_EXCEEDED', `Array buffer allocation failed: memory limit of ${o.memoryLimitMB} MB`), false)
+        return
+      }
+      this.finish({ ok: false, e }, true)
     } else if (kind === 'x') {
-      const e = parseError(text)
+      const e = parseIsolateError(text)
       const message = e?.name === 'EvalError'
         ? 'Code is too large for the memory limit'
         : syntaxError(this.msg.code) ?? `SyntaxError: ${e?.message ?? 'invalid code'}`
-      this.finish({ ok: false, e: enclaveError('VALIDATION_ERROR', message) }, true)
+      this.end(enclaveError('VALIDATION_ERROR', message), true)
     } else {
-      this.fail('INTERNAL_ERROR', 'Unexpected message from the isolate', false)
+      this.end(enclaveError('INTERNAL_ERROR', 'Unexpected message from the isolate'), false)
     }
   }
 
   private onIsolateError (err: unknown): void {
     if (this.finished) return
     const message = err instanceof Error ? err.message : String(err)
-    if (/memory limit/i.test(message)) {
-      this.fail('MEMORY_LIMIT_EXCEEDED', `Memory limit of ${this.limits.memoryLimitMB} MB exceeded`, false)
-    } else if (/timed out/i.test(message)) {
-      this.fail('TIMEOUT', `Execution timed out after ${this.limits.timeoutMs} ms`, false)
-    } else if (/disposed/i.test(message)) {
-      this.fail('INTERNAL_ERROR', 'The isolate was lost during execution', false)
-    }
+    if (/memory limit/i.test(message)) this.end(memoryLimitError(this.limits.memoryLimitMB), false)
+    else if (/timed out/i.test(message)) this.end(timeoutError(this.limits.timeoutMs), false)
+    else if (/disposed/i.test(message)) this.end(enclaveError('INTERNAL_ERROR', 'The isolate was lost during execution'), false)
     // Anything else is a promise the script left rejected and unhandled, which isolated-vm
     // reports here; the script itself goes on and reports through `send`.
   }
@@ -174,7 +220,7 @@ export class Execution {
     if (typeof chunk !== 'string' || chunk === '') return true
     const bytes = Buffer.byteLength(chunk) - 1 // the isolate counts entry + separator; '[' and ']' are one
     if (this.logBytes + bytes > this.maxLog) {
-      this.fail('OUTPUT_LIMIT_EXCEEDED', `Console output exceeded ${this.maxLog} bytes`, false)
+      this.end(consoleLimitError(this.maxLog), false)
       return false
     }
     this.logBytes += bytes
@@ -182,23 +228,17 @@ export class Execution {
     return true
   }
 
-  private refuse (callId: number, code: EnclaveErrorCode, message: string): void {
+  private refuse (callId: number, code: ExecutionError['code'], message: string): void {
     this.deliver(callId, 'e', JSON.stringify({ code, message }))
   }
 
   private deliver (callId: number, kind: 'v' | 'e', data: string): void {
-    const warm = this.warm
-    if (warm === undefined) return
-    // Not applyIgnored: the tenant code this resumes may hit the memory limit, and isolated-vm
-    // reports that only to the caller.
-    try {
-      warm.deliver.apply(undefined, [callId, kind, data]).catch((err: unknown) => this.onIsolateError(err))
-    } catch { /* the isolate is gone; the run ends elsewhere */ }
+    if (this.warm !== undefined && !this.finished) this.enter(this.warm.deliver, [callId, kind, data])
   }
 
   /** Ends the run with an error. `reusable`: the isolate is clean enough to serve the key again. */
-  private fail (code: EnclaveErrorCode, message: string, reusable: boolean): void {
-    this.finish({ ok: false, e: enclaveError(code, message) }, reusable)
+  private end (error: ExecutionError, reusable: boolean): void {
+    this.finish({ ok: false, e: error }, reusable)
   }
 
   private finish (fields: Pick<DoneMessage, 'ok' | 'v' | 'e'>, reusable: boolean): void {
@@ -220,6 +260,11 @@ export class Execution {
       // disposing the isolate is the one thing that stops it for sure. Deferred: this may run
       // inside a synchronous call from that very isolate.
       setImmediate(() => this.pool.release(slot, false))
+      if (this.busy > 0) {
+        done.busy = true
+        this.waitingForFree = true
+        this.stuckTimer = setTimeout(() => { if (this.waitingForFree) this.out({ t: 'stuck', id: this.msg.id }) }, STUCK_AFTER_MS)
+      }
       this.out(done)
       this.onEnd()
       return
@@ -241,27 +286,20 @@ export class Execution {
       this.onEnd()
     }
     const deadline = setTimeout(() => settle(false), IDLE_PROBE_MS)
-    slot.isolate.getHeapStatistics().then((heap) => { done.mem = heap.used_heap_size; settle(true) }, () => settle(false))
+    slot.isolate.getHeapStatistics().then((heap) => {
+      // isolated-vm's limit is soft (one large allocation passes before it is checked): a run
+      // that ended above it fails, so a result never shows more memory than its tier allows.
+      const used = heap.used_heap_size + heap.externally_allocated_size
+      if (used > this.limits.memoryLimitMB * MB) {
+        Object.assign(done, { ok: false, v: undefined, e: memoryLimitError(this.limits.memoryLimitMB, ` (${Math.ceil(used / MB)} MB in use at the end)`) })
+        delete done.v
+        settle(false)
+        return
+      }
+      done.mem = used
+      settle(true)
+    }, () => settle(false))
   }
-}
-
-function parseError (text: string): ExecutionError | undefined {
-  try {
-    const e = JSON.parse(text) as Partial<ExecutionError>
-    if (typeof e.name === 'string' && typeof e.message === 'string') return { name: e.name, code: isErrorCode(e.code) ? e.code : 'EXECUTION_ERROR', message: e.message }
-  } catch { /* fall through */ }
-  return undefined
-}
-
-/** The script's uncaught error; only codes a script may end with are kept. */
-function scriptError (text: string, memoryLimitMB: number): ExecutionError {
-  const e = parseError(text)
-  if (e === undefined) return enclaveError('EXECUTION_ERROR', 'Uncaught exception', 'Error')
-  if (e.name === 'RangeError' && e.message === 'Array buffer allocation failed') {
-    return enclaveError('MEMORY_LIMIT_EXCEEDED', `Array buffer allocation failed: memory limit of ${memoryLimitMB} MB`)
-  }
-  if (e.code !== 'EXECUTION_ERROR' && !CATCHABLE_TOOL_CODES.has(e.code)) return { ...e, code: 'EXECUTION_ERROR' }
-  return e
 }
 
 /** A name as ASCII: invisible and look-alike characters show as escapes. */
@@ -269,3 +307,4 @@ function printable (s: string): string {
   const cut = s.length > 64 ? s.slice(0, 64) + '...' : s
   return '"' + cut.replace(/[^\x20-\x7e]|["\\]/g, (ch) => ch === '"' || ch === '\\' ? '\\' + ch : '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0')) + '"'
 }
+

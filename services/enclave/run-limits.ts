@@ -1,0 +1,35 @@
+// A run's options resolved against its security level's defaults and the enclave's bounds.
+import { BOUNDS, COMMON_DEFAULTS, LEVELS } from './levels.ts'
+import type { RunLimits } from './protocol.ts'
+import type { RunOptions, SecurityLevel } from './types.ts'
+
+export type ResolvedLimits =
+  | { ok: true, limits: RunLimits, maxCodeBytes: number }
+  | { ok: false, message: string }
+
+type Bounded = keyof typeof BOUNDS
+
+function bounded (options: RunOptions, name: Bounded, fallback: number): number | string {
+  const value = options[name]
+  if (value === undefined) return fallback
+  const [min, max] = BOUNDS[name]
+  if (typeof value !== 'number' || !Number.isFinite(value)) return `Invalid ${name}: not a finite number`
+  if (value < min || value > max) return `Invalid ${name}: must be between ${min} and ${max}`
+  return name === 'timeoutMs' ? value : Math.floor(value)
+}
+
+export function resolveRunLimits (level: SecurityLevel, options: RunOptions): ResolvedLimits {
+  const defaults = LEVELS[level]
+  const values = {
+    timeoutMs: bounded(options, 'timeoutMs', defaults.timeoutMs),
+    memoryLimitMB: bounded(options, 'memoryLimitMB', COMMON_DEFAULTS.memoryLimitMB),
+    maxToolCalls: bounded(options, 'maxToolCalls', defaults.maxToolCalls),
+    maxOutputBytes: bounded(options, 'maxOutputBytes', COMMON_DEFAULTS.maxOutputBytes),
+    maxConsoleBytes: bounded(options, 'maxConsoleBytes', defaults.maxConsoleBytes),
+    maxToolArgsBytes: bounded(options, 'maxToolArgsBytes', COMMON_DEFAULTS.maxToolArgsBytes),
+    maxCodeBytes: bounded(options, 'maxCodeBytes', COMMON_DEFAULTS.maxCodeBytes)
+  }
+  for (const value of Object.values(values)) if (typeof value === 'string') return { ok: false, message: value }
+  const { maxCodeBytes, ...limits } = values as Record<keyof typeof values, number>
+  return { ok: true, limits: { ...limits, waitedMs: 0, astCheck: defaults.astCheck }, maxCodeBytes }
+}
