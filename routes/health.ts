@@ -2,9 +2,19 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 
 const Check = Type.Enum(['ok', 'in-process', 'unreachable'])
+// What confines the runners on this machine (detected at start; see README "The sandbox under a
+// hostile tenant"), so an operator sees at once when a protection is missing.
+const Sandbox = Type.Object({
+  permissionModel: Type.Boolean(),
+  environment: Type.Literal('allow-list'),
+  user: Type.Enum(['nobody', 'service user']),
+  network: Type.Enum(['none', 'host']),
+  filesystem: Type.Enum(['read-only', 'host'])
+})
 const Readiness = Type.Object({
   status: Type.Enum(['ready', 'not ready']),
-  checks: Type.Object({ database: Check, redis: Check })
+  checks: Type.Object({ database: Check, redis: Check }),
+  sandbox: Sandbox
 })
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -21,7 +31,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { rateLimit: false },
     schema: {
       tags: ['health'],
-      summary: 'Readiness: PostgreSQL and Redis answer',
+      summary: 'Readiness: PostgreSQL and Redis answer; which protections confine the sandbox runners',
       response: { 200: Readiness, 503: Readiness }
     }
   }, async (request, reply) => {
@@ -38,7 +48,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         })
     ])
     const ready = database !== 'unreachable' && redis !== 'unreachable'
-    return await reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { database, redis } })
+    return await reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: { database, redis }, sandbox: fastify.enclave.protections })
   })
 }
 

@@ -11,8 +11,13 @@ t.test('health and readiness', async (t) => {
   t.equal(ready.statusCode, 200)
   t.same(ready.json(), {
     status: 'ready',
-    checks: { database: 'ok', redis: process.env.REDIS_URL === undefined ? 'in-process' : 'ok' }
+    checks: { database: 'ok', redis: process.env.REDIS_URL === undefined ? 'in-process' : 'ok' },
+    sandbox: app.enclave.protections
   })
+  // The runners are always confined by the allow-listed environment and Node's permission model;
+  // the OS sandbox and the user depend on the machine, and /ready says which applied.
+  t.match(ready.json().sandbox, { permissionModel: true, environment: 'allow-list' })
+  if (process.getuid?.() === 0) t.equal(ready.json().sandbox.user, 'nobody', 'as root, runners run as nobody')
 
   const missing = await app.inject({ method: 'GET', url: '/nope' })
   t.equal(missing.statusCode, 404)

@@ -37,6 +37,8 @@ export interface PendingRun {
   toolCalls: number
   callIds: Set<number>
   attempts: number
+  /** Its runner died and nobody was blamed: its retry runs on the quarantine runner. */
+  retryApart: boolean
   resolve: (result: ExecutionResult) => void
   onSettled: (() => void) | undefined
   backstop: NodeJS.Timeout | undefined
@@ -160,6 +162,7 @@ export class Enclave extends EventEmitter {
       toolCalls: 0,
       callIds: new Set(),
       attempts: 0,
+      retryApart: false,
       resolve,
       onSettled: options.onSettled,
       backstop: undefined,
@@ -207,7 +210,7 @@ export class Enclave extends EventEmitter {
     if (run.done) return
     const waitedMs = Math.round(performance.now() - run.started)
     if (waitedMs >= run.limits.timeoutMs) { this.complete(run, failure(run.executionId, run.started, timeoutError(run.limits.timeoutMs))); return }
-    const runner = this.pool.place(run.key, this.pool.isQuarantined(run.key) || run.attempts > 0)
+    const runner = this.pool.place(run.key, this.pool.isQuarantined(run.key) || run.retryApart)
     if (runner === undefined) { this.complete(run, failure(run.executionId, run.started, enclaveError('INTERNAL_ERROR', 'No sandbox runner is available'))); return }
     run.attempts++
     run.runner = runner
@@ -245,7 +248,12 @@ export class Enclave extends EventEmitter {
         this.settle(run)
         return
       }
-      case 'stuck': this.pool.retire(runner, `execution ${runner.draining.get(msg.id)?.executionId ?? msg.id} did not stop after it ended`, STUCK_RUNNER_GRACE_MS)
+      case 'stuck': {
+        // Its tenant runs apart from now on, so a repeat costs only quarantined tenants a runner.
+        const run = runner.draining.get(msg.id)!
+        this.pool.quarantine(run.key)
+        this.pool.retire(runner, `execution ${run.executionId} did not stop after it ended`, STUCK_RUNNER_GRACE_MS)
+      }
     }
   }
 
@@ -297,6 +305,7 @@ export class Enclave extends EventEmitter {
         runner.inFlight.delete(run.wireId)
         clearTimeout(run.backstop)
         run.callIds.clear()
+        run.retryApart = outcome.quarantine
         this.dispatch(run)
       } else {
         this.complete(run, failure(run.executionId, run.started, outcome.fate === 'retry' ? enclaveError('INTERNAL_ERROR', 'The enclave was disposed') : outcome.error, run.toolCalls))

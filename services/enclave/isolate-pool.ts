@@ -125,10 +125,6 @@ export class IsolatePool {
     try { slot.isolate.dispose() } catch { /* already disposed */ }
   }
 
-  stats (): { idle: number, keys: number } {
-    return { idle: this.idleCount, keys: this.idle.size }
-  }
-
   private evict (pk: string, list: Slot[]): void {
     const victim = list.shift()
     if (victim === undefined) { this.idle.delete(pk); return }

@@ -13,7 +13,8 @@ const MAX_ATTEMPTS = 2
 
 export type CrashOutcome =
   | { run: PendingRun, fate: 'blamed', error: ExecutionError }
-  | { run: PendingRun, fate: 'retry' }
+  /** `quarantine`: nobody was blamed, so the culprit may be among the retried: they go apart. */
+  | { run: PendingRun, fate: 'retry', quarantine: boolean }
   | { run: PendingRun, fate: 'lost', error: ExecutionError }
 
 export function crashOutcomes (runner: Runner<PendingRun>, reason: string | undefined, now: number): CrashOutcome[] {
@@ -27,7 +28,7 @@ export function crashOutcomes (runner: Runner<PendingRun>, reason: string | unde
       const timedOut = message !== undefined && /terminate/i.test(message) && !/memory/i.test(message) && run.deadline <= now
       return { run, fate: 'blamed', error: timedOut ? timeoutError(run.limits.timeoutMs) : memoryLimitError(run.limits.memoryLimitMB, '; the sandbox process was stopped') }
     }
-    if (run.toolCalls === 0 && run.attempts < MAX_ATTEMPTS) return { run, fate: 'retry' }
+    if (run.toolCalls === 0 && run.attempts < MAX_ATTEMPTS) return { run, fate: 'retry', quarantine: named.length === 0 && !alone }
     return { run, fate: 'lost', error: run.toolCalls > 0 ? runnerCrashedError() : enclaveError('INTERNAL_ERROR', 'The sandbox process stopped unexpectedly') }
   })
 }

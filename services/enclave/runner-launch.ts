@@ -62,7 +62,7 @@ export function runnerEnv (source: NodeJS.ProcessEnv = process.env): Record<stri
 }
 
 const BWRAP_ARGS = [
-  '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp',
+  '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc',
   '--unshare-net', '--unshare-ipc', '--unshare-uts', '--die-with-parent', '--new-session', '--'
 ]
 

@@ -92,7 +92,7 @@ export class RunnerPool<Run extends PoolRun> {
   quarantine (key: string | undefined): void {
     if (key === undefined) return
     this.quarantined.set(key, Date.now() + this.options.quarantineMs)
-    this.options.logger?.warn({ isolateKey: key, quarantineMs: this.options.quarantineMs }, 'enclave: tenant quarantined after its script stopped a runner')
+    this.options.logger?.warn({ isolateKey: key, quarantineMs: this.options.quarantineMs }, 'enclave: tenant quarantined after its script stopped (or stuck) a runner')
   }
 
   /** The runner for a run of `key`: its home (or a spill), or the quarantine runner. */
