@@ -43,15 +43,16 @@ for (const attack of ATTACKS) {
     // 40 documents of ~1 MB each, inserted a few at a time.
     for (let i = 0; i < 8; i++) await execute(attacker, "const blob = 'y'.repeat(2**20 - 64)\nfor (let i = 0; i < 5; i++) await callTool('data:insert', { collection: 'big', document: { blob } })", 60_000)
   }
-  let stop = false
+  // An object, not a `let`: the loops below read what the main flow sets after its awaits.
+  const phase = { stop: false }
   let attackRuns = 0
   const running = Promise.all(Array.from({ length: attack.connections }, async () => {
-    while (!stop) { await execute(attacker, attack.script, attack.timeoutMs); attackRuns++ }
+    while (!phase.stop) { await execute(attacker, attack.script, attack.timeoutMs); attackRuns++ }
   }))
   await new Promise((resolve) => setTimeout(resolve, 500))
   const trivial = await measure(TRIVIAL)
   const tools = await measure(TOOLS)
-  stop = true
+  phase.stop = true
   await running
   const r1 = trivial.p99 / alone.trivial.p99
   const r2 = tools.p99 / alone.tools.p99

@@ -25,11 +25,12 @@ const quietRun = async (): Promise<void> => {
 await closedLoop(1, 1, quietRun) // warm up
 const alone = await closedLoop(1, SECONDS, quietRun)
 
-let stop = false
+// An object, not a `let`: the loop below reads what the main flow sets after its await.
+const phase = { stop: false }
 let noisyRuns = 0
 let noisyRefused = 0
 const neighbour = Promise.all(Array.from({ length: NOISY_CAP }, async () => {
-  while (!stop) {
+  while (!phase.stop) {
     const status = await execute(noisy, NOISY_SCRIPT)
     if (status === 200) noisyRuns++
     else noisyRefused++
@@ -37,7 +38,7 @@ const neighbour = Promise.all(Array.from({ length: NOISY_CAP }, async () => {
 }))
 await new Promise((resolve) => setTimeout(resolve, 1000)) // let the neighbour saturate
 const withNeighbour = await closedLoop(1, SECONDS, quietRun)
-stop = true
+phase.stop = true
 await neighbour
 
 console.log(`noisy-neighbour benchmark: ${SECONDS} s per phase; noisy tenant: ${NOISY_CAP} CPU-bound scripts (200 ms each) in flight`)

@@ -3,13 +3,13 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { startServer } from './support/server-process.ts'
+import { waitFor } from './support/wait-for.ts'
 
 const run = promisify(execFile)
 
 t.test('an embedded start without a key prints working demo tokens and curl lines', async (t) => {
   const server = await startServer({ JWT_SECRET: undefined, DATABASE_URL: undefined, DATABASE_ADMIN_URL: undefined, REDIS_URL: undefined }, (fn) => t.teardown(fn))
-  const deadline = Date.now() + 30_000
-  while (!server.output().includes('API docs:') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+  await waitFor(() => server.output().includes('API docs:'), { timeout: 30_000, interval: 100, message: 'the start banner was printed' })
   const output = server.output()
   for (const tenant of ['demo-free', 'demo-starter', 'demo-enterprise', 'admin']) {
     t.match(output, new RegExp(`${tenant}\\s+TOKEN=ey`), `a token for ${tenant}`)

@@ -92,7 +92,6 @@ class PGliteConnection implements DatabaseConnection {
     }
   }
 
-  // eslint-disable-next-line require-yield
   async * streamQuery<R> (): AsyncIterableIterator<QueryResult<R>> {
     throw new Error('PGlite dialect does not support streaming')
   }

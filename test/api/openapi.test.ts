@@ -6,6 +6,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import openapiTS, { astToString } from 'openapi-typescript'
 import { buildApp } from '../helper.ts'
+import { ERROR_CODES } from '../../services/enclave/index.ts'
 
 const run = promisify(execFile)
 
@@ -30,6 +31,9 @@ t.test('the OpenAPI document', async (t) => {
   t.same(Object.keys(execute.responses).sort(), ['200', '400', '401', '413', '429', '503'])
   t.ok(execute.requestBody.content['application/json'].schema.properties.code)
   t.equal(doc.paths['/health'].get.security, undefined, '/health needs no token')
+  // A client learns the error codes from this document: exactly the ones the enclave can give.
+  const documented = execute.responses['200'].content['application/json'].schema.properties.error.properties.code.enum as string[]
+  t.same([...documented].sort(), [...ERROR_CODES].sort(), 'the documented error codes are the enclave\'s')
 
   const ui = await app.inject({ method: 'GET', url: '/docs/' })
   t.equal(ui.statusCode, 200)

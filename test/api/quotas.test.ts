@@ -1,6 +1,7 @@
 // Each of the eight quotas at its boundary: N admitted, N+1 refused.
 import t from 'tap'
 import { buildApp, createTenant } from '../helper.ts'
+import { waitFor } from '../support/wait-for.ts'
 
 t.test('quotas at their boundaries', async (t) => {
   const app = await buildApp(t)
@@ -29,12 +30,8 @@ t.test('quotas at their boundaries', async (t) => {
     const tenant = await createTenant(app, 'q-conc', { quotaOverrides: { maxConcurrentExecutions: 2 } })
     const slow = [tenant.execute('await new Promise(() => {})', { timeoutMs: 4000 }), tenant.execute('await new Promise(() => {})', { timeoutMs: 4000 })]
     // Both hold their slot (usage shows it) before the third arrives.
-    const deadline = Date.now() + 3000
-    while (Date.now() < deadline) {
-      const running = (await app.inject({ method: 'GET', url: '/api/usage', headers: tenant.headers })).json().concurrentExecutions
-      if (running === 2) break
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
+    await waitFor(async () => (await app.inject({ method: 'GET', url: '/api/usage', headers: tenant.headers })).json().concurrentExecutions === 2,
+      { timeout: 3000, message: 'both slow runs hold their slot' })
     const third = await tenant.execute('return 1')
     t.equal(third.statusCode, 429)
     t.same(third.json(), { error: 'Concurrent execution limit exceeded', code: 'CONCURRENCY_LIMIT_EXCEEDED', limit: 2 })

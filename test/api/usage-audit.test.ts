@@ -25,7 +25,11 @@ t.test('usage and audit match what ran', async (t) => {
   t.match(refusal, { action: 'execution_refused', success: false, errorCode: 'EXECUTION_QUOTA_EXCEEDED', toolCalls: 0 })
   t.same(runs.map((e: { executionId: string }) => e.executionId), results.map((r) => r.executionId).reverse(), 'newest first')
   t.match(runs[3], {
-    action: 'code_execution', success: true, errorCode: null, toolCalls: 2, userId: 'usage-user',
+    action: 'code_execution',
+    success: true,
+    errorCode: null,
+    toolCalls: 2,
+    userId: 'usage-user',
     codeSha256: createHash('sha256').update(scripts[0] as string).digest('hex')
   })
   t.match(runs[2], { success: false, errorCode: 'EXECUTION_ERROR' })
@@ -48,8 +52,16 @@ t.test('audit entries are listed by when they happened, even when written late',
   const app = await buildApp(t)
   const tenant = await createTenant(app, 'audit-late')
   const entry = (executionId: string, createdAt: Date) => ({
-    tenantId: tenant.tenantId, executionId, userId: 'u', action: 'code_execution' as const, codeSha256: null,
-    success: true, errorCode: null, durationMs: 1, toolCalls: 0, createdAt
+    tenantId: tenant.tenantId,
+    executionId,
+    userId: 'u',
+    action: 'code_execution' as const,
+    codeSha256: null,
+    success: true,
+    errorCode: null,
+    durationMs: 1,
+    toolCalls: 0,
+    createdAt
   })
   // As after an outage: the older row reaches the database after the newer one.
   app.audit.enqueue(entry('newer', new Date()))

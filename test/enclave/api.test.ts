@@ -1,7 +1,8 @@
 // The public API: result shape, options, validation, levels, stats.
 import t from 'tap'
-import { Enclave, EnclaveToolError, ERROR_CODES, LEVELS } from '../../services/enclave/index.ts'
-import { testHandler } from './fixtures/helpers.ts'
+import { Enclave, EnclaveToolError } from '../../services/enclave/index.ts'
+import { type Ctx, testHandler } from './fixtures/helpers.ts'
+import { waitFor } from '../support/wait-for.ts'
 
 t.test('results, options and validation', async (t) => {
   const enclave = new Enclave({ securityLevel: 'SECURE', runners: 1, toolHandler: testHandler })
@@ -78,12 +79,38 @@ t.test('results, options and validation', async (t) => {
   })
 })
 
-t.test('defaults come from the security level', async (t) => {
-  t.same(LEVELS.STRICT, { timeoutMs: 5000, maxToolCalls: 10, maxConsoleBytes: 64 * 1024, astCheck: true })
-  t.same(LEVELS.SECURE, { timeoutMs: 15000, maxToolCalls: 50, maxConsoleBytes: 256 * 1024, astCheck: false })
-  t.same(LEVELS.STANDARD, { timeoutMs: 30000, maxToolCalls: 100, maxConsoleBytes: 1024 * 1024, astCheck: false })
-  t.same(LEVELS.PERMISSIVE, { timeoutMs: 60000, maxToolCalls: 1000, maxConsoleBytes: 10 * 1024 * 1024, astCheck: false })
-  t.equal(ERROR_CODES.length, 14)
+// What each level sets, seen in runs rather than by reading LEVELS back: the tool-call limit at its
+// boundary, the console budget named in the flood's error, and whether the AST check refuses before
+// running. (The level timeouts, 5 to 60 s, are left to the corpus's explicit timeoutMs cases: waiting
+// them out here would cost minutes.)
+const LEVEL_CONTRACT = {
+  STRICT: { maxToolCalls: 10, maxConsoleBytes: 64 * 1024, astCheck: true },
+  SECURE: { maxToolCalls: 50, maxConsoleBytes: 256 * 1024, astCheck: false },
+  STANDARD: { maxToolCalls: 100, maxConsoleBytes: 1024 * 1024, astCheck: false },
+  PERMISSIVE: { maxToolCalls: 1000, maxConsoleBytes: 10 * 1024 * 1024, astCheck: false }
+} as const
+
+for (const [level, expected] of Object.entries(LEVEL_CONTRACT) as Array<[keyof typeof LEVEL_CONTRACT, typeof LEVEL_CONTRACT[keyof typeof LEVEL_CONTRACT]]>) {
+  t.test(`${level} runs with its own defaults`, async (t) => {
+    const enclave = new Enclave({ securityLevel: level, runners: 1, toolHandler: testHandler })
+    t.teardown(async () => await enclave.dispose())
+    const calls = (n: number): string => `for (let i = 0; i < ${n}; i++) await callTool("echo", i)\nreturn "done"`
+    t.equal((await enclave.run(calls(expected.maxToolCalls))).value, 'done', `${expected.maxToolCalls} tool calls pass`)
+    t.same((await enclave.run(calls(expected.maxToolCalls + 1))).error?.code, 'MAX_TOOL_CALLS', 'one more ends the run')
+    // Logs count toward the output limit (1 MB by default), which caps the console budget: raise it
+    // to see the level's own budget, then see the cap.
+    const floodCode = 'for (;;) console.log("x".repeat(1000))'
+    const flood = await enclave.run(floodCode, { maxOutputBytes: 16 * 1024 * 1024 })
+    t.same(flood.error, { name: 'OutputLimitError', code: 'OUTPUT_LIMIT_EXCEEDED', message: `Console output exceeded ${expected.maxConsoleBytes} bytes` })
+    const capped = await enclave.run(floodCode)
+    t.same(capped.error?.message, `Console output exceeded ${Math.min(expected.maxConsoleBytes, 1024 * 1024)} bytes`, 'capped by the default output limit')
+    const probe = await enclave.run('return [].constructor === Array')
+    if (expected.astCheck) t.equal(probe.error?.code, 'VALIDATION_ERROR', 'the AST check refuses before running')
+    else t.equal(probe.value, true, 'no AST check')
+  })
+}
+
+t.test('an unknown level is refused', async (t) => {
   t.throws(() => new Enclave({ securityLevel: 'LAX' as 'STRICT', runners: 1 }))
 })
 
@@ -123,8 +150,10 @@ t.test('without a tool handler every tool is unknown', async (t) => {
 t.test('dispose ends in-flight runs and refuses new ones', async (t) => {
   const enclave = new Enclave({ securityLevel: 'SECURE', runners: 1, toolHandler: testHandler })
   await enclave.ready()
-  const pending = enclave.run('await new Promise(() => {})', { timeoutMs: 10_000 })
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  const ctx: Ctx = { tenant: 'dispose', calls: [] }
+  const pending = enclave.run('await callTool("hang")', { timeoutMs: 10_000, context: ctx })
+  // Dispose once the run is inside its isolate (its tool call reached the handler).
+  await waitFor(() => ctx.calls.length === 1, { message: 'the run reached its tool call' })
   await enclave.dispose()
   const r = await pending
   t.same(r.error, { name: 'InternalError', code: 'INTERNAL_ERROR', message: 'The enclave was disposed' })

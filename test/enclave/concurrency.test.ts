@@ -2,6 +2,7 @@
 import t from 'tap'
 import { Enclave, type RunEvent } from '../../services/enclave/index.ts'
 import { type Ctx, testHandler } from './fixtures/helpers.ts'
+import { waitFor } from '../support/wait-for.ts'
 
 t.test('many tenants at once', async (t) => {
   const enclave = new Enclave({ securityLevel: 'SECURE', runners: 2, toolHandler: testHandler, maxIdleIsolatesPerKey: 2 })
@@ -60,8 +61,10 @@ t.test('one tenant flooding does not starve another', async (t) => {
   const enclave = new Enclave({ securityLevel: 'SECURE', runners: 2, toolHandler: testHandler })
   t.teardown(async () => await enclave.dispose())
   await enclave.ready()
-  const flood = Array.from({ length: 16 }, async () => await enclave.run('const t0 = Date.now()\nwhile (Date.now() - t0 < 400) {}\nreturn 1', { isolateKey: 'noisy' }))
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  const started: Ctx = { tenant: 'noisy', calls: [] }
+  const flood = Array.from({ length: 16 }, async () => await enclave.run('await callTool("echo", 0)\nconst t0 = Date.now()\nwhile (Date.now() - t0 < 400) {}\nreturn 1', { isolateKey: 'noisy', context: started }))
+  // The quiet tenant arrives once the noisy one is spinning on both runners.
+  await waitFor(() => started.calls.length >= 2, { message: 'two noisy runs are spinning' })
   const t0 = performance.now()
   const quiet = await enclave.run('return await callTool("echo", "quiet")', { isolateKey: 'quiet' })
   const waited = performance.now() - t0

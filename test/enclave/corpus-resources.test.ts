@@ -9,6 +9,8 @@ const TIMEOUT = fail('TIMEOUT', 'Execution timed out after 300 ms', 'TimeoutErro
 const MEM = { memoryLimitMB: 16, timeoutMs: 10_000 }
 const MEMORY = fail('MEMORY_LIMIT_EXCEEDED', /^(Memory limit of 16 MB exceeded|Array buffer allocation failed: memory limit of 16 MB)/, 'MemoryLimitError')
 const STACK = fail('EXECUTION_ERROR', 'Maximum call stack size exceeded', 'RangeError')
+// After a run that spoilt its isolate, the next run of that key gets a new one.
+const fresh: Case['check'] = (t, _r, _ctx, event) => { t.equal(event?.reusedIsolate, false, 'in a fresh isolate') }
 
 const loops: Case[] = [
   { name: 'while (true)', code: 'while (true) {}', options: T, expect: TIMEOUT },
@@ -21,10 +23,11 @@ const loops: Case[] = [
   { name: 'loop inside tool argument serialisation', code: 'await callTool("echo", { toJSON () { for (;;) {} } })', options: T, expect: TIMEOUT },
   { name: 'microtask loop', code: 'for (;;) await null', options: T, expect: TIMEOUT },
   { name: 'promise chain loop', code: 'const f = () => Promise.resolve().then(f)\nf()\nawait new Promise(() => {})', options: T, expect: TIMEOUT },
-  // The value stands; the work left behind dies with the isolate, which is never reused.
-  { name: 'background microtask loop after return', code: '(async () => { for (;;) await null })()\nreturn 1', options: T, expect: ok(1) },
-  { name: 'background promise chain after return', code: 'Promise.resolve().then(function f () { return Promise.resolve().then(f) })\nreturn 2', options: T, expect: ok(2) },
-  { name: 'the key serves again after left-behind work', code: 'return 3', options: T, expect: ok(3) },
+  // The value stands; the work left behind dies with the isolate, which is never reused: the
+  // same key then serves again, from a fresh isolate.
+  { name: 'background microtask loop after return', key: 'left-behind', code: '(async () => { for (;;) await null })()\nreturn 1', options: T, expect: ok(1) },
+  { name: 'background promise chain after return', key: 'left-behind', code: 'Promise.resolve().then(function f () { return Promise.resolve().then(f) })\nreturn 2', options: T, expect: ok(2), check: fresh },
+  { name: 'the key serves again after left-behind work', key: 'left-behind', code: 'return 3', options: T, expect: ok(3), check: fresh },
   { name: 'never-settling promise', code: 'await new Promise(() => {})', options: T, expect: TIMEOUT },
   { name: 'never-settling thenable', code: 'await { then () {} }', options: T, expect: TIMEOUT },
   { name: 'empty Promise.race', code: 'await Promise.race([])', options: T, expect: TIMEOUT },
@@ -63,8 +66,8 @@ const memory: Case[] = [
 
   { name: 'Map growth', code: 'const m = new Map()\nfor (let i = 0; ; i++) m.set(i, "v" + i)', options: MEM, expect: fail('MEMORY_LIMIT_EXCEEDED', /^Memory limit of 16 MB exceeded/) },
   { name: 'huge array fill', code: 'return new Array(2 ** 26).fill(0).length', options: MEM, expect: fail('MEMORY_LIMIT_EXCEEDED', /^Memory limit of 16 MB exceeded/) },
-  { name: 'memory bomb inside a tool result handler', code: 'const s = await callTool("echo", "x")\nconst a = []\nfor (;;) a.push(s + a.length)', options: MEM, expect: MEMORY },
-  { name: 'the same key serves again after a memory bomb', code: 'return 1 + 1', options: MEM, expect: ok(2) }
+  { name: 'memory bomb inside a tool result handler', key: 'bombed', code: 'const s = await callTool("echo", "x")\nconst a = []\nfor (;;) a.push(s + a.length)', options: MEM, expect: MEMORY },
+  { name: 'the same key serves again after a memory bomb', key: 'bombed', code: 'return 1 + 1', options: MEM, expect: ok(2), check: fresh }
 ]
 
 const output: Case[] = [

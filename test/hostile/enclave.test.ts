@@ -7,6 +7,7 @@ import { Enclave, type RunEvent } from '../../services/enclave/index.ts'
 import { checkRunnerMessage } from '../../services/enclave/runner-messages.ts'
 import { RUNNER_ENV_ALLOW_LIST } from '../../services/enclave/runner-launch.ts'
 import { testHandler } from '../enclave/fixtures/helpers.ts'
+import { waitFor } from '../support/wait-for.ts'
 
 const FREE = { memoryLimitMB: 32, timeoutMs: 5000 }
 const MB = 1024 * 1024
@@ -95,9 +96,7 @@ t.test('a timed-out run that V8 cannot stop frees its CPU within the bound, and 
   t.equal(r.error?.code, 'TIMEOUT')
   t.equal(settledAt, 0, 'the slot is still held when the TIMEOUT is answered')
   // Bound: 250 ms to call the isolate stuck, then at most 1 s for the runner's other runs.
-  const deadline = resultAt + 3000
-  while (settledAt === 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-  t.ok(settledAt > 0, 'settled')
+  t.ok(await waitFor(() => settledAt > 0, { timeout: resultAt + 3000 - performance.now(), message: 'the run settled' }), 'settled')
   t.ok(settledAt - resultAt < 2000, `CPU freed ${Math.round(settledAt - resultAt)} ms after the TIMEOUT`)
   t.same(exits, [pid], 'the runner with the stuck thread was stopped')
   const gone = performance.now() + 2000

@@ -3,17 +3,9 @@
 import t from 'tap'
 import { buildApp, createTenant } from '../helper.ts'
 import { proxyFor } from '../support/tcp-proxy.ts'
+import { waitFor } from '../support/wait-for.ts'
 
 const { DATABASE_URL, REDIS_URL } = process.env
-
-async function eventually (check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return true
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  return false
-}
 
 if (REDIS_URL !== undefined) {
   t.test('Redis outage: fail closed with 503, recover without restart', async (t) => {
@@ -34,7 +26,7 @@ if (REDIS_URL !== undefined) {
     t.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200)
 
     await proxy.up()
-    t.ok(await eventually(async () => (await app.inject({ method: 'GET', url: '/ready' })).statusCode === 200, 15_000), 'ready again')
+    t.ok(await waitFor(async () => (await app.inject({ method: 'GET', url: '/ready' })).statusCode === 200, { timeout: 15_000, interval: 200, message: '/ready is 200 again' }), 'ready again')
     t.equal((await tenant.execute('return 3')).statusCode, 200)
     const usage = (await app.inject({ method: 'GET', url: '/api/usage', headers: tenant.headers })).json()
     t.equal(usage.executions, 2, 'nothing ran unmetered while Redis was away')
@@ -46,9 +38,13 @@ if (DATABASE_URL !== undefined) {
     const proxy = await proxyFor(DATABASE_URL)
     t.teardown(async () => { await proxy.down() })
     const app = await buildApp(t, { DATABASE_URL: proxy.urlFor(DATABASE_URL), TENANT_CACHE_TTL_MS: '600000' })
+    // The PUT in createTenant announces a tenant change that comes back through pub/sub and drops
+    // the tenant cache: let it arrive before warming the cache. The app's subscriber was there
+    // first, so by the time ours hears it, the app has dropped its entry.
+    const notices: string[] = []
+    await app.store.subscribe('tenant-enclave:tenant-changed', (tenantId) => { notices.push(tenantId) })
     const tenant = await createTenant(app, 'pg-out', { tier: 'starter' })
-    // Let the tenant-changed notice from the PUT arrive before warming the cache it would drop.
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    await waitFor(() => notices.includes(tenant.tenantId), { message: 'the tenant-changed notice came back' })
     t.equal((await tenant.execute('return 1')).statusCode, 200, 'warms the tenant cache')
     await app.audit.flush()
 
@@ -68,7 +64,7 @@ if (DATABASE_URL !== undefined) {
     t.ok(app.audit.pending >= 2, 'the audit rows wait in the retry queue')
 
     await proxy.up()
-    t.ok(await eventually(async () => app.audit.pending === 0, 20_000), 'the queue drains once PostgreSQL is back')
+    t.ok(await waitFor(() => app.audit.pending === 0, { timeout: 20_000, interval: 200, message: 'the audit queue drains' }), 'the queue drains once PostgreSQL is back')
     const entries = (await app.inject({ method: 'GET', url: '/api/audit', headers: tenant.headers })).json().entries as Array<{ executionId: string }>
     t.ok(entries.some((e) => e.executionId === executionId), 'the row of the run made during the outage is there')
     const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body

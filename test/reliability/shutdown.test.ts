@@ -7,6 +7,7 @@ import pg from 'pg'
 import { PGlite } from '@electric-sql/pglite'
 import { tokenFor, uniqueTenantId } from '../helper.ts'
 import { startServer } from '../support/server-process.ts'
+import { waitFor } from '../support/wait-for.ts'
 
 t.test('graceful shutdown on SIGTERM', async (t) => {
   const pgliteDir = await mkdtemp(join(tmpdir(), 'enclave-shutdown-'))
@@ -19,15 +20,17 @@ t.test('graceful shutdown on SIGTERM', async (t) => {
   const port = server.port
 
   const tenantId = uniqueTenantId('shutdown')
+  const authorization = `Bearer ${tokenFor({ tenantId })}`
   const response = fetch(`http://127.0.0.1:${port}/api/execute`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${tokenFor({ tenantId })}`, 'content-type': 'application/json' },
+    headers: { authorization, 'content-type': 'application/json' },
     body: JSON.stringify({ code: 'const end = Date.now() + 1000; while (Date.now() < end) {} return "finished"' })
   })
-  // SIGTERM once the server is working on the request (it logs it), however slow the machine.
-  const deadline = Date.now() + 20_000
-  while (!server.output().includes('"url":"/api/execute"') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  // SIGTERM once the execution holds its slot (usage counts it), however slow the machine.
+  await waitFor(async () => {
+    const usage = await fetch(`http://127.0.0.1:${port}/api/usage`, { headers: { authorization } })
+    return ((await usage.json()) as { concurrentExecutions?: number }).concurrentExecutions === 1
+  }, { timeout: 20_000, message: 'the execution was admitted' })
   server.child.kill('SIGTERM')
 
   const res = await response

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { adminHeaders, bearer, tokenFor, uniqueTenantId } from '../helper.ts'
 import { startServer, type ServerProcess } from '../support/server-process.ts'
+import { waitFor } from '../support/wait-for.ts'
 
 const { DATABASE_URL, REDIS_URL } = process.env
 
@@ -42,10 +43,8 @@ if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
       const slow = { code: 'await new Promise(() => {})', timeoutMs: 4000 }
       const running = [call(a, 'POST', '/api/execute', tenant.headers, slow), call(b, 'POST', '/api/execute', tenant.headers, slow)]
       // Both hold their slot (either instance's usage shows the shared count) before the others arrive.
-      const deadline = Date.now() + 3000
-      while (Date.now() < deadline && (await call(b, 'GET', '/api/usage', tenant.headers)).json.concurrentExecutions !== 2) {
-        await new Promise((resolve) => setTimeout(resolve, 20))
-      }
+      await waitFor(async () => (await call(b, 'GET', '/api/usage', tenant.headers)).json.concurrentExecutions === 2,
+        { timeout: 3000, message: 'both slow runs hold their slot' })
       const third = await Promise.all([call(a, 'POST', '/api/execute', tenant.headers, { code: 'return 1' }), call(b, 'POST', '/api/execute', tenant.headers, { code: 'return 1' })])
       t.same(third.map((r) => r.status), [429, 429])
       for (const r of await Promise.all(running)) t.equal(r.json.error.code, 'TIMEOUT')
@@ -57,13 +56,10 @@ if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
       t.equal(before.json.tools.find((tool: { name: string }) => tool.name === 'data:query').enabled, true, 'B has it cached as enabled')
       const started = Date.now()
       t.equal((await call(a, 'PUT', `/admin/tenants/${tenant.tenantId}/tools/data:query`, admin, { enabled: false })).status, 200)
-      let seenAfter = -1
-      while (Date.now() - started < 5000) {
-        const now = await call(b, 'GET', '/api/tools', tenant.headers)
-        if (now.json.tools.find((tool: { name: string }) => tool.name === 'data:query').enabled === false) { seenAfter = Date.now() - started; break }
-        await new Promise((resolve) => setTimeout(resolve, 20))
-      }
-      t.ok(seenAfter >= 0 && seenAfter < 1000, `B saw the change after ${seenAfter} ms (bound: 1 s by pub/sub; TENANT_CACHE_TTL_MS if a notice is lost)`)
+      await waitFor(async () => (await call(b, 'GET', '/api/tools', tenant.headers)).json.tools.find((tool: { name: string }) => tool.name === 'data:query').enabled === false,
+        { timeout: 5000, message: 'B sees data:query disabled' })
+      const seenAfter = Date.now() - started
+      t.ok(seenAfter < 1000, `B saw the change after ${seenAfter} ms (bound: 1 s by pub/sub; TENANT_CACHE_TTL_MS if a notice is lost)`)
       const run = await call(b, 'POST', '/api/execute', tenant.headers, { code: "try { await callTool('data:query', {}) } catch (e) { return e.code }" })
       t.equal(run.json.value, 'TOOL_DISABLED')
     })
@@ -72,22 +68,16 @@ if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
       const victim = await startServer(env, teardown)
       const tenant = await newTenant('two-kill', { maxConcurrentExecutions: 1, maxExecutionDurationMs: 2000 })
       void call(victim, 'POST', '/api/execute', tenant.headers, { code: 'await new Promise(() => {})' }).catch(() => {})
-      const deadline = Date.now() + 3000
-      while (Date.now() < deadline && (await call(b, 'GET', '/api/usage', tenant.headers)).json.concurrentExecutions !== 1) {
-        await new Promise((resolve) => setTimeout(resolve, 20))
-      }
+      await waitFor(async () => (await call(b, 'GET', '/api/usage', tenant.headers)).json.concurrentExecutions === 1,
+        { timeout: 3000, message: 'the victim\'s run holds the slot' })
       victim.child.kill('SIGKILL')
       const killedAt = Date.now()
       t.equal((await call(b, 'POST', '/api/execute', tenant.headers, { code: 'return 1' })).status, 429, 'the dead instance\'s slot is still leased')
-      let freedAfter = -1
-      while (Date.now() - killedAt < 15_000) {
-        const res = await call(b, 'POST', '/api/execute', tenant.headers, { code: 'return 1' })
-        if (res.status === 200) { freedAfter = Date.now() - killedAt; break }
-        await new Promise((resolve) => setTimeout(resolve, 250))
-      }
-      // lease = the run's timeout (2 s) + 5 s margin, counted from admission
+      await waitFor(async () => (await call(b, 'POST', '/api/execute', tenant.headers, { code: 'return 1' })).status === 200,
+        { timeout: 15_000, interval: 250, message: 'the dead instance\'s slot is freed' })
+      const freedAfter = Date.now() - killedAt
       // The lease (2 s run + 5 s margin) started at admission, just before the kill; the rest is polling slack.
-      t.ok(freedAfter >= 0 && freedAfter <= 9000, `slot freed ${freedAfter} ms after the kill (lease: 2 s run + 5 s margin)`)
+      t.ok(freedAfter <= 9000, `slot freed ${freedAfter} ms after the kill (lease: 2 s run + 5 s margin)`)
     })
   })
 }

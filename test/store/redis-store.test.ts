@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { createRedisStore, StoreUnavailableError, type LimitStore } from '../../services/store/index.ts'
-import { eventually, type TestContext } from './fixtures/limit-store-contract.ts'
+import { type TestContext } from './fixtures/limit-store-contract.ts'
+import { waitFor } from '../support/wait-for.ts'
 
 // Redis-specific behaviour. The unreachable-server test needs no Redis at all, so it always runs;
 // the reconnection tests need a real server and are registered only when REDIS_URL is set.
@@ -82,7 +82,7 @@ if (redisUrl !== undefined && redisUrl !== '') {
     const got: string[] = []
     await store.subscribe('events', (m) => { got.push(m) })
     await raw.publish(`${prefix}events`, 'via raw')
-    t.ok(await eventually(() => got.length === 1), 'channels carry the prefix too')
+    t.ok(await waitFor(() => got.length === 1, { timeout: 3000, message: 'delivery on the prefixed channel' }), 'channels carry the prefix too')
   })
 
   t.test('an unrelated Redis error is not reported as unavailability', async (t) => {
@@ -104,19 +104,15 @@ if (redisUrl !== undefined && redisUrl !== '') {
     const id = await client.client('ID')
     await killClients(admin, ['ID', String(id)])
     const failures: unknown[] = []
-    const recovered = await (async () => {
-      const until = Date.now() + 5000
-      while (Date.now() < until) {
-        try {
-          await store.ping()
-          return true
-        } catch (err) {
-          failures.push(err)
-          await sleep(50)
-        }
+    const recovered = await waitFor(async () => {
+      try {
+        await store.ping()
+        return true
+      } catch (err) {
+        failures.push(err)
+        return false
       }
-      return false
-    })()
+    }, { timeout: 5000, interval: 50, message: 'ping succeeds again' })
     t.ok(recovered, `ping succeeds again (after ${failures.length} failed attempts)`)
     t.ok(failures.every((e) => e instanceof StoreUnavailableError), 'failures meanwhile were StoreUnavailableError')
     t.not(await client.client('ID'), id, 'on a new connection')
@@ -135,7 +131,7 @@ if (redisUrl !== undefined && redisUrl !== '') {
     t.notOk((await clients()).some((line) => line.includes(` name=${name}:sub `)), 'no subscriber connection before the first subscribe')
     await store.subscribe(channel, (m) => { got.push(m) })
     await store.publish(channel, 'before')
-    t.ok(await eventually(() => got.length === 1), 'delivered before the drop')
+    t.ok(await waitFor(() => got.length === 1, { timeout: 3000, message: 'delivery before the drop' }), 'delivered before the drop')
 
     const subLine = (await clients()).find((line) => line.includes(` name=${name}:sub `))
     t.ok(subLine, 'the subscriber connection is named')
@@ -143,11 +139,11 @@ if (redisUrl !== undefined && redisUrl !== '') {
     await killClients(admin, ['ID', subId])
 
     // Publish until the resubscribed connection hears it (delivery is at-most-once while down).
-    const heard = await eventually(() => {
+    const heard = await waitFor(() => {
       if (got.includes('after')) return true
       store.publish(channel, 'after').catch(() => {})
       return false
-    }, 5000)
+    }, { timeout: 5000, interval: 10, message: 'delivery after the resubscribe' })
     t.ok(heard, 'delivered again after ioredis resubscribed')
     t.ok((await clients()).some((line) => line.includes(` name=${name}:sub `) && !line.includes(`id=${subId} `)), 'on a new subscriber connection')
   })
