@@ -1,8 +1,6 @@
 import neostandard from 'neostandard'
 
 export default [
-  // Temporary: the lead lints services/enclave/** once the enclave split lands, then removes this entry.
-  { ignores: ['services/enclave/**'] },
   ...neostandard({ ts: true, ignores: ['dist/**', 'coverage/**'] }),
   {
     rules: {

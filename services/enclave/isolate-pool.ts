@@ -136,19 +136,26 @@ export class IsolatePool {
 
   private create (key: string | undefined, memoryLimitMB: number): Slot {
     const id = `${process.pid}:${++this.seq}`
-    let slot: Slot | undefined
     const isolate = new ivm.Isolate({
       memoryLimit: memoryLimitMB,
       // V8 lost control of this isolate; ivm's advice is to end the process. Say which run did
       // it (synchronously: the process is about to die) so the supervisor can attribute it.
       onCatastrophicError: (message: string) => {
-        try { writeSync(2, `ENCLAVE_CATASTROPHIC ${slot?.current ?? '-'} ${String(message).replace(/\s+/g, ' ')}\n`) } catch {}
+        try { writeSync(2, `ENCLAVE_CATASTROPHIC ${slot.current ?? '-'} ${String(message).replace(/\s+/g, ' ')}\n`) } catch {}
         process.abort()
       }
     })
     const boot = isolate.compileScriptSync(BOOTSTRAP_SOURCE, { filename: 'enclave:bootstrap' })
-    slot = {
-      id, isolate, key, memoryLimitMB, boot, runs: 0, lastUsed: Date.now(), disposed: false, current: undefined,
+    const slot: Slot = {
+      id,
+      isolate,
+      key,
+      memoryLimitMB,
+      boot,
+      runs: 0,
+      lastUsed: Date.now(),
+      disposed: false,
+      current: undefined,
       next: Promise.resolve(null)
     }
     slot.next = this.warm(slot)
@@ -206,4 +213,3 @@ export class IsolatePool {
 function poolKey (key: string, memoryLimitMB: number): string {
   return `${memoryLimitMB}\u0000${key}`
 }
-

@@ -307,4 +307,3 @@ function printable (s: string): string {
   const cut = s.length > 64 ? s.slice(0, 64) + '...' : s
   return '"' + cut.replace(/[^\x20-\x7e]|["\\]/g, (ch) => ch === '"' || ch === '\\' ? '\\' + ch : '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0')) + '"'
 }
-

@@ -82,7 +82,6 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
       return liveCounter(key, clock())?.count ?? 0
     },
 
-
     async refund (key, amount) {
       open()
       assertKey('key', key)
@@ -106,7 +105,6 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
       wrote(now)
       return true
     },
-
 
     async releaseLease (key, holderId) {
       open()

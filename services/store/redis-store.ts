@@ -112,7 +112,6 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
       return value === null ? 0 : Number(value)
     },
 
-
     async refund (key, amount) {
       assertKey('key', key)
       assertInteger('amount', amount, 1)
@@ -126,7 +125,6 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
       assertInteger('leaseMs', leaseMs, 1)
       return await run(client, async () => await scripts.limitStoreAcquireLease(key, holderId, limit, leaseMs)) === 1
     },
-
 
     async releaseLease (key, holderId) {
       assertKey('key', key)

@@ -15,8 +15,16 @@ t.test('audit ids reveal nothing about other tenants', async (t) => {
   const a = await createTenant(app, 'ids-a')
   const b = await createTenant(app, 'ids-b')
   const entry = (tenantId: string, executionId: string) => ({
-    tenantId, executionId, userId: 'u', action: 'code_execution' as const, codeSha256: null,
-    success: true, errorCode: null, durationMs: 1, toolCalls: 0, createdAt: new Date()
+    tenantId,
+    executionId,
+    userId: 'u',
+    action: 'code_execution' as const,
+    codeSha256: null,
+    success: true,
+    errorCode: null,
+    durationMs: 1,
+    toolCalls: 0,
+    createdAt: new Date()
   })
   // A, then three of B's runs, then A again: with one shared sequence A's two ids were 4 apart.
   for (const [tenant, id] of [[a, 'a1'], [b, 'b1'], [b, 'b2'], [b, 'b3'], [a, 'a2']] as const) {
@@ -198,6 +206,7 @@ t.test('a client that sends its headers slowly is cut off', async (t) => {
   // A slowloris client: one header line every 100 ms, never the blank line that ends them. The
   // loop's bound (20 s) only stops the test if the server never cuts it off.
   let sent = 0
+  // eslint-disable-next-line no-unmodified-loop-condition -- `open` is cleared by the socket's close
   while (open && sent < 200) {
     await new Promise((resolve) => setTimeout(resolve, 100))
     if (open && socket.writable) socket.write(`X-Slow-${sent++}: 1\r\n`)

@@ -28,6 +28,7 @@ async function peakWhile<T> (read: () => Promise<number> | number, work: Promise
   let done = false
   let peak = 0
   const sampling = (async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- `done` is set once the work settles
     while (!done) {
       peak = Math.max(peak, await read())
       await new Promise((resolve) => setTimeout(resolve, 2))
