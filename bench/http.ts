@@ -40,7 +40,7 @@ for (const [name, code] of Object.entries(SCRIPTS)) {
     const http = await autocannon({ url: `${bench.url}/api/execute`, headers, body: JSON.stringify({ code }), connections, duration: SECONDS })
     if (http.non2xx > 0 || http.errors > 0) throw new Error(`${name}/${connections}: ${http.non2xx} non-2xx, ${http.errors} errors`)
     const inProcess = await closedLoop(connections, SECONDS, async () => {
-      const result = await bench.fastify.enclave.run(code, { isolateKey: 'bench-in-process', context: echo, maxToolCalls: 100 })
+      const result = await bench.fastify.enclave.run(code, { isolateKey: 'bench-in-process', tools: echo, maxToolCalls: 100 })
       if (!result.success) throw new Error(`in-process run failed: ${JSON.stringify(result.error)}`)
     })
     const ratio = http.requests.average / inProcess.opsPerSec

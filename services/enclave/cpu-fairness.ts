@@ -17,10 +17,19 @@ export interface FairRun {
 
 interface KeyState { running: Set<FairRun>, waiting: Array<{ run: FairRun, start: () => void }> }
 
+/**
+ * A key counts as having work for this long after its last run ended: a tenant sending short
+ * runs one after another is between runs most of the time, and must still find its core free.
+ */
+const ACTIVE_FOR_MS = 1000
+const HOT = 0.5
+
 export class CpuFairness {
   private readonly cores: number
   private readonly now: () => number
   private readonly keys = new Map<string, KeyState>()
+  /** When each key last had a run end (for keys without runs now). */
+  private readonly recent = new Map<string, number>()
 
   constructor (cores: number, now: () => number = () => performance.now()) {
     this.cores = Math.max(1, cores)
@@ -34,7 +43,7 @@ export class CpuFairness {
   /** Starts the run now if its key is under its share, else when it is. */
   admit (run: FairRun, start: () => void): void {
     const state = this.state(run.key)
-    if (state.waiting.length === 0 && this.load(state) < this.share()) {
+    if (state.waiting.length === 0 && this.load(state) < this.share(run.key)) {
       this.begin(state, run)
       start()
     } else {
@@ -78,16 +87,25 @@ export class CpuFairness {
   }
 
   /**
-   * A key's share: all cores while it is the only key with work; with others, all but one core
-   * (at least one), so that another tenant always finds a core free.
+   * A key's share: all cores while it is the only key with work; while another key has work (or
+   * had a run end within the last second), all but one core (at least one), so that another
+   * tenant always finds a core free.
    */
-  private share (): number {
-    return this.keys.size <= 1 ? this.cores : Math.max(1, this.cores - 1)
+  private share (key: string): number {
+    const now = this.now()
+    for (const other of this.keys.keys()) if (other !== key) return Math.max(1, this.cores - 1)
+    for (const [other, at] of this.recent) {
+      if (now - at > ACTIVE_FOR_MS) this.recent.delete(other)
+      else if (other !== key) return Math.max(1, this.cores - 1)
+    }
+    return this.cores
   }
 
+  // A run busy at least half the time counts as a whole core: when runs crowd a core, each is
+  // measured at a fraction of it, and that must not read as room for one more.
   private load (state: KeyState): number {
     let cores = 0
-    for (const run of state.running) cores += run.rate === undefined ? 1 : Math.min(1, run.rate)
+    for (const run of state.running) cores += run.rate === undefined || run.rate >= HOT ? 1 : run.rate
     return cores
   }
 
@@ -98,8 +116,8 @@ export class CpuFairness {
   }
 
   private pump (): void {
-    const share = this.share()
-    for (const state of this.keys.values()) {
+    for (const [key, state] of this.keys) {
+      const share = this.share(key)
       while (state.waiting.length > 0 && this.load(state) < share) {
         const next = state.waiting.shift()!
         this.begin(state, next.run)
@@ -119,6 +137,9 @@ export class CpuFairness {
   }
 
   private forget (key: string, state: KeyState): void {
-    if (state.running.size === 0 && state.waiting.length === 0) this.keys.delete(key)
+    if (state.running.size === 0 && state.waiting.length === 0) {
+      this.keys.delete(key)
+      this.recent.set(key, this.now())
+    }
   }
 }

@@ -3,10 +3,16 @@
 // reported (start log, /ready) instead of assumed.
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 // The project's root: sources or dist/ live below it, and so does node_modules.
 const APP_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../..' : '../..', import.meta.url))
+// The node_modules the runner's packages load from (below APP_ROOT, unless the code was compiled
+// elsewhere, as the enclave benchmark does).
+const PACKAGES = resolve(dirname(createRequire(import.meta.url).resolve('isolated-vm')), '..')
+const READABLE = PACKAGES.startsWith(APP_ROOT.endsWith(sep) ? APP_ROOT : APP_ROOT + sep) ? [APP_ROOT] : [APP_ROOT, PACKAGES]
 const NOBODY = 65534
 const BWRAP = ['/usr/bin/bwrap', '/bin/bwrap'].find((path) => existsSync(path))
 const ENV_COMMAND = ['/usr/bin/env', '/bin/env'].find((path) => existsSync(path))
@@ -44,7 +50,7 @@ function runnerFile (): string {
  */
 export function runnerNodeFlags (): string[] {
   return [
-    '--no-node-snapshot', '--permission', '--allow-addons', `--allow-fs-read=${APP_ROOT}`,
+    '--no-node-snapshot', '--permission', '--allow-addons', ...READABLE.map((path) => `--allow-fs-read=${path}`),
     // isolated-vm's loader (node-gyp-build) asks whether this is Alpine before picking a binary.
     '--allow-fs-read=/etc/alpine-release',
     // The addon is isolated-vm, which we pin; Node's warning about addons says nothing new.

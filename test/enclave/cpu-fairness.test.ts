@@ -57,3 +57,17 @@ t.test('a waiting run can withdraw; an idle key is forgotten', async (t) => {
   t.same(started, ['first'])
   t.equal(fair.snapshot('k'), undefined)
 })
+
+t.test('a tenant between two short runs still counts: the busy key keeps cores - 1 for a second', async (t) => {
+  const { fair, clock, started } = setup(2)
+  const quiet = fair.newRun('quiet')
+  fair.admit(quiet, () => started.push('quiet'))
+  clock.now = 5
+  fair.release(quiet) // the quiet tenant is between runs now
+  const hogs = Array.from({ length: 3 }, () => fair.newRun('hog'))
+  hogs.forEach((run, i) => fair.admit(run, () => started.push(`hog${i}`)))
+  t.same(started, ['quiet', 'hog0'], 'one core for the hog while the quiet tenant was active a moment ago')
+  clock.now = 1200
+  fair.sample(hogs[0], 1195) // a second later, the hog is alone: it may have both cores
+  t.same(started, ['quiet', 'hog0', 'hog1'])
+})
