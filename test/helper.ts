@@ -79,3 +79,19 @@ export async function createTenant (
     execute: async (code, extra = {}) => await app.inject({ method: 'POST', url: '/api/execute', headers, payload: { code, ...extra } })
   }
 }
+
+/** An audit row as the audit writer takes it, for tests that write rows directly. */
+export function auditEntry (tenantId: string, executionId: string, createdAt = new Date()) {
+  return {
+    tenantId,
+    executionId,
+    userId: 'u',
+    action: 'code_execution' as const,
+    codeSha256: null,
+    success: true,
+    errorCode: null,
+    durationMs: 1,
+    toolCalls: 0,
+    createdAt
+  }
+}

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createHash, randomUUID } from 'node:crypto'
-import { buildApp, createTenant } from '../helper.ts'
+import { auditEntry, buildApp, createTenant } from '../helper.ts'
 
 t.test('usage and audit match what ran', async (t) => {
   const app = await buildApp(t)
@@ -51,18 +51,7 @@ t.test('usage and audit match what ran', async (t) => {
 t.test('audit entries are listed by when they happened, even when written late', async (t) => {
   const app = await buildApp(t)
   const tenant = await createTenant(app, 'audit-late')
-  const entry = (executionId: string, createdAt: Date) => ({
-    tenantId: tenant.tenantId,
-    executionId,
-    userId: 'u',
-    action: 'code_execution' as const,
-    codeSha256: null,
-    success: true,
-    errorCode: null,
-    durationMs: 1,
-    toolCalls: 0,
-    createdAt
-  })
+  const entry = (executionId: string, createdAt: Date) => auditEntry(tenant.tenantId, executionId, createdAt)
   // As after an outage: the older row reaches the database after the newer one.
   app.audit.enqueue(entry('newer', new Date()))
   await app.audit.flush()

@@ -1,7 +1,7 @@
 import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { buildApp, bearer, createTenant, uniqueTenantId, TEST_SECRET } from '../helper.ts'
+import { auditEntry, buildApp, bearer, createTenant, uniqueTenantId, TEST_SECRET } from '../helper.ts'
 import { signToken } from '../../services/tokens.ts'
 
 // The HTTP edge as a hostile client or a curious tenant meets it (issue 10 item 7, issue 9 item 5).
@@ -14,18 +14,7 @@ t.test('audit ids reveal nothing about other tenants', async (t) => {
   const app = await buildApp(t)
   const a = await createTenant(app, 'ids-a')
   const b = await createTenant(app, 'ids-b')
-  const entry = (tenantId: string, executionId: string) => ({
-    tenantId,
-    executionId,
-    userId: 'u',
-    action: 'code_execution' as const,
-    codeSha256: null,
-    success: true,
-    errorCode: null,
-    durationMs: 1,
-    toolCalls: 0,
-    createdAt: new Date()
-  })
+  const entry = (tenantId: string, executionId: string) => auditEntry(tenantId, executionId)
   // A, then three of B's runs, then A again: with one shared sequence A's two ids were 4 apart.
   for (const [tenant, id] of [[a, 'a1'], [b, 'b1'], [b, 'b2'], [b, 'b3'], [a, 'a2']] as const) {
     app.audit.enqueue(entry(tenant.tenantId, id))
