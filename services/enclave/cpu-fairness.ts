@@ -95,8 +95,7 @@ export class CpuFairness {
     const now = this.now()
     for (const other of this.keys.keys()) if (other !== key) return Math.max(1, this.cores - 1)
     for (const [other, at] of this.recent) {
-      if (now - at > ACTIVE_FOR_MS) this.recent.delete(other)
-      else if (other !== key) return Math.max(1, this.cores - 1)
+      if (other !== key && now - at <= ACTIVE_FOR_MS) return Math.max(1, this.cores - 1)
     }
     return this.cores
   }
@@ -139,7 +138,11 @@ export class CpuFairness {
   private forget (key: string, state: KeyState): void {
     if (state.running.size === 0 && state.waiting.length === 0) {
       this.keys.delete(key)
-      this.recent.set(key, this.now())
+      // Entries older than the window say nothing any more; dropping them here keeps the map to
+      // the tenants of the last second, whatever else is running.
+      const now = this.now()
+      for (const [other, at] of this.recent) if (now - at > ACTIVE_FOR_MS) this.recent.delete(other)
+      this.recent.set(key, now)
     }
   }
 }
