@@ -1,5 +1,5 @@
 // Loaded on demand by the Usage page.
-import uPlot from 'uplot'
+import UPlot from 'uplot'
 import 'uplot/dist/uPlot.min.css'
 import type { UsageDay } from './api.ts'
 
@@ -7,10 +7,10 @@ import type { UsageDay } from './api.ts'
 export function drawHistory (host: HTMLElement, days: UsageDay[]): () => void {
   const xs = days.map((d) => Date.parse(`${d.date}T00:00:00Z`) / 1000)
   const width = (): number => Math.max(320, host.clientWidth)
-  const plot = new uPlot({
+  const plot = new UPlot({
     width: width(),
     height: 280,
-    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
+    tzDate: (ts) => UPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
     scales: { x: { time: true }, ms: { auto: true } },
     axes: [
       {},

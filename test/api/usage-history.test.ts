@@ -2,6 +2,7 @@ import t from 'tap'
 import { auditEntry, buildApp, createTenant } from '../helper.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import { readUsageHistory } from '../../services/audit/usage-history.ts'
+import type { AuditEntry } from '../../services/audit/audit-writer.ts'
 
 const DAY_MS = 86_400_000
 
@@ -11,7 +12,7 @@ t.test('GET /api/usage/history counts runs per UTC day, zeros on empty days, onl
   const other = await createTenant(app, 'history-other')
   // Noon two days ago: the same UTC day whatever the hour of the test.
   const twoDaysAgo = new Date(Math.floor(Date.now() / DAY_MS) * DAY_MS - 2 * DAY_MS + DAY_MS / 2)
-  const row = (tenantId: string, id: string, fields: Partial<ReturnType<typeof auditEntry>>) => ({ ...auditEntry(tenantId, id, twoDaysAgo), ...fields })
+  const row = (tenantId: string, id: string, fields: Partial<AuditEntry>): AuditEntry => ({ ...auditEntry(tenantId, id, twoDaysAgo), ...fields })
   app.audit.enqueue(row(tenant.tenantId, 'h1', { durationMs: 10, toolCalls: 2 }))
   app.audit.enqueue(row(tenant.tenantId, 'h2', { durationMs: 30, toolCalls: 1, success: false, errorCode: 'EXECUTION_ERROR' }))
   app.audit.enqueue(row(tenant.tenantId, 'h3', { durationMs: 20 }))

@@ -37,10 +37,12 @@ export async function watchPage (page: Page): Promise<PageWatch> {
   const errors: string[] = []
   page.on('request', (r) => { requests.push(r.url()) })
   page.on('pageerror', (e) => { errors.push(e.message) })
+  // Runs in the page (the test's tsconfig has no DOM types, hence the casts).
   await page.addInitScript(() => {
     const seen: string[] = []
-    ;(globalThis as unknown as { cspViolations: string[] }).cspViolations = seen
-    document.addEventListener('securitypolicyviolation', (e) => { seen.push(`${e.violatedDirective} ${e.blockedURI}`) })
+    const page = globalThis as unknown as { cspViolations: string[], document: { addEventListener: (type: string, fn: (e: { violatedDirective: string, blockedURI: string }) => void) => void } }
+    page.cspViolations = seen
+    page.document.addEventListener('securitypolicyviolation', (e) => { seen.push(`${e.violatedDirective} ${e.blockedURI}`) })
   })
   return {
     requests,
@@ -58,8 +60,8 @@ const axeSource = readFile(createRequire(import.meta.url).resolve('axe-core/axe.
 export async function axeViolations (page: Page): Promise<string[]> {
   await page.evaluate(await axeSource)
   const violations = await page.evaluate(async () => {
-    const axe = (globalThis as unknown as { axe: { run: (ctx: Document, opts: unknown) => Promise<{ violations: Array<{ id: string, impact: string | null, help: string, nodes: Array<{ target: unknown }> }> }> } }).axe
-    const result = await axe.run(document, { resultTypes: ['violations'] })
+    const page = globalThis as unknown as { document: unknown, axe: { run: (ctx: unknown, opts: unknown) => Promise<{ violations: Array<{ id: string, impact: string | null, help: string, nodes: Array<{ target: unknown }> }> }> } }
+    const result = await page.axe.run(page.document, { resultTypes: ['violations'] })
     return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => JSON.stringify(n.target)).slice(0, 3) }))
   })
   return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.impact ?? ''} ${v.id}: ${v.help} at ${v.targets.join(', ')}`)
