@@ -22,16 +22,21 @@ const DAY_MS = 86_400_000
 export async function readUsageHistory (trx: TenantTrx, days: number, now = new Date()): Promise<UsageDay[]> {
   const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate())
   const from = new Date(today - (days - 1) * DAY_MS)
-  const until = new Date(today + DAY_MS)
+  // One index range scan per day (generate_series over UTC midnights, as timestamps without a
+  // time zone so the session's zone cannot shift them): each day's median sorts only that day's
+  // rows in memory, where grouping 90 days at once sorted all of them on disk.
   const result = await sql<{ day: string, executions: string, failures: string, tool_calls: string, p50: number | null }>`
-    select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD') as day,
-           count(*) as executions,
-           count(*) filter (where not success) as failures,
-           coalesce(sum(tool_calls), 0) as tool_calls,
-           percentile_cont(0.5) within group (order by duration_ms) as p50
-    from audit_log
-    where action = 'code_execution' and created_at >= ${from} and created_at < ${until}
-    group by 1`.execute(trx)
+    select to_char(d, 'YYYY-MM-DD') as day, s.executions, s.failures, s.tool_calls, s.p50
+    from generate_series(${from.toISOString().slice(0, 10)}::timestamp, ${new Date(today).toISOString().slice(0, 10)}::timestamp, interval '1 day') as d
+    cross join lateral (
+      select count(*) as executions,
+             count(*) filter (where not success) as failures,
+             coalesce(sum(tool_calls), 0) as tool_calls,
+             percentile_cont(0.5) within group (order by duration_ms) as p50
+      from audit_log
+      where action = 'code_execution'
+        and created_at >= (d at time zone 'UTC') and created_at < ((d + interval '1 day') at time zone 'UTC')
+    ) as s`.execute(trx)
   const byDay = new Map(result.rows.map((row) => [row.day, row]))
   const out: UsageDay[] = []
   for (let i = 0; i < days; i++) {
