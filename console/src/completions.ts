@@ -15,14 +15,13 @@ export interface ToolCompletion {
  */
 export function parseToolsDts (dts: string): ToolCompletion[] {
   const out: ToolCompletion[] = []
-  const re = /(?:\/\*\*([\s\S]*?)\*\/\s*)?(?:function\s+|declare\s+function\s+)?callTool\s*\(\s*name\s*:\s*(['"])([^'"]+)\2\s*,\s*args\s*\??\s*:\s*/g
+  // The JSDoc right above an overload (one comment: no `*/` inside), then the overload itself.
+  const re = /(?:\/\*\*((?:(?!\*\/)[\s\S])*)\*\/\s*)?(?:declare\s+)?(?:function\s+)?callTool\s*\(\s*name\s*:\s*(['"])([^'"]+)\2\s*,\s*args\s*\??\s*:\s*/g
   let m: RegExpExecArray | null
   while ((m = re.exec(dts)) !== null) {
     const info = (m[1] ?? '').split('\n').map((l) => l.replace(/^\s*\*\s?/, '').trim()).filter(Boolean).join(' ')
     const detail = readBalanced(dts, re.lastIndex)
-    const args = [...detail.matchAll(/^\{?\s*(?:readonly\s+)?([A-Za-z_$][\w$]*)\??\s*:/gm)].map((a) => a[1] as string)
-    const topLevel = topLevelKeys(detail)
-    out.push({ name: m[3] as string, detail: detail.replace(/\s+/g, ' ').slice(0, 120), info, args: topLevel.length > 0 ? topLevel : args })
+    out.push({ name: m[3] as string, detail: detail.replace(/\s+/g, ' ').slice(0, 120), info, args: topLevelKeys(detail) })
   }
   return out
 }
@@ -68,8 +67,13 @@ export function completionsFromTools (tools: Tool[]): ToolCompletion[] {
   })
 }
 
-/** One list, the .d.ts first (it has the types), then anything only /api/tools named. */
+/**
+ * One list, the .d.ts first (it has the types), then anything only /api/tools named. Where the
+ * .d.ts names the arguments by a type (`Tools.DataQuery.Args`), their names come from the schema.
+ */
 export function mergeCompletions (fromDts: ToolCompletion[], fromTools: ToolCompletion[]): ToolCompletion[] {
+  const byName = new Map(fromTools.map((c) => [c.name, c]))
+  const merged = fromDts.map((c) => c.args.length > 0 ? c : { ...c, args: byName.get(c.name)?.args ?? [] })
   const seen = new Set(fromDts.map((c) => c.name))
-  return [...fromDts, ...fromTools.filter((c) => !seen.has(c.name))]
+  return [...merged, ...fromTools.filter((c) => !seen.has(c.name))]
 }

@@ -78,7 +78,7 @@ export function Playground () {
       if (view.result !== null) view.logs = view.result.logs
     } catch (err) {
       if (err instanceof AuthError) return
-      view.refusal = err instanceof ApiError ? describeRefusal(err) : `The request failed: ${(err as Error).message}`
+      view.refusal = err instanceof ApiError ? describeRefusal(err, language) : `The request failed: ${(err as Error).message}`
     } finally {
       setRunning(false)
     }
@@ -157,8 +157,10 @@ export function Playground () {
   )
 }
 
-function describeRefusal (err: ApiError): string {
+function describeRefusal (err: ApiError, language: string): string {
   const body = err.body
+  // A server without TypeScript support refuses the unknown `language` field.
+  if (err.status === 400 && language === 'typescript' && /additional properties|language/i.test(String(body.message ?? ''))) return 'This server does not run TypeScript: switch the language to JavaScript.'
   if (err.status === 429 && typeof body.reset === 'string') return `${String(body.error)} (limit ${String(body.limit)}); it resets at ${new Date(body.reset).toLocaleString()}.`
   if (err.status === 413) return `The script is larger than your tier allows (${String(body.limit)} KB).`
   return `${err.status}: ${String(body.error ?? '')}${typeof body.message === 'string' ? ` — ${body.message}` : ''}`
