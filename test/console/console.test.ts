@@ -66,10 +66,17 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   await goTo('Playground')
   await page.locator('.editor[data-ready="true"] .cm-content').waitFor()
   await setScript(page, "console.log('hello from the console')\nawait callTool('data:insert', { document: { n: 1 } })\nconst docs = await callTool('data:query', {})\nreturn { count: docs.length }")
+  const executeResponse = page.waitForResponse((r) => r.url().endsWith('/api/execute'))
   await page.getByRole('button', { name: 'Run' }).click()
   await page.getByTestId('result-value').waitFor()
   t.same(JSON.parse(await page.getByTestId('result-value').textContent() ?? ''), { count: 1 }, 'the value, pretty-printed')
   t.match(await page.getByTestId('logs').textContent(), /log\s+hello from the console/, 'the logs')
+  if (((await executeResponse).headers()['content-type'] ?? '').includes('ndjson')) {
+    // Where POST /api/execute streams its events, the tool calls are listed as they happen.
+    t.match(await page.getByTestId('live-calls').textContent(), /data:insert OK[\s\S]*data:query OK/, 'live tool calls from the event stream')
+  } else {
+    t.equal(await page.getByTestId('live-calls').count(), 0, 'a plain run (no event stream on this server) shows no live panel')
+  }
   await accessible('playground')
   await shot('playground')
   const executionId = (await page.locator('[data-testid="result"] dd code').textContent()) ?? ''

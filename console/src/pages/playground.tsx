@@ -149,7 +149,7 @@ export function Playground () {
             <h2 id='calls-title'>Tool calls</h2>
             {run.toolCalls.length === 0
               ? <p class='muted'>None.</p>
-              : <ol class='calls'>{run.toolCalls.map((c) => <li key={c.index}><code>{c.tool}</code> {c.code === undefined ? '…' : `${c.code} in ${c.durationMs ?? '?'} ms`}</li>)}</ol>}
+              : <ol class='calls' data-testid='live-calls'>{run.toolCalls.map((c) => <li key={c.index}><code>{c.tool}</code> {c.code === undefined ? '…' : `${c.code} in ${c.durationMs ?? '?'} ms`}</li>)}</ol>}
           </section>
         )}
       </div>
