@@ -134,3 +134,20 @@ t.test('the generator types any JSON Schema (a platform-style tool)', async (t) 
   t.equal(typeCheckScript(text, "return await callTool('crm.contacts:find-by-email', { email: 'x', fields: ['age'] })").length, 1, 'enums are unions')
   t.equal(typeCheckScript(text, "const r = await callTool('crm:update', { contact: { id: 1 } }); const s: number = r; return s").length, 1, 'the unreadable result is unknown, not any')
 })
+
+t.test('GET /api/tools?search=', async (t) => {
+  const app = await buildApp(t)
+  const tenant = await createTenant(app, 'search')
+  const names = async (search: string) => {
+    const res = await app.inject({ method: 'GET', url: `/api/tools?search=${encodeURIComponent(search)}`, headers: tenant.headers })
+    t.equal(res.statusCode, 200)
+    return res.json().tools.map((tool: { name: string }) => tool.name)
+  }
+  t.same(await names(''), ['data:query', 'data:insert', 'data:update', 'data:delete'], 'no words: every tool')
+  t.same(await names('QUERY'), ['data:query'], 'case-insensitive, inside a name')
+  t.same(await names('documents matching'), ['data:update', 'data:delete'], 'every word, in the description')
+  t.same(await names('data  filter  merge'), ['data:update'], 'words from name and description together')
+  t.same(await names('query merge'), [], 'all words must match')
+  const full = (await app.inject({ method: 'GET', url: '/api/tools?search=insert', headers: tenant.headers })).json().tools[0]
+  t.match(full, { name: 'data:insert', argsSchema: { type: 'object' }, resultSchema: { type: 'object', required: ['id', 'tenantId', 'createdBy', 'createdAt'] }, enabled: true, permitted: true })
+})
