@@ -62,6 +62,7 @@ t.test('POST /api/execute/check', async (t) => {
   })
 
   t.test('dynamic names are counted, not listed; they alone do not fail the check', async (t) => {
+    // eslint-disable-next-line no-template-curly-in-string -- the script's own template literal
     const res = await check("const name = 'data:' + 'query'\nawait callTool(name, {})\nawait callTool(`data:${'query'}`, {})\nconst alias = callTool\nawait alias('data:update', {})\nawait callTool.call(null, 'data:query', {})\nreturn await callTool('data:query', {})")
     t.same(res.json(), {
       ok: true,
