@@ -145,7 +145,7 @@ t.test('GET /api/tools?search=', async (t) => {
   }
   t.same(await names(''), ['data:query', 'data:insert', 'data:update', 'data:delete'], 'no words: every tool')
   t.same(await names('QUERY'), ['data:query'], 'case-insensitive, inside a name')
-  t.same(await names('documents matching'), ['data:update', 'data:delete'], 'every word, in the description')
+  t.same(await names('document matching'), ['data:update', 'data:delete'], 'every word, in the description')
   t.same(await names('data  filter  merge'), ['data:update'], 'words from name and description together')
   t.same(await names('query merge'), [], 'all words must match')
   const full = (await app.inject({ method: 'GET', url: '/api/tools?search=insert', headers: tenant.headers })).json().tools[0]
