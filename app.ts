@@ -17,6 +17,7 @@ import toolsPlugin from './plugins/tools.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import auditPlugin from './plugins/audit.ts'
 import enclavePlugin from './plugins/enclave.ts'
+import codeModePlugin from './plugins/code-mode.ts'
 import swaggerPlugin from './plugins/swagger.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
@@ -77,6 +78,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(toolsPlugin)
   await fastify.register(auditPlugin)
   await fastify.register(enclavePlugin)
+  await fastify.register(codeModePlugin)
   await fastify.register(swaggerPlugin)
 
   await fastify.register(healthRoutes)

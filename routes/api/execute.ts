@@ -61,6 +61,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         db: fastify.db,
         tools: fastify.tools,
         audit: fastify.audit,
+        scripts: fastify.scripts,
         onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool, outcome: code }) }
       }, request.tenant, { executionId, code: request.body.code, language: request.body.language, timeoutMs: request.body.timeoutMs })
     } finally {
@@ -96,7 +97,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const { error, code, limit } = codeSizeRefusal(quotas.maxCodeSizeKB)
       return await reply.code(413).send({ error, code, limit })
     }
-    return await checkScript(fastify.tools, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck })
+    return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck })
   })
 }
 

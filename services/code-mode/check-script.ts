@@ -1,6 +1,6 @@
-import { analyzeScript } from '../enclave/ast-check.ts'
 import type { ToolRegistry } from '../tools/tool-registry.ts'
-import { stripTypes, type ScriptLanguage } from './strip-types.ts'
+import type { ScriptPool } from './script-pool.ts'
+import type { ScriptLanguage } from './strip-types.ts'
 
 export interface CheckError {
   code: 'VALIDATION_ERROR' | 'UNKNOWN_TOOL' | 'TOOL_DISABLED' | 'PERMISSION_DENIED'
@@ -36,14 +36,13 @@ export interface CheckCaller {
  * walk as a run (analyzeScript), and the same registry the tool gateway asks, so a tool the
  * check calls callable is callable (until a setting changes).
  */
-export async function checkScript (tools: ToolRegistry, caller: CheckCaller, request: { code: string, language?: ScriptLanguage }, options: { strict: boolean }): Promise<CheckReport> {
-  let code = request.code
-  if (request.language === 'typescript') {
-    const stripped = stripTypes(code)
-    if (!stripped.ok) return { ok: false, errors: [{ code: 'VALIDATION_ERROR', message: stripped.message, line: stripped.line, column: stripped.column }], toolCalls: [], dynamicToolCalls: 0 }
-    code = stripped.code
+export async function checkScript (deps: { tools: ToolRegistry, scripts: ScriptPool }, caller: CheckCaller, request: { code: string, language?: ScriptLanguage }, options: { strict: boolean }): Promise<CheckReport> {
+  const { tools } = deps
+  const { stripped, analysis } = await deps.scripts.run({ kind: 'analyze', code: request.code, language: request.language ?? 'javascript', strict: options.strict })
+  if (analysis === undefined) {
+    const failure = stripped.ok ? { message: 'SyntaxError: The TypeScript could not be read', line: 1, column: 1 } : stripped
+    return { ok: false, errors: [{ code: 'VALIDATION_ERROR', message: failure.message, line: failure.line, column: failure.column }], toolCalls: [], dynamicToolCalls: 0 }
   }
-  const analysis = analyzeScript(code, options)
   const errors: CheckError[] = analysis.problems.map((problem) => ({ code: 'VALIDATION_ERROR', ...problem }))
   const seen = new Map<string, { exists: boolean, enabled: boolean }>()
   const toolCalls: CheckedToolCall[] = []

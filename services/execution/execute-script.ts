@@ -4,6 +4,7 @@ import type { AuditWriter } from '../audit/audit-writer.ts'
 import { admitExecution, codeSizeRefusal, type Refusal } from '../quotas/admission.ts'
 import type { LimitStore } from '../store/index.ts'
 import { stripTypes, type ScriptLanguage } from '../code-mode/strip-types.ts'
+import type { ScriptPool } from '../code-mode/script-pool.ts'
 import { enclaveError } from '../enclave/errors.ts'
 import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.ts'
 
@@ -11,6 +12,8 @@ export interface ExecutionDeps extends ToolGatewayDeps {
   enclave: Enclave
   store: LimitStore
   audit: AuditWriter
+  /** Strips large TypeScript scripts off the event loop; without it, stripping is inline. */
+  scripts?: ScriptPool
 }
 
 export interface ExecutionRequest {
@@ -57,7 +60,7 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
     const startedAt = performance.now()
     let stripped
     try {
-      stripped = stripTypes(code)
+      stripped = deps.scripts !== undefined ? await deps.scripts.strip(code, 'typescript') : stripTypes(code)
     } catch (err) {
       await admission.release().catch(() => {})
       throw err

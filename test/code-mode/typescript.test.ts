@@ -92,6 +92,17 @@ t.test('language: typescript on /api/execute', async (t) => {
     t.same(audit.entries.map((e: { errorCode: string, action: string }) => [e.action, e.errorCode]), [['code_execution', 'VALIDATION_ERROR'], ['code_execution', 'VALIDATION_ERROR']])
   })
 
+  t.test('a large script (stripped on a worker thread) runs and keeps its positions', async (t) => {
+    const filler = Array.from({ length: 400 }, (_, i) => `const v${i}: Record<string, number> = { n: ${i} } as Record<string, number>`).join('\n')
+    t.ok(Buffer.byteLength(filler) > 16 * 1024, 'over the inline threshold')
+    const ok = await tenant.execute(`${filler}\nreturn v399.n satisfies number`, { language: 'typescript' })
+    t.match(ok.json(), { success: true, value: 399 })
+    const bad = await tenant.execute(`${filler}\nenum E { A }`, { language: 'typescript' })
+    t.match(bad.json(), { success: false, error: { code: 'VALIDATION_ERROR', message: /TypeScript enum .* \(line 401, column 1\)$/ } })
+    const check = await app.inject({ method: 'POST', url: '/api/execute/check', headers: tenant.headers, payload: { language: 'typescript', code: `${filler}\nconst f = eval\nreturn await callTool('data:query', {})` } })
+    t.match(check.json(), { ok: false, errors: [{ code: 'VALIDATION_ERROR', line: 401, column: 11 }], toolCalls: [{ name: 'data:query', line: 402, column: 14 }] })
+  })
+
   t.test('javascript is the default, and TS syntax in it is a syntax error', async (t) => {
     const res = await tenant.execute('const x: number = 1\nreturn x')
     t.match(res.json(), { success: false, error: { code: 'VALIDATION_ERROR', message: /\(line 1, column 8\)$/ } })
