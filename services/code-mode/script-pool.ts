@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os'
-import { Piscina } from 'piscina'
+import type { Piscina } from 'piscina'
 import type { ScriptAnalysis } from '../enclave/ast-check.ts'
 import type { ScriptLanguage, StripOutcome } from './strip-types.ts'
 import { runScriptTask } from './script-worker.ts'
@@ -27,22 +27,29 @@ const INLINE_BELOW_BYTES = 16 * 1024
  */
 export class ScriptPool {
   private readonly inlineBelowBytes: number
-  private readonly pool: Piscina
+  private readonly maxThreads: number
+  private pool: Promise<Piscina> | undefined
+  private closed = false
 
   constructor (options: ScriptPoolOptions = {}) {
     this.inlineBelowBytes = options.inlineBelowBytes ?? INLINE_BELOW_BYTES
-    const worker = new URL(import.meta.url.endsWith('.ts') ? './script-worker.ts' : './script-worker.js', import.meta.url)
-    this.pool = new Piscina({
-      filename: worker.href,
-      minThreads: 0,
-      maxThreads: options.maxThreads ?? Math.max(1, Math.floor(availableParallelism() / 2)),
-      idleTimeout: 30_000
-    })
+    this.maxThreads = options.maxThreads ?? Math.max(1, Math.floor(availableParallelism() / 2))
   }
 
   async run (task: ScriptTask): Promise<ScriptTaskResult> {
-    if (Buffer.byteLength(task.code, 'utf8') < this.inlineBelowBytes) return runScriptTask(task)
-    return await this.pool.run(task) as ScriptTaskResult
+    if (this.closed || Buffer.byteLength(task.code, 'utf8') < this.inlineBelowBytes) return runScriptTask(task)
+    return await (await this.threads()).run(task) as ScriptTaskResult
+  }
+
+  /** The thread pool, made on the first large script (most starts never need one). */
+  private async threads (): Promise<Piscina> {
+    this.pool ??= import('piscina').then(({ Piscina }) => new Piscina({
+      filename: new URL(import.meta.url.endsWith('.ts') ? './script-worker.ts' : './script-worker.js', import.meta.url).href,
+      minThreads: 0,
+      maxThreads: this.maxThreads,
+      idleTimeout: 30_000
+    }))
+    return await this.pool
   }
 
   /** TypeScript to JavaScript with positions kept (see stripTypes); JavaScript as it is. */
@@ -53,6 +60,7 @@ export class ScriptPool {
   }
 
   async close (): Promise<void> {
-    await this.pool.destroy()
+    this.closed = true
+    if (this.pool !== undefined) await (await this.pool).destroy()
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { compile, type JSONSchema } from 'json-schema-to-typescript'
+import type { compile as Compile, JSONSchema } from 'json-schema-to-typescript'
 
 /** What the declarations are made from: any tool whose schemas are JSON Schema. */
 export interface DeclaredTool {
@@ -39,7 +39,7 @@ const COMPILE_OPTIONS = {
   format: true,
   // Only local $refs: a schema must never make the service read a file or a URL.
   $refOptions: { resolve: { external: false, file: false, http: false } }
-} as unknown as Parameters<typeof compile>[2]
+} as unknown as Parameters<typeof Compile>[2]
 
 /** A PascalCase identifier from a tool name (`data:query` → `DataQuery`). */
 function typeName (tool: string): string {
@@ -57,6 +57,8 @@ function plainSchema (schema: unknown): JSONSchema {
 const PATTERN_NOTE = /^\s*\/\*\*\n\s*\* This interface was referenced by [^\n]*\n\s*\* via the `patternProperty` [^\n]*\n\s*\*\/\n/gm
 
 async function declarationsOf (schema: unknown, root: string): Promise<string> {
+  // Loaded on first use: it takes seconds to import on a busy machine, and most starts never need it.
+  const { compile } = await import('json-schema-to-typescript')
   try {
     return (await compile(plainSchema(schema), root, COMPILE_OPTIONS)).replace(PATTERN_NOTE, '')
   } catch {
