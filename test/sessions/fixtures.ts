@@ -1,5 +1,6 @@
 import { createECDH, createPublicKey } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
+import type { Response as LightMyRequestResponse } from 'light-my-request'
 import { C2S, deriveSessionKeys, handshakeTranscript, openFrame, S2C, sealFrame, verifyTranscript, type Frame, type SessionKeys } from '../../services/sessions/key-schedule.ts'
 
 // A fixed identity key for the known-answer test and for instances that must share one.
@@ -39,7 +40,7 @@ export interface RawSession {
   frame: (counter: number, body: unknown) => Frame
   /** The decrypted JSON of a server frame. */
   open: (frame: Frame) => any
-  execute: (frame: Frame, headers?: Record<string, string>) => ReturnType<FastifyInstance['inject']>
+  execute: (frame: Frame, headers?: Record<string, string>) => Promise<LightMyRequestResponse>
 }
 
 /**
@@ -48,7 +49,8 @@ export interface RawSession {
  */
 export async function rawSession (app: FastifyInstance, headers: Record<string, string>): Promise<RawSession> {
   const ecdh = createECDH('prime256v1')
-  const clientPublic = ecdh.generateKeys(null, 'uncompressed')
+  ecdh.generateKeys()
+  const clientPublic = ecdh.getPublicKey(null, 'uncompressed')
   const res = await app.inject({ method: 'POST', url: '/api/sessions', headers, payload: { clientPublicKey: clientPublic.toString('base64url') } })
   if (res.statusCode !== 201) throw new Error(`session not opened: ${res.statusCode} ${res.body}`)
   const { sessionId, serverPublicKey, signature } = res.json()

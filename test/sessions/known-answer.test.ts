@@ -43,7 +43,9 @@ t.test('server side: the identity key, its thumbprint and the handshake signatur
 
 t.test('client side (Web Crypto) reproduces the same bytes', async (t) => {
   const privateKey = await crypto.subtle.importKey('jwk', {
-    kty: 'EC', crv: 'P-256', d: KAT.clientPrivate,
+    kty: 'EC',
+    crv: 'P-256',
+    d: KAT.clientPrivate,
     x: client.toBase64url(client.fromBase64url(KAT.clientPublic).subarray(1, 33)),
     y: client.toBase64url(client.fromBase64url(KAT.clientPublic).subarray(33))
   }, { name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits'])

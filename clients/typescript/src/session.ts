@@ -69,6 +69,9 @@ export interface EnclaveSession {
   execute: (code: string, options?: ExecuteOptions) => Promise<ExecutionResult>
 }
 
+// Web Crypto's key type, named so that both DOM and Node typings accept it.
+type Key = Awaited<ReturnType<typeof crypto.subtle.importKey>>
+
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
@@ -113,27 +116,27 @@ export function frameNonce (direction: number, counter: number): Uint8Array<Arra
 }
 
 export interface SessionKeys {
-  c2s: CryptoKey
-  s2c: CryptoKey
+  c2s: Key
+  s2c: Key
 }
 
 /** HKDF-SHA256 over the ECDH secret, salt = sessionId, one info per direction → AES-256-GCM keys. */
-export async function deriveSessionKeys (privateKey: CryptoKey, serverPoint: Uint8Array<ArrayBuffer>, sessionId: string): Promise<SessionKeys> {
+export async function deriveSessionKeys (privateKey: Key, serverPoint: Uint8Array<ArrayBuffer>, sessionId: string): Promise<SessionKeys> {
   const serverKey = await crypto.subtle.importKey('raw', serverPoint, { name: 'ECDH', namedCurve: 'P-256' }, false, [])
   const secret = await crypto.subtle.deriveBits({ name: 'ECDH', public: serverKey }, privateKey, 256)
   const ikm = await crypto.subtle.importKey('raw', secret, 'HKDF', false, ['deriveKey'])
-  const derive = async (info: string, usage: KeyUsage): Promise<CryptoKey> => await crypto.subtle.deriveKey(
+  const derive = async (info: string, usage: 'encrypt' | 'decrypt'): Promise<Key> => await crypto.subtle.deriveKey(
     { name: 'HKDF', hash: 'SHA-256', salt: encoder.encode(sessionId), info: encoder.encode(`${PROTOCOL} ${info}`) },
     ikm, { name: 'AES-GCM', length: 256 }, false, [usage])
   return { c2s: await derive('c2s', 'encrypt'), s2c: await derive('s2c', 'decrypt') }
 }
 
-export async function sealFrame (key: CryptoKey, direction: number, counter: number, plaintext: string): Promise<Frame> {
+export async function sealFrame (key: Key, direction: number, counter: number, plaintext: string): Promise<Frame> {
   const body = await crypto.subtle.encrypt({ name: 'AES-GCM', iv: frameNonce(direction, counter) }, key, encoder.encode(plaintext))
   return { counter, ciphertext: toBase64url(new Uint8Array(body)) }
 }
 
-export async function openFrame (key: CryptoKey, direction: number, frame: Frame): Promise<string> {
+export async function openFrame (key: Key, direction: number, frame: Frame): Promise<string> {
   try {
     const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: frameNonce(direction, frame.counter) }, key, fromBase64url(frame.ciphertext))
     return decoder.decode(plain)
@@ -182,7 +185,7 @@ export async function openSession (options: OpenSessionOptions): Promise<Enclave
   }
   const identity = await crypto.subtle.importKey('jwk', { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify'])
 
-  const ephemeral = await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']) as CryptoKeyPair
+  const ephemeral = await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']) as { publicKey: Key, privateKey: Key }
   const clientPoint = new Uint8Array(await crypto.subtle.exportKey('raw', ephemeral.publicKey))
   const opened = await doFetch(`${base}/api/sessions`, {
     method: 'POST',
