@@ -91,6 +91,18 @@ t.test('encrypted sessions', async (t) => {
     t.equal((await usage(tenant.headers)).executions, 1)
   })
 
+  t.test('concurrent frames of one session never share a server counter (no nonce reuse)', async (t) => {
+    const tenant = await createTenant(app, 'sess-nonce', { tier: 'enterprise' })
+    const session = await rawSession(app, tenant.headers)
+    const answers = await Promise.all(Array.from({ length: 8 }, async (_, i) => await session.execute(session.frame(i, { code: `return ${i}` }))))
+    // Frames may overtake one another on the way in: a lower counter after a higher one is a replay.
+    t.ok(answers.every((a) => a.statusCode === 200 || a.statusCode === 409))
+    const counters = answers.filter((a) => a.statusCode === 200).map((a) => a.json().frame.counter)
+    t.ok(counters.length >= 1)
+    t.equal(new Set(counters).size, counters.length, 'every answer has its own counter')
+    for (const answer of answers.filter((a) => a.statusCode === 200)) t.equal(session.open(answer.json().frame).success, true)
+  })
+
   t.test('another user or tenant: 403, nothing runs or is consumed', async (t) => {
     const tenant = await createTenant(app, 'sess-owner', { userId: 'alice' })
     const session = await rawSession(app, tenant.headers)
