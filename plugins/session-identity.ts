@@ -21,4 +21,8 @@ export default fp(async (fastify) => {
     fastify.log.warn({ thumbprint: identity.thumbprint }, 'SESSION_IDENTITY_KEY is not set: this instance signs sessions with a key of its own, which clients cannot pin across restarts or instances')
   }
   fastify.decorate('sessionIdentity', identity)
+  // /.well-known/jwks.json belongs to the service-keys plugin (platform tools); when it is loaded
+  // first, the identity key is published there beside the tool signing key.
+  const serviceKeys = (fastify as unknown as { serviceKeys?: { addPublicJwk?: (jwk: IdentityJwk) => void } }).serviceKeys
+  serviceKeys?.addPublicJwk?.(identity.publicJwk)
 }, { name: 'session-identity', dependencies: ['config'] })

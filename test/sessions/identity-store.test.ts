@@ -77,3 +77,17 @@ if (REDIS_URL !== undefined) {
     t.ok(pttl > 0 && pttl <= 5_000, 'the key expires with the session')
   })
 }
+
+t.test('the identity key is published in the service\'s JWKS when that plugin is loaded first', async (t) => {
+  const Fastify = (await import('fastify')).default
+  const configPlugin = (await import('../../plugins/config.ts')).default
+  const sessionIdentityPlugin = (await import('../../plugins/session-identity.ts')).default
+  const published: unknown[] = []
+  const app = Fastify()
+  t.teardown(async () => { await app.close() })
+  await app.register(configPlugin, { config: loadConfig({ JWT_SECRET: SECRET, SESSION_IDENTITY_KEY: IDENTITY_PEM }) })
+  app.decorate('serviceKeys', { addPublicJwk: (jwk: unknown) => { published.push(jwk) } })
+  await app.register(sessionIdentityPlugin)
+  await app.ready()
+  t.same(published, [{ ...KAT.identityJwk, use: 'sig', alg: 'ES256', kid: KAT.thumbprint }])
+})
