@@ -4,6 +4,7 @@ import usageRoutes from './usage.ts'
 import toolRoutes from './tools.ts'
 import toolDeclarationRoutes from './tools-dts.ts'
 import auditRoutes from './audit.ts'
+import sessionRoutes from './sessions.ts'
 
 /** /api/*: every route needs a tenant token. */
 const apiRoutes: FastifyPluginAsync = async (fastify) => {
@@ -13,6 +14,7 @@ const apiRoutes: FastifyPluginAsync = async (fastify) => {
   await fastify.register(toolRoutes)
   await fastify.register(toolDeclarationRoutes)
   await fastify.register(auditRoutes)
+  await fastify.register(sessionRoutes)
 }
 
 export default apiRoutes
