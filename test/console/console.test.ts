@@ -48,8 +48,9 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
 
   // A token the service refuses brings the user back to sign-in with a clear message.
   const forged = signToken({ tenantId: 'demo-free', userId: 'x', permissions: [] }, { secret: 'a-secret-that-is-not-the-servers-000000000' }, 600)
-  await signIn(forged)
-  await page.getByRole('navigation', { name: 'Console pages' }).getByRole('link', { name: 'Usage' }).click()
+  // The first page's first API call (the Playground loads the tool list) meets the 401.
+  await page.getByLabel('Token').fill(forged)
+  await page.getByRole('button', { name: 'Sign in' }).click()
   const notice = page.getByTestId('sign-in-notice')
   await notice.waitFor()
   t.match(await notice.textContent(), /refused your token/, '401 → sign-in with a message that says why')
