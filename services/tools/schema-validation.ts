@@ -48,7 +48,8 @@ export function validatorFor (key: string, schema: Record<string, unknown>): Sch
       firstError: () => {
         const first = fn.errors?.[0]
         if (first === undefined) return 'is invalid'
-        return `${first.instancePath === '' ? '' : first.instancePath + ' '}${first.message ?? 'is invalid'}`
+        const extra = first.keyword === 'additionalProperties' ? ` (${String(first.params.additionalProperty)})` : ''
+        return `${first.instancePath === '' ? '' : first.instancePath + ' '}${first.message ?? 'is invalid'}${extra}`
       }
     }
     if (compiled.size >= MAX_CACHED) compiled.delete(compiled.keys().next().value as string)
