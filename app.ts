@@ -19,11 +19,14 @@ import metricsPlugin from './plugins/metrics.ts'
 import auditPlugin from './plugins/audit.ts'
 import enclavePlugin from './plugins/enclave.ts'
 import swaggerPlugin from './plugins/swagger.ts'
+import sessionIdentityPlugin from './plugins/session-identity.ts'
+import sessionsPlugin from './plugins/sessions.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
 import apiRoutes from './routes/api/index.ts'
 import adminRoutes from './routes/admin/index.ts'
 import wellKnownRoutes from './routes/well-known.ts'
+import wellKnownSessionRoutes from './routes/well-known-session.ts'
 
 export interface AppOptions {
   config: Config
@@ -81,12 +84,15 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(auditPlugin)
   await fastify.register(enclavePlugin)
   await fastify.register(swaggerPlugin)
+  await fastify.register(sessionIdentityPlugin)
+  await fastify.register(sessionsPlugin)
 
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)
   await fastify.register(wellKnownRoutes)
   await fastify.register(apiRoutes, { prefix: '/api' })
   await fastify.register(adminRoutes, { prefix: '/admin' })
+  await fastify.register(wellKnownSessionRoutes)
 }
 
 export default fp(app, { name: 'app' })

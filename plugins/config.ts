@@ -2,6 +2,7 @@ import { createPrivateKey } from 'node:crypto'
 import fp from 'fastify-plugin'
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
+import { IdentityKeyError, loadIdentityKey } from '../services/sessions/identity-key.ts'
 
 // The one description of every setting; README.md documents each variable.
 export const ConfigSchema = Type.Object({
@@ -37,7 +38,9 @@ export const ConfigSchema = Type.Object({
   // Platform tools: origins their URLs may name, the assertion's signing key and issuer.
   TOOL_UPSTREAMS: Type.String({ default: '' }),
   TOOL_SIGNING_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (EC )?PRIVATE KEY-----' })),
-  SERVICE_ISSUER: Type.String({ minLength: 1, maxLength: 200, default: 'tenant-enclave' })
+  SERVICE_ISSUER: Type.String({ minLength: 1, maxLength: 200, default: 'tenant-enclave' }),
+  SESSION_IDENTITY_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (EC )?PRIVATE KEY-----' })),
+  SESSION_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 3600 })
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -66,6 +69,14 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   // Node refuses a header timeout longer than the whole request's.
   if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError('Invalid configuration: HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS')
+  }
+  if (config.SESSION_IDENTITY_KEY !== undefined) {
+    try {
+      loadIdentityKey(config.SESSION_IDENTITY_KEY)
+    } catch (err) {
+      if (err instanceof IdentityKeyError) throw new ConfigError(`Invalid configuration: ${err.message}`)
+      throw err
+    }
   }
   for (const origin of corsOrigins(config)) {
     if (!ORIGIN.test(origin)) throw new ConfigError(`Invalid configuration: CORS_ORIGINS lists "${origin}", which is not an origin like https://app.example.com`)
