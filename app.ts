@@ -18,6 +18,7 @@ import toolsPlugin from './plugins/tools.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import auditPlugin from './plugins/audit.ts'
 import enclavePlugin from './plugins/enclave.ts'
+import codeModePlugin from './plugins/code-mode.ts'
 import swaggerPlugin from './plugins/swagger.ts'
 import sessionIdentityPlugin from './plugins/session-identity.ts'
 import sessionsPlugin from './plugins/sessions.ts'
@@ -83,6 +84,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(toolsPlugin)
   await fastify.register(auditPlugin)
   await fastify.register(enclavePlugin)
+  await fastify.register(codeModePlugin)
   await fastify.register(swaggerPlugin)
   await fastify.register(sessionIdentityPlugin)
   await fastify.register(sessionsPlugin)

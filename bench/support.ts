@@ -1,6 +1,10 @@
 // Shared by the HTTP and noisy-neighbour benchmarks: the app on its embedded defaults, in this
 // process, listening on a free loopback port, with tenants whose quotas never get in the way.
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
+import { promisify } from 'node:util'
+import type { Result } from 'autocannon'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import app, { serverOptions } from '../app.ts'
@@ -63,4 +67,14 @@ export async function closedLoop (inFlight: number, seconds: number, work: () =>
   const elapsed = (performance.now() - started) / 1000
   latencies.sort((a, b) => a - b)
   return { opsPerSec: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
+}
+
+// The load generator runs in its own process, as a real client would, so its work does not
+// share the server's event loop.
+const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
+export async function autocannon (options: { url: string, headers: Record<string, string>, body: string, connections: number, duration: number }): Promise<Result> {
+  const args = [AUTOCANNON, '--json', '-m', 'POST', '-c', String(options.connections), '-d', String(options.duration), '-b', options.body]
+  for (const [name, value] of Object.entries(options.headers)) args.push('-H', `${name}=${value}`)
+  const { stdout } = await promisify(execFile)(process.execPath, [...args, options.url], { maxBuffer: 16 * 1024 * 1024 })
+  return JSON.parse(stdout) as Result
 }

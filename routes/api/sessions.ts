@@ -28,6 +28,7 @@ const SessionParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-z]{1,11}\
 // The plaintext of a client frame: an /api/execute body.
 const ExecuteBody = Compile(Type.Object({
   code: Type.String(),
+  language: Type.Optional(Type.Union([Type.Literal('javascript'), Type.Literal('typescript')])),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 }))
 }, { additionalProperties: false }))
 
@@ -94,8 +95,9 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         db: fastify.db,
         tools: fastify.tools,
         audit: fastify.audit,
+        scripts: fastify.scripts,
         onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool, outcome: code }) }
-      }, request.tenant, { executionId, code: body.code, timeoutMs: body.timeoutMs })
+      }, request.tenant, { executionId, code: body.code, language: body.language, timeoutMs: body.timeoutMs })
     } finally {
       metrics.executionsInFlight.dec()
     }

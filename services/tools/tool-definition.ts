@@ -54,7 +54,10 @@ export interface ToolDefinition {
   name: string
   description: string
   argsSchema: TSchema
-  /** JSON Schema of the result; a platform tool's answer is checked against it. */
+  /**
+   * JSON Schema of the result (TypeBox schemas are JSON Schema): typed in /api/tools.d.ts; a
+   * platform tool's answer is checked against it.
+   */
   resultSchema?: Record<string, unknown>
   /** Whether a tenant with no setting for the tool may use it; built-ins: true. */
   defaultEnabled?: boolean
