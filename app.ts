@@ -13,6 +13,7 @@ import storePlugin from './plugins/store.ts'
 import tenantsPlugin from './plugins/tenants.ts'
 import authPlugin from './plugins/auth.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
+import serviceKeysPlugin from './plugins/service-keys.ts'
 import toolsPlugin from './plugins/tools.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import auditPlugin from './plugins/audit.ts'
@@ -26,6 +27,7 @@ import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
 import apiRoutes from './routes/api/index.ts'
 import adminRoutes from './routes/admin/index.ts'
+import wellKnownRoutes from './routes/well-known.ts'
 import wellKnownSessionRoutes from './routes/well-known-session.ts'
 
 export interface AppOptions {
@@ -79,6 +81,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(tenantsPlugin)
   await fastify.register(authPlugin)
   await fastify.register(rateLimitPlugin)
+  await fastify.register(serviceKeysPlugin)
   await fastify.register(toolsPlugin)
   await fastify.register(auditPlugin)
   await fastify.register(enclavePlugin)
@@ -90,6 +93,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
 
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)
+  await fastify.register(wellKnownRoutes)
   await fastify.register(apiRoutes, { prefix: '/api' })
   await fastify.register(adminRoutes, { prefix: '/admin' })
   await fastify.register(wellKnownSessionRoutes)

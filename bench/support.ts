@@ -18,9 +18,10 @@ export interface BenchApp {
   tenant: (tenantId: string, quotaOverrides?: Record<string, number>, tier?: string) => Promise<Record<string, string>>
 }
 
-export async function startBenchApp (): Promise<BenchApp> {
+/** `env` adds settings (e.g. TOOL_UPSTREAMS for the platform tools benchmark). */
+export async function startBenchApp (env: Record<string, string> = {}): Promise<BenchApp> {
   const secret = randomBytes(32).toString('base64url')
-  const config = loadConfig({ JWT_SECRET: secret, LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '100000000', PORT: '0' })
+  const config = loadConfig({ JWT_SECRET: secret, LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '100000000', PORT: '0', ...env })
   const fastify = Fastify(serverOptions(config))
   await fastify.register(app, { config })
   await fastify.listen({ port: 0, host: '127.0.0.1' })

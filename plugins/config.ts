@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto'
 import fp from 'fastify-plugin'
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
@@ -34,6 +35,10 @@ export const ConfigSchema = Type.Object({
   TOOL_MAX_CONCURRENT_PER_RUN: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   // 0 → max(1, floor(DATABASE_POOL_SIZE / 3)), worked out in services/db/open-database.ts
   DATABASE_TENANT_MAX_CONNECTIONS: Type.Integer({ minimum: 0, maximum: 200, default: 0 }),
+  // Platform tools: origins their URLs may name, the assertion's signing key and issuer.
+  TOOL_UPSTREAMS: Type.String({ default: '' }),
+  TOOL_SIGNING_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (EC )?PRIVATE KEY-----' })),
+  SERVICE_ISSUER: Type.String({ minLength: 1, maxLength: 200, default: 'tenant-enclave' }),
   SESSION_IDENTITY_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (EC )?PRIVATE KEY-----' })),
   SESSION_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 3600 })
 })
@@ -76,7 +81,27 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   for (const origin of corsOrigins(config)) {
     if (!ORIGIN.test(origin)) throw new ConfigError(`Invalid configuration: CORS_ORIGINS lists "${origin}", which is not an origin like https://app.example.com`)
   }
+  for (const origin of toolUpstreams(config)) {
+    if (!ORIGIN.test(origin)) throw new ConfigError(`Invalid configuration: TOOL_UPSTREAMS lists "${origin}", which is not an origin like https://api.example.com`)
+  }
+  if (config.TOOL_SIGNING_KEY !== undefined) {
+    // Checked now so a wrong key stops the start, not the first tool call.
+    let key
+    try {
+      key = createPrivateKey(config.TOOL_SIGNING_KEY)
+    } catch {
+      throw new ConfigError('Invalid configuration: TOOL_SIGNING_KEY is not a readable PEM private key')
+    }
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+      throw new ConfigError('Invalid configuration: TOOL_SIGNING_KEY must be a P-256 (prime256v1) EC private key for ES256')
+    }
+  }
   return config
+}
+
+/** The origins TOOL_UPSTREAMS lists (comma-separated; empty = none), without a trailing slash. */
+export function toolUpstreams (config: Pick<Config, 'TOOL_UPSTREAMS'>): string[] {
+  return config.TOOL_UPSTREAMS.split(',').map((origin) => origin.trim().replace(/\/$/, '')).filter((origin) => origin !== '')
 }
 
 // scheme://host[:port], nothing after: browsers send exactly this in the Origin header.

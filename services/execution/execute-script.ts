@@ -92,7 +92,7 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
       maxToolCalls: quotas.maxToolCallsPerExecution,
       maxOutputBytes: quotas.maxOutputSizeKB * 1024,
       maxCodeBytes: quotas.maxCodeSizeKB * 1024,
-      tools: createToolGateway(deps, caller),
+      tools: createToolGateway(deps, caller, request.executionId),
       onSettled: () => { admission.release().catch(() => {}) }
     })
   } catch (err) {

@@ -86,7 +86,8 @@ t.test('the identity key is published in the service\'s JWKS when that plugin is
   const app = Fastify()
   t.teardown(async () => { await app.close() })
   await app.register(configPlugin, { config: loadConfig({ JWT_SECRET: SECRET, SESSION_IDENTITY_KEY: IDENTITY_PEM }) })
-  app.decorate('serviceKeys', { addPublicJwk: (jwk: unknown) => { published.push(jwk) } })
+  // Only addPublicJwk matters here; the real plugin's other members (jwks, toolSigner) are not used.
+  app.decorate('serviceKeys', { addPublicJwk: (jwk: unknown) => { published.push(jwk) } } as never)
   await app.register(sessionIdentityPlugin)
   await app.ready()
   t.same(published, [{ ...KAT.identityJwk, use: 'sig', alg: 'ES256', kid: KAT.thumbprint }])
