@@ -83,6 +83,12 @@ class PGliteConnection implements DatabaseConnection {
   }
 
   async executeQuery<R> (query: CompiledQuery): Promise<QueryResult<R>> {
+    // Several statements without parameters (withTenant's begin + settings) need the simple
+    // protocol, which is exec(); its last statement's result is the answer.
+    if (query.parameters.length === 0 && query.sql.includes(';')) {
+      const results = await this.pglite.exec(query.sql)
+      return { rows: (results[results.length - 1]?.rows ?? []) as R[] }
+    }
     const result = await this.pglite.query<R>(query.sql, query.parameters as unknown[])
     return {
       rows: result.rows,
