@@ -1,6 +1,6 @@
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import { PGlite } from '@electric-sql/pglite'
+import { PGliteThread } from './pglite-thread.ts'
 import type { FastifyBaseLogger } from 'fastify'
 import { PGliteDialect } from './pglite-dialect.ts'
 import { migrateToLatest } from './migrate.ts'
@@ -56,7 +56,14 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
     return { kysely, appRole, tenantConnections, embedded: false, close: async () => { await kysely.destroy() } }
   }
 
-  const pglite = await PGlite.create(settings.PGLITE_DIR ?? 'memory://')
+  // In a worker thread: PGlite's WASM would otherwise run every query on the event loop.
+  const pglite = new PGliteThread(settings.PGLITE_DIR ?? 'memory://')
+  try {
+    await pglite.waitReady
+  } catch (err) {
+    await pglite.close().catch(() => {})
+    throw err
+  }
   const kysely = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
   try {
     await migrateToLatest(kysely, appRole)

@@ -1,4 +1,4 @@
-import type { PGlite } from '@electric-sql/pglite'
+import type { PGliteLike } from './pglite-thread.ts'
 import {
   CompiledQuery,
   PostgresAdapter,
@@ -12,14 +12,14 @@ import {
 } from 'kysely'
 
 /**
- * Kysely dialect for embedded PGlite. PGlite is one session, so the driver hands out that
- * session to one holder at a time: a transaction keeps it until commit or rollback, and no
- * other query can slip into the middle of it.
+ * Kysely dialect for embedded PGlite (in a worker thread: see pglite-thread.ts). PGlite is one
+ * session, so the driver hands out that session to one holder at a time: a transaction keeps it
+ * until commit or rollback, and no other query can slip into the middle of it.
  */
 export class PGliteDialect implements Dialect {
-  private readonly pglite: PGlite
+  private readonly pglite: PGliteLike
 
-  constructor (pglite: PGlite) {
+  constructor (pglite: PGliteLike) {
     this.pglite = pglite
   }
 
@@ -34,9 +34,9 @@ class PGliteDriver implements Driver {
   private queue: Promise<void> = Promise.resolve()
   private release: (() => void) | undefined
 
-  private readonly pglite: PGlite
+  private readonly pglite: PGliteLike
 
-  constructor (pglite: PGlite) {
+  constructor (pglite: PGliteLike) {
     this.pglite = pglite
     this.connection = new PGliteConnection(pglite)
   }
@@ -76,9 +76,9 @@ class PGliteDriver implements Driver {
 }
 
 class PGliteConnection implements DatabaseConnection {
-  private readonly pglite: PGlite
+  private readonly pglite: PGliteLike
 
-  constructor (pglite: PGlite) {
+  constructor (pglite: PGliteLike) {
     this.pglite = pglite
   }
 
