@@ -50,7 +50,7 @@ export class PGliteThread implements PGliteLike {
     const fail = (err: Error): void => {
       if (!this.isClosed) this.failure ??= err // an exit after close() is no failure
       this.isClosed = true
-      for (const waiter of this.pending.values()) waiter.reject(this.failure)
+      for (const waiter of this.pending.values()) waiter.reject(this.failure ?? err)
       this.pending.clear()
     }
     this.worker.on('error', fail)
