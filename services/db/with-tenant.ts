@@ -22,6 +22,11 @@ export interface AppDatabase {
    * so one tenant can never hold the whole pool while the others wait for it.
    */
   tenantConnections: KeyedSemaphore
+  /**
+   * false only when the pool already logs in as appRole (checked at open): switching to the role
+   * one already is would cost a catalog lookup per transaction for nothing. Absent means true.
+   */
+  switchRole?: boolean
 }
 
 /**
@@ -42,7 +47,7 @@ export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx
     return await db.kysely.connection().execute(async (conn) => {
       let result: T
       try {
-        await sql.raw(beginTenantTransaction(tenantId, db.appRole)).execute(conn)
+        await sql.raw(beginTenantTransaction(tenantId, db.switchRole === false ? undefined : db.appRole)).execute(conn)
         result = await fn(conn as unknown as TenantTrx)
       } catch (err) {
         // A rollback that fails means the connection broke; pg's pool then drops it.
@@ -60,10 +65,11 @@ export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx
   }
 }
 
-/** `begin; select set_config(...) x3` with every value a quoted literal (see withTenant). */
-export function beginTenantTransaction (tenantId: string, appRole: string): string {
+/** `begin; select set_config(...)` with every value a quoted literal (see withTenant); no role switch without appRole. */
+export function beginTenantTransaction (tenantId: string, appRole: string | undefined): string {
   const lit = pg.escapeLiteral
-  return `begin; select set_config('app.tenant_id', ${lit(tenantId)}, true), set_config('role', ${lit(appRole)}, true), set_config('application_name', ${lit(applicationName(tenantId))}, true)`
+  const role = appRole === undefined ? '' : `, set_config('role', ${lit(appRole)}, true)`
+  return `begin; select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)`
 }
 
 // PostgreSQL keeps 63 bytes of application_name; tenant ids are ASCII (the token's pattern).
