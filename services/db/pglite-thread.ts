@@ -4,14 +4,15 @@ import { Worker } from 'node:worker_threads'
 export interface PGliteLike {
   readonly waitReady: Promise<void>
   readonly closed: boolean
-  query: <R>(sql: string, params?: unknown[]) => Promise<{ rows: R[], affectedRows?: number }>
+  /** `before` (statements without parameters) runs first, in the same hop. */
+  query: <R>(sql: string, params?: unknown[], before?: string) => Promise<{ rows: R[], affectedRows?: number }>
   /** Several statements, simple protocol; the rows of the last one. */
   exec: (sql: string) => Promise<Array<{ rows: unknown[] }>>
   close: () => Promise<void>
 }
 
 export type PGliteRequest =
-  | { id: number, op: 'query', sql: string, params: unknown[] }
+  | { id: number, op: 'query', sql: string, params: unknown[], before?: string }
   | { id: number, op: 'exec', sql: string }
   | { id: number, op: 'close' }
 
@@ -61,8 +62,8 @@ export class PGliteThread implements PGliteLike {
 
   get closed (): boolean { return this.isClosed }
 
-  async query<R> (sql: string, params: unknown[] = []): Promise<{ rows: R[], affectedRows?: number }> {
-    const reply = await this.request({ id: 0, op: 'query', sql, params })
+  async query<R> (sql: string, params: unknown[] = [], before?: string): Promise<{ rows: R[], affectedRows?: number }> {
+    const reply = await this.request({ id: 0, op: 'query', sql, params, ...(before === undefined ? {} : { before }) })
     return { rows: reply.rows as R[], ...(reply.affectedRows === undefined ? {} : { affectedRows: reply.affectedRows }) }
   }
 

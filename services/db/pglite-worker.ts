@@ -28,6 +28,7 @@ async function handle (req: PGliteRequest): Promise<PGliteReply> {
   try {
     const db = await ready
     if (req.op === 'query') {
+      if (req.before !== undefined) await db.exec(req.before)
       const result = await db.query(req.sql, req.params)
       return { id: req.id, ok: true, rows: result.rows, affectedRows: result.affectedRows }
     }
