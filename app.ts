@@ -17,11 +17,15 @@ import toolsPlugin from './plugins/tools.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import auditPlugin from './plugins/audit.ts'
 import enclavePlugin from './plugins/enclave.ts'
+import codeModePlugin from './plugins/code-mode.ts'
 import swaggerPlugin from './plugins/swagger.ts'
+import sessionIdentityPlugin from './plugins/session-identity.ts'
+import sessionsPlugin from './plugins/sessions.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
 import apiRoutes from './routes/api/index.ts'
 import adminRoutes from './routes/admin/index.ts'
+import wellKnownSessionRoutes from './routes/well-known-session.ts'
 
 export interface AppOptions {
   config: Config
@@ -77,12 +81,16 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(toolsPlugin)
   await fastify.register(auditPlugin)
   await fastify.register(enclavePlugin)
+  await fastify.register(codeModePlugin)
   await fastify.register(swaggerPlugin)
+  await fastify.register(sessionIdentityPlugin)
+  await fastify.register(sessionsPlugin)
 
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)
   await fastify.register(apiRoutes, { prefix: '/api' })
   await fastify.register(adminRoutes, { prefix: '/admin' })
+  await fastify.register(wellKnownSessionRoutes)
 }
 
 export default fp(app, { name: 'app' })

@@ -3,21 +3,7 @@
 // the same app's enclave in-process, in one run. `-- --quick` runs one short cell per script
 // (CI checks that it runs). Also prints the server's event-loop delay during each HTTP cell.
 // Target: the HTTP path (auth, quotas, audit) keeps >= 70% of in-process throughput (trivial).
-import { execFile } from 'node:child_process'
-import { createRequire } from 'node:module'
-import { promisify } from 'node:util'
-import type { Result } from 'autocannon'
-import { backendLabel, closedLoop, fmt, startBenchApp, withLoopDelay } from './support.ts'
-
-// The load generator runs in its own process, as a real client would, so its work does not
-// share the server's event loop.
-const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
-async function autocannon (options: { url: string, headers: Record<string, string>, body: string, connections: number, duration: number }): Promise<Result> {
-  const args = [AUTOCANNON, '--json', '-m', 'POST', '-c', String(options.connections), '-d', String(options.duration), '-b', options.body]
-  for (const [name, value] of Object.entries(options.headers)) args.push('-H', `${name}=${value}`)
-  const { stdout } = await promisify(execFile)(process.execPath, [...args, options.url], { maxBuffer: 16 * 1024 * 1024 })
-  return JSON.parse(stdout) as Result
-}
+import { autocannon, backendLabel, closedLoop, fmt, startBenchApp, withLoopDelay } from './support.ts'
 
 const QUICK = process.argv.includes('--quick')
 const SECONDS = QUICK ? 1 : Number(process.env.BENCH_SECONDS ?? 5)

@@ -1,6 +1,10 @@
 // Shared by the HTTP and noisy-neighbour benchmarks: the app on its embedded defaults, in this
 // process, listening on a free loopback port, with tenants whose quotas never get in the way.
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
+import { promisify } from 'node:util'
+import type { Result } from 'autocannon'
 import type { AddressInfo } from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -16,10 +20,10 @@ export interface BenchApp {
 }
 
 /**
- * `--real` on the command line: the app on DATABASE_URL (+ DATABASE_ADMIN_URL) and REDIS_URL,
+ * `--real` on the command line (or BENCH_REAL=1, which reaches every script of `npm run bench`): the app on DATABASE_URL (+ DATABASE_ADMIN_URL) and REDIS_URL,
  * which must be set; otherwise embedded PGlite and the in-process store.
  */
-export const REAL = process.argv.includes('--real')
+export const REAL = process.argv.includes('--real') || process.env.BENCH_REAL === '1'
 
 export function backendLabel (): string {
   return REAL ? 'real PostgreSQL + Redis' : 'embedded PGlite (worker thread) + in-process store'
@@ -92,4 +96,14 @@ export async function withLoopDelay<T> (work: () => Promise<T>): Promise<{ resul
   } finally {
     histogram.disable()
   }
+}
+
+// The load generator runs in its own process, as a real client would, so its work does not
+// share the server's event loop.
+const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
+export async function autocannon (options: { url: string, headers: Record<string, string>, body: string, connections: number, duration: number }): Promise<Result> {
+  const args = [AUTOCANNON, '--json', '-m', 'POST', '-c', String(options.connections), '-d', String(options.duration), '-b', options.body]
+  for (const [name, value] of Object.entries(options.headers)) args.push('-H', `${name}=${value}`)
+  const { stdout } = await promisify(execFile)(process.execPath, [...args, options.url], { maxBuffer: 16 * 1024 * 1024 })
+  return JSON.parse(stdout) as Result
 }

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
+import { IdentityKeyError, loadIdentityKey } from '../services/sessions/identity-key.ts'
 
 // The one description of every setting; README.md documents each variable.
 export const ConfigSchema = Type.Object({
@@ -32,7 +33,9 @@ export const ConfigSchema = Type.Object({
   TOOL_RESULT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 256 * 1024 * 1024, default: 4 * 1024 * 1024 }),
   TOOL_MAX_CONCURRENT_PER_RUN: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   // 0 → max(1, floor(DATABASE_POOL_SIZE / 3)), worked out in services/db/open-database.ts
-  DATABASE_TENANT_MAX_CONNECTIONS: Type.Integer({ minimum: 0, maximum: 200, default: 0 })
+  DATABASE_TENANT_MAX_CONNECTIONS: Type.Integer({ minimum: 0, maximum: 200, default: 0 }),
+  SESSION_IDENTITY_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (EC )?PRIVATE KEY-----' })),
+  SESSION_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 3600 })
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -61,6 +64,14 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   // Node refuses a header timeout longer than the whole request's.
   if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError('Invalid configuration: HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS')
+  }
+  if (config.SESSION_IDENTITY_KEY !== undefined) {
+    try {
+      loadIdentityKey(config.SESSION_IDENTITY_KEY)
+    } catch (err) {
+      if (err instanceof IdentityKeyError) throw new ConfigError(`Invalid configuration: ${err.message}`)
+      throw err
+    }
   }
   for (const origin of corsOrigins(config)) {
     if (!ORIGIN.test(origin)) throw new ConfigError(`Invalid configuration: CORS_ORIGINS lists "${origin}", which is not an origin like https://app.example.com`)

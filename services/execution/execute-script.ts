@@ -3,17 +3,24 @@ import type { Enclave, ExecutionResult } from '../enclave/index.ts'
 import type { AuditWriter } from '../audit/audit-writer.ts'
 import { admitExecution, codeSizeRefusal, type Refusal } from '../quotas/admission.ts'
 import type { LimitStore } from '../store/index.ts'
+import { stripTypes, type ScriptLanguage } from '../code-mode/strip-types.ts'
+import type { ScriptPool } from '../code-mode/script-pool.ts'
+import { enclaveError } from '../enclave/errors.ts'
 import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.ts'
 
 export interface ExecutionDeps extends ToolGatewayDeps {
   enclave: Enclave
   store: LimitStore
   audit: AuditWriter
+  /** Strips large TypeScript scripts off the event loop; without it, stripping is inline. */
+  scripts?: ScriptPool
 }
 
 export interface ExecutionRequest {
   executionId: string
   code: string
+  /** TypeScript is type-stripped (positions kept) before the enclave sees it. Default javascript. */
+  language?: ScriptLanguage
   /** The caller's wish; it may lower the tier's maxExecutionDurationMs, never raise it. */
   timeoutMs?: number
 }
@@ -46,12 +53,39 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   const admission = await admitExecution(deps.store, caller.tenantId, request.executionId, quotas, timeoutMs)
   if (!admission.admitted) return refuse(admission.refusal)
 
+  let code = request.code
+  if (request.language === 'typescript') {
+    // After admission, so TS refused here counts like a JavaScript syntax error the enclave
+    // refuses (and a tenant out of quota cannot make the host strip for free).
+    const startedAt = performance.now()
+    let stripped
+    try {
+      stripped = deps.scripts !== undefined ? await deps.scripts.strip(code, 'typescript') : stripTypes(code)
+    } catch (err) {
+      await admission.release().catch(() => {})
+      throw err
+    }
+    if (!stripped.ok) {
+      await admission.release().catch(() => {})
+      const result: ExecutionResult = {
+        executionId: request.executionId,
+        success: false,
+        error: enclaveError('VALIDATION_ERROR', stripped.message),
+        logs: [],
+        stats: { duration: performance.now() - startedAt, toolCallCount: 0 }
+      }
+      audit({ action: 'code_execution', success: false, errorCode: 'VALIDATION_ERROR', durationMs: Math.round(result.stats.duration), toolCalls: 0 })
+      return { ran: true, result }
+    }
+    code = stripped.code
+  }
+
   let result: ExecutionResult
   const tools = createToolGateway(deps, caller)
   try {
     // The slot is held until the run's CPU is really free, which can be after the result (a run
     // that timed out inside a builtin V8 stops late): until then it counts as concurrent.
-    result = await deps.enclave.run(request.code, {
+    result = await deps.enclave.run(code, {
       executionId: request.executionId,
       isolateKey: caller.tenantId,
       timeoutMs,

@@ -35,5 +35,7 @@ export interface ToolDefinition {
   name: string
   description: string
   argsSchema: TSchema
+  /** JSON Schema of what `run` resolves to (TypeBox schemas are JSON Schema): typed in /api/tools.d.ts. */
+  resultSchema?: Record<string, unknown>
   run: (trx: TenantTrx, caller: ToolCaller, args: unknown, config: Record<string, unknown>, limits: ToolLimits) => Promise<unknown>
 }
