@@ -21,6 +21,7 @@ import codeModePlugin from './plugins/code-mode.ts'
 import swaggerPlugin from './plugins/swagger.ts'
 import sessionIdentityPlugin from './plugins/session-identity.ts'
 import sessionsPlugin from './plugins/sessions.ts'
+import consolePlugin from './plugins/console.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
 import apiRoutes from './routes/api/index.ts'
@@ -85,6 +86,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(swaggerPlugin)
   await fastify.register(sessionIdentityPlugin)
   await fastify.register(sessionsPlugin)
+  await fastify.register(consolePlugin)
 
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)

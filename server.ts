@@ -49,5 +49,5 @@ try {
 if (demo) {
   const { port } = fastify.server.address() as AddressInfo
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST
-  console.log(await createDemoTenants(fastify, config.JWT_SECRET as string, `http://${host}:${port}`))
+  console.log(await createDemoTenants(fastify, config.JWT_SECRET as string, `http://${host}:${port}`) + `  Console: http://${host}:${port}/console/ (sign in with a token above)\n`)
 }
