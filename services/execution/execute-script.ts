@@ -81,6 +81,7 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   }
 
   let result: ExecutionResult
+  const tools = createToolGateway(deps, caller, request.executionId)
   try {
     // The slot is held until the run's CPU is really free, which can be after the result (a run
     // that timed out inside a builtin V8 stops late): until then it counts as concurrent.
@@ -92,12 +93,16 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
       maxToolCalls: quotas.maxToolCallsPerExecution,
       maxOutputBytes: quotas.maxOutputSizeKB * 1024,
       maxCodeBytes: quotas.maxCodeSizeKB * 1024,
-      tools: createToolGateway(deps, caller, request.executionId),
+      tools,
       onSettled: () => { admission.release().catch(() => {}) }
     })
   } catch (err) {
     await admission.release().catch(() => {})
     throw err
+  } finally {
+    // Before the response, so /api/usage right after the run counts exactly the calls made.
+    // If the store is down, the unused units stay counted: over, never under, the real use.
+    await tools.settle().catch(() => {})
   }
   // Stopped with its runner by another tenant's script: not this tenant's loss.
   if (result.error?.code === 'RUNNER_CRASHED') await admission.refund().catch(() => {})

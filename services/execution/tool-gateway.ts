@@ -3,8 +3,9 @@ import { Compile } from 'typebox/compile'
 import type { TSchema } from 'typebox'
 import type { Validator } from 'typebox/compile'
 import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
-import { utcDayWindow, type LimitStore } from '../store/index.ts'
-import { toolCallsKey, toolWindowKey } from '../quotas/counter-keys.ts'
+import type { LimitStore } from '../store/index.ts'
+import { toolWindowKey } from '../quotas/counter-keys.ts'
+import { ToolQuotaReservation } from '../quotas/tool-quota-reservation.ts'
 import type { ToolRegistry } from '../tools/tool-registry.ts'
 import { ToolResultTooLargeError, type ToolCaller } from '../tools/tool-definition.ts'
 import { FifoSemaphore, SemaphoreTimeoutError } from '../fifo-semaphore.ts'
@@ -57,10 +58,12 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
   let calls = 0
   const inProgress = new FifoSemaphore(deps.tools.limits.maxConcurrentPerRun)
   const waitUntil = Date.now() + caller.quotas.maxExecutionDurationMs
+  // The daily tool quota is reserved in blocks for this run; `settle` gives back what is unused.
+  const dailyQuota = new ToolQuotaReservation(deps.store, caller.tenantId, caller.quotas.maxToolCallsPerDay, caller.quotas.maxToolCallsPerExecution)
 
   // `runEnded` is the enclave's signal that the run is over: a call still waiting for its place
   // then never starts (it would act after the run's own timeout or failure).
-  return async function callTool (name: string, args: unknown, _context?: unknown, runEnded?: AbortSignal): Promise<unknown> {
+  const callTool = async function callTool (name: string, args: unknown, _context?: unknown, runEnded?: AbortSignal): Promise<unknown> {
     const callIndex = calls++
     const started = performance.now()
     const argsJson = JSON.stringify(args ?? null)
@@ -101,17 +104,20 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
     }
   }
 
+  /** Call once the run has ended: returns the run's unused daily tool calls to the shared counter. */
+  const settle = async (): Promise<void> => { await dailyQuota.giveBack() }
+  return Object.assign(callTool, { settle })
+
   async function checkedCall (name: string, args: unknown, callIndex: number, report: (tool: string, code: string, facts?: CallFacts) => void, runEnded: AbortSignal | undefined): Promise<unknown> {
-    const day = utcDayWindow()
     let daily
     try {
-      daily = await deps.store.consume(toolCallsKey(caller.tenantId, day.dayKey), 1, caller.quotas.maxToolCallsPerDay, day.ttlMs)
+      daily = await dailyQuota.take()
     } catch (err) {
       // A call that cannot be metered does not happen: the run ends (fail closed).
       report(name, 'INTERNAL_ERROR')
       throw new EnclaveToolError('INTERNAL_ERROR', 'Tool calls cannot be metered right now', { fatal: true, cause: err })
     }
-    if (!daily.allowed) {
+    if (!daily) {
       report(name, 'TOOL_QUOTA_EXCEEDED')
       throw new EnclaveToolError('TOOL_QUOTA_EXCEEDED', `Daily tool call quota exceeded (${caller.quotas.maxToolCallsPerDay})`, { fatal: true })
     }
