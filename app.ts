@@ -18,6 +18,7 @@ import metricsPlugin from './plugins/metrics.ts'
 import auditPlugin from './plugins/audit.ts'
 import enclavePlugin from './plugins/enclave.ts'
 import swaggerPlugin from './plugins/swagger.ts'
+import executionsPlugin from './plugins/executions.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
 import apiRoutes from './routes/api/index.ts'
@@ -78,6 +79,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(auditPlugin)
   await fastify.register(enclavePlugin)
   await fastify.register(swaggerPlugin)
+  await fastify.register(executionsPlugin)
 
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)

@@ -3,6 +3,7 @@ import executeRoutes from './execute.ts'
 import usageRoutes from './usage.ts'
 import toolRoutes from './tools.ts'
 import auditRoutes from './audit.ts'
+import executionsRoutes from './executions.ts'
 
 /** /api/*: every route needs a tenant token. */
 const apiRoutes: FastifyPluginAsync = async (fastify) => {
@@ -11,6 +12,7 @@ const apiRoutes: FastifyPluginAsync = async (fastify) => {
   await fastify.register(usageRoutes)
   await fastify.register(toolRoutes)
   await fastify.register(auditRoutes)
+  await fastify.register(executionsRoutes)
 }
 
 export default apiRoutes

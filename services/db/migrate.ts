@@ -3,6 +3,7 @@ import { Migrator, type Migration, type MigrationProvider, type MigrationResultS
 import { initialMigration } from '../../migrations/001-initial.ts'
 import { auditTimeOrderMigration } from '../../migrations/002-audit-time-order.ts'
 import { auditPublicIdMigration } from '../../migrations/003-audit-public-id.ts'
+import { executionsMigration } from '../../migrations/005-executions.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {
@@ -11,7 +12,8 @@ function migrationProvider (appRole: string): MigrationProvider {
       return {
         '001-initial': initialMigration(appRole),
         '002-audit-time-order': auditTimeOrderMigration,
-        '003-audit-public-id': auditPublicIdMigration
+        '003-audit-public-id': auditPublicIdMigration,
+        '005-executions': executionsMigration(appRole)
       }
     }
   }

@@ -47,11 +47,28 @@ export interface AuditLogTable {
   created_at: Timestamp
 }
 
+export type ExecutionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled'
+
+export interface ExecutionsTable {
+  tenant_id: string
+  execution_id: string
+  user_id: string
+  status: ExecutionStatus
+  idempotency_key: string | null
+  code_sha256: string
+  timeout_ms: number
+  submitted_at: Timestamp
+  started_at: Timestamp | null
+  finished_at: Timestamp | null
+  result: Json<unknown> | null
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_tools: TenantToolsTable
   documents: DocumentsTable
   audit_log: AuditLogTable
+  executions: ExecutionsTable
 }
 
 export type TenantRow = Selectable<TenantsTable>
@@ -59,3 +76,4 @@ export type TenantToolRow = Selectable<TenantToolsTable>
 export type DocumentRow = Selectable<DocumentsTable>
 export type AuditRow = Selectable<AuditLogTable>
 export type NewAuditRow = Insertable<AuditLogTable>
+export type ExecutionRow = Selectable<ExecutionsTable>
