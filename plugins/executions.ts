@@ -71,6 +71,7 @@ export default fp(async (fastify) => {
   // jobs and lets its running ones finish within the shutdown grace.
   fastify.addHook('onClose', async () => {
     clearInterval(pruner)
+    executions.stop()
     await queue.close()
     await events.close()
   })

@@ -9,6 +9,7 @@ import { cancelledError, enclaveError } from '../enclave/errors.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 import { executeScript, sha256, type ExecutionDeps } from '../execution/execute-script.ts'
 import { acquireRunSlot, codeSizeRefusal, consumeDailyExecution, type Refusal } from '../quotas/admission.ts'
+import type { FastifyBaseLogger } from 'fastify'
 import type { LimitStore } from '../store/index.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
 import type { EventLog } from './event-log.ts'
@@ -27,6 +28,8 @@ const QUEUED_LEASE_MS = 60 * 60_000
 const SLOT_RETRY_MIN_MS = 25
 const SLOT_RETRY_MAX_MS = 500
 const SLOT_FREE_WAIT_MS = 1000
+const RESUBSCRIBE_MS = 200
+const SUBSCRIBE_WAIT_MS = 5000
 
 export type SubmitRefusal = Refusal | { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: string, limit: number }
 
@@ -62,7 +65,7 @@ export interface ExecutionsDeps {
   events: EventLog
   tenantIndex: TenantIndex
   quotasOf: (tenantId: string) => Promise<TenantQuotas>
-  log: { warn: (obj: unknown, msg?: string) => void, error: (obj: unknown, msg?: string) => void }
+  log: FastifyBaseLogger
 }
 
 const queuedKey = (tenantId: string): string => `executions:queued:${tenantId}`
@@ -81,6 +84,8 @@ export class Executions {
   /** Runs this instance is running, by id: a cancel aborts the controller. */
   private readonly running = new Map<string, AbortController>()
   private readonly slotWaits = new Map<string, number>()
+  private stopped = false
+  private resubscribe: NodeJS.Timeout | undefined
 
   constructor (deps: ExecutionsDeps) {
     this.deps = deps
@@ -88,11 +93,34 @@ export class Executions {
 
   /** Subscribes to cancels from every instance; with `work`, takes queued runs too. */
   async start (options: { work: boolean, concurrency: number }): Promise<void> {
-    await this.deps.store.subscribe(CANCEL_CHANNEL, (executionId) => { this.running.get(executionId)?.abort() })
+    // A cancel sent before this instance listens would be lost: start waits (a while) until the
+    // subscription holds, and keeps trying in the background if Redis is not there yet.
+    let subscribed: () => void = () => {}
+    const ready = new Promise<void>((resolve) => { subscribed = resolve })
+    const subscribe = async (): Promise<void> => {
+      try {
+        await this.deps.store.subscribe(CANCEL_CHANNEL, (executionId) => { this.running.get(executionId)?.abort() })
+        subscribed()
+      } catch (err) {
+        if (this.stopped) return
+        this.deps.log.warn({ err }, 'cannot subscribe to execution cancels yet; retrying')
+        this.resubscribe = setTimeout(() => { void subscribe() }, RESUBSCRIBE_MS)
+        this.resubscribe.unref()
+      }
+    }
+    void subscribe()
+    let gaveUp: NodeJS.Timeout | undefined
+    await Promise.race([ready, new Promise((resolve) => { gaveUp = setTimeout(resolve, SUBSCRIBE_WAIT_MS) })])
+    clearTimeout(gaveUp)
     if (options.work) this.deps.queue.work(async (job) => await this.runJob(job), options.concurrency, async (job) => { await this.onLost(job) })
   }
 
   get runningHere (): number { return this.running.size }
+
+  stop (): void {
+    this.stopped = true
+    clearTimeout(this.resubscribe)
+  }
 
   async submit (caller: Submitter, body: { code: string, timeoutMs?: number, language?: 'javascript' | 'typescript' }, idempotencyKey: string | undefined):
   Promise<{ accepted: true, executionId: string, status: ExecutionStatus, created: boolean } | { accepted: false, refusal: SubmitRefusal }> {
@@ -162,6 +190,7 @@ export class Executions {
       }
       // It started meanwhile: cancel it where it runs.
     }
+    // Here at once, and on every other instance through pub/sub.
     this.running.get(executionId)?.abort()
     await this.deps.store.publish(CANCEL_CHANNEL, executionId)
     return 'accepted'
