@@ -10,6 +10,8 @@ FROM ${NODE_IMAGE} AS build
 RUN npm install -g npm@11 && npm --version
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The workspace (the TypeScript client) must be declared for npm ci to accept the lockfile.
+COPY clients/typescript/package.json ./clients/typescript/package.json
 # The image's own Node 24 runs everything: the optional pinned `node` package is not needed here.
 RUN npm ci --omit=optional --no-audit --no-fund
 COPY . .
