@@ -9,6 +9,7 @@ import type { ExecutionJob, ExecutionQueue } from './execution-queue.ts'
 
 const QUEUE_NAME = 'executions'
 const PREFIX = 'tenant-enclave:bull'
+const CLOSE_WAIT_MS = 5000
 
 export interface BullmqQueueOptions {
   /** How long a worker's hold on a running job lasts without renewal: a dead instance's runs are found lost after it. */
@@ -56,8 +57,16 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
       })
     },
     async close () {
-      await worker?.close()
-      await queue.close()
+      // The worker lets its running jobs finish; bounded, because with Redis gone BullMQ's close
+      // would wait for it forever.
+      let timer: NodeJS.Timeout | undefined
+      const closing = (async () => { await worker?.close(); await queue.close() })().catch(() => {})
+      await Promise.race([closing, new Promise((resolve) => { timer = setTimeout(resolve, CLOSE_WAIT_MS) })])
+      clearTimeout(timer)
+      // Whatever did not close (Redis unreachable) is cut, so nothing keeps reconnecting.
+      // Not awaited: with Redis gone these would wait for it too.
+      worker?.disconnect().catch(() => {})
+      queue.disconnect().catch(() => {})
       connection.disconnect()
     }
   }

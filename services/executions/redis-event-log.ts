@@ -68,8 +68,9 @@ export function createRedisEventLog (url: string): EventLog {
     },
     async close () {
       watchers.clear()
+      // disconnect, not quit: a QUIT would wait for a Redis that may be gone.
       subscriber?.disconnect()
-      await client.quit().catch(() => { client.disconnect() })
+      client.disconnect()
     }
   }
 }
