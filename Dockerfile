@@ -12,8 +12,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # The workspace (the TypeScript client) must be declared for npm ci to accept the lockfile.
 COPY clients/typescript/package.json ./clients/typescript/package.json
-# The image's own Node 24 runs everything: the optional pinned `node` package is not needed here.
-RUN npm ci --omit=optional --no-audit --no-fund
+# Optional dependencies stay in this stage: the console's bundler (Vite on Rolldown) loads its
+# native binding from one. The runtime stage drops them (prune below), the pinned `node` included.
+RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build \
  && npm prune --omit=dev --omit=optional --no-audit --no-fund

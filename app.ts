@@ -13,16 +13,23 @@ import storePlugin from './plugins/store.ts'
 import tenantsPlugin from './plugins/tenants.ts'
 import authPlugin from './plugins/auth.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
+import serviceKeysPlugin from './plugins/service-keys.ts'
 import toolsPlugin from './plugins/tools.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import auditPlugin from './plugins/audit.ts'
 import enclavePlugin from './plugins/enclave.ts'
+import codeModePlugin from './plugins/code-mode.ts'
 import swaggerPlugin from './plugins/swagger.ts'
 import executionsPlugin from './plugins/executions.ts'
+import sessionIdentityPlugin from './plugins/session-identity.ts'
+import sessionsPlugin from './plugins/sessions.ts'
+import consolePlugin from './plugins/console.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
 import apiRoutes from './routes/api/index.ts'
 import adminRoutes from './routes/admin/index.ts'
+import wellKnownRoutes from './routes/well-known.ts'
+import wellKnownSessionRoutes from './routes/well-known-session.ts'
 
 export interface AppOptions {
   config: Config
@@ -75,16 +82,23 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(tenantsPlugin)
   await fastify.register(authPlugin)
   await fastify.register(rateLimitPlugin)
+  await fastify.register(serviceKeysPlugin)
   await fastify.register(toolsPlugin)
   await fastify.register(auditPlugin)
   await fastify.register(enclavePlugin)
+  await fastify.register(codeModePlugin)
   await fastify.register(swaggerPlugin)
   await fastify.register(executionsPlugin)
+  await fastify.register(sessionIdentityPlugin)
+  await fastify.register(sessionsPlugin)
+  await fastify.register(consolePlugin)
 
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)
+  await fastify.register(wellKnownRoutes)
   await fastify.register(apiRoutes, { prefix: '/api' })
   await fastify.register(adminRoutes, { prefix: '/admin' })
+  await fastify.register(wellKnownSessionRoutes)
 }
 
 export default fp(app, { name: 'app' })

@@ -36,6 +36,7 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
 try {
   await fastify.listen({ port: config.PORT, host: config.HOST })
   fastify.log.info({ node: process.version, v8: process.versions.v8 }, `runtime: Node.js ${process.version}, V8 ${process.versions.v8}`)
+  fastify.log.info({ thumbprint: fastify.sessionIdentity.thumbprint }, `encrypted sessions: identity key thumbprint (pin it in clients) ${fastify.sessionIdentity.thumbprint}`)
   // Open by default for development; on a real database this is likely a deployment.
   if (config.DATABASE_URL !== undefined && (config.METRICS_TOKEN === undefined || config.DOCS_ENABLED)) {
     fastify.log.warn({ metricsOpen: config.METRICS_TOKEN === undefined, docsOpen: config.DOCS_ENABLED }, 'GET /metrics or /docs is open to anyone: set METRICS_TOKEN and DOCS_ENABLED=false unless that is intended')
@@ -48,5 +49,5 @@ try {
 if (demo) {
   const { port } = fastify.server.address() as AddressInfo
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST
-  console.log(await createDemoTenants(fastify, config.JWT_SECRET as string, `http://${host}:${port}`))
+  console.log(await createDemoTenants(fastify, config.JWT_SECRET as string, `http://${host}:${port}`) + `  Console: http://${host}:${port}/console/ (sign in with a token above)\n`)
 }

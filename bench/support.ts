@@ -1,7 +1,12 @@
 // Shared by the HTTP and noisy-neighbour benchmarks: the app on its embedded defaults, in this
 // process, listening on a free loopback port, with tenants whose quotas never get in the way.
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
+import { promisify } from 'node:util'
+import type { Result } from 'autocannon'
 import type { AddressInfo } from 'node:net'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import Fastify, { type FastifyInstance } from 'fastify'
 import app, { serverOptions } from '../app.ts'
 import { loadConfig } from '../plugins/config.ts'
@@ -14,9 +19,27 @@ export interface BenchApp {
   tenant: (tenantId: string, quotaOverrides?: Record<string, number>, tier?: string) => Promise<Record<string, string>>
 }
 
-export async function startBenchApp (): Promise<BenchApp> {
+/**
+ * `--real` on the command line (or BENCH_REAL=1, which reaches every script of `npm run bench`): the app on DATABASE_URL (+ DATABASE_ADMIN_URL) and REDIS_URL,
+ * which must be set; otherwise embedded PGlite and the in-process store.
+ */
+export const REAL = process.argv.includes('--real') || process.env.BENCH_REAL === '1'
+
+export function backendLabel (): string {
+  return REAL ? 'real PostgreSQL + Redis' : 'embedded PGlite (worker thread) + in-process store'
+}
+
+function backendEnv (): Record<string, string> {
+  if (!REAL) return {}
+  const { DATABASE_URL, DATABASE_ADMIN_URL, REDIS_URL } = process.env
+  if (DATABASE_URL === undefined || REDIS_URL === undefined) throw new Error('--real needs DATABASE_URL and REDIS_URL')
+  return { DATABASE_URL, REDIS_URL, ...(DATABASE_ADMIN_URL === undefined ? {} : { DATABASE_ADMIN_URL }) }
+}
+
+/** `env` adds settings (e.g. TOOL_UPSTREAMS for the platform tools benchmark). */
+export async function startBenchApp (env: Record<string, string> = {}): Promise<BenchApp> {
   const secret = randomBytes(32).toString('base64url')
-  const config = loadConfig({ JWT_SECRET: secret, LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '100000000', PORT: '0' })
+  const config = loadConfig({ JWT_SECRET: secret, LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '100000000', PORT: '0', ...backendEnv(), ...env })
   const fastify = Fastify(serverOptions(config))
   await fastify.register(app, { config })
   await fastify.listen({ port: 0, host: '127.0.0.1' })
@@ -62,4 +85,26 @@ export async function closedLoop (inFlight: number, seconds: number, work: () =>
   const elapsed = (performance.now() - started) / 1000
   latencies.sort((a, b) => a - b)
   return { opsPerSec: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
+}
+
+/** Event-loop delay of this process while `work` runs: p50/p99/max in ms (perf_hooks histogram). */
+export async function withLoopDelay<T> (work: () => Promise<T>): Promise<{ result: T, p50: number, p99: number, max: number }> {
+  const histogram = monitorEventLoopDelay({ resolution: 5 })
+  histogram.enable()
+  try {
+    const result = await work()
+    return { result, p50: histogram.percentile(50) / 1e6, p99: histogram.percentile(99) / 1e6, max: histogram.max / 1e6 }
+  } finally {
+    histogram.disable()
+  }
+}
+
+// The load generator runs in its own process, as a real client would, so its work does not
+// share the server's event loop.
+const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
+export async function autocannon (options: { url: string, headers: Record<string, string>, body: string, connections: number, duration: number }): Promise<Result> {
+  const args = [AUTOCANNON, '--json', '-m', 'POST', '-c', String(options.connections), '-d', String(options.duration), '-b', options.body]
+  for (const [name, value] of Object.entries(options.headers)) args.push('-H', `${name}=${value}`)
+  const { stdout } = await promisify(execFile)(process.execPath, [...args, options.url], { maxBuffer: 16 * 1024 * 1024 })
+  return JSON.parse(stdout) as Result
 }

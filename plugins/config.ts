@@ -1,6 +1,8 @@
+import { createPrivateKey } from 'node:crypto'
 import fp from 'fastify-plugin'
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
+import { IdentityKeyError, loadIdentityKey } from '../services/sessions/identity-key.ts'
 
 // The one description of every setting; README.md documents each variable.
 export const ConfigSchema = Type.Object({
@@ -36,7 +38,13 @@ export const ConfigSchema = Type.Object({
   SERVICE_ROLE: Type.Enum(['all', 'api', 'worker'], { default: 'all' }),
   EXECUTION_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 7 }),
   EXECUTION_LEASE_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
-  EXECUTION_WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 16 })
+  EXECUTION_WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 16 }),
+  // Platform tools: origins their URLs may name, the assertion's signing key and issuer.
+  TOOL_UPSTREAMS: Type.String({ default: '' }),
+  TOOL_SIGNING_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (EC )?PRIVATE KEY-----' })),
+  SERVICE_ISSUER: Type.String({ minLength: 1, maxLength: 200, default: 'tenant-enclave' }),
+  SESSION_IDENTITY_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (EC )?PRIVATE KEY-----' })),
+  SESSION_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 3600 })
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -66,10 +74,38 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError('Invalid configuration: HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS')
   }
+  if (config.SESSION_IDENTITY_KEY !== undefined) {
+    try {
+      loadIdentityKey(config.SESSION_IDENTITY_KEY)
+    } catch (err) {
+      if (err instanceof IdentityKeyError) throw new ConfigError(`Invalid configuration: ${err.message}`)
+      throw err
+    }
+  }
   for (const origin of corsOrigins(config)) {
     if (!ORIGIN.test(origin)) throw new ConfigError(`Invalid configuration: CORS_ORIGINS lists "${origin}", which is not an origin like https://app.example.com`)
   }
+  for (const origin of toolUpstreams(config)) {
+    if (!ORIGIN.test(origin)) throw new ConfigError(`Invalid configuration: TOOL_UPSTREAMS lists "${origin}", which is not an origin like https://api.example.com`)
+  }
+  if (config.TOOL_SIGNING_KEY !== undefined) {
+    // Checked now so a wrong key stops the start, not the first tool call.
+    let key
+    try {
+      key = createPrivateKey(config.TOOL_SIGNING_KEY)
+    } catch {
+      throw new ConfigError('Invalid configuration: TOOL_SIGNING_KEY is not a readable PEM private key')
+    }
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+      throw new ConfigError('Invalid configuration: TOOL_SIGNING_KEY must be a P-256 (prime256v1) EC private key for ES256')
+    }
+  }
   return config
+}
+
+/** The origins TOOL_UPSTREAMS lists (comma-separated; empty = none), without a trailing slash. */
+export function toolUpstreams (config: Pick<Config, 'TOOL_UPSTREAMS'>): string[] {
+  return config.TOOL_UPSTREAMS.split(',').map((origin) => origin.trim().replace(/\/$/, '')).filter((origin) => origin !== '')
 }
 
 // scheme://host[:port], nothing after: browsers send exactly this in the Origin header.

@@ -42,6 +42,7 @@ export default fp(async (fastify) => {
       db: fastify.db,
       tools: fastify.tools,
       audit: fastify.audit,
+      scripts: fastify.scripts,
       onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool, outcome: code }) }
     },
     db: fastify.db,
@@ -75,4 +76,4 @@ export default fp(async (fastify) => {
     await queue.close()
     await events.close()
   })
-}, { name: 'executions', dependencies: ['config', 'db', 'store', 'tenants', 'tools', 'audit', 'enclave', 'metrics'] })
+}, { name: 'executions', dependencies: ['config', 'db', 'store', 'tenants', 'tools', 'audit', 'enclave', 'code-mode', 'metrics'] })

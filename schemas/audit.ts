@@ -30,3 +30,22 @@ export const AuditPage = Type.Object({
   entries: Type.Array(AuditEntrySchema),
   nextBefore: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `before` for the next page; null on the last one' })
 })
+
+export const ToolCallSchema = Type.Object({
+  callIndex: Type.Integer({ description: 'Order of the call in its run (0-based); upstreams see it in idempotency-key' }),
+  tool: Type.String(),
+  code: Type.String({ description: 'OK or the error code the script saw' }),
+  durationMs: Type.Integer(),
+  argsSha256: Type.String(),
+  argsBytes: Type.Integer(),
+  resultBytes: Type.Union([Type.Integer(), Type.Null()]),
+  upstreamStatus: Type.Union([Type.Integer(), Type.Null()], { description: 'HTTP status from a platform tool\'s upstream' }),
+  createdAt: Type.String({ format: 'date-time' })
+})
+
+export const ExecutionAudit = Type.Object({
+  entry: AuditEntrySchema,
+  toolCalls: Type.Array(ToolCallSchema)
+})
+
+export const ExecutionIdParams = Type.Object({ executionId: Type.String({ minLength: 1, maxLength: 128 }) })

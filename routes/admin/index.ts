@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import adminTenantRoutes from './tenants.ts'
 import adminToolRoutes from './tenant-tools.ts'
+import adminPlatformToolRoutes from './tools.ts'
 
 /** /admin/*: for the platform gateway; every route needs a token with the `admin` permission. */
 const adminRoutes: FastifyPluginAsync = async (fastify) => {
@@ -8,6 +9,7 @@ const adminRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.addHook('onRequest', fastify.requireAdmin)
   await fastify.register(adminTenantRoutes)
   await fastify.register(adminToolRoutes)
+  await fastify.register(adminPlatformToolRoutes)
 }
 
 export default adminRoutes

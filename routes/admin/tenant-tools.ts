@@ -3,8 +3,10 @@ import { Type } from 'typebox'
 import { ErrorBody } from '../../services/errors.ts'
 import { ToolRateLimitSchema } from '../../services/tools/tool-settings.ts'
 import { TenantIdSchema } from '../../schemas/tenant.ts'
+import { PLATFORM_TOOL_NAME_PATTERN } from '../../services/tools/platform-tools.ts'
 
-const TOOL_NAME_PATTERN = '^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)*$'
+// Platform tools' names (DESIGN.md) include every built-in's.
+const TOOL_NAME_PATTERN = PLATFORM_TOOL_NAME_PATTERN
 
 const Params = Type.Object({
   tenantId: TenantIdSchema,
@@ -36,7 +38,7 @@ const adminToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const { tenantId, tool } = request.params
-    fastify.assertKnownTool(tool)
+    await fastify.assertKnownTool(tool)
     return await fastify.tools.putSetting(tenantId, tool, request.body)
   })
 
@@ -49,7 +51,7 @@ const adminToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const { tenantId, tool } = request.params
-    fastify.assertKnownTool(tool)
+    await fastify.assertKnownTool(tool)
     await fastify.tools.deleteSetting(tenantId, tool)
     return await reply.code(204).send(null)
   })

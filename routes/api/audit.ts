@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorBody } from '../../services/errors.ts'
+import { ErrorBody, NotFoundError } from '../../services/errors.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
-import { listAuditEntries } from '../../services/audit/audit-log.ts'
-import { AUDIT_PAGE_DEFAULT, AuditListQuery, AuditPage } from '../../schemas/audit.ts'
+import { getExecutionAudit, listAuditEntries } from '../../services/audit/audit-log.ts'
+import { AUDIT_PAGE_DEFAULT, AuditListQuery, AuditPage, ExecutionAudit, ExecutionIdParams } from '../../schemas/audit.ts'
 
 const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/audit', {
@@ -17,6 +17,20 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const { limit = AUDIT_PAGE_DEFAULT, before } = request.query
     const entries = await withTenant(fastify.db, request.tenant.tenantId, async (trx) => await listAuditEntries(trx, { limit, before }))
     return { entries, nextBefore: entries.length === limit ? entries[entries.length - 1]?.id ?? null : null }
+  })
+
+  fastify.get('/audit/:executionId', {
+    schema: {
+      tags: ['execution'],
+      summary: 'One execution\'s audit entry and its tool calls, in call order',
+      params: ExecutionIdParams,
+      response: { 200: ExecutionAudit, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody }
+    }
+  }, async (request) => {
+    // RLS scopes the read: another tenant's execution is as absent as one that never ran.
+    const found = await withTenant(fastify.db, request.tenant.tenantId, async (trx) => await getExecutionAudit(trx, request.params.executionId))
+    if (found === undefined) throw new NotFoundError(`No audit entry for execution ${request.params.executionId}`)
+    return found
   })
 }
 

@@ -6,11 +6,31 @@ import { executeScript } from '../../services/execution/execute-script.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
+import { checkScript } from '../../services/code-mode/check-script.ts'
+import { codeSizeRefusal } from '../../services/quotas/admission.ts'
+import { LEVELS } from '../../services/enclave/levels.ts'
+
+const Code = Type.String({ minLength: 1, description: 'The body of an async function: top-level await and return work' })
+const Language = Type.Optional(Type.Union([Type.Literal('javascript'), Type.Literal('typescript')], { description: 'typescript: types are erased (positions kept) before anything else; they are not checked. Default javascript' }))
 
 const ExecuteBody = Type.Object({
-  code: Type.String({ description: 'The body of an async function: top-level await and return work' }),
+  code: Code,
+  language: Language,
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000, description: 'May lower the tier\'s maxExecutionDurationMs, never raise it' }))
 }, { additionalProperties: false })
+
+const CheckBody = Type.Object({ code: Code, language: Language }, { additionalProperties: false })
+const Position = { line: Type.Integer({ minimum: 1 }), column: Type.Integer({ minimum: 1 }) }
+const CheckResult = Type.Object({
+  ok: Type.Boolean({ description: 'False on a syntax error, a forbidden construct, or a literal tool the caller could not call' }),
+  errors: Type.Array(Type.Object({
+    code: Type.Union([Type.Literal('VALIDATION_ERROR'), Type.Literal('UNKNOWN_TOOL'), Type.Literal('TOOL_DISABLED'), Type.Literal('PERMISSION_DENIED')]),
+    message: Type.String(),
+    ...Position
+  })),
+  toolCalls: Type.Array(Type.Object({ name: Type.String(), ...Position, exists: Type.Boolean(), enabled: Type.Boolean(), permitted: Type.Boolean() }), { description: 'Every callTool whose tool name is a literal' }),
+  dynamicToolCalls: Type.Integer({ minimum: 0, description: 'Uses of callTool whose tool name is known only when the script runs' })
+})
 
 // 413 is also Fastify's answer to a body over BODY_LIMIT_BYTES, which has no `limit`.
 const CodeTooLarge = Type.Object({ error: Type.String(), code: Type.String(), message: Type.Optional(Type.String()), limit: Type.Optional(Type.Integer({ description: 'maxCodeSizeKB, when the code is what is too large' })) })
@@ -60,10 +80,12 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         db: fastify.db,
         tools: fastify.tools,
         audit: fastify.audit,
+        scripts: fastify.scripts,
         onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool, outcome: code }) }
       }, request.tenant, {
         executionId,
         code: request.body.code,
+        language: request.body.language,
         timeoutMs: request.body.timeoutMs,
         ...(format !== undefined ? { onEvent: (event) => { send(event.type, event.data) }, signal: left.signal } : {})
       })
@@ -89,6 +111,23 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       return reply
     }
     return result
+  })
+
+  fastify.post('/execute/check', {
+    schema: {
+      tags: ['execution'],
+      summary: 'Pre-flight check: parse and check a script as a run would, and look up its literal tool calls; runs nothing, consumes no quota',
+      body: CheckBody,
+      response: { 200: CheckResult, 400: ErrorBody, 401: ErrorBody, 413: CodeTooLarge, 429: ErrorBody, 503: ErrorBody }
+    }
+  }, async (request, reply) => {
+    const { tenantId, permissions, quotas } = request.tenant
+    // The size a run would refuse, refused the same way (but neither counted nor audited).
+    if (Buffer.byteLength(request.body.code, 'utf8') > quotas.maxCodeSizeKB * 1024) {
+      const { error, code, limit } = codeSizeRefusal(quotas.maxCodeSizeKB)
+      return await reply.code(413).send({ error, code, limit })
+    }
+    return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck })
   })
 }
 

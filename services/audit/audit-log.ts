@@ -8,6 +8,10 @@ export interface AuditLogEntry extends AuditFacts {
   createdAt: string
 }
 
+const ENTRY_COLUMNS = [
+  sql<string>`public_id::text`.as('public_id'), 'execution_id', 'user_id', 'action', 'code_sha256', 'success', 'error_code', 'duration_ms', 'tool_calls', 'created_at'
+] as const
+
 /**
  * The tenant's entries, newest first by the time they happened (then by the internal id);
  * `before` is an entry's public id from an earlier page: only entries older than that one are
@@ -15,9 +19,7 @@ export interface AuditLogEntry extends AuditFacts {
  */
 export async function listAuditEntries (trx: TenantTrx, options: { limit: number, before?: string }): Promise<AuditLogEntry[]> {
   let query = trx.selectFrom('audit_log')
-    .select([
-      sql<string>`public_id::text`.as('public_id'), 'execution_id', 'user_id', 'action', 'code_sha256', 'success', 'error_code', 'duration_ms', 'tool_calls', 'created_at'
-    ])
+    .select(ENTRY_COLUMNS)
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(options.limit)
@@ -30,7 +32,11 @@ export async function listAuditEntries (trx: TenantTrx, options: { limit: number
     ))
   }
   const rows = await query.execute()
-  return rows.map((row) => ({
+  return rows.map(toEntry)
+}
+
+function toEntry (row: { public_id: string, execution_id: string, user_id: string, action: AuditFacts['action'], code_sha256: string | null, success: boolean, error_code: string | null, duration_ms: number | null, tool_calls: number, created_at: Date }): AuditLogEntry {
+  return {
     id: row.public_id,
     executionId: row.execution_id,
     userId: row.user_id,
@@ -41,5 +47,43 @@ export async function listAuditEntries (trx: TenantTrx, options: { limit: number
     durationMs: row.duration_ms,
     toolCalls: row.tool_calls,
     createdAt: new Date(row.created_at).toISOString()
-  }))
+  }
+}
+
+/** A tool call as the tenant reads it back. */
+export interface ToolCallRecord {
+  callIndex: number
+  tool: string
+  code: string
+  durationMs: number
+  argsSha256: string
+  argsBytes: number
+  resultBytes: number | null
+  upstreamStatus: number | null
+  createdAt: string
+}
+
+/** One execution's audit entry and its tool calls in call order; undefined when RLS hides it. */
+export async function getExecutionAudit (trx: TenantTrx, executionId: string): Promise<{ entry: AuditLogEntry, toolCalls: ToolCallRecord[] } | undefined> {
+  const row = await trx.selectFrom('audit_log').select(ENTRY_COLUMNS).where('execution_id', '=', executionId).executeTakeFirst()
+  if (row === undefined) return undefined
+  const calls = await trx.selectFrom('tool_calls')
+    .select(['call_index', 'tool', 'code', 'duration_ms', 'args_sha256', 'args_bytes', 'result_bytes', 'upstream_status', 'created_at'])
+    .where('execution_id', '=', executionId)
+    .orderBy('call_index')
+    .execute()
+  return {
+    entry: toEntry(row),
+    toolCalls: calls.map((c) => ({
+      callIndex: c.call_index,
+      tool: c.tool,
+      code: c.code,
+      durationMs: c.duration_ms,
+      argsSha256: c.args_sha256,
+      argsBytes: c.args_bytes,
+      resultBytes: c.result_bytes,
+      upstreamStatus: c.upstream_status,
+      createdAt: new Date(c.created_at).toISOString()
+    }))
+  }
 }

@@ -18,6 +18,24 @@ export interface AuditEntry extends AuditFacts {
   createdAt: Date
 }
 
+/** One tool call: DESIGN.md "Tool-call audit". */
+export interface ToolCallEntry {
+  tenantId: string
+  executionId: string
+  callIndex: number
+  tool: string
+  /** 'OK' or the error code the script saw. */
+  code: string
+  durationMs: number
+  argsSha256: string
+  argsBytes: number
+  resultBytes: number | null
+  upstreamStatus: number | null
+  createdAt: Date
+}
+
+type Queued = { kind: 'execution', entry: AuditEntry } | { kind: 'tool-call', entry: ToolCallEntry }
+
 export interface AuditWriterOptions {
   /** Rows held while the database is unreachable; past this the oldest are dropped and counted. */
   maxQueued: number
@@ -32,10 +50,11 @@ export interface AuditWriterOptions {
  * Writes audit rows off the response path. Rows are queued, written in one transaction per
  * tenant per batch, and retried with backoff while the database is away; a row is dropped only
  * when the bounded queue overflows, and then it is counted (onLost) and logged, never silently.
- * A retried row cannot be written twice: (tenant_id, execution_id) is unique.
+ * A retried row cannot be written twice: (tenant_id, execution_id) is unique, and so is a tool
+ * call's (tenant_id, execution_id, call_index). Tool calls share the queue, batches and retries.
  */
 export class AuditWriter {
-  private queue: AuditEntry[] = []
+  private queue: Queued[] = []
   private flushing: Promise<void> | undefined
   private retryTimer: NodeJS.Timeout | undefined
   private batchTimer: NodeJS.Timeout | undefined
@@ -56,7 +75,15 @@ export class AuditWriter {
   }
 
   enqueue (entry: AuditEntry): void {
-    this.queue.push(entry)
+    this.push({ kind: 'execution', entry })
+  }
+
+  enqueueToolCall (entry: ToolCallEntry): void {
+    this.push({ kind: 'tool-call', entry })
+  }
+
+  private push (item: Queued): void {
+    this.queue.push(item)
     this.dropOverflow()
     if (this.retryTimer === undefined) this.scheduleFlush()
   }
@@ -81,7 +108,7 @@ export class AuditWriter {
     if (this.queue.length <= this.options.maxQueued) return
     const lost = this.queue.splice(0, this.queue.length - this.options.maxQueued)
     this.options.onLost?.(lost.length)
-    this.log.error({ lost: lost.length, executionIds: lost.map((e) => e.executionId) }, 'audit queue overflowed: oldest rows dropped')
+    this.log.error({ lost: lost.length, executionIds: [...new Set(lost.map((e) => e.entry.executionId))] }, 'audit queue overflowed: oldest rows dropped')
   }
 
   // Rows arriving within batchDelayMs share one transaction: under load that is one database
@@ -98,33 +125,52 @@ export class AuditWriter {
   private async writeBatch (): Promise<void> {
     const batch = this.queue
     this.queue = []
-    const byTenant = new Map<string, AuditEntry[]>()
-    for (const entry of batch) {
-      const list = byTenant.get(entry.tenantId) ?? []
-      list.push(entry)
-      byTenant.set(entry.tenantId, list)
+    const byTenant = new Map<string, Queued[]>()
+    for (const item of batch) {
+      const list = byTenant.get(item.entry.tenantId) ?? []
+      list.push(item)
+      byTenant.set(item.entry.tenantId, list)
     }
-    const failed: AuditEntry[] = []
-    for (const [tenantId, entries] of byTenant) {
+    const failed: Queued[] = []
+    for (const [tenantId, items] of byTenant) {
+      const entries = items.flatMap((item) => item.kind === 'execution' ? [item.entry] : [])
+      const toolCalls = items.flatMap((item) => item.kind === 'tool-call' ? [item.entry] : [])
       try {
         await withTenant(this.db, tenantId, async (trx) => {
-          await trx.insertInto('audit_log').values(entries.map((e) => ({
-            tenant_id: e.tenantId,
-            execution_id: e.executionId,
-            user_id: e.userId,
-            action: e.action,
-            code_sha256: e.codeSha256,
-            success: e.success,
-            error_code: e.errorCode,
-            duration_ms: e.durationMs,
-            tool_calls: e.toolCalls,
-            created_at: e.createdAt
-          }))).onConflict((oc) => oc.columns(['tenant_id', 'execution_id']).doNothing()).execute()
+          if (entries.length > 0) {
+            await trx.insertInto('audit_log').values(entries.map((e) => ({
+              tenant_id: e.tenantId,
+              execution_id: e.executionId,
+              user_id: e.userId,
+              action: e.action,
+              code_sha256: e.codeSha256,
+              success: e.success,
+              error_code: e.errorCode,
+              duration_ms: e.durationMs,
+              tool_calls: e.toolCalls,
+              created_at: e.createdAt
+            }))).onConflict((oc) => oc.columns(['tenant_id', 'execution_id']).doNothing()).execute()
+          }
+          if (toolCalls.length > 0) {
+            await trx.insertInto('tool_calls').values(toolCalls.map((c) => ({
+              tenant_id: c.tenantId,
+              execution_id: c.executionId,
+              call_index: c.callIndex,
+              tool: c.tool,
+              code: c.code,
+              duration_ms: c.durationMs,
+              args_sha256: c.argsSha256,
+              args_bytes: c.argsBytes,
+              result_bytes: c.resultBytes,
+              upstream_status: c.upstreamStatus,
+              created_at: c.createdAt
+            }))).onConflict((oc) => oc.columns(['tenant_id', 'execution_id', 'call_index']).doNothing()).execute()
+          }
         })
       } catch (err) {
-        failed.push(...entries)
+        failed.push(...items)
         this.options.onWriteFailure?.()
-        this.log.warn({ err, tenantId, rows: entries.length }, 'audit write failed; will retry')
+        this.log.warn({ err, tenantId, rows: items.length }, 'audit write failed; will retry')
       }
     }
     if (failed.length > 0) {

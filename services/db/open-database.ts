@@ -1,6 +1,6 @@
-import { Kysely, PostgresDialect } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
-import { PGlite } from '@electric-sql/pglite'
+import { PGliteThread } from './pglite-thread.ts'
 import type { FastifyBaseLogger } from 'fastify'
 import { PGliteDialect } from './pglite-dialect.ts'
 import { migrateToLatest } from './migrate.ts'
@@ -53,10 +53,27 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
       await kysely.destroy()
       throw err
     }
-    return { kysely, appRole, tenantConnections, embedded: false, close: async () => { await kysely.destroy() } }
+    // The app normally logs in as the app role itself (deploy/postgres-init.sql): then tenant
+    // transactions need no role switch. The RLS self-check at start proves the role either way.
+    let switchRole = true
+    try {
+      const who = await sql<{ user: string }>`select current_user as user`.execute(kysely)
+      switchRole = who.rows[0]?.user !== appRole
+    } catch (err) {
+      await kysely.destroy()
+      throw err
+    }
+    return { kysely, appRole, tenantConnections, switchRole, embedded: false, close: async () => { await kysely.destroy() } }
   }
 
-  const pglite = await PGlite.create(settings.PGLITE_DIR ?? 'memory://')
+  // In a worker thread: PGlite's WASM would otherwise run every query on the event loop.
+  const pglite = new PGliteThread(settings.PGLITE_DIR ?? 'memory://')
+  try {
+    await pglite.waitReady
+  } catch (err) {
+    await pglite.close().catch(() => {})
+    throw err
+  }
   const kysely = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
   try {
     await migrateToLatest(kysely, appRole)
@@ -64,5 +81,5 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
     await kysely.destroy()
     throw err
   }
-  return { kysely, appRole, tenantConnections, embedded: true, close: async () => { await kysely.destroy() } }
+  return { kysely, appRole, tenantConnections, switchRole: true, embedded: true, close: async () => { await kysely.destroy() } }
 }

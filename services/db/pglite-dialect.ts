@@ -1,4 +1,4 @@
-import type { PGlite } from '@electric-sql/pglite'
+import type { PGliteLike } from './pglite-thread.ts'
 import {
   CompiledQuery,
   PostgresAdapter,
@@ -12,14 +12,14 @@ import {
 } from 'kysely'
 
 /**
- * Kysely dialect for embedded PGlite. PGlite is one session, so the driver hands out that
- * session to one holder at a time: a transaction keeps it until commit or rollback, and no
- * other query can slip into the middle of it.
+ * Kysely dialect for embedded PGlite (in a worker thread: see pglite-thread.ts). PGlite is one
+ * session, so the driver hands out that session to one holder at a time: a transaction keeps it
+ * until commit or rollback, and no other query can slip into the middle of it.
  */
 export class PGliteDialect implements Dialect {
-  private readonly pglite: PGlite
+  private readonly pglite: PGliteLike
 
-  constructor (pglite: PGlite) {
+  constructor (pglite: PGliteLike) {
     this.pglite = pglite
   }
 
@@ -34,9 +34,9 @@ class PGliteDriver implements Driver {
   private queue: Promise<void> = Promise.resolve()
   private release: (() => void) | undefined
 
-  private readonly pglite: PGlite
+  private readonly pglite: PGliteLike
 
-  constructor (pglite: PGlite) {
+  constructor (pglite: PGliteLike) {
     this.pglite = pglite
     this.connection = new PGliteConnection(pglite)
   }
@@ -53,6 +53,7 @@ class PGliteDriver implements Driver {
   }
 
   async releaseConnection (): Promise<void> {
+    this.connection.dropDeferred()
     const release = this.release
     this.release = undefined
     release?.()
@@ -75,15 +76,36 @@ class PGliteDriver implements Driver {
   }
 }
 
-class PGliteConnection implements DatabaseConnection {
-  private readonly pglite: PGlite
+// withTenant's `begin; select set_config(...)`: its answer is never read, so it can wait and
+// travel with the next statement, which saves one hop to the worker thread per transaction.
+const DEFERRABLE = /^begin; select set_config\(/
 
-  constructor (pglite: PGlite) {
+class PGliteConnection implements DatabaseConnection {
+  private readonly pglite: PGliteLike
+  private deferred: string | undefined
+
+  constructor (pglite: PGliteLike) {
     this.pglite = pglite
   }
 
+  /** A holder that leaves without another statement: what it deferred never runs. */
+  dropDeferred (): void { this.deferred = undefined }
+
   async executeQuery<R> (query: CompiledQuery): Promise<QueryResult<R>> {
-    const result = await this.pglite.query<R>(query.sql, query.parameters as unknown[])
+    const before = this.deferred
+    this.deferred = undefined
+    if (query.parameters.length === 0 && DEFERRABLE.test(query.sql) && before === undefined) {
+      // Runs (or fails) with the next statement, inside the same transaction.
+      this.deferred = query.sql
+      return { rows: [] }
+    }
+    // Several statements without parameters need the simple protocol, which is exec(); its
+    // last statement's result is the answer.
+    if (query.parameters.length === 0 && (query.sql.includes(';') || before !== undefined)) {
+      const results = await this.pglite.exec(before === undefined ? query.sql : `${before}; ${query.sql}`)
+      return { rows: (results[results.length - 1]?.rows ?? []) as R[] }
+    }
+    const result = await this.pglite.query<R>(query.sql, query.parameters as unknown[], before)
     return {
       rows: result.rows,
       ...(result.affectedRows !== undefined && /^\s*(insert|update|delete|merge)/i.test(query.sql)

@@ -63,11 +63,39 @@ export interface ExecutionsTable {
   result: Json<unknown> | null
 }
 
+export interface PlatformToolsTable {
+  name: string
+  description: string
+  args_schema: Json<Record<string, unknown>>
+  result_schema: Json<Record<string, unknown> | null>
+  http: Json<{ method: string, url: string, timeoutMs: number, maxResponseKB: number }>
+  default_enabled: boolean
+  version: Generated<number>
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+export interface ToolCallsTable {
+  tenant_id: string
+  execution_id: string
+  call_index: number
+  tool: string
+  code: string
+  duration_ms: number
+  args_sha256: string
+  args_bytes: number
+  result_bytes: number | null
+  upstream_status: number | null
+  created_at: Timestamp
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_tools: TenantToolsTable
   documents: DocumentsTable
   audit_log: AuditLogTable
+  platform_tools: PlatformToolsTable
+  tool_calls: ToolCallsTable
   executions: ExecutionsTable
 }
 

@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
+import pg from 'pg'
 import type { KeyedSemaphore } from '../fifo-semaphore.ts'
 import type { Database } from './schema.ts'
 
@@ -21,6 +22,11 @@ export interface AppDatabase {
    * so one tenant can never hold the whole pool while the others wait for it.
    */
   tenantConnections: KeyedSemaphore
+  /**
+   * false only when the pool already logs in as appRole (checked at open): switching to the role
+   * one already is would cost a catalog lookup per transaction for nothing. Absent means true.
+   */
+  switchRole?: boolean
 }
 
 /**
@@ -30,17 +36,40 @@ export interface AppDatabase {
  * and never leak to the next user of a pooled connection. Switching the role matters where
  * the login role owns the tables or is a superuser (PGlite): RLS would not hold for it.
  * application_name names the tenant in pg_stat_activity while the transaction lasts.
+ *
+ * BEGIN and the three settings go in one simple-protocol statement (one round trip instead of
+ * two), which cannot carry bind parameters: the values are quoted as literals by pg's
+ * escapeLiteral (quotes doubled, backslashes escaped), so no tenant id can end the literal.
  */
 export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx: TenantTrx) => Promise<T>): Promise<T> {
   const release = await db.tenantConnections.acquire(tenantId)
   try {
-    return await db.kysely.transaction().execute(async (trx) => {
-      await sql`select set_config('app.tenant_id', ${tenantId}, true), set_config('role', ${db.appRole}, true), set_config('application_name', ${applicationName(tenantId)}, true)`.execute(trx)
-      return await fn(trx as TenantTrx)
+    return await db.kysely.connection().execute(async (conn) => {
+      let result: T
+      try {
+        await sql.raw(beginTenantTransaction(tenantId, db.switchRole === false ? undefined : db.appRole)).execute(conn)
+        result = await fn(conn as unknown as TenantTrx)
+      } catch (err) {
+        // A rollback that fails means the connection broke; pg's pool then drops it.
+        await sql.raw('rollback').execute(conn).catch(() => {})
+        throw err
+      }
+      const committed = await sql.raw<{ command?: string }>('commit').execute(conn)
+      // PostgreSQL answers COMMIT with ROLLBACK when a statement failed inside the transaction
+      // (an error `fn` caught): its work is gone, so the caller must not see a success.
+      if (committed.rows[0]?.command === 'ROLLBACK') throw new Error('The tenant transaction was rolled back: a statement in it failed')
+      return result
     })
   } finally {
     release()
   }
+}
+
+/** `begin; select set_config(...)` with every value a quoted literal (see withTenant); no role switch without appRole. */
+export function beginTenantTransaction (tenantId: string, appRole: string | undefined): string {
+  const lit = pg.escapeLiteral
+  const role = appRole === undefined ? '' : `, set_config('role', ${lit(appRole)}, true)`
+  return `begin; select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)`
 }
 
 // PostgreSQL keeps 63 bytes of application_name; tenant ids are ASCII (the token's pattern).

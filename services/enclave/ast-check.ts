@@ -46,30 +46,122 @@ function parseBody (code: string): AnyNode {
   return fn.body as AnyNode
 }
 
-function where (node: Node): string {
-  const loc = node.loc?.start
-  return loc === undefined ? '' : ` (line ${loc.line}, column ${column(loc.line, loc.column) + 1})`
+function position (node: Node): { line: number, column: number } {
+  const loc = node.loc!.start
+  return { line: loc.line, column: column(loc.line, loc.column) + 1 }
+}
+
+/** What the checks found, with 1-based line and column in the code as written. */
+export interface ScriptProblem {
+  message: string
+  line: number
+  column: number
+}
+
+/** A `callTool(...)` call whose tool name is a string the parser can read. */
+export interface LiteralToolCall {
+  name: string
+  line: number
+  column: number
+}
+
+export interface ScriptAnalysis {
+  /** The syntax error, or every forbidden construct (STRICT), in source order. */
+  problems: ScriptProblem[]
+  toolCalls: LiteralToolCall[]
+  /** Calls (or other uses) of `callTool` whose tool name cannot be read without running the code. */
+  dynamicToolCalls: number
+}
+
+/**
+ * The one parse and walk behind a run's checks and the pre-flight check route: parse the code as
+ * a function body; with `strict`, collect every construct STRICT refuses; also list the
+ * `callTool` calls. A run keeps only the first problem; the check route reports them all.
+ */
+export function analyzeScript (code: string, options: { strict: boolean }): ScriptAnalysis {
+  let body: AnyNode
+  try {
+    body = parseBody(code)
+  } catch (err) {
+    return { problems: [parseProblem(err, code)], toolCalls: [], dynamicToolCalls: 0 }
+  }
+  const analysis: ScriptAnalysis = { problems: [], toolCalls: [], dynamicToolCalls: 0 }
+  // Iterative walk: a deep AST that acorn could still build must not overflow this stack.
+  const stack: Array<[AnyNode, AnyNode | undefined, string]> = [[body, undefined, '']]
+  while (stack.length > 0) {
+    const [node, parent, key] = stack.pop()!
+    if (options.strict) {
+      const problem = inspect(node, parent, key)
+      if (problem !== null) {
+        const at = position(node)
+        analysis.problems.push({ message: `Forbidden construct: ${problem} (line ${at.line}, column ${at.column})`, ...at })
+      }
+    }
+    noteToolCall(node, parent, key, analysis)
+    for (const k in node) {
+      if (k === 'loc' || k === 'start' || k === 'end' || k === 'type') continue
+      const child = node[k]
+      if (Array.isArray(child)) {
+        for (let i = child.length - 1; i >= 0; i--) {
+          const c = child[i] as AnyNode | null
+          if (c !== null && typeof c === 'object' && typeof c.type === 'string') stack.push([c, node, k])
+        }
+      } else if (child !== null && typeof child === 'object' && typeof (child as AnyNode).type === 'string') {
+        stack.push([child as AnyNode, node, k])
+      }
+    }
+  }
+  return analysis
 }
 
 /** A syntax error as a message with line and column, or null when the code parses. */
 export function syntaxError (code: string): string | null {
-  try {
-    parseBody(code)
-    return null
-  } catch (err) {
-    return formatAcornError(err, code)
-  }
+  return analyzeScript(code, { strict: false }).problems[0]?.message ?? null
 }
 
-function formatAcornError (err: unknown, code: string): string {
+/**
+ * STRICT's first wall: parse with acorn and refuse constructs that lead to code generation or
+ * host-ish features. Returns a message with line and column, or null when the code may run.
+ * Dynamic tricks (`x['constr' + 'uctor']`) pass here and meet the second wall in the isolate.
+ */
+export function checkStrict (code: string): string | null {
+  return analyzeScript(code, { strict: true }).problems[0]?.message ?? null
+}
+
+function parseProblem (err: unknown, code: string): ScriptProblem {
+  // acorn is a recursive-descent parser: code nested deeply enough (100,000 parentheses, or
+  // `!!!…!x`) exhausts the stack. Caught here, where it has unwound, it is an answer, not a crash.
+  if (err instanceof RangeError) return { message: 'SyntaxError: Code is nested too deeply to parse (line 1, column 1)', line: 1, column: 1 }
   const e = err as { message?: string, loc?: { line: number, column: number } }
   const text = String(e.message ?? err).replace(/\s*\(\d+:\d+\)$/, '')
-  if (e.loc === undefined) return `SyntaxError: ${text}`
+  if (e.loc === undefined) return { message: `SyntaxError: ${text}`, line: 1, column: 1 }
   const lines = code.split('\n')
   // An error on the wrapper's closing line means the code ended early (e.g. an open brace):
   // report the end of the code, as a parser of the code alone would.
-  if (e.loc.line > lines.length) return `SyntaxError: ${text} (line ${lines.length}, column ${column(lines.length, lines[lines.length - 1].length + (lines.length === 1 ? PREFIX.length : 0)) + 1})`
-  return `SyntaxError: ${text} (line ${e.loc.line}, column ${column(e.loc.line, e.loc.column) + 1})`
+  const at = e.loc.line > lines.length
+    ? { line: lines.length, column: column(lines.length, lines[lines.length - 1].length + (lines.length === 1 ? PREFIX.length : 0)) + 1 }
+    : { line: e.loc.line, column: column(e.loc.line, e.loc.column) + 1 }
+  return { message: `SyntaxError: ${text} (line ${at.line}, column ${at.column})`, ...at }
+}
+
+/**
+ * Lists `callTool('name', …)` (a string or a template without expressions); any other use of
+ * `callTool` as a value (a computed name, an alias, `.call`) counts as dynamic. A local binding
+ * named callTool is not told apart: the check reports what a reader of the text would assume.
+ */
+function noteToolCall (node: AnyNode, parent: AnyNode | undefined, key: string, analysis: ScriptAnalysis): void {
+  if (node.type !== 'Identifier' || node.name !== 'callTool' || !isReference(parent, key)) return
+  // Declarations and parameters that merely bind the name are not uses.
+  if (parent !== undefined && (parent.type === 'VariableDeclarator' || parent.type.startsWith('Function') || parent.type === 'ArrowFunctionExpression') && key !== 'init' && key !== 'body') return
+  if (parent?.type === 'CallExpression' && key === 'callee') {
+    const first = (parent.arguments as AnyNode[])[0]
+    const name = first === undefined ? undefined : staticKey(first, true)
+    if (name !== undefined) {
+      analysis.toolCalls.push({ name, ...position(parent) })
+      return
+    }
+  }
+  analysis.dynamicToolCalls++
 }
 
 function staticKey (node: AnyNode, computed: boolean): string | undefined {
@@ -92,39 +184,6 @@ function isReference (parent: AnyNode | undefined, key: string): boolean {
     case 'LabeledStatement': case 'BreakStatement': case 'ContinueStatement': return key !== 'label'
     default: return true
   }
-}
-
-/**
- * STRICT's first wall: parse with acorn and refuse constructs that lead to code generation or
- * host-ish features. Returns a message with line and column, or null when the code may run.
- * Dynamic tricks (`x['constr' + 'uctor']`) pass here and meet the second wall in the isolate.
- */
-export function checkStrict (code: string): string | null {
-  let body: AnyNode
-  try {
-    body = parseBody(code)
-  } catch (err) {
-    return formatAcornError(err, code)
-  }
-  const stack: Array<[AnyNode, AnyNode | undefined, string]> = [[body, undefined, '']]
-  while (stack.length > 0) {
-    const [node, parent, key] = stack.pop()!
-    const problem = inspect(node, parent, key)
-    if (problem !== null) return `Forbidden construct: ${problem}${where(node)}`
-    for (const k in node) {
-      if (k === 'loc' || k === 'start' || k === 'end' || k === 'type') continue
-      const child = node[k]
-      if (Array.isArray(child)) {
-        for (let i = child.length - 1; i >= 0; i--) {
-          const c = child[i] as AnyNode | null
-          if (c !== null && typeof c === 'object' && typeof c.type === 'string') stack.push([c, node, k])
-        }
-      } else if (child !== null && typeof child === 'object' && typeof (child as AnyNode).type === 'string') {
-        stack.push([child as AnyNode, node, k])
-      }
-    }
-  }
-  return null
 }
 
 function inspect (node: AnyNode, parent: AnyNode | undefined, key: string): string | null {

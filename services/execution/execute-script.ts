@@ -5,17 +5,24 @@ import { failure } from '../enclave/run-result.ts'
 import type { AuditWriter } from '../audit/audit-writer.ts'
 import { admitExecution, codeSizeRefusal, type Refusal } from '../quotas/admission.ts'
 import type { LimitStore } from '../store/index.ts'
+import { stripTypes, type ScriptLanguage } from '../code-mode/strip-types.ts'
+import type { ScriptPool } from '../code-mode/script-pool.ts'
+import { enclaveError } from '../enclave/errors.ts'
 import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.ts'
 
 export interface ExecutionDeps extends ToolGatewayDeps {
   enclave: Enclave
   store: LimitStore
   audit: AuditWriter
+  /** Strips large TypeScript scripts off the event loop; without it, stripping is inline. */
+  scripts?: ScriptPool
 }
 
 export interface ExecutionRequest {
   executionId: string
   code: string
+  /** TypeScript is type-stripped (positions kept) before the enclave sees it. Default javascript. */
+  language?: ScriptLanguage
   /** The caller's wish; it may lower the tier's maxExecutionDurationMs, never raise it. */
   timeoutMs?: number
   /** Live events of the run: `started` once admitted, then log lines, tool calls and results. */
@@ -77,14 +84,43 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
     try { onEvent?.(event) } catch { /* a watcher's failure is not the run's */ }
   }
   emit({ type: 'started', data: {} })
+
+  let code = request.code
+  if (request.language === 'typescript') {
+    // After admission, so TS refused here counts like a JavaScript syntax error the enclave
+    // refuses (and a tenant out of quota cannot make the host strip for free).
+    const startedAt = performance.now()
+    let stripped
+    try {
+      stripped = deps.scripts !== undefined ? await deps.scripts.strip(code, 'typescript') : stripTypes(code)
+    } catch (err) {
+      await admission.release().catch(() => {})
+      throw err
+    }
+    if (!stripped.ok) {
+      await admission.release().catch(() => {})
+      const result: ExecutionResult = {
+        executionId: request.executionId,
+        success: false,
+        error: enclaveError('VALIDATION_ERROR', stripped.message),
+        logs: [],
+        stats: { duration: performance.now() - startedAt, toolCallCount: 0 }
+      }
+      audit({ action: 'code_execution', success: false, errorCode: 'VALIDATION_ERROR', durationMs: Math.round(result.stats.duration), toolCalls: 0 })
+      return { ran: true, result }
+    }
+    code = stripped.code
+  }
+
+  // Listened for only once the run is about to start, so no early return leaves it behind.
   const onAbort = (): void => { deps.enclave.cancel(request.executionId) }
   signal?.addEventListener('abort', onAbort, { once: true })
-
   let result: ExecutionResult
+  const tools = createToolGateway(deps, caller, request.executionId)
   try {
     // The slot is held until the run's CPU is really free, which can be after the result (a run
     // that timed out inside a builtin V8 stops late): until then it counts as concurrent.
-    result = await deps.enclave.run(request.code, {
+    result = await deps.enclave.run(code, {
       executionId: request.executionId,
       isolateKey: caller.tenantId,
       timeoutMs,
@@ -92,7 +128,7 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
       maxToolCalls: quotas.maxToolCallsPerExecution,
       maxOutputBytes: quotas.maxOutputSizeKB * 1024,
       maxCodeBytes: quotas.maxCodeSizeKB * 1024,
-      tools: createToolGateway(deps, caller),
+      tools,
       onSettled: () => { admission.release().catch(() => {}) },
       ...(onEvent !== undefined
         ? { onEvent: (e: EnclaveEvent) => { const { type, ...data } = e; emit({ type, data } as ExecutionEvent) } }
@@ -103,6 +139,9 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
     throw err
   } finally {
     signal?.removeEventListener('abort', onAbort)
+    // Before the response, so /api/usage right after the run counts exactly the calls made.
+    // If the store is down, the unused units stay counted: over, never under, the real use.
+    await tools.settle().catch(() => {})
   }
   // Stopped with its runner by another tenant's script: not this tenant's loss.
   if (result.error?.code === 'RUNNER_CRASHED') await admission.refund().catch(() => {})

@@ -1,13 +1,18 @@
+import { createHash } from 'node:crypto'
 import { Compile } from 'typebox/compile'
 import type { TSchema } from 'typebox'
 import type { Validator } from 'typebox/compile'
 import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
-import { utcDayWindow, type LimitStore } from '../store/index.ts'
-import { toolCallsKey, toolWindowKey } from '../quotas/counter-keys.ts'
+import type { LimitStore } from '../store/index.ts'
+import { toolWindowKey } from '../quotas/counter-keys.ts'
+import { ToolQuotaReservation } from '../quotas/tool-quota-reservation.ts'
 import type { ToolRegistry } from '../tools/tool-registry.ts'
 import { ToolResultTooLargeError, type ToolCaller } from '../tools/tool-definition.ts'
 import { FifoSemaphore, SemaphoreTimeoutError } from '../fifo-semaphore.ts'
 import { EnclaveToolError } from '../enclave/index.ts'
+import { validatorFor as jsonSchemaValidator } from '../tools/schema-validation.ts'
+import { HttpToolError } from '../tools/http-tool-runner.ts'
+import type { ToolCallEntry } from '../audit/audit-writer.ts'
 
 export type { ToolCaller }
 
@@ -17,7 +22,12 @@ export interface ToolGatewayDeps {
   tools: ToolRegistry
   /** Told of every call's outcome (metrics); `code` is 'OK' for a success. */
   onToolCall?: (tool: string, code: string) => void
+  /** Receives one row per call, allowed or refused (tool_calls); the execute use case passes its writer. */
+  audit?: { enqueueToolCall: (entry: ToolCallEntry) => void }
 }
+
+/** What one call adds to its audit row beyond the outcome. */
+interface CallFacts { resultBytes?: number | null, upstreamStatus?: number | null }
 
 const validators = new WeakMap<TSchema, Validator>()
 function validatorFor (schema: TSchema): Validator {
@@ -39,15 +49,41 @@ function validatorFor (schema: TSchema): Validator {
  * order before anything is counted. The gateway is made when the run starts and cannot see its
  * end, so a wait is bounded by the tier's longest run (never shorter than the run's timeout):
  * a call still waiting then is dropped, unrun, and its answer goes nowhere.
+ *
+ * Platform tools (definitions with `http`) are called by the registry's HTTP runner after the
+ * same checks, outside any transaction. Every call, allowed or refused, is audited in the order
+ * the script made them (`executionId` and call index; the idempotency key upstreams receive).
  */
-export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller) {
-  const report = (tool: string, code: string): void => { deps.onToolCall?.(tool, code) }
+export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, executionId = 'unknown') {
+  let calls = 0
   const inProgress = new FifoSemaphore(deps.tools.limits.maxConcurrentPerRun)
   const waitUntil = Date.now() + caller.quotas.maxExecutionDurationMs
+  // The daily tool quota is reserved in blocks for this run; `settle` gives back what is unused.
+  const dailyQuota = new ToolQuotaReservation(deps.store, caller.tenantId, caller.quotas.maxToolCallsPerDay, caller.quotas.maxToolCallsPerExecution)
 
   // `runEnded` is the enclave's signal that the run is over: a call still waiting for its place
   // then never starts (it would act after the run's own timeout or failure).
-  return async function callTool (name: string, args: unknown, _context?: unknown, runEnded?: AbortSignal): Promise<unknown> {
+  const callTool = async function callTool (name: string, args: unknown, _context?: unknown, runEnded?: AbortSignal): Promise<unknown> {
+    const callIndex = calls++
+    const started = performance.now()
+    const argsJson = JSON.stringify(args ?? null)
+    const report = (tool: string, code: string, facts: CallFacts = {}): void => {
+      deps.onToolCall?.(tool, code)
+      deps.audit?.enqueueToolCall({
+        tenantId: caller.tenantId,
+        executionId,
+        callIndex,
+        // The name comes from the script: bounded before it is stored.
+        tool: tool.slice(0, 200),
+        code,
+        durationMs: Math.round(performance.now() - started),
+        argsSha256: createHash('sha256').update(argsJson).digest('hex'),
+        argsBytes: Buffer.byteLength(argsJson),
+        resultBytes: facts.resultBytes ?? null,
+        upstreamStatus: facts.upstreamStatus ?? null,
+        createdAt: new Date()
+      })
+    }
     let release
     try {
       release = await inProgress.acquire(waitUntil - Date.now())
@@ -62,23 +98,26 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller) {
       throw new EnclaveToolError('TIMEOUT', 'The run ended while this tool call waited for a free place', { fatal: true })
     }
     try {
-      return await checkedCall(name, args)
+      return await checkedCall(name, args, callIndex, report, runEnded)
     } finally {
       release()
     }
   }
 
-  async function checkedCall (name: string, args: unknown): Promise<unknown> {
-    const day = utcDayWindow()
+  /** Call once the run has ended: returns the run's unused daily tool calls to the shared counter. */
+  const settle = async (): Promise<void> => { await dailyQuota.giveBack() }
+  return Object.assign(callTool, { settle })
+
+  async function checkedCall (name: string, args: unknown, callIndex: number, report: (tool: string, code: string, facts?: CallFacts) => void, runEnded: AbortSignal | undefined): Promise<unknown> {
     let daily
     try {
-      daily = await deps.store.consume(toolCallsKey(caller.tenantId, day.dayKey), 1, caller.quotas.maxToolCallsPerDay, day.ttlMs)
+      daily = await dailyQuota.take()
     } catch (err) {
       // A call that cannot be metered does not happen: the run ends (fail closed).
       report(name, 'INTERNAL_ERROR')
       throw new EnclaveToolError('INTERNAL_ERROR', 'Tool calls cannot be metered right now', { fatal: true, cause: err })
     }
-    if (!daily.allowed) {
+    if (!daily) {
       report(name, 'TOOL_QUOTA_EXCEEDED')
       throw new EnclaveToolError('TOOL_QUOTA_EXCEEDED', `Daily tool call quota exceeded (${caller.quotas.maxToolCallsPerDay})`, { fatal: true })
     }
@@ -104,7 +143,31 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller) {
         throw new EnclaveToolError('TOOL_RATE_LIMITED', `Rate limit exceeded for ${name}: ${calls} calls per ${windowMs} ms`)
       }
     }
-    const validator = validatorFor(tool.definition.argsSchema)
+    const { definition } = tool
+    if (definition.http !== undefined) {
+      // Admin-supplied JSON Schema: Ajv 2020, compiled once per tool version.
+      const validator = jsonSchemaValidator(`${name}@${definition.version ?? 0}:args`, definition.argsSchema as Record<string, unknown>)
+      if (!validator.check(args)) {
+        report(name, 'TOOL_ERROR')
+        throw new EnclaveToolError('TOOL_ERROR', `Invalid arguments for ${name}: args${validator.firstError().startsWith('/') ? '' : ' '}${validator.firstError()}`)
+      }
+      const runner = deps.tools.httpRunner
+      if (runner === undefined) {
+        report(name, 'TOOL_ERROR')
+        throw new EnclaveToolError('TOOL_ERROR', `Tool ${name} failed: HTTP tools are not available here`)
+      }
+      try {
+        const outcome = await runner.call({ ...definition, http: definition.http }, { tenantId: caller.tenantId, userId: caller.userId, executionId, callIndex, args, runEnded })
+        report(name, 'OK', { resultBytes: outcome.resultBytes, upstreamStatus: outcome.upstreamStatus })
+        return outcome.value
+      } catch (err) {
+        const facts = err instanceof HttpToolError ? { resultBytes: err.resultBytes, upstreamStatus: err.upstreamStatus } : {}
+        report(name, 'TOOL_ERROR', facts)
+        const cause = err instanceof HttpToolError ? err.message : 'internal failure'
+        throw new EnclaveToolError('TOOL_ERROR', `Tool ${name} failed: ${cause}`, { cause: err })
+      }
+    }
+    const validator = validatorFor(definition.argsSchema)
     if (!validator.Check(args)) {
       const first = validator.Errors(args)[0]
       const where = first?.instancePath === '' || first?.instancePath === undefined ? 'args' : `args${first.instancePath}`
@@ -113,8 +176,8 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller) {
     }
     try {
       const result = await withTenant(deps.db, caller.tenantId, async (trx) =>
-        await tool.definition.run(trx, caller, args, tool.config, deps.tools.limits))
-      report(name, 'OK')
+        await definition.run(trx, caller, args, tool.config, deps.tools.limits))
+      report(name, 'OK', { resultBytes: Buffer.byteLength(JSON.stringify(result ?? null)) })
       return result
     } catch (err) {
       report(name, 'TOOL_ERROR')

@@ -25,8 +25,9 @@ export type Admission =
 const LEASE_MARGIN_MS = 5_000
 
 /**
- * Takes a concurrency slot, then one of today's executions. A refused request consumes neither:
- * a slot taken for a run that the daily quota then refuses is given back at once.
+ * Takes a concurrency slot and one of today's executions in one atomic store call (one Redis
+ * round trip). A refused request consumes neither: the slot is checked first, and it is taken
+ * only when the day's counter has room.
  */
 export async function admitExecution (
   store: LimitStore,
@@ -36,19 +37,10 @@ export async function admitExecution (
   runTimeoutMs: number
 ): Promise<Admission> {
   const slotKey = concurrencyKey(tenantId)
-  const gotSlot = await store.acquireLease(slotKey, executionId, quotas.maxConcurrentExecutions, runTimeoutMs + LEASE_MARGIN_MS)
-  if (!gotSlot) return { admitted: false, refusal: { kind: 'concurrency', status: 429, code: 'CONCURRENCY_LIMIT_EXCEEDED', error: 'Concurrent execution limit exceeded', limit: quotas.maxConcurrentExecutions } }
-
   const day = utcDayWindow()
-  let counted
-  try {
-    counted = await store.consume(executionsKey(tenantId, day.dayKey), 1, quotas.maxExecutionsPerDay, day.ttlMs)
-  } catch (err) {
-    await store.releaseLease(slotKey, executionId).catch(() => {})
-    throw err
-  }
-  if (!counted.allowed) {
-    await store.releaseLease(slotKey, executionId)
+  const admitted = await store.admit(slotKey, executionId, quotas.maxConcurrentExecutions, runTimeoutMs + LEASE_MARGIN_MS, executionsKey(tenantId, day.dayKey), quotas.maxExecutionsPerDay, day.ttlMs)
+  if (admitted.outcome === 'lease-refused') return { admitted: false, refusal: { kind: 'concurrency', status: 429, code: 'CONCURRENCY_LIMIT_EXCEEDED', error: 'Concurrent execution limit exceeded', limit: quotas.maxConcurrentExecutions } }
+  if (admitted.outcome === 'counter-refused') {
     return {
       admitted: false,
       refusal: { kind: 'daily-executions', status: 429, code: 'EXECUTION_QUOTA_EXCEEDED', error: 'Execution quota exceeded', limit: quotas.maxExecutionsPerDay, reset: day.periodEnd, retryAfterSeconds: Math.max(1, Math.ceil(day.ttlMs / 1000)) }

@@ -5,6 +5,20 @@ export interface ConsumeResult {
   resetAt: number
 }
 
+/** Result of an admission: which check refused, or both taken; `count`/`resetAt` are the counter's. */
+export interface AdmitResult {
+  outcome: 'admitted' | 'lease-refused' | 'counter-refused'
+  count: number
+  resetAt: number
+}
+
+/** Result of consumeUpTo: how many units were taken (0 when none were left). */
+export interface TakeResult {
+  taken: number
+  count: number
+  resetAt: number
+}
+
 /**
  * Everything counted across instances: quota counters, the concurrency semaphore and pub/sub.
  * Backed by Redis when REDIS_URL is set, else by one process's memory (same semantics, one instance).
@@ -13,6 +27,16 @@ export interface LimitStore {
   readonly kind: 'redis' | 'memory'
   /** Atomic: adds `amount` only if count + amount <= limit; a refused consume changes nothing. */
   consume (key: string, amount: number, limit: number, ttlMs: number): Promise<ConsumeResult>
+  /**
+   * Atomic: takes min(amount, limit - count) units (0 if none are left, which changes nothing),
+   * so a caller can reserve a block of units without ever going past the limit.
+   */
+  consumeUpTo (key: string, amount: number, limit: number, ttlMs: number): Promise<TakeResult>
+  /**
+   * Atomic admission in one step: a lease (as acquireLease) and one unit of a counter (as
+   * consume with amount 1). Either both are taken or neither; the lease is checked first.
+   */
+  admit (leaseKey: string, holderId: string, leaseLimit: number, leaseMs: number, counterKey: string, counterLimit: number, ttlMs: number): Promise<AdmitResult>
   /** Current count (0 if absent or expired). */
   get (key: string): Promise<number>
   /** Undoes a consume (never below 0, never revives an expired key). */

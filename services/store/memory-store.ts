@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { assertInteger, assertKey, deliver, StoreUnavailableError, type ConsumeResult, type LimitStore } from './limit-store.ts'
+import { assertInteger, assertKey, deliver, StoreUnavailableError, type AdmitResult, type ConsumeResult, type LimitStore, type TakeResult } from './limit-store.ts'
 
 interface Counter { count: number, expiresAt: number }
 
@@ -51,6 +51,36 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
     for (const key of leases.keys()) liveLeases(key, now)
   }
 
+  // Synchronous, so admit() can run it and the lease check in one step.
+  function consumeNow (key: string, amount: number, limit: number, ttlMs: number): ConsumeResult {
+    const now = clock()
+    const c = liveCounter(key, now)
+    const count = c?.count ?? 0
+    if (count + amount > limit) {
+      return { allowed: false, count, resetAt: c?.expiresAt ?? now + ttlMs }
+    }
+    if (c === undefined) {
+      // Like Redis: the TTL is set when the key is created, and later consumes keep it.
+      counters.set(key, { count: amount, expiresAt: now + ttlMs })
+      wrote(now)
+      return { allowed: true, count: amount, resetAt: now + ttlMs }
+    }
+    c.count += amount
+    return { allowed: true, count: c.count, resetAt: c.expiresAt }
+  }
+
+  function leaseFull (key: string, holderId: string, limit: number, now: number): boolean {
+    const holders = liveLeases(key, now)
+    return holders?.has(holderId) !== true && (holders?.size ?? 0) >= limit
+  }
+
+  function addLease (key: string, holderId: string, leaseMs: number, now: number): void {
+    const holders = liveLeases(key, now) ?? new Map<string, number>()
+    holders.set(holderId, now + leaseMs)
+    leases.set(key, holders)
+    wrote(now)
+  }
+
   return {
     kind: 'memory',
 
@@ -60,20 +90,38 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
       assertInteger('amount', amount, 1)
       assertInteger('limit', limit, 0)
       assertInteger('ttlMs', ttlMs, 1)
+      return consumeNow(key, amount, limit, ttlMs)
+    },
+
+    async consumeUpTo (key, amount, limit, ttlMs): Promise<TakeResult> {
+      open()
+      assertKey('key', key)
+      assertInteger('amount', amount, 1)
+      assertInteger('limit', limit, 0)
+      assertInteger('ttlMs', ttlMs, 1)
       const now = clock()
       const c = liveCounter(key, now)
-      const count = c?.count ?? 0
-      if (count + amount > limit) {
-        return { allowed: false, count, resetAt: c?.expiresAt ?? now + ttlMs }
-      }
-      if (c === undefined) {
-        // Like Redis: the TTL is set when the key is created, and later consumes keep it.
-        counters.set(key, { count: amount, expiresAt: now + ttlMs })
-        wrote(now)
-        return { allowed: true, count: amount, resetAt: now + ttlMs }
-      }
-      c.count += amount
-      return { allowed: true, count: c.count, resetAt: c.expiresAt }
+      const taken = Math.min(amount, limit - (c?.count ?? 0))
+      if (taken <= 0) return { taken: 0, count: c?.count ?? 0, resetAt: c?.expiresAt ?? now + ttlMs }
+      const r = consumeNow(key, taken, limit, ttlMs)
+      return { taken, count: r.count, resetAt: r.resetAt }
+    },
+
+    async admit (leaseKey, holderId, leaseLimit, leaseMs, counterKey, counterLimit, ttlMs): Promise<AdmitResult> {
+      open()
+      assertKey('leaseKey', leaseKey)
+      assertKey('holderId', holderId)
+      assertInteger('leaseLimit', leaseLimit, 0)
+      assertInteger('leaseMs', leaseMs, 1)
+      assertKey('counterKey', counterKey)
+      assertInteger('counterLimit', counterLimit, 0)
+      assertInteger('ttlMs', ttlMs, 1)
+      const now = clock()
+      if (leaseFull(leaseKey, holderId, leaseLimit, now)) return { outcome: 'lease-refused', count: 0, resetAt: now + ttlMs }
+      const counted = consumeNow(counterKey, 1, counterLimit, ttlMs)
+      if (!counted.allowed) return { outcome: 'counter-refused', count: counted.count, resetAt: counted.resetAt }
+      addLease(leaseKey, holderId, leaseMs, now)
+      return { outcome: 'admitted', count: counted.count, resetAt: counted.resetAt }
     },
 
     async get (key) {
@@ -97,12 +145,9 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
       assertInteger('limit', limit, 0)
       assertInteger('leaseMs', leaseMs, 1)
       const now = clock()
-      const holders = liveLeases(key, now) ?? new Map<string, number>()
       // Re-acquiring by the same holder refreshes its lease and still counts once.
-      if (!holders.has(holderId) && holders.size >= limit) return false
-      holders.set(holderId, now + leaseMs)
-      leases.set(key, holders)
-      wrote(now)
+      if (leaseFull(key, holderId, limit, now)) return false
+      addLease(key, holderId, leaseMs, now)
       return true
     },
 

@@ -25,6 +25,23 @@ end
 return {1, count, pttl}
 `
 
+/** KEYS[1] counter; ARGV amount, limit, ttlMs → {taken, count, pttl}: takes what is left, up to amount. */
+export const CONSUME_UP_TO = `
+local limit = tonumber(ARGV[2])
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+local taken = math.min(tonumber(ARGV[1]), limit - count)
+if taken <= 0 then
+  return {0, count, redis.call('PTTL', KEYS[1])}
+end
+count = redis.call('INCRBY', KEYS[1], taken)
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  pttl = tonumber(ARGV[3])
+end
+return {taken, count, pttl}
+`
+
 /** KEYS[1] counter; ARGV amount. Never below 0; an absent (expired) key stays absent. */
 export const REFUND = `
 local count = redis.call('GET', KEYS[1])
@@ -60,4 +77,29 @@ return 1
 /** KEYS[1] lease set → live leases */
 export const COUNT_LEASES = `${NOW_MS}${PURGE}
 return redis.call('ZCARD', KEYS[1])
+`
+
+/**
+ * Admission in one round trip. KEYS[1] lease set, KEYS[2] day counter; ARGV holderId, leaseLimit,
+ * leaseMs, counterLimit, ttlMs → {1 admitted | 0 lease refused | 2 counter refused, count, pttl}.
+ * A refusal takes nothing: the lease is added only once the counter has room.
+ */
+export const ADMIT = `${NOW_MS}${PURGE}
+local holder = ARGV[1]
+if not redis.call('ZSCORE', KEYS[1], holder) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return {0, 0, 0}
+end
+local count = tonumber(redis.call('GET', KEYS[2]) or '0')
+if count + 1 > tonumber(ARGV[4]) then
+  return {2, count, redis.call('PTTL', KEYS[2])}
+end
+count = redis.call('INCRBY', KEYS[2], 1)
+local pttl = redis.call('PTTL', KEYS[2])
+if pttl < 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  pttl = tonumber(ARGV[5])
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), holder)
+${EXPIRE_WITH_LAST_LEASE}
+return {1, count, pttl}
 `

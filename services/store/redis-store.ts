@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
-import { assertInteger, assertKey, deliver, StoreUnavailableError, type ConsumeResult, type LimitStore } from './limit-store.ts'
-import { ACQUIRE_LEASE, CONSUME, COUNT_LEASES, REFUND } from './redis-scripts.ts'
+import { assertInteger, assertKey, deliver, StoreUnavailableError, type AdmitResult, type ConsumeResult, type LimitStore, type TakeResult } from './limit-store.ts'
+import { ACQUIRE_LEASE, ADMIT, CONSUME, CONSUME_UP_TO, COUNT_LEASES, REFUND } from './redis-scripts.ts'
 import { toStoreError, untilSettled } from './redis-errors.ts'
 
 export interface RedisStoreOptions {
@@ -18,6 +18,8 @@ export interface RedisStoreOptions {
 interface Scripts {
   limitStoreConsume: (key: string, amount: number, limit: number, ttlMs: number) => Promise<[number, number, number]>
   limitStoreRefund: (key: string, amount: number) => Promise<number>
+  limitStoreConsumeUpTo: (key: string, amount: number, limit: number, ttlMs: number) => Promise<[number, number, number]>
+  limitStoreAdmit: (leaseKey: string, counterKey: string, holderId: string, leaseLimit: number, leaseMs: number, counterLimit: number, ttlMs: number) => Promise<[number, number, number]>
   limitStoreAcquireLease: (key: string, holderId: string, limit: number, leaseMs: number) => Promise<number>
   limitStoreCountLeases: (key: string) => Promise<number>
 }
@@ -52,6 +54,8 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
   client.on('error', () => {})
   client.defineCommand('limitStoreConsume', { numberOfKeys: 1, lua: CONSUME })
   client.defineCommand('limitStoreRefund', { numberOfKeys: 1, lua: REFUND })
+  client.defineCommand('limitStoreConsumeUpTo', { numberOfKeys: 1, lua: CONSUME_UP_TO })
+  client.defineCommand('limitStoreAdmit', { numberOfKeys: 2, lua: ADMIT })
   client.defineCommand('limitStoreAcquireLease', { numberOfKeys: 1, lua: ACQUIRE_LEASE })
   client.defineCommand('limitStoreCountLeases', { numberOfKeys: 1, lua: COUNT_LEASES })
   const scripts = client as unknown as Scripts
@@ -104,6 +108,31 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
       const [allowed, count, pttl] = await run(client, async () => await scripts.limitStoreConsume(key, amount, limit, ttlMs))
       // PTTL is relative, so resetAt is on this instance's clock, where Retry-After is computed.
       return { allowed: allowed === 1, count, resetAt: Date.now() + (pttl > 0 ? pttl : ttlMs) }
+    },
+
+    async consumeUpTo (key, amount, limit, ttlMs): Promise<TakeResult> {
+      assertKey('key', key)
+      assertInteger('amount', amount, 1)
+      assertInteger('limit', limit, 0)
+      assertInteger('ttlMs', ttlMs, 1)
+      const [taken, count, pttl] = await run(client, async () => await scripts.limitStoreConsumeUpTo(key, amount, limit, ttlMs))
+      return { taken, count, resetAt: Date.now() + (pttl > 0 ? pttl : ttlMs) }
+    },
+
+    async admit (leaseKey, holderId, leaseLimit, leaseMs, counterKey, counterLimit, ttlMs): Promise<AdmitResult> {
+      assertKey('leaseKey', leaseKey)
+      assertKey('holderId', holderId)
+      assertInteger('leaseLimit', leaseLimit, 0)
+      assertInteger('leaseMs', leaseMs, 1)
+      assertKey('counterKey', counterKey)
+      assertInteger('counterLimit', counterLimit, 0)
+      assertInteger('ttlMs', ttlMs, 1)
+      const [outcome, count, pttl] = await run(client, async () => await scripts.limitStoreAdmit(leaseKey, counterKey, holderId, leaseLimit, leaseMs, counterLimit, ttlMs))
+      return {
+        outcome: outcome === 1 ? 'admitted' : outcome === 0 ? 'lease-refused' : 'counter-refused',
+        count,
+        resetAt: Date.now() + (pttl > 0 ? pttl : ttlMs)
+      }
     },
 
     async get (key) {

@@ -1,5 +1,5 @@
 import { sql, type Expression, type SqlBool, type ExpressionBuilder } from 'kysely'
-import { Type, type Static } from 'typebox'
+import { Type, type Static, type TSchema } from 'typebox'
 import type { Database } from '../db/schema.ts'
 import type { TenantTrx } from '../db/with-tenant.ts'
 import { ToolResultTooLargeError, type ToolCaller, type ToolDefinition, type ToolLimits } from './tool-definition.ts'
@@ -29,6 +29,20 @@ export const DeleteArgs = Type.Object({
   collection: Type.Optional(Collection),
   filter: Filter
 }, { additionalProperties: false })
+
+/** A TypeBox schema as the plain JSON Schema object ToolDefinition.resultSchema holds. */
+const jsonSchema = (schema: TSchema): Record<string, unknown> => schema as unknown as Record<string, unknown>
+
+// What the tools answer, for the declarations scripts are typed against (/api/tools.d.ts).
+const StoredDocumentSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  tenantId: Type.String(),
+  createdBy: Type.String({ description: 'userId of the token that inserted it' }),
+  createdAt: Type.String({ format: 'date-time' })
+}, { additionalProperties: Type.Unknown(), description: 'A stored document: its body\'s fields plus the fields the service owns' })
+export const QueryResult = Type.Array(StoredDocumentSchema)
+export const UpdateResult = Type.Object({ updated: Type.Integer({ minimum: 0 }) }, { additionalProperties: false })
+export const DeleteResult = Type.Object({ deleted: Type.Integer({ minimum: 0 }) }, { additionalProperties: false })
 
 export interface StoredDocument extends Record<string, unknown> {
   id: string
@@ -138,8 +152,8 @@ async function remove (trx: TenantTrx, _caller: ToolCaller, args: Static<typeof 
 }
 
 export const DATA_TOOLS: ToolDefinition[] = [
-  { name: 'data:query', description: 'Find the tenant\'s documents whose body contains `filter`', argsSchema: QueryArgs, run: query as ToolDefinition['run'] },
-  { name: 'data:insert', description: 'Store a document; returns it with id, tenantId, createdBy and createdAt', argsSchema: InsertArgs, run: insert as ToolDefinition['run'] },
-  { name: 'data:update', description: 'Merge `set` into every document matching `filter`; returns {updated}', argsSchema: UpdateArgs, run: update as ToolDefinition['run'] },
-  { name: 'data:delete', description: 'Delete every document matching `filter`; returns {deleted}', argsSchema: DeleteArgs, run: remove as ToolDefinition['run'] }
+  { name: 'data:query', description: 'Find the tenant\'s documents whose body contains `filter`', argsSchema: QueryArgs, resultSchema: jsonSchema(QueryResult), run: query as ToolDefinition['run'] },
+  { name: 'data:insert', description: 'Store a document; returns it with id, tenantId, createdBy and createdAt', argsSchema: InsertArgs, resultSchema: jsonSchema(StoredDocumentSchema), run: insert as ToolDefinition['run'] },
+  { name: 'data:update', description: 'Merge `set` into every document matching `filter`; returns {updated}', argsSchema: UpdateArgs, resultSchema: jsonSchema(UpdateResult), run: update as ToolDefinition['run'] },
+  { name: 'data:delete', description: 'Delete every document matching `filter`; returns {deleted}', argsSchema: DeleteArgs, resultSchema: jsonSchema(DeleteResult), run: remove as ToolDefinition['run'] }
 ]

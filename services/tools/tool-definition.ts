@@ -30,10 +30,40 @@ export class ToolResultTooLargeError extends Error {
   }
 }
 
-/** A host tool scripts can call. `run` gets a transaction already scoped to the caller's tenant. */
+export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
+export type HttpMethod = typeof HTTP_METHODS[number]
+
+/** Where a platform (HTTP) tool sends its calls; DESIGN.md "Platform tools". */
+export interface HttpToolSpec {
+  method: HttpMethod
+  /** Absolute; `{param}` placeholders are filled from the args, percent-encoded. */
+  url: string
+  timeoutMs: number
+  maxResponseKB: number
+  /** Args sent in the query string even for POST/PUT/PATCH (OpenAPI query parameters). */
+  queryArgs?: string[]
+  /** The arg whose value is the whole JSON body (OpenAPI requestBody); else the rest of the args. */
+  bodyArg?: string
+}
+
+/**
+ * A host tool scripts can call. A built-in's `run` gets a transaction already scoped to the
+ * caller's tenant; a platform tool has `http` instead and runs through the gateway's HTTP runner.
+ */
 export interface ToolDefinition {
   name: string
   description: string
   argsSchema: TSchema
+  /**
+   * JSON Schema of the result (TypeBox schemas are JSON Schema): typed in /api/tools.d.ts; a
+   * platform tool's answer is checked against it.
+   */
+  resultSchema?: Record<string, unknown>
+  /** Whether a tenant with no setting for the tool may use it; built-ins: true. */
+  defaultEnabled?: boolean
+  /** Present on platform tools only. */
+  http?: HttpToolSpec
+  /** A platform tool's stored version: compiled schemas are cached by name and version. */
+  version?: number
   run: (trx: TenantTrx, caller: ToolCaller, args: unknown, config: Record<string, unknown>, limits: ToolLimits) => Promise<unknown>
 }

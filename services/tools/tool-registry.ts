@@ -2,6 +2,7 @@ import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
 import { TtlCache } from '../ttl-cache.ts'
 import { deleteToolSetting, listToolSettings, putToolSetting, type ToolRateLimit, type ToolSetting, type ToolSettingUpdate } from './tool-settings.ts'
 import type { ToolDefinition, ToolLimits } from './tool-definition.ts'
+import type { HttpToolRunner } from './http-tool-runner.ts'
 
 /** A tool as one tenant sees it: the definition plus that tenant's setting. */
 export interface TenantTool {
@@ -11,9 +12,12 @@ export interface TenantTool {
   config: Record<string, unknown>
 }
 
-/** A tool without a setting is enabled, unlimited, with an empty config. */
+/**
+ * A tool without a setting follows its defaultEnabled (built-ins: enabled; platform tools: off
+ * unless the admin said otherwise), unlimited, with an empty config.
+ */
 function asSeenBy (definition: ToolDefinition, setting: ToolSetting | undefined): TenantTool {
-  return { definition, enabled: setting?.enabled ?? true, rateLimit: setting?.rateLimit ?? null, config: setting?.config ?? {} }
+  return { definition, enabled: setting?.enabled ?? definition.defaultEnabled ?? true, rateLimit: setting?.rateLimit ?? null, config: setting?.config ?? {} }
 }
 
 export interface ToolRegistryOptions {
@@ -25,8 +29,16 @@ export interface ToolRegistryOptions {
   }
   /** Drops the tenant's cached settings here and on every other instance (pub/sub). */
   announceChange?: (tenantId: string) => Promise<void>
+  /** The platform's HTTP tools (platform_tools), merged after the built-ins. */
+  loadPlatformTools?: () => Promise<ToolDefinition[]>
+  /** Drops the cached catalogue here and on every other instance. */
+  announceCatalogueChange?: () => Promise<void>
+  /** Runs platform tools' calls. */
+  httpRunner?: HttpToolRunner
   now?: () => number
 }
+
+const CATALOGUE = 'catalogue'
 
 /**
  * The tools that exist, and each tenant's settings for them (tenant_tools), cached per tenant.
@@ -34,41 +46,77 @@ export interface ToolRegistryOptions {
  */
 export class ToolRegistry {
   readonly limits: ToolRegistryOptions['limits']
-  private readonly byName: Map<string, ToolDefinition>
+  readonly httpRunner: HttpToolRunner | undefined
+  private readonly builtins: Map<string, ToolDefinition>
   private readonly settings: TtlCache<Map<string, ToolSetting>>
+  private readonly catalogue: TtlCache<Map<string, ToolDefinition>>
   private readonly db: AppDatabase
   private readonly announceChange: (tenantId: string) => Promise<void>
+  private readonly loadPlatformTools: () => Promise<ToolDefinition[]>
+  private readonly announceCatalogueChange: () => Promise<void>
 
   constructor (db: AppDatabase, definitions: ToolDefinition[], options: ToolRegistryOptions) {
     this.db = db
-    this.byName = new Map(definitions.map((definition) => [definition.name, definition]))
+    this.builtins = new Map(definitions.map((definition) => [definition.name, definition]))
     this.settings = new TtlCache(options.cacheTtlMs, { now: options.now })
+    this.catalogue = new TtlCache(options.cacheTtlMs, { now: options.now })
     this.limits = options.limits
+    this.httpRunner = options.httpRunner
     this.announceChange = options.announceChange ?? (async (tenantId) => { this.invalidate(tenantId) })
+    this.loadPlatformTools = options.loadPlatformTools ?? (async () => [])
+    this.announceCatalogueChange = options.announceCatalogueChange ?? (async () => { this.invalidateCatalogue() })
   }
 
-  definitions (): ToolDefinition[] {
-    return [...this.byName.values()]
+  /** Built-in and platform tools, built-ins first (a platform tool never shadows one). */
+  async definitions (): Promise<ToolDefinition[]> {
+    return [...(await this.byName()).values()]
   }
 
-  has (name: string): boolean {
-    return this.byName.has(name)
+  isBuiltin (name: string): boolean {
+    return this.builtins.has(name)
+  }
+
+  builtinNames (): Set<string> {
+    return new Set(this.builtins.keys())
+  }
+
+  async has (name: string): Promise<boolean> {
+    return (await this.byName()).has(name)
   }
 
   /** The tool for this tenant, or undefined when no such tool exists. */
   async get (tenantId: string, name: string): Promise<TenantTool | undefined> {
-    const definition = this.byName.get(name)
+    const definition = (await this.byName()).get(name)
     if (definition === undefined) return undefined
     return asSeenBy(definition, (await this.settingsOf(tenantId)).get(name))
   }
 
   async list (tenantId: string): Promise<TenantTool[]> {
-    const settings = await this.settingsOf(tenantId)
-    return this.definitions().map((definition) => asSeenBy(definition, settings.get(definition.name)))
+    const [definitions, settings] = await Promise.all([this.definitions(), this.settingsOf(tenantId)])
+    return definitions.map((definition) => asSeenBy(definition, settings.get(definition.name)))
   }
 
   invalidate (tenantId: string): void {
     this.settings.delete(tenantId)
+  }
+
+  invalidateCatalogue (): void {
+    this.catalogue.delete(CATALOGUE)
+  }
+
+  /** After an admin changed a platform tool: every instance reloads the catalogue. */
+  async catalogueChanged (): Promise<void> {
+    await this.announceCatalogueChange()
+  }
+
+  private async byName (): Promise<Map<string, ToolDefinition>> {
+    return await this.catalogue.get(CATALOGUE, async () => {
+      const merged = new Map(this.builtins)
+      for (const definition of await this.loadPlatformTools()) {
+        if (!merged.has(definition.name)) merged.set(definition.name, definition)
+      }
+      return merged
+    })
   }
 
   /** Stores the tenant's setting for a known tool and drops every instance's cached copy. */

@@ -1,0 +1,151 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { ErrorBody, NotFoundError } from '../../services/errors.ts'
+import { toolUpstreams } from '../../plugins/config.ts'
+import { HTTP_METHODS } from '../../services/tools/tool-definition.ts'
+import {
+  PLATFORM_TOOL_NAME_PATTERN, PlatformToolRejected, checkPlatformTool, deletePlatformTool, getPlatformTool,
+  listPlatformTools, normaliseOrigins, putPlatformTool, type PlatformToolInput
+} from '../../services/tools/platform-tools.ts'
+import { planImport } from '../../services/tools/openapi-import.ts'
+
+const ToolName = Type.String({ pattern: PLATFORM_TOOL_NAME_PATTERN })
+const JsonSchema = Type.Record(Type.String(), Type.Unknown(), { description: 'JSON Schema 2020-12' })
+const ArgName = Type.String({ minLength: 1, maxLength: 128 })
+
+const HttpSpec = Type.Object({
+  method: Type.Enum([...HTTP_METHODS]),
+  url: Type.String({ minLength: 1, maxLength: 2048, description: 'Absolute; {param} placeholders are filled from args, percent-encoded; its origin must be in TOOL_UPSTREAMS' }),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000, description: 'Default 10000' })),
+  maxResponseKB: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_536, description: 'Default 1024' })),
+  queryArgs: Type.Optional(Type.Array(ArgName, { maxItems: 100, description: 'Args sent in the query string for POST/PUT/PATCH too' })),
+  bodyArg: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'The arg that is the whole JSON body (POST/PUT/PATCH); default: the rest of the args' }))
+}, { additionalProperties: false })
+
+const ToolBody = Type.Object({
+  description: Type.String({ maxLength: 2000 }),
+  argsSchema: JsonSchema,
+  resultSchema: Type.Optional(JsonSchema),
+  http: HttpSpec,
+  defaultEnabled: Type.Optional(Type.Boolean({ description: 'Whether a tenant with no setting may use it; default false' }))
+}, { additionalProperties: false })
+
+const StoredHttpSpec = Type.Object({
+  method: Type.Enum([...HTTP_METHODS]),
+  url: Type.String(),
+  timeoutMs: Type.Integer(),
+  maxResponseKB: Type.Integer(),
+  queryArgs: Type.Optional(Type.Array(Type.String())),
+  bodyArg: Type.Optional(Type.String())
+})
+
+const PlatformToolSchema = Type.Object({
+  name: Type.String(),
+  description: Type.String(),
+  argsSchema: JsonSchema,
+  resultSchema: Type.Union([JsonSchema, Type.Null()]),
+  http: StoredHttpSpec,
+  defaultEnabled: Type.Boolean(),
+  version: Type.Integer({ description: 'Grows with every change' }),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' })
+})
+
+const ImportBody = Type.Object({
+  openapi: Type.Record(Type.String(), Type.Unknown(), { description: 'An OpenAPI 3.0 or 3.1 document (JSON); local $refs are resolved' }),
+  baseUrl: Type.String({ minLength: 1, maxLength: 2048, description: 'Prepended to every path; its origin must be in TOOL_UPSTREAMS' }),
+  prefix: Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$', description: 'Tools are named <prefix>:<operationId>' }),
+  operations: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 1000, description: 'Only these operationIds' })),
+  defaultEnabled: Type.Optional(Type.Boolean())
+}, { additionalProperties: false })
+
+const ImportResult = Type.Object({
+  imported: Type.Array(Type.String()),
+  skipped: Type.Array(Type.Object({ operation: Type.String(), reason: Type.String() }))
+})
+
+const Params = Type.Object({ name: ToolName })
+
+/** /admin/tools: the platform's HTTP tools (DESIGN.md "Platform tools"). */
+const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const upstreams = normaliseOrigins(toolUpstreams(fastify.config))
+  const check = (name: string, input: PlatformToolInput) => checkPlatformTool(name, input, { builtinNames: fastify.tools.builtinNames(), upstreams })
+
+  fastify.get('/tools', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Every platform tool',
+      response: { 200: Type.Object({ tools: Type.Array(PlatformToolSchema) }), 401: ErrorBody, 403: ErrorBody }
+    }
+  }, async () => ({ tools: await listPlatformTools(fastify.db) }))
+
+  fastify.post('/tools/import', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Create or replace a tool for each operation of an OpenAPI document that has an operationId',
+      body: ImportBody,
+      response: { 200: ImportResult, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody }
+    }
+  }, async (request) => {
+    const plan = await planImport(request.body)
+    const checked = []
+    const skipped = [...plan.skipped]
+    for (const tool of plan.tools) {
+      try {
+        checked.push(check(tool.name, tool.input))
+      } catch (err) {
+        // The base URL is the whole import's: refuse it all rather than skip every operation.
+        if (!(err instanceof PlatformToolRejected) || err.message.includes('TOOL_UPSTREAMS')) throw err
+        skipped.push({ operation: tool.operation, reason: err.message })
+      }
+    }
+    for (const tool of checked) await putPlatformTool(fastify.db, tool)
+    if (checked.length > 0) await fastify.tools.catalogueChanged()
+    request.log.info({ imported: checked.length, skipped: skipped.length }, 'platform tools imported')
+    return { imported: checked.map((tool) => tool.name), skipped }
+  })
+
+  fastify.put('/tools/:name', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Create or replace a platform tool',
+      params: Params,
+      body: ToolBody,
+      response: { 200: PlatformToolSchema, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody }
+    }
+  }, async (request) => {
+    const stored = await putPlatformTool(fastify.db, check(request.params.name, request.body))
+    await fastify.tools.catalogueChanged()
+    request.log.info({ tool: stored.name, version: stored.version }, 'platform tool stored')
+    return stored
+  })
+
+  fastify.get('/tools/:name', {
+    schema: {
+      tags: ['admin'],
+      summary: 'One platform tool',
+      params: Params,
+      response: { 200: PlatformToolSchema, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
+    }
+  }, async (request) => {
+    const tool = await getPlatformTool(fastify.db, request.params.name)
+    if (tool === undefined) throw new NotFoundError(`No platform tool ${request.params.name}`)
+    return tool
+  })
+
+  fastify.delete('/tools/:name', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Delete a platform tool: calls fail with UNKNOWN_TOOL on every instance',
+      params: Params,
+      response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
+    }
+  }, async (request, reply) => {
+    if (!(await deletePlatformTool(fastify.db, request.params.name))) throw new NotFoundError(`No platform tool ${request.params.name}`)
+    await fastify.tools.catalogueChanged()
+    request.log.info({ tool: request.params.name }, 'platform tool deleted')
+    return await reply.code(204).send(null)
+  })
+}
+
+export default adminPlatformToolRoutes

@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { ErrorBody } from '../../services/errors.ts'
+import { executeScript } from '../../services/execution/execute-script.ts'
+
+const Base64url = (description: string, extra: Record<string, unknown> = {}) => Type.String({ pattern: '^[A-Za-z0-9_-]*$', description, ...extra })
+
+const FrameSchema = Type.Object({
+  counter: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Strictly increasing per direction, from 0; bytes 4-11 of the nonce' }),
+  ciphertext: Base64url('AES-256-GCM ciphertext then its 16-byte tag')
+}, { additionalProperties: false })
+const Encrypted = Type.Object({ frame: FrameSchema }, { additionalProperties: false })
+
+const OpenBody = Type.Object({
+  clientPublicKey: Base64url('The client\'s ephemeral P-256 key: an uncompressed point (65 bytes)', { maxLength: 128 })
+}, { additionalProperties: false })
+const Opened = Type.Object({
+  sessionId: Type.String(),
+  serverPublicKey: Base64url('The server\'s ephemeral P-256 key: an uncompressed point'),
+  signature: Base64url('ES256 (r ‖ s, 64 bytes) by the identity key over sessionId (UTF-8) ‖ clientPublicKey ‖ serverPublicKey'),
+  kid: Type.String({ description: 'The identity key that signed, as in /.well-known/jwks.json' }),
+  expiresAt: Type.String({ format: 'date-time' })
+})
+const SessionParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-z]{1,11}\\.[A-Za-z0-9_-]{22}$' }) })
+
+// The plaintext of a client frame: an /api/execute body.
+const ExecuteBody = Compile(Type.Object({
+  code: Type.String(),
+  language: Type.Optional(Type.Union([Type.Literal('javascript'), Type.Literal('typescript')])),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 }))
+}, { additionalProperties: false }))
+
+function parseJson (bytes: Buffer): { ok: true, value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(bytes.toString('utf8')) }
+  } catch {
+    return { ok: false }
+  }
+}
+
+const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.post('/sessions', {
+    schema: {
+      tags: ['execution'],
+      summary: 'Open an encrypted session: ephemeral ECDH, signed by the identity key',
+      body: OpenBody,
+      response: { 201: Opened, 400: ErrorBody, 401: ErrorBody, 503: ErrorBody }
+    }
+  }, async (request, reply) => {
+    const opened = await fastify.sessions.open(request.tenant, request.body.clientPublicKey)
+    return await reply.code(201).send(opened)
+  })
+
+  fastify.post('/sessions/:id/execute', {
+    schema: {
+      tags: ['execution'],
+      summary: 'Run a script sent as an encrypted frame; the result (or a refusal) comes back as one',
+      params: SessionParams,
+      body: Encrypted,
+      // Encrypted answers keep the status they would have in the clear (200, 400 bad body, 413,
+      // 429); the session's own refusals (400 DECRYPTION_FAILED, 403, 404, 409, 410) are clear.
+      response: {
+        200: Encrypted,
+        400: Type.Union([Encrypted, ErrorBody]),
+        401: ErrorBody,
+        403: ErrorBody,
+        404: ErrorBody,
+        409: ErrorBody,
+        410: ErrorBody,
+        413: Type.Union([Encrypted, ErrorBody]),
+        429: Type.Union([Encrypted, ErrorBody]),
+        503: ErrorBody
+      }
+    }
+  }, async (request, reply) => {
+    const accepted = await fastify.sessions.accept(request.tenant, request.params.id, request.body.frame)
+    const answer = async (status: 200 | 400 | 413 | 429, value: unknown) => await reply.code(status).send({ frame: await accepted.seal(value) })
+
+    const parsed = parseJson(accepted.plaintext)
+    if (!parsed.ok || !ExecuteBody.Check(parsed.value)) {
+      return await answer(400, { error: 'Bad Request', code: 'BAD_REQUEST', message: 'The frame\'s plaintext must be an /api/execute body: {code, timeoutMs?}' })
+    }
+    const body = parsed.value
+    const executionId = randomUUID()
+    const log = request.log.child({ tenantId: request.tenant.tenantId, executionId, sessionId: request.params.id })
+    const { metrics } = fastify
+    metrics.executionsInFlight.inc()
+    let outcome
+    try {
+      outcome = await executeScript({
+        enclave: fastify.enclave,
+        store: fastify.store,
+        db: fastify.db,
+        tools: fastify.tools,
+        audit: fastify.audit,
+        scripts: fastify.scripts,
+        onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool, outcome: code }) }
+      }, request.tenant, { executionId, code: body.code, language: body.language, timeoutMs: body.timeoutMs })
+    } finally {
+      metrics.executionsInFlight.dec()
+    }
+
+    if (!outcome.ran) {
+      const { refusal } = outcome
+      metrics.quotaRefusals.inc({ kind: refusal.kind })
+      log.info({ refusal: refusal.kind }, 'execution refused')
+      if (refusal.kind === 'daily-executions') reply.header('retry-after', String(refusal.retryAfterSeconds))
+      const { error, code, limit } = refusal
+      return await answer(refusal.status, { error, code, limit, ...(refusal.kind === 'daily-executions' ? { reset: refusal.reset } : {}) })
+    }
+    const { result } = outcome
+    metrics.executions.inc({ code: result.error?.code ?? 'OK' })
+    metrics.executionDuration.observe(result.stats.duration / 1000)
+    log.info({ success: result.success, errorCode: result.error?.code, durationMs: result.stats.duration, toolCalls: result.stats.toolCallCount }, 'execution finished')
+    return await answer(200, result)
+  })
+}
+
+export default sessionRoutes

@@ -1,0 +1,67 @@
+import type { ToolRegistry } from '../tools/tool-registry.ts'
+import type { ScriptPool } from './script-pool.ts'
+import type { ScriptLanguage } from './strip-types.ts'
+
+export interface CheckError {
+  code: 'VALIDATION_ERROR' | 'UNKNOWN_TOOL' | 'TOOL_DISABLED' | 'PERMISSION_DENIED'
+  message: string
+  line: number
+  column: number
+}
+
+export interface CheckedToolCall {
+  name: string
+  line: number
+  column: number
+  exists: boolean
+  enabled: boolean
+  permitted: boolean
+}
+
+export interface CheckReport {
+  ok: boolean
+  errors: CheckError[]
+  toolCalls: CheckedToolCall[]
+  dynamicToolCalls: number
+}
+
+export interface CheckCaller {
+  tenantId: string
+  permissions: string[]
+}
+
+/**
+ * The pre-flight check: what a run would refuse before running, and what its literal tool calls
+ * would meet, without running anything or consuming anything. Same stripper, parser and STRICT
+ * walk as a run (analyzeScript), and the same registry the tool gateway asks, so a tool the
+ * check calls callable is callable (until a setting changes).
+ */
+export async function checkScript (deps: { tools: ToolRegistry, scripts: ScriptPool }, caller: CheckCaller, request: { code: string, language?: ScriptLanguage }, options: { strict: boolean }): Promise<CheckReport> {
+  const { tools } = deps
+  const { stripped, analysis } = await deps.scripts.run({ kind: 'analyze', code: request.code, language: request.language ?? 'javascript', strict: options.strict })
+  if (analysis === undefined) {
+    const failure = stripped.ok ? { message: 'SyntaxError: The TypeScript could not be read', line: 1, column: 1 } : stripped
+    return { ok: false, errors: [{ code: 'VALIDATION_ERROR', message: failure.message, line: failure.line, column: failure.column }], toolCalls: [], dynamicToolCalls: 0 }
+  }
+  const errors: CheckError[] = analysis.problems.map((problem) => ({ code: 'VALIDATION_ERROR', ...problem }))
+  const seen = new Map<string, { exists: boolean, enabled: boolean }>()
+  const toolCalls: CheckedToolCall[] = []
+  for (const call of analysis.toolCalls) {
+    let state = seen.get(call.name)
+    if (state === undefined) {
+      const tool = await tools.get(caller.tenantId, call.name)
+      state = { exists: tool !== undefined, enabled: tool?.enabled ?? false }
+      seen.set(call.name, state)
+    }
+    const permitted = caller.permissions.includes(`tool:${call.name}`)
+    toolCalls.push({ ...call, ...state, permitted })
+    // The refusal the gateway would give, checked in its order: permission, existence, setting.
+    const refusal = !permitted
+      ? { code: 'PERMISSION_DENIED' as const, message: `Permission denied: tool:${call.name}` }
+      : !state.exists
+          ? { code: 'UNKNOWN_TOOL' as const, message: `Unknown tool: ${call.name}` }
+          : !state.enabled ? { code: 'TOOL_DISABLED' as const, message: `Tool disabled: ${call.name}` } : undefined
+    if (refusal !== undefined) errors.push({ ...refusal, message: `${refusal.message} (line ${call.line}, column ${call.column})`, line: call.line, column: call.column })
+  }
+  return { ok: errors.length === 0, errors, toolCalls, dynamicToolCalls: analysis.dynamicToolCalls }
+}

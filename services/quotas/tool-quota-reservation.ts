@@ -1,0 +1,83 @@
+import { utcDayWindow, type LimitStore } from '../store/index.ts'
+import { toolCallsKey } from './counter-keys.ts'
+
+// Blocks double from 1 (a run with one call reserves one unit) up to this size, so a run with
+// many calls pays one store round trip per block instead of one per call.
+const MAX_BLOCK = 64
+
+/**
+ * One run's share of its tenant's daily tool calls. Units are taken from the shared counter in
+ * blocks (1, 2, 4, ... up to MAX_BLOCK, never more than the run may still call, never past the
+ * day's limit: the store takes only what is left), handed out one per call, and the unused ones
+ * are given back by `giveBack()` when the run ends. The counter therefore never exceeds the
+ * limit across instances; while a run holds unused units, another run may be refused a little
+ * early, and the count is exact again once the run has given them back.
+ */
+export class ToolQuotaReservation {
+  private readonly store: LimitStore
+  private readonly tenantId: string
+  private readonly dailyLimit: number
+  private readonly perRunMax: number
+  private held = 0
+  private heldKey = ''
+  private reserved = 0
+  private nextBlock = 1
+  private refill: Promise<void> | undefined
+  private closed = false
+
+  constructor (store: LimitStore, tenantId: string, dailyLimit: number, perRunMax: number) {
+    this.store = store
+    this.tenantId = tenantId
+    this.dailyLimit = dailyLimit
+    this.perRunMax = perRunMax
+  }
+
+  /**
+   * One unit for one call: true if taken, false when the day's calls are used up. Throws
+   * (StoreUnavailableError) when the store cannot be reached and no unit is held: the caller fails closed.
+   */
+  async take (): Promise<boolean> {
+    for (;;) {
+      const day = utcDayWindow()
+      const key = toolCallsKey(this.tenantId, day.dayKey)
+      if (this.held > 0 && this.heldKey !== key) await this.returnHeld() // the day turned
+      if (this.held > 0) {
+        this.held--
+        return true
+      }
+      if (this.closed) return (await this.store.consume(key, 1, this.dailyLimit, day.ttlMs)).allowed
+      // Concurrent calls of one run share one refill instead of each reserving a block.
+      if (this.refill === undefined) {
+        const want = Math.max(1, Math.min(this.nextBlock, this.perRunMax - this.reserved))
+        this.refill = this.store.consumeUpTo(key, want, this.dailyLimit, day.ttlMs).then((r) => {
+          this.held += r.taken
+          this.heldKey = key
+          this.reserved += r.taken
+          this.nextBlock = Math.min(this.nextBlock * 2, MAX_BLOCK)
+          if (r.taken === 0) throw new QuotaUsedUp()
+        }).finally(() => { this.refill = undefined })
+      }
+      try {
+        await this.refill
+      } catch (err) {
+        if (err instanceof QuotaUsedUp) return false
+        throw err
+      }
+    }
+  }
+
+  /** Gives the units this run reserved and did not use back to the day's counter. Idempotent. */
+  async giveBack (): Promise<void> {
+    this.closed = true
+    await this.refill?.catch(() => {})
+    await this.returnHeld()
+  }
+
+  private async returnHeld (): Promise<void> {
+    const n = this.held
+    this.held = 0
+    if (n > 0) await this.store.refund(this.heldKey, n)
+  }
+}
+
+class QuotaUsedUp extends Error {}

@@ -1,0 +1,158 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { TtlCache } from '../ttl-cache.ts'
+import {
+  C2S, FrameDecryptionError, fromBase64url, handshakeTranscript, InvalidPublicKeyError as KeyAgreementError,
+  openFrame, S2C, sealFrame, serverKeyAgreement, signTranscript, type Frame, type SessionKeys
+} from './key-schedule.ts'
+import type { SessionIdentity } from './identity-key.ts'
+import type { SessionStore, StoredSession } from './session-store.ts'
+import {
+  DecryptionFailedError, InvalidPublicKeyError, ReplayedFrameError, SessionExpiredError, SessionForbiddenError, SessionNotFoundError
+} from './session-errors.ts'
+
+export interface SessionOwner {
+  tenantId: string
+  userId: string
+}
+
+export interface OpenedSession {
+  sessionId: string
+  serverPublicKey: string
+  signature: string
+  kid: string
+  expiresAt: string
+}
+
+/** A client frame that authenticated and was accepted once; `seal` answers on this session. */
+export interface AcceptedFrame {
+  plaintext: Buffer
+  /** Seals `value` (JSON) as the next server frame(s) of this session. */
+  seal: (value: unknown) => Promise<Frame>
+}
+
+export interface SessionServiceOptions {
+  store: SessionStore
+  identity: SessionIdentity
+  ttlMs: number
+  now?: () => number
+}
+
+// The id carries its expiry (base36 ms), so an id whose record is gone still tells 410 from 404.
+const SESSION_ID = /^([0-9a-z]{1,11})\.[A-Za-z0-9_-]{22}$/
+
+export function isSessionId (text: string): boolean {
+  return SESSION_ID.test(text)
+}
+
+/**
+ * Opens sessions (ephemeral ECDH signed by the identity key) and accepts their frames: the
+ * owner, then the tag, then the counter (atomically, in the store), in that order, so a frame
+ * that is not authentic never consumes a counter.
+ */
+export function createSessionService (options: SessionServiceOptions) {
+  const { store, identity, ttlMs } = options
+  const now = options.now ?? Date.now
+  // Keys never change for a session's life: one store read per instance and minute, not per frame.
+  const cache = new TtlCache<{ session: StoredSession, keys: SessionKeys }>(60_000, { maxEntries: 10_000, now })
+
+  function sealKeys (sessionId: string, keys: SessionKeys): string {
+    const iv = randomBytes(12)
+    const cipher = createCipheriv('aes-256-gcm', identity.storeKey, iv, { authTagLength: 16 })
+    cipher.setAAD(Buffer.from(sessionId, 'utf8'))
+    const body = Buffer.concat([cipher.update(Buffer.concat([keys.c2s, keys.s2c])), cipher.final(), cipher.getAuthTag()])
+    return Buffer.concat([iv, body]).toString('base64url')
+  }
+
+  function unsealKeys (sessionId: string, sealed: string): SessionKeys {
+    const bytes = Buffer.from(sealed, 'base64url')
+    const decipher = createDecipheriv('aes-256-gcm', identity.storeKey, bytes.subarray(0, 12), { authTagLength: 16 })
+    decipher.setAAD(Buffer.from(sessionId, 'utf8'))
+    decipher.setAuthTag(bytes.subarray(bytes.length - 16))
+    const plain = Buffer.concat([decipher.update(bytes.subarray(12, bytes.length - 16)), decipher.final()])
+    return { c2s: plain.subarray(0, 32), s2c: plain.subarray(32, 64) }
+  }
+
+  async function load (sessionId: string): Promise<{ session: StoredSession, keys: SessionKeys }> {
+    const match = SESSION_ID.exec(sessionId)
+    if (match === null) throw new SessionNotFoundError()
+    const expiresAt = parseInt(match[1] as string, 36)
+    if (expiresAt <= now()) throw new SessionExpiredError()
+    let loaded
+    try {
+      loaded = await cache.get(sessionId, async () => {
+        const session = await store.get(sessionId)
+        if (session === null) throw new SessionNotFoundError()
+        return { session, keys: unsealKeys(sessionId, session.sealedKeys) }
+      })
+    } catch (err) {
+      // Gone from the store between the check above and the read: it has just expired.
+      if (err instanceof SessionNotFoundError && expiresAt <= now()) throw new SessionExpiredError()
+      throw err
+    }
+    if (loaded.session.expiresAt <= now()) throw new SessionExpiredError()
+    return loaded
+  }
+
+  return {
+    async open (owner: SessionOwner, clientPublicKey: string): Promise<OpenedSession> {
+      const clientPoint = fromBase64url(clientPublicKey)
+      if (clientPoint === null) throw new InvalidPublicKeyError('clientPublicKey must be base64url')
+      const expiresAt = now() + ttlMs
+      const sessionId = `${expiresAt.toString(36)}.${randomBytes(16).toString('base64url')}`
+      let agreement
+      try {
+        agreement = serverKeyAgreement(clientPoint, sessionId)
+      } catch (err) {
+        if (err instanceof KeyAgreementError) throw new InvalidPublicKeyError(err.message)
+        throw err
+      }
+      const signature = signTranscript(identity.privateKey, handshakeTranscript(sessionId, clientPoint, agreement.serverPublicKey))
+      await store.create(sessionId, { tenantId: owner.tenantId, userId: owner.userId, expiresAt, sealedKeys: sealKeys(sessionId, agreement.keys) })
+      return {
+        sessionId,
+        serverPublicKey: agreement.serverPublicKey.toString('base64url'),
+        signature: signature.toString('base64url'),
+        kid: identity.kid,
+        expiresAt: new Date(expiresAt).toISOString()
+      }
+    },
+
+    /**
+     * 404/410 for an unknown or expired session, 403 for another tenant or user, 400
+     * DECRYPTION_FAILED, 409 REPLAYED_FRAME; only an accepted frame consumes its counter.
+     */
+    async accept (owner: SessionOwner, sessionId: string, frame: Frame): Promise<AcceptedFrame> {
+      const { session, keys } = await load(sessionId)
+      if (session.tenantId !== owner.tenantId || session.userId !== owner.userId) throw new SessionForbiddenError()
+      let plaintext: Buffer
+      try {
+        plaintext = openFrame(keys.c2s, C2S, frame)
+      } catch (err) {
+        if (err instanceof FrameDecryptionError) throw new DecryptionFailedError()
+        throw err
+      }
+      const acceptance = await store.acceptFrame(sessionId, frame.counter, 1)
+      if (acceptance.status === 'replayed') throw new ReplayedFrameError()
+      if (acceptance.status === 'gone') {
+        cache.delete(sessionId)
+        throw new SessionExpiredError()
+      }
+      let reserved: number | null = acceptance.s2cCounter
+      return {
+        plaintext,
+        seal: async (value) => {
+          // The first server counter came with the acceptance; a stream reserves the rest.
+          let counter = reserved
+          reserved = null
+          if (counter === null) {
+            counter = await store.reserveS2c(sessionId, 1)
+            if (counter === null) throw new SessionExpiredError()
+          }
+          return sealFrame(keys.s2c, S2C, counter, JSON.stringify(value))
+        }
+      }
+    }
+  }
+}
+
+export type SessionService = ReturnType<typeof createSessionService>

@@ -1,0 +1,257 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns'
+import { BlockList, isIP } from 'node:net'
+import { Agent } from 'undici'
+import type { ToolSigner } from './tool-signer.ts'
+import { validatorFor } from './schema-validation.ts'
+import type { HttpToolSpec, ToolDefinition } from './tool-definition.ts'
+
+// Cloud metadata and other link-local services: never reachable, whatever TOOL_UPSTREAMS says.
+const LINK_LOCAL = new BlockList()
+LINK_LOCAL.addSubnet('169.254.0.0', 16, 'ipv4')
+LINK_LOCAL.addSubnet('fe80::', 10, 'ipv6')
+LINK_LOCAL.addSubnet('::ffff:169.254.0.0', 112, 'ipv6')
+
+/** True for 169.254.0.0/16, fe80::/10 and IPv4-mapped 169.254.x.x. */
+export function isLinkLocal (address: string): boolean {
+  const family = isIP(address)
+  if (family === 0) return false
+  return LINK_LOCAL.check(address, family === 4 ? 'ipv4' : 'ipv6')
+}
+
+class RefusedAddressError extends Error {
+  readonly code = 'ELINKLOCAL'
+  constructor (address: string) {
+    super(`refused address ${address} (link-local)`)
+  }
+}
+
+type LookupFn = (hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => void
+
+/**
+ * net.connect's lookup, refusing link-local answers: the check happens on the address the
+ * socket will really use, so a DNS answer cannot swap in 169.254.169.254 after a check.
+ */
+export function guardedLookup (resolve: LookupFn = dnsLookup as unknown as LookupFn): LookupFn {
+  return (hostname, options, callback) => {
+    resolve(hostname, options, (err, address, family) => {
+      if (err !== null) { callback(err, address, family); return }
+      const addresses = Array.isArray(address) ? address.map((a) => a.address) : [address]
+      const refused = addresses.find(isLinkLocal)
+      if (refused !== undefined) { callback(new RefusedAddressError(refused), '', 0); return }
+      callback(null, address, family)
+    })
+  }
+}
+
+/** A failed HTTP tool call; the message names the tool and the cause, never a header. */
+export class HttpToolError extends Error {
+  override name = 'HttpToolError'
+  readonly upstreamStatus: number | null
+  readonly resultBytes: number | null
+  constructor (message: string, upstreamStatus: number | null = null, resultBytes: number | null = null) {
+    super(message)
+    this.upstreamStatus = upstreamStatus
+    this.resultBytes = resultBytes
+  }
+}
+
+export interface HttpCall {
+  tenantId: string
+  userId: string
+  executionId: string
+  callIndex: number
+  args: unknown
+  /** Aborts the request when the run is over. */
+  runEnded?: AbortSignal | undefined
+}
+
+export interface HttpCallResult {
+  value: unknown
+  upstreamStatus: number
+  resultBytes: number
+}
+
+export interface HttpToolRunnerOptions {
+  signer: ToolSigner
+  /** Replaces the system resolver (tests map a name to an address); the link-local guard stays. */
+  lookup?: LookupFn
+  /** Connections kept per upstream origin. */
+  connectionsPerOrigin?: number
+}
+
+/** The path + query an args object makes for a spec: placeholders encoded, the rest placed. */
+export function buildRequest (spec: HttpToolSpec, args: Record<string, unknown>): { url: URL, body: string | undefined } {
+  const used = new Set<string>()
+  let missing: string | undefined
+  const filled = spec.url.replace(/\{([A-Za-z0-9_.-]+)\}/g, (_, name: string) => {
+    used.add(name)
+    const value = args[name]
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      missing ??= name
+      return ''
+    }
+    const text = String(value)
+    // '.' and '..' would be dot segments after any normaliser (even percent-encoded): refused.
+    if (text === '' || text === '.' || text === '..') {
+      missing ??= name
+      return ''
+    }
+    // encodeURIComponent leaves !'()* as they are; encode them too, so nothing but the value's
+    // own characters, inside its own segment, reaches the upstream.
+    return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+  })
+  if (missing !== undefined) throw new HttpToolError(`argument "${missing}" must be a non-empty string, number or boolean (and not "." or "..") to fill the URL`)
+  const url = new URL(filled)
+  const rest: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(args)) if (!used.has(key) && value !== undefined) rest[key] = value
+  const toQuery = (key: string, value: unknown): void => {
+    for (const item of Array.isArray(value) ? value : [value]) {
+      url.searchParams.append(key, item !== null && typeof item === 'object' ? JSON.stringify(item) : String(item))
+    }
+  }
+  if (spec.method === 'GET' || spec.method === 'DELETE') {
+    for (const [key, value] of Object.entries(rest)) toQuery(key, value)
+    return { url, body: undefined }
+  }
+  for (const key of spec.queryArgs ?? []) {
+    if (key in rest) { toQuery(key, rest[key]); delete rest[key] }
+  }
+  if (spec.bodyArg !== undefined) {
+    const body = rest[spec.bodyArg]
+    return { url, body: body === undefined ? undefined : JSON.stringify(body) }
+  }
+  return { url, body: JSON.stringify(rest) }
+}
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
+
+/**
+ * Calls platform tools over HTTP: one pooled keep-alive agent for every upstream, no redirects
+ * (undici follows none unless told), a deadline that aborts the request and destroys its socket,
+ * and the body read as a stream and cut off at the tool's maxResponseKB.
+ */
+export class HttpToolRunner {
+  private readonly agent: Agent
+  private readonly signer: ToolSigner
+
+  constructor (options: HttpToolRunnerOptions) {
+    this.signer = options.signer
+    this.agent = new Agent({
+      connections: options.connectionsPerOrigin ?? 64,
+      keepAliveTimeout: 10_000,
+      connect: { lookup: guardedLookup(options.lookup) }
+    })
+  }
+
+  async call (tool: ToolDefinition & { http: HttpToolSpec }, call: HttpCall): Promise<HttpCallResult> {
+    const spec = tool.http
+    const args = (call.args ?? {}) as Record<string, unknown>
+    if (typeof args !== 'object' || Array.isArray(args)) throw new HttpToolError('arguments must be an object')
+    const { url, body } = buildRequest(spec, args)
+    // An IP literal never goes through the lookup, so it is checked here.
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+    if (isLinkLocal(host)) throw new HttpToolError(`refused address ${host} (link-local)`)
+
+    const assertion = await this.signer.sign({ audience: url.origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name })
+    const deadline = new AbortController()
+    const timer = setTimeout(() => { deadline.abort(new HttpToolError(`timed out after ${spec.timeoutMs} ms`)) }, spec.timeoutMs)
+    const onRunEnded = (): void => { deadline.abort(new HttpToolError('the run ended before the upstream answered')) }
+    call.runEnded?.addEventListener('abort', onRunEnded, { once: true })
+    if (call.runEnded?.aborted === true) onRunEnded()
+    try {
+      const headers: Record<string, string> = {
+        accept: 'application/json',
+        authorization: `Bearer ${assertion}`,
+        'idempotency-key': `${call.executionId}:${call.callIndex}`,
+        'user-agent': 'tenant-enclave'
+      }
+      if (body !== undefined) headers['content-type'] = 'application/json'
+      let res
+      try {
+        res = await this.agent.request({
+          origin: url.origin,
+          path: url.pathname + url.search,
+          method: spec.method,
+          headers,
+          body,
+          signal: deadline.signal,
+          headersTimeout: spec.timeoutMs,
+          bodyTimeout: spec.timeoutMs
+        })
+      } catch (err) {
+        throw this.failure(err, deadline.signal, spec)
+      }
+      const status = res.statusCode
+      if (status < 200 || status >= 300) {
+        // A small error body is read so the connection can be reused; a big one closes it.
+        await res.body.dump({ limit: 16 * 1024 }).catch(() => {})
+        const cause = status >= 300 && status < 400 ? `upstream answered ${status} (redirects are not followed)` : `upstream answered ${status}`
+        throw new HttpToolError(cause, status)
+      }
+      const limit = spec.maxResponseKB * 1024
+      const declared = Number(res.headers['content-length'])
+      if (Number.isFinite(declared) && declared > limit) {
+        res.body.destroy()
+        throw new HttpToolError(`response body over ${spec.maxResponseKB} KB`, status)
+      }
+      const chunks: Buffer[] = []
+      let bytes = 0
+      try {
+        for await (const chunk of res.body) {
+          bytes += (chunk as Buffer).length
+          if (bytes > limit) {
+            // Destroying the body aborts the request and closes its socket: nothing more is read.
+            res.body.destroy()
+            throw new HttpToolError(`response body over ${spec.maxResponseKB} KB`, status)
+          }
+          chunks.push(chunk as Buffer)
+        }
+      } catch (err) {
+        if (err instanceof HttpToolError) throw err
+        throw this.failure(err, deadline.signal, spec, status)
+      }
+      if (status === 204 || bytes === 0) {
+        if (status === 204) return { value: null, upstreamStatus: status, resultBytes: 0 }
+        throw new HttpToolError(`upstream answered ${status} with an empty body`, status, 0)
+      }
+      const contentType = String(res.headers['content-type'] ?? '')
+      let value: unknown
+      try {
+        if (!JSON_TYPE.test(contentType)) throw new Error('not JSON')
+        value = JSON.parse(Buffer.concat(chunks, bytes).toString('utf8'))
+      } catch {
+        throw new HttpToolError(`upstream answered ${status} with a non-JSON body`, status, bytes)
+      }
+      if (tool.resultSchema !== undefined) {
+        const validator = validatorFor(`${tool.name}@${tool.version ?? 0}:result`, tool.resultSchema)
+        if (!validator.check(value)) throw new HttpToolError(`result does not match resultSchema: ${validator.firstError()}`, status, bytes)
+      }
+      return { value, upstreamStatus: status, resultBytes: bytes }
+    } finally {
+      clearTimeout(timer)
+      call.runEnded?.removeEventListener('abort', onRunEnded)
+    }
+  }
+
+  async close (): Promise<void> {
+    await this.agent.close()
+  }
+
+  private failure (err: unknown, signal: AbortSignal, spec: HttpToolSpec, status: number | null = null): HttpToolError {
+    if (signal.aborted && signal.reason instanceof HttpToolError) return new HttpToolError(signal.reason.message, status)
+    if (err instanceof HttpToolError) return err
+    const code = (err as { code?: string }).code ?? ''
+    const known: Record<string, string> = {
+      ECONNREFUSED: 'connection refused',
+      ECONNRESET: 'connection reset by the upstream',
+      UND_ERR_SOCKET: 'connection closed by the upstream',
+      ENOTFOUND: 'host not found',
+      EAI_AGAIN: 'host not found (DNS)',
+      UND_ERR_HEADERS_TIMEOUT: `timed out after ${spec.timeoutMs} ms`,
+      UND_ERR_BODY_TIMEOUT: `timed out after ${spec.timeoutMs} ms`,
+      UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+      ELINKLOCAL: (err as Error).message
+    }
+    return new HttpToolError(known[code] ?? 'connection failed', status)
+  }
+}

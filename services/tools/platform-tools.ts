@@ -1,0 +1,178 @@
+import { sql, type Transaction } from 'kysely'
+import type { TSchema } from 'typebox'
+import type { AppDatabase } from '../db/with-tenant.ts'
+import type { Database } from '../db/schema.ts'
+import { schemaProblem } from './schema-validation.ts'
+import type { HttpMethod, HttpToolSpec, ToolDefinition } from './tool-definition.ts'
+
+export const PLATFORM_TOOL_NAME_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$'
+export const DEFAULT_TIMEOUT_MS = 10_000
+export const DEFAULT_MAX_RESPONSE_KB = 1024
+// `{name}` in a URL's path or query: filled from the args of the same name.
+const PLACEHOLDER = /\{([A-Za-z0-9_.-]+)\}/g
+
+/** A platform tool as the admin routes show it. */
+export interface PlatformTool {
+  name: string
+  description: string
+  argsSchema: Record<string, unknown>
+  resultSchema: Record<string, unknown> | null
+  http: HttpToolSpec
+  defaultEnabled: boolean
+  version: number
+  createdAt: string
+  updatedAt: string
+}
+
+export interface PlatformToolInput {
+  description: string
+  argsSchema: Record<string, unknown>
+  resultSchema?: Record<string, unknown>
+  http: { method: HttpMethod, url: string, timeoutMs?: number, maxResponseKB?: number, queryArgs?: string[], bodyArg?: string }
+  defaultEnabled?: boolean
+}
+
+/** A definition the admin may not store; the route answers 400 with its message. */
+export class PlatformToolRejected extends Error {
+  override name = 'PlatformToolRejected'
+  readonly statusCode = 400
+  readonly code = 'INVALID_TOOL'
+}
+
+/** The placeholder names of a URL template, in order. */
+export function placeholders (url: string): string[] {
+  return [...url.matchAll(PLACEHOLDER)].map((m) => m[1] as string)
+}
+
+/** The normalised origin of each allowed upstream (TOOL_UPSTREAMS). */
+export function normaliseOrigins (origins: string[]): Set<string> {
+  return new Set(origins.map((origin) => new URL(origin).origin))
+}
+
+/**
+ * Checks a definition before it is stored: name, URL (absolute http(s), an allowed origin, no
+ * placeholder before the path), schemas (JSON Schema 2020-12 that Ajv compiles). Throws
+ * PlatformToolRejected; returns the definition with its defaults filled in.
+ */
+export function checkPlatformTool (
+  name: string,
+  input: PlatformToolInput,
+  context: { builtinNames: Set<string>, upstreams: Set<string> }
+): Omit<PlatformTool, 'version' | 'createdAt' | 'updatedAt'> {
+  if (!new RegExp(PLATFORM_TOOL_NAME_PATTERN).test(name)) throw new PlatformToolRejected(`Invalid tool name: ${name}`)
+  if (context.builtinNames.has(name)) throw new PlatformToolRejected(`${name} is a built-in tool and cannot be redefined`)
+  const { url } = input.http
+  let parsed: URL
+  try {
+    // The template's braces are not valid in a host, which is the point: they may not be there.
+    parsed = new URL(url)
+  } catch {
+    throw new PlatformToolRejected(`http.url is not an absolute URL: ${url}`)
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new PlatformToolRejected('http.url must be http or https')
+  if (parsed.username !== '' || parsed.password !== '') throw new PlatformToolRejected('http.url must not carry credentials')
+  if (parsed.hash !== '') throw new PlatformToolRejected('http.url must not have a fragment')
+  const originPart = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(url)?.[0] ?? url
+  if (/[{}]|%7B/i.test(originPart)) throw new PlatformToolRejected('http.url: placeholders may appear only in the path and query')
+  if (!context.upstreams.has(parsed.origin)) {
+    throw new PlatformToolRejected(`http.url origin ${parsed.origin} is not listed in TOOL_UPSTREAMS`)
+  }
+  for (const [label, schema] of [['argsSchema', input.argsSchema], ['resultSchema', input.resultSchema]] as const) {
+    if (schema === undefined) continue
+    const problem = schemaProblem(schema)
+    if (problem !== null) throw new PlatformToolRejected(`${label} is not a valid JSON Schema: ${problem}`)
+  }
+  const argsType = input.argsSchema.type
+  if (argsType !== undefined && argsType !== 'object') throw new PlatformToolRejected('argsSchema must describe an object (type "object")')
+  return {
+    name,
+    description: input.description,
+    argsSchema: input.argsSchema,
+    resultSchema: input.resultSchema ?? null,
+    http: {
+      method: input.http.method,
+      url,
+      timeoutMs: input.http.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      maxResponseKB: input.http.maxResponseKB ?? DEFAULT_MAX_RESPONSE_KB,
+      ...(input.http.queryArgs === undefined ? {} : { queryArgs: input.http.queryArgs }),
+      ...(input.http.bodyArg === undefined ? {} : { bodyArg: input.http.bodyArg })
+    },
+    defaultEnabled: input.defaultEnabled ?? false
+  }
+}
+
+type Trx = Transaction<Database>
+
+/**
+ * platform_tools is global: no tenant is set, and the transaction runs as the app role like
+ * every tenant transaction (PGlite's session user is a superuser).
+ */
+async function asAppRole<T> (db: AppDatabase, fn: (trx: Trx) => Promise<T>): Promise<T> {
+  return await db.kysely.transaction().execute(async (trx) => {
+    await sql`select set_config('role', ${db.appRole}, true)`.execute(trx)
+    return await fn(trx)
+  })
+}
+
+const COLUMNS = ['name', 'description', 'args_schema', 'result_schema', 'http', 'default_enabled', 'version', 'created_at', 'updated_at'] as const
+
+function toTool (row: { name: string, description: string, args_schema: Record<string, unknown>, result_schema: Record<string, unknown> | null, http: unknown, default_enabled: boolean, version: number, created_at: Date, updated_at: Date }): PlatformTool {
+  return {
+    name: row.name,
+    description: row.description,
+    argsSchema: row.args_schema,
+    resultSchema: row.result_schema,
+    http: row.http as HttpToolSpec,
+    defaultEnabled: row.default_enabled,
+    version: row.version,
+    createdAt: new Date(row.created_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString()
+  }
+}
+
+export async function listPlatformTools (db: AppDatabase): Promise<PlatformTool[]> {
+  const rows = await asAppRole(db, async (trx) => await trx.selectFrom('platform_tools').select(COLUMNS).orderBy('name').execute())
+  return rows.map(toTool)
+}
+
+export async function getPlatformTool (db: AppDatabase, name: string): Promise<PlatformTool | undefined> {
+  const row = await asAppRole(db, async (trx) => await trx.selectFrom('platform_tools').select(COLUMNS).where('name', '=', name).executeTakeFirst())
+  return row === undefined ? undefined : toTool(row)
+}
+
+export async function putPlatformTool (db: AppDatabase, tool: Omit<PlatformTool, 'version' | 'createdAt' | 'updatedAt'>): Promise<PlatformTool> {
+  const values = {
+    description: tool.description,
+    args_schema: JSON.stringify(tool.argsSchema),
+    result_schema: JSON.stringify(tool.resultSchema),
+    http: JSON.stringify(tool.http),
+    default_enabled: tool.defaultEnabled,
+    updated_at: new Date()
+  }
+  const row = await asAppRole(db, async (trx) => await trx.insertInto('platform_tools')
+    .values({ name: tool.name, ...values })
+    .onConflict((oc) => oc.column('name').doUpdateSet({ ...values, version: sql`platform_tools.version + 1` }))
+    .returning(COLUMNS)
+    .executeTakeFirstOrThrow())
+  return toTool(row)
+}
+
+export async function deletePlatformTool (db: AppDatabase, name: string): Promise<boolean> {
+  const result = await asAppRole(db, async (trx) => await trx.deleteFrom('platform_tools').where('name', '=', name).executeTakeFirst())
+  return result.numDeletedRows > 0n
+}
+
+/** The tool as the registry and the gateway use it. */
+export function toDefinition (tool: PlatformTool): ToolDefinition {
+  return {
+    name: tool.name,
+    description: tool.description,
+    // JSON Schema, as TypeBox schemas are: /api/tools shows it as is; Ajv validates it.
+    argsSchema: tool.argsSchema as unknown as TSchema,
+    ...(tool.resultSchema === null ? {} : { resultSchema: tool.resultSchema }),
+    defaultEnabled: tool.defaultEnabled,
+    http: tool.http,
+    version: tool.version,
+    run: async () => { throw new Error(`${tool.name} is an HTTP tool: the gateway's HTTP runner calls it`) }
+  }
+}

@@ -1,0 +1,182 @@
+// The console in a real Chromium against a real started service (embedded demo start).
+import { copyFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t from 'tap'
+import type { Page } from 'playwright-core'
+import { signToken } from '../../services/tokens.ts'
+import { startServer } from '../support/server-process.ts'
+import { waitFor } from '../support/wait-for.ts'
+import { axeViolations, OUTPUT_DIR, openBrowser, watchPage } from './browser.ts'
+
+t.test('sign in with a printed demo token, run a script, see it in Runs and Usage; an admin changes the tier', async (t) => {
+  const server = await startServer({ JWT_SECRET: undefined, DATABASE_URL: undefined, DATABASE_ADMIN_URL: undefined, REDIS_URL: undefined }, (fn) => t.teardown(fn))
+  await waitFor(() => server.output().includes('Console:'), { timeout: 60_000, interval: 100, message: 'the start banner was printed' })
+  const output = server.output()
+  const consoleUrl = /Console: (http:\/\/\S+\/console\/)/.exec(output)?.[1] as string
+  t.equal(consoleUrl, `${server.url}/console/`, 'the banner prints the console URL')
+  const tokenOf = (name: string): string => new RegExp(`${name}\\s+TOKEN=(\\S+)`).exec(output)?.[1] as string
+  const freeToken = tokenOf('demo-free')
+  const adminToken = tokenOf('admin')
+  const printed = (token: string): number => server.output().split(token).length - 1
+  const printedInBanner = { free: printed(freeToken), admin: printed(adminToken) }
+
+  const context = await openBrowser((fn) => t.teardown(fn))
+  const page = await context.newPage()
+  const watch = await watchPage(page)
+  const shot = async (name: string): Promise<void> => { await page.screenshot({ path: join(OUTPUT_DIR, `${name}.png`), fullPage: true }) }
+  const accessible = async (name: string): Promise<void> => { t.same(await axeViolations(page), [], `${name}: no serious or critical axe violations`) }
+  const goTo = async (label: string): Promise<void> => {
+    await page.getByRole('navigation', { name: 'Console pages' }).getByRole('link', { name: label }).click()
+    await page.getByRole('heading', { level: 1, name: label }).waitFor()
+  }
+  const signIn = async (token: string): Promise<void> => {
+    await page.getByLabel('Token').fill(token)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('navigation', { name: 'Console pages' }).waitFor()
+  }
+  const signOut = async (): Promise<void> => {
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.getByRole('heading', { name: /Sign in/ }).waitFor()
+  }
+  const executionsToday = async (): Promise<number> => Number(await page.getByTestId('gauge-executions-value').textContent())
+
+  // Sign-in page
+  await page.goto(consoleUrl)
+  await page.getByRole('heading', { name: 'Sign in to the tenant-enclave console' }).waitFor()
+  await accessible('sign-in')
+  await shot('sign-in')
+
+  // A token the service refuses brings the user back to sign-in with a clear message.
+  const forged = signToken({ tenantId: 'demo-free', userId: 'x', permissions: [] }, { secret: 'a-secret-that-is-not-the-servers-000000000' }, 600)
+  // The first page's first API call (the Playground loads the tool list) meets the 401.
+  await page.getByLabel('Token').fill(forged)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  const notice = page.getByTestId('sign-in-notice')
+  await notice.waitFor()
+  t.match(await notice.textContent(), /refused your token/, '401 → sign-in with a message that says why')
+
+  // Usage before running anything
+  await signIn(freeToken)
+  t.equal(await page.getByTestId('tenant-id').textContent(), 'demo-free')
+  await goTo('Usage')
+  await page.getByTestId('gauge-executions-value').waitFor()
+  const before = await executionsToday()
+  t.equal(await page.getByTestId('gauge-executions-max').textContent(), '100', 'free tier: 100 executions a day')
+
+  // Playground: run a script, see its value and its logs
+  await goTo('Playground')
+  await page.locator('.editor[data-ready="true"] .cm-content').waitFor()
+  await setScript(page, "console.log('hello from the console')\nawait callTool('data:insert', { document: { n: 1 } })\nconst docs = await callTool('data:query', {})\nreturn { count: docs.length }")
+  const executeResponse = page.waitForResponse((r) => r.url().endsWith('/api/execute'))
+  await page.getByRole('button', { name: 'Run' }).click()
+  await page.getByTestId('result-value').waitFor()
+  t.same(JSON.parse(await page.getByTestId('result-value').textContent() ?? ''), { count: 1 }, 'the value, pretty-printed')
+  t.match(await page.getByTestId('logs').textContent(), /log\s+hello from the console/, 'the logs')
+  if (((await executeResponse).headers()['content-type'] ?? '').includes('ndjson')) {
+    // Where POST /api/execute streams its events, the tool calls are listed as they happen.
+    t.match(await page.getByTestId('live-calls').textContent(), /data:insert OK[\s\S]*data:query OK/, 'live tool calls from the event stream')
+  } else {
+    t.equal(await page.getByTestId('live-calls').count(), 0, 'a plain run (no event stream on this server) shows no live panel')
+  }
+  await accessible('playground')
+  await shot('playground')
+  const executionId = (await page.locator('[data-testid="result"] dd code').textContent()) ?? ''
+
+  // Tool names complete inside callTool('…
+  await setScript(page, "return await callTool('data:q")
+  await page.keyboard.press('Control+Space')
+  const completion = page.locator('.cm-tooltip-autocomplete')
+  await completion.waitFor()
+  t.match(await completion.textContent(), /data:query/, 'tool names are completed')
+  await page.keyboard.press('Escape')
+
+  // A syntax error is marked where it is
+  await setScript(page, 'const a = 1\nreturn a + * 2')
+  await page.keyboard.press('Control+Enter')
+  await page.getByTestId('result-error').waitFor()
+  t.match(await page.getByTestId('result-error').textContent(), /VALIDATION_ERROR/)
+  await page.locator('.cm-lintRange-error').waitFor()
+  t.equal(await page.locator('.cm-lintRange-error').textContent(), '*', 'the error is highlighted in the editor where it is')
+
+  // Runs: the run is listed; its tool calls when the server has them (GET /api/audit/:id)
+  await goTo('Runs')
+  await page.getByTestId('runs-table').waitFor()
+  const rows = page.locator('[data-testid="runs-table"] tbody tr')
+  t.ok(await rows.count() >= 2, 'both runs are listed')
+  t.match(await rows.first().textContent(), /VALIDATION_ERROR/, 'newest first')
+  const detailsResponse = page.waitForResponse((r) => r.url().endsWith(`/api/audit/${executionId}`))
+  await page.getByRole('button', { name: `Details of run ${executionId}` }).click()
+  const details = page.getByTestId('run-details')
+  await details.waitFor()
+  if ((await detailsResponse).status() === 200) {
+    await page.getByTestId('timeline').waitFor()
+    t.match(await page.getByTestId('timeline').textContent(), /data:insert[\s\S]*OK[\s\S]*data:query[\s\S]*OK/, 'the run\'s tool calls as a timeline')
+  } else {
+    await details.getByText('Tool-call details are not available').waitFor()
+    t.pass('without GET /api/audit/:executionId the details say so')
+  }
+  await page.getByLabel('Outcome').selectOption('failed')
+  t.equal(await rows.count(), 1, 'filter by outcome')
+  await accessible('runs')
+  await shot('runs')
+
+  // Usage: today's counter moved
+  await goTo('Usage')
+  await page.getByTestId('gauge-executions-value').waitFor()
+  await waitFor(async () => (await executionsToday()) > before, { timeout: 10_000, interval: 200, message: 'the counter moved' })
+  t.ok(await executionsToday() >= before + 2, 'today\'s executions counter moved by the two runs')
+  await page.locator('.chart .uplot').waitFor()
+  t.equal(await page.locator('[data-testid="history-table"] tbody tr').count(), 30, '30 days of history')
+  await accessible('usage')
+  await shot('usage')
+
+  // Tools
+  await goTo('Tools')
+  await page.getByTestId('tools-table').waitFor()
+  t.match(await page.getByTestId('tools-table').textContent(), /data:query/)
+  await accessible('tools')
+  await shot('tools')
+  t.equal(await page.getByRole('link', { name: 'Admin' }).count(), 0, 'no Admin page for a tenant token')
+
+  // Admin: demo-free moves to the starter tier
+  await signOut()
+  await signIn(adminToken)
+  await goTo('Admin')
+  await page.getByLabel('Tenant id').fill('demo-free')
+  await page.getByRole('button', { name: 'Open' }).click()
+  await page.getByTestId('tenant-editor').waitFor()
+  await page.getByLabel('Tier').selectOption('starter')
+  await page.getByRole('button', { name: 'Save tenant' }).click()
+  await page.getByTestId('admin-message').waitFor()
+  t.match(await page.getByTestId('admin-message').textContent(), /Saved demo-free: starter tier/)
+  await accessible('admin')
+  await shot('admin')
+
+  // The tenant sees its new quotas
+  await signOut()
+  await signIn(freeToken)
+  await goTo('Usage')
+  await page.getByTestId('gauge-executions-max').waitFor()
+  t.equal(await page.getByTestId('tier').textContent(), 'starter')
+  t.equal(await page.getByTestId('gauge-executions-max').textContent(), '1,000', 'starter tier: 1000 executions a day')
+  await shot('usage-starter')
+
+  // What the page did on the network: nothing but its own origin, and the token never in a URL.
+  t.same(watch.requests.filter((url) => !url.startsWith(server.url) && !url.startsWith('data:')), [], 'no third-party requests')
+  t.same(watch.requests.filter((url) => url.includes(freeToken) || url.includes(adminToken) || url.includes(freeToken.split('.')[2] as string)), [], 'no token in any URL')
+  t.same(await watch.cspViolations(), [], 'no CSP violations')
+  t.same(watch.errors, [], 'no uncaught errors in the page')
+  t.equal(await page.evaluate(() => localStorage.length), 0, 'nothing in localStorage')
+  t.same({ free: printed(freeToken), admin: printed(adminToken) }, printedInBanner, 'the service never logged a token: they appear only in the banner')
+
+  // The screenshot the README shows: UPDATE_README_SCREENSHOT=1 refreshes docs/console.png.
+  if (process.env.UPDATE_README_SCREENSHOT === '1') await copyFile(join(OUTPUT_DIR, 'playground.png'), join(process.cwd(), 'docs', 'console.png'))
+})
+
+async function setScript (page: Page, code: string): Promise<void> {
+  await page.locator('.cm-content').click()
+  await page.keyboard.press('Control+A')
+  await page.keyboard.press('Delete')
+  // insertText types no keys, so auto-closed brackets do not double up.
+  await page.keyboard.insertText(code)
+}

@@ -1,0 +1,47 @@
+// Platform tool changes through one instance reach the other (pub/sub on the tools channel,
+// the cache TTL as the bound when a notice is lost). Needs the real servers (.ci/run starts
+// them): with the embedded defaults each instance would have its own database.
+import t from 'tap'
+import { adminHeaders, bearer, tokenFor, uniqueTenantId } from '../helper.ts'
+import { startServer, type ServerProcess } from '../support/server-process.ts'
+import { waitFor } from '../support/wait-for.ts'
+import { startUpstream } from './fixtures/upstream.ts'
+
+const { DATABASE_URL, REDIS_URL } = process.env
+const CACHE_TTL_MS = 5000
+
+async function call (server: ServerProcess, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number, json: any }> {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  })
+  const text = await res.text()
+  return { status: res.status, json: text === '' ? undefined : JSON.parse(text) }
+}
+
+if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
+  t.test('a platform tool deleted through one instance is gone on the other within the cache TTL', async (t) => {
+    const upstream = await startUpstream()
+    t.teardown(upstream.close)
+    const teardown = (fn: () => unknown): void => { t.teardown(fn) }
+    const env = { ENCLAVE_RUNNERS: '1', RATE_LIMIT_PER_MINUTE: '100000', TOOL_UPSTREAMS: upstream.origin, TENANT_CACHE_TTL_MS: String(CACHE_TTL_MS) }
+    const [a, b] = await Promise.all([startServer(env, teardown), startServer(env, teardown)]) as [ServerProcess, ServerProcess]
+    const admin = adminHeaders()
+    const name = `two:${uniqueTenantId('tool')}`
+    const tenantId = uniqueTenantId('two-ptool')
+    const headers = bearer(tokenFor({ tenantId, permissions: [`tool:${name}`] }))
+    const script = { code: `try { return await callTool(${JSON.stringify(name)}, { id: '1' }) } catch (e) { return e.code }` }
+
+    t.equal((await call(b, 'POST', '/api/execute', headers, script)).json.value, 'UNKNOWN_TOOL', 'B caches a catalogue without the tool')
+    const put = await call(a, 'PUT', `/admin/tools/${name}`, admin, { description: 'x', argsSchema: { type: 'object' }, http: { method: 'GET', url: `${upstream.origin}/users/{id}` }, defaultEnabled: true })
+    t.equal(put.status, 200)
+    await waitFor(async () => (await call(b, 'POST', '/api/execute', headers, script)).json.value?.name === 'Ada',
+      { timeout: CACHE_TTL_MS + 2000, interval: 100, message: 'B sees the new tool' })
+
+    t.equal((await call(a, 'DELETE', `/admin/tools/${name}`, admin)).status, 204)
+    await waitFor(async () => (await call(b, 'POST', '/api/execute', headers, script)).json.value === 'UNKNOWN_TOOL',
+      { timeout: CACHE_TTL_MS + 2000, interval: 100, message: 'B answers UNKNOWN_TOOL within the cache TTL' })
+    t.equal((await call(a, 'POST', '/api/execute', headers, script)).json.value, 'UNKNOWN_TOOL', 'and so does A')
+  })
+}
