@@ -73,6 +73,19 @@ t.test('queued executions', async (t) => {
     })
   })
 
+  t.test('language: typescript passes through the queue; the worker strips the types', async (t) => {
+    const tenant = await createTenant(app, 'exec-ts')
+    const code = 'const n: number = 41\nreturn n + 1'
+    const finalOf = async (extra: Record<string, unknown>) => {
+      const res = await submit(app, tenant, code, extra)
+      t.equal(res.statusCode, 202)
+      const all = await events(app, tenant, (res.json() as { executionId: string }).executionId)
+      return (all.at(-1)!.data as { result: { success: boolean, value?: unknown, error?: { code: string } } }).result
+    }
+    t.match(await finalOf({ language: 'typescript' }), { success: true, value: 42 })
+    t.match(await finalOf({}), { success: false, error: { code: 'VALIDATION_ERROR' } }, 'the same code as JavaScript is a syntax error')
+  })
+
   t.test('idempotency: 20 concurrent submissions with one key → one execution, one quota unit', async (t) => {
     const tenant = await createTenant(app, 'exec-idem')
     const before = await usage(app, tenant)
