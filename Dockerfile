@@ -10,6 +10,8 @@ FROM ${NODE_IMAGE} AS build
 RUN npm install -g npm@11 && npm --version
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The workspace (the TypeScript client) must be declared for npm ci to accept the lockfile.
+COPY clients/typescript/package.json ./clients/typescript/package.json
 # Optional dependencies stay in this stage: the console's bundler (Vite on Rolldown) loads its
 # native binding from one. The runtime stage drops them (prune below), the pinned `node` included.
 RUN npm ci --no-audit --no-fund

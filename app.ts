@@ -20,6 +20,7 @@ import auditPlugin from './plugins/audit.ts'
 import enclavePlugin from './plugins/enclave.ts'
 import codeModePlugin from './plugins/code-mode.ts'
 import swaggerPlugin from './plugins/swagger.ts'
+import executionsPlugin from './plugins/executions.ts'
 import sessionIdentityPlugin from './plugins/session-identity.ts'
 import sessionsPlugin from './plugins/sessions.ts'
 import consolePlugin from './plugins/console.ts'
@@ -87,6 +88,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(enclavePlugin)
   await fastify.register(codeModePlugin)
   await fastify.register(swaggerPlugin)
+  await fastify.register(executionsPlugin)
   await fastify.register(sessionIdentityPlugin)
   await fastify.register(sessionsPlugin)
   await fastify.register(consolePlugin)

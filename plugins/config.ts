@@ -35,6 +35,10 @@ export const ConfigSchema = Type.Object({
   TOOL_MAX_CONCURRENT_PER_RUN: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   // 0 → max(1, floor(DATABASE_POOL_SIZE / 3)), worked out in services/db/open-database.ts
   DATABASE_TENANT_MAX_CONNECTIONS: Type.Integer({ minimum: 0, maximum: 200, default: 0 }),
+  SERVICE_ROLE: Type.Enum(['all', 'api', 'worker'], { default: 'all' }),
+  EXECUTION_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 7 }),
+  EXECUTION_LEASE_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
+  EXECUTION_WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 16 }),
   // Platform tools: origins their URLs may name, the assertion's signing key and issuer.
   TOOL_UPSTREAMS: Type.String({ default: '' }),
   TOOL_SIGNING_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (EC )?PRIVATE KEY-----' })),

@@ -6,7 +6,9 @@ import { Type, type Static } from 'typebox'
 export const ERROR_CODES = [
   'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED',
   'MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED', 'PERMISSION_DENIED', 'TOOL_DISABLED', 'UNKNOWN_TOOL',
-  'TOOL_RATE_LIMITED', 'TOOL_ERROR', 'RUNNER_CRASHED', 'INTERNAL_ERROR'
+  'TOOL_RATE_LIMITED', 'TOOL_ERROR', 'RUNNER_CRASHED', 'INTERNAL_ERROR',
+  // The caller stopped the run (DELETE /api/executions/:id, or a streaming client left).
+  'CANCELLED'
 ] as const
 
 export const EnclaveErrorCodeSchema = Type.Enum(ERROR_CODES)

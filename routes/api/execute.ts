@@ -4,6 +4,8 @@ import { Type } from 'typebox'
 import { ErrorBody } from '../../services/errors.ts'
 import { executeScript } from '../../services/execution/execute-script.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
+import type { StreamEvent } from '../../schemas/execution-event.ts'
+import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { checkScript } from '../../services/code-mode/check-script.ts'
 import { codeSizeRefusal } from '../../services/quotas/admission.ts'
 import { LEVELS } from '../../services/enclave/levels.ts'
@@ -46,12 +48,29 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['execution'],
       summary: 'Run a script in the caller\'s isolate; 200 also when the script failed',
       body: ExecuteBody,
+      produces: ['application/json', 'text/event-stream', 'application/x-ndjson'],
       response: { 200: ExecutionResultSchema, 400: ErrorBody, 401: ErrorBody, 413: CodeTooLarge, 429: QuotaRefused, 503: ErrorBody }
     }
   }, async (request, reply) => {
     const executionId = randomUUID()
     const log = request.log.child({ tenantId: request.tenant.tenantId, executionId })
     const { metrics } = fastify
+    // Streaming (Accept: text/event-stream or application/x-ndjson): the run's events as they
+    // happen, numbered as GET /api/executions/:id/events numbers them, ending with `final`. The
+    // stream opens once the run is admitted (a refusal is still a plain JSON answer), and a
+    // client that leaves cancels the run.
+    const format = eventFormat(request.headers.accept)
+    let writer: EventWriter | undefined
+    let seq = 0
+    const left = new AbortController()
+    const send = (type: StreamEvent['type'], data: Record<string, unknown>): void => {
+      if (writer === undefined) {
+        writer = new EventWriter(format!)
+        reply.raw.on('close', () => { if (!reply.raw.writableFinished) left.abort(); writer?.end() })
+        void reply.code(200).header('content-type', CONTENT_TYPES[format!]).header('cache-control', 'no-cache').send(writer.body as never)
+      }
+      writer.write({ seq: ++seq, type, at: new Date().toISOString(), data })
+    }
     metrics.executionsInFlight.inc()
     let outcome
     try {
@@ -63,7 +82,13 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         audit: fastify.audit,
         scripts: fastify.scripts,
         onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool, outcome: code }) }
-      }, request.tenant, { executionId, code: request.body.code, language: request.body.language, timeoutMs: request.body.timeoutMs })
+      }, request.tenant, {
+        executionId,
+        code: request.body.code,
+        language: request.body.language,
+        timeoutMs: request.body.timeoutMs,
+        ...(format !== undefined ? { onEvent: (event) => { send(event.type, event.data) }, signal: left.signal } : {})
+      })
     } finally {
       metrics.executionsInFlight.dec()
     }
@@ -80,6 +105,11 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     metrics.executions.inc({ code: result.error?.code ?? 'OK' })
     metrics.executionDuration.observe(result.stats.duration / 1000)
     log.info({ success: result.success, errorCode: result.error?.code, durationMs: result.stats.duration, toolCalls: result.stats.toolCallCount }, 'execution finished')
+    if (format !== undefined) {
+      send('final', { result })
+      writer?.end()
+      return reply
+    }
     return result
   })
 

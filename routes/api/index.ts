@@ -4,6 +4,7 @@ import usageRoutes from './usage.ts'
 import toolRoutes from './tools.ts'
 import toolDeclarationRoutes from './tools-dts.ts'
 import auditRoutes from './audit.ts'
+import executionsRoutes from './executions.ts'
 import sessionRoutes from './sessions.ts'
 
 /** /api/*: every route needs a tenant token. */
@@ -14,6 +15,7 @@ const apiRoutes: FastifyPluginAsync = async (fastify) => {
   await fastify.register(toolRoutes)
   await fastify.register(toolDeclarationRoutes)
   await fastify.register(auditRoutes)
+  await fastify.register(executionsRoutes)
   await fastify.register(sessionRoutes)
 }
 

@@ -4,6 +4,7 @@ import { initialMigration } from '../../migrations/001-initial.ts'
 import { auditTimeOrderMigration } from '../../migrations/002-audit-time-order.ts'
 import { auditPublicIdMigration } from '../../migrations/003-audit-public-id.ts'
 import { platformToolsMigration } from '../../migrations/004-platform-tools.ts'
+import { executionsMigration } from '../../migrations/005-executions.ts'
 import { auditUsageHistoryMigration } from '../../migrations/006-audit-usage-history.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
@@ -15,6 +16,7 @@ function migrationProvider (appRole: string): MigrationProvider {
         '002-audit-time-order': auditTimeOrderMigration,
         '003-audit-public-id': auditPublicIdMigration,
         '004-platform-tools': platformToolsMigration(appRole),
+        '005-executions': executionsMigration(appRole),
         '006-audit-usage-history': auditUsageHistoryMigration
       }
     }

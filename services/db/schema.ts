@@ -47,6 +47,22 @@ export interface AuditLogTable {
   created_at: Timestamp
 }
 
+export type ExecutionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled'
+
+export interface ExecutionsTable {
+  tenant_id: string
+  execution_id: string
+  user_id: string
+  status: ExecutionStatus
+  idempotency_key: string | null
+  code_sha256: string
+  timeout_ms: number
+  submitted_at: Timestamp
+  started_at: Timestamp | null
+  finished_at: Timestamp | null
+  result: Json<unknown> | null
+}
+
 export interface PlatformToolsTable {
   name: string
   description: string
@@ -80,6 +96,7 @@ export interface Database {
   audit_log: AuditLogTable
   platform_tools: PlatformToolsTable
   tool_calls: ToolCallsTable
+  executions: ExecutionsTable
 }
 
 export type TenantRow = Selectable<TenantsTable>
@@ -87,3 +104,4 @@ export type TenantToolRow = Selectable<TenantToolsTable>
 export type DocumentRow = Selectable<DocumentsTable>
 export type AuditRow = Selectable<AuditLogTable>
 export type NewAuditRow = Insertable<AuditLogTable>
+export type ExecutionRow = Selectable<ExecutionsTable>

@@ -91,6 +91,9 @@ export const BOOTSTRAP_SOURCE = String.raw`(function () {
   let memBytes = 0
   let calls = 0
   let aborted = null
+  let live = false
+  let flushQueued = false
+  const settledPromise = new PromiseCtor(function (resolve) { resolve() })
 
   // 2. Console, captured into JSON entries that travel with the next tool call or the result.
   let logBuf = ''
@@ -143,6 +146,16 @@ export const BOOTSTRAP_SOURCE = String.raw`(function () {
     logLen += entry.length + 1
     if (logLen > maxLog) trip('OUTPUT_LIMIT_EXCEEDED', 'Console output exceeded ' + maxLog + ' bytes')
     logBuf = logBuf === '' ? entry : logBuf + ',' + entry
+    // A live run reports its console once per task (a microtask after the code that logged), so
+    // a burst of lines costs one message, and lines logged before an await arrive before it.
+    if (live && !flushQueued) {
+      flushQueued = true
+      try { apply(promiseThen, settledPromise, [flushLogs]) } catch (e) { flushLogs() }
+    }
+  }
+  function flushLogs () {
+    flushQueued = false
+    if (aborted === null && logBuf !== '') send('L', takeLogs())
   }
   const consoleObject = {}
   function method (name, target) {
@@ -385,6 +398,7 @@ export const BOOTSTRAP_SOURCE = String.raw`(function () {
     maxCalls = config.maxCalls
     maxArgs = config.maxArgs
     memBytes = config.memBytes
+    live = config.live === true
     let main
     try {
       // Parsed as a function body on its own: the code cannot close the function early.

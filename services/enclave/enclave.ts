@@ -6,10 +6,10 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { availableParallelism } from 'node:os'
 import { CpuFairness, type FairRun } from './cpu-fairness.ts'
-import { enclaveError, timeoutError } from './errors.ts'
+import { cancelledError, enclaveError, timeoutError } from './errors.ts'
 import { isSecurityLevel } from './levels.ts'
-import type { CallMessage, DoneMessage, RunLimits, ToMain } from './protocol.ts'
-import { decodeDone, failure } from './run-result.ts'
+import type { CallMessage, DoneMessage, LogMessage, RunLimits, ToMain } from './protocol.ts'
+import { decodeDone, failure, parseLogs } from './run-result.ts'
 import { resolveRunLimits } from './run-limits.ts'
 import { detectProtections, type RunnerProtections } from './runner-launch.ts'
 import { crashOutcomes } from './runner-crash.ts'
@@ -17,7 +17,7 @@ import { RunnerPool, type Runner as PoolRunner } from './runner-pool.ts'
 import { checkRunnerMessage } from './runner-messages.ts'
 import { forwardToolCall } from './tool-forwarding.ts'
 import type {
-  EnclaveLogger, EnclaveOptions, EnclaveStats, ExecutionError, ExecutionResult, RunEvent, RunOptions, RunnerExitInfo,
+  EnclaveEvent, EnclaveLogger, EnclaveOptions, EnclaveStats, ExecutionError, ExecutionResult, RunEvent, RunOptions, RunnerExitInfo,
   SecurityLevel, ToolHandler
 } from './types.ts'
 
@@ -43,6 +43,12 @@ export interface PendingRun {
   retryApart: boolean
   resolve: (result: ExecutionResult) => void
   onSettled: (() => void) | undefined
+  /** Someone watches this run: its runner reports logs live, tool calls are reported here. */
+  onEvent: ((event: EnclaveEvent) => void) | undefined
+  /** Characters of live output the runner sent for it (checked against the console limit). */
+  liveLogChars: number
+  /** Cancelled while on a runner: the runner's done message will say CANCELLED. */
+  cancelled: boolean
   backstop: NodeJS.Timeout | undefined
   done: boolean
   settled: boolean
@@ -68,6 +74,8 @@ export class Enclave extends EventEmitter {
   private readonly fairness: CpuFairness
   private executions = 0
   private inFlight = 0
+  /** Runs not yet complete, by executionId, so cancel() can find them. */
+  private readonly byExecution = new Map<string, PendingRun>()
   private wireSeq = 0
   private disposed = false
 
@@ -168,11 +176,15 @@ export class Enclave extends EventEmitter {
       retryApart: false,
       resolve,
       onSettled: options.onSettled,
+      onEvent: options.onEvent,
+      liveLogChars: 0,
+      cancelled: false,
       backstop: undefined,
       done: false,
       settled: false
     }
     this.inFlight++
+    this.byExecution.set(executionId, run)
     // A run that waits for a CPU lane past its deadline ends TIMEOUT without having run.
     const waitLimit = setTimeout(() => {
       if (run.fair.admitted || run.done) return
@@ -182,6 +194,31 @@ export class Enclave extends EventEmitter {
     waitLimit.unref()
     this.fairness.admit(run.fair, () => { clearTimeout(waitLimit); this.dispatch(run) })
     return run
+  }
+
+  /**
+   * Ends a run at once with CANCELLED, as a timeout would: its isolate is disposed (also while it
+   * awaits a tool), its tool calls' `runEnded` signal is aborted, and its slot is settled once the
+   * isolate has stopped. False when no such run is in progress here.
+   */
+  cancel (executionId: string): boolean {
+    const run = this.byExecution.get(executionId)
+    if (run === undefined || run.done) return false
+    // In-flight tool calls (an HTTP request, a query) stop now, not when the isolate has.
+    run.ended.abort()
+    if (!run.fair.admitted) {
+      this.fairness.withdraw(run.fair)
+      this.complete(run, failure(run.executionId, run.started, cancelledError(), run.toolCalls))
+      return true
+    }
+    if (run.runner === undefined) {
+      this.complete(run, failure(run.executionId, run.started, cancelledError(), run.toolCalls))
+      return true
+    }
+    // The runner ends it and answers with its done message (CANCELLED, with the logs so far).
+    run.cancelled = true
+    run.runner.send({ t: 'cancel', id: run.wireId })
+    return true
   }
 
   stats (): EnclaveStats {
@@ -219,7 +256,7 @@ export class Enclave extends EventEmitter {
     run.runner = runner
     runner.inFlight.set(run.wireId, run)
     if (runner.ready) this.armBackstop(run)
-    runner.send({ t: 'run', id: run.wireId, code: run.code, key: run.key, o: { ...run.limits, waitedMs } })
+    runner.send({ t: 'run', id: run.wireId, code: run.code, key: run.key, o: { ...run.limits, waitedMs }, ...(run.onEvent !== undefined ? { ev: true } : {}) })
   }
 
   // The runner enforces the timeout; this catches a runner that stopped answering at all.
@@ -239,6 +276,7 @@ export class Enclave extends EventEmitter {
     switch (msg.t) {
       case 'call': this.onCall(runner.inFlight.get(msg.id)!, msg); return
       case 'done': this.onDone(runner, runner.inFlight.get(msg.id)!, msg); return
+      case 'log': this.onLog(runner.inFlight.get(msg.id)!, msg); return
       case 'cpu':
         for (const [id, cpuMs] of msg.s) {
           const run = runner.inFlight.get(id) ?? runner.draining.get(id)
@@ -260,11 +298,23 @@ export class Enclave extends EventEmitter {
     }
   }
 
+  private onLog (run: PendingRun, msg: LogMessage): void {
+    for (const entry of parseLogs([msg.l])) this.report(run, { type: 'log', level: entry.level, message: entry.message })
+  }
+
+  private report (run: PendingRun, event: EnclaveEvent): void {
+    if (run.onEvent === undefined || run.done) return
+    try { run.onEvent(event) } catch (err) { this.logger?.error({ err }, 'onEvent failed') }
+  }
+
   private onCall (run: PendingRun, msg: CallMessage): void {
     run.toolCalls++
     run.callIds.add(msg.c)
+    const callStarted = performance.now()
+    this.report(run, { type: 'tool_call', index: msg.c, tool: msg.n })
     void forwardToolCall(run, msg, this.toolHandler).then((reply) => {
       run.callIds.delete(msg.c)
+      this.report(run, { type: 'tool_result', index: msg.c, code: 'e' in reply && reply.e !== undefined ? reply.e.code : 'OK', durationMs: Math.round((performance.now() - callStarted) * 1000) / 1000 })
       if (!run.done) run.runner?.send({ t: 'ret', id: run.wireId, c: msg.c, ...reply })
     })
   }
@@ -278,6 +328,7 @@ export class Enclave extends EventEmitter {
     if (run.done) return
     run.done = true
     run.ended.abort()
+    if (this.byExecution.get(run.executionId) === run) this.byExecution.delete(run.executionId)
     clearTimeout(run.backstop)
     const runner = run.runner
     runner?.inFlight.delete(run.wireId)
@@ -305,7 +356,9 @@ export class Enclave extends EventEmitter {
     for (const outcome of outcomes) {
       const { run } = outcome
       if (outcome.fate === 'blamed') this.pool.quarantine(run.key)
-      if (outcome.fate === 'retry' && !this.disposed) {
+      if (outcome.fate === 'retry' && run.cancelled) {
+        this.complete(run, failure(run.executionId, run.started, cancelledError(), run.toolCalls))
+      } else if (outcome.fate === 'retry' && !this.disposed) {
         runner.inFlight.delete(run.wireId)
         clearTimeout(run.backstop)
         run.callIds.clear()

@@ -30,7 +30,8 @@ const NAMES: Record<EnclaveErrorCode, string> = {
   TOOL_RATE_LIMITED: 'ToolError',
   TOOL_ERROR: 'ToolError',
   RUNNER_CRASHED: 'RunnerCrashedError',
-  INTERNAL_ERROR: 'InternalError'
+  INTERNAL_ERROR: 'InternalError',
+  CANCELLED: 'CancelledError'
 }
 
 export function enclaveError (code: EnclaveErrorCode, message: string, name = NAMES[code]): ExecutionError {
@@ -53,6 +54,11 @@ export function consoleLimitError (maxConsoleBytes: number): ExecutionError {
 
 export function memoryLimitError (memoryLimitMB: number, detail = ''): ExecutionError {
   return enclaveError('MEMORY_LIMIT_EXCEEDED', `Memory limit of ${memoryLimitMB} MB exceeded${detail}`)
+}
+
+/** The caller cancelled the run; like a timeout, the script cannot catch it. */
+export function cancelledError (): ExecutionError {
+  return enclaveError('CANCELLED', 'The execution was cancelled')
 }
 
 /** Another tenant's script took down the runner this run shared, after this run had called tools. */

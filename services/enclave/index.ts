@@ -4,5 +4,5 @@ export { EnclaveToolError, ERROR_CODES, CATCHABLE_TOOL_CODES, FATAL_TOOL_CODES, 
 export { LEVELS } from './levels.ts'
 export type {
   SecurityLevel, EnclaveErrorCode, ExecutionResult, ExecutionError, ExecutionStats, LogEntry, LogLevel,
-  ToolHandler, EnclaveOptions, RunOptions, EnclaveStats, EnclaveLogger, RunnerExitInfo, RunEvent
+  ToolHandler, EnclaveOptions, RunOptions, EnclaveStats, EnclaveLogger, RunnerExitInfo, RunEvent, EnclaveEvent
 } from './types.ts'

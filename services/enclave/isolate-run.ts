@@ -4,12 +4,12 @@
 import ivm from 'isolated-vm'
 import { checkStrict, syntaxError } from './ast-check.ts'
 import {
-  consoleLimitError, enclaveError, isErrorCode, memoryLimitError, parseIsolateError, scriptError,
+  cancelledError, consoleLimitError, enclaveError, isErrorCode, memoryLimitError, parseIsolateError, scriptError,
   timeoutError, toolCallLimitError
 } from './errors.ts'
 import type { IsolatePool, Slot, WarmContext } from './isolate-pool.ts'
 import {
-  ISOLATE_CALL, ISOLATE_RESULT, type DoneMessage, type RunLimits, type RunMessage, type ToMain, type ToolResultMessage
+  ISOLATE_CALL, ISOLATE_LOGS, ISOLATE_RESULT, type DoneMessage, type RunLimits, type RunMessage, type ToMain, type ToolResultMessage
 } from './protocol.ts'
 import type { ExecutionError } from './types.ts'
 
@@ -94,7 +94,7 @@ export class IsolateRun {
     const send = new ivm.Callback(this.onIsolate, { ignored: true })
     const alarm = new ivm.Callback(this.onAlarm)
     const config = JSON.stringify({
-      maxLog: this.maxLog, maxOut: o.maxOutputBytes, maxCalls: o.maxToolCalls, maxArgs: o.maxToolArgsBytes, memBytes: o.memoryLimitMB * MB
+      maxLog: this.maxLog, maxOut: o.maxOutputBytes, maxCalls: o.maxToolCalls, maxArgs: o.maxToolArgsBytes, memBytes: o.memoryLimitMB * MB, live: this.msg.ev === true
     })
     // No isolated-vm timeout here: the wall-clock timer disposes the isolate, which also stops
     // work the script left running after it returned (and makes that outcome a TIMEOUT).
@@ -118,6 +118,11 @@ export class IsolateRun {
   /** Ends the run from outside (the runner is shutting down). */
   abort (message: string): void {
     this.end(enclaveError('INTERNAL_ERROR', message), false)
+  }
+
+  /** The caller cancelled: ends the run as a timeout does (the isolate is disposed, nothing catches it). */
+  cancel (): void {
+    this.end(cancelledError(), false)
   }
 
   /** Calls into the isolate, counting the call until V8 returns from it. */
@@ -144,6 +149,7 @@ export class IsolateRun {
     if (this.finished) return
     if (type === ISOLATE_CALL) this.onCall(a as number, b, c, d)
     else if (type === ISOLATE_RESULT) this.onResult(a, b, c)
+    else if (type === ISOLATE_LOGS) this.addLogs(a)
   }
 
   // A limit tripped inside the isolate (code, message, logs); runs while the isolate waits.
@@ -225,6 +231,8 @@ export class IsolateRun {
     }
     this.logBytes += bytes
     this.logChunks.push(chunk)
+    // Watched runs report their output as it comes; the done message still carries all of it.
+    if (this.msg.ev === true) this.out({ t: 'log', id: this.msg.id, l: chunk })
     return true
   }
 

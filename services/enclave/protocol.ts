@@ -45,20 +45,29 @@ export interface DoneMessage {
   busy?: boolean
 }
 
-export type ToMain = ReadyMessage | CallMessage | CpuMessage | FreedMessage | StuckMessage | DoneMessage
+/** Console output of a live run (`ev` in its run message) as it happens: a JSON array of {level, message}. */
+export interface LogMessage { t: 'log', id: string, l: string }
+
+export type ToMain = ReadyMessage | CallMessage | CpuMessage | FreedMessage | StuckMessage | DoneMessage | LogMessage
 
 // ---- main -> runner
 
-export interface RunMessage { t: 'run', id: string, code: string, key?: string, o: RunLimits }
+/** `ev`: report console output as it happens (log messages), for runs someone watches. */
+export interface RunMessage { t: 'run', id: string, code: string, key?: string, o: RunLimits, ev?: boolean }
 /** A tool result: `v` is JSON ('' for undefined), or `e` a refusal; `f` ends the run. */
 export interface ToolResultMessage { t: 'ret', id: string, c: number, v?: string, e?: { code: string, message: string }, f?: boolean }
 
-export type ToRunner = RunMessage | ToolResultMessage
+/** The caller cancelled the run: end it at once, as a timeout does. */
+export interface CancelMessage { t: 'cancel', id: string }
+
+export type ToRunner = RunMessage | ToolResultMessage | CancelMessage
 
 // ---- isolate -> runner: the bootstrap calls `send(type, ...)` and `alarm(code, message, logs)`
 
 /** `send('C', callId, name, argsJson, logs)`: the script called a tool. */
 export const ISOLATE_CALL = 'C'
+/** `send('L', logs)`: console output of a live run, flushed once per task. */
+export const ISOLATE_LOGS = 'L'
 /** `send('R', kind, payload, logs)`: the script's outcome. */
 export const ISOLATE_RESULT = 'R'
 

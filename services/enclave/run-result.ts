@@ -34,7 +34,7 @@ export function decodeDone (executionId: string, started: number, msg: DoneMessa
   return result
 }
 
-function parseLogs (chunks: string[]): LogEntry[] {
+export function parseLogs (chunks: string[]): LogEntry[] {
   const logs: LogEntry[] = []
   for (const chunk of chunks) {
     let entries: unknown

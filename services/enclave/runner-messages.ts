@@ -42,6 +42,15 @@ export function checkRunnerMessage (runner: Runner<PendingRun>, msg: ToMain): st
       if (m.e !== undefined && (typeof m.e !== 'object' || m.e === null || !isString((m.e as Record<string, unknown>).message, 65_536))) return 'a malformed error'
       return null
     }
+    case 'log': {
+      const run = isString(m.id, MAX_ID) ? runner.inFlight.get(m.id) : undefined
+      if (run === undefined || run.onEvent === undefined) return 'output for an execution it was not given, or that nobody watches'
+      if (!isString(m.l, 2 * run.limits.maxConsoleBytes + 2)) return 'output over the console limit'
+      // Over the whole run too: the isolate's limit counts every line once.
+      run.liveLogChars += m.l.length
+      if (run.liveLogChars > 2 * run.limits.maxConsoleBytes + 2 * run.limits.maxToolCalls + 4) return 'output over the console limit'
+      return null
+    }
     case 'cpu':
       if (!Array.isArray(m.s) || m.s.length > runner.inFlight.size + runner.draining.size) return 'CPU samples for executions it was not given'
       for (const sample of m.s) {

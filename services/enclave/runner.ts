@@ -48,6 +48,8 @@ function onMessage (msg: ToRunner): void {
     })
   } else if (msg.t === 'ret') {
     runs.get(msg.id)?.onToolResult(msg)
+  } else if (msg.t === 'cancel') {
+    runs.get(msg.id)?.cancel()
   }
 }
 

@@ -5,7 +5,7 @@ export type SecurityLevel = 'STRICT' | 'SECURE' | 'STANDARD' | 'PERMISSIVE'
 // The result's shape and its error codes are the HTTP contract's: one TypeBox schema describes
 // them, the route serialises with it, and these types come from it.
 export type { EnclaveErrorCode, ExecutionError, ExecutionResult, ExecutionStats, LogEntry, LogLevel } from '../../schemas/execution-result.ts'
-import type { ExecutionResult } from '../../schemas/execution-result.ts'
+import type { ExecutionResult, LogLevel } from '../../schemas/execution-result.ts'
 
 /**
  * Called for every `callTool(name, args)`; `context` is whatever `run()` was given; `runEnded` is
@@ -77,9 +77,23 @@ export interface RunOptions {
    * that ended (e.g. TIMEOUT) while its isolate was still executing. Hold the tenant's slot until then.
    */
   onSettled?: () => void
+  /**
+   * Live events of this run (log lines, tool calls and results) as they happen; without it the
+   * runner reports logs only with the result. A throwing listener is ignored.
+   */
+  onEvent?: (event: EnclaveEvent) => void
   /** Isolates are reused only between runs with the same key (e.g. the tenant id), never across keys. */
   isolateKey?: string
 }
+
+/**
+ * What a watched run reports while it runs: console lines as they are logged, each tool call as it
+ * reaches the main process and its outcome (`code` OK or the error code).
+ */
+export type EnclaveEvent =
+  | { type: 'log', level: LogLevel, message: string }
+  | { type: 'tool_call', index: number, tool: string }
+  | { type: 'tool_result', index: number, code: string, durationMs: number }
 
 export interface EnclaveStats {
   runners: number

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto'
-import type { Enclave, ExecutionResult } from '../enclave/index.ts'
+import type { Enclave, EnclaveEvent, ExecutionResult } from '../enclave/index.ts'
+import { cancelledError } from '../enclave/errors.ts'
+import { failure } from '../enclave/run-result.ts'
 import type { AuditWriter } from '../audit/audit-writer.ts'
 import { admitExecution, codeSizeRefusal, type Refusal } from '../quotas/admission.ts'
 import type { LimitStore } from '../store/index.ts'
@@ -23,7 +25,19 @@ export interface ExecutionRequest {
   language?: ScriptLanguage
   /** The caller's wish; it may lower the tier's maxExecutionDurationMs, never raise it. */
   timeoutMs?: number
+  /** Live events of the run: `started` once admitted, then log lines, tool calls and results. */
+  onEvent?: (event: ExecutionEvent) => void
+  /** Aborting it cancels the run: it ends at once with CANCELLED (uncatchable). */
+  signal?: AbortSignal
+  /**
+   * Already admitted elsewhere (a queued run: the daily quota was consumed at submission and the
+   * worker holds the concurrency slot); executeScript then takes neither and releases this.
+   */
+  admitted?: { release: () => Promise<void>, refund: () => Promise<void> }
 }
+
+/** What a run reports while it goes on; the event stream numbers and timestamps them. */
+export type ExecutionEvent = { type: 'started', data: Record<string, never> } | { [K in EnclaveEvent['type']]: { type: K, data: Omit<Extract<EnclaveEvent, { type: K }>, 'type'> } }[EnclaveEvent['type']]
 
 export type ExecutionOutcome =
   | { ran: true, result: ExecutionResult }
@@ -47,11 +61,29 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   }
 
   const codeBytes = Buffer.byteLength(request.code, 'utf8')
-  if (codeBytes > quotas.maxCodeSizeKB * 1024) return refuse(codeSizeRefusal(quotas.maxCodeSizeKB))
+  if (request.admitted === undefined && codeBytes > quotas.maxCodeSizeKB * 1024) return refuse(codeSizeRefusal(quotas.maxCodeSizeKB))
 
   const timeoutMs = Math.min(request.timeoutMs ?? quotas.maxExecutionDurationMs, quotas.maxExecutionDurationMs)
-  const admission = await admitExecution(deps.store, caller.tenantId, request.executionId, quotas, timeoutMs)
-  if (!admission.admitted) return refuse(admission.refusal)
+  let admission: { release: () => Promise<void>, refund: () => Promise<void> }
+  if (request.admitted !== undefined) admission = request.admitted
+  else {
+    const admitted = await admitExecution(deps.store, caller.tenantId, request.executionId, quotas, timeoutMs)
+    if (!admitted.admitted) return refuse(admitted.refusal)
+    admission = admitted
+  }
+  const { onEvent, signal } = request
+  const started = performance.now()
+  if (signal?.aborted === true) {
+    // Cancelled before it ran: nothing ran, so nothing is charged but the audit row.
+    await admission.release().catch(() => {})
+    const result = failure(request.executionId, started, cancelledError())
+    audit({ action: 'code_execution', success: false, errorCode: 'CANCELLED', durationMs: 0, toolCalls: 0 })
+    return { ran: true, result }
+  }
+  const emit = (event: ExecutionEvent): void => {
+    try { onEvent?.(event) } catch { /* a watcher's failure is not the run's */ }
+  }
+  emit({ type: 'started', data: {} })
 
   let code = request.code
   if (request.language === 'typescript') {
@@ -80,6 +112,9 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
     code = stripped.code
   }
 
+  // Listened for only once the run is about to start, so no early return leaves it behind.
+  const onAbort = (): void => { deps.enclave.cancel(request.executionId) }
+  signal?.addEventListener('abort', onAbort, { once: true })
   let result: ExecutionResult
   const tools = createToolGateway(deps, caller, request.executionId)
   try {
@@ -94,12 +129,16 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
       maxOutputBytes: quotas.maxOutputSizeKB * 1024,
       maxCodeBytes: quotas.maxCodeSizeKB * 1024,
       tools,
-      onSettled: () => { admission.release().catch(() => {}) }
+      onSettled: () => { admission.release().catch(() => {}) },
+      ...(onEvent !== undefined
+        ? { onEvent: (e: EnclaveEvent) => { const { type, ...data } = e; emit({ type, data } as ExecutionEvent) } }
+        : {})
     })
   } catch (err) {
     await admission.release().catch(() => {})
     throw err
   } finally {
+    signal?.removeEventListener('abort', onAbort)
     // Before the response, so /api/usage right after the run counts exactly the calls made.
     // If the store is down, the unused units stay counted: over, never under, the real use.
     await tools.settle().catch(() => {})

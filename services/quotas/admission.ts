@@ -53,3 +53,27 @@ export async function admitExecution (
     refund: async () => { await store.refund(executionsKey(tenantId, day.dayKey), 1) }
   }
 }
+
+// Queued runs (POST /api/executions) split admission in two: today's execution is consumed when
+// the run is submitted, and the concurrency slot is taken when a worker starts it.
+
+/** Consumes one of today's executions; the refusal when the quota is used up, else null. */
+export async function consumeDailyExecution (store: LimitStore, tenantId: string, quotas: TenantQuotas): Promise<Refusal | null> {
+  const day = utcDayWindow()
+  const counted = await store.consume(executionsKey(tenantId, day.dayKey), 1, quotas.maxExecutionsPerDay, day.ttlMs)
+  if (counted.allowed) return null
+  return { kind: 'daily-executions', status: 429, code: 'EXECUTION_QUOTA_EXCEEDED', error: 'Execution quota exceeded', limit: quotas.maxExecutionsPerDay, reset: day.periodEnd, retryAfterSeconds: Math.max(1, Math.ceil(day.ttlMs / 1000)) }
+}
+
+/** Takes a concurrency slot for a queued run that is starting; null when the tenant has none free. */
+export async function acquireRunSlot (
+  store: LimitStore, tenantId: string, executionId: string, quotas: TenantQuotas, runTimeoutMs: number
+): Promise<{ release: () => Promise<void>, refund: () => Promise<void> } | null> {
+  const slotKey = concurrencyKey(tenantId)
+  const got = await store.acquireLease(slotKey, executionId, quotas.maxConcurrentExecutions, runTimeoutMs + LEASE_MARGIN_MS)
+  if (!got) return null
+  return {
+    release: async () => { await store.releaseLease(slotKey, executionId) },
+    refund: async () => { const day = utcDayWindow(); await store.refund(executionsKey(tenantId, day.dayKey), 1) }
+  }
+}

@@ -1,0 +1,96 @@
+// Queued executions (not a test): submit-to-final latency of a trivial script against sync
+// /api/execute in the same run, event delivery latency (a log line in the isolate → an SSE
+// client), and cancel-to-final latency. Embedded defaults (in-process queue and events), one
+// process, loopback HTTP. On a shared machine the figures are indicative; the ratio is the point.
+import { fmt, percentile, startBenchApp } from './support.ts'
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40)
+
+const bench = await startBenchApp()
+const { url } = bench
+const headers = await bench.tenant('bench-exec', { maxConcurrentExecutions: 1000 })
+
+async function * sse (executionId: string): AsyncGenerator<{ type: string, data: Record<string, unknown>, receivedAt: number }> {
+  const res = await fetch(`${url}/api/executions/${executionId}/events`, { headers: { ...headers, accept: 'text/event-stream' } })
+  const decoder = new TextDecoder()
+  let buffer = ''
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    const receivedAt = Date.now()
+    buffer += decoder.decode(chunk, { stream: true })
+    let end
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end)
+      buffer = buffer.slice(end + 2)
+      const data = /^data: (.*)$/m.exec(block)?.[1]
+      if (data === undefined) continue
+      const event = JSON.parse(data) as { type: string, data: Record<string, unknown> }
+      yield { ...event, receivedAt }
+      if (event.type === 'final') return
+    }
+  }
+}
+
+async function submit (code: string): Promise<string> {
+  const res = await fetch(`${url}/api/executions`, { method: 'POST', headers, body: JSON.stringify({ code }) })
+  return ((await res.json()) as { executionId: string }).executionId
+}
+
+async function drain (events: AsyncGenerator<unknown>): Promise<void> {
+  while (!(await events.next()).done) { /* until final */ }
+}
+
+const sorted = (xs: number[]): number[] => [...xs].sort((a, b) => a - b)
+
+// Warm-up: isolates, runners, the JIT.
+for (let i = 0; i < 10; i++) {
+  await fetch(`${url}/api/execute`, { method: 'POST', headers, body: JSON.stringify({ code: 'return 1' }) })
+  await drain(sse(await submit('return 1')))
+}
+
+// 1. submit-to-final vs sync execute, interleaved so both see the same load.
+const syncMs: number[] = []
+const queuedMs: number[] = []
+for (let i = 0; i < ROUNDS; i++) {
+  let t0 = performance.now()
+  await (await fetch(`${url}/api/execute`, { method: 'POST', headers, body: JSON.stringify({ code: 'return 1' }) })).json()
+  syncMs.push(performance.now() - t0)
+  t0 = performance.now()
+  await drain(sse(await submit('return 1')))
+  queuedMs.push(performance.now() - t0)
+}
+
+// 2. event delivery: each log line carries the isolate's clock; the client notes when it arrives.
+const deliveryMs: number[] = []
+for (let i = 0; i < Math.max(5, ROUNDS / 4); i++) {
+  const id = await submit('for (let i = 0; i < 20; i++) { console.log(String(Date.now())); await callTool("data:query", { limit: 1 }) }\nreturn 1')
+  for await (const event of sse(id)) {
+    if (event.type === 'log') deliveryMs.push(event.receivedAt - Number(event.data.message))
+  }
+}
+
+// 3. cancel-to-final: DELETE while the run spins, until `final` reaches the watching client.
+const cancelMs: number[] = []
+for (let i = 0; i < ROUNDS; i++) {
+  const id = await submit('while (true) {}')
+  const stream = sse(id)
+  // Not `for await ... break`: that would close the stream.
+  for (let next = await stream.next(); !next.done && next.value.type !== 'started'; next = await stream.next()) { /* until started */ }
+  // The run is on its isolate once the runner has it; a short pause makes sure it spins.
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const t0 = Date.now()
+  await fetch(`${url}/api/executions/${id}`, { method: 'DELETE', headers: { authorization: headers.authorization! } })
+  for (let next = await stream.next(); !next.done; next = await stream.next()) {
+    if (next.value.type === 'final') cancelMs.push(next.value.receivedAt - t0)
+  }
+}
+
+const s = sorted(syncMs)
+const q = sorted(queuedMs)
+const d = sorted(deliveryMs)
+const c = sorted(cancelMs)
+console.log(`rounds: ${ROUNDS} (embedded: in-process queue and events)`)
+console.log(`sync /api/execute         p50 ${fmt(percentile(s, 50))} ms  p99 ${fmt(percentile(s, 99))} ms`)
+console.log(`submit → final (queued)   p50 ${fmt(percentile(q, 50))} ms  p99 ${fmt(percentile(q, 99))} ms  ratio p50 ${fmt(percentile(q, 50) / percentile(s, 50))}× (target ≤ 1.5×)`)
+console.log(`log line → SSE client     p50 ${fmt(percentile(d, 50))} ms  p99 ${fmt(percentile(d, 99))} ms  (${d.length} lines; target p50 ≤ 2 ms; 1 ms clock resolution)`)
+console.log(`cancel → final            p50 ${fmt(percentile(c, 50))} ms  p99 ${fmt(percentile(c, 99))} ms  (target p99 ≤ 100 ms)`)
+await bench.fastify.close()

@@ -1,0 +1,79 @@
+import fp from 'fastify-plugin'
+import { createMemoryEventLog, type EventLog } from '../services/executions/event-log.ts'
+import { createRedisEventLog } from '../services/executions/redis-event-log.ts'
+import { createMemoryQueue, type ExecutionQueue } from '../services/executions/execution-queue.ts'
+import { createBullmqQueue } from '../services/executions/bullmq-queue.ts'
+import { createMemoryTenantIndex, Executions, type TenantIndex } from '../services/executions/executions-service.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Queued runs, their events and cancellation (POST/GET/DELETE /api/executions). */
+    executions: Executions
+    /** Each execution's numbered events (Redis Streams, or in process). */
+    executionEvents: EventLog
+  }
+}
+
+const TENANT_INDEX_KEY = 'tenant-enclave:executions:tenants'
+const PRUNE_EVERY_MS = 60 * 60_000
+
+/**
+ * Queued executions on BullMQ + Redis Streams when REDIS_URL is set, else in process. The
+ * worker side (SERVICE_ROLE all or worker) takes queued runs; every role cancels runs it holds.
+ */
+export default fp(async (fastify) => {
+  const { config } = fastify
+  const url = config.REDIS_URL
+  const queue: ExecutionQueue = url === undefined ? createMemoryQueue() : createBullmqQueue(url, { leaseMs: config.EXECUTION_LEASE_MS })
+  const events: EventLog = url === undefined ? createMemoryEventLog() : createRedisEventLog(url)
+  const redis = fastify.redis
+  const tenantIndex: TenantIndex = redis === null
+    ? createMemoryTenantIndex()
+    : {
+        async add (tenantId) { await redis.sadd(TENANT_INDEX_KEY, tenantId) },
+        async list () { return await redis.smembers(TENANT_INDEX_KEY) },
+        async remove (tenantId) { await redis.srem(TENANT_INDEX_KEY, tenantId) }
+      }
+  const { metrics } = fastify
+  const executions = new Executions({
+    execution: {
+      enclave: fastify.enclave,
+      store: fastify.store,
+      db: fastify.db,
+      tools: fastify.tools,
+      audit: fastify.audit,
+      scripts: fastify.scripts,
+      onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool, outcome: code }) }
+    },
+    db: fastify.db,
+    store: fastify.store,
+    audit: fastify.audit,
+    queue,
+    events,
+    tenantIndex,
+    quotasOf: async (tenantId) => (await fastify.tenants.get(tenantId)).quotas,
+    log: fastify.log
+  })
+  const work = config.SERVICE_ROLE !== 'api'
+  if (!work && url === undefined) fastify.log.warn('SERVICE_ROLE=api without REDIS_URL: queued executions have no worker to run them')
+  await executions.start({ work, concurrency: config.EXECUTION_WORKER_CONCURRENCY })
+  fastify.decorate('executions', executions)
+  fastify.decorate('executionEvents', events)
+
+  const prune = (): void => {
+    executions.prune(config.EXECUTION_RETENTION_DAYS).then((deleted) => {
+      if (deleted > 0) fastify.log.info({ deleted }, 'pruned old executions')
+    }, (err: unknown) => { fastify.log.warn({ err }, 'pruning executions failed') })
+  }
+  const pruner = work ? setInterval(prune, PRUNE_EVERY_MS) : undefined
+  pruner?.unref()
+
+  // Before the enclave is disposed (plugins close in reverse order): the worker stops taking
+  // jobs and lets its running ones finish within the shutdown grace.
+  fastify.addHook('onClose', async () => {
+    clearInterval(pruner)
+    executions.stop()
+    await queue.close()
+    await events.close()
+  })
+}, { name: 'executions', dependencies: ['config', 'db', 'store', 'tenants', 'tools', 'audit', 'enclave', 'code-mode', 'metrics'] })

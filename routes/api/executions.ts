@@ -1,0 +1,151 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { ErrorBody, NotFoundError } from '../../services/errors.ts'
+import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
+import { StreamEventSchema } from '../../schemas/execution-event.ts'
+import { follow } from '../../services/executions/event-log.ts'
+import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
+
+const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+const SubmitBody = Type.Object({
+  code: Type.String({ description: 'The body of an async function: top-level await and return work' }),
+  language: Type.Optional(Type.Enum(['javascript', 'typescript'], { description: 'typescript: types are stripped before anything else' })),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000, description: 'May lower the tier\'s maxExecutionDurationMs, never raise it' }))
+}, { additionalProperties: false })
+const SubmitHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'The same key from the same tenant within 24 h returns the first execution' }))
+})
+const Submitted = Type.Object({ executionId: Type.String({ format: 'uuid' }), status: Type.Enum(STATUSES) })
+const Refused = Type.Object({
+  error: Type.String(),
+  code: Type.String(),
+  message: Type.Optional(Type.String()),
+  limit: Type.Optional(Type.Integer()),
+  reset: Type.Optional(Type.String({ format: 'date-time' }))
+})
+const ExecutionView = Type.Object({
+  executionId: Type.String({ format: 'uuid' }),
+  status: Type.Enum(STATUSES),
+  submittedAt: Type.String({ format: 'date-time' }),
+  startedAt: Type.Optional(Type.String({ format: 'date-time' })),
+  finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
+  result: Type.Optional(ExecutionResultSchema)
+})
+const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
+const ListQuery = Type.Object({
+  status: Type.Optional(Type.Enum(STATUSES)),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+  before: Type.Optional(Type.String({ maxLength: 64, description: 'nextBefore of the previous page' }))
+})
+const EventsQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0, description: 'Resume after this seq (like Last-Event-ID)' })) })
+const EventsHeaders = Type.Object({ 'last-event-id': Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })) })
+const EventStream = {
+  description: 'Events until `final`: text/event-stream (`id: <seq>` then `data: <event>`), or one JSON event per line with Accept: application/x-ndjson',
+  content: { 'text/event-stream': { schema: StreamEventSchema }, 'application/x-ndjson': { schema: StreamEventSchema } }
+}
+
+const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const notFound = (): Error => new NotFoundError('Execution not found')
+
+  fastify.post('/executions', {
+    schema: {
+      tags: ['executions'],
+      summary: 'Queue a run; watch it with /events, read its result with GET, stop it with DELETE',
+      body: SubmitBody,
+      headers: SubmitHeaders,
+      response: { 202: Submitted, 400: ErrorBody, 401: ErrorBody, 413: Refused, 429: Refused, 503: ErrorBody }
+    }
+  }, async (request, reply) => {
+    const outcome = await fastify.executions.submit(request.tenant, request.body, request.headers['idempotency-key'])
+    if (!outcome.accepted) {
+      const { refusal } = outcome
+      fastify.metrics.quotaRefusals.inc({ kind: refusal.kind })
+      if (refusal.kind === 'daily-executions') reply.header('retry-after', String(refusal.retryAfterSeconds))
+      return await reply.code(refusal.status).send({ error: refusal.error, code: refusal.code, limit: refusal.limit, ...(refusal.kind === 'daily-executions' ? { reset: refusal.reset } : {}) })
+    }
+    reply.header('location', `/api/executions/${outcome.executionId}`)
+    return await reply.code(202).send({ executionId: outcome.executionId, status: outcome.status })
+  })
+
+  fastify.get('/executions', {
+    schema: {
+      tags: ['executions'],
+      summary: 'The caller\'s tenant\'s executions, newest first',
+      querystring: ListQuery,
+      response: { 200: Type.Object({ executions: Type.Array(ExecutionView), nextBefore: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorBody, 401: ErrorBody, 503: ErrorBody }
+    }
+  }, async (request) => {
+    const { status, limit = 50, before } = request.query
+    if (before !== undefined && !UUID.test(before)) return { executions: [], nextBefore: null }
+    return await fastify.executions.list(request.tenant.tenantId, { status, limit, before })
+  })
+
+  fastify.get('/executions/:id', {
+    schema: {
+      tags: ['executions'],
+      summary: 'An execution\'s status, and its result once finished',
+      params: IdParams,
+      response: { 200: ExecutionView, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody }
+    }
+  }, async (request) => {
+    const { id } = request.params
+    const view = UUID.test(id) ? await fastify.executions.get(request.tenant.tenantId, id.toLowerCase()) : undefined
+    if (view === undefined) throw notFound()
+    return view
+  })
+
+  fastify.get('/executions/:id/events', {
+    schema: {
+      tags: ['executions'],
+      summary: 'The execution\'s events, live, until `final`; resumes after Last-Event-ID or ?after',
+      params: IdParams,
+      querystring: EventsQuery,
+      headers: EventsHeaders,
+      produces: ['text/event-stream', 'application/x-ndjson'],
+      response: { 200: EventStream, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody }
+    }
+  }, async (request, reply) => {
+    const { id } = request.params
+    const executionId = id.toLowerCase()
+    const view = UUID.test(id) ? await fastify.executions.get(request.tenant.tenantId, executionId) : undefined
+    if (view === undefined) throw notFound()
+    const lastEventId = request.headers['last-event-id']
+    const after = request.query.after ?? (lastEventId === undefined ? 0 : Number(lastEventId))
+    const format = eventFormat(request.headers.accept) ?? 'sse'
+    const writer = new EventWriter(format, after)
+    const left = new AbortController()
+    reply.raw.on('close', () => { left.abort(); writer.end() })
+    void (async () => {
+      try {
+        const finished = view.status !== 'queued' && view.status !== 'running'
+        for await (const event of follow(fastify.executionEvents, executionId, after, left.signal, finished)) writer.write(event)
+      } catch (err) {
+        request.log.warn({ err, executionId }, 'event stream failed')
+      } finally {
+        writer.end()
+      }
+    })()
+    return await reply.code(200).header('content-type', CONTENT_TYPES[format]).header('cache-control', 'no-cache').header('x-accel-buffering', 'no').send(writer.body as never)
+  })
+
+  fastify.delete('/executions/:id', {
+    schema: {
+      tags: ['executions'],
+      summary: 'Cancel a queued or running execution: it ends within 100 ms with CANCELLED',
+      params: IdParams,
+      response: { 202: Type.Object({ executionId: Type.String({ format: 'uuid' }) }), 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody }
+    }
+  }, async (request, reply) => {
+    const { id } = request.params
+    if (!UUID.test(id)) throw notFound()
+    const executionId = id.toLowerCase()
+    const outcome = await fastify.executions.cancel(request.tenant.tenantId, request.tenant.userId, executionId)
+    if (outcome === 'not-found') throw notFound()
+    if (outcome === 'finished') return await reply.code(409).send({ error: 'Execution already finished', code: 'EXECUTION_FINISHED' })
+    return await reply.code(202).send({ executionId })
+  })
+}
+
+export default executionsRoutes

@@ -1,0 +1,109 @@
+// Queued runs on BullMQ (Redis). Why BullMQ: it is maintained, already speaks the project's
+// ioredis, and gives what a run queue needs without a protocol of our own: job ids (the
+// execution id, so a job is added once), locks renewed while a worker lives and a stalled-job
+// check when it dies (our lease), delayed jobs (a run waiting for its tenant's slot waits there,
+// not on a worker), and removal of jobs not yet started.
+import { Redis } from 'ioredis'
+import { DelayedError, Job, Queue, Worker } from 'bullmq'
+import type { ExecutionJob, ExecutionQueue } from './execution-queue.ts'
+
+const QUEUE_NAME = 'executions'
+const PREFIX = 'tenant-enclave:bull'
+const CLOSE_WAIT_MS = 5000
+
+export interface BullmqQueueOptions {
+  /** How long a worker's hold on a running job lasts without renewal: a dead instance's runs are found lost after it. */
+  leaseMs: number
+}
+
+/** Redis is not answering: a submission is refused at once (503) rather than waiting for it. */
+function unreachable (): Error {
+  return Object.assign(new Error('Redis is unreachable: the execution queue cannot take runs now'), { code: 'STORE_UNAVAILABLE' })
+}
+
+export function createBullmqQueue (url: string, opts: BullmqQueueOptions): ExecutionQueue {
+  // BullMQ's connections block (BRPOPLPUSH and the like): it needs maxRetriesPerRequest null.
+  const connection = new Redis(url, { maxRetriesPerRequest: null })
+  connection.on('error', () => {})
+  // The Queue and Worker are made only once Redis has answered: made while it is unreachable,
+  // they wait for it in ways close() cannot end (a worker's lock-renewal timer and a duplicated
+  // blocking connection that reconnects forever), and the process would never exit.
+  let queue: Queue<ExecutionJob> | undefined
+  let worker: Worker<ExecutionJob> | undefined
+  let startWorker: (() => void) | undefined
+  let closed = false
+  const ensureQueue = (): Queue<ExecutionJob> => {
+    if (queue === undefined) {
+      queue = new Queue<ExecutionJob>(QUEUE_NAME, { connection, prefix: PREFIX })
+      queue.on('error', () => {})
+    }
+    return queue
+  }
+  const onReady = (): void => {
+    if (closed) return
+    ensureQueue()
+    startWorker?.()
+    startWorker = undefined
+  }
+  connection.on('ready', onReady)
+  // The queue holds commands while Redis is away (maxRetriesPerRequest null): refuse instead.
+  const live = (): Queue<ExecutionJob> => {
+    if (closed || connection.status !== 'ready') throw unreachable()
+    return ensureQueue()
+  }
+
+  return {
+    kind: 'bullmq',
+    async add (job) {
+      // attempts 1: a run is never retried by the queue (its tools may have had effects).
+      await live().add('run', job, { jobId: job.executionId, attempts: 1, removeOnComplete: true, removeOnFail: { age: 24 * 3600 } })
+    },
+    async remove (executionId) {
+      // Best effort, as before: a job left behind finds its execution cancelled when it starts.
+      try { await live().remove(executionId) } catch {}
+    },
+    work (handler, concurrency, onLost) {
+      startWorker = () => {
+        const jobs = ensureQueue()
+        worker = new Worker<ExecutionJob>(QUEUE_NAME, async (job, token) => {
+          const outcome = await handler(job.data)
+          if (outcome.done) return
+          // The tenant has no free slot: the job waits as a delayed job, holding no worker.
+          await job.moveToDelayed(Date.now() + outcome.retryInMs, token)
+          throw new DelayedError()
+        }, {
+          connection,
+          prefix: PREFIX,
+          concurrency,
+          lockDuration: opts.leaseMs,
+          stalledInterval: opts.leaseMs,
+          // A job whose worker died is failed, never handed to another worker.
+          maxStalledCount: 0
+        })
+        worker.on('error', () => {})
+        worker.on('stalled', (jobId: string) => {
+          Job.fromId<ExecutionJob>(jobs, jobId).then(async (job) => {
+            if (job !== undefined) await onLost(job.data)
+          }).catch(() => {})
+        })
+      }
+      if (connection.status === 'ready') onReady()
+    },
+    async close () {
+      closed = true
+      startWorker = undefined
+      connection.off('ready', onReady)
+      // The worker lets its running jobs finish; bounded, because with Redis gone BullMQ's close
+      // would wait for it forever.
+      let timer: NodeJS.Timeout | undefined
+      const closing = (async () => { await worker?.close(); await queue?.close() })().catch(() => {})
+      await Promise.race([closing, new Promise((resolve) => { timer = setTimeout(resolve, CLOSE_WAIT_MS) })])
+      clearTimeout(timer)
+      // Whatever did not close (Redis unreachable) is cut, so nothing keeps reconnecting.
+      // Not awaited: with Redis gone these would wait for it too.
+      worker?.disconnect().catch(() => {})
+      queue?.disconnect().catch(() => {})
+      connection.disconnect()
+    }
+  }
+}

@@ -1,0 +1,115 @@
+// The numbered events of each execution: appended by whoever runs (or ends) it, read and followed
+// by any instance. Redis Streams when REDIS_URL is set (redis-event-log.ts), else this process's memory.
+import type { EventType, StreamEvent } from '../../schemas/execution-event.ts'
+
+export type { StreamEvent }
+
+/** Events kept per execution; a run's logs and tool calls are bounded well below this. */
+export const MAX_EVENTS_PER_EXECUTION = 10_000
+/** A stream lives this long after its last event (DESIGN: at least an hour after the end). */
+export const EVENTS_TTL_MS = 60 * 60_000
+
+export interface EventLog {
+  /** Appends the next event (seq = last + 1, atomically across instances) and notifies watchers. */
+  append (executionId: string, type: Exclude<EventType, 'heartbeat'>, data: Record<string, unknown>): Promise<StreamEvent>
+  /** Events with seq > after, in order, at most `limit`. */
+  read (executionId: string, after: number, limit: number): Promise<StreamEvent[]>
+  /** Calls onEvent for events appended from now on (maybe out of order or twice: follow() sorts it out). */
+  watch (executionId: string, onEvent: (event: StreamEvent) => void): () => void
+  close (): Promise<void>
+}
+
+const PAGE = 500
+const RECHECK_MS = 1000
+
+/**
+ * Every event after `after` exactly once, in order, live, until `final` or the signal aborts.
+ * It watches before it reads, so nothing appended in between is missed; a watched event that
+ * skips ahead (a notification lost or reordered) is filled from the log. `finished`: the run is
+ * over, so a stream with nothing more to give (resumed at or after `final`, or expired) ends once
+ * a re-check finds nothing new, instead of waiting for events that will never come.
+ */
+export async function * follow (log: EventLog, executionId: string, after: number, signal: AbortSignal, finished = false): AsyncGenerator<StreamEvent> {
+  let wake: (() => void) | undefined
+  let pending = false
+  const stop = log.watch(executionId, () => { pending = true; wake?.() })
+  const onAbort = (): void => { wake?.() }
+  signal.addEventListener('abort', onAbort, { once: true })
+  let last = after
+  let quietChecks = 0
+  try {
+    // Resumed right after `final`: the stream is already complete.
+    if (after > 0 && (await log.read(executionId, after - 1, 1))[0]?.type === 'final') return
+    while (!signal.aborted) {
+      pending = false
+      const events = await log.read(executionId, last, PAGE)
+      for (const event of events) {
+        if (event.seq <= last) continue
+        last = event.seq
+        yield event
+        if (event.type === 'final') return
+      }
+      if (events.length === PAGE || pending) continue
+      if (finished && events.length === 0 && quietChecks++ > 0) return
+      // Notifications are the fast path; the timer re-reads in case one was lost (a subscriber
+      // still connecting, a reconnect), so a stream never hangs on a missed `final`.
+      let timer: NodeJS.Timeout | undefined
+      await new Promise<void>((resolve) => {
+        wake = resolve
+        timer = setTimeout(resolve, RECHECK_MS)
+        if (pending || signal.aborted) resolve()
+      })
+      clearTimeout(timer)
+      wake = undefined
+    }
+  } finally {
+    stop()
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+interface MemoryStream { events: StreamEvent[], expiry: NodeJS.Timeout | undefined }
+
+/** One process's event log (embedded mode): the same contract as Redis Streams. */
+export function createMemoryEventLog (): EventLog {
+  const streams = new Map<string, MemoryStream>()
+  const watchers = new Map<string, Set<(event: StreamEvent) => void>>()
+  return {
+    async append (executionId, type, data) {
+      let stream = streams.get(executionId)
+      if (stream === undefined) { stream = { events: [], expiry: undefined }; streams.set(executionId, stream) }
+      const seq = (stream.events.at(-1)?.seq ?? 0) + 1
+      const event: StreamEvent = { seq, type, at: new Date().toISOString(), data }
+      stream.events.push(event)
+      if (stream.events.length > MAX_EVENTS_PER_EXECUTION) stream.events.shift()
+      clearTimeout(stream.expiry)
+      stream.expiry = setTimeout(() => streams.delete(executionId), EVENTS_TTL_MS)
+      stream.expiry.unref()
+      for (const watcher of watchers.get(executionId) ?? []) watcher(event)
+      return event
+    },
+    async read (executionId, after, limit) {
+      const events = streams.get(executionId)?.events ?? []
+      const out: StreamEvent[] = []
+      for (const event of events) {
+        if (event.seq > after) out.push(event)
+        if (out.length >= limit) break
+      }
+      return out
+    },
+    watch (executionId, onEvent) {
+      let set = watchers.get(executionId)
+      if (set === undefined) { set = new Set(); watchers.set(executionId, set) }
+      set.add(onEvent)
+      return () => {
+        set.delete(onEvent)
+        if (set.size === 0 && watchers.get(executionId) === set) watchers.delete(executionId)
+      }
+    },
+    async close () {
+      for (const stream of streams.values()) clearTimeout(stream.expiry)
+      streams.clear()
+      watchers.clear()
+    }
+  }
+}

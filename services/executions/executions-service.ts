@@ -1,0 +1,296 @@
+// Queued executions: submission (idempotency, queue bound, daily quota), the worker's side of a
+// run (slot, events, result), cancellation from any instance, lost runs, and retention.
+import { randomUUID } from 'node:crypto'
+import type { AppDatabase } from '../db/with-tenant.ts'
+import { withTenant } from '../db/with-tenant.ts'
+import type { ExecutionRow, ExecutionStatus } from '../db/schema.ts'
+import type { AuditWriter } from '../audit/audit-writer.ts'
+import { cancelledError, enclaveError } from '../enclave/errors.ts'
+import type { ExecutionResult } from '../enclave/index.ts'
+import { executeScript, sha256, type ExecutionDeps } from '../execution/execute-script.ts'
+import { acquireRunSlot, codeSizeRefusal, consumeDailyExecution, type Refusal } from '../quotas/admission.ts'
+import type { FastifyBaseLogger } from 'fastify'
+import type { LimitStore } from '../store/index.ts'
+import type { TenantQuotas } from '../tenants/tiers.ts'
+import type { EventLog } from './event-log.ts'
+import type { ExecutionJob, ExecutionQueue, JobOutcome } from './execution-queue.ts'
+import {
+  deleteExecution, FINISHED, finishExecution, getExecution, hasExecutions, insertExecution, listExecutions, markRunning,
+  pruneExecutions
+} from './execution-repository.ts'
+
+export const CANCEL_CHANNEL = 'tenant-enclave:executions:cancel'
+/** Queued runs a tenant may have, per concurrent run its tier allows. */
+export const QUEUE_FACTOR = 10
+/** A queued run's place in its tenant's queue bound expires after this, should its instance die. */
+const QUEUED_LEASE_MS = 60 * 60_000
+// A run waiting for its tenant's slot is retried after these delays (doubling): no hot loop.
+const SLOT_RETRY_MIN_MS = 25
+const SLOT_RETRY_MAX_MS = 500
+const SLOT_FREE_WAIT_MS = 1000
+const RESUBSCRIBE_MS = 200
+const SUBSCRIBE_WAIT_MS = 5000
+
+export type SubmitRefusal = Refusal | { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: string, limit: number }
+
+export interface Submitter {
+  tenantId: string
+  userId: string
+  permissions: string[]
+  quotas: TenantQuotas
+}
+
+export interface ExecutionView {
+  executionId: string
+  status: ExecutionStatus
+  submittedAt: string
+  startedAt?: string
+  finishedAt?: string
+  result?: ExecutionResult
+}
+
+/** Tenants that have executions, so retention can prune them one tenant (one RLS scope) at a time. */
+export interface TenantIndex {
+  add (tenantId: string): Promise<void>
+  list (): Promise<string[]>
+  remove (tenantId: string): Promise<void>
+}
+
+export interface ExecutionsDeps {
+  execution: ExecutionDeps
+  db: AppDatabase
+  store: LimitStore
+  audit: AuditWriter
+  queue: ExecutionQueue
+  events: EventLog
+  tenantIndex: TenantIndex
+  quotasOf: (tenantId: string) => Promise<TenantQuotas>
+  log: FastifyBaseLogger
+}
+
+const queuedKey = (tenantId: string): string => `executions:queued:${tenantId}`
+const iso = (d: Date | string | null): string | undefined => d === null ? undefined : new Date(d).toISOString()
+
+export function toView (row: ExecutionRow): ExecutionView {
+  const view: ExecutionView = { executionId: row.execution_id, status: row.status, submittedAt: iso(row.submitted_at)! }
+  if (row.started_at !== null) view.startedAt = iso(row.started_at)
+  if (row.finished_at !== null) view.finishedAt = iso(row.finished_at)
+  if (row.result !== null) view.result = (typeof row.result === 'string' ? JSON.parse(row.result) : row.result) as ExecutionResult
+  return view
+}
+
+export class Executions {
+  private readonly deps: ExecutionsDeps
+  /** Runs this instance is running, by id: a cancel aborts the controller. */
+  private readonly running = new Map<string, AbortController>()
+  private readonly slotWaits = new Map<string, number>()
+  private stopped = false
+  private resubscribe: NodeJS.Timeout | undefined
+
+  constructor (deps: ExecutionsDeps) {
+    this.deps = deps
+  }
+
+  /** Subscribes to cancels from every instance; with `work`, takes queued runs too. */
+  async start (options: { work: boolean, concurrency: number }): Promise<void> {
+    // A cancel sent before this instance listens would be lost: start waits (a while) until the
+    // subscription holds, and keeps trying in the background if Redis is not there yet.
+    let subscribed: () => void = () => {}
+    const ready = new Promise<void>((resolve) => { subscribed = resolve })
+    const subscribe = async (): Promise<void> => {
+      try {
+        await this.deps.store.subscribe(CANCEL_CHANNEL, (executionId) => { this.running.get(executionId)?.abort() })
+        subscribed()
+      } catch (err) {
+        if (this.stopped) return
+        this.deps.log.warn({ err }, 'cannot subscribe to execution cancels yet; retrying')
+        this.resubscribe = setTimeout(() => { void subscribe() }, RESUBSCRIBE_MS)
+        this.resubscribe.unref()
+      }
+    }
+    void subscribe()
+    let gaveUp: NodeJS.Timeout | undefined
+    await Promise.race([ready, new Promise((resolve) => { gaveUp = setTimeout(resolve, SUBSCRIBE_WAIT_MS) })])
+    clearTimeout(gaveUp)
+    if (options.work) this.deps.queue.work(async (job) => await this.runJob(job), options.concurrency, async (job) => { await this.onLost(job) })
+  }
+
+  get runningHere (): number { return this.running.size }
+
+  stop (): void {
+    this.stopped = true
+    clearTimeout(this.resubscribe)
+  }
+
+  async submit (caller: Submitter, body: { code: string, timeoutMs?: number, language?: 'javascript' | 'typescript' }, idempotencyKey: string | undefined):
+  Promise<{ accepted: true, executionId: string, status: ExecutionStatus, created: boolean } | { accepted: false, refusal: SubmitRefusal }> {
+    const { quotas, tenantId } = caller
+    const codeSha256 = sha256(body.code)
+    const refuse = (executionId: string, refusal: SubmitRefusal): { accepted: false, refusal: SubmitRefusal } => {
+      this.deps.audit.enqueue({ tenantId, executionId, userId: caller.userId, codeSha256, createdAt: new Date(), action: 'execution_refused', success: false, errorCode: refusal.code, durationMs: null, toolCalls: 0 })
+      return { accepted: false, refusal }
+    }
+    const executionId = randomUUID()
+    if (Buffer.byteLength(body.code, 'utf8') > quotas.maxCodeSizeKB * 1024) return refuse(executionId, codeSizeRefusal(quotas.maxCodeSizeKB))
+    const timeoutMs = Math.min(body.timeoutMs ?? quotas.maxExecutionDurationMs, quotas.maxExecutionDurationMs)
+
+    const inserted = await withTenant(this.deps.db, tenantId, async (trx) => await insertExecution(trx, { tenantId, executionId, userId: caller.userId, timeoutMs, codeSha256, idempotencyKey }))
+    if (!inserted.created) return { accepted: true, executionId: inserted.row.execution_id, status: inserted.row.status, created: false }
+
+    const undo = async (): Promise<void> => { await withTenant(this.deps.db, tenantId, async (trx) => { await deleteExecution(trx, executionId) }) }
+    const bound = QUEUE_FACTOR * quotas.maxConcurrentExecutions
+    let queued = false
+    try {
+      queued = await this.deps.store.acquireLease(queuedKey(tenantId), executionId, bound, QUEUED_LEASE_MS)
+      if (!queued) {
+        await undo()
+        return refuse(executionId, { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: `Execution queue full: at most ${bound} queued runs`, limit: bound })
+      }
+      const quotaRefusal = await consumeDailyExecution(this.deps.store, tenantId, quotas)
+      if (quotaRefusal !== null) {
+        await this.deps.store.releaseLease(queuedKey(tenantId), executionId)
+        await undo()
+        return refuse(executionId, quotaRefusal)
+      }
+    } catch (err) {
+      if (queued) await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
+      await undo().catch(() => {})
+      throw err
+    }
+    await this.deps.events.append(executionId, 'queued', {})
+    await this.deps.tenantIndex.add(tenantId).catch(() => {})
+    await this.deps.queue.add({ executionId, tenantId, userId: caller.userId, permissions: caller.permissions, code: body.code, timeoutMs, ...(body.language !== undefined ? { language: body.language } : {}) })
+    return { accepted: true, executionId, status: 'queued', created: true }
+  }
+
+  async get (tenantId: string, executionId: string): Promise<ExecutionView | undefined> {
+    const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
+    return row === undefined ? undefined : toView(row)
+  }
+
+  async list (tenantId: string, options: { status?: ExecutionStatus, limit: number, before?: string }): Promise<{ executions: ExecutionView[], nextBefore: string | null }> {
+    const rows = await withTenant(this.deps.db, tenantId, async (trx) => await listExecutions(trx, options))
+    return { executions: rows.map(toView), nextBefore: rows.length === options.limit ? rows.at(-1)!.execution_id : null }
+  }
+
+  /** DELETE: 'accepted' once the run is ending (or ended, if it was queued). */
+  async cancel (tenantId: string, userId: string, executionId: string): Promise<'accepted' | 'finished' | 'not-found'> {
+    const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
+    if (row === undefined) return 'not-found'
+    if (FINISHED.has(row.status)) return 'finished'
+    if (row.status === 'queued') {
+      const result: ExecutionResult = { executionId, success: false, error: cancelledError(), logs: [], stats: { duration: 0, toolCallCount: 0 } }
+      const won = await withTenant(this.deps.db, tenantId, async (trx) => await finishExecution(trx, executionId, result, ['queued']))
+      if (won) {
+        await this.deps.queue.remove(executionId)
+        await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
+        this.deps.audit.enqueue({ tenantId, executionId, userId, codeSha256: row.code_sha256, createdAt: new Date(), action: 'code_execution', success: false, errorCode: 'CANCELLED', durationMs: 0, toolCalls: 0 })
+        await this.deps.events.append(executionId, 'final', { result })
+        return 'accepted'
+      }
+      // It started meanwhile: cancel it where it runs.
+    }
+    // Here at once, and on every other instance through pub/sub.
+    this.running.get(executionId)?.abort()
+    await this.deps.store.publish(CANCEL_CHANNEL, executionId)
+    return 'accepted'
+  }
+
+  /** A worker's turn with a job: wait for a slot (as a delayed job), run, record, announce. */
+  async runJob (job: ExecutionJob): Promise<JobOutcome> {
+    const { executionId, tenantId } = job
+    const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
+    // Cancelled while queued, failed as lost, or gone: never run.
+    if (row?.status !== 'queued') { this.slotWaits.delete(executionId); return { done: true } }
+    const quotas = await this.deps.quotasOf(tenantId)
+    const slot = await acquireRunSlot(this.deps.store, tenantId, executionId, quotas, job.timeoutMs)
+    if (slot === null) {
+      const waited = this.slotWaits.get(executionId) ?? 0
+      this.slotWaits.set(executionId, waited + 1)
+      return { done: false, retryInMs: Math.min(SLOT_RETRY_MAX_MS, SLOT_RETRY_MIN_MS * 2 ** waited) }
+    }
+    this.slotWaits.delete(executionId)
+    // Registered before the row says running, so a cancel that sees `running` finds it here.
+    const controller = new AbortController()
+    this.running.set(executionId, controller)
+    try {
+      const started = await withTenant(this.deps.db, tenantId, async (trx) => await markRunning(trx, executionId)).catch(async (err: unknown) => {
+        await slot.release().catch(() => {})
+        throw err
+      })
+      if (!started) { await slot.release().catch(() => {}); return { done: true } }
+      await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
+
+      // Events are appended in order, one after the other, while the run goes on.
+      let tail: Promise<unknown> = Promise.resolve()
+      const append = (type: Parameters<EventLog['append']>[1], data: Record<string, unknown>): void => {
+        tail = tail.then(async () => await this.deps.events.append(executionId, type, data)).catch((err: unknown) => {
+          this.deps.log.warn({ err, executionId }, 'could not append an execution event')
+        })
+      }
+      // `final` goes out once the slot is free (the isolate really stopped), so a client that saw
+      // it may start the next run at once; bounded, as a stuck isolate's runner is retired anyway.
+      let freed: () => void = () => {}
+      const slotFreed = new Promise<void>((resolve) => { freed = resolve })
+      const held = { release: async () => { try { await slot.release() } finally { freed() } }, refund: slot.refund }
+      let result: ExecutionResult
+      try {
+        const outcome = await executeScript(this.deps.execution, { tenantId, userId: job.userId, permissions: job.permissions, quotas }, {
+          executionId,
+          code: job.code,
+          timeoutMs: job.timeoutMs,
+          ...(job.language !== undefined ? { language: job.language } : {}),
+          admitted: held,
+          signal: controller.signal,
+          onEvent: (event) => { append(event.type, event.data) }
+        })
+        result = outcome.ran ? outcome.result : { executionId, success: false, error: enclaveError('INTERNAL_ERROR', outcome.refusal.error), logs: [], stats: { duration: 0, toolCallCount: 0 } }
+      } catch (err) {
+        this.deps.log.error({ err, executionId }, 'queued execution failed')
+        result = { executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The host failed to run the execution'), logs: [], stats: { duration: 0, toolCallCount: 0 } }
+      }
+      await tail
+      let waited: NodeJS.Timeout | undefined
+      await Promise.race([slotFreed, new Promise((resolve) => { waited = setTimeout(resolve, SLOT_FREE_WAIT_MS) })])
+      clearTimeout(waited)
+      const won = await withTenant(this.deps.db, tenantId, async (trx) => await finishExecution(trx, executionId, result, ['running']))
+      if (won) await this.deps.events.append(executionId, 'final', { result })
+      return { done: true }
+    } finally {
+      this.running.delete(executionId)
+    }
+  }
+
+  /** A job whose worker died: its run ends failed (never re-run) and its stream gets `final`. */
+  async onLost (job: ExecutionJob): Promise<void> {
+    const { executionId, tenantId } = job
+    const result: ExecutionResult = {
+      executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The instance running this execution stopped; it was not re-run'), logs: [], stats: { duration: 0, toolCallCount: 0 }
+    }
+    const won = await withTenant(this.deps.db, tenantId, async (trx) => await finishExecution(trx, executionId, result, ['queued', 'running']))
+    if (!won) return
+    await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
+    await this.deps.events.append(executionId, 'final', { result })
+  }
+
+  /** Deletes executions finished more than `retentionDays` ago, tenant by tenant. */
+  async prune (retentionDays: number): Promise<number> {
+    const cutoff = new Date(Date.now() - retentionDays * 24 * 3600_000)
+    let total = 0
+    for (const tenantId of await this.deps.tenantIndex.list()) {
+      const { deleted, left } = await withTenant(this.deps.db, tenantId, async (trx) => ({ deleted: await pruneExecutions(trx, cutoff), left: await hasExecutions(trx) }))
+      total += deleted
+      if (!left) await this.deps.tenantIndex.remove(tenantId)
+    }
+    return total
+  }
+}
+
+export function createMemoryTenantIndex (): TenantIndex {
+  const tenants = new Set<string>()
+  return {
+    async add (tenantId) { tenants.add(tenantId) },
+    async list () { return [...tenants] },
+    async remove (tenantId) { tenants.delete(tenantId) }
+  }
+}

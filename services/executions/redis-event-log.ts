@@ -1,0 +1,76 @@
+// Execution events on Redis Streams: one capped, expiring stream per execution. A Lua script
+// numbers, appends and announces each event atomically, so events from several instances (the
+// API's `queued`, the worker's run, a cancel's `final`) share one gapless sequence.
+import { Redis } from 'ioredis'
+import { EVENTS_TTL_MS, MAX_EVENTS_PER_EXECUTION, type EventLog, type StreamEvent } from './event-log.ts'
+
+const CHANNEL = 'tenant-enclave:execution-events'
+
+// KEYS: stream, counter. ARGV: type, data JSON, at, maxlen, ttl ms, channel, execution id.
+const APPEND = `
+local seq = redis.call('INCR', KEYS[2])
+local event = '{"seq":' .. seq .. ',"type":"' .. ARGV[1] .. '","at":"' .. ARGV[3] .. '","data":' .. ARGV[2] .. '}'
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], seq .. '-1', 'e', event)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. event)
+return event`
+
+interface Scripts {
+  executionEventAppend: (stream: string, counter: string, type: string, data: string, at: string, maxlen: number, ttlMs: number, channel: string, id: string) => Promise<string>
+}
+
+// The braces keep both keys of one execution in one cluster slot.
+const streamKey = (id: string): string => `tenant-enclave:events:{${id}}`
+const counterKey = (id: string): string => `tenant-enclave:events:{${id}}:seq`
+
+export function createRedisEventLog (url: string): EventLog {
+  const client = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false })
+  client.on('error', () => {})
+  client.defineCommand('executionEventAppend', { numberOfKeys: 2, lua: APPEND })
+  const scripts = client as unknown as Scripts
+  const watchers = new Map<string, Set<(event: StreamEvent) => void>>()
+  let subscriber: Redis | undefined
+
+  const subscribe = (): void => {
+    if (subscriber !== undefined) return
+    subscriber = client.duplicate()
+    subscriber.on('error', () => {})
+    subscriber.on('message', (_channel: string, message: string) => {
+      const space = message.indexOf(' ')
+      const set = watchers.get(message.slice(0, space))
+      if (set === undefined) return
+      let event: StreamEvent
+      try { event = JSON.parse(message.slice(space + 1)) as StreamEvent } catch { return }
+      for (const watcher of set) watcher(event)
+    })
+    subscriber.subscribe(CHANNEL).catch(() => {})
+  }
+
+  return {
+    async append (executionId, type, data) {
+      const json = await scripts.executionEventAppend(streamKey(executionId), counterKey(executionId), type, JSON.stringify(data), new Date().toISOString(), MAX_EVENTS_PER_EXECUTION, EVENTS_TTL_MS, CHANNEL, executionId)
+      return JSON.parse(json) as StreamEvent
+    },
+    async read (executionId, after, limit) {
+      const entries = await client.xrange(streamKey(executionId), `${after + 1}-0`, '+', 'COUNT', limit)
+      return entries.map(([, fields]) => JSON.parse(fields[1] ?? 'null') as StreamEvent)
+    },
+    watch (executionId, onEvent) {
+      subscribe()
+      let set = watchers.get(executionId)
+      if (set === undefined) { set = new Set(); watchers.set(executionId, set) }
+      set.add(onEvent)
+      return () => {
+        set.delete(onEvent)
+        if (set.size === 0 && watchers.get(executionId) === set) watchers.delete(executionId)
+      }
+    },
+    async close () {
+      watchers.clear()
+      // disconnect, not quit: a QUIT would wait for a Redis that may be gone.
+      subscriber?.disconnect()
+      client.disconnect()
+    }
+  }
+}

@@ -1,0 +1,205 @@
+// Queued executions over HTTP: submit → events → final → result; resume; idempotency; quotas;
+// cancellation (running, awaiting a tool, queued, finished, another tenant's); streaming execute.
+import t from 'tap'
+import fc from 'fast-check'
+import type { FastifyInstance } from 'fastify'
+import { buildApp, createTenant, type TestTenant } from '../helper.ts'
+import { waitFor } from '../support/wait-for.ts'
+import type { StreamEvent } from '../../schemas/execution-event.ts'
+
+const ndjson = (body: string): StreamEvent[] => body.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as StreamEvent)
+const sse = (body: string): Array<{ id?: string, event: StreamEvent }> => body.split('\n\n').filter((b) => b !== '').map((block) => {
+  const id = /^id: (.*)$/m.exec(block)?.[1]
+  const data = /^data: (.*)$/m.exec(block)?.[1] ?? 'null'
+  return { ...(id !== undefined ? { id } : {}), event: JSON.parse(data) as StreamEvent }
+})
+
+async function submit (app: FastifyInstance, tenant: TestTenant, code: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+  return await app.inject({ method: 'POST', url: '/api/executions', headers: { ...tenant.headers, ...headers }, payload: { code, ...extra } })
+}
+async function events (app: FastifyInstance, tenant: TestTenant, id: string, query = '', headers: Record<string, string> = {}): Promise<StreamEvent[]> {
+  const res = await app.inject({ method: 'GET', url: `/api/executions/${id}/events${query}`, headers: { ...tenant.headers, accept: 'application/x-ndjson', ...headers } })
+  if (res.statusCode !== 200) throw new Error(`events: ${res.statusCode} ${res.body}`)
+  return ndjson(res.body)
+}
+async function status (app: FastifyInstance, tenant: TestTenant, id: string): Promise<string> {
+  const res = await app.inject({ method: 'GET', url: `/api/executions/${id}`, headers: tenant.headers })
+  return (res.json() as { status: string }).status
+}
+async function usage (app: FastifyInstance, tenant: TestTenant): Promise<{ executions: number, concurrentExecutions: number }> {
+  return (await app.inject({ method: 'GET', url: '/api/usage', headers: tenant.headers })).json()
+}
+
+t.test('queued executions', async (t) => {
+  const app = await buildApp(t, { ENCLAVE_RUNNERS: '1' })
+
+  t.test('submit → events → final → result, numbered without gaps', async (t) => {
+    const tenant = await createTenant(app, 'exec-flow', { permissions: ['tool:data:insert'] })
+    const res = await submit(app, tenant, 'console.log("hello")\nawait callTool("data:insert", { document: { a: 1 } })\nconsole.warn("done")\nreturn 42')
+    t.equal(res.statusCode, 202)
+    const { executionId, status: first } = res.json() as { executionId: string, status: string }
+    t.equal(first, 'queued')
+    t.equal(res.headers.location, `/api/executions/${executionId}`)
+    const all = await events(app, tenant, executionId)
+    t.same(all.map((e) => e.seq), all.map((_e, i) => i + 1), 'seq runs 1, 2, 3... without gaps')
+    t.same(all.map((e) => e.type), ['queued', 'started', 'log', 'tool_call', 'tool_result', 'log', 'final'])
+    t.same(all[2]?.data, { level: 'log', message: 'hello' })
+    t.same(all[3]?.data, { index: 1, tool: 'data:insert' })
+    t.match(all[4]?.data, { index: 1, code: 'OK', durationMs: Number })
+    const final = all.at(-1)!.data as { result: { success: boolean, value: unknown } }
+    t.match(final.result, { executionId, success: true, value: 42 })
+    const got = await app.inject({ method: 'GET', url: `/api/executions/${executionId}`, headers: tenant.headers })
+    t.equal(got.statusCode, 200)
+    t.match(got.json(), { executionId, status: 'succeeded', submittedAt: String, startedAt: String, finishedAt: String, result: { success: true, value: 42, logs: [{ level: 'log', message: 'hello' }, { level: 'warn', message: 'done' }] } })
+    const list = await app.inject({ method: 'GET', url: '/api/executions?status=succeeded', headers: tenant.headers })
+    t.match(list.json(), { executions: [{ executionId, status: 'succeeded' }], nextBefore: null })
+
+    t.test('SSE: id is the seq; Last-Event-ID and ?after resume with exactly the rest', async (t) => {
+      const full = await app.inject({ method: 'GET', url: `/api/executions/${executionId}/events`, headers: { ...tenant.headers, accept: 'text/event-stream' } })
+      t.match(full.headers['content-type'], /^text\/event-stream/)
+      const blocks = sse(full.body)
+      t.same(blocks.map((b) => b.id), all.map((e) => String(e.seq)))
+      t.same(blocks.map((b) => b.event), all)
+      const resumed = await app.inject({ method: 'GET', url: `/api/executions/${executionId}/events`, headers: { ...tenant.headers, accept: 'text/event-stream', 'last-event-id': '3' } })
+      t.same(sse(resumed.body).map((b) => b.event), all.slice(3))
+      // Property: resuming after any seq yields exactly the events after it, once each, in order.
+      await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: all.length }), fc.boolean(), async (after, byHeader) => {
+        const rest = byHeader
+          ? await events(app, tenant, executionId, '', { 'last-event-id': String(after) })
+          : await events(app, tenant, executionId, `?after=${after}`)
+        t.same(rest, all.slice(after))
+        return JSON.stringify(rest) === JSON.stringify(all.slice(after))
+      }), { numRuns: 25 })
+    })
+  })
+
+  t.test('language: typescript passes through the queue; the worker strips the types', async (t) => {
+    const tenant = await createTenant(app, 'exec-ts')
+    const code = 'const n: number = 41\nreturn n + 1'
+    const finalOf = async (extra: Record<string, unknown>) => {
+      const res = await submit(app, tenant, code, extra)
+      t.equal(res.statusCode, 202)
+      const all = await events(app, tenant, (res.json() as { executionId: string }).executionId)
+      return (all.at(-1)!.data as { result: { success: boolean, value?: unknown, error?: { code: string } } }).result
+    }
+    t.match(await finalOf({ language: 'typescript' }), { success: true, value: 42 })
+    t.match(await finalOf({}), { success: false, error: { code: 'VALIDATION_ERROR' } }, 'the same code as JavaScript is a syntax error')
+  })
+
+  t.test('idempotency: 20 concurrent submissions with one key → one execution, one quota unit', async (t) => {
+    const tenant = await createTenant(app, 'exec-idem')
+    const before = await usage(app, tenant)
+    const answers = await Promise.all(Array.from({ length: 20 }, async () => await submit(app, tenant, 'return 1', {}, { 'idempotency-key': 'order-7' })))
+    t.same(answers.map((r) => r.statusCode), Array(20).fill(202))
+    const ids = new Set(answers.map((r) => (r.json() as { executionId: string }).executionId))
+    t.equal(ids.size, 1)
+    const [id] = [...ids]
+    await events(app, tenant, id!)
+    const again = await submit(app, tenant, 'return 1', {}, { 'idempotency-key': 'order-7' })
+    t.same(again.json(), { executionId: id, status: 'succeeded' })
+    t.equal((await usage(app, tenant)).executions, before.executions + 1)
+    const other = await submit(app, tenant, 'return 1', {}, { 'idempotency-key': 'order-8' })
+    t.not((other.json() as { executionId: string }).executionId, id)
+    const tooLong = await submit(app, tenant, 'return 1', {}, { 'idempotency-key': 'k'.repeat(129) })
+    t.equal(tooLong.statusCode, 400)
+  })
+
+  t.test('quotas: the daily execution is consumed once, at submission; refusals run nothing', async (t) => {
+    const tenant = await createTenant(app, 'exec-quota', { tier: 'free', quotaOverrides: { maxExecutionsPerDay: 2 } })
+    const one = await submit(app, tenant, 'return 1')
+    t.equal((await usage(app, tenant)).executions, 1)
+    await events(app, tenant, (one.json() as { executionId: string }).executionId)
+    t.equal((await usage(app, tenant)).executions, 1, 'running it consumed nothing more')
+    t.equal((await submit(app, tenant, 'return 2')).statusCode, 202)
+    const refused = await submit(app, tenant, 'return 3')
+    t.equal(refused.statusCode, 429)
+    t.match(refused.json(), { error: 'Execution quota exceeded', code: 'EXECUTION_QUOTA_EXCEEDED', limit: 2, reset: String })
+    t.ok(refused.headers['retry-after'])
+    const big = await submit(app, tenant, 'x'.repeat(51 * 1024))
+    t.equal(big.statusCode, 413)
+    t.match(big.json(), { code: 'CODE_TOO_LARGE', limit: 50 })
+  })
+
+  t.test('QUEUE_FULL at 10 × maxConcurrentExecutions queued runs', async (t) => {
+    const tenant = await createTenant(app, 'exec-full', { tier: 'free', quotaOverrides: { maxExecutionsPerDay: 1000, maxExecutionDurationMs: 20_000 } })
+    const first = (await submit(app, tenant, 'while (true) {}')).json() as { executionId: string }
+    await waitFor(async () => await status(app, tenant, first.executionId) === 'running', { message: 'the first run started' })
+    const queued: string[] = []
+    for (let i = 0; i < 10; i++) {
+      const res = await submit(app, tenant, 'return 1')
+      t.equal(res.statusCode, 202)
+      queued.push((res.json() as { executionId: string }).executionId)
+    }
+    const full = await submit(app, tenant, 'return 1')
+    t.equal(full.statusCode, 429)
+    t.same(full.json(), { error: 'Execution queue full: at most 10 queued runs', code: 'QUEUE_FULL', limit: 10 })
+    // The queued ones wait for the slot; cancelling the runner lets them through, one at a time.
+    t.equal((await app.inject({ method: 'DELETE', url: `/api/executions/${first.executionId}`, headers: tenant.headers })).statusCode, 202)
+    for (const id of queued) t.equal((await events(app, tenant, id)).at(-1)?.type, 'final')
+    t.same(await Promise.all(queued.map(async (id) => await status(app, tenant, id))), Array(10).fill('succeeded'))
+  })
+
+  t.test('cancel', async (t) => {
+    const tenant = await createTenant(app, 'exec-cancel', { tier: 'free', quotaOverrides: { maxExecutionsPerDay: 1000, maxExecutionDurationMs: 20_000 } })
+    const other = await createTenant(app, 'exec-other')
+
+    t.test('a CPU-bound run ends CANCELLED, its slot is free at once, and it is audited', async (t) => {
+      const { executionId } = (await submit(app, tenant, 'console.log("spinning"); try { while (true) {} } catch { return "caught" }')).json() as { executionId: string }
+      await waitFor(async () => await status(app, tenant, executionId) === 'running', { message: 'running' })
+      const del = await app.inject({ method: 'DELETE', url: `/api/executions/${executionId}`, headers: tenant.headers })
+      t.equal(del.statusCode, 202)
+      t.same(del.json(), { executionId })
+      const all = await events(app, tenant, executionId)
+      t.same(all.at(-1)?.data, { result: (all.at(-1)?.data as { result: unknown }).result })
+      t.match(all.at(-1)?.data, { result: { success: false, error: { name: 'CancelledError', code: 'CANCELLED', message: 'The execution was cancelled' } } })
+      t.equal(await status(app, tenant, executionId), 'cancelled')
+      // free tier: one concurrent run. The cancelled run's slot is free, so this one is admitted.
+      const next = await tenant.execute('return "next"')
+      t.equal(next.statusCode, 200)
+      t.equal(next.json().value, 'next')
+      await app.audit.flush()
+      const audit = (await app.inject({ method: 'GET', url: '/api/audit', headers: tenant.headers })).json() as { entries: Array<{ executionId: string, errorCode: string | null }> }
+      t.match(audit.entries.find((e) => e.executionId === executionId), { executionId, errorCode: 'CANCELLED' })
+      const again = await app.inject({ method: 'DELETE', url: `/api/executions/${executionId}`, headers: tenant.headers })
+      t.equal(again.statusCode, 409)
+      t.same(again.json(), { error: 'Execution already finished', code: 'EXECUTION_FINISHED' })
+    })
+
+    t.test('a queued run is cancelled before it starts', async (t) => {
+      const running = (await submit(app, tenant, 'while (true) {}')).json() as { executionId: string }
+      await waitFor(async () => await status(app, tenant, running.executionId) === 'running', { message: 'running' })
+      const queued = (await submit(app, tenant, 'return "never"')).json() as { executionId: string }
+      t.equal(await status(app, tenant, queued.executionId), 'queued')
+      t.equal((await app.inject({ method: 'DELETE', url: `/api/executions/${queued.executionId}`, headers: tenant.headers })).statusCode, 202)
+      const all = await events(app, tenant, queued.executionId)
+      t.same(all.map((e) => e.type), ['queued', 'final'])
+      t.match(all[1]?.data, { result: { success: false, error: { code: 'CANCELLED' } } })
+      t.equal(await status(app, tenant, queued.executionId), 'cancelled')
+      t.equal((await app.inject({ method: 'DELETE', url: `/api/executions/${running.executionId}`, headers: tenant.headers })).statusCode, 202)
+      t.equal((await events(app, tenant, running.executionId)).at(-1)?.type, 'final')
+      t.equal(await status(app, tenant, queued.executionId), 'cancelled', 'it never ran once the slot was free')
+    })
+
+    t.test('another tenant\'s execution is 404 for GET, events and DELETE; a malformed id too', async (t) => {
+      const { executionId } = (await submit(app, tenant, 'return 1')).json() as { executionId: string }
+      for (const [method, url] of [['GET', `/api/executions/${executionId}`], ['GET', `/api/executions/${executionId}/events`], ['DELETE', `/api/executions/${executionId}`], ['GET', '/api/executions/not-a-uuid']] as const) {
+        const res = await app.inject({ method, url, headers: other.headers })
+        t.equal(res.statusCode, 404, `${method} ${url}`)
+        t.same(res.json(), { error: 'Execution not found', code: 'NOT_FOUND' })
+      }
+      t.same((await app.inject({ method: 'GET', url: '/api/executions', headers: other.headers })).json(), { executions: [], nextBefore: null })
+    })
+  })
+
+  t.test('streaming POST /api/execute: the same events; leaving cancels the run', async (t) => {
+    const tenant = await createTenant(app, 'exec-stream')
+    const res = await app.inject({ method: 'POST', url: '/api/execute', headers: { ...tenant.headers, accept: 'application/x-ndjson' }, payload: { code: 'console.log("a"); return 5' } })
+    t.equal(res.statusCode, 200)
+    t.match(res.headers['content-type'], /^application\/x-ndjson/)
+    const all = ndjson(res.body)
+    t.same(all.map((e) => [e.seq, e.type]), [[1, 'started'], [2, 'log'], [3, 'final']])
+    t.match(all[2]?.data, { result: { success: true, value: 5 } })
+    const plain = await tenant.execute('return 6')
+    t.equal(plain.json().value, 6, 'without the Accept header it answers JSON as before')
+  })
+})

@@ -1,0 +1,72 @@
+// Queued runs across instances on the real PostgreSQL and Redis (CI's second pass): any instance
+// watches or cancels any run, and a worker that dies mid-run loses only that run, after its lease.
+import t from 'tap'
+import { adminHeaders, bearer, tokenFor, uniqueTenantId } from '../helper.ts'
+import { startServer, type ServerProcess } from '../support/server-process.ts'
+import { waitFor } from '../support/wait-for.ts'
+import type { StreamEvent } from '../../schemas/execution-event.ts'
+
+const { DATABASE_URL, REDIS_URL } = process.env
+
+async function call (server: ServerProcess, method: string, path: string, headers: Record<string, string>, body?: unknown, extra: Record<string, string> = {}): Promise<{ status: number, json: any, text: string }> {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { ...headers, ...extra, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  })
+  const text = await res.text()
+  let json: unknown
+  try { json = JSON.parse(text) } catch { json = undefined }
+  return { status: res.status, json, text }
+}
+const ndjson = (text: string): StreamEvent[] => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as StreamEvent)
+
+if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
+  t.test('executions across instances', async (t) => {
+    const teardown = (fn: () => unknown): void => { t.teardown(fn) }
+    const env = { ENCLAVE_RUNNERS: '1', RATE_LIMIT_PER_MINUTE: '100000', EXECUTION_LEASE_MS: '1500' }
+    const newTenant = async (server: ServerProcess, label: string): Promise<Record<string, string>> => {
+      const tenantId = uniqueTenantId(label)
+      const put = await call(server, 'PUT', `/admin/tenants/${tenantId}`, adminHeaders(), { tier: 'starter', quotaOverrides: { maxExecutionDurationMs: 20_000 } })
+      t.equal(put.status, 200)
+      return bearer(tokenFor({ tenantId }))
+    }
+
+    t.test('submitted on A, watched on B, cancelled on B', async (t) => {
+      const own = (fn: () => unknown): void => { t.teardown(fn) }
+      const [a, b] = await Promise.all([startServer(env, own), startServer(env, own)]) as [ServerProcess, ServerProcess]
+      const headers = await newTenant(a, 'two-exec')
+      const submitted = await call(a, 'POST', '/api/executions', headers, { code: 'while (true) {}' })
+      t.equal(submitted.status, 202)
+      const id = submitted.json.executionId as string
+      const watching = call(b, 'GET', `/api/executions/${id}/events`, headers, undefined, { accept: 'application/x-ndjson' })
+      await waitFor(async () => (await call(b, 'GET', `/api/executions/${id}`, headers)).json.status === 'running', { message: 'running somewhere' })
+      t.equal((await call(b, 'DELETE', `/api/executions/${id}`, headers)).status, 202)
+      const events = ndjson((await watching).text)
+      t.same(events.map((e) => e.seq), events.map((_e, i) => i + 1))
+      t.same(events.map((e) => e.type), ['queued', 'started', 'final'])
+      t.match(events.at(-1)?.data, { result: { success: false, error: { code: 'CANCELLED' } } })
+      t.equal((await call(a, 'GET', `/api/executions/${id}`, headers)).json.status, 'cancelled')
+    })
+
+    t.test('a worker killed mid-run: that run ends failed after its lease, nothing else is lost', async (t) => {
+      const api = await startServer({ ...env, SERVICE_ROLE: 'api' }, teardown)
+      const victim = await startServer({ ...env, SERVICE_ROLE: 'worker' }, teardown)
+      const headers = await newTenant(api, 'two-lost')
+      const lost = (await call(api, 'POST', '/api/executions', headers, { code: 'while (true) {}' })).json.executionId as string
+      await waitFor(async () => (await call(api, 'GET', `/api/executions/${lost}`, headers)).json.status === 'running', { message: 'the victim runs it' })
+      victim.child.kill('SIGKILL')
+      await victim.exited
+      // Submitted while no worker lives: it waits in the queue, and must not be lost.
+      const waiting = (await call(api, 'POST', '/api/executions', headers, { code: 'return "still here"' })).json.executionId as string
+      const survivor = await startServer({ ...env, SERVICE_ROLE: 'worker' }, teardown)
+      const events = ndjson((await call(api, 'GET', `/api/executions/${lost}/events`, headers, undefined, { accept: 'application/x-ndjson' })).text)
+      t.same(events.map((e) => e.type), ['queued', 'started', 'final'])
+      t.match(events.at(-1)?.data, { result: { success: false, error: { code: 'INTERNAL_ERROR' } } })
+      t.equal((await call(api, 'GET', `/api/executions/${lost}`, headers)).json.status, 'failed')
+      const rest = ndjson((await call(survivor, 'GET', `/api/executions/${waiting}/events`, headers, undefined, { accept: 'application/x-ndjson' })).text)
+      t.match(rest.at(-1)?.data, { result: { success: true, value: 'still here' } })
+      t.equal((await call(api, 'GET', `/api/executions/${lost}`, headers)).json.status, 'failed', 'never re-run')
+    })
+  })
+}
