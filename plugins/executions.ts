@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { ExecutionDeps } from '../services/execution/execute-script.ts'
 import { createMemoryEventLog, type EventLog } from '../services/executions/event-log.ts'
 import { createRedisEventLog } from '../services/executions/redis-event-log.ts'
 import { createMemoryQueue, type ExecutionQueue } from '../services/executions/execution-queue.ts'
@@ -11,6 +12,8 @@ declare module 'fastify' {
     executions: Executions
     /** Each execution's numbered events (Redis Streams, or in process). */
     executionEvents: EventLog
+    /** The execute use case's dependencies, shared by every entry point that runs a script. */
+    executionDeps: ExecutionDeps
   }
 }
 
@@ -35,16 +38,19 @@ export default fp(async (fastify) => {
         async remove (tenantId) { await redis.srem(TENANT_INDEX_KEY, tenantId) }
       }
   const { metrics } = fastify
+  // What a run needs, whichever entry point starts it: /api/execute, a session frame, a queued run.
+  const executionDeps: ExecutionDeps = {
+    enclave: fastify.enclave,
+    store: fastify.store,
+    db: fastify.db,
+    tools: fastify.tools,
+    audit: fastify.audit,
+    scripts: fastify.scripts,
+    onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool, outcome: code }) }
+  }
+  fastify.decorate('executionDeps', executionDeps)
   const executions = new Executions({
-    execution: {
-      enclave: fastify.enclave,
-      store: fastify.store,
-      db: fastify.db,
-      tools: fastify.tools,
-      audit: fastify.audit,
-      scripts: fastify.scripts,
-      onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool, outcome: code }) }
-    },
+    execution: executionDeps,
     db: fastify.db,
     store: fastify.store,
     audit: fastify.audit,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorBody } from '../../services/errors.ts'
-import { executeScript } from '../../services/execution/execute-script.ts'
+import { executeObserved } from '../../services/execution/observed-execution.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
@@ -54,7 +54,6 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const executionId = randomUUID()
     const log = request.log.child({ tenantId: request.tenant.tenantId, executionId })
-    const { metrics } = fastify
     // Streaming (Accept: text/event-stream or application/x-ndjson): the run's events as they
     // happen, numbered as GET /api/executions/:id/events numbers them, ending with `final`. The
     // stream opens once the run is admitted (a refusal is still a plain JSON answer), and a
@@ -71,40 +70,19 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
       writer.write({ seq: ++seq, type, at: new Date().toISOString(), data })
     }
-    metrics.executionsInFlight.inc()
-    let outcome
-    try {
-      outcome = await executeScript({
-        enclave: fastify.enclave,
-        store: fastify.store,
-        db: fastify.db,
-        tools: fastify.tools,
-        audit: fastify.audit,
-        scripts: fastify.scripts,
-        onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool, outcome: code }) }
-      }, request.tenant, {
-        executionId,
-        code: request.body.code,
-        language: request.body.language,
-        timeoutMs: request.body.timeoutMs,
-        ...(format !== undefined ? { onEvent: (event) => { send(event.type, event.data) }, signal: left.signal } : {})
-      })
-    } finally {
-      metrics.executionsInFlight.dec()
-    }
-
+    const outcome = await executeObserved(fastify.executionDeps, { metrics: fastify.metrics, log }, request.tenant, {
+      executionId,
+      code: request.body.code,
+      language: request.body.language,
+      timeoutMs: request.body.timeoutMs,
+      ...(format !== undefined ? { onEvent: (event) => { send(event.type, event.data) }, signal: left.signal } : {})
+    })
     if (!outcome.ran) {
       const { refusal } = outcome
-      metrics.quotaRefusals.inc({ kind: refusal.kind })
-      log.info({ refusal: refusal.kind }, 'execution refused')
-      if (refusal.kind === 'daily-executions') reply.header('retry-after', String(refusal.retryAfterSeconds))
-      const { error, code, limit } = refusal
-      return await reply.code(refusal.status).send({ error, code, limit, ...(refusal.kind === 'daily-executions' ? { reset: refusal.reset } : {}) })
+      if (refusal.retryAfterSeconds !== undefined) reply.header('retry-after', String(refusal.retryAfterSeconds))
+      return await reply.code(refusal.status).send(refusal.body)
     }
     const { result } = outcome
-    metrics.executions.inc({ code: result.error?.code ?? 'OK' })
-    metrics.executionDuration.observe(result.stats.duration / 1000)
-    log.info({ success: result.success, errorCode: result.error?.code, durationMs: result.stats.duration, toolCalls: result.stats.toolCallCount }, 'execution finished')
     if (format !== undefined) {
       send('final', { result })
       writer?.end()

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { ErrorBody } from '../../services/errors.ts'
-import { executeScript } from '../../services/execution/execute-script.ts'
+import { executeObserved } from '../../services/execution/observed-execution.ts'
 
 const Base64url = (description: string, extra: Record<string, unknown> = {}) => Type.String({ pattern: '^[A-Za-z0-9_-]*$', description, ...extra })
 
@@ -85,35 +85,13 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const body = parsed.value
     const executionId = randomUUID()
     const log = request.log.child({ tenantId: request.tenant.tenantId, executionId, sessionId: request.params.id })
-    const { metrics } = fastify
-    metrics.executionsInFlight.inc()
-    let outcome
-    try {
-      outcome = await executeScript({
-        enclave: fastify.enclave,
-        store: fastify.store,
-        db: fastify.db,
-        tools: fastify.tools,
-        audit: fastify.audit,
-        scripts: fastify.scripts,
-        onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool, outcome: code }) }
-      }, request.tenant, { executionId, code: body.code, language: body.language, timeoutMs: body.timeoutMs })
-    } finally {
-      metrics.executionsInFlight.dec()
-    }
-
+    const outcome = await executeObserved(fastify.executionDeps, { metrics: fastify.metrics, log }, request.tenant, { executionId, code: body.code, language: body.language, timeoutMs: body.timeoutMs })
     if (!outcome.ran) {
       const { refusal } = outcome
-      metrics.quotaRefusals.inc({ kind: refusal.kind })
-      log.info({ refusal: refusal.kind }, 'execution refused')
-      if (refusal.kind === 'daily-executions') reply.header('retry-after', String(refusal.retryAfterSeconds))
-      const { error, code, limit } = refusal
-      return await answer(refusal.status, { error, code, limit, ...(refusal.kind === 'daily-executions' ? { reset: refusal.reset } : {}) })
+      if (refusal.retryAfterSeconds !== undefined) reply.header('retry-after', String(refusal.retryAfterSeconds))
+      return await answer(refusal.status, refusal.body)
     }
     const { result } = outcome
-    metrics.executions.inc({ code: result.error?.code ?? 'OK' })
-    metrics.executionDuration.observe(result.stats.duration / 1000)
-    log.info({ success: result.success, errorCode: result.error?.code, durationMs: result.stats.duration, toolCalls: result.stats.toolCallCount }, 'execution finished')
     return await answer(200, result)
   })
 }

@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { TenantTrx } from '../db/with-tenant.ts'
-import type { AuditFacts } from './audit-writer.ts'
+import type { AuditFacts, ToolCallEntry } from './audit-writer.ts'
 
 /** An audit row as the tenant reads it back. */
 export interface AuditLogEntry extends AuditFacts {
@@ -50,18 +50,8 @@ function toEntry (row: { public_id: string, execution_id: string, user_id: strin
   }
 }
 
-/** A tool call as the tenant reads it back. */
-export interface ToolCallRecord {
-  callIndex: number
-  tool: string
-  code: string
-  durationMs: number
-  argsSha256: string
-  argsBytes: number
-  resultBytes: number | null
-  upstreamStatus: number | null
-  createdAt: string
-}
+/** A tool call as the tenant reads it back: the written row without the ids the route already knows. */
+export type ToolCallRecord = Omit<ToolCallEntry, 'tenantId' | 'executionId' | 'createdAt'> & { createdAt: string }
 
 /** One execution's audit entry and its tool calls in call order; undefined when RLS hides it. */
 export async function getExecutionAudit (trx: TenantTrx, executionId: string): Promise<{ entry: AuditLogEntry, toolCalls: ToolCallRecord[] } | undefined> {
