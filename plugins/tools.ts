@@ -20,7 +20,7 @@ declare module 'fastify' {
 
 export default fp(async (fastify) => {
   const { config } = fastify
-  const httpRunner = new HttpToolRunner({ signer: fastify.serviceKeys.toolSigner })
+  const httpRunner = new HttpToolRunner({ signer: fastify.serviceKeys.toolSigner, maxResultBytes: config.TOOL_RESULT_MAX_BYTES })
   // The channel is opened after the registry it invalidates; the registry announces through it
   // (only later, once both exist).
   const tools = new ToolRegistry(fastify.db, DATA_TOOLS, {

@@ -77,6 +77,11 @@ export interface HttpToolRunnerOptions {
   lookup?: LookupFn
   /** Connections kept per upstream origin. */
   connectionsPerOrigin?: number
+  /**
+   * TOOL_RESULT_MAX_BYTES: no body is read past it, whatever the tool's maxResponseKB says
+   * (an admin may allow up to 64 MB per tool; the service-wide result cap still holds).
+   */
+  maxResultBytes: number
 }
 
 /** The path + query an args object makes for a spec: placeholders encoded, the rest placed. */
@@ -133,9 +138,11 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
 export class HttpToolRunner {
   private readonly agent: Agent
   private readonly signer: ToolSigner
+  private readonly maxResultBytes: number
 
   constructor (options: HttpToolRunnerOptions) {
     this.signer = options.signer
+    this.maxResultBytes = options.maxResultBytes
     this.agent = new Agent({
       connections: options.connectionsPerOrigin ?? 64,
       keepAliveTimeout: 10_000,
@@ -188,11 +195,15 @@ export class HttpToolRunner {
         const cause = status >= 300 && status < 400 ? `upstream answered ${status} (redirects are not followed)` : `upstream answered ${status}`
         throw new HttpToolError(cause, status)
       }
-      const limit = spec.maxResponseKB * 1024
+      const toolLimit = spec.maxResponseKB * 1024
+      const limit = Math.min(toolLimit, this.maxResultBytes)
+      const overLimit = toolLimit <= this.maxResultBytes
+        ? `response body over ${spec.maxResponseKB} KB`
+        : `response body over the tool result limit of ${this.maxResultBytes} bytes (TOOL_RESULT_MAX_BYTES)`
       const declared = Number(res.headers['content-length'])
       if (Number.isFinite(declared) && declared > limit) {
         res.body.destroy()
-        throw new HttpToolError(`response body over ${spec.maxResponseKB} KB`, status)
+        throw new HttpToolError(overLimit, status)
       }
       const chunks: Buffer[] = []
       let bytes = 0
@@ -202,7 +213,7 @@ export class HttpToolRunner {
           if (bytes > limit) {
             // Destroying the body aborts the request and closes its socket: nothing more is read.
             res.body.destroy()
-            throw new HttpToolError(`response body over ${spec.maxResponseKB} KB`, status)
+            throw new HttpToolError(overLimit, status)
           }
           chunks.push(chunk as Buffer)
         }

@@ -36,6 +36,7 @@ t.test('a host that resolves to a link-local address is refused after DNS, befor
   const resolved: string[] = []
   const runner = new HttpToolRunner({
     signer,
+    maxResultBytes: 4 * 1024 * 1024,
     // A resolver that answers like a poisoned or rebinding DNS would.
     lookup: (hostname, options, callback) => {
       resolved.push(hostname)
@@ -57,7 +58,7 @@ t.test('a host that resolves to a link-local address is refused after DNS, befor
 t.test('the end of the run aborts the request and closes its socket', async (t) => {
   const upstream = await startUpstream()
   t.teardown(upstream.close)
-  const runner = new HttpToolRunner({ signer: await createToolSigner('tenant-enclave') })
+  const runner = new HttpToolRunner({ signer: await createToolSigner('tenant-enclave'), maxResultBytes: 4 * 1024 * 1024 })
   t.teardown(async () => { await runner.close() })
   const ended = new AbortController()
   const pending = runner.call(tool(`${upstream.origin}/slow`, { timeoutMs: 30_000 }), { ...call, runEnded: ended.signal })
@@ -67,6 +68,20 @@ t.test('the end of the run aborts the request and closes its socket', async (t) 
   await waitFor(() => upstream.aborted.includes('/slow'), { timeout: 5000, message: 'the upstream sees the socket close' })
   // A new call after an aborted one works (the pool replaced the connection).
   t.same((await runner.call(tool(`${upstream.origin}/users/{id}`), { ...call, args: { id: 'z' } })).value, { id: 'z', name: 'Ada' })
+})
+
+t.test('TOOL_RESULT_MAX_BYTES caps the body even when the tool allows more', async (t) => {
+  const upstream = await startUpstream()
+  t.teardown(upstream.close)
+  const runner = new HttpToolRunner({ signer: await createToolSigner('tenant-enclave'), maxResultBytes: 32 * 1024 })
+  t.teardown(async () => { await runner.close() })
+  // The tool's own limit (64 MB, the most an admin may set) would let the whole body in.
+  await t.rejects(runner.call(tool(`${upstream.origin}/big`, { maxResponseKB: 64 * 1024 }), call),
+    { message: 'response body over the tool result limit of 32768 bytes (TOOL_RESULT_MAX_BYTES)', upstreamStatus: 200 })
+  await waitFor(() => upstream.aborted.includes('/big'), { timeout: 5000, message: 'the upstream sees the socket close' })
+  t.ok(upstream.bigBytesWritten() < 16 * 1024 * 1024, `the service stopped reading: ${upstream.bigBytesWritten()} of 64 MB written`)
+  // A small answer under both limits still arrives.
+  t.same((await runner.call(tool(`${upstream.origin}/users/{id}`, { maxResponseKB: 64 * 1024 }), { ...call, args: { id: 'q' } })).value, { id: 'q', name: 'Ada' })
 })
 
 t.test('config: TOOL_UPSTREAMS, TOOL_SIGNING_KEY and SERVICE_ISSUER are checked at start', async (t) => {
