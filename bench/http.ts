@@ -3,7 +3,7 @@
 // the same app's enclave in-process, in one run. `-- --quick` runs one short cell per script
 // (CI checks that it runs). Also prints the server's event-loop delay during each HTTP cell.
 // Target: the HTTP path (auth, quotas, audit) keeps >= 70% of in-process throughput (trivial).
-import { autocannon, backendLabel, closedLoop, fmt, startBenchApp, withLoopDelay } from './support.ts'
+import { autocannon, backendLabel, closedLoop, cpuPerOp, cpuSnapshot, fmt, startBenchApp, withLoopDelay } from './support.ts'
 
 const QUICK = process.argv.includes('--quick')
 const SECONDS = QUICK ? 1 : Number(process.env.BENCH_SECONDS ?? 5)
@@ -23,16 +23,24 @@ const echo = async (name: string, args: unknown): Promise<unknown> => ({ name, a
 console.log(`tenant-enclave HTTP benchmark: ${SECONDS} s per cell, Node ${process.version}, ${backendLabel()}\n`)
 console.log('script    conns  http req/s  p50 ms  p99 ms  loop-delay p99 ms | in-process runs/s  p50 ms  p99 ms | http/in-process')
 const ratios: Record<string, number> = {}
+const cpuSplit: Array<{ label: string, perOp: Array<[string, number]> }> = []
+const pids = (): Array<number | undefined> => bench.fastify.enclave.runnerPids()
 for (const [name, code] of Object.entries(SCRIPTS)) {
   for (const connections of CONNECTIONS) {
     // Warm up isolates and connections.
     await autocannon({ url: `${bench.url}/api/execute`, headers, body: JSON.stringify({ code }), connections, duration: 1 })
+    const httpCpu = cpuSnapshot(pids())
     const { result: http, p99: loopP99 } = await withLoopDelay(async () => await autocannon({ url: `${bench.url}/api/execute`, headers, body: JSON.stringify({ code }), connections, duration: SECONDS }))
     if (http.non2xx > 0 || http.errors > 0) throw new Error(`${name}/${connections}: ${http.non2xx} non-2xx, ${http.errors} errors`)
+    const inProcessCpu = cpuSnapshot(pids())
     const inProcess = await closedLoop(connections, SECONDS, async () => {
       const result = await bench.fastify.enclave.run(code, { isolateKey: 'bench-in-process', tools: echo, maxToolCalls: 100 })
       if (!result.success) throw new Error(`in-process run failed: ${JSON.stringify(result.error)}`)
     })
+    if (name === 'trivial') {
+      cpuSplit.push({ label: `HTTP, ${connections} conn`, perOp: cpuPerOp(httpCpu, inProcessCpu, http.requests.total) })
+      cpuSplit.push({ label: `in-process, ${connections} conn`, perOp: cpuPerOp(inProcessCpu, cpuSnapshot(pids()), inProcess.opsPerSec * SECONDS) })
+    }
     const ratio = http.requests.average / inProcess.opsPerSec
     ratios[`${name}/${connections}`] = ratio
     console.log(`${name.padEnd(9)} ${String(connections).padStart(5)}  ${fmt(http.requests.average, 0).padStart(10)}  ${fmt(http.latency.p50).padStart(6)}  ${fmt(http.latency.p99).padStart(6)}  ${fmt(loopP99).padStart(17)} | ${fmt(inProcess.opsPerSec, 0).padStart(17)}  ${fmt(inProcess.p50).padStart(6)}  ${fmt(inProcess.p99).padStart(6)} | ${fmt(ratio)}`)
@@ -42,6 +50,14 @@ console.log('\nratios (target: trivial >= 0.70 at every connection count):')
 for (const connections of CONNECTIONS) {
   const ratio = ratios[`trivial/${connections}`] as number
   console.log(`  trivial, ${connections} conns: ${fmt(ratio)} ${ratio >= 0.7 ? 'meets' : 'MISSES'} the 0.70 target`)
+}
+// Where a trivial request's CPU goes on each side (from /proc, 10 ms ticks): the HTTP side adds
+// the load generator's process, the service's request handling and the audit row's database work,
+// all on the same cores as the runners.
+console.log('\nCPU ms per trivial execution, by thread or process (both sides of each cell):')
+for (const { label, perOp } of cpuSplit) {
+  const total = perOp.reduce((sum, [, ms]) => sum + ms, 0)
+  console.log(`  ${label.padEnd(20)} total ${fmt(total, 3)}: ${perOp.map(([n, ms]) => `${n} ${fmt(ms, 3)}`).join(', ')}`)
 }
 if (QUICK) console.log('(--quick: one short cell per script; figures are only a smoke check)')
 await bench.fastify.close()

@@ -1,6 +1,7 @@
 // Shared by the HTTP and noisy-neighbour benchmarks: the app on its embedded defaults, in this
 // process, listening on a free loopback port, with tenants whose quotas never get in the way.
 import { execFile } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
@@ -107,4 +108,46 @@ export async function autocannon (options: { url: string, headers: Record<string
   for (const [name, value] of Object.entries(options.headers)) args.push('-H', `${name}=${value}`)
   const { stdout } = await promisify(execFile)(process.execPath, [...args, options.url], { maxBuffer: 16 * 1024 * 1024 })
   return JSON.parse(stdout) as Result
+}
+
+// CPU accounting from /proc (Linux): where a request's CPU goes, by thread and process. Clock
+// ticks are 1/100 s, so a cell must run long enough (seconds) for per-request figures to mean much.
+const TICK_MS = 10
+function statTimes (path: string): { name: string, user: number, system: number, childUser: number, childSystem: number } | undefined {
+  try {
+    const stat = readFileSync(path, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), user: Number(fields[11]) * TICK_MS, system: Number(fields[12]) * TICK_MS, childUser: Number(fields[13]) * TICK_MS, childSystem: Number(fields[14]) * TICK_MS }
+  } catch {
+    return undefined
+  }
+}
+
+/** CPU ms used so far: this process's threads by name, finished children (the load generator), and the given processes. */
+export function cpuSnapshot (pids: Array<number | undefined>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const tid of readdirSync('/proc/self/task')) {
+    const t = statTimes(`/proc/self/task/${tid}/stat`)
+    if (t === undefined) continue
+    // libuv's pool threads and V8's helpers come in numbered families: one line per family.
+    const name = t.name === 'MainThread' || t.name === 'node' ? 'service main thread' : `service ${t.name.replace(/[\s\d]+$/, '')} threads`
+    out[name] = (out[name] ?? 0) + t.user + t.system
+  }
+  const self = statTimes('/proc/self/stat')
+  if (self !== undefined) out['client (waited-for children)'] = self.childUser + self.childSystem
+  out.runners = 0
+  for (const pid of pids) {
+    if (pid === undefined) continue
+    const t = statTimes(`/proc/${pid}/stat`)
+    if (t !== undefined) out.runners += t.user + t.system + t.childUser + t.childSystem
+  }
+  return out
+}
+
+/** Per-operation CPU ms between two snapshots, largest first. */
+export function cpuPerOp (before: Record<string, number>, after: Record<string, number>, ops: number): Array<[string, number]> {
+  return Object.entries(after)
+    .map(([name, ms]): [string, number] => [name, (ms - (before[name] ?? 0)) / ops])
+    .filter(([, ms]) => ms > 0)
+    .sort((a, b) => b[1] - a[1])
 }
