@@ -46,7 +46,9 @@ export default fp(async (fastify) => {
     tools: fastify.tools,
     audit: fastify.audit,
     scripts: fastify.scripts,
-    onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool, outcome: code }) }
+    // A script names its tools: a made-up name gets no series of its own, or every new name
+    // would add one for good (the registry holds the service's metrics forever).
+    onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool: fastify.tools.isKnownName(tool) ? tool : '(unknown)', outcome: code }) }
   }
   fastify.decorate('executionDeps', executionDeps)
   const executions = new Executions({

@@ -54,6 +54,8 @@ export class ToolRegistry {
   private readonly announceChange: (tenantId: string) => Promise<void>
   private readonly loadPlatformTools: () => Promise<ToolDefinition[]>
   private readonly announceCatalogueChange: () => Promise<void>
+  /** The last catalogue loaded, kept past its TTL: only for `isKnownName`, which must not wait. */
+  private lastCatalogue: ReadonlyMap<string, ToolDefinition> = new Map()
 
   constructor (db: AppDatabase, definitions: ToolDefinition[], options: ToolRegistryOptions) {
     this.db = db
@@ -78,6 +80,15 @@ export class ToolRegistry {
 
   builtinNames (): Set<string> {
     return new Set(this.builtins.keys())
+  }
+
+  /**
+   * Whether `name` is a built-in or was in the last catalogue loaded, answered at once. For labels
+   * and the like, where a name a script made up must not pass (it may be anything); never for a
+   * decision about a call.
+   */
+  isKnownName (name: string): boolean {
+    return this.builtins.has(name) || this.lastCatalogue.has(name)
   }
 
   async has (name: string): Promise<boolean> {
@@ -115,6 +126,7 @@ export class ToolRegistry {
       for (const definition of await this.loadPlatformTools()) {
         if (!merged.has(definition.name)) merged.set(definition.name, definition)
       }
+      this.lastCatalogue = merged
       return merged
     })
   }
