@@ -115,10 +115,11 @@ export const BOOTSTRAP_SOURCE = String.raw`(function () {
   // An uncatchable limit: tell the host at once (a synchronous call: queued messages would wait
   // for the end of this task, which a catching loop never reaches); it ends the execution and
   // disposes the isolate. The throw only unwinds until then.
-  function trip (code, message) {
+  // detail: the tool name of the call over the limit (audited like any refused call).
+  function trip (code, message, detail) {
     if (aborted === null) {
       aborted = { code, message }
-      alarm(code, message, takeLogs())
+      alarm(code, message, takeLogs(), detail === undefined ? '' : detail)
     }
     throw abortError()
   }
@@ -197,20 +198,22 @@ export const BOOTSTRAP_SOURCE = String.raw`(function () {
     return new PromiseCtor(function (resolve, reject) {
       if (aborted !== null) { reject(abortError()); return }
       if (send === null) { reject(toolError('TOOL_ERROR', 'callTool is not available')); return }
-      if (++calls > maxCalls) trip('MAX_TOOL_CALLS', 'Tool call limit exceeded: at most ' + maxCalls + ' calls per execution')
-      if (typeof name !== 'string') { reject(toolError('TOOL_ERROR', 'Tool name must be a string')); return }
+      if (++calls > maxCalls) trip('MAX_TOOL_CALLS', 'Tool call limit exceeded: at most ' + maxCalls + ' calls per execution', typeof name === 'string' ? name : '')
+      // Refused here, told to the host all the same: every call is audited.
+      if (typeof name !== 'string') { send('F', 'TOOL_ERROR', '', 0, takeLogs()); reject(toolError('TOOL_ERROR', 'Tool name must be a string')); return }
       let json = ''
       if (args !== undefined) {
         try {
           json = stringify(args)
         } catch (e) {
+          send('F', 'TOOL_ERROR', name, 0, takeLogs())
           reject(toolError('TOOL_ERROR', 'Tool arguments are not JSON-serialisable: ' + describeThrown(e)))
           return
         }
-        if (json === undefined) { reject(toolError('TOOL_ERROR', 'Tool arguments are not JSON-serialisable')); return }
+        if (json === undefined) { send('F', 'TOOL_ERROR', name, 0, takeLogs()); reject(toolError('TOOL_ERROR', 'Tool arguments are not JSON-serialisable')); return }
         // Measured here, before anything is copied out of the isolate (UTF-8 never has fewer
         // bytes than UTF-16 units; the host counts the exact bytes of what passes).
-        if (json.length > maxArgs) { reject(toolError('TOOL_ERROR', 'Tool arguments exceed ' + maxArgs + ' bytes')); return }
+        if (json.length > maxArgs) { send('F', 'TOOL_ERROR', name, json.length, takeLogs()); reject(toolError('TOOL_ERROR', 'Tool arguments exceed ' + maxArgs + ' bytes')); return }
       }
       if (aborted !== null) { reject(abortError()); return }
       const id = ++seq

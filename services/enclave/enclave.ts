@@ -35,6 +35,8 @@ export interface PendingRun {
   runner: Runner | undefined
   /** Tool calls the runner forwarded for this run (the supervisor's own count). */
   toolCalls: number
+  /** Calls the runner (or the isolate) refused before forwarding them, as it told us. */
+  refusedCalls: number
   callIds: Set<number>
   attempts: number
   /** Aborted when the run's result is known: tool calls still waiting are not started. */
@@ -45,6 +47,7 @@ export interface PendingRun {
   onSettled: (() => void) | undefined
   /** Someone watches this run: its runner reports logs live, tool calls are reported here. */
   onEvent: ((event: EnclaveEvent) => void) | undefined
+  onToolRefused: RunOptions['onToolRefused']
   /** Characters of live output the runner sent for it (checked against the console limit). */
   liveLogChars: number
   /** Cancelled while on a runner: the runner's done message will say CANCELLED. */
@@ -170,6 +173,7 @@ export class Enclave extends EventEmitter {
       fair: this.fairness.newRun(key ?? ''),
       runner: undefined,
       toolCalls: 0,
+      refusedCalls: 0,
       callIds: new Set(),
       attempts: 0,
       ended: new AbortController(),
@@ -177,6 +181,7 @@ export class Enclave extends EventEmitter {
       resolve,
       onSettled: options.onSettled,
       onEvent: options.onEvent,
+      onToolRefused: options.onToolRefused,
       liveLogChars: 0,
       cancelled: false,
       backstop: undefined,
@@ -277,6 +282,13 @@ export class Enclave extends EventEmitter {
       case 'call': this.onCall(runner.inFlight.get(msg.id)!, msg); return
       case 'done': this.onDone(runner, runner.inFlight.get(msg.id)!, msg); return
       case 'log': this.onLog(runner.inFlight.get(msg.id)!, msg); return
+      case 'refused': {
+        const run = runner.inFlight.get(msg.id)!
+        run.refusedCalls++
+        if (run.done) return
+        try { run.onToolRefused?.({ tool: msg.n, code: msg.code, argsBytes: msg.b }) } catch (err) { this.logger?.error({ err }, 'onToolRefused failed') }
+        return
+      }
       case 'cpu':
         for (const [id, cpuMs] of msg.s) {
           const run = runner.inFlight.get(id) ?? runner.draining.get(id)

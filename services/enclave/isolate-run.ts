@@ -9,7 +9,7 @@ import {
 } from './errors.ts'
 import type { IsolatePool, Slot, WarmContext } from './isolate-pool.ts'
 import {
-  ISOLATE_CALL, ISOLATE_LOGS, ISOLATE_RESULT, type DoneMessage, type RunLimits, type RunMessage, type ToMain, type ToolResultMessage
+  ISOLATE_CALL, ISOLATE_LOGS, ISOLATE_REFUSED, ISOLATE_RESULT, type DoneMessage, type RefusedCallCode, type RunLimits, type RunMessage, type ToMain, type ToolResultMessage
 } from './protocol.ts'
 import type { ExecutionError } from './types.ts'
 
@@ -34,6 +34,8 @@ export class IsolateRun {
   private readonly logChunks: string[] = []
   private logBytes = 0
   private toolCalls = 0
+  /** Calls refused before the supervisor saw them, told to it (at most maxToolCalls + 1). */
+  private refusedCalls = 0
   private cpu0 = 0n
   /** Calls into the isolate not yet returned: while > 0 its thread is running tenant code. */
   private busy = 0
@@ -150,16 +152,36 @@ export class IsolateRun {
     if (type === ISOLATE_CALL) this.onCall(a as number, b, c, d)
     else if (type === ISOLATE_RESULT) this.onResult(a, b, c)
     else if (type === ISOLATE_LOGS) this.addLogs(a)
+    else if (type === ISOLATE_REFUSED) this.onRefusedInIsolate(a, b, c, d)
+  }
+
+  // The isolate refused a call itself (its name is not a string, its arguments are not JSON or
+  // too large). The isolate counts it against the limit; the supervisor bounds these notices too.
+  private onRefusedInIsolate (code: unknown, name: unknown, size: unknown, logs: unknown): void {
+    if (!this.addLogs(logs)) return
+    if (code !== 'TOOL_ERROR') return
+    this.tellRefused('TOOL_ERROR', name, size)
+  }
+
+  /** Tells the supervisor of a call refused in this process or in the isolate: it is audited. */
+  private tellRefused (code: RefusedCallCode, name: unknown, size: unknown): void {
+    if (this.refusedCalls > this.limits.maxToolCalls) return
+    this.refusedCalls++
+    const text = typeof name === 'string' ? name : ''
+    const bytes = Number.isSafeInteger(size) && (size as number) > 0 ? size as number : 0
+    this.out({ t: 'refused', id: this.msg.id, n: text === '' || TOOL_NAME.test(text) ? text : printable(text), code, b: bytes })
   }
 
   // A limit tripped inside the isolate (code, message, logs); runs while the isolate waits.
-  private readonly onAlarm = (code: unknown, message: unknown, logs: unknown): void => {
+  private readonly onAlarm = (code: unknown, message: unknown, logs: unknown, detail?: unknown): void => {
     if (this.finished) return
     if (code === 'ALLOCATION_FAILED') { this.allocationFailed = true; return }
     if (!this.addLogs(logs)) return
     const o = this.limits
-    if (code === 'MAX_TOOL_CALLS') this.end(toolCallLimitError(o.maxToolCalls), false)
-    else if (code === 'MEMORY_LIMIT_EXCEEDED') this.end(enclaveError('MEMORY_LIMIT_EXCEEDED', String(message).slice(0, 500)), false)
+    if (code === 'MAX_TOOL_CALLS') {
+      this.tellRefused('MAX_TOOL_CALLS', detail, 0)
+      this.end(toolCallLimitError(o.maxToolCalls), false)
+    } else if (code === 'MEMORY_LIMIT_EXCEEDED') this.end(enclaveError('MEMORY_LIMIT_EXCEEDED', String(message).slice(0, 500)), false)
     else this.end(consoleLimitError(this.maxLog), false)
   }
 
@@ -167,13 +189,19 @@ export class IsolateRun {
     if (!this.addLogs(logs)) return
     const o = this.limits
     this.toolCalls++
-    if (this.toolCalls > o.maxToolCalls) { this.end(toolCallLimitError(o.maxToolCalls), false); return }
+    if (this.toolCalls > o.maxToolCalls) {
+      this.tellRefused('MAX_TOOL_CALLS', name, 0)
+      this.end(toolCallLimitError(o.maxToolCalls), false)
+      return
+    }
     if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
+      this.tellRefused('UNKNOWN_TOOL', name, typeof args === 'string' ? args.length : 0)
       this.refuse(callId, 'UNKNOWN_TOOL', `Unknown tool: ${printable(String(name))}`)
       return
     }
     const json = typeof args === 'string' ? args : ''
     if (json.length > o.maxToolArgsBytes || (json.length * 3 > o.maxToolArgsBytes && Buffer.byteLength(json) > o.maxToolArgsBytes)) {
+      this.tellRefused('TOOL_ERROR', name, Buffer.byteLength(json))
       this.refuse(callId, 'TOOL_ERROR', `Tool arguments exceed ${o.maxToolArgsBytes} bytes`)
       return
     }

@@ -20,6 +20,15 @@ export interface RunLimits {
 export interface ReadyMessage { t: 'ready', pid: number }
 /** A tool call: `a` is the JSON of the arguments, '' for undefined. */
 export interface CallMessage { t: 'call', id: string, c: number, n: string, a: string }
+/**
+ * A tool call the sandbox refused before it reached the main process (a bad name or arguments,
+ * or the call over the run's limit): only so it is audited like every other call. `n` is the name
+ * as given (escaped and cut when it is not a valid tool name), `b` the arguments' size if known.
+ */
+export interface RefusedCallMessage { t: 'refused', id: string, n: string, code: RefusedCallCode, b: number }
+export type RefusedCallCode = 'UNKNOWN_TOOL' | 'TOOL_ERROR' | 'MAX_TOOL_CALLS'
+export const REFUSED_CALL_CODES: ReadonlySet<string> = new Set<RefusedCallCode>(['UNKNOWN_TOOL', 'TOOL_ERROR', 'MAX_TOOL_CALLS'])
+
 /** CPU ms each running execution has used so far, sent while runs are active. */
 export interface CpuMessage { t: 'cpu', s: Array<[id: string, cpuMs: number]> }
 /** A run that ended while its isolate was still busy has now really stopped. */
@@ -48,7 +57,7 @@ export interface DoneMessage {
 /** Console output of a live run (`ev` in its run message) as it happens: a JSON array of {level, message}. */
 export interface LogMessage { t: 'log', id: string, l: string }
 
-export type ToMain = ReadyMessage | CallMessage | CpuMessage | FreedMessage | StuckMessage | DoneMessage | LogMessage
+export type ToMain = ReadyMessage | CallMessage | RefusedCallMessage | CpuMessage | FreedMessage | StuckMessage | DoneMessage | LogMessage
 
 // ---- main -> runner
 
@@ -66,6 +75,8 @@ export type ToRunner = RunMessage | ToolResultMessage | CancelMessage
 
 /** `send('C', callId, name, argsJson, logs)`: the script called a tool. */
 export const ISOLATE_CALL = 'C'
+/** `send('F', code, name, size, logs)`: a call refused inside the isolate (its name or its arguments). */
+export const ISOLATE_REFUSED = 'F'
 /** `send('L', logs)`: console output of a live run, flushed once per task. */
 export const ISOLATE_LOGS = 'L'
 /** `send('R', kind, payload, logs)`: the script's outcome. */

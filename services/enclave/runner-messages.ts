@@ -2,7 +2,7 @@
 // could say anything: each message is checked against what that runner was given (its own
 // executions, their limits, one reply per call id). A message that does not fit means the runner
 // cannot be trusted any more; the caller kills and replaces it.
-import type { ToMain } from './protocol.ts'
+import { REFUSED_CALL_CODES, type ToMain } from './protocol.ts'
 import type { PendingRun } from './enclave.ts'
 import type { Runner } from './runner-pool.ts'
 
@@ -24,6 +24,15 @@ export function checkRunnerMessage (runner: Runner<PendingRun>, msg: ToMain): st
       if (!isCount(m.c, 2 ** 31) || run.callIds.has(m.c as number)) return 'a tool call id that is not new'
       if (run.toolCalls >= run.limits.maxToolCalls) return 'more tool calls than the execution may make'
       if (!isString(m.n, 128) || !isString(m.a, run.limits.maxToolArgsBytes)) return 'a tool call over its bounds'
+      return null
+    }
+    case 'refused': {
+      const run = isString(m.id, MAX_ID) ? runner.inFlight.get(m.id) : undefined
+      if (run === undefined) return 'a refused tool call for an execution it was not given'
+      // One per call the script made; a call refused is still a call (the limit counts it).
+      if (run.refusedCalls + run.toolCalls > run.limits.maxToolCalls) return 'more tool calls than the execution may make'
+      // An escaped name is at most 64 characters of 6 each, plus quotes and an ellipsis.
+      if (typeof m.code !== 'string' || !REFUSED_CALL_CODES.has(m.code) || !isString(m.n, 400) || !isCount(m.b, 2 ** 31)) return 'a malformed refused tool call'
       return null
     }
     case 'done': {

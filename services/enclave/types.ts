@@ -82,6 +82,11 @@ export interface RunOptions {
    * runner reports logs only with the result. A throwing listener is ignored.
    */
   onEvent?: (event: EnclaveEvent) => void
+  /**
+   * A call the sandbox refused before any tool saw it (a name that is not a tool name, arguments
+   * that are not JSON or over maxToolArgsBytes, the call over maxToolCalls): for the audit.
+   */
+  onToolRefused?: (call: { tool: string, code: string, argsBytes: number }) => void
   /** Isolates are reused only between runs with the same key (e.g. the tenant id), never across keys. */
   isolateKey?: string
 }

@@ -130,6 +130,7 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
       maxCodeBytes: quotas.maxCodeSizeKB * 1024,
       tools,
       onSettled: () => { admission.release().catch(() => {}) },
+      onToolRefused: tools.refused,
       ...(onEvent !== undefined
         ? { onEvent: (e: EnclaveEvent) => { const { type, ...data } = e; emit({ type, data } as ExecutionEvent) } }
         : {})

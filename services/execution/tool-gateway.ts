@@ -26,6 +26,8 @@ export interface ToolGatewayDeps {
   audit?: { enqueueToolCall: (entry: ToolCallEntry) => void }
 }
 
+const EMPTY_SHA256 = createHash('sha256').digest('hex')
+
 /** What one call adds to its audit row beyond the outcome. */
 interface CallFacts { resultBytes?: number | null, upstreamStatus?: number | null }
 
@@ -106,7 +108,30 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
 
   /** Call once the run has ended: returns the run's unused daily tool calls to the shared counter. */
   const settle = async (): Promise<void> => { await dailyQuota.giveBack() }
-  return Object.assign(callTool, { settle })
+
+  /**
+   * A call the sandbox refused before it got here (see RunOptions.onToolRefused): it takes the
+   * next call index and gets its row like any other. Its arguments never left the isolate, so
+   * the row has the hash of nothing and, when known, their size.
+   */
+  const refused = (call: { tool: string, code: string, argsBytes: number }): void => {
+    const callIndex = calls++
+    deps.onToolCall?.(call.tool, call.code)
+    deps.audit?.enqueueToolCall({
+      tenantId: caller.tenantId,
+      executionId,
+      callIndex,
+      tool: call.tool.slice(0, 200),
+      code: call.code,
+      durationMs: 0,
+      argsSha256: EMPTY_SHA256,
+      argsBytes: call.argsBytes,
+      resultBytes: null,
+      upstreamStatus: null,
+      createdAt: new Date()
+    })
+  }
+  return Object.assign(callTool, { settle, refused })
 
   async function checkedCall (name: string, args: unknown, callIndex: number, report: (tool: string, code: string, facts?: CallFacts) => void, runEnded: AbortSignal | undefined): Promise<unknown> {
     let daily

@@ -1,6 +1,7 @@
 import t from 'tap'
+import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
-import { buildApp, uniqueTenantId } from '../helper.ts'
+import { buildApp, createTenant, uniqueTenantId } from '../helper.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import type { ToolCallEntry } from '../../services/audit/audit-writer.ts'
 
@@ -26,4 +27,33 @@ t.test('tool_calls is a tenant table: RLS forced, keyed by tenant, written once'
   const key = await withTenant(app.db, a, async (trx) => await sql<{ def: string }>`
     select pg_get_constraintdef(oid) as def from pg_constraint where conrelid = 'tool_calls'::regclass and contype = 'p'`.execute(trx))
   t.equal(key.rows[0]?.def, 'PRIMARY KEY (tenant_id, execution_id, call_index)', 'tenant_id leads the key')
+})
+
+t.test('calls the sandbox refuses before any tool sees them are audited too, in order', async (t) => {
+  const app = await buildApp(t)
+  const tenant = await createTenant(app, 'tc-refused', { tier: 'starter', quotaOverrides: { maxToolCallsPerExecution: 5 } })
+  const res = await tenant.execute(`
+    const circular = {}
+    circular.self = circular
+    const calls = [[42, {}], ['bad name!', {}], ['data:query', { s: 'x'.repeat(1100000) }], ['data:query', circular], ['data:query', {}]]
+    for (const [name, args] of calls) { try { await callTool(name, args) } catch {} }
+    await callTool('data:query', {}) // the sixth: over the run's limit of 5
+  `)
+  const { executionId, success, error } = res.json()
+  t.equal(success, false)
+  t.equal(error.code, 'MAX_TOOL_CALLS')
+  await app.audit.flush()
+  const audit = await app.inject({ method: 'GET', url: `/api/audit/${executionId as string}`, headers: tenant.headers })
+  t.equal(audit.statusCode, 200)
+  const rows = audit.json().toolCalls as Array<Record<string, unknown>>
+  t.same(rows.map((c) => [c.callIndex, c.tool, c.code]), [
+    [0, '', 'TOOL_ERROR'], // the name is not a string
+    [1, '"bad name!"', 'UNKNOWN_TOOL'], // not a tool name: stored escaped
+    [2, 'data:query', 'TOOL_ERROR'], // arguments over maxToolArgsBytes (1 MB)
+    [3, 'data:query', 'TOOL_ERROR'], // arguments that are not JSON
+    [4, 'data:query', 'OK'],
+    [5, 'data:query', 'MAX_TOOL_CALLS']
+  ])
+  t.ok((rows[2]?.argsBytes as number) > 1_000_000, `the refused arguments' size is kept: ${String(rows[2]?.argsBytes)}`)
+  t.match(rows[0], { argsBytes: 0, argsSha256: createHash('sha256').digest('hex'), resultBytes: null })
 })
