@@ -26,9 +26,25 @@ export interface OpenedSession {
 /** A client frame that authenticated and was accepted once; `seal` answers on this session. */
 export interface AcceptedFrame {
   plaintext: Buffer
-  /** Seals `value` (JSON) as the next server frame(s) of this session. */
+  /**
+   * Seals `value` (JSON) as this session's next server frame. Calls are served in call order, so
+   * the frames of one answer (a stream) carry strictly increasing counters.
+   */
   seal: (value: unknown) => Promise<Frame>
 }
+
+export interface AcceptOptions {
+  /**
+   * Server frames the answer is expected to need (1 for a plain answer, a few for a stream): they
+   * are reserved with the frame's acceptance, in the same atomic store call. More are reserved in
+   * growing blocks when a stream needs them; counters left unused are skipped, never reused.
+   */
+  expectedFrames?: number
+}
+
+// A stream's further reservations double from the first block's size up to this, so a long
+// stream costs a store round trip per 256 frames, not per frame.
+const MAX_S2C_BLOCK = 256
 
 export interface SessionServiceOptions {
   store: SessionStore
@@ -121,7 +137,7 @@ export function createSessionService (options: SessionServiceOptions) {
      * 404/410 for an unknown or expired session, 403 for another tenant or user, 400
      * DECRYPTION_FAILED, 409 REPLAYED_FRAME; only an accepted frame consumes its counter.
      */
-    async accept (owner: SessionOwner, sessionId: string, frame: Frame): Promise<AcceptedFrame> {
+    async accept (owner: SessionOwner, sessionId: string, frame: Frame, options: AcceptOptions = {}): Promise<AcceptedFrame> {
       const { session, keys } = await load(sessionId)
       if (session.tenantId !== owner.tenantId || session.userId !== owner.userId) throw new SessionForbiddenError()
       let plaintext: Buffer
@@ -131,24 +147,38 @@ export function createSessionService (options: SessionServiceOptions) {
         if (err instanceof FrameDecryptionError) throw new DecryptionFailedError()
         throw err
       }
-      const acceptance = await store.acceptFrame(sessionId, frame.counter, 1)
+      const expected = Math.max(1, Math.min(MAX_S2C_BLOCK, Math.trunc(options.expectedFrames ?? 1)))
+      const acceptance = await store.acceptFrame(sessionId, frame.counter, expected)
       if (acceptance.status === 'replayed') throw new ReplayedFrameError()
       if (acceptance.status === 'gone') {
         cache.delete(sessionId)
         throw new SessionExpiredError()
       }
-      let reserved: number | null = acceptance.s2cCounter
+      // [next, end): server counters reserved for this answer alone. Every counter comes from
+      // the store's atomic increment, so no other request (on any instance) is given one of them.
+      let next = acceptance.s2cCounter
+      let end = next + expected
+      let block = expected
+      let queue: Promise<unknown> = Promise.resolve()
+      const sealNext = async (value: unknown): Promise<Frame> => {
+        if (next >= end) {
+          block = Math.min(MAX_S2C_BLOCK, block * 2)
+          const first = await store.reserveS2c(sessionId, block)
+          if (first === null) {
+            cache.delete(sessionId)
+            throw new SessionExpiredError()
+          }
+          next = first
+          end = first + block
+        }
+        return sealFrame(keys.s2c, S2C, next++, JSON.stringify(value))
+      }
       return {
         plaintext,
         seal: async (value) => {
-          // The first server counter came with the acceptance; a stream reserves the rest.
-          let counter = reserved
-          reserved = null
-          if (counter === null) {
-            counter = await store.reserveS2c(sessionId, 1)
-            if (counter === null) throw new SessionExpiredError()
-          }
-          return sealFrame(keys.s2c, S2C, counter, JSON.stringify(value))
+          const sealed = queue.then(async () => await sealNext(value))
+          queue = sealed.catch(() => {})
+          return await sealed
         }
       }
     }
