@@ -218,7 +218,7 @@ t.test('the session client', async (t) => {
   t.test('stream(): a refusal before the run throws with the service\'s fields; the session stays usable', async (t) => {
     const tenant = await createTenant(app, 'sess-client-stream-refuse', { tier: 'free', quotaOverrides: { maxCodeSizeKB: 1 } })
     const session = await openSession({ baseUrl: origin, token: tenant.headers.authorization.slice(7), pinnedThumbprint: pin })
-    const err = await (async () => { for await (const _event of session.stream(`return "${'x'.repeat(2000)}"`)) t.fail('no event') })().catch((e: unknown) => e) as EnclaveSessionError
+    const err = await session.stream(`return "${'x'.repeat(2000)}"`).next().catch((e: unknown) => e) as EnclaveSessionError
     t.ok(err instanceof EnclaveSessionError)
     t.equal(err.code, 'CODE_TOO_LARGE')
     t.equal(err.status, 413)
@@ -229,12 +229,9 @@ t.test('the session client', async (t) => {
   t.test('stream(): leaving before final cancels the run (its slot is free) and closes the session', async (t) => {
     const tenant = await createTenant(app, 'sess-client-stream-leave', { tier: 'free', quotaOverrides: { maxExecutionsPerDay: 1000, maxExecutionDurationMs: 20_000 } })
     const session = await openSession({ baseUrl: origin, token: tenant.headers.authorization.slice(7), pinnedThumbprint: pin })
-    const types: string[] = []
-    for await (const event of session.stream('while (true) {}')) {
-      types.push(event.type)
-      break
-    }
-    t.same(types, ['started'])
+    const events = session.stream('while (true) {}')
+    t.equal((await events.next()).value?.type, 'started')
+    await events.return()
     await waitFor(async () => {
       await app.audit.flush()
       const audit = (await app.inject({ method: 'GET', url: '/api/audit', headers: tenant.headers })).json() as { entries: Array<{ errorCode: string | null }> }
