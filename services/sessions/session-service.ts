@@ -160,6 +160,7 @@ export function createSessionService (options: SessionServiceOptions) {
       let end = next + expected
       let block = expected
       let queue: Promise<unknown> = Promise.resolve()
+      let pending = 0
       const sealNext = async (value: unknown): Promise<Frame> => {
         if (next >= end) {
           block = Math.min(MAX_S2C_BLOCK, block * 2)
@@ -176,7 +177,10 @@ export function createSessionService (options: SessionServiceOptions) {
       return {
         plaintext,
         seal: async (value) => {
-          const sealed = queue.then(async () => await sealNext(value))
+          // Nothing ahead and a counter in hand (every plain answer): seal at once, in order.
+          if (pending === 0 && next < end) return sealFrame(keys.s2c, S2C, next++, JSON.stringify(value))
+          pending++
+          const sealed = queue.then(async () => await sealNext(value)).finally(() => { pending-- })
           queue = sealed.catch(() => {})
           return await sealed
         }
