@@ -191,8 +191,22 @@ function parseEvent (plaintext: string): StreamEvent {
   return event as StreamEvent
 }
 
-/** The lines of an NDJSON body, read with getReader (browsers without async-iterable streams too). */
-async function * ndjsonLines (body: ReadableStream<Uint8Array>): AsyncGenerator<string, void, undefined> {
+function frameOfLine (line: string): Frame {
+  let frame: unknown
+  try {
+    frame = JSON.parse(line)?.frame
+  } catch {
+    throw new EnclaveSessionError('BAD_RESPONSE', 'A line of the stream is not JSON')
+  }
+  if (!isFrame(frame)) throw new EnclaveSessionError('BAD_RESPONSE', 'A line of the stream holds no frame')
+  return frame
+}
+
+/**
+ * The complete lines of an NDJSON body, as they arrive: every line a read completed, together.
+ * Read with getReader (browsers without async-iterable streams too).
+ */
+async function * ndjsonChunks (body: ReadableStream<Uint8Array>): AsyncGenerator<string[], void, undefined> {
   const reader = body.getReader()
   const decoder = new TextDecoder()
   let buffer = ''
@@ -201,15 +215,14 @@ async function * ndjsonLines (body: ReadableStream<Uint8Array>): AsyncGenerator<
       const { value, done } = await reader.read()
       if (done) break
       buffer += decoder.decode(value, { stream: true })
-      let newline
-      while ((newline = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, newline)
-        buffer = buffer.slice(newline + 1)
-        if (line.trim() !== '') yield line
-      }
+      const end = buffer.lastIndexOf('\n')
+      if (end < 0) continue
+      const lines = buffer.slice(0, end).split('\n').filter((line) => line.trim() !== '')
+      buffer = buffer.slice(end + 1)
+      if (lines.length > 0) yield lines
     }
     buffer += decoder.decode()
-    if (buffer.trim() !== '') yield buffer
+    if (buffer.trim() !== '') yield [buffer]
   } finally {
     reader.cancel().catch(() => {})
   }
@@ -307,6 +320,11 @@ export async function openSession (options: OpenSessionOptions): Promise<Enclave
     return plaintext
   }
 
+  function claimServerCounter (frame: Frame): void {
+    if (frame.counter <= lastServerCounter) throw new EnclaveSessionError('REPLAYED_FRAME', 'A frame\'s counter is not above the last one: a replayed or reordered frame')
+    lastServerCounter = frame.counter
+  }
+
   /** A JSON answer's sealed value; an answer in the clear is thrown as the error it names. */
   async function sealedAnswer (response: Response): Promise<unknown> {
     const body = await readJson(response)
@@ -357,28 +375,43 @@ export async function openSession (options: OpenSessionOptions): Promise<Enclave
         throw new EnclaveSessionError('BAD_RESPONSE', 'The service answered with a result instead of a stream', response.status)
       }
       let lastSeq = 0
-      for await (const line of ndjsonLines(response.body)) {
-        let frame: unknown
-        try {
-          frame = JSON.parse(line)?.frame
-        } catch {
-          throw new EnclaveSessionError('BAD_RESPONSE', 'A line of the stream is not JSON')
+      for await (const lines of ndjsonChunks(response.body)) {
+        // The frames that arrived together are decrypted together (Web Crypto runs them side by
+        // side), then taken strictly in order: an event is yielded only once it and every one
+        // before it authenticated. Counters are claimed in arrival order before decryption; a
+        // frame that then fails closes the session, so a claimed counter is never trusted.
+        const opened: Array<Promise<string>> = []
+        let refused: unknown
+        for (const line of lines) {
+          try {
+            const frame = frameOfLine(line)
+            claimServerCounter(frame)
+            const plaintext = openFrame(keys.s2c, S2C, frame)
+            plaintext.catch(() => {})
+            opened.push(plaintext)
+          } catch (err) {
+            refused = err
+            break
+          }
         }
-        const event = parseEvent(await openServerFrame(frame))
-        if (event.type === 'heartbeat') {
-          if (event.seq !== lastSeq) throw new EnclaveSessionError('BAD_RESPONSE', 'A heartbeat out of sequence')
-          if (heartbeats) yield event
-          continue
-        }
-        // Events are numbered without gaps: one missing (dropped by a relay) is refused.
-        if (event.seq !== lastSeq + 1) throw new EnclaveSessionError('BAD_RESPONSE', `Event ${lastSeq + 1} is missing from the stream`)
-        lastSeq = event.seq
-        if (event.type === 'final') {
-          settled = true
+        for (const plaintext of opened) {
+          const event = parseEvent(await plaintext)
+          if (event.type === 'heartbeat') {
+            if (event.seq !== lastSeq) throw new EnclaveSessionError('BAD_RESPONSE', 'A heartbeat out of sequence')
+            if (heartbeats) yield event
+            continue
+          }
+          // Events are numbered without gaps: one missing (dropped by a relay) is refused.
+          if (event.seq !== lastSeq + 1) throw new EnclaveSessionError('BAD_RESPONSE', `Event ${lastSeq + 1} is missing from the stream`)
+          lastSeq = event.seq
+          if (event.type === 'final') {
+            settled = true
+            yield event
+            return
+          }
           yield event
-          return
         }
-        yield event
+        if (refused !== undefined) throw refused
       }
       throw new EnclaveSessionError('STREAM_ENDED', 'The stream ended before its final event')
     } catch (err) {
