@@ -143,6 +143,20 @@ t.test('streaming over an encrypted session', async (t) => {
     t.equal((await usage(tenant.headers)).executions, 1, 'none of them ran')
   })
 
+  t.test('heartbeats in a silent run are sealed frames too, repeating the last seq', async (t) => {
+    const tenant = await createTenant(app, 'sess-stream-beat')
+    const session = await rawSession(app, tenant.headers)
+    // Silent for longer than the 5 s heartbeat interval.
+    const res = await streamed(session, app, tenant.headers, 0, { code: 'const end = Date.now() + 5600; while (Date.now() < end) {} return 1' })
+    t.equal(res.statusCode, 200)
+    const frames = framesOf(res.body, NDJSON)
+    const events = frames.map((frame) => session.open(frame) as StreamEvent)
+    t.same(events.map((e) => [e.seq, e.type]), [[1, 'started'], [1, 'heartbeat'], [2, 'final']])
+    t.same(events[1]?.data, {})
+    t.same(frames.map((f) => f.counter), [0, 1, 2])
+    t.notOk(res.body.includes('heartbeat'), 'nothing in the clear tells a heartbeat from an event')
+  })
+
   t.test('a client that leaves the stream cancels the run and frees its slot', async (t) => {
     await app.listen({ port: 0, host: '127.0.0.1' })
     const { port } = app.server.address() as { port: number }
@@ -174,10 +188,13 @@ t.test('streaming over an encrypted session', async (t) => {
       return audit.entries.find((e) => e.errorCode === 'CANCELLED')
     }, { message: 'the run audited as cancelled' })
     t.ok(cancelled)
-    // free tier: one concurrent run. The cancelled run's slot is free, so this one is admitted.
-    const next = await tenant.execute('return "next"')
-    t.equal(next.statusCode, 200)
-    t.equal(next.json().value, 'next')
+    // free tier: one concurrent run. The slot is released once the runner reports the cancelled
+    // run's CPU free (just after its audit row), well before the run's own 20 s limit.
+    const next = await waitFor(async () => {
+      const res = await tenant.execute('return "next"')
+      return res.statusCode === 200 ? res : undefined
+    }, { message: 'a run admitted in the freed slot' })
+    t.equal(next?.json().value, 'next')
   })
 })
 
