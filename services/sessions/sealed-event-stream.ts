@@ -62,7 +62,7 @@ export class SealedEventStream {
     this.ended = true
     clearTimeout(this.timer)
     await this.queue
-    this.body.end()
+    if (!this.body.writableEnded) this.body.end()
   }
 
   private fail (err: unknown): void {
