@@ -3,7 +3,7 @@
 // defaults). Target: encrypted ≤ 1.2 × the plain request's time. Then the same for a streamed
 // run (4 events: started, 2 logs, final), plain NDJSON against session.stream (no target).
 import { openSession } from '../clients/typescript/src/session.ts'
-import { closedLoop, fmt, percentile, startBenchApp } from './support.ts'
+import { backendLabel, closedLoop, fmt, percentile, startBenchApp } from './support.ts'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 const HANDSHAKES = 200
@@ -13,7 +13,7 @@ const bench = await startBenchApp()
 const headers = await bench.tenant('bench-sessions', { maxConcurrentExecutions: 1000 })
 const token = headers.authorization?.slice('Bearer '.length) as string
 const pinnedThumbprint = bench.fastify.sessionIdentity.thumbprint
-console.log(`tenant-enclave session benchmark: Node ${process.version}, embedded PGlite + in-process store, client in this process (fetch + Web Crypto)\n`)
+console.log(`tenant-enclave session benchmark: Node ${process.version}, ${backendLabel()}, client in this process (fetch + Web Crypto)\n`)
 
 // Warm up both paths (isolates, connections, JIT).
 const warm = await openSession({ baseUrl: bench.url, token, pinnedThumbprint })

@@ -419,9 +419,12 @@ export async function openSession (options: OpenSessionOptions): Promise<Enclave
       throw err
     } finally {
       signal?.removeEventListener('abort', onAbort)
-      if (!settled) closed ??= 'stream left before its final event'
-      // Leaving early drops the connection, which cancels the run; after `final` it is a no-op.
-      leave.abort()
+      // Leaving early drops the connection, which cancels the run. After `final` the body is at
+      // its end (the reader is cancelled, the connection kept for the next request).
+      if (!settled) {
+        closed ??= 'stream left before its final event'
+        leave.abort()
+      }
     }
   }
 
