@@ -4,6 +4,9 @@ import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { ErrorBody } from '../../services/errors.ts'
 import { executeObserved } from '../../services/execution/observed-execution.ts'
+import { CONTENT_TYPES, eventFormat } from '../../services/executions/event-writer.ts'
+import type { StreamEvent } from '../../schemas/execution-event.ts'
+import { SealedEventStream } from '../../services/sessions/sealed-event-stream.ts'
 
 const Base64url = (description: string, extra: Record<string, unknown> = {}) => Type.String({ pattern: '^[A-Za-z0-9_-]*$', description, ...extra })
 
@@ -32,6 +35,10 @@ const ExecuteBody = Compile(Type.Object({
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 }))
 }, { additionalProperties: false }))
 
+// Server counters reserved with a streamed frame's acceptance: enough for `started`, a few logs
+// and `final` in the one atomic store call; a longer stream reserves more in growing blocks.
+const STREAM_FIRST_RESERVATION = 8
+
 function parseJson (bytes: Buffer): { ok: true, value: unknown } | { ok: false } {
   try {
     return { ok: true, value: JSON.parse(bytes.toString('utf8')) }
@@ -56,9 +63,11 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/sessions/:id/execute', {
     schema: {
       tags: ['execution'],
-      summary: 'Run a script sent as an encrypted frame; the result (or a refusal) comes back as one',
+      summary: 'Run a script sent as an encrypted frame; the result (or a refusal) comes back as one, or as a stream of them',
+      description: 'With `Accept: text/event-stream` or `application/x-ndjson` the answer streams the events streaming POST /api/execute sends, each sealed as one `{frame}` (SSE event or NDJSON line), the last being `final`; a refusal before the run is the same answer as without streaming.',
       params: SessionParams,
       body: Encrypted,
+      produces: ['application/json', 'text/event-stream', 'application/x-ndjson'],
       // Encrypted answers keep the status they would have in the clear (200, 400 bad body, 413,
       // 429); the session's own refusals (400 DECRYPTION_FAILED, 403, 404, 409, 410) are clear.
       response: {
@@ -75,7 +84,8 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     }
   }, async (request, reply) => {
-    const accepted = await fastify.sessions.accept(request.tenant, request.params.id, request.body.frame)
+    const format = eventFormat(request.headers.accept)
+    const accepted = await fastify.sessions.accept(request.tenant, request.params.id, request.body.frame, { expectedFrames: format === undefined ? 1 : STREAM_FIRST_RESERVATION })
     const answer = async (status: 200 | 400 | 413 | 429, value: unknown) => await reply.code(status).send({ frame: await accepted.seal(value) })
 
     const parsed = parseJson(accepted.plaintext)
@@ -85,14 +95,44 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const body = parsed.value
     const executionId = randomUUID()
     const log = request.log.child({ tenantId: request.tenant.tenantId, executionId, sessionId: request.params.id })
-    const outcome = await executeObserved(fastify.executionDeps, { metrics: fastify.metrics, log }, request.tenant, { executionId, code: body.code, language: body.language, timeoutMs: body.timeoutMs })
+
+    // Streaming, as streaming POST /api/execute does it: the stream opens once the run is admitted
+    // (a refusal is the same sealed JSON answer as without streaming), every event is numbered
+    // as in the clear and sealed as one frame, and a client that leaves cancels the run.
+    let stream: SealedEventStream | undefined
+    let seq = 0
+    const left = new AbortController()
+    const send = (type: StreamEvent['type'], data: Record<string, unknown>): void => {
+      if (stream === undefined) {
+        stream = new SealedEventStream(format!, accepted.seal, (err) => {
+          // No further frame can be sealed: nobody can read the run any more, so it stops.
+          log.warn({ err }, 'encrypted stream broken: a server frame could not be sealed; the run is cancelled')
+          left.abort()
+        })
+        const opened = stream
+        reply.raw.on('close', () => { if (!reply.raw.writableFinished) left.abort(); void opened.end() })
+        void reply.code(200).header('content-type', CONTENT_TYPES[format!]).header('cache-control', 'no-cache').send(opened.body as never)
+      }
+      stream.write({ seq: ++seq, type, at: new Date().toISOString(), data })
+    }
+
+    const outcome = await executeObserved(fastify.executionDeps, { metrics: fastify.metrics, log }, request.tenant, {
+      executionId,
+      code: body.code,
+      language: body.language,
+      timeoutMs: body.timeoutMs,
+      ...(format !== undefined ? { onEvent: (event) => { send(event.type, event.data) }, signal: left.signal } : {})
+    })
     if (!outcome.ran) {
       const { refusal } = outcome
       if (refusal.retryAfterSeconds !== undefined) reply.header('retry-after', String(refusal.retryAfterSeconds))
       return await answer(refusal.status, refusal.body)
     }
     const { result } = outcome
-    return await answer(200, result)
+    if (format === undefined) return await answer(200, result)
+    send('final', { result })
+    await stream?.end()
+    return reply
   })
 }
 

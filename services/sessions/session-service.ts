@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto'
 import { TtlCache } from '../ttl-cache.ts'
 import {
   C2S, FrameDecryptionError, fromBase64url, handshakeTranscript, InvalidPublicKeyError as KeyAgreementError,
@@ -26,8 +26,29 @@ export interface OpenedSession {
 /** A client frame that authenticated and was accepted once; `seal` answers on this session. */
 export interface AcceptedFrame {
   plaintext: Buffer
-  /** Seals `value` (JSON) as the next server frame(s) of this session. */
+  /**
+   * Seals `value` (JSON) as this session's next server frame. Calls are served in call order, so
+   * the frames of one answer (a stream) carry strictly increasing counters.
+   */
   seal: (value: unknown) => Promise<Frame>
+}
+
+export interface AcceptOptions {
+  /**
+   * Server frames the answer is expected to need (1 for a plain answer, a few for a stream): they
+   * are reserved with the frame's acceptance, in the same atomic store call. More are reserved in
+   * growing blocks when a stream needs them; counters left unused are skipped, never reused.
+   */
+  expectedFrames?: number
+}
+
+// A stream's further reservations double from the first block's size up to this, so a long
+// stream costs a store round trip per 256 frames, not per frame.
+const MAX_S2C_BLOCK = 256
+
+interface FrameKeys {
+  c2s: KeyObject
+  s2c: KeyObject
 }
 
 export interface SessionServiceOptions {
@@ -53,7 +74,9 @@ export function createSessionService (options: SessionServiceOptions) {
   const { store, identity, ttlMs } = options
   const now = options.now ?? Date.now
   // Keys never change for a session's life: one store read per instance and minute, not per frame.
-  const cache = new TtlCache<{ session: StoredSession, keys: SessionKeys }>(60_000, { maxEntries: 10_000, now })
+  // The keys are held as KeyObjects: a cipher made from one skips the key import a raw Buffer
+  // costs at every frame (about half of sealing a small frame).
+  const cache = new TtlCache<{ session: StoredSession, keys: FrameKeys }>(60_000, { maxEntries: 10_000, now })
 
   function sealKeys (sessionId: string, keys: SessionKeys): string {
     const iv = randomBytes(12)
@@ -72,7 +95,7 @@ export function createSessionService (options: SessionServiceOptions) {
     return { c2s: plain.subarray(0, 32), s2c: plain.subarray(32, 64) }
   }
 
-  async function load (sessionId: string): Promise<{ session: StoredSession, keys: SessionKeys }> {
+  async function load (sessionId: string): Promise<{ session: StoredSession, keys: FrameKeys }> {
     const match = SESSION_ID.exec(sessionId)
     if (match === null) throw new SessionNotFoundError()
     const expiresAt = parseInt(match[1] as string, 36)
@@ -82,7 +105,8 @@ export function createSessionService (options: SessionServiceOptions) {
       loaded = await cache.get(sessionId, async () => {
         const session = await store.get(sessionId)
         if (session === null) throw new SessionNotFoundError()
-        return { session, keys: unsealKeys(sessionId, session.sealedKeys) }
+        const keys = unsealKeys(sessionId, session.sealedKeys)
+        return { session, keys: { c2s: createSecretKey(keys.c2s), s2c: createSecretKey(keys.s2c) } }
       })
     } catch (err) {
       // Gone from the store between the check above and the read: it has just expired.
@@ -121,7 +145,7 @@ export function createSessionService (options: SessionServiceOptions) {
      * 404/410 for an unknown or expired session, 403 for another tenant or user, 400
      * DECRYPTION_FAILED, 409 REPLAYED_FRAME; only an accepted frame consumes its counter.
      */
-    async accept (owner: SessionOwner, sessionId: string, frame: Frame): Promise<AcceptedFrame> {
+    async accept (owner: SessionOwner, sessionId: string, frame: Frame, options: AcceptOptions = {}): Promise<AcceptedFrame> {
       const { session, keys } = await load(sessionId)
       if (session.tenantId !== owner.tenantId || session.userId !== owner.userId) throw new SessionForbiddenError()
       let plaintext: Buffer
@@ -131,24 +155,42 @@ export function createSessionService (options: SessionServiceOptions) {
         if (err instanceof FrameDecryptionError) throw new DecryptionFailedError()
         throw err
       }
-      const acceptance = await store.acceptFrame(sessionId, frame.counter, 1)
+      const expected = Math.max(1, Math.min(MAX_S2C_BLOCK, Math.trunc(options.expectedFrames ?? 1)))
+      const acceptance = await store.acceptFrame(sessionId, frame.counter, expected)
       if (acceptance.status === 'replayed') throw new ReplayedFrameError()
       if (acceptance.status === 'gone') {
         cache.delete(sessionId)
         throw new SessionExpiredError()
       }
-      let reserved: number | null = acceptance.s2cCounter
+      // [next, end): server counters reserved for this answer alone. Every counter comes from
+      // the store's atomic increment, so no other request (on any instance) is given one of them.
+      let next = acceptance.s2cCounter
+      let end = next + expected
+      let block = expected
+      let queue: Promise<unknown> = Promise.resolve()
+      let pending = 0
+      const sealNext = async (value: unknown): Promise<Frame> => {
+        if (next >= end) {
+          block = Math.min(MAX_S2C_BLOCK, block * 2)
+          const first = await store.reserveS2c(sessionId, block)
+          if (first === null) {
+            cache.delete(sessionId)
+            throw new SessionExpiredError()
+          }
+          next = first
+          end = first + block
+        }
+        return sealFrame(keys.s2c, S2C, next++, JSON.stringify(value))
+      }
       return {
         plaintext,
         seal: async (value) => {
-          // The first server counter came with the acceptance; a stream reserves the rest.
-          let counter = reserved
-          reserved = null
-          if (counter === null) {
-            counter = await store.reserveS2c(sessionId, 1)
-            if (counter === null) throw new SessionExpiredError()
-          }
-          return sealFrame(keys.s2c, S2C, counter, JSON.stringify(value))
+          // Nothing ahead and a counter in hand (every plain answer): seal at once, in order.
+          if (pending === 0 && next < end) return sealFrame(keys.s2c, S2C, next++, JSON.stringify(value))
+          pending++
+          const sealed = queue.then(async () => await sealNext(value)).finally(() => { pending-- })
+          queue = sealed.catch(() => {})
+          return await sealed
         }
       }
     }

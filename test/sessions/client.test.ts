@@ -7,6 +7,8 @@ import { buildApp, createTenant } from '../helper.ts'
 import { openSession, EnclaveSessionError } from '../../clients/typescript/src/session.ts'
 import { handshakeTranscript, jwkThumbprint } from '../../services/sessions/key-schedule.ts'
 import { HttpRelay } from './http-relay.ts'
+import { waitFor } from '../support/wait-for.ts'
+import type { StreamEvent } from '../../schemas/execution-event.ts'
 
 async function listen (app: FastifyInstance): Promise<string> {
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -143,6 +145,113 @@ t.test('the session client', async (t) => {
     // Concurrent calls on one session are queued, so answers come back in counter order.
     const values = await Promise.all([1, 2, 3, 4].map(async (n) => (await session.execute(`return ${n}`)).value))
     t.same(values, [1, 2, 3, 4])
+  })
+
+  t.test('stream(): the events of the plain stream, decrypted, and nothing readable on the way', async (t) => {
+    const tenant = await createTenant(app, 'sess-client-stream', { permissions: ['tool:data:insert'] })
+    const code = `
+      console.log(['LOG', 'SECRET', '5d0e'].join('-'))
+      const doc = await callTool('data:insert', { document: { note: ['ARGS', 'SECRET', '91c2'].join('-') } })
+      return { result: ['RESULT', 'SECRET', 'b84f'].join('-'), note: doc.note }`
+    const clear = await fetch(`${origin}/api/execute`, { method: 'POST', headers: { ...tenant.headers, 'content-type': 'application/json', accept: 'application/x-ndjson' }, body: JSON.stringify({ code }) })
+    const expected = (await clear.text()).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as StreamEvent)
+
+    const { relay, baseUrl } = await relayFor()
+    const session = await openSession({ baseUrl, token: tenant.headers.authorization.slice(7), pinnedThumbprint: pin })
+    const events = []
+    for await (const event of session.stream(code)) events.push(event)
+    const shape = (e: StreamEvent) => ({ seq: e.seq, type: e.type, data: e.type === 'tool_result' ? { ...e.data, durationMs: 0 } : e.type === 'final' ? null : e.data })
+    t.same(events.map(shape), expected.map(shape), 'the same seq, types and data as in the clear')
+    const final = events.at(-1)?.data as { result: { value: unknown, logs: unknown } }
+    t.same(final.result.value, { result: 'RESULT-SECRET-b84f', note: 'ARGS-SECRET-91c2' })
+    t.same(final.result.logs, [{ level: 'log', message: 'LOG-SECRET-5d0e' }])
+    for (const secret of ['ARGS-SECRET', 'LOG-SECRET', 'RESULT-SECRET', 'callTool', 'data:insert', 'tool_call', 'final']) {
+      t.notOk(relay.seen.includes(secret), `the relay never saw ${secret}`)
+    }
+    t.equal((await session.execute('return 2')).value, 2, 'the session goes on after a stream')
+    const again = []
+    for await (const event of session.stream('return 3', { timeoutMs: 1000 })) again.push(event.type)
+    t.same(again, ['started', 'final'])
+  })
+
+  t.test('stream(): a tampered, dropped, replayed or missing frame is refused and the session closes', async (t) => {
+    const tenant = await createTenant(app, 'sess-client-stream-mitm')
+    let rewrite: (lines: string[]) => string[] = (lines) => lines
+    let previous: string[] = []
+    const { baseUrl } = await relayFor({
+      response: (path: string, body: string) => {
+        if (!path.endsWith('/execute') || !body.includes('\n')) return body
+        const lines = body.split('\n').filter((l) => l !== '')
+        const out = rewrite(lines)
+        previous = lines
+        return out.join('\n') + '\n'
+      }
+    })
+    const token = tenant.headers.authorization.slice(7)
+    const code = 'console.log(1); console.log(2); return 3'
+    const flip = (line: string): string => {
+      const { frame } = JSON.parse(line)
+      const bytes = Buffer.from(frame.ciphertext, 'base64url')
+      bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 1
+      return JSON.stringify({ frame: { ...frame, ciphertext: bytes.toString('base64url') } })
+    }
+    for (const [label, change, code_] of [
+      ['one bit of one frame flipped', (lines: string[]) => lines.map((l, i) => i === 1 ? flip(l) : l), 'BAD_RESPONSE'],
+      ['one frame dropped', (lines: string[]) => lines.filter((_l, i) => i !== 1), 'BAD_RESPONSE'],
+      ['two frames swapped (the later one first: an event missing)', (lines: string[]) => [lines[0]!, lines[2]!, lines[1]!, ...lines.slice(3)], 'BAD_RESPONSE'],
+      ['a frame repeated', (lines: string[]) => [lines[0]!, lines[1]!, lines[1]!, ...lines.slice(2)], 'REPLAYED_FRAME'],
+      ['the final frame cut off', (lines: string[]) => lines.slice(0, -1), 'STREAM_ENDED'],
+      ['the previous stream replayed', () => previous, 'REPLAYED_FRAME']
+    ] as const) {
+      rewrite = (lines) => lines
+      const session = await openSession({ baseUrl, token, pinnedThumbprint: pin })
+      for await (const event of session.stream(code)) t.ok(event)
+      rewrite = change
+      const seen: string[] = []
+      await t.rejects((async () => { for await (const event of session.stream(code)) seen.push(event.type) })(), { name: 'EnclaveSessionError', code: code_ }, label)
+      t.notOk(seen.includes('final'), `${label}: no result taken`)
+      rewrite = (lines) => lines
+      await t.rejects(session.execute('return 1'), { code: 'SESSION_CLOSED' }, `${label}: the session is closed`)
+    }
+  })
+
+  t.test('stream(): a refusal before the run throws with the service\'s fields; the session stays usable', async (t) => {
+    const tenant = await createTenant(app, 'sess-client-stream-refuse', { tier: 'free', quotaOverrides: { maxCodeSizeKB: 1 } })
+    const session = await openSession({ baseUrl: origin, token: tenant.headers.authorization.slice(7), pinnedThumbprint: pin })
+    const err = await session.stream(`return "${'x'.repeat(2000)}"`).next().catch((e: unknown) => e) as EnclaveSessionError
+    t.ok(err instanceof EnclaveSessionError)
+    t.equal(err.code, 'CODE_TOO_LARGE')
+    t.equal(err.status, 413)
+    t.same(err.body, { error: 'Code size limit exceeded (1 KB)', code: 'CODE_TOO_LARGE', limit: 1 })
+    t.equal((await session.execute('return 3')).value, 3)
+  })
+
+  t.test('stream(): leaving before final cancels the run (its slot is free) and closes the session', async (t) => {
+    const tenant = await createTenant(app, 'sess-client-stream-leave', { tier: 'free', quotaOverrides: { maxExecutionsPerDay: 1000, maxExecutionDurationMs: 20_000 } })
+    const session = await openSession({ baseUrl: origin, token: tenant.headers.authorization.slice(7), pinnedThumbprint: pin })
+    const events = session.stream('while (true) {}')
+    t.equal((await events.next()).value?.type, 'started')
+    await events.return()
+    await waitFor(async () => {
+      await app.audit.flush()
+      const audit = (await app.inject({ method: 'GET', url: '/api/audit', headers: tenant.headers })).json() as { entries: Array<{ errorCode: string | null }> }
+      return audit.entries.some((e) => e.errorCode === 'CANCELLED')
+    }, { message: 'the run audited as cancelled' })
+    // free tier: one slot. It is released once the runner reports the run's CPU free (just after
+    // its audit row), well before the run's own 20 s limit.
+    const next = await waitFor(async () => {
+      const res = await tenant.execute('return "next"')
+      return res.statusCode === 200 ? res : undefined
+    }, { message: 'a run admitted in the freed slot' })
+    t.equal(next?.json().value, 'next')
+    await t.rejects(session.execute('return 1'), { code: 'SESSION_CLOSED' })
+
+    const aborted = await openSession({ baseUrl: origin, token: tenant.headers.authorization.slice(7), pinnedThumbprint: pin })
+    const controller = new AbortController()
+    await t.rejects((async () => {
+      for await (const event of aborted.stream('while (true) {}', { signal: controller.signal })) if (event.type === 'started') controller.abort()
+    })())
+    await t.rejects(aborted.execute('return 1'), { code: 'SESSION_CLOSED' })
   })
 
   t.test('a bad token is refused in the clear', async (t) => {

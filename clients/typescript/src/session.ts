@@ -3,6 +3,7 @@
 //
 //   const session = await openSession({ baseUrl, token, pinnedThumbprint })
 //   const result = await session.execute('return 1 + 1')   // an ExecutionResult
+//   for await (const event of session.stream('console.log(1); return 2')) console.log(event)
 //
 // Nothing is sent before the server's identity key matches the pinned thumbprint, and no code
 // before the handshake's signature by that key checks out: a relay that answers with its own keys
@@ -26,6 +27,16 @@ export interface Frame {
   ciphertext: string
 }
 
+/** One event of a run, as the clear streams send it (the package's `events()` yields the same). */
+export interface StreamEvent {
+  seq: number
+  type: 'queued' | 'started' | 'log' | 'tool_call' | 'tool_result' | 'heartbeat' | 'final'
+  at: string
+  data: Record<string, unknown>
+}
+
+const EVENT_TYPES = new Set(['queued', 'started', 'log', 'tool_call', 'tool_result', 'heartbeat', 'final'])
+
 export interface OpenSessionOptions {
   /** The service's origin, e.g. https://enclave.example.com (a path prefix is kept). */
   baseUrl: string
@@ -40,6 +51,13 @@ export interface OpenSessionOptions {
 export interface ExecuteOptions {
   timeoutMs?: number
   language?: 'javascript' | 'typescript'
+}
+
+export interface StreamOptions extends ExecuteOptions {
+  /** Yield heartbeats (the last seq again, every 5 s of silence) too; skipped by default, as `events()` does. */
+  heartbeats?: boolean
+  /** Aborting it leaves the stream, as breaking out of the loop does: the run is cancelled. */
+  signal?: AbortSignal
 }
 
 /**
@@ -67,6 +85,15 @@ export interface EnclaveSession {
   readonly expiresAt: Date
   /** Runs `code` in the enclave; the code and the result travel encrypted. One call at a time. */
   execute: (code: string, options?: ExecuteOptions) => Promise<ExecutionResult>
+  /**
+   * Runs `code` and yields its events as they happen (`started`, `log`, `tool_call`,
+   * `tool_result`, ..., `final` {result} last), each decrypted from its own frame. The request is
+   * sent on the first `next()`, and holds the session until the stream ends: a call made while
+   * a stream is open waits for it. Leaving before `final` (break, `signal`) cancels the run and
+   * closes the session, as does any frame that does not decrypt, a counter that does not
+   * increase, an event missing from the sequence, or a stream cut short.
+   */
+  stream: (code: string, options?: StreamOptions) => AsyncGenerator<StreamEvent, void, undefined>
 }
 
 // Web Crypto's key type, named so that both DOM and Node typings accept it.
@@ -150,6 +177,57 @@ function isFrame (value: unknown): value is Frame {
   return typeof value === 'object' && value !== null && Number.isSafeInteger(frame.counter) && frame.counter >= 0 && typeof frame.ciphertext === 'string'
 }
 
+function parseEvent (plaintext: string): StreamEvent {
+  let event: any
+  try {
+    event = JSON.parse(plaintext)
+  } catch {
+    throw new EnclaveSessionError('BAD_RESPONSE', 'A frame of the stream holds no event')
+  }
+  if (typeof event !== 'object' || event === null || !Number.isSafeInteger(event.seq) || !EVENT_TYPES.has(event.type) ||
+    typeof event.at !== 'string' || typeof event.data !== 'object' || event.data === null) {
+    throw new EnclaveSessionError('BAD_RESPONSE', 'A frame of the stream holds no event')
+  }
+  return event as StreamEvent
+}
+
+function frameOfLine (line: string): Frame {
+  let frame: unknown
+  try {
+    frame = JSON.parse(line)?.frame
+  } catch {
+    throw new EnclaveSessionError('BAD_RESPONSE', 'A line of the stream is not JSON')
+  }
+  if (!isFrame(frame)) throw new EnclaveSessionError('BAD_RESPONSE', 'A line of the stream holds no frame')
+  return frame
+}
+
+/**
+ * The complete lines of an NDJSON body, as they arrive: every line a read completed, together.
+ * Read with getReader (browsers without async-iterable streams too).
+ */
+async function * ndjsonChunks (body: ReadableStream<Uint8Array>): AsyncGenerator<string[], void, undefined> {
+  const reader = body.getReader()
+  const decoder = new TextDecoder()
+  let buffer = ''
+  try {
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) break
+      buffer += decoder.decode(value, { stream: true })
+      const end = buffer.lastIndexOf('\n')
+      if (end < 0) continue
+      const lines = buffer.slice(0, end).split('\n').filter((line) => line.trim() !== '')
+      buffer = buffer.slice(end + 1)
+      if (lines.length > 0) yield lines
+    }
+    buffer += decoder.decode()
+    if (buffer.trim() !== '') yield [buffer]
+  } finally {
+    reader.cancel().catch(() => {})
+  }
+}
+
 async function readJson (response: Response): Promise<any> {
   try {
     return await response.json()
@@ -208,26 +286,67 @@ export async function openSession (options: OpenSessionOptions): Promise<Enclave
   let nextCounter = 0
   let lastServerCounter = -1
   let closed: string | undefined
-  let queue: Promise<unknown> = Promise.resolve()
+  let tail: Promise<void> = Promise.resolve()
   const url = `${base}/api/sessions/${encodeURIComponent(sessionId)}/execute`
+
+  // One request at a time, so server frames come back in counter order.
+  async function exclusive (): Promise<() => void> {
+    const previous = tail
+    let release!: () => void
+    tail = new Promise<void>((resolve) => { release = resolve })
+    await previous
+    return release
+  }
+
+  function checkOpen (): void {
+    if (closed !== undefined) throw new EnclaveSessionError('SESSION_CLOSED', `This session is closed (${closed}); open a new one`)
+  }
+
+  async function send (code: string, execOptions: ExecuteOptions, extra: { accept?: string, signal?: AbortSignal } = {}): Promise<Response> {
+    const { timeoutMs, language } = execOptions
+    const body = JSON.stringify({ code, ...(timeoutMs !== undefined ? { timeoutMs } : {}), ...(language !== undefined ? { language } : {}) })
+    const frame = await sealFrame(keys.c2s, C2S, nextCounter++, body)
+    const headers: Record<string, string> = { ...auth, 'content-type': 'application/json' }
+    if (extra.accept !== undefined) headers.accept = extra.accept
+    return await doFetch(url, { method: 'POST', headers, body: JSON.stringify({ frame }), ...(extra.signal !== undefined ? { signal: extra.signal } : {}) })
+  }
+
+  /** A server frame's plaintext, once its counter is above every one before and it decrypts. */
+  async function openServerFrame (frame: unknown): Promise<string> {
+    if (!isFrame(frame)) throw new EnclaveSessionError('BAD_RESPONSE', 'The answer holds no frame')
+    if (frame.counter <= lastServerCounter) throw new EnclaveSessionError('REPLAYED_FRAME', 'The answer\'s counter is not above the last one: a replayed answer')
+    const plaintext = await openFrame(keys.s2c, S2C, frame)
+    lastServerCounter = frame.counter
+    return plaintext
+  }
+
+  function claimServerCounter (frame: Frame): void {
+    if (frame.counter <= lastServerCounter) throw new EnclaveSessionError('REPLAYED_FRAME', 'A frame\'s counter is not above the last one: a replayed or reordered frame')
+    lastServerCounter = frame.counter
+  }
+
+  /** A JSON answer's sealed value; an answer in the clear is thrown as the error it names. */
+  async function sealedAnswer (response: Response): Promise<unknown> {
+    const body = await readJson(response)
+    if (!isFrame(body?.frame)) throw new EnclaveSessionError(typeof body?.code === 'string' ? body.code : 'HTTP_ERROR', typeof body?.error === 'string' ? body.error : `The service answered ${response.status}`, response.status)
+    return JSON.parse(await openServerFrame(body.frame))
+  }
+
+  function refusal (value: any, status: number): EnclaveSessionError {
+    return new EnclaveSessionError(typeof value.code === 'string' ? value.code : 'REFUSED', value.error, status, value)
+  }
 
   // A request whose answer did not decrypt may have run, and its answer may yet be replayed as
   // another's: after any such failure the session is closed (open a new one).
   async function exchange (code: string, execOptions: ExecuteOptions): Promise<ExecutionResult> {
-    if (closed !== undefined) throw new EnclaveSessionError('SESSION_CLOSED', `This session is closed (${closed}); open a new one`)
+    checkOpen()
     let settled = false
     try {
-      const frame = await sealFrame(keys.c2s, C2S, nextCounter++, JSON.stringify({ code, ...execOptions }))
-      const response = await doFetch(url, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ frame }) })
-      const body = await readJson(response)
-      if (!isFrame(body?.frame)) throw new EnclaveSessionError(typeof body?.code === 'string' ? body.code : 'HTTP_ERROR', typeof body?.error === 'string' ? body.error : `The service answered ${response.status}`, response.status)
-      if (body.frame.counter <= lastServerCounter) throw new EnclaveSessionError('REPLAYED_FRAME', 'The answer\'s counter is not above the last one: a replayed answer')
-      const plaintext = await openFrame(keys.s2c, S2C, body.frame)
-      lastServerCounter = body.frame.counter
+      const response = await send(code, execOptions)
+      const value = await sealedAnswer(response) as any
       settled = true
-      const value = JSON.parse(plaintext)
       // A refusal (code too large, quotas, bad body) has the same fields as in the clear.
-      if (typeof value?.error === 'string') throw new EnclaveSessionError(typeof value.code === 'string' ? value.code : 'REFUSED', value.error, response.status, value)
+      if (typeof value?.error === 'string') throw refusal(value, response.status)
       return value as ExecutionResult
     } catch (err) {
       if (!settled) closed = err instanceof EnclaveSessionError ? err.code : 'request failed'
@@ -235,14 +354,98 @@ export async function openSession (options: OpenSessionOptions): Promise<Enclave
     }
   }
 
+  // The same rule for a stream: unless it ends with an authentic `final`, frames of it may be
+  // unread (withheld by a relay, or left behind by the caller) and could later be passed off as
+  // another request's answer, so the session is closed.
+  async function * streamExchange (code: string, options: StreamOptions): AsyncGenerator<StreamEvent, void, undefined> {
+    checkOpen()
+    const { heartbeats = false, signal, ...execOptions } = options
+    signal?.throwIfAborted()
+    const leave = new AbortController()
+    const onAbort = (): void => { leave.abort(signal?.reason) }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    let settled = false
+    try {
+      const response = await send(code, execOptions, { accept: 'application/x-ndjson', signal: leave.signal })
+      if (!/^application\/x-ndjson/i.test(response.headers.get('content-type') ?? '') || response.body === null) {
+        // Refused before the run: the same sealed (or clear) answer as execute() gets.
+        const value = await sealedAnswer(response) as any
+        settled = true
+        if (typeof value?.error === 'string') throw refusal(value, response.status)
+        throw new EnclaveSessionError('BAD_RESPONSE', 'The service answered with a result instead of a stream', response.status)
+      }
+      let lastSeq = 0
+      for await (const lines of ndjsonChunks(response.body)) {
+        // The frames that arrived together are decrypted together (Web Crypto runs them side by
+        // side), then taken strictly in order: an event is yielded only once it and every one
+        // before it authenticated. Counters are claimed in arrival order before decryption; a
+        // frame that then fails closes the session, so a claimed counter is never trusted.
+        const opened: Array<Promise<string>> = []
+        let refused: unknown
+        for (const line of lines) {
+          try {
+            const frame = frameOfLine(line)
+            claimServerCounter(frame)
+            const plaintext = openFrame(keys.s2c, S2C, frame)
+            plaintext.catch(() => {})
+            opened.push(plaintext)
+          } catch (err) {
+            refused = err
+            break
+          }
+        }
+        for (const plaintext of opened) {
+          const event = parseEvent(await plaintext)
+          if (event.type === 'heartbeat') {
+            if (event.seq !== lastSeq) throw new EnclaveSessionError('BAD_RESPONSE', 'A heartbeat out of sequence')
+            if (heartbeats) yield event
+            continue
+          }
+          // Events are numbered without gaps: one missing (dropped by a relay) is refused.
+          if (event.seq !== lastSeq + 1) throw new EnclaveSessionError('BAD_RESPONSE', `Event ${lastSeq + 1} is missing from the stream`)
+          lastSeq = event.seq
+          if (event.type === 'final') {
+            settled = true
+            yield event
+            return
+          }
+          yield event
+        }
+        if (refused !== undefined) throw refused
+      }
+      throw new EnclaveSessionError('STREAM_ENDED', 'The stream ended before its final event')
+    } catch (err) {
+      if (!settled) closed = err instanceof EnclaveSessionError ? err.code : signal?.aborted === true ? 'stream left' : 'request failed'
+      throw err
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+      // Leaving early drops the connection, which cancels the run. After `final` the body is at
+      // its end (the reader is cancelled, the connection kept for the next request).
+      if (!settled) {
+        closed ??= 'stream left before its final event'
+        leave.abort()
+      }
+    }
+  }
+
   return {
     sessionId,
     expiresAt: new Date(expiresAt),
     async execute (code, execOptions = {}) {
-      // One request at a time, so answers come back in counter order.
-      const run = queue.then(async () => await exchange(code, execOptions))
-      queue = run.catch(() => {})
-      return await run
+      const release = await exclusive()
+      try {
+        return await exchange(code, execOptions)
+      } finally {
+        release()
+      }
+    },
+    async * stream (code, streamOptions = {}) {
+      const release = await exclusive()
+      try {
+        yield * streamExchange(code, streamOptions)
+      } finally {
+        release()
+      }
     }
   }
 }

@@ -1,0 +1,84 @@
+// The event stream of a run over an encrypted session: what EventWriter sends in the clear for
+// streaming POST /api/execute, but every event (heartbeats included) sealed as one server frame.
+import { PassThrough } from 'node:stream'
+import type { StreamEvent } from '../../schemas/execution-event.ts'
+import { HEARTBEAT_MS, type EventFormat } from '../executions/event-writer.ts'
+import type { Frame } from './key-schedule.ts'
+
+/**
+ * The response body of a sealed stream. Each event becomes `{frame}`: one SSE event (`data:`
+ * only; a POST cannot be resumed, so no `id`) or one NDJSON line. Sealing is asynchronous (a
+ * stream may have to reserve more server counters), so events are sealed and written strictly in
+ * the order `write` was called; the counters increase in that same order.
+ *
+ * Heartbeats are sealed too, although the clear one carries nothing but timing (which the
+ * encrypted stream shows anyway): so that every line of the stream authenticates, the client
+ * never has to accept an unauthenticated line, and nothing in the stream tells a heartbeat from
+ * a short event but its timing.
+ *
+ * If a frame cannot be sealed (the session expired mid-run, or the store is unreachable and no
+ * counter can be reserved), no further frame can be sent safely: `onFailure` is told once and the
+ * stream ends without `final`, which the client takes as a broken stream.
+ */
+export class SealedEventStream {
+  readonly body = new PassThrough()
+  private readonly format: EventFormat
+  private readonly seal: (event: StreamEvent) => Promise<Frame>
+  private readonly onFailure: (err: unknown) => void
+  private queue: Promise<void> = Promise.resolve()
+  private lastSeq = 0
+  private timer: NodeJS.Timeout | undefined
+  private failed = false
+  private ended = false
+
+  constructor (format: EventFormat, seal: (event: StreamEvent) => Promise<Frame>, onFailure: (err: unknown) => void) {
+    this.format = format
+    this.seal = seal
+    this.onFailure = onFailure
+    this.arm()
+  }
+
+  write (event: StreamEvent): void {
+    if (this.ended || this.failed) return
+    if (event.type !== 'heartbeat') this.lastSeq = event.seq
+    this.queue = this.queue.then(async () => {
+      if (this.failed || this.body.writableEnded) return
+      let frame: Frame
+      try {
+        frame = await this.seal(event)
+      } catch (err) {
+        this.fail(err)
+        return
+      }
+      const json = JSON.stringify({ frame })
+      this.body.write(this.format === 'ndjson' ? `${json}\n` : `data: ${json}\n\n`)
+    })
+    this.arm()
+  }
+
+  /** Ends the body once every event already written has been sealed and sent. */
+  async end (): Promise<void> {
+    if (this.ended) return await this.queue
+    this.ended = true
+    clearTimeout(this.timer)
+    await this.queue
+    if (!this.body.writableEnded) this.body.end()
+  }
+
+  private fail (err: unknown): void {
+    if (this.failed) return
+    this.failed = true
+    clearTimeout(this.timer)
+    this.onFailure(err)
+    this.body.end()
+  }
+
+  private arm (): void {
+    clearTimeout(this.timer)
+    if (this.ended || this.failed) return
+    this.timer = setTimeout(() => {
+      this.write({ seq: this.lastSeq, type: 'heartbeat', at: new Date().toISOString(), data: {} })
+    }, HEARTBEAT_MS)
+    this.timer.unref()
+  }
+}
