@@ -85,7 +85,7 @@ for (let round = 0; round < ROUNDS; round++) {
 // alone (a no-op tool run in-process on the same enclave).
 const signer = await createToolSigner('bench')
 const signStart = performance.now()
-for (let i = 0; i < 1000; i++) await signer.sign({ audience: origin, userId: 'u', tenantId: 't', executionId: 'e', tool: 'bench:get' })
+for (let i = 0; i < 1000; i++) signer.sign({ audience: origin, userId: 'u', tenantId: 't', executionId: 'e', tool: 'bench:get' })
 const signMs = (performance.now() - signStart) / 1000
 const bridgeRun = await bench.fastify.enclave.run(`for (let i = 0; i < ${CALLS}; i++) await callTool('noop', i); return 1`, { isolateKey: 'bench-bridge', tools: async () => null, maxToolCalls: 100_000, timeoutMs: 120_000 })
 const bridgeStart = performance.now()

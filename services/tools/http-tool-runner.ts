@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns'
 import { BlockList, isIP } from 'node:net'
 import { Agent } from 'undici'
-import type { ToolSigner } from './tool-signer.ts'
+import { AssertionCache, type AssertionCacheOptions, type ToolSigner } from './tool-signer.ts'
 import { validatorFor } from './schema-validation.ts'
 import type { HttpToolSpec, ToolDefinition } from './tool-definition.ts'
 
@@ -27,18 +27,53 @@ class RefusedAddressError extends Error {
 
 type LookupFn = (hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => void
 
+export interface DnsCacheOptions {
+  /** How long an answer is reused (ms). Default 30 s; 0 turns the cache off. */
+  ttlMs?: number
+  /** Most answers kept; the oldest goes first. Default 1000. */
+  maxEntries?: number
+  /** The clock, in ms; tests pass a fake one. Default Date.now. */
+  now?: () => number
+}
+
 /**
  * net.connect's lookup, refusing link-local answers: the check happens on the address the
  * socket will really use, so a DNS answer cannot swap in 169.254.169.254 after a check.
+ *
+ * Answers are cached for a short while (default 30 s, bounded), so a new pooled connection to a
+ * known upstream does not wait on the resolver. The cache sits inside this lookup, before the
+ * check: every use of an answer, fresh or cached, is checked, and once an entry expires the name
+ * is resolved (and checked) again, so a rebinding DNS gains nothing from it. Failures are not
+ * cached. (undici's own dns interceptor was not used: it resolves before the connection and
+ * rewrites the request's origin to the address, which would put the check away from the socket.)
+ * The lookup runs only when the pool opens a connection; a kept-alive one needs none.
  */
-export function guardedLookup (resolve: LookupFn = dnsLookup as unknown as LookupFn): LookupFn {
+export function guardedLookup (resolve: LookupFn = dnsLookup as unknown as LookupFn, cacheOptions: DnsCacheOptions = {}): LookupFn {
+  const ttlMs = cacheOptions.ttlMs ?? 30_000
+  const maxEntries = cacheOptions.maxEntries ?? 1000
+  const now = cacheOptions.now ?? Date.now
+  const answers = new Map<string, { address: string | LookupAddress[], family: number | undefined, expiresAt: number }>()
+  const answer = (address: string | LookupAddress[], family: number | undefined, callback: Parameters<LookupFn>[2]): void => {
+    const addresses = Array.isArray(address) ? address.map((a) => a.address) : [address]
+    const refused = addresses.find(isLinkLocal)
+    if (refused !== undefined) { callback(new RefusedAddressError(refused), '', 0); return }
+    callback(null, address, family)
+  }
   return (hostname, options, callback) => {
+    // The options change the shape of the answer (one address or all, which family).
+    const key = `${hostname}\n${options.all === true ? 'all' : 'one'}\n${options.family ?? 0}\n${options.hints ?? 0}`
+    const cached = ttlMs > 0 ? answers.get(key) : undefined
+    if (cached !== undefined) {
+      if (cached.expiresAt > now()) { answer(cached.address, cached.family, callback); return }
+      answers.delete(key)
+    }
     resolve(hostname, options, (err, address, family) => {
       if (err !== null) { callback(err, address, family); return }
-      const addresses = Array.isArray(address) ? address.map((a) => a.address) : [address]
-      const refused = addresses.find(isLinkLocal)
-      if (refused !== undefined) { callback(new RefusedAddressError(refused), '', 0); return }
-      callback(null, address, family)
+      if (ttlMs > 0) {
+        if (answers.size >= maxEntries) answers.delete(answers.keys().next().value as string)
+        answers.set(key, { address, family, expiresAt: now() + ttlMs })
+      }
+      answer(address, family, callback)
     })
   }
 }
@@ -75,6 +110,10 @@ export interface HttpToolRunnerOptions {
   signer: ToolSigner
   /** Replaces the system resolver (tests map a name to an address); the link-local guard stays. */
   lookup?: LookupFn
+  /** The resolver's answer cache (TTL, size, clock); the link-local guard checks every use. */
+  dnsCache?: DnsCacheOptions
+  /** Reuse of signed assertions within a run (see AssertionCache). */
+  assertionCache?: AssertionCacheOptions
   /** Connections kept per upstream origin. */
   connectionsPerOrigin?: number
   /**
@@ -137,16 +176,16 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
  */
 export class HttpToolRunner {
   private readonly agent: Agent
-  private readonly signer: ToolSigner
+  private readonly assertions: AssertionCache
   private readonly maxResultBytes: number
 
   constructor (options: HttpToolRunnerOptions) {
-    this.signer = options.signer
+    this.assertions = new AssertionCache(options.signer, options.assertionCache)
     this.maxResultBytes = options.maxResultBytes
     this.agent = new Agent({
       connections: options.connectionsPerOrigin ?? 64,
       keepAliveTimeout: 10_000,
-      connect: { lookup: guardedLookup(options.lookup) }
+      connect: { lookup: guardedLookup(options.lookup, options.dnsCache) }
     })
   }
 
@@ -159,7 +198,7 @@ export class HttpToolRunner {
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
     if (isLinkLocal(host)) throw new HttpToolError(`refused address ${host} (link-local)`)
 
-    const assertion = await this.signer.sign({ audience: url.origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name })
+    const assertion = this.assertions.assertion({ audience: url.origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name })
     const deadline = new AbortController()
     const timer = setTimeout(() => { deadline.abort(new HttpToolError(`timed out after ${spec.timeoutMs} ms`)) }, spec.timeoutMs)
     const onRunEnded = (): void => { deadline.abort(new HttpToolError('the run ended before the upstream answered')) }
