@@ -205,16 +205,19 @@ export function buildRequest (spec: HttpToolSpec, args: Record<string, unknown>)
     host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
     path = url.pathname
   }
-  // Whatever the template's own query holds comes first; args are appended after it.
-  const query = new URLSearchParams(url?.search ?? '')
+  // As URL.searchParams does: the template's own query stays as written unless args are
+  // appended, and then the whole query is serialised again.
+  let query: URLSearchParams | undefined
   const toQuery = (key: string, value: unknown): void => {
+    query ??= new URLSearchParams(url?.search ?? '')
     for (const item of Array.isArray(value) ? value : [value]) {
       query.append(key, item !== null && typeof item === 'object' ? JSON.stringify(item) : String(item))
     }
   }
   const withQuery = (): string => {
-    const search = url !== undefined && query.size === 0 ? url.search : query.size === 0 ? '' : `?${query.toString()}`
-    return path + search
+    if (query === undefined) return path + (url?.search ?? '')
+    const search = query.toString()
+    return search === '' ? path : `${path}?${search}`
   }
   const rest: Record<string, unknown> = {}
   for (const key in args) {

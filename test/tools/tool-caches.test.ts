@@ -4,7 +4,7 @@
 import t from 'tap'
 import type { LookupAddress, LookupOptions } from 'node:dns'
 import { decodeJwt, importJWK, jwtVerify } from 'jose'
-import { guardedLookup, HttpToolRunner } from '../../services/tools/http-tool-runner.ts'
+import { buildRequest, guardedLookup, HttpToolRunner } from '../../services/tools/http-tool-runner.ts'
 import { AssertionCache, createToolSigner, type AssertionClaims } from '../../services/tools/tool-signer.ts'
 import type { HttpToolSpec, ToolDefinition } from '../../services/tools/tool-definition.ts'
 import { startUpstream } from './fixtures/upstream.ts'
@@ -199,4 +199,49 @@ t.test('over the wire: one assertion per run and tool, a new idempotency key per
   t.not(later.authorization, a0.authorization, 'with under 30 s left, a new assertion is signed')
   const exp = decodeJwt(later.authorization.slice(7)).exp ?? 0
   t.ok(exp * 1000 - now > 30_000, 'which has its full life ahead')
+})
+
+/** The request as built before templates were compiled: fill the string, then parse it whole. */
+function reference (spec: HttpToolSpec, args: Record<string, unknown>): { origin: string, path: string, body: string | undefined } {
+  const used = new Set<string>()
+  const filled = spec.url.replace(/\{([A-Za-z0-9_.-]+)\}/g, (_, name: string) => {
+    used.add(name)
+    return encodeURIComponent(String(args[name])).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+  })
+  const url = new URL(filled)
+  const rest = Object.entries(args).filter(([key, value]) => !used.has(key) && value !== undefined)
+  for (const [key, value] of rest) {
+    if (spec.method !== 'GET') break
+    for (const item of Array.isArray(value) ? value : [value]) url.searchParams.append(key, item !== null && typeof item === 'object' ? JSON.stringify(item) : String(item))
+  }
+  return { origin: url.origin, path: url.pathname + url.search, body: spec.method === 'GET' ? undefined : JSON.stringify(Object.fromEntries(rest)) }
+}
+
+t.test('a URL template parsed once builds exactly the request that parsing each filled URL built', async (t) => {
+  const templates = [
+    'http://api.test/users/{id}',
+    'http://api.test:8080/a/{x}/b/{y}.json',
+    'http://api.test/{x}/{x}',
+    'http://api.test/ü €/{x}',
+    'http://api.test/a/{x}/../b',
+    'http://api.test/a/./{x}',
+    'http://api.test/literal%7Bx%7D/{x}',
+    'http://api.test/search?fixed=a b&q={x}',
+    'http://api.test/items/{x}?v=1',
+    'http://[::1]:9/v/{x}'
+  ]
+  const argSets: Array<Record<string, unknown>> = [
+    { x: 'plain', y: 7, id: 'u1' },
+    { x: 'a/b?c#d@e', y: true, id: '../ü€', extra: 'q r', list: ['1', 2], obj: { k: [1] } },
+    { x: "!'()*~-_.", y: '..x', id: '%2e%2e', none: undefined }
+  ]
+  for (const url of templates) {
+    for (const method of ['GET', 'POST'] as const) {
+      const spec: HttpToolSpec = { method, url, timeoutMs: 1000, maxResponseKB: 1 }
+      for (const args of argSets) {
+        const built = buildRequest(spec, args)
+        t.same({ origin: built.origin, path: built.path, body: built.body }, reference(spec, args), `${method} ${url} ${JSON.stringify(args)}`)
+      }
+    }
+  }
 })
