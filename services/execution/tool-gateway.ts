@@ -182,7 +182,7 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
         throw new EnclaveToolError('TOOL_ERROR', `Tool ${name} failed: HTTP tools are not available here`)
       }
       try {
-        const outcome = await runner.call({ ...definition, http: definition.http }, { tenantId: caller.tenantId, userId: caller.userId, executionId, callIndex, args, runEnded })
+        const outcome = await runner.call(definition as typeof definition & { http: NonNullable<typeof definition.http> }, { tenantId: caller.tenantId, userId: caller.userId, executionId, callIndex, args, runEnded })
         report(name, 'OK', { resultBytes: outcome.resultBytes, upstreamStatus: outcome.upstreamStatus })
         return outcome.value
       } catch (err) {

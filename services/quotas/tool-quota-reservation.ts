@@ -4,6 +4,7 @@ import { toolCallsKey } from './counter-keys.ts'
 // Blocks double from 1 (a run with one call reserves one unit) up to this size, so a run with
 // many calls pays one store round trip per block instead of one per call.
 const MAX_BLOCK = 64
+const DAY_MS = 86_400_000
 
 /**
  * One run's share of its tenant's daily tool calls. Units are taken from the shared counter in
@@ -20,6 +21,7 @@ export class ToolQuotaReservation {
   private readonly perRunMax: number
   private held = 0
   private heldKey = ''
+  private heldDay = -1
   private reserved = 0
   private nextBlock = 1
   private refill: Promise<void> | undefined
@@ -38,13 +40,17 @@ export class ToolQuotaReservation {
    */
   async take (): Promise<boolean> {
     for (;;) {
-      const day = utcDayWindow()
-      const key = toolCallsKey(this.tenantId, day.dayKey)
-      if (this.held > 0 && this.heldKey !== key) await this.returnHeld() // the day turned
-      if (this.held > 0) {
+      const now = Date.now()
+      // The usual case, a unit held for today, is decided on the day's number alone: the window
+      // and its counter key (two ISO dates) are built only when the store is asked.
+      const dayNumber = Math.floor(now / DAY_MS)
+      if (this.held > 0 && this.heldDay === dayNumber) {
         this.held--
         return true
       }
+      if (this.held > 0) await this.returnHeld() // the day turned
+      const day = utcDayWindow(now)
+      const key = toolCallsKey(this.tenantId, day.dayKey)
       if (this.closed) return (await this.store.consume(key, 1, this.dailyLimit, day.ttlMs)).allowed
       // Concurrent calls of one run share one refill instead of each reserving a block.
       if (this.refill === undefined) {
@@ -52,6 +58,7 @@ export class ToolQuotaReservation {
         this.refill = this.store.consumeUpTo(key, want, this.dailyLimit, day.ttlMs).then((r) => {
           this.held += r.taken
           this.heldKey = key
+          this.heldDay = dayNumber
           this.reserved += r.taken
           this.nextBlock = Math.min(this.nextBlock * 2, MAX_BLOCK)
           if (r.taken === 0) throw new QuotaUsedUp()

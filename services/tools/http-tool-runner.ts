@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns'
 import { BlockList, isIP } from 'node:net'
-import { Agent } from 'undici'
-import type { ToolSigner } from './tool-signer.ts'
+import { Agent, type Dispatcher } from 'undici'
+import { AssertionCache, type AssertionCacheOptions, type ToolSigner } from './tool-signer.ts'
 import { validatorFor } from './schema-validation.ts'
 import type { HttpToolSpec, ToolDefinition } from './tool-definition.ts'
 
@@ -27,18 +27,53 @@ class RefusedAddressError extends Error {
 
 type LookupFn = (hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => void
 
+export interface DnsCacheOptions {
+  /** How long an answer is reused (ms). Default 30 s; 0 turns the cache off. */
+  ttlMs?: number
+  /** Most answers kept; the oldest goes first. Default 1000. */
+  maxEntries?: number
+  /** The clock, in ms; tests pass a fake one. Default Date.now. */
+  now?: () => number
+}
+
 /**
  * net.connect's lookup, refusing link-local answers: the check happens on the address the
  * socket will really use, so a DNS answer cannot swap in 169.254.169.254 after a check.
+ *
+ * Answers are cached for a short while (default 30 s, bounded), so a new pooled connection to a
+ * known upstream does not wait on the resolver. The cache sits inside this lookup, before the
+ * check: every use of an answer, fresh or cached, is checked, and once an entry expires the name
+ * is resolved (and checked) again, so a rebinding DNS gains nothing from it. Failures are not
+ * cached. (undici's own dns interceptor was not used: it resolves before the connection and
+ * rewrites the request's origin to the address, which would put the check away from the socket.)
+ * The lookup runs only when the pool opens a connection; a kept-alive one needs none.
  */
-export function guardedLookup (resolve: LookupFn = dnsLookup as unknown as LookupFn): LookupFn {
+export function guardedLookup (resolve: LookupFn = dnsLookup as unknown as LookupFn, cacheOptions: DnsCacheOptions = {}): LookupFn {
+  const ttlMs = cacheOptions.ttlMs ?? 30_000
+  const maxEntries = cacheOptions.maxEntries ?? 1000
+  const now = cacheOptions.now ?? Date.now
+  const answers = new Map<string, { address: string | LookupAddress[], family: number | undefined, expiresAt: number }>()
+  const answer = (address: string | LookupAddress[], family: number | undefined, callback: Parameters<LookupFn>[2]): void => {
+    const addresses = Array.isArray(address) ? address.map((a) => a.address) : [address]
+    const refused = addresses.find(isLinkLocal)
+    if (refused !== undefined) { callback(new RefusedAddressError(refused), '', 0); return }
+    callback(null, address, family)
+  }
   return (hostname, options, callback) => {
+    // The options change the shape of the answer (one address or all, which family).
+    const key = `${hostname}\n${options.all === true ? 'all' : 'one'}\n${options.family ?? 0}\n${options.hints ?? 0}`
+    const cached = ttlMs > 0 ? answers.get(key) : undefined
+    if (cached !== undefined) {
+      if (cached.expiresAt > now()) { answer(cached.address, cached.family, callback); return }
+      answers.delete(key)
+    }
     resolve(hostname, options, (err, address, family) => {
       if (err !== null) { callback(err, address, family); return }
-      const addresses = Array.isArray(address) ? address.map((a) => a.address) : [address]
-      const refused = addresses.find(isLinkLocal)
-      if (refused !== undefined) { callback(new RefusedAddressError(refused), '', 0); return }
-      callback(null, address, family)
+      if (ttlMs > 0) {
+        if (answers.size >= maxEntries) answers.delete(answers.keys().next().value as string)
+        answers.set(key, { address, family, expiresAt: now() + ttlMs })
+      }
+      answer(address, family, callback)
     })
   }
 }
@@ -75,6 +110,10 @@ export interface HttpToolRunnerOptions {
   signer: ToolSigner
   /** Replaces the system resolver (tests map a name to an address); the link-local guard stays. */
   lookup?: LookupFn
+  /** The resolver's answer cache (TTL, size, clock); the link-local guard checks every use. */
+  dnsCache?: DnsCacheOptions
+  /** Reuse of signed assertions within a run (see AssertionCache). */
+  assertionCache?: AssertionCacheOptions
   /** Connections kept per upstream origin. */
   connectionsPerOrigin?: number
   /**
@@ -84,48 +123,147 @@ export interface HttpToolRunnerOptions {
   maxResultBytes: number
 }
 
-/** The path + query an args object makes for a spec: placeholders encoded, the rest placed. */
-export function buildRequest (spec: HttpToolSpec, args: Record<string, unknown>): { url: URL, body: string | undefined } {
-  const used = new Set<string>()
-  let missing: string | undefined
-  const filled = spec.url.replace(/\{([A-Za-z0-9_.-]+)\}/g, (_, name: string) => {
-    used.add(name)
-    const value = args[name]
-    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
-      missing ??= name
-      return ''
-    }
-    const text = String(value)
-    // '.' and '..' would be dot segments after any normaliser (even percent-encoded): refused.
-    if (text === '' || text === '.' || text === '..') {
-      missing ??= name
-      return ''
-    }
-    // encodeURIComponent leaves !'()* as they are; encode them too, so nothing but the value's
-    // own characters, inside its own segment, reaches the upstream.
-    return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-  })
-  if (missing !== undefined) throw new HttpToolError(`argument "${missing}" must be a non-empty string, number or boolean (and not "." or "..") to fill the URL`)
-  const url = new URL(filled)
-  const rest: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(args)) if (!used.has(key) && value !== undefined) rest[key] = value
+/** One placeholder value as it goes into the URL: only the value's own characters, encoded. */
+function encodePlaceholder (name: string, value: unknown): string {
+  if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw placeholderError(name)
+  const text = String(value)
+  // '.' and '..' would be dot segments after any normaliser (even percent-encoded): refused.
+  if (text === '' || text === '.' || text === '..') throw placeholderError(name)
+  // encodeURIComponent leaves !'()* as they are; encode them too, so nothing but the value's
+  // own characters, inside its own segment, reaches the upstream.
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+}
+
+function placeholderError (name: string): HttpToolError {
+  return new HttpToolError(`argument "${name}" must be a non-empty string, number or boolean (and not "." or "..") to fill the URL`)
+}
+
+const PLACEHOLDER = /\{([A-Za-z0-9_.-]+)\}/g
+
+/**
+ * A URL template parsed once: its origin, and its normalised path cut at the placeholders.
+ * Only for templates whose placeholders all sit in the path, with no query or fragment, and
+ * whose normalisation keeps every placeholder (no dot segment swallowing one): an encoded value
+ * holds only characters the URL parser keeps as they are, so the path built from the pieces is
+ * the one `new URL(filled)` would give. Anything else takes the general path (null).
+ */
+interface CompiledTemplate { origin: string, host: string, pieces: string[], names: string[] }
+const compiledTemplates = new WeakMap<HttpToolSpec, CompiledTemplate | null>()
+
+function compileTemplate (spec: HttpToolSpec): CompiledTemplate | null {
+  let compiled = compiledTemplates.get(spec)
+  if (compiled !== undefined) return compiled
+  compiled = null
+  const names = [...spec.url.matchAll(PLACEHOLDER)].map((m) => m[1] as string)
+  if (!/[?#]/.test(spec.url)) {
+    try {
+      const parsed = new URL(spec.url)
+      const parts = parsed.pathname.split(/%7B([A-Za-z0-9_.-]+)%7D/)
+      const pieces = parts.filter((_, i) => i % 2 === 0)
+      const found = parts.filter((_, i) => i % 2 === 1)
+      const host = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname
+      if (parsed.search === '' && parsed.hash === '' && found.join('\n') === names.join('\n')) compiled = { origin: parsed.origin, host, pieces, names }
+    } catch { /* an unparsable template fails on the general path, with its own message */ }
+  }
+  compiledTemplates.set(spec, compiled)
+  return compiled
+}
+
+/**
+ * The origin, path + query and body an args object makes for a spec: placeholders encoded, the
+ * rest placed (query for GET and DELETE, else the JSON body), and the host to check.
+ */
+export function buildRequest (spec: HttpToolSpec, args: Record<string, unknown>): { origin: string, host: string, path: string, body: string | undefined } {
+  const compiled = compileTemplate(spec)
+  let url: URL | undefined
+  let origin: string
+  let host: string
+  let path: string
+  let used: string[]
+  if (compiled !== null) {
+    const { pieces, names } = compiled
+    path = pieces[0] as string
+    for (let i = 0; i < names.length; i++) path += encodePlaceholder(names[i] as string, args[names[i] as string]) + (pieces[i + 1] as string)
+    origin = compiled.origin
+    host = compiled.host
+    used = names
+  } else {
+    used = []
+    let missing: string | undefined
+    const filled = spec.url.replace(PLACEHOLDER, (_, name: string) => {
+      used.push(name)
+      try {
+        return encodePlaceholder(name, args[name])
+      } catch {
+        missing ??= name
+        return ''
+      }
+    })
+    if (missing !== undefined) throw placeholderError(missing)
+    url = new URL(filled)
+    origin = url.origin
+    host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+    path = url.pathname
+  }
+  // As URL.searchParams does: the template's own query stays as written unless args are
+  // appended, and then the whole query is serialised again.
+  let query: URLSearchParams | undefined
   const toQuery = (key: string, value: unknown): void => {
+    query ??= new URLSearchParams(url?.search ?? '')
     for (const item of Array.isArray(value) ? value : [value]) {
-      url.searchParams.append(key, item !== null && typeof item === 'object' ? JSON.stringify(item) : String(item))
+      query.append(key, item !== null && typeof item === 'object' ? JSON.stringify(item) : String(item))
     }
   }
+  const withQuery = (): string => {
+    if (query === undefined) return path + (url?.search ?? '')
+    const search = query.toString()
+    return search === '' ? path : `${path}?${search}`
+  }
+  const rest: Record<string, unknown> = {}
+  for (const key in args) {
+    if (!Object.hasOwn(args, key) || used.includes(key) || args[key] === undefined) continue
+    rest[key] = args[key]
+  }
   if (spec.method === 'GET' || spec.method === 'DELETE') {
-    for (const [key, value] of Object.entries(rest)) toQuery(key, value)
-    return { url, body: undefined }
+    for (const key in rest) toQuery(key, rest[key])
+    return { origin, host, path: withQuery(), body: undefined }
   }
   for (const key of spec.queryArgs ?? []) {
     if (key in rest) { toQuery(key, rest[key]); delete rest[key] }
   }
   if (spec.bodyArg !== undefined) {
     const body = rest[spec.bodyArg]
-    return { url, body: body === undefined ? undefined : JSON.stringify(body) }
+    return { origin, host, path: withQuery(), body: body === undefined ? undefined : JSON.stringify(body) }
   }
-  return { url, body: JSON.stringify(rest) }
+  return { origin, host, path: withQuery(), body: JSON.stringify(rest) }
+}
+
+type ResponseBody = Dispatcher.ResponseData['body']
+
+/**
+ * A body whose content-length was declared (and found within the limit): HTTP/1.1 framing ends
+ * it at that length (undici fails a response that sends less), so it is read in one go, without
+ * the per-chunk stream iteration.
+ */
+async function readWhole (body: ResponseBody): Promise<Buffer> {
+  const bytes = await body.bytes()
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
+
+/** A body of unknown length, read chunk by chunk and cut off (socket closed) past `limit`. */
+async function readUpTo (body: ResponseBody, limit: number, overLimit: () => Error): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let bytes = 0
+  for await (const chunk of body) {
+    bytes += (chunk as Buffer).length
+    if (bytes > limit) {
+      // Destroying the body aborts the request and closes its socket: nothing more is read.
+      body.destroy()
+      throw overLimit()
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks, bytes)
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
@@ -137,16 +275,16 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
  */
 export class HttpToolRunner {
   private readonly agent: Agent
-  private readonly signer: ToolSigner
+  private readonly assertions: AssertionCache
   private readonly maxResultBytes: number
 
   constructor (options: HttpToolRunnerOptions) {
-    this.signer = options.signer
+    this.assertions = new AssertionCache(options.signer, options.assertionCache)
     this.maxResultBytes = options.maxResultBytes
     this.agent = new Agent({
       connections: options.connectionsPerOrigin ?? 64,
       keepAliveTimeout: 10_000,
-      connect: { lookup: guardedLookup(options.lookup) }
+      connect: { lookup: guardedLookup(options.lookup, options.dnsCache) }
     })
   }
 
@@ -154,12 +292,11 @@ export class HttpToolRunner {
     const spec = tool.http
     const args = (call.args ?? {}) as Record<string, unknown>
     if (typeof args !== 'object' || Array.isArray(args)) throw new HttpToolError('arguments must be an object')
-    const { url, body } = buildRequest(spec, args)
+    const { origin, host, path, body } = buildRequest(spec, args)
     // An IP literal never goes through the lookup, so it is checked here.
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
     if (isLinkLocal(host)) throw new HttpToolError(`refused address ${host} (link-local)`)
 
-    const assertion = await this.signer.sign({ audience: url.origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name })
+    const assertion = this.assertions.assertion({ audience: origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name })
     const deadline = new AbortController()
     const timer = setTimeout(() => { deadline.abort(new HttpToolError(`timed out after ${spec.timeoutMs} ms`)) }, spec.timeoutMs)
     const onRunEnded = (): void => { deadline.abort(new HttpToolError('the run ended before the upstream answered')) }
@@ -176,8 +313,8 @@ export class HttpToolRunner {
       let res
       try {
         res = await this.agent.request({
-          origin: url.origin,
-          path: url.pathname + url.search,
+          origin,
+          path,
           method: spec.method,
           headers,
           body,
@@ -205,22 +342,14 @@ export class HttpToolRunner {
         res.body.destroy()
         throw new HttpToolError(overLimit, status)
       }
-      const chunks: Buffer[] = []
-      let bytes = 0
+      let data: Buffer
       try {
-        for await (const chunk of res.body) {
-          bytes += (chunk as Buffer).length
-          if (bytes > limit) {
-            // Destroying the body aborts the request and closes its socket: nothing more is read.
-            res.body.destroy()
-            throw new HttpToolError(overLimit, status)
-          }
-          chunks.push(chunk as Buffer)
-        }
+        data = Number.isFinite(declared) ? await readWhole(res.body) : await readUpTo(res.body, limit, () => new HttpToolError(overLimit, status))
       } catch (err) {
         if (err instanceof HttpToolError) throw err
         throw this.failure(err, deadline.signal, spec, status)
       }
+      const bytes = data.length
       if (status === 204 || bytes === 0) {
         if (status === 204) return { value: null, upstreamStatus: status, resultBytes: 0 }
         throw new HttpToolError(`upstream answered ${status} with an empty body`, status, 0)
@@ -229,7 +358,7 @@ export class HttpToolRunner {
       let value: unknown
       try {
         if (!JSON_TYPE.test(contentType)) throw new Error('not JSON')
-        value = JSON.parse(Buffer.concat(chunks, bytes).toString('utf8'))
+        value = JSON.parse(data.toString('utf8'))
       } catch {
         throw new HttpToolError(`upstream answered ${status} with a non-JSON body`, status, bytes)
       }

@@ -32,12 +32,17 @@ export interface SchemaValidator {
 
 const MAX_CACHED = 2000
 const compiled = new Map<string, SchemaValidator>()
+const bySchema = new WeakMap<object, SchemaValidator>()
 
 /**
  * The compiled validator for `key` (tool name, version and role, e.g. "crm:get@3:args"): each
  * schema is compiled once per version, however often the catalogue is reloaded.
  */
 export function validatorFor (key: string, schema: Record<string, unknown>): SchemaValidator {
+  // Per call, the schema object the catalogue holds finds its validator without the key's
+  // string map; a reloaded catalogue (new objects) still finds it by key, uncompiled again.
+  const known = bySchema.get(schema)
+  if (known !== undefined) return known
   let validator = compiled.get(key)
   if (validator === undefined) {
     const fn: ValidateFunction = ajv.compile(schema)
@@ -55,5 +60,6 @@ export function validatorFor (key: string, schema: Record<string, unknown>): Sch
     if (compiled.size >= MAX_CACHED) compiled.delete(compiled.keys().next().value as string)
     compiled.set(key, validator)
   }
+  bySchema.set(schema, validator)
   return validator
 }
