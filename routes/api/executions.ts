@@ -7,7 +7,8 @@ import { follow } from '../../services/executions/event-log.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+const UUID = new RegExp(UUID_PATTERN)
 
 const SubmitBody = Type.Object({
   code: Type.String({ description: 'The body of an async function: top-level await and return work' }),
@@ -109,17 +110,25 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { id } = request.params
     const executionId = id.toLowerCase()
-    const view = UUID.test(id) ? await fastify.executions.get(request.tenant.tenantId, executionId) : undefined
-    if (view === undefined) throw notFound()
+    if (!UUID.test(id)) throw notFound()
+    const { tenantId } = request.tenant
     const lastEventId = request.headers['last-event-id']
     const after = request.query.after ?? (lastEventId === undefined ? 0 : Number(lastEventId))
+    // A watch from the start of a live stream that names this tenant as its owner needs no
+    // database read: the stream holds every event until `final`. Otherwise (a resume, a stream
+    // gone or without owner) the row decides: 404 for another tenant, and whether the run is over.
+    let finished = false
+    if (after !== 0 || await fastify.executionEvents.ownerOf(executionId) !== tenantId) {
+      const view = await fastify.executions.get(tenantId, executionId)
+      if (view === undefined) throw notFound()
+      finished = view.status !== 'queued' && view.status !== 'running'
+    }
     const format = eventFormat(request.headers.accept) ?? 'sse'
     const writer = new EventWriter(format, after)
     const left = new AbortController()
     reply.raw.on('close', () => { left.abort(); writer.end() })
     void (async () => {
       try {
-        const finished = view.status !== 'queued' && view.status !== 'running'
         for await (const event of follow(fastify.executionEvents, executionId, after, left.signal, finished)) writer.write(event)
       } catch (err) {
         request.log.warn({ err, executionId }, 'event stream failed')

@@ -157,8 +157,8 @@ export class Executions {
       await undo().catch(() => {})
       throw err
     }
-    await this.deps.events.append(executionId, 'queued', {})
-    await this.deps.tenantIndex.add(tenantId).catch(() => {})
+    // `queued` must be seq 1 before the job can add `started`; the tenant index may go alongside.
+    await Promise.all([this.deps.events.append(executionId, 'queued', {}, tenantId), this.deps.tenantIndex.add(tenantId).catch(() => {})])
     await this.deps.queue.add({ executionId, tenantId, userId: caller.userId, permissions: caller.permissions, code: body.code, timeoutMs, ...(body.language !== undefined ? { language: body.language } : {}) })
     return { accepted: true, executionId, status: 'queued', created: true }
   }
@@ -199,12 +199,15 @@ export class Executions {
   /** A worker's turn with a job: wait for a slot (as a delayed job), run, record, announce. */
   async runJob (job: ExecutionJob): Promise<JobOutcome> {
     const { executionId, tenantId } = job
-    const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
-    // Cancelled while queued, failed as lost, or gone: never run.
-    if (row?.status !== 'queued') { this.slotWaits.delete(executionId); return { done: true } }
+    // The slot first, then queued → running in one conditional UPDATE (markRunning): a run that
+    // was cancelled or failed as lost meanwhile is never started, without a transaction of its
+    // own to read the row first (one fewer on every run's path to `final`).
     const quotas = await this.deps.quotasOf(tenantId)
     const slot = await acquireRunSlot(this.deps.store, tenantId, executionId, quotas, job.timeoutMs)
     if (slot === null) {
+      // Waiting for a slot is the slow path: here a job whose run already ended stops retrying.
+      const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
+      if (row?.status !== 'queued') { this.slotWaits.delete(executionId); return { done: true } }
       const waited = this.slotWaits.get(executionId) ?? 0
       this.slotWaits.set(executionId, waited + 1)
       return { done: false, retryInMs: Math.min(SLOT_RETRY_MAX_MS, SLOT_RETRY_MIN_MS * 2 ** waited) }
