@@ -38,7 +38,7 @@ const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
 const ListQuery = Type.Object({
   status: Type.Optional(Type.Enum(STATUSES)),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-  before: Type.Optional(Type.String({ maxLength: 64, description: 'nextBefore of the previous page' }))
+  before: Type.Optional(Type.String({ pattern: UUID_PATTERN, description: 'nextBefore of the previous page (an execution id)' }))
 })
 const EventsQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0, description: 'Resume after this seq (like Last-Event-ID)' })) })
 const EventsHeaders = Type.Object({ 'last-event-id': Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })) })
@@ -78,8 +78,9 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: Type.Object({ executions: Type.Array(ExecutionView), nextBefore: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorBody, 401: ErrorBody, 503: ErrorBody }
     }
   }, async (request) => {
+    // The schema refuses a malformed before, status or limit with 400 (a cursor that is no UUID
+    // used to read as an empty page, which looks like the end of the list).
     const { status, limit = 50, before } = request.query
-    if (before !== undefined && !UUID.test(before)) return { executions: [], nextBefore: null }
     return await fastify.executions.list(request.tenant.tenantId, { status, limit, before })
   })
 
