@@ -1,8 +1,9 @@
 // Queued executions (not a test): submit-to-final latency of a trivial script against sync
 // /api/execute in the same run, event delivery latency (a log line in the isolate → an SSE
-// client), and cancel-to-final latency. Embedded defaults (in-process queue and events), one
-// process, loopback HTTP. On a shared machine the figures are indicative; the ratio is the point.
-import { fmt, percentile, startBenchApp } from './support.ts'
+// client), and cancel-to-final latency. Embedded defaults (in-process queue and events), or with
+// --real PostgreSQL + BullMQ/Redis Streams (DATABASE_URL, REDIS_URL); one process, loopback
+// HTTP. On a shared machine the figures are indicative; the ratio is the point.
+import { backendLabel, fmt, percentile, startBenchApp } from './support.ts'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40)
 
@@ -88,7 +89,7 @@ const s = sorted(syncMs)
 const q = sorted(queuedMs)
 const d = sorted(deliveryMs)
 const c = sorted(cancelMs)
-console.log(`rounds: ${ROUNDS} (embedded: in-process queue and events)`)
+console.log(`rounds: ${ROUNDS} (${backendLabel()}; queue and events ${bench.fastify.config.REDIS_URL === undefined ? 'in process' : 'on BullMQ and Redis Streams'})`)
 console.log(`sync /api/execute         p50 ${fmt(percentile(s, 50))} ms  p99 ${fmt(percentile(s, 99))} ms`)
 console.log(`submit → final (queued)   p50 ${fmt(percentile(q, 50))} ms  p99 ${fmt(percentile(q, 99))} ms  ratio p50 ${fmt(percentile(q, 50) / percentile(s, 50))}× (target ≤ 1.5×)`)
 console.log(`log line → SSE client     p50 ${fmt(percentile(d, 50))} ms  p99 ${fmt(percentile(d, 99))} ms  (${d.length} lines; target p50 ≤ 2 ms; 1 ms clock resolution)`)

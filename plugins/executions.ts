@@ -4,7 +4,7 @@ import { createMemoryEventLog, type EventLog } from '../services/executions/even
 import { createRedisEventLog } from '../services/executions/redis-event-log.ts'
 import { createMemoryQueue, type ExecutionQueue } from '../services/executions/execution-queue.ts'
 import { createBullmqQueue } from '../services/executions/bullmq-queue.ts'
-import { createMemoryTenantIndex, Executions, type TenantIndex } from '../services/executions/executions-service.ts'
+import { createMemoryCancelRequests, createMemoryTenantIndex, Executions, type CancelRequests, type TenantIndex } from '../services/executions/executions-service.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,6 +19,9 @@ declare module 'fastify' {
 
 const TENANT_INDEX_KEY = 'tenant-enclave:executions:tenants'
 const PRUNE_EVERY_MS = 60 * 60_000
+const CANCEL_KEY = 'tenant-enclave:executions:cancel:'
+// A cancel matters while its run can still be running: at most its timeout (≤ 1 h), plus margin.
+const CANCEL_TTL_MS = 2 * 60 * 60_000
 
 /**
  * Queued executions on BullMQ + Redis Streams when REDIS_URL is set, else in process. The
@@ -36,6 +39,15 @@ export default fp(async (fastify) => {
         async add (tenantId) { await redis.sadd(TENANT_INDEX_KEY, tenantId) },
         async list () { return await redis.smembers(TENANT_INDEX_KEY) },
         async remove (tenantId) { await redis.srem(TENANT_INDEX_KEY, tenantId) }
+      }
+  const cancels: CancelRequests = redis === null
+    ? createMemoryCancelRequests()
+    : {
+        async record (executionId) { await redis.set(CANCEL_KEY + executionId, '1', 'PX', CANCEL_TTL_MS) },
+        async pending (executionIds) {
+          const found = await redis.mget(executionIds.map((id) => CANCEL_KEY + id))
+          return executionIds.filter((_id, i) => found[i] !== null)
+        }
       }
   const { metrics } = fastify
   // What a run needs, whichever entry point starts it: /api/execute, a session frame, a queued run.
@@ -59,6 +71,7 @@ export default fp(async (fastify) => {
     queue,
     events,
     tenantIndex,
+    cancels,
     quotasOf: async (tenantId) => (await fastify.tenants.get(tenantId)).quotas,
     log: fastify.log
   })

@@ -7,7 +7,8 @@ import { follow } from '../../services/executions/event-log.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+const UUID = new RegExp(UUID_PATTERN)
 
 const SubmitBody = Type.Object({
   code: Type.String({ description: 'The body of an async function: top-level await and return work' }),
@@ -37,7 +38,7 @@ const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
 const ListQuery = Type.Object({
   status: Type.Optional(Type.Enum(STATUSES)),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-  before: Type.Optional(Type.String({ maxLength: 64, description: 'nextBefore of the previous page' }))
+  before: Type.Optional(Type.String({ pattern: UUID_PATTERN, description: 'nextBefore of the previous page (an execution id)' }))
 })
 const EventsQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0, description: 'Resume after this seq (like Last-Event-ID)' })) })
 const EventsHeaders = Type.Object({ 'last-event-id': Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })) })
@@ -77,8 +78,9 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: Type.Object({ executions: Type.Array(ExecutionView), nextBefore: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorBody, 401: ErrorBody, 503: ErrorBody }
     }
   }, async (request) => {
+    // The schema refuses a malformed before, status or limit with 400 (a cursor that is no UUID
+    // used to read as an empty page, which looks like the end of the list).
     const { status, limit = 50, before } = request.query
-    if (before !== undefined && !UUID.test(before)) return { executions: [], nextBefore: null }
     return await fastify.executions.list(request.tenant.tenantId, { status, limit, before })
   })
 
@@ -109,17 +111,25 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { id } = request.params
     const executionId = id.toLowerCase()
-    const view = UUID.test(id) ? await fastify.executions.get(request.tenant.tenantId, executionId) : undefined
-    if (view === undefined) throw notFound()
+    if (!UUID.test(id)) throw notFound()
+    const { tenantId } = request.tenant
     const lastEventId = request.headers['last-event-id']
     const after = request.query.after ?? (lastEventId === undefined ? 0 : Number(lastEventId))
+    // A watch from the start of a live stream that names this tenant as its owner needs no
+    // database read: the stream holds every event until `final`. Otherwise (a resume, a stream
+    // gone or without owner) the row decides: 404 for another tenant, and whether the run is over.
+    let finished = false
+    if (after !== 0 || await fastify.executionEvents.ownerOf(executionId) !== tenantId) {
+      const view = await fastify.executions.get(tenantId, executionId)
+      if (view === undefined) throw notFound()
+      finished = view.status !== 'queued' && view.status !== 'running'
+    }
     const format = eventFormat(request.headers.accept) ?? 'sse'
     const writer = new EventWriter(format, after)
     const left = new AbortController()
     reply.raw.on('close', () => { left.abort(); writer.end() })
     void (async () => {
       try {
-        const finished = view.status !== 'queued' && view.status !== 'running'
         for await (const event of follow(fastify.executionEvents, executionId, after, left.signal, finished)) writer.write(event)
       } catch (err) {
         request.log.warn({ err, executionId }, 'event stream failed')

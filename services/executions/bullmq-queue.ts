@@ -10,6 +10,8 @@ import type { ExecutionJob, ExecutionQueue } from './execution-queue.ts'
 const QUEUE_NAME = 'executions'
 const PREFIX = 'tenant-enclave:bull'
 const CLOSE_WAIT_MS = 5000
+// A step of closing that needs no Redis ends within a few event-loop turns; this only bounds it.
+const CUT_WAIT_MS = 1000
 
 export interface BullmqQueueOptions {
   /** How long a worker's hold on a running job lasts without renewal: a dead instance's runs are found lost after it. */
@@ -32,6 +34,9 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
   let worker: Worker<ExecutionJob> | undefined
   let startWorker: (() => void) | undefined
   let closed = false
+  // Jobs the handler is running here, so close() can let them finish.
+  let active = 0
+  let whenIdle: (() => void) | undefined
   const ensureQueue = (): Queue<ExecutionJob> => {
     if (queue === undefined) {
       queue = new Queue<ExecutionJob>(QUEUE_NAME, { connection, prefix: PREFIX })
@@ -66,7 +71,13 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
       startWorker = () => {
         const jobs = ensureQueue()
         worker = new Worker<ExecutionJob>(QUEUE_NAME, async (job, token) => {
-          const outcome = await handler(job.data)
+          active++
+          let outcome
+          try {
+            outcome = await handler(job.data)
+          } finally {
+            if (--active === 0) whenIdle?.()
+          }
           if (outcome.done) return
           // The tenant has no free slot: the job waits as a delayed job, holding no worker.
           await job.moveToDelayed(Date.now() + outcome.retryInMs, token)
@@ -93,14 +104,29 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
       closed = true
       startWorker = undefined
       connection.off('ready', onReady)
-      // The worker lets its running jobs finish; bounded, because with Redis gone BullMQ's close
-      // would wait for it forever.
       let timer: NodeJS.Timeout | undefined
-      const closing = (async () => { await worker?.close(); await queue?.close() })().catch(() => {})
-      await Promise.race([closing, new Promise((resolve) => { timer = setTimeout(resolve, CLOSE_WAIT_MS) })])
-      clearTimeout(timer)
-      // Whatever did not close (Redis unreachable) is cut, so nothing keeps reconnecting.
-      // Not awaited: with Redis gone these would wait for it too.
+      const within = async (work: Promise<unknown>, ms: number, alsoEnds?: Promise<void>): Promise<void> => {
+        await Promise.race([work.catch(() => {}), new Promise((resolve) => { timer = setTimeout(resolve, ms) }), ...(alsoEnds === undefined ? [] : [alsoEnds])])
+        clearTimeout(timer)
+      }
+      // BullMQ's own graceful close waits for Redis when it is gone (our connection holds its
+      // commands: maxRetriesPerRequest null) and, until it ends, its lock-renewal and
+      // stalled-check timers keep the process alive. So the graceful part is ours: stop taking
+      // jobs (no Redis needed), let running jobs finish for at most CLOSE_WAIT_MS while Redis is
+      // there (a lost connection ends the wait), then a forced close, which needs no Redis.
+      if (worker !== undefined) {
+        await within(worker.pause(true), CUT_WAIT_MS)
+        if (connection.status === 'ready' && active > 0) {
+          let lost: () => void = () => {}
+          const gone = new Promise<void>((resolve) => { lost = resolve; connection.once('close', resolve) })
+          await within(new Promise<void>((resolve) => { whenIdle = resolve }), CLOSE_WAIT_MS, gone)
+          connection.off('close', lost)
+        }
+        await within(worker.close(true), CUT_WAIT_MS)
+      }
+      if (queue !== undefined) await within(connection.status === 'ready' ? queue.close() : Promise.resolve(), CUT_WAIT_MS)
+      // Whatever did not close is cut, so nothing keeps reconnecting. Not awaited: with Redis
+      // gone these would wait for it too.
       worker?.disconnect().catch(() => {})
       queue?.disconnect().catch(() => {})
       connection.disconnect()

@@ -10,8 +10,14 @@ export const MAX_EVENTS_PER_EXECUTION = 10_000
 export const EVENTS_TTL_MS = 60 * 60_000
 
 export interface EventLog {
-  /** Appends the next event (seq = last + 1, atomically across instances) and notifies watchers. */
-  append (executionId: string, type: Exclude<EventType, 'heartbeat'>, data: Record<string, unknown>): Promise<StreamEvent>
+  /**
+   * Appends the next event (seq = last + 1, atomically across instances) and notifies watchers.
+   * `owner` (the submitting tenant, given with `queued`) is kept with the stream for as long as it
+   * lives, so a watcher's tenant can be checked without a database transaction (ownerOf).
+   */
+  append (executionId: string, type: Exclude<EventType, 'heartbeat'>, data: Record<string, unknown>, owner?: string): Promise<StreamEvent>
+  /** The tenant recorded with the stream; undefined when none was (or the stream expired). */
+  ownerOf (executionId: string): Promise<string | undefined>
   /** Events with seq > after, in order, at most `limit`. */
   read (executionId: string, after: number, limit: number): Promise<StreamEvent[]>
   /** Calls onEvent for events appended from now on (maybe out of order or twice: follow() sorts it out). */
@@ -68,16 +74,17 @@ export async function * follow (log: EventLog, executionId: string, after: numbe
   }
 }
 
-interface MemoryStream { events: StreamEvent[], expiry: NodeJS.Timeout | undefined }
+interface MemoryStream { events: StreamEvent[], expiry: NodeJS.Timeout | undefined, owner: string | undefined }
 
 /** One process's event log (embedded mode): the same contract as Redis Streams. */
 export function createMemoryEventLog (): EventLog {
   const streams = new Map<string, MemoryStream>()
   const watchers = new Map<string, Set<(event: StreamEvent) => void>>()
   return {
-    async append (executionId, type, data) {
+    async append (executionId, type, data, owner) {
       let stream = streams.get(executionId)
-      if (stream === undefined) { stream = { events: [], expiry: undefined }; streams.set(executionId, stream) }
+      if (stream === undefined) { stream = { events: [], expiry: undefined, owner: undefined }; streams.set(executionId, stream) }
+      if (owner !== undefined) stream.owner = owner
       const seq = (stream.events.at(-1)?.seq ?? 0) + 1
       const event: StreamEvent = { seq, type, at: new Date().toISOString(), data }
       stream.events.push(event)
@@ -87,6 +94,9 @@ export function createMemoryEventLog (): EventLog {
       stream.expiry.unref()
       for (const watcher of watchers.get(executionId) ?? []) watcher(event)
       return event
+    },
+    async ownerOf (executionId) {
+      return streams.get(executionId)?.owner
     },
     async read (executionId, after, limit) {
       const events = streams.get(executionId)?.events ?? []

@@ -56,6 +56,17 @@ export interface TenantIndex {
   remove (tenantId: string): Promise<void>
 }
 
+/**
+ * Cancels asked for running runs, kept where every instance can read them. The pub/sub notice
+ * is the fast path; a notice lost while the running instance's subscription was reconnecting is
+ * found here once it is back (Executions re-checks its runs then).
+ */
+export interface CancelRequests {
+  record (executionId: string): Promise<void>
+  /** Those of `executionIds` that have a recorded cancel. */
+  pending (executionIds: string[]): Promise<string[]>
+}
+
 export interface ExecutionsDeps {
   execution: ExecutionDeps
   db: AppDatabase
@@ -64,6 +75,7 @@ export interface ExecutionsDeps {
   queue: ExecutionQueue
   events: EventLog
   tenantIndex: TenantIndex
+  cancels: CancelRequests
   quotasOf: (tenantId: string) => Promise<TenantQuotas>
   log: FastifyBaseLogger
 }
@@ -99,7 +111,7 @@ export class Executions {
     const ready = new Promise<void>((resolve) => { subscribed = resolve })
     const subscribe = async (): Promise<void> => {
       try {
-        await this.deps.store.subscribe(CANCEL_CHANNEL, (executionId) => { this.running.get(executionId)?.abort() })
+        await this.deps.store.subscribe(CANCEL_CHANNEL, (executionId) => { this.running.get(executionId)?.abort() }, () => { void this.recheckCancels() })
         subscribed()
       } catch (err) {
         if (this.stopped) return
@@ -157,8 +169,8 @@ export class Executions {
       await undo().catch(() => {})
       throw err
     }
-    await this.deps.events.append(executionId, 'queued', {})
-    await this.deps.tenantIndex.add(tenantId).catch(() => {})
+    // `queued` must be seq 1 before the job can add `started`; the tenant index may go alongside.
+    await Promise.all([this.deps.events.append(executionId, 'queued', {}, tenantId), this.deps.tenantIndex.add(tenantId).catch(() => {})])
     await this.deps.queue.add({ executionId, tenantId, userId: caller.userId, permissions: caller.permissions, code: body.code, timeoutMs, ...(body.language !== undefined ? { language: body.language } : {}) })
     return { accepted: true, executionId, status: 'queued', created: true }
   }
@@ -190,21 +202,40 @@ export class Executions {
       }
       // It started meanwhile: cancel it where it runs.
     }
-    // Here at once, and on every other instance through pub/sub.
-    this.running.get(executionId)?.abort()
+    const here = this.running.get(executionId)
+    if (here !== undefined) { here.abort(); return 'accepted' }
+    // Elsewhere: recorded, then announced. The instance running it hears the notice, or, if its
+    // subscription was reconnecting, finds the record when it is back (recheckCancels). Redis
+    // unreachable: either step throws and the caller gets 503, never a 202 that does nothing.
+    await this.deps.cancels.record(executionId)
     await this.deps.store.publish(CANCEL_CHANNEL, executionId)
     return 'accepted'
+  }
+
+  /** After a reconnect: cancels recorded for runs here while their notices could not arrive. */
+  private async recheckCancels (): Promise<void> {
+    const ids = [...this.running.keys()]
+    if (ids.length === 0) return
+    try {
+      for (const executionId of await this.deps.cancels.pending(ids)) this.running.get(executionId)?.abort()
+    } catch (err) {
+      // Redis went away again: the next reconnect checks again.
+      this.deps.log.warn({ err }, 'could not re-check execution cancels after a reconnect')
+    }
   }
 
   /** A worker's turn with a job: wait for a slot (as a delayed job), run, record, announce. */
   async runJob (job: ExecutionJob): Promise<JobOutcome> {
     const { executionId, tenantId } = job
-    const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
-    // Cancelled while queued, failed as lost, or gone: never run.
-    if (row?.status !== 'queued') { this.slotWaits.delete(executionId); return { done: true } }
+    // The slot first, then queued → running in one conditional UPDATE (markRunning): a run that
+    // was cancelled or failed as lost meanwhile is never started, without a transaction of its
+    // own to read the row first (one fewer on every run's path to `final`).
     const quotas = await this.deps.quotasOf(tenantId)
     const slot = await acquireRunSlot(this.deps.store, tenantId, executionId, quotas, job.timeoutMs)
     if (slot === null) {
+      // Waiting for a slot is the slow path: here a job whose run already ended stops retrying.
+      const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
+      if (row?.status !== 'queued') { this.slotWaits.delete(executionId); return { done: true } }
       const waited = this.slotWaits.get(executionId) ?? 0
       this.slotWaits.set(executionId, waited + 1)
       return { done: false, retryInMs: Math.min(SLOT_RETRY_MAX_MS, SLOT_RETRY_MIN_MS * 2 ** waited) }
@@ -283,6 +314,14 @@ export class Executions {
       if (!left) await this.deps.tenantIndex.remove(tenantId)
     }
     return total
+  }
+}
+
+/** One process: a cancel always reaches its run directly, so nothing needs recording. */
+export function createMemoryCancelRequests (): CancelRequests {
+  return {
+    async record () {},
+    async pending () { return [] }
   }
 }
 

@@ -6,28 +6,31 @@ import { EVENTS_TTL_MS, MAX_EVENTS_PER_EXECUTION, type EventLog, type StreamEven
 
 const CHANNEL = 'tenant-enclave:execution-events'
 
-// KEYS: stream, counter. ARGV: type, data JSON, at, maxlen, ttl ms, channel, execution id.
+// KEYS: stream, counter, owner. ARGV: type, data JSON, at, maxlen, ttl ms, channel, execution id, owner ('' = unchanged).
 const APPEND = `
 local seq = redis.call('INCR', KEYS[2])
+if ARGV[8] ~= '' then redis.call('SET', KEYS[3], ARGV[8]) end
 local event = '{"seq":' .. seq .. ',"type":"' .. ARGV[1] .. '","at":"' .. ARGV[3] .. '","data":' .. ARGV[2] .. '}'
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], seq .. '-1', 'e', event)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. event)
 return event`
 
 interface Scripts {
-  executionEventAppend: (stream: string, counter: string, type: string, data: string, at: string, maxlen: number, ttlMs: number, channel: string, id: string) => Promise<string>
+  executionEventAppend: (stream: string, counter: string, owner: string, type: string, data: string, at: string, maxlen: number, ttlMs: number, channel: string, id: string, ownerValue: string) => Promise<string>
 }
 
 // The braces keep both keys of one execution in one cluster slot.
 const streamKey = (id: string): string => `tenant-enclave:events:{${id}}`
 const counterKey = (id: string): string => `tenant-enclave:events:{${id}}:seq`
+const ownerKey = (id: string): string => `tenant-enclave:events:{${id}}:owner`
 
 export function createRedisEventLog (url: string): EventLog {
   const client = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false })
   client.on('error', () => {})
-  client.defineCommand('executionEventAppend', { numberOfKeys: 2, lua: APPEND })
+  client.defineCommand('executionEventAppend', { numberOfKeys: 3, lua: APPEND })
   const scripts = client as unknown as Scripts
   const watchers = new Map<string, Set<(event: StreamEvent) => void>>()
   let subscriber: Redis | undefined
@@ -48,9 +51,12 @@ export function createRedisEventLog (url: string): EventLog {
   }
 
   return {
-    async append (executionId, type, data) {
-      const json = await scripts.executionEventAppend(streamKey(executionId), counterKey(executionId), type, JSON.stringify(data), new Date().toISOString(), MAX_EVENTS_PER_EXECUTION, EVENTS_TTL_MS, CHANNEL, executionId)
+    async append (executionId, type, data, owner) {
+      const json = await scripts.executionEventAppend(streamKey(executionId), counterKey(executionId), ownerKey(executionId), type, JSON.stringify(data), new Date().toISOString(), MAX_EVENTS_PER_EXECUTION, EVENTS_TTL_MS, CHANNEL, executionId, owner ?? '')
       return JSON.parse(json) as StreamEvent
+    },
+    async ownerOf (executionId) {
+      return (await client.get(ownerKey(executionId))) ?? undefined
     },
     async read (executionId, after, limit) {
       const entries = await client.xrange(streamKey(executionId), `${after + 1}-0`, '+', 'COUNT', limit)

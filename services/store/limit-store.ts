@@ -47,7 +47,12 @@ export interface LimitStore {
   /** Live (unexpired) leases. */
   countLeases (key: string): Promise<number>
   publish (channel: string, message: string): Promise<void>
-  subscribe (channel: string, onMessage: (message: string) => void): Promise<void>
+  /**
+   * `onResubscribed` is called each time the subscription holds again after the connection to
+   * the backend was lost and came back: what was published meanwhile never arrived, so a
+   * subscriber that cannot afford to miss a message re-checks the state it stands for.
+   */
+  subscribe (channel: string, onMessage: (message: string) => void, onResubscribed?: () => void): Promise<void>
   /** Throws StoreUnavailableError when the backend is down. */
   ping (): Promise<void>
   close (): Promise<void>

@@ -174,6 +174,7 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
       setImmediate(() => bus.emit(channel, message))
     },
 
+    // One process: nothing published is ever lost, so there is no resubscription to report.
     async subscribe (channel, onMessage) {
       open()
       assertKey('channel', channel)

@@ -62,6 +62,7 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
 
   let subscriber: Redis | undefined
   const handlers = new Map<string, Array<(message: string) => void>>() // full channel → handlers
+  const resubscribed = new Map<string, Array<() => void>>() // full channel → onResubscribed
   let closed = false
 
   async function run<T> (conn: Redis, command: () => Promise<T>): Promise<T> {
@@ -82,6 +83,18 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
     sub.on('error', () => {})
     sub.on('message', (channel: string, message: string) => {
       for (const onMessage of handlers.get(channel) ?? []) deliver(onMessage, message)
+    })
+    // After a reconnect ioredis subscribes again by itself; a SUBSCRIBE of our own confirms the
+    // channels really hold (its reply comes after ioredis's) before subscribers re-check what
+    // they may have missed, so nothing published after their check can be lost too.
+    let connectedBefore = false
+    sub.on('ready', () => {
+      if (!connectedBefore) { connectedBefore = true; return }
+      const channels = [...resubscribed.keys()].filter((channel) => handlers.has(channel))
+      if (channels.length === 0) return
+      run(sub, async () => await sub.subscribe(...channels)).then(() => {
+        for (const channel of channels) for (const listener of resubscribed.get(channel) ?? []) deliver(listener, '')
+      }, () => {}) // lost again: the next ready tries again
     })
     subscriber = sub
     return sub
@@ -172,13 +185,18 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
       await run(client, async () => await client.publish(prefix + channel, message))
     },
 
-    async subscribe (channel, onMessage) {
+    async subscribe (channel, onMessage, onResubscribed) {
       assertKey('channel', channel)
       if (closed) throw new StoreUnavailableError('Redis store is closed')
       const full = prefix + channel
       const list = handlers.get(full) ?? []
       list.push(onMessage)
       handlers.set(full, list)
+      const again = resubscribed.get(full) ?? []
+      if (onResubscribed !== undefined) {
+        again.push(onResubscribed)
+        resubscribed.set(full, again)
+      }
       try {
         // SUBSCRIBE is idempotent, so every call confirms the channel is really subscribed.
         const sub = subscriberConnection()
@@ -187,6 +205,10 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
         // Not subscribed: forget this handler so a later retry does not deliver twice.
         list.splice(list.lastIndexOf(onMessage), 1)
         if (list.length === 0) handlers.delete(full)
+        if (onResubscribed !== undefined) {
+          again.splice(again.lastIndexOf(onResubscribed), 1)
+          if (again.length === 0) resubscribed.delete(full)
+        }
         throw err
       }
     },
@@ -199,6 +221,7 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
       if (closed) return
       closed = true
       handlers.clear()
+      resubscribed.clear()
       await Promise.all([quit(client), subscriber === undefined ? undefined : quit(subscriber)])
     }
   }

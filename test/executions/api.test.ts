@@ -191,6 +191,21 @@ t.test('queued executions', async (t) => {
     })
   })
 
+  t.test('GET /api/executions refuses a malformed before, status or limit with 400 and a message', async (t) => {
+    const tenant = await createTenant(app, 'exec-list-bad')
+    const { executionId } = (await submit(app, tenant, 'return 1')).json() as { executionId: string }
+    await events(app, tenant, executionId)
+    for (const [query, field] of [['before=not-a-uuid', 'before'], ['before=', 'before'], ['status=done', 'status'], ['limit=0', 'limit'], ['limit=201', 'limit'], ['limit=ten', 'limit']] as const) {
+      const res = await app.inject({ method: 'GET', url: `/api/executions?${query}`, headers: tenant.headers })
+      t.equal(res.statusCode, 400, query)
+      t.match(res.json(), { error: 'Bad Request', code: 'BAD_REQUEST', message: new RegExp(`querystring/${field} must`) }, query)
+    }
+    // A well-formed cursor is used as given; the first page's own cursor still pages on.
+    const page = await app.inject({ method: 'GET', url: `/api/executions?limit=1&before=${executionId.toUpperCase()}`, headers: tenant.headers })
+    t.equal(page.statusCode, 200)
+    t.same(page.json(), { executions: [], nextBefore: null })
+  })
+
   t.test('streaming POST /api/execute: the same events; leaving cancels the run', async (t) => {
     const tenant = await createTenant(app, 'exec-stream')
     const res = await app.inject({ method: 'POST', url: '/api/execute', headers: { ...tenant.headers, accept: 'application/x-ndjson' }, payload: { code: 'console.log("a"); return 5' } })

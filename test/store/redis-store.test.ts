@@ -147,4 +147,24 @@ if (redisUrl !== undefined && redisUrl !== '') {
     t.ok(heard, 'delivered again after ioredis resubscribed')
     t.ok((await clients()).some((line) => line.includes(` name=${name}:sub `) && !line.includes(`id=${subId} `)), 'on a new subscriber connection')
   })
+
+  t.test('onResubscribed: told once the subscription holds again after a reconnect, not at the first subscribe', async (t) => {
+    const name = `test-store-${run}-again`
+    const { store } = open(t, { connectionName: name })
+    const admin = new Redis(redisUrl)
+    t.teardown(() => { admin.disconnect() })
+    const channel = `test:store:${run}:again`
+    const got: string[] = []
+    let resubscribed = 0
+    await store.subscribe(channel, (m) => { got.push(m) }, () => { resubscribed++ })
+    t.equal(resubscribed, 0, 'not at the first subscribe')
+    const subLine = (await admin.call('CLIENT', 'LIST') as string).split('\n').find((line) => line.includes(` name=${name}:sub `))
+    await killClients(admin, ['ID', /\bid=(\d+)/.exec(subLine ?? '')?.[1] ?? ''])
+    await waitFor(() => resubscribed === 1, { timeout: 5000, message: 'told after the reconnect' })
+    // The subscription is confirmed by then: a message published now arrives, first time.
+    await store.publish(channel, 'after')
+    await waitFor(() => got.includes('after'), { timeout: 3000, message: 'delivered' })
+    t.same(got, ['after'])
+    t.equal(resubscribed, 1, 'once per reconnect')
+  })
 }
