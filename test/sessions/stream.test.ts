@@ -144,7 +144,8 @@ t.test('streaming over an encrypted session', async (t) => {
   })
 
   t.test('heartbeats in a silent run are sealed frames too, repeating the last seq', async (t) => {
-    const tenant = await createTenant(app, 'sess-stream-beat')
+    // Starter: its 30 s limit lets the run outlast the 5 s heartbeat (a free run stops at 5 s, racing it).
+    const tenant = await createTenant(app, 'sess-stream-beat', { tier: 'starter' })
     const session = await rawSession(app, tenant.headers)
     // Silent for longer than the 5 s heartbeat interval.
     const res = await streamed(session, app, tenant.headers, 0, { code: 'const end = Date.now() + 5600; while (Date.now() < end) {} return 1' })
