@@ -1,41 +1,19 @@
 // The client against a real started service (the repository's server.ts on its embedded defaults).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { createHmac, randomBytes } from 'node:crypto'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { createEnclaveClient, EnclaveError, type StreamEvent } from '../src/index.ts'
+import { startService, type StartedService } from './started-service.ts'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
-const secret = randomBytes(32).toString('hex')
-let server: ChildProcess
+let service: StartedService
 let baseUrl = ''
-
-const b64url = (value: string | Buffer): string => Buffer.from(value).toString('base64url')
-function token (tenantId: string): string {
-  const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))
-  const payload = b64url(JSON.stringify({ tenantId, userId: 'client-test', permissions: [], exp: Math.floor(Date.now() / 1000) + 3600 }))
-  return `${header}.${payload}.${createHmac('sha256', secret).update(`${header}.${payload}`).digest('base64url')}`
-}
+let token: StartedService['token']
 
 before(async () => {
-  server = spawn(process.execPath, ['--no-node-snapshot', 'server.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'info', JWT_SECRET: secret, ENCLAVE_RUNNERS: '1' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  baseUrl = await new Promise<string>((resolve, reject) => {
-    let out = ''
-    server.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-      if (match?.[1] !== undefined) resolve(match[1])
-    })
-    server.once('exit', (code) => { reject(new Error(`server exited (${String(code)})`)) })
-  })
+  service = await startService()
+  baseUrl = service.baseUrl
+  token = (tenantId) => service.token(tenantId, 'client-test')
 })
-after(() => { server.kill('SIGKILL') })
+after(() => { service.stop() })
 
 test('execute, submit and wait, get', async () => {
   const client = createEnclaveClient({ baseUrl, token: token('client-a') })

@@ -2,47 +2,21 @@
 // (the repository's server.ts on its embedded defaults), pinned to the thumbprint it prints.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { createHmac, randomBytes } from 'node:crypto'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { openSession, EnclaveSessionError, type StreamEvent } from '../src/session.ts'
+import { startService, type StartedService } from './started-service.ts'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
-const secret = randomBytes(32).toString('hex')
-let server: ChildProcess
+let service: StartedService
 let baseUrl = ''
 let pinnedThumbprint = ''
-
-const b64url = (value: string | Buffer): string => Buffer.from(value).toString('base64url')
-function token (tenantId: string): string {
-  const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))
-  const payload = b64url(JSON.stringify({ tenantId, userId: 'session-test', permissions: [], exp: Math.floor(Date.now() / 1000) + 3600 }))
-  return `${header}.${payload}.${createHmac('sha256', secret).update(`${header}.${payload}`).digest('base64url')}`
-}
+let token: StartedService['token']
 
 before(async () => {
-  server = spawn(process.execPath, ['--no-node-snapshot', 'server.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'info', JWT_SECRET: secret, ENCLAVE_RUNNERS: '1' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  await new Promise<void>((resolve, reject) => {
-    let out = ''
-    server.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const listening = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-      const pin = /identity key thumbprint \(pin it in clients\) ([A-Za-z0-9_-]{43})/.exec(out)
-      if (listening?.[1] !== undefined && pin?.[1] !== undefined) {
-        baseUrl = listening[1]
-        pinnedThumbprint = pin[1]
-        resolve()
-      }
-    })
-    server.once('exit', (code) => { reject(new Error(`server exited (${String(code)})`)) })
-  })
+  service = await startService()
+  baseUrl = service.baseUrl
+  pinnedThumbprint = service.pinnedThumbprint
+  token = (tenantId) => service.token(tenantId, 'session-test')
 })
-after(() => { server.kill('SIGKILL') })
+after(() => { service.stop() })
 
 test('execute and stream over one session', async () => {
   const session = await openSession({ baseUrl, token: token('session-a'), pinnedThumbprint })
