@@ -30,7 +30,7 @@ const CANCEL_TTL_MS = 2 * 60 * 60_000
 export default fp(async (fastify) => {
   const { config } = fastify
   const url = config.REDIS_URL
-  const queue: ExecutionQueue = url === undefined ? createMemoryQueue() : createBullmqQueue(url, { leaseMs: config.EXECUTION_LEASE_MS })
+  const queue: ExecutionQueue = url === undefined ? createMemoryQueue() : createBullmqQueue(url, { leaseMs: config.EXECUTION_LEASE_MS, queueName: config.EXECUTION_QUEUE_NAME })
   const events: EventLog = url === undefined ? createMemoryEventLog() : createRedisEventLog(url)
   const redis = fastify.redis
   const tenantIndex: TenantIndex = redis === null

@@ -10,6 +10,7 @@ t.test('defaults', async (t) => {
   t.equal(config.DATABASE_URL, undefined)
   t.match(config, { JWT_REQUIRE_EXP: true, DOCS_ENABLED: true, CORS_ORIGINS: '', HTTP_HEADERS_TIMEOUT_MS: 10_000, HTTP_REQUEST_TIMEOUT_MS: 30_000 })
   t.equal(config.METRICS_TOKEN, undefined)
+  t.equal(config.EXECUTION_QUEUE_NAME, 'executions')
   t.same(corsOrigins(loadConfig({ JWT_SECRET: SECRET, CORS_ORIGINS: ' https://a.example , http://[::1]:8080,' })), ['https://a.example', 'http://[::1]:8080'])
 })
 
@@ -30,7 +31,8 @@ t.test('a bad value names its variable', async (t) => {
     [{ JWT_SECRET: SECRET, METRICS_TOKEN: 'short' }, /METRICS_TOKEN/],
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://ok.example,*' }, /CORS_ORIGINS lists "\*"/],
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example.com/path' }, /CORS_ORIGINS/],
-    [{ JWT_SECRET: SECRET, HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' }, /HTTP_HEADERS_TIMEOUT_MS/]
+    [{ JWT_SECRET: SECRET, HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' }, /HTTP_HEADERS_TIMEOUT_MS/],
+    [{ JWT_SECRET: SECRET, EXECUTION_QUEUE_NAME: 'Runs:all' }, /EXECUTION_QUEUE_NAME/]
   ]
   for (const [env, pattern] of cases) {
     t.throws(() => loadConfig(env), pattern, JSON.stringify(env))

@@ -7,7 +7,6 @@ import { Redis } from 'ioredis'
 import { DelayedError, Job, Queue, Worker } from 'bullmq'
 import type { ExecutionJob, ExecutionQueue } from './execution-queue.ts'
 
-const QUEUE_NAME = 'executions'
 const PREFIX = 'tenant-enclave:bull'
 const CLOSE_WAIT_MS = 5000
 // A step of closing that needs no Redis ends within a few event-loop turns; this only bounds it.
@@ -16,6 +15,8 @@ const CUT_WAIT_MS = 1000
 export interface BullmqQueueOptions {
   /** How long a worker's hold on a running job lasts without renewal: a dead instance's runs are found lost after it. */
   leaseMs: number
+  /** The BullMQ queue's name: every instance of one service uses the same one. */
+  queueName: string
 }
 
 /** Redis is not answering: a submission is refused at once (503) rather than waiting for it. */
@@ -39,7 +40,7 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
   let whenIdle: (() => void) | undefined
   const ensureQueue = (): Queue<ExecutionJob> => {
     if (queue === undefined) {
-      queue = new Queue<ExecutionJob>(QUEUE_NAME, { connection, prefix: PREFIX })
+      queue = new Queue<ExecutionJob>(opts.queueName, { connection, prefix: PREFIX })
       queue.on('error', () => {})
     }
     return queue
@@ -70,7 +71,7 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
     work (handler, concurrency, onLost) {
       startWorker = () => {
         const jobs = ensureQueue()
-        worker = new Worker<ExecutionJob>(QUEUE_NAME, async (job, token) => {
+        worker = new Worker<ExecutionJob>(opts.queueName, async (job, token) => {
           active++
           let outcome
           try {

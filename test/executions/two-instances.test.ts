@@ -25,10 +25,30 @@ const ndjson = (text: string): StreamEvent[] => text.split('\n').filter((l) => l
 // stream, repeat the last seq, and are no event of the run.
 const withoutHeartbeats = (events: StreamEvent[]): StreamEvent[] => events.filter((e) => e.type !== 'heartbeat')
 
+/** Reads the run's live events until one of `type` has arrived (the stream is left, the run goes on). */
+async function seen (server: ServerProcess, executionId: string, headers: Record<string, string>, type: StreamEvent['type']): Promise<void> {
+  const leave = new AbortController()
+  const res = await fetch(`${server.url}/api/executions/${executionId}/events`, { headers: { ...headers, accept: 'application/x-ndjson' }, signal: leave.signal })
+  const reader = (res.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader()
+  let text = ''
+  try {
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) throw new Error(`the stream ended before a ${type} event`)
+      text += value
+      if (ndjson(text.slice(0, text.lastIndexOf('\n') + 1)).some((e) => e.type === type)) return
+    }
+  } finally {
+    leave.abort()
+  }
+}
+
 if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
   t.test('executions across instances', async (t) => {
-    const teardown = (fn: () => unknown): void => { t.teardown(fn) }
-    const env = { ENCLAVE_RUNNERS: '1', RATE_LIMIT_PER_MINUTE: '100000', EXECUTION_LEASE_MS: '1500' }
+    // A queue of this file's own: other files' apps on the same Redis run workers too, and one of
+    // them taking a run here would receive a cancel this file means to be missed.
+    const queue = `two-instances-${Date.now().toString(36)}`
+    const env = { ENCLAVE_RUNNERS: '1', RATE_LIMIT_PER_MINUTE: '100000', EXECUTION_LEASE_MS: '1500', EXECUTION_QUEUE_NAME: queue }
     const newTenant = async (server: ServerProcess, label: string): Promise<Record<string, string>> => {
       const tenantId = uniqueTenantId(label)
       const put = await call(server, 'PUT', `/admin/tenants/${tenantId}`, adminHeaders(), { tier: 'starter', quotaOverrides: { maxExecutionDurationMs: 20_000 } })
@@ -54,16 +74,19 @@ if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
     })
 
     t.test('a worker killed mid-run: that run ends failed after its lease, nothing else is lost', async (t) => {
-      const api = await startServer({ ...env, SERVICE_ROLE: 'api' }, teardown)
-      const victim = await startServer({ ...env, SERVICE_ROLE: 'worker' }, teardown)
+      // Stopped when this test ends: a worker left running would take the next test's runs.
+      const own = (fn: () => unknown): void => { t.teardown(fn) }
+      const api = await startServer({ ...env, SERVICE_ROLE: 'api' }, own)
+      const victim = await startServer({ ...env, SERVICE_ROLE: 'worker' }, own)
       const headers = await newTenant(api, 'two-lost')
       const lost = (await call(api, 'POST', '/api/executions', headers, { code: 'while (true) {}' })).json.executionId as string
       await waitFor(async () => (await call(api, 'GET', `/api/executions/${lost}`, headers)).json.status === 'running', { message: 'the victim runs it' })
+      await seen(api, lost, headers, 'started')
       victim.child.kill('SIGKILL')
       await victim.exited
       // Submitted while no worker lives: it waits in the queue, and must not be lost.
       const waiting = (await call(api, 'POST', '/api/executions', headers, { code: 'return "still here"' })).json.executionId as string
-      const survivor = await startServer({ ...env, SERVICE_ROLE: 'worker' }, teardown)
+      const survivor = await startServer({ ...env, SERVICE_ROLE: 'worker' }, own)
       const events = ndjson((await call(api, 'GET', `/api/executions/${lost}/events`, headers, undefined, { accept: 'application/x-ndjson' })).text)
       t.same(withoutHeartbeats(events).map((e) => e.type), ['queued', 'started', 'final'])
       t.match(events.at(-1)?.data, { result: { success: false, error: { code: 'INTERNAL_ERROR' } } })
@@ -89,6 +112,8 @@ if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
       const headers = await newTenant(api, 'two-cancel-relink')
       const id = (await call(api, 'POST', '/api/executions', headers, { code: 'while (true) {}' })).json.executionId as string
       await waitFor(async () => (await call(api, 'GET', `/api/executions/${id}`, headers)).json.status === 'running', { message: 'the worker runs it' })
+      // The row says running a moment before the worker has written its started event to Redis.
+      await seen(api, id, headers, 'started')
       await proxy.down()
       // An instance that cannot reach Redis cannot deliver the cancel: it says so.
       const refused = await call(cutOff, 'DELETE', `/api/executions/${id}`, headers)
