@@ -1,36 +1,50 @@
 // Execution events on Redis Streams: one capped, expiring stream per execution. A Lua script
 // numbers, appends and announces each event atomically, so events from several instances (the
 // API's `queued`, the worker's run, a cancel's `final`) share one gapless sequence.
+import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { EVENTS_TTL_MS, MAX_EVENTS_PER_EXECUTION, type EventLog, type StreamEvent } from './event-log.ts'
 
 const CHANNEL = 'tenant-enclave:execution-events'
 
-// KEYS: stream, counter, owner. ARGV: type, data JSON, at, maxlen, ttl ms, channel, execution id, owner ('' = unchanged).
+// KEYS: stream, counter, owner, appends. ARGV: type, data JSON, at, maxlen, ttl ms, channel,
+// execution id, owner ('' = unchanged), append id.
+// ioredis sends a command again after a reconnect when its reply was lost with the connection,
+// though Redis may have run it: each append carries an id, and one already seen is not appended
+// twice (its event is answered again, from the stream while it is there).
 const APPEND = `
+local done = redis.call('HGET', KEYS[4], ARGV[9])
+if done then
+  local entries = redis.call('XRANGE', KEYS[1], done .. '-1', done .. '-1')
+  if entries[1] then return entries[1][2][2] end
+  return '{"seq":' .. done .. ',"type":"' .. ARGV[1] .. '","at":"' .. ARGV[3] .. '","data":' .. ARGV[2] .. '}'
+end
 local seq = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[4], ARGV[9], seq)
 if ARGV[8] ~= '' then redis.call('SET', KEYS[3], ARGV[8]) end
 local event = '{"seq":' .. seq .. ',"type":"' .. ARGV[1] .. '","at":"' .. ARGV[3] .. '","data":' .. ARGV[2] .. '}'
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], seq .. '-1', 'e', event)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
+redis.call('PEXPIRE', KEYS[4], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. event)
 return event`
 
 interface Scripts {
-  executionEventAppend: (stream: string, counter: string, owner: string, type: string, data: string, at: string, maxlen: number, ttlMs: number, channel: string, id: string, ownerValue: string) => Promise<string>
+  executionEventAppend: (stream: string, counter: string, owner: string, appends: string, type: string, data: string, at: string, maxlen: number, ttlMs: number, channel: string, id: string, ownerValue: string, appendId: string) => Promise<string>
 }
 
 // The braces keep both keys of one execution in one cluster slot.
 const streamKey = (id: string): string => `tenant-enclave:events:{${id}}`
 const counterKey = (id: string): string => `tenant-enclave:events:{${id}}:seq`
 const ownerKey = (id: string): string => `tenant-enclave:events:{${id}}:owner`
+const appendsKey = (id: string): string => `tenant-enclave:events:{${id}}:appends`
 
 export function createRedisEventLog (url: string): EventLog {
   const client = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false })
   client.on('error', () => {})
-  client.defineCommand('executionEventAppend', { numberOfKeys: 3, lua: APPEND })
+  client.defineCommand('executionEventAppend', { numberOfKeys: 4, lua: APPEND })
   const scripts = client as unknown as Scripts
   const watchers = new Map<string, Set<(event: StreamEvent) => void>>()
   let subscriber: Redis | undefined
@@ -52,7 +66,7 @@ export function createRedisEventLog (url: string): EventLog {
 
   return {
     async append (executionId, type, data, owner) {
-      const json = await scripts.executionEventAppend(streamKey(executionId), counterKey(executionId), ownerKey(executionId), type, JSON.stringify(data), new Date().toISOString(), MAX_EVENTS_PER_EXECUTION, EVENTS_TTL_MS, CHANNEL, executionId, owner ?? '')
+      const json = await scripts.executionEventAppend(streamKey(executionId), counterKey(executionId), ownerKey(executionId), appendsKey(executionId), type, JSON.stringify(data), new Date().toISOString(), MAX_EVENTS_PER_EXECUTION, EVENTS_TTL_MS, CHANNEL, executionId, owner ?? '', randomUUID())
       return JSON.parse(json) as StreamEvent
     },
     async ownerOf (executionId) {

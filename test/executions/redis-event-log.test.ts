@@ -1,0 +1,73 @@
+// The Redis Streams event log on a real Redis (registered only when REDIS_URL is set; CI's real
+// pass runs it): one gapless sequence, and no event appended twice when a reply is lost.
+import { randomUUID } from 'node:crypto'
+import net from 'node:net'
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { createRedisEventLog } from '../../services/executions/redis-event-log.ts'
+import { waitFor } from '../support/wait-for.ts'
+
+const { REDIS_URL } = process.env
+
+/**
+ * A loopback relay to Redis that can swallow Redis's replies while still forwarding commands,
+ * then cut every connection: the client's command ran, but its reply never came.
+ */
+async function replyEatingRelay (target: URL): Promise<{ url: string, eatReplies: () => void, cut: () => void, close: () => Promise<void> }> {
+  let eating = false
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 6379), target.hostname)
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on('close', () => sockets.delete(socket))
+      socket.on('error', () => { client.destroy(); upstream.destroy() })
+    }
+    client.pipe(upstream)
+    upstream.on('data', (chunk: Buffer) => { if (!eating) client.write(chunk) })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = new URL(target.toString())
+  url.hostname = '127.0.0.1'
+  url.port = String((server.address() as net.AddressInfo).port)
+  return {
+    url: url.toString(),
+    eatReplies: () => { eating = true },
+    cut: () => { for (const socket of sockets) socket.destroy(); eating = false },
+    close: async () => { for (const socket of sockets) socket.destroy(); await new Promise<void>((resolve) => server.close(() => { resolve() })) }
+  }
+}
+
+if (REDIS_URL !== undefined) {
+  t.test('appends share one gapless sequence and read back in order', async (t) => {
+    const log = createRedisEventLog(REDIS_URL)
+    t.teardown(async () => { await log.close() })
+    const id = randomUUID()
+    const appended = []
+    for (const type of ['queued', 'started', 'log', 'final'] as const) appended.push(await log.append(id, type, type === 'log' ? { level: 'log', message: 'x' } : {}))
+    t.same(appended.map((e) => e.seq), [1, 2, 3, 4])
+    t.same((await log.read(id, 0, 10)).map((e) => [e.seq, e.type]), [[1, 'queued'], [2, 'started'], [3, 'log'], [4, 'final']])
+    t.same((await log.read(id, 2, 10)).map((e) => e.seq), [3, 4], 'after a seq: only what follows it')
+  })
+
+  t.test('an append whose reply was lost with its connection is not appended twice when ioredis sends it again', async (t) => {
+    const relay = await replyEatingRelay(new URL(REDIS_URL))
+    const direct = new Redis(REDIS_URL)
+    const log = createRedisEventLog(relay.url)
+    t.teardown(async () => { await log.close(); direct.disconnect(); await relay.close() })
+    const id = randomUUID()
+    t.equal((await log.append(id, 'queued', {})).seq, 1)
+
+    relay.eatReplies()
+    const started = log.append(id, 'started', {})
+    const stream = `tenant-enclave:events:{${id}}`
+    await waitFor(async () => (await direct.xlen(stream)) === 2, { message: 'Redis ran the append' })
+    relay.cut()
+    // ioredis reconnects and sends the unanswered command again: the same append, answered again.
+    const event = await started
+    t.match(event, { seq: 2, type: 'started' })
+    t.equal(await direct.xlen(stream), 2, 'one event in the stream, not two')
+    t.same((await log.read(id, 0, 10)).map((e) => [e.seq, e.type]), [[1, 'queued'], [2, 'started']])
+    t.equal((await log.append(id, 'final', {})).seq, 3, 'the sequence goes on without a gap')
+  })
+}
