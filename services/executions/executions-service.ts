@@ -98,6 +98,7 @@ export class Executions {
   private readonly slotWaits = new Map<string, number>()
   private stopped = false
   private resubscribe: NodeJS.Timeout | undefined
+  private recheck: NodeJS.Timeout | undefined
 
   constructor (deps: ExecutionsDeps) {
     this.deps = deps
@@ -132,6 +133,7 @@ export class Executions {
   stop (): void {
     this.stopped = true
     clearTimeout(this.resubscribe)
+    clearTimeout(this.recheck)
   }
 
   async submit (caller: Submitter, body: { code: string, timeoutMs?: number, language?: 'javascript' | 'typescript' }, idempotencyKey: string | undefined):
@@ -214,13 +216,17 @@ export class Executions {
 
   /** After a reconnect: cancels recorded for runs here while their notices could not arrive. */
   private async recheckCancels (): Promise<void> {
+    clearTimeout(this.recheck)
     const ids = [...this.running.keys()]
-    if (ids.length === 0) return
+    if (ids.length === 0 || this.stopped) return
     try {
       for (const executionId of await this.deps.cancels.pending(ids)) this.running.get(executionId)?.abort()
     } catch (err) {
-      // Redis went away again: the next reconnect checks again.
-      this.deps.log.warn({ err }, 'could not re-check execution cancels after a reconnect')
+      // The subscription is back but the command connection may not be yet (each reconnects on
+      // its own), or Redis went away again: try again shortly, while runs are here to check.
+      this.deps.log.warn({ err }, 'could not re-check execution cancels after a reconnect; retrying')
+      this.recheck = setTimeout(() => { void this.recheckCancels() }, RESUBSCRIBE_MS)
+      this.recheck.unref()
     }
   }
 
