@@ -1,10 +1,9 @@
-import { utcDayWindow, type LimitStore } from '../store/index.ts'
+import { utcDayNumber, utcDayWindow, type LimitStore } from '../store/index.ts'
 import { toolCallsKey } from './counter-keys.ts'
 
 // Blocks double from 1 (a run with one call reserves one unit) up to this size, so a run with
 // many calls pays one store round trip per block instead of one per call.
 const MAX_BLOCK = 64
-const DAY_MS = 86_400_000
 
 /**
  * One run's share of its tenant's daily tool calls. Units are taken from the shared counter in
@@ -43,7 +42,7 @@ export class ToolQuotaReservation {
       const now = Date.now()
       // The usual case, a unit held for today, is decided on the day's number alone: the window
       // and its counter key (two ISO dates) are built only when the store is asked.
-      const dayNumber = Math.floor(now / DAY_MS)
+      const dayNumber = utcDayNumber(now)
       if (this.held > 0 && this.heldDay === dayNumber) {
         this.held--
         return true

@@ -2,4 +2,4 @@
 export { StoreUnavailableError, type ConsumeResult, type LimitStore } from './limit-store.ts'
 export { createMemoryStore } from './memory-store.ts'
 export { createRedisStore, type RedisStoreOptions } from './redis-store.ts'
-export { utcDayWindow, type UtcDayWindow } from './utc-day-window.ts'
+export { utcDayNumber, utcDayWindow, type UtcDayWindow } from './utc-day-window.ts'

@@ -11,10 +11,15 @@ export interface UtcDayWindow {
   dayKey: string
 }
 
+/** Days since the epoch, UTC: a cheap test of whether two instants fall on the same UTC day. */
+export function utcDayNumber (now = Date.now()): number {
+  return Math.floor(now / DAY_MS)
+}
+
 /** The UTC day containing `now`: daily quotas reset at UTC midnight on every instance alike. */
 export function utcDayWindow (now = Date.now()): UtcDayWindow {
   if (!Number.isFinite(now)) throw new RangeError('now must be a finite epoch ms')
-  const start = Math.floor(now / DAY_MS) * DAY_MS
+  const start = utcDayNumber(now) * DAY_MS
   const end = start + DAY_MS
   const periodStart = new Date(start).toISOString()
   return {
