@@ -98,7 +98,14 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   await page.locator('.cm-lintRange-error').waitFor()
   t.equal(await page.locator('.cm-lintRange-error').textContent(), '*', 'the error is highlighted in the editor where it is')
 
-  // Runs: the run is listed; its tool calls when the server has them (GET /api/audit/:id)
+  // Runs: the run is listed; its tool calls when the server has them (GET /api/audit/:id).
+  // Audit rows are written off the response path (batched), so under load they can land a moment
+  // after the run's answer: wait for both before opening the page, which reads them once.
+  const auditEntries = async (): Promise<number> => {
+    const res = await fetch(`${server.url}/api/audit?limit=20`, { headers: { authorization: `Bearer ${freeToken}` } })
+    return res.ok ? ((await res.json()) as { entries: unknown[] }).entries.length : 0
+  }
+  await waitFor(async () => (await auditEntries()) >= 2, { timeout: 10_000, interval: 100, message: 'both runs were audited' })
   await goTo('Runs')
   await page.getByTestId('runs-table').waitFor()
   const rows = page.locator('[data-testid="runs-table"] tbody tr')
