@@ -12,12 +12,15 @@ export const EVENTS_TTL_MS = 60 * 60_000
 export interface EventLog {
   /**
    * Appends the next event (seq = last + 1, atomically across instances) and notifies watchers.
+   * A stream has at most one `final`: appending another answers the first, unchanged.
    * `owner` (the submitting tenant, given with `queued`) is kept with the stream for as long as it
    * lives, so a watcher's tenant can be checked without a database transaction (ownerOf).
    */
   append (executionId: string, type: Exclude<EventType, 'heartbeat'>, data: Record<string, unknown>, owner?: string): Promise<StreamEvent>
   /** The tenant recorded with the stream; undefined when none was (or the stream expired). */
   ownerOf (executionId: string): Promise<string | undefined>
+  /** The stream's `final`, once there is one (and while the stream lives): the run is over. */
+  finalOf (executionId: string): Promise<StreamEvent | undefined>
   /** Events with seq > after, in order, at most `limit`. */
   read (executionId: string, after: number, limit: number): Promise<StreamEvent[]>
   /** Calls onEvent for events appended from now on (maybe out of order or twice: follow() sorts it out). */
@@ -74,7 +77,7 @@ export async function * follow (log: EventLog, executionId: string, after: numbe
   }
 }
 
-interface MemoryStream { events: StreamEvent[], expiry: NodeJS.Timeout | undefined, owner: string | undefined }
+interface MemoryStream { events: StreamEvent[], expiry: NodeJS.Timeout | undefined, owner: string | undefined, final?: StreamEvent }
 
 /** One process's event log (embedded mode): the same contract as Redis Streams. */
 export function createMemoryEventLog (): EventLog {
@@ -85,9 +88,11 @@ export function createMemoryEventLog (): EventLog {
       let stream = streams.get(executionId)
       if (stream === undefined) { stream = { events: [], expiry: undefined, owner: undefined }; streams.set(executionId, stream) }
       if (owner !== undefined) stream.owner = owner
+      if (type === 'final' && stream.final !== undefined) return stream.final
       const seq = (stream.events.at(-1)?.seq ?? 0) + 1
       const event: StreamEvent = { seq, type, at: new Date().toISOString(), data }
       stream.events.push(event)
+      if (type === 'final') stream.final = event
       if (stream.events.length > MAX_EVENTS_PER_EXECUTION) stream.events.shift()
       clearTimeout(stream.expiry)
       stream.expiry = setTimeout(() => streams.delete(executionId), EVENTS_TTL_MS)
@@ -97,6 +102,9 @@ export function createMemoryEventLog (): EventLog {
     },
     async ownerOf (executionId) {
       return streams.get(executionId)?.owner
+    },
+    async finalOf (executionId) {
+      return streams.get(executionId)?.final
     },
     async read (executionId, after, limit) {
       const events = streams.get(executionId)?.events ?? []

@@ -16,7 +16,7 @@ import type { EventLog } from './event-log.ts'
 import type { ExecutionJob, ExecutionQueue, JobOutcome } from './execution-queue.ts'
 import {
   deleteExecution, FINISHED, finishExecution, getExecution, hasExecutions, insertExecution, listExecutions, markRunning,
-  pruneExecutions
+  pruneExecutions, statusOf
 } from './execution-repository.ts'
 
 export const CANCEL_CHANNEL = 'tenant-enclave:executions:cancel'
@@ -30,6 +30,8 @@ const SLOT_RETRY_MAX_MS = 500
 const SLOT_FREE_WAIT_MS = 1000
 const RESUBSCRIBE_MS = 200
 const SUBSCRIBE_WAIT_MS = 5000
+// A finished run's row is written again after these delays when PostgreSQL refused it.
+const FINISH_RETRY_MS = [100, 500, 2000, 5000]
 
 export type SubmitRefusal = Refusal | { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: string, limit: number }
 
@@ -179,7 +181,18 @@ export class Executions {
 
   async get (tenantId: string, executionId: string): Promise<ExecutionView | undefined> {
     const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
-    return row === undefined ? undefined : toView(row)
+    if (row === undefined) return undefined
+    const view = toView(row)
+    if (FINISHED.has(row.status)) return view
+    // A run's `final` goes out before its row is written (runJob): whoever saw it finds the result.
+    const final = await this.finalOf(executionId)
+    return final === undefined ? view : { ...view, status: statusOf(final.result), finishedAt: final.at, result: final.result }
+  }
+
+  /** The result the run's `final` event carries, if it has one; undefined also when Redis cannot say. */
+  private async finalOf (executionId: string): Promise<{ result: ExecutionResult, at: string } | undefined> {
+    const event = await this.deps.events.finalOf(executionId).catch(() => undefined)
+    return event === undefined ? undefined : { result: event.data.result as ExecutionResult, at: event.at }
   }
 
   async list (tenantId: string, options: { status?: ExecutionStatus, limit: number, before?: string }): Promise<{ executions: ExecutionView[], nextBefore: string | null }> {
@@ -204,6 +217,7 @@ export class Executions {
       }
       // It started meanwhile: cancel it where it runs.
     }
+    if (await this.finalOf(executionId) !== undefined) return 'finished'
     const here = this.running.get(executionId)
     if (here !== undefined) { here.abort(); return 'accepted' }
     // Elsewhere: recorded, then announced. The instance running it hears the notice, or, if its
@@ -256,7 +270,8 @@ export class Executions {
         throw err
       })
       if (!started) { await slot.release().catch(() => {}); return { done: true } }
-      await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
+      // Off the run's path: only the tenant's queue bound counts it, and it expires anyway.
+      void this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
 
       // Events are appended in order, one after the other, while the run goes on.
       let tail: Promise<unknown> = Promise.resolve()
@@ -290,8 +305,7 @@ export class Executions {
       let waited: NodeJS.Timeout | undefined
       await Promise.race([slotFreed, new Promise((resolve) => { waited = setTimeout(resolve, SLOT_FREE_WAIT_MS) })])
       clearTimeout(waited)
-      const won = await withTenant(this.deps.db, tenantId, async (trx) => await finishExecution(trx, executionId, result, ['running']))
-      if (won) await this.deps.events.append(executionId, 'final', { result })
+      await this.finish(tenantId, executionId, result, ['running'])
       return { done: true }
     } finally {
       this.running.delete(executionId)
@@ -304,10 +318,39 @@ export class Executions {
     const result: ExecutionResult = {
       executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The instance running this execution stopped; it was not re-run'), logs: [], stats: { duration: 0, toolCallCount: 0 }
     }
-    const won = await withTenant(this.deps.db, tenantId, async (trx) => await finishExecution(trx, executionId, result, ['queued', 'running']))
-    if (!won) return
+    const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
+    if (row === undefined || FINISHED.has(row.status)) return
     await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
-    await this.deps.events.append(executionId, 'final', { result })
+    await this.finish(tenantId, executionId, result, ['queued', 'running'])
+  }
+
+  /**
+   * Ends a run: `final` first, so watchers learn the outcome without waiting for PostgreSQL, then
+   * the row. The event log keeps one `final` per run and answers a second append with the first,
+   * so a lost-run check racing the run's own end writes, like the run, the result that stands.
+   * GET and DELETE read that `final` while the row still says running. The row's write is
+   * retried: the run's outcome is already out and must not stay `running` in PostgreSQL.
+   */
+  private async finish (tenantId: string, executionId: string, result: ExecutionResult, from: ExecutionStatus[]): Promise<void> {
+    let stands = result
+    try {
+      stands = (await this.deps.events.append(executionId, 'final', { result })).data.result as ExecutionResult
+    } catch (err) {
+      // Watchers re-read the row's outcome once they resume; the row must not lose it too.
+      this.deps.log.warn({ err, executionId }, 'could not append an execution\'s final event')
+    }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await withTenant(this.deps.db, tenantId, async (trx) => await finishExecution(trx, executionId, stands, from))
+        return
+      } catch (err) {
+        if (attempt >= FINISH_RETRY_MS.length || this.stopped) {
+          this.deps.log.error({ err, executionId }, 'could not record a finished execution; its result stays in its event stream')
+          return
+        }
+        await new Promise((resolve) => setTimeout(resolve, FINISH_RETRY_MS[attempt]))
+      }
+    }
   }
 
   /** Deletes executions finished more than `retentionDays` ago, tenant by tenant. */

@@ -12,6 +12,8 @@ const CHANNEL = 'tenant-enclave:execution-events'
 // ioredis sends a command again after a reconnect when its reply was lost with the connection,
 // though Redis may have run it: each append carries an id, and one already seen is not appended
 // twice (its event is answered again, from the stream while it is there).
+// A stream has one `final`: a second one (a lost-run check racing the run's own end) is not
+// appended, and the first is answered instead, so every writer learns which result stands.
 const APPEND = `
 local done = redis.call('HGET', KEYS[4], ARGV[9])
 if done then
@@ -19,8 +21,16 @@ if done then
   if entries[1] then return entries[1][2][2] end
   return '{"seq":' .. done .. ',"type":"' .. ARGV[1] .. '","at":"' .. ARGV[3] .. '","data":' .. ARGV[2] .. '}'
 end
+if ARGV[1] == 'final' then
+  local final = redis.call('HGET', KEYS[4], 'final')
+  if final then
+    local entries = redis.call('XRANGE', KEYS[1], final .. '-1', final .. '-1')
+    if entries[1] then return entries[1][2][2] end
+  end
+end
 local seq = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[4], ARGV[9], seq)
+if ARGV[1] == 'final' then redis.call('HSET', KEYS[4], 'final', seq) end
 if ARGV[8] ~= '' then redis.call('SET', KEYS[3], ARGV[8]) end
 local event = '{"seq":' .. seq .. ',"type":"' .. ARGV[1] .. '","at":"' .. ARGV[3] .. '","data":' .. ARGV[2] .. '}'
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], seq .. '-1', 'e', event)
@@ -71,6 +81,12 @@ export function createRedisEventLog (url: string): EventLog {
     },
     async ownerOf (executionId) {
       return (await client.get(ownerKey(executionId))) ?? undefined
+    },
+    async finalOf (executionId) {
+      const seq = await client.hget(appendsKey(executionId), 'final')
+      if (seq === null) return undefined
+      const [entry] = await client.xrange(streamKey(executionId), `${seq}-1`, `${seq}-1`)
+      return entry === undefined ? undefined : JSON.parse(entry[1][1] ?? 'null') as StreamEvent
     },
     async read (executionId, after, limit) {
       const entries = await client.xrange(streamKey(executionId), `${after + 1}-0`, '+', 'COUNT', limit)

@@ -3,7 +3,10 @@
 import t from 'tap'
 import fc from 'fast-check'
 import type { FastifyInstance } from 'fastify'
+import { randomUUID } from 'node:crypto'
 import { buildApp, createTenant, type TestTenant } from '../helper.ts'
+import { withTenant } from '../../services/db/with-tenant.ts'
+import { getExecution, insertExecution, markRunning } from '../../services/executions/execution-repository.ts'
 import { waitFor } from '../support/wait-for.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 
@@ -189,6 +192,38 @@ t.test('queued executions', async (t) => {
       }
       t.same((await app.inject({ method: 'GET', url: '/api/executions', headers: other.headers })).json(), { executions: [], nextBefore: null })
     })
+  })
+
+  t.test('a run\'s `final` goes out before its row is written: GET and DELETE already see the end, and the stream keeps one `final`', async (t) => {
+    // The window between the two is a moment in a real run; here the row is held at `running`.
+    const tenant = await createTenant(app, 'exec-final-first')
+    const executionId = randomUUID()
+    await withTenant(app.db, tenant.tenantId, async (trx) => {
+      await insertExecution(trx, { tenantId: tenant.tenantId, executionId, userId: 'u', timeoutMs: 1000, codeSha256: 'c', idempotencyKey: undefined })
+      await markRunning(trx, executionId)
+    })
+    await app.executionEvents.append(executionId, 'queued', {}, tenant.tenantId)
+    const result = { executionId, success: true, value: 7, logs: [], stats: { duration: 1, toolCallCount: 0 } }
+    const final = await app.executionEvents.append(executionId, 'final', { result })
+
+    const view = (await app.inject({ method: 'GET', url: `/api/executions/${executionId}`, headers: tenant.headers })).json() as { status: string, result?: { value: number }, finishedAt?: string }
+    t.equal(view.status, 'succeeded', 'GET: the status the final says, not the row\'s running')
+    t.equal(view.result?.value, 7, 'GET: the result')
+    t.equal(view.finishedAt, final.at)
+    const cancel = await app.inject({ method: 'DELETE', url: `/api/executions/${executionId}`, headers: tenant.headers })
+    t.equal(cancel.statusCode, 409, 'DELETE: already finished')
+    t.same((await events(app, tenant, executionId)).at(-1), final, 'the stream ends at its final')
+
+    // A lost-run check that comes now (the run's instance died after its final) writes the run's
+    // own result, and its INTERNAL_ERROR final is not appended.
+    await app.executions.onLost({ executionId, tenantId: tenant.tenantId, userId: 'u', permissions: [], code: 'return 7', timeoutMs: 1000 })
+    const row = await withTenant(app.db, tenant.tenantId, async (trx) => await getExecution(trx, executionId))
+    t.equal(row?.status, 'succeeded', 'the row: the run\'s outcome')
+    const stream = await events(app, tenant, executionId)
+    t.same(stream.map((e) => e.type), ['queued', 'final'], 'one final')
+    t.same(stream[1]?.data, { result }, 'the run\'s')
+    const again = await app.executionEvents.append(executionId, 'final', { result: { ...result, value: 8 } })
+    t.same(again, final, 'a second final is answered with the first')
   })
 
   t.test('GET /api/executions refuses a malformed before, status or limit with 400 and a message', async (t) => {
