@@ -34,6 +34,12 @@ export interface ExecutionRequest {
    * worker holds the concurrency slot); executeScript then takes neither and releases this.
    */
   admitted?: { release: () => Promise<void>, refund: () => Promise<void> }
+  /**
+   * The run may start before it is allowed to act (a queued run whose row is still being marked
+   * running): its tool calls wait for this. Resolving false means it must not act at all; the
+   * caller then aborts it (signal), and a call that was waiting never reaches a tool.
+   */
+  mayAct?: Promise<boolean>
 }
 
 /** What a run reports while it goes on; the event stream numbers and timestamps them. */
@@ -116,7 +122,7 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   const onAbort = (): void => { deps.enclave.cancel(request.executionId) }
   signal?.addEventListener('abort', onAbort, { once: true })
   let result: ExecutionResult
-  const tools = createToolGateway(deps, caller, request.executionId)
+  const tools = gatedTools(createToolGateway(deps, caller, request.executionId), request.mayAct)
   try {
     // The slot is held until the run's CPU is really free, which can be after the result (a run
     // that timed out inside a builtin V8 stops late): until then it counts as concurrent.
@@ -154,4 +160,16 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
     toolCalls: result.stats.toolCallCount
   })
   return { ran: true, result }
+}
+
+type ToolGateway = ReturnType<typeof createToolGateway>
+
+/** The gateway, its calls held until `mayAct` says yes (and refused if it says no). */
+function gatedTools (gateway: ToolGateway, mayAct: Promise<boolean> | undefined): ToolGateway {
+  if (mayAct === undefined) return gateway
+  const gated = async (...call: Parameters<ToolGateway>): Promise<unknown> => {
+    if (!await mayAct) throw new Error('The execution did not start: it ended before it could act')
+    return await gateway(...call)
+  }
+  return Object.assign(gated, { settle: gateway.settle, refused: gateway.refused })
 }

@@ -248,8 +248,8 @@ export class Executions {
   async runJob (job: ExecutionJob): Promise<JobOutcome> {
     const { executionId, tenantId } = job
     // The slot first, then queued → running in one conditional UPDATE (markRunning): a run that
-    // was cancelled or failed as lost meanwhile is never started, without a transaction of its
-    // own to read the row first (one fewer on every run's path to `final`).
+    // was cancelled or failed as lost meanwhile never acts, without a transaction of its own to
+    // read the row first.
     const quotas = await this.deps.quotasOf(tenantId)
     const slot = await acquireRunSlot(this.deps.store, tenantId, executionId, quotas, job.timeoutMs)
     if (slot === null) {
@@ -265,26 +265,35 @@ export class Executions {
     const controller = new AbortController()
     this.running.set(executionId, controller)
     try {
-      const started = await withTenant(this.deps.db, tenantId, async (trx) => await markRunning(trx, executionId)).catch(async (err: unknown) => {
-        await slot.release().catch(() => {})
-        throw err
-      })
-      if (!started) { await slot.release().catch(() => {}); return { done: true } }
-      // Off the run's path: only the tenant's queue bound counts it, and it expires anyway.
-      void this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
+      // queued → running is written while the run starts, not before it: the run computes
+      // meanwhile, but nothing leaves it (no event, no tool call) until the row says running.
+      // Should it not (cancelled or found lost while queued), the run is stopped unseen.
+      const marking = withTenant(this.deps.db, tenantId, async (trx) => await markRunning(trx, executionId))
+      const mayAct = marking.then((started) => started, () => false)
+      void mayAct.then((started) => { if (!started) controller.abort() })
 
-      // Events are appended in order, one after the other, while the run goes on.
+      // Events are appended in order, one after the other, while the run goes on; those of the
+      // moment before the row said running wait for it.
       let tail: Promise<unknown> = Promise.resolve()
       const append = (type: Parameters<EventLog['append']>[1], data: Record<string, unknown>): void => {
         tail = tail.then(async () => await this.deps.events.append(executionId, type, data)).catch((err: unknown) => {
           this.deps.log.warn({ err, executionId }, 'could not append an execution event')
         })
       }
+      let held: Array<[Parameters<EventLog['append']>[1], Record<string, unknown>]> | undefined = []
+      void mayAct.then((started) => {
+        if (started) {
+          // Off the run's path: only the tenant's queue bound counts it, and it expires anyway.
+          void this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
+          for (const [type, data] of held ?? []) append(type, data)
+        }
+        held = undefined
+      })
       // `final` goes out once the slot is free (the isolate really stopped), so a client that saw
       // it may start the next run at once; bounded, as a stuck isolate's runner is retired anyway.
       let freed: () => void = () => {}
       const slotFreed = new Promise<void>((resolve) => { freed = resolve })
-      const held = { release: async () => { try { await slot.release() } finally { freed() } }, refund: slot.refund }
+      const slotHeld = { release: async () => { try { await slot.release() } finally { freed() } }, refund: slot.refund }
       let result: ExecutionResult
       try {
         const outcome = await executeScript(this.deps.execution, { tenantId, userId: job.userId, permissions: job.permissions, quotas }, {
@@ -292,14 +301,21 @@ export class Executions {
           code: job.code,
           timeoutMs: job.timeoutMs,
           ...(job.language !== undefined ? { language: job.language } : {}),
-          admitted: held,
+          admitted: slotHeld,
           signal: controller.signal,
-          onEvent: (event) => { append(event.type, event.data) }
+          mayAct,
+          onEvent: (event) => { if (held !== undefined) held.push([event.type, event.data]); else append(event.type, event.data) }
         })
         result = outcome.ran ? outcome.result : { executionId, success: false, error: enclaveError('INTERNAL_ERROR', outcome.refusal.error), logs: [], stats: { duration: 0, toolCallCount: 0 } }
       } catch (err) {
         this.deps.log.error({ err, executionId }, 'queued execution failed')
         result = { executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The host failed to run the execution'), logs: [], stats: { duration: 0, toolCallCount: 0 } }
+      }
+      // Not marked running: another party ended it (and sent its final), or PostgreSQL refused
+      // the mark, which is the job's failure as before.
+      if (!await mayAct) {
+        await marking
+        return { done: true }
       }
       await tail
       let waited: NodeJS.Timeout | undefined

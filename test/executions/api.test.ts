@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import { buildApp, createTenant, type TestTenant } from '../helper.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
-import { getExecution, insertExecution, markRunning } from '../../services/executions/execution-repository.ts'
+import { finishExecution, getExecution, insertExecution, markRunning } from '../../services/executions/execution-repository.ts'
 import { waitFor } from '../support/wait-for.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 
@@ -224,6 +224,28 @@ t.test('queued executions', async (t) => {
     t.same(stream[1]?.data, { result }, 'the run\'s')
     const again = await app.executionEvents.append(executionId, 'final', { result: { ...result, value: 8 } })
     t.same(again, final, 'a second final is answered with the first')
+  })
+
+  t.test('a worker that takes a run already ended (cancelled while queued) never lets it act: no tool call, no event', async (t) => {
+    // The run starts while its row is being marked running; the mark fails here, as it does when
+    // a cancel wins that race, so the script's first tool call must never reach the tool.
+    const tenant = await createTenant(app, 'exec-never-acts', { permissions: ['tool:data:insert', 'tool:data:query'] })
+    const executionId = randomUUID()
+    const cancelled = { executionId, success: false, error: { code: 'CANCELLED', message: 'cancelled' }, logs: [], stats: { duration: 0, toolCallCount: 0 } }
+    await withTenant(app.db, tenant.tenantId, async (trx) => {
+      await insertExecution(trx, { tenantId: tenant.tenantId, executionId, userId: 'u', timeoutMs: 5000, codeSha256: 'c', idempotencyKey: undefined })
+      await finishExecution(trx, executionId, cancelled as never, ['queued'])
+    })
+    await app.executionEvents.append(executionId, 'queued', {}, tenant.tenantId)
+    await app.executionEvents.append(executionId, 'final', { result: cancelled })
+    const outcome = await app.executions.runJob({ executionId, tenantId: tenant.tenantId, userId: 'u', permissions: ['tool:data:insert'], code: "console.log('acted')\nawait callTool('data:insert', { document: { acted: true } })\nreturn 1", timeoutMs: 5000 })
+    t.same(outcome, { done: true })
+    t.same((await events(app, tenant, executionId)).map((e) => e.type), ['queued', 'final'], 'no started, log or tool event')
+    const docs = await app.inject({ method: 'POST', url: '/api/execute', headers: tenant.headers, payload: { code: "return (await callTool('data:query', {})).length" } })
+    t.equal((docs.json() as { value: number }).value, 0, 'the insert never ran')
+    const row = await withTenant(app.db, tenant.tenantId, async (trx) => await getExecution(trx, executionId))
+    t.equal(row?.status, 'cancelled', 'the row keeps the cancel')
+    t.equal((await usage(app, tenant)).concurrentExecutions, 0, 'its slot is free')
   })
 
   t.test('GET /api/executions refuses a malformed before, status or limit with 400 and a message', async (t) => {
