@@ -291,6 +291,7 @@ export class Executions {
       })
       // `final` goes out once the slot is free (the isolate really stopped), so a client that saw
       // it may start the next run at once; bounded, as a stuck isolate's runner is retired anyway.
+      // A run stopped unseen also frees its slot before its job ends.
       let freed: () => void = () => {}
       const slotFreed = new Promise<void>((resolve) => { freed = resolve })
       const slotHeld = { release: async () => { try { await slot.release() } finally { freed() } }, refund: slot.refund }
@@ -311,6 +312,9 @@ export class Executions {
         this.deps.log.error({ err, executionId }, 'queued execution failed')
         result = { executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The host failed to run the execution'), logs: [], stats: { duration: 0, toolCallCount: 0 } }
       }
+      let waited: NodeJS.Timeout | undefined
+      await Promise.race([slotFreed, new Promise((resolve) => { waited = setTimeout(resolve, SLOT_FREE_WAIT_MS) })])
+      clearTimeout(waited)
       // Not marked running: another party ended it (and sent its final), or PostgreSQL refused
       // the mark, which is the job's failure as before.
       if (!await mayAct) {
@@ -318,9 +322,6 @@ export class Executions {
         return { done: true }
       }
       await tail
-      let waited: NodeJS.Timeout | undefined
-      await Promise.race([slotFreed, new Promise((resolve) => { waited = setTimeout(resolve, SLOT_FREE_WAIT_MS) })])
-      clearTimeout(waited)
       await this.finish(tenantId, executionId, result, ['running'])
       return { done: true }
     } finally {

@@ -242,6 +242,7 @@ t.test('queued executions', async (t) => {
     t.same(outcome, { done: true })
     t.same((await events(app, tenant, executionId)).map((e) => e.type), ['queued', 'final'], 'no started, log or tool event')
     const docs = await app.inject({ method: 'POST', url: '/api/execute', headers: tenant.headers, payload: { code: "return (await callTool('data:query', {})).length" } })
+    t.equal(docs.statusCode, 200, 'the slot of the stopped run is free when its job ends')
     t.equal((docs.json() as { value: number }).value, 0, 'the insert never ran')
     const row = await withTenant(app.db, tenant.tenantId, async (trx) => await getExecution(trx, executionId))
     t.equal(row?.status, 'cancelled', 'the row keeps the cancel')
