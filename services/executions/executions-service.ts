@@ -8,7 +8,7 @@ import type { AuditWriter } from '../audit/audit-writer.ts'
 import { cancelledError, enclaveError } from '../enclave/errors.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 import { executeScript, sha256, type ExecutionDeps } from '../execution/execute-script.ts'
-import { acquireRunSlot, codeSizeRefusal, consumeDailyExecution, type Refusal } from '../quotas/admission.ts'
+import { acquireRunSlot, admitSubmission, codeSizeRefusal, type Refusal } from '../quotas/admission.ts'
 import type { FastifyBaseLogger } from 'fastify'
 import type { LimitStore } from '../store/index.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
@@ -155,23 +155,16 @@ export class Executions {
 
     const undo = async (): Promise<void> => { await withTenant(this.deps.db, tenantId, async (trx) => { await deleteExecution(trx, executionId) }) }
     const bound = QUEUE_FACTOR * quotas.maxConcurrentExecutions
-    let queued = false
+    let refusal: 'queue-full' | Refusal | null
     try {
-      queued = await this.deps.store.acquireLease(queuedKey(tenantId), executionId, bound, QUEUED_LEASE_MS)
-      if (!queued) {
-        await undo()
-        return refuse(executionId, { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: `Execution queue full: at most ${bound} queued runs`, limit: bound })
-      }
-      const quotaRefusal = await consumeDailyExecution(this.deps.store, tenantId, quotas)
-      if (quotaRefusal !== null) {
-        await this.deps.store.releaseLease(queuedKey(tenantId), executionId)
-        await undo()
-        return refuse(executionId, quotaRefusal)
-      }
+      refusal = await admitSubmission(this.deps.store, tenantId, executionId, quotas, { key: queuedKey(tenantId), bound, leaseMs: QUEUED_LEASE_MS })
     } catch (err) {
-      if (queued) await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
       await undo().catch(() => {})
       throw err
+    }
+    if (refusal !== null) {
+      await undo()
+      return refuse(executionId, refusal !== 'queue-full' ? refusal : { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: `Execution queue full: at most ${bound} queued runs`, limit: bound })
     }
     // `queued` must be seq 1 before the job can add `started`; the tenant index may go alongside.
     await Promise.all([this.deps.events.append(executionId, 'queued', {}, tenantId), this.deps.tenantIndex.add(tenantId).catch(() => {})])

@@ -40,12 +40,7 @@ export async function admitExecution (
   const day = utcDayWindow()
   const admitted = await store.admit(slotKey, executionId, quotas.maxConcurrentExecutions, runTimeoutMs + LEASE_MARGIN_MS, executionsKey(tenantId, day.dayKey), quotas.maxExecutionsPerDay, day.ttlMs)
   if (admitted.outcome === 'lease-refused') return { admitted: false, refusal: { kind: 'concurrency', status: 429, code: 'CONCURRENCY_LIMIT_EXCEEDED', error: 'Concurrent execution limit exceeded', limit: quotas.maxConcurrentExecutions } }
-  if (admitted.outcome === 'counter-refused') {
-    return {
-      admitted: false,
-      refusal: { kind: 'daily-executions', status: 429, code: 'EXECUTION_QUOTA_EXCEEDED', error: 'Execution quota exceeded', limit: quotas.maxExecutionsPerDay, reset: day.periodEnd, retryAfterSeconds: Math.max(1, Math.ceil(day.ttlMs / 1000)) }
-    }
-  }
+  if (admitted.outcome === 'counter-refused') return { admitted: false, refusal: dailyRefusal(quotas, day) }
   return {
     admitted: true,
     release: async () => { await store.releaseLease(slotKey, executionId) },
@@ -57,12 +52,24 @@ export async function admitExecution (
 // Queued runs (POST /api/executions) split admission in two: today's execution is consumed when
 // the run is submitted, and the concurrency slot is taken when a worker starts it.
 
-/** Consumes one of today's executions; the refusal when the quota is used up, else null. */
-export async function consumeDailyExecution (store: LimitStore, tenantId: string, quotas: TenantQuotas): Promise<Refusal | null> {
+/**
+ * A submission's place in its tenant's queue bound (a lease on `queue.key`) and one of today's
+ * executions, in one atomic store call (one Redis round trip), like admitExecution: a refused
+ * submission takes neither. 'queue-full' when the bound is reached, the daily refusal when the
+ * quota is used up, else null.
+ */
+export async function admitSubmission (
+  store: LimitStore,
+  tenantId: string,
+  executionId: string,
+  quotas: TenantQuotas,
+  queue: { key: string, bound: number, leaseMs: number }
+): Promise<'queue-full' | Refusal | null> {
   const day = utcDayWindow()
-  const counted = await store.consume(executionsKey(tenantId, day.dayKey), 1, quotas.maxExecutionsPerDay, day.ttlMs)
-  if (counted.allowed) return null
-  return { kind: 'daily-executions', status: 429, code: 'EXECUTION_QUOTA_EXCEEDED', error: 'Execution quota exceeded', limit: quotas.maxExecutionsPerDay, reset: day.periodEnd, retryAfterSeconds: Math.max(1, Math.ceil(day.ttlMs / 1000)) }
+  const admitted = await store.admit(queue.key, executionId, queue.bound, queue.leaseMs, executionsKey(tenantId, day.dayKey), quotas.maxExecutionsPerDay, day.ttlMs)
+  if (admitted.outcome === 'lease-refused') return 'queue-full'
+  if (admitted.outcome === 'counter-refused') return dailyRefusal(quotas, day)
+  return null
 }
 
 /** Takes a concurrency slot for a queued run that is starting; null when the tenant has none free. */
@@ -76,4 +83,8 @@ export async function acquireRunSlot (
     release: async () => { await store.releaseLease(slotKey, executionId) },
     refund: async () => { const day = utcDayWindow(); await store.refund(executionsKey(tenantId, day.dayKey), 1) }
   }
+}
+
+function dailyRefusal (quotas: TenantQuotas, day: ReturnType<typeof utcDayWindow>): Refusal {
+  return { kind: 'daily-executions', status: 429, code: 'EXECUTION_QUOTA_EXCEEDED', error: 'Execution quota exceeded', limit: quotas.maxExecutionsPerDay, reset: day.periodEnd, retryAfterSeconds: Math.max(1, Math.ceil(day.ttlMs / 1000)) }
 }

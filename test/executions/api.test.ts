@@ -133,9 +133,12 @@ t.test('queued executions', async (t) => {
       t.equal(res.statusCode, 202)
       queued.push((res.json() as { executionId: string }).executionId)
     }
+    const used = (await usage(app, tenant)).executions
     const full = await submit(app, tenant, 'return 1')
     t.equal(full.statusCode, 429)
     t.same(full.json(), { error: 'Execution queue full: at most 10 queued runs', code: 'QUEUE_FULL', limit: 10 })
+    t.equal((await usage(app, tenant)).executions, used, 'a submission refused as QUEUE_FULL takes none of the day\'s executions')
+    t.equal((await app.inject({ method: 'GET', url: '/api/executions?limit=20', headers: tenant.headers })).json().executions.length, 11, 'nor leaves a row')
     // The queued ones wait for the slot; cancelling the runner lets them through, one at a time.
     t.equal((await app.inject({ method: 'DELETE', url: `/api/executions/${first.executionId}`, headers: tenant.headers })).statusCode, 202)
     for (const id of queued) t.equal((await events(app, tenant, id)).at(-1)?.type, 'final')
