@@ -7,8 +7,8 @@ import type { ExecutionRow, ExecutionStatus } from '../db/schema.ts'
 import type { AuditWriter } from '../audit/audit-writer.ts'
 import { cancelledError, enclaveError } from '../enclave/errors.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
-import { executeScript, sha256, type ExecutionDeps } from '../execution/execute-script.ts'
-import { acquireRunSlot, admitSubmission, codeSizeRefusal, type Refusal } from '../quotas/admission.ts'
+import { executeScript, sha256, type ExecutionDeps, type ExecutionEvent } from '../execution/execute-script.ts'
+import { acquireRunSlot, admitSubmission, codeSizeRefusal, type QueueFullRefusal, type Refusal } from '../quotas/admission.ts'
 import type { FastifyBaseLogger } from 'fastify'
 import type { LimitStore } from '../store/index.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
@@ -33,7 +33,7 @@ const SUBSCRIBE_WAIT_MS = 5000
 // A finished run's row is written again after these delays when PostgreSQL refused it.
 const FINISH_RETRY_MS = [100, 500, 2000, 5000]
 
-export type SubmitRefusal = Refusal | { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: string, limit: number }
+export type SubmitRefusal = Refusal | QueueFullRefusal
 
 export interface Submitter {
   tenantId: string
@@ -154,17 +154,16 @@ export class Executions {
     if (!inserted.created) return { accepted: true, executionId: inserted.row.execution_id, status: inserted.row.status, created: false }
 
     const undo = async (): Promise<void> => { await withTenant(this.deps.db, tenantId, async (trx) => { await deleteExecution(trx, executionId) }) }
-    const bound = QUEUE_FACTOR * quotas.maxConcurrentExecutions
-    let refusal: 'queue-full' | Refusal | null
+    let refusal: SubmitRefusal | null
     try {
-      refusal = await admitSubmission(this.deps.store, tenantId, executionId, quotas, { key: queuedKey(tenantId), bound, leaseMs: QUEUED_LEASE_MS })
+      refusal = await admitSubmission(this.deps.store, tenantId, executionId, quotas, { key: queuedKey(tenantId), bound: QUEUE_FACTOR * quotas.maxConcurrentExecutions, leaseMs: QUEUED_LEASE_MS })
     } catch (err) {
       await undo().catch(() => {})
       throw err
     }
     if (refusal !== null) {
       await undo()
-      return refuse(executionId, refusal !== 'queue-full' ? refusal : { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: `Execution queue full: at most ${bound} queued runs`, limit: bound })
+      return refuse(executionId, refusal)
     }
     // `queued` must be seq 1 before the job can add `started`; the tenant index may go alongside.
     await Promise.all([this.deps.events.append(executionId, 'queued', {}, tenantId), this.deps.tenantIndex.add(tenantId).catch(() => {})])
@@ -263,7 +262,6 @@ export class Executions {
       // Should it not (cancelled or found lost while queued), the run is stopped unseen.
       const marking = withTenant(this.deps.db, tenantId, async (trx) => await markRunning(trx, executionId))
       const mayAct = marking.then((started) => started, () => false)
-      void mayAct.then((started) => { if (!started) controller.abort() })
 
       // Events are appended in order, one after the other, while the run goes on; those of the
       // moment before the row said running wait for it.
@@ -273,12 +271,13 @@ export class Executions {
           this.deps.log.warn({ err, executionId }, 'could not append an execution event')
         })
       }
-      let held: Array<[Parameters<EventLog['append']>[1], Record<string, unknown>]> | undefined = []
+      let held: ExecutionEvent[] | undefined = []
       void mayAct.then((started) => {
-        if (started) {
+        if (!started) controller.abort()
+        else {
           // Off the run's path: only the tenant's queue bound counts it, and it expires anyway.
           void this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
-          for (const [type, data] of held ?? []) append(type, data)
+          for (const event of held ?? []) append(event.type, event.data)
         }
         held = undefined
       })
@@ -298,7 +297,7 @@ export class Executions {
           admitted: slotHeld,
           signal: controller.signal,
           mayAct,
-          onEvent: (event) => { if (held !== undefined) held.push([event.type, event.data]); else append(event.type, event.data) }
+          onEvent: (event) => { if (held !== undefined) held.push(event); else append(event.type, event.data) }
         })
         result = outcome.ran ? outcome.result : { executionId, success: false, error: enclaveError('INTERNAL_ERROR', outcome.refusal.error), logs: [], stats: { duration: 0, toolCallCount: 0 } }
       } catch (err) {

@@ -15,18 +15,18 @@ const CHANNEL = 'tenant-enclave:execution-events'
 // A stream has one `final`: a second one (a lost-run check racing the run's own end) is not
 // appended, and the first is answered instead, so every writer learns which result stands.
 const APPEND = `
+local function appended (seq)
+  local entries = redis.call('XRANGE', KEYS[1], seq .. '-1', seq .. '-1')
+  if entries[1] then return entries[1][2][2] end
+end
 local done = redis.call('HGET', KEYS[4], ARGV[9])
 if done then
-  local entries = redis.call('XRANGE', KEYS[1], done .. '-1', done .. '-1')
-  if entries[1] then return entries[1][2][2] end
-  return '{"seq":' .. done .. ',"type":"' .. ARGV[1] .. '","at":"' .. ARGV[3] .. '","data":' .. ARGV[2] .. '}'
+  return appended(done) or ('{"seq":' .. done .. ',"type":"' .. ARGV[1] .. '","at":"' .. ARGV[3] .. '","data":' .. ARGV[2] .. '}')
 end
-if ARGV[1] == 'final' then
-  local final = redis.call('HGET', KEYS[4], 'final')
-  if final then
-    local entries = redis.call('XRANGE', KEYS[1], final .. '-1', final .. '-1')
-    if entries[1] then return entries[1][2][2] end
-  end
+local final = ARGV[1] == 'final' and redis.call('HGET', KEYS[4], 'final')
+if final then
+  local event = appended(final)
+  if event then return event end
 end
 local seq = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[4], ARGV[9], seq)

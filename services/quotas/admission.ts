@@ -52,11 +52,13 @@ export async function admitExecution (
 // Queued runs (POST /api/executions) split admission in two: today's execution is consumed when
 // the run is submitted, and the concurrency slot is taken when a worker starts it.
 
+/** A submission refused because its tenant already has `limit` runs queued. */
+export interface QueueFullRefusal { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: string, limit: number }
+
 /**
  * A submission's place in its tenant's queue bound (a lease on `queue.key`) and one of today's
  * executions, in one atomic store call (one Redis round trip), like admitExecution: a refused
- * submission takes neither. 'queue-full' when the bound is reached, the daily refusal when the
- * quota is used up, else null.
+ * submission takes neither. The refusal, or null when admitted.
  */
 export async function admitSubmission (
   store: LimitStore,
@@ -64,10 +66,10 @@ export async function admitSubmission (
   executionId: string,
   quotas: TenantQuotas,
   queue: { key: string, bound: number, leaseMs: number }
-): Promise<'queue-full' | Refusal | null> {
+): Promise<QueueFullRefusal | Refusal | null> {
   const day = utcDayWindow()
   const admitted = await store.admit(queue.key, executionId, queue.bound, queue.leaseMs, executionsKey(tenantId, day.dayKey), quotas.maxExecutionsPerDay, day.ttlMs)
-  if (admitted.outcome === 'lease-refused') return 'queue-full'
+  if (admitted.outcome === 'lease-refused') return { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: `Execution queue full: at most ${queue.bound} queued runs`, limit: queue.bound }
   if (admitted.outcome === 'counter-refused') return dailyRefusal(quotas, day)
   return null
 }
