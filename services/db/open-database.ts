@@ -22,14 +22,14 @@ export interface OpenedDatabase extends AppDatabase {
   close: () => Promise<void>
 }
 
-function postgresKysely (connectionString: string, max: number, log: FastifyBaseLogger): Kysely<Database> {
+function postgresKysely (connectionString: string, max: number, log: FastifyBaseLogger): { kysely: Kysely<Database>, pool: pg.Pool } {
   // A short connect timeout turns an unreachable server into a quick 503 rather than a hang.
   const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000 })
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on('error', (err) => { log.warn({ err }, 'idle PostgreSQL client failed') })
   // A client that loses its server while checked out emits 'error' too; its query rejects anyway.
   pool.on('connect', (client) => { client.on('error', (err) => { log.warn({ err }, 'PostgreSQL connection lost') }) })
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  return { kysely: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), pool }
 }
 
 /**
@@ -41,10 +41,10 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
   const appRole = settings.DATABASE_APP_ROLE
   const tenantConnections = new KeyedSemaphore(tenantConnectionCap(settings.DATABASE_POOL_SIZE, settings.DATABASE_TENANT_MAX_CONNECTIONS))
   if (settings.DATABASE_URL !== undefined) {
-    const kysely = postgresKysely(settings.DATABASE_URL, settings.DATABASE_POOL_SIZE, log)
+    const { kysely, pool } = postgresKysely(settings.DATABASE_URL, settings.DATABASE_POOL_SIZE, log)
     try {
       if (settings.DATABASE_ADMIN_URL !== undefined) {
-        const owner = postgresKysely(settings.DATABASE_ADMIN_URL, 1, log)
+        const { kysely: owner } = postgresKysely(settings.DATABASE_ADMIN_URL, 1, log)
         try { await migrateToLatest(owner, appRole) } finally { await owner.destroy() }
       } else {
         await migrateToLatest(kysely, appRole)
@@ -63,7 +63,13 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
       await kysely.destroy()
       throw err
     }
-    return { kysely, appRole, tenantConnections, switchRole, embedded: false, close: async () => { await kysely.destroy() } }
+    // pg answers a message of several statements with one result per statement (Kysely's
+    // driver would keep none of them), and a pooled client is back in the pool at once.
+    const simpleQuery = async (text: string): Promise<unknown[]> => {
+      const results = await pool.query(text) as pg.QueryResult | pg.QueryResult[]
+      return Array.isArray(results) ? results[results.length - 1]?.rows ?? [] : results.rows
+    }
+    return { kysely, appRole, tenantConnections, switchRole, simpleQuery, embedded: false, close: async () => { await kysely.destroy() } }
   }
 
   // In a worker thread: PGlite's WASM would otherwise run every query on the event loop.
@@ -81,5 +87,8 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
     await kysely.destroy()
     throw err
   }
-  return { kysely, appRole, tenantConnections, switchRole: true, embedded: true, close: async () => { await kysely.destroy() } }
+  // Through the dialect, which hands PGlite's one session to one holder at a time; a message of
+  // several statements goes to PGlite's exec, which answers the last one's rows.
+  const simpleQuery = async (text: string): Promise<unknown[]> => (await sql.raw(text).execute(kysely)).rows
+  return { kysely, appRole, tenantConnections, switchRole: true, simpleQuery, embedded: true, close: async () => { await kysely.destroy() } }
 }

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely'
+import { sql, type CompiledQuery, type Kysely, type Transaction } from 'kysely'
 import pg from 'pg'
 import type { KeyedSemaphore } from '../fifo-semaphore.ts'
 import type { Database } from './schema.ts'
@@ -27,6 +27,11 @@ export interface AppDatabase {
    * one already is would cost a catalog lookup per transaction for nothing. Absent means true.
    */
   switchRole?: boolean
+  /**
+   * Sends one parameterless simple-protocol message (several statements, one round trip, which
+   * PostgreSQL runs as one implicit transaction) and answers the last statement's rows.
+   */
+  simpleQuery: (text: string) => Promise<unknown[]>
 }
 
 /**
@@ -47,7 +52,7 @@ export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx
     return await db.kysely.connection().execute(async (conn) => {
       let result: T
       try {
-        await sql.raw(beginTenantTransaction(tenantId, db.switchRole === false ? undefined : db.appRole)).execute(conn)
+        await sql.raw(beginTenantTransaction(tenantId, roleToSwitchTo(db))).execute(conn)
         result = await fn(conn as unknown as TenantTrx)
       } catch (err) {
         // A rollback that fails means the connection broke; pg's pool then drops it.
@@ -65,11 +70,59 @@ export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx
   }
 }
 
-/** `begin; select set_config(...)` with every value a quoted literal (see withTenant); no role switch without appRole. */
-export function beginTenantTransaction (tenantId: string, appRole: string | undefined): string {
+/**
+ * One statement as the tenant, in one round trip: the tenant's settings and the statement, its
+ * values written in as literals (inlineParameters), go as one simple-protocol message.
+ * PostgreSQL runs such a message as one implicit transaction, so the settings
+ * (set_config(..., true)) hold for the statement and end with it, exactly as in withTenant; a
+ * write is committed when the answer comes, and a failing statement takes everything with it.
+ * Answers the statement's rows (use `returning` to see what a write did).
+ */
+export async function statementAsTenant<R> (db: AppDatabase, tenantId: string, statement: CompiledQuery<R>): Promise<R[]> {
+  const text = `${tenantSettings(tenantId, roleToSwitchTo(db))}; ${inlineParameters(statement)}`
+  const release = await db.tenantConnections.acquire(tenantId)
+  try {
+    return await db.simpleQuery(text) as R[]
+  } finally {
+    release()
+  }
+}
+
+/**
+ * A compiled query with its parameters written into the text as literals, for the simple
+ * protocol (statementAsTenant). Strings are quoted by pg's escapeLiteral (see withTenant); a NUL, which
+ * PostgreSQL text cannot hold and the wire would read as the end of the message, is refused.
+ * The query's own text must hold no `$n` other than its placeholders: build it with Kysely.
+ */
+export function inlineParameters (query: CompiledQuery): string {
+  return query.sql.replace(/\$(\d+)/g, (_, n: string) => sqlLiteral(query.parameters[Number(n) - 1]))
+}
+
+function sqlLiteral (value: unknown): string {
+  if (value === null) return 'null'
+  if (typeof value === 'string') {
+    if (value.includes('\0')) throw new Error('A SQL literal cannot hold a NUL character')
+    return pg.escapeLiteral(value)
+  }
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
+  if (typeof value === 'bigint' || typeof value === 'boolean') return String(value)
+  throw new Error(`No SQL literal for a ${typeof value} parameter`)
+}
+
+function roleToSwitchTo (db: AppDatabase): string | undefined {
+  return db.switchRole === false ? undefined : db.appRole
+}
+
+/** `select set_config(...)` for the tenant, every value a quoted literal (see withTenant); no role switch without appRole. */
+function tenantSettings (tenantId: string, appRole: string | undefined): string {
   const lit = pg.escapeLiteral
   const role = appRole === undefined ? '' : `, set_config('role', ${lit(appRole)}, true)`
-  return `begin; select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)`
+  return `select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)`
+}
+
+/** `begin; select set_config(...)` (see tenantSettings). */
+export function beginTenantTransaction (tenantId: string, appRole: string | undefined): string {
+  return `begin; ${tenantSettings(tenantId, appRole)}`
 }
 
 // PostgreSQL keeps 63 bytes of application_name; tenant ids are ASCII (the token's pattern).

@@ -200,8 +200,13 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
       throw new EnclaveToolError('TOOL_ERROR', `Invalid arguments for ${name}: ${where} ${first?.message ?? 'is invalid'}`)
     }
     try {
-      const result = await withTenant(deps.db, caller.tenantId, async (trx) =>
-        await definition.run(trx, caller, args, tool.config, deps.tools.limits))
+      const { run, runAsTenant } = definition
+      const result = runAsTenant !== undefined
+        ? await runAsTenant(deps.db, caller, args, tool.config, deps.tools.limits)
+        : await withTenant(deps.db, caller.tenantId, async (trx) => {
+          if (run === undefined) throw new Error(`Tool ${name} has nothing to run`)
+          return await run(trx, caller, args, tool.config, deps.tools.limits)
+        })
       report(name, 'OK', { resultBytes: Buffer.byteLength(JSON.stringify(result ?? null)) })
       return result
     } catch (err) {

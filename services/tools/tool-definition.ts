@@ -1,5 +1,5 @@
 import type { TSchema } from 'typebox'
-import type { TenantTrx } from '../db/with-tenant.ts'
+import type { AppDatabase, TenantTrx } from '../db/with-tenant.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
 
 /** Who is calling a tool: the run's tenant, user, token permissions and quotas. */
@@ -65,5 +65,11 @@ export interface ToolDefinition {
   http?: HttpToolSpec
   /** A platform tool's stored version: compiled schemas are cached by name and version. */
   version?: number
-  run: (trx: TenantTrx, caller: ToolCaller, args: unknown, config: Record<string, unknown>, limits: ToolLimits) => Promise<unknown>
+  /** A built-in's work, in a transaction scoped to the caller's tenant (withTenant). */
+  run?: (trx: TenantTrx, caller: ToolCaller, args: unknown, config: Record<string, unknown>, limits: ToolLimits) => Promise<unknown>
+  /**
+   * Instead of `run`, for a built-in that reads with one statement: it scopes that statement to
+   * the caller's tenant itself (statementAsTenant), which saves the transaction's round trips.
+   */
+  runAsTenant?: (db: AppDatabase, caller: ToolCaller, args: unknown, config: Record<string, unknown>, limits: ToolLimits) => Promise<unknown>
 }

@@ -170,7 +170,7 @@ t.test('one run has at most TOOL_MAX_CONCURRENT_PER_RUN calls in progress; the r
       createQueryCompiler: () => new PostgresQueryCompiler()
     }
   })
-  const db = { kysely, appRole: 'enclave_app', tenantConnections: new KeyedSemaphore(100) }
+  const db = { kysely, appRole: 'enclave_app', tenantConnections: new KeyedSemaphore(100), simpleQuery: async () => [] }
   let inProgress = 0
   let peak = 0
   const started: number[] = []
