@@ -1,7 +1,8 @@
-// The executions table, always through a tenant transaction (RLS sees only that tenant's rows).
-import { sql } from 'kysely'
-import type { TenantTrx } from '../db/with-tenant.ts'
-import type { ExecutionRow, ExecutionStatus } from '../db/schema.ts'
+// The executions table, always as one tenant (RLS sees only that tenant's rows): in a tenant
+// transaction, or as one statement sent with the tenant's settings (statementAsTenant).
+import { sql, type Kysely } from 'kysely'
+import { statementAsTenant, withTenant, type AppDatabase, type TenantTrx } from '../db/with-tenant.ts'
+import type { Database, ExecutionRow, ExecutionStatus } from '../db/schema.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 
 export const FINISHED: ReadonlySet<ExecutionStatus> = new Set(['succeeded', 'failed', 'cancelled'])
@@ -21,16 +22,30 @@ export interface NewExecution {
 /**
  * Inserts a queued execution, or finds the one the same idempotency key made within 24 h.
  * `created` false: another submission (maybe a concurrent one) owns the key; its row is returned.
+ * Without a key it is one INSERT, sent with the tenant's settings in one round trip.
  */
-export async function insertExecution (trx: TenantTrx, row: NewExecution): Promise<{ created: boolean, row: ExecutionRow }> {
-  if (row.idempotencyKey !== undefined) {
+export async function insertExecution (db: AppDatabase, row: NewExecution): Promise<{ created: boolean, row: ExecutionRow }> {
+  const key = row.idempotencyKey
+  if (key === undefined) {
+    const [inserted] = await statementAsTenant(db, row.tenantId, insertQueued(db.kysely, row).compile())
+    if (inserted === undefined) throw new Error('the queued execution was not inserted')
+    return { created: true, row: inserted }
+  }
+  return await withTenant(db, row.tenantId, async (trx) => {
     // An expired key is let go, so the unique constraint only ever sees keys still in force.
     await trx.updateTable('executions').set({ idempotency_key: null })
-      .where('idempotency_key', '=', row.idempotencyKey)
+      .where('idempotency_key', '=', key)
       .where('submitted_at', '<', sql<Date>`now() - make_interval(hours => ${IDEMPOTENCY_WINDOW_HOURS})`)
       .execute()
-  }
-  const inserted = await trx.insertInto('executions').values({
+    const inserted = await insertQueued(trx, row).executeTakeFirst()
+    if (inserted !== undefined) return { created: true, row: inserted }
+    const existing = await trx.selectFrom('executions').selectAll().where('idempotency_key', '=', key).executeTakeFirstOrThrow()
+    return { created: false, row: existing }
+  })
+}
+
+function insertQueued (kysely: Kysely<Database>, row: NewExecution) {
+  return kysely.insertInto('executions').values({
     tenant_id: row.tenantId,
     execution_id: row.executionId,
     user_id: row.userId,
@@ -38,10 +53,7 @@ export async function insertExecution (trx: TenantTrx, row: NewExecution): Promi
     idempotency_key: row.idempotencyKey ?? null,
     code_sha256: row.codeSha256,
     timeout_ms: row.timeoutMs
-  }).onConflict((oc) => oc.columns(['tenant_id', 'idempotency_key']).doNothing()).returningAll().executeTakeFirst()
-  if (inserted !== undefined) return { created: true, row: inserted }
-  const existing = await trx.selectFrom('executions').selectAll().where('idempotency_key', '=', row.idempotencyKey ?? '').executeTakeFirstOrThrow()
-  return { created: false, row: existing }
+  }).onConflict((oc) => oc.columns(['tenant_id', 'idempotency_key']).doNothing()).returningAll()
 }
 
 export async function getExecution (trx: TenantTrx, executionId: string): Promise<ExecutionRow | undefined> {
@@ -67,10 +79,11 @@ export async function listExecutions (trx: TenantTrx, options: { status?: Execut
 }
 
 /** queued → running; false when it is no longer queued (cancelled, or failed as lost). */
-export async function markRunning (trx: TenantTrx, executionId: string): Promise<boolean> {
-  const updated = await trx.updateTable('executions').set({ status: 'running', started_at: sql<Date>`now()` })
-    .where('execution_id', '=', executionId).where('status', '=', 'queued').executeTakeFirst()
-  return updated.numUpdatedRows > 0n
+/** queued → running, only from queued: false when the run was cancelled or found lost first. One statement, one round trip. */
+export async function markRunning (db: AppDatabase, tenantId: string, executionId: string): Promise<boolean> {
+  const updated = await statementAsTenant(db, tenantId, db.kysely.updateTable('executions').set({ status: 'running', started_at: sql<Date>`now()` })
+    .where('execution_id', '=', executionId).where('status', '=', 'queued').returning('execution_id').compile())
+  return updated.length > 0
 }
 
 export function statusOf (result: ExecutionResult): ExecutionStatus {

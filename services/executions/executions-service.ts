@@ -150,7 +150,7 @@ export class Executions {
     if (Buffer.byteLength(body.code, 'utf8') > quotas.maxCodeSizeKB * 1024) return refuse(executionId, codeSizeRefusal(quotas.maxCodeSizeKB))
     const timeoutMs = Math.min(body.timeoutMs ?? quotas.maxExecutionDurationMs, quotas.maxExecutionDurationMs)
 
-    const inserted = await withTenant(this.deps.db, tenantId, async (trx) => await insertExecution(trx, { tenantId, executionId, userId: caller.userId, timeoutMs, codeSha256, idempotencyKey }))
+    const inserted = await insertExecution(this.deps.db, { tenantId, executionId, userId: caller.userId, timeoutMs, codeSha256, idempotencyKey })
     if (!inserted.created) return { accepted: true, executionId: inserted.row.execution_id, status: inserted.row.status, created: false }
 
     const undo = async (): Promise<void> => { await withTenant(this.deps.db, tenantId, async (trx) => { await deleteExecution(trx, executionId) }) }
@@ -260,7 +260,7 @@ export class Executions {
       // queued → running is written while the run starts, not before it: the run computes
       // meanwhile, but nothing leaves it (no event, no tool call) until the row says running.
       // Should it not (cancelled or found lost while queued), the run is stopped unseen.
-      const marking = withTenant(this.deps.db, tenantId, async (trx) => await markRunning(trx, executionId))
+      const marking = markRunning(this.deps.db, tenantId, executionId)
       const mayAct = marking.then((started) => started, () => false)
 
       // Events are appended in order, one after the other, while the run goes on; those of the

@@ -201,10 +201,8 @@ t.test('queued executions', async (t) => {
     // The window between the two is a moment in a real run; here the row is held at `running`.
     const tenant = await createTenant(app, 'exec-final-first')
     const executionId = randomUUID()
-    await withTenant(app.db, tenant.tenantId, async (trx) => {
-      await insertExecution(trx, { tenantId: tenant.tenantId, executionId, userId: 'u', timeoutMs: 1000, codeSha256: 'c', idempotencyKey: undefined })
-      await markRunning(trx, executionId)
-    })
+    await insertExecution(app.db, { tenantId: tenant.tenantId, executionId, userId: 'u', timeoutMs: 1000, codeSha256: 'c', idempotencyKey: undefined })
+    t.equal(await markRunning(app.db, tenant.tenantId, executionId), true)
     await app.executionEvents.append(executionId, 'queued', {}, tenant.tenantId)
     const result = { executionId, success: true, value: 7, logs: [], stats: { duration: 1, toolCallCount: 0 } }
     const final = await app.executionEvents.append(executionId, 'final', { result })
@@ -235,10 +233,9 @@ t.test('queued executions', async (t) => {
     const tenant = await createTenant(app, 'exec-never-acts', { permissions: ['tool:data:insert', 'tool:data:query'] })
     const executionId = randomUUID()
     const cancelled = { executionId, success: false, error: { code: 'CANCELLED', message: 'cancelled' }, logs: [], stats: { duration: 0, toolCallCount: 0 } }
-    await withTenant(app.db, tenant.tenantId, async (trx) => {
-      await insertExecution(trx, { tenantId: tenant.tenantId, executionId, userId: 'u', timeoutMs: 5000, codeSha256: 'c', idempotencyKey: undefined })
-      await finishExecution(trx, executionId, cancelled as never, ['queued'])
-    })
+    await insertExecution(app.db, { tenantId: tenant.tenantId, executionId, userId: 'u', timeoutMs: 5000, codeSha256: 'c', idempotencyKey: undefined })
+    await withTenant(app.db, tenant.tenantId, async (trx) => { await finishExecution(trx, executionId, cancelled as never, ['queued']) })
+    t.equal(await markRunning(app.db, tenant.tenantId, executionId), false, 'a cancelled run is never marked running')
     await app.executionEvents.append(executionId, 'queued', {}, tenant.tenantId)
     await app.executionEvents.append(executionId, 'final', { result: cancelled })
     const outcome = await app.executions.runJob({ executionId, tenantId: tenant.tenantId, userId: 'u', permissions: ['tool:data:insert'], code: "console.log('acted')\nawait callTool('data:insert', { document: { acted: true } })\nreturn 1", timeoutMs: 5000 })
