@@ -104,8 +104,9 @@ function sqlLiteral (value: unknown): string {
     if (value.includes('\0')) throw new Error('A SQL literal cannot hold a NUL character')
     return pg.escapeLiteral(value)
   }
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
-  if (typeof value === 'bigint' || typeof value === 'boolean') return String(value)
+  // A negative number goes in parentheses: after a minus sign its own would start a comment (`--`).
+  if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'bigint') return value < 0 ? `(${String(value)})` : String(value)
+  if (typeof value === 'boolean') return String(value)
   throw new Error(`No SQL literal for a ${typeof value} parameter`)
 }
 

@@ -99,5 +99,8 @@ t.test('statementAsTenant: one statement as the tenant, in one round trip', asyn
     t.throws(() => inlineParameters(sql`select ${'a\0b'}::text`.compile(db.kysely)), { message: /NUL/ }, 'a NUL, which would end the message, is refused')
     t.throws(() => inlineParameters(sql`select ${{ a: 1 }}`.compile(db.kysely)), { message: /No SQL literal/ })
     t.equal(inlineParameters(sql`select ${1.5}, ${null}, ${true}, ${'$1'}`.compile(db.kysely)), "select 1.5, null, true, '$1'", 'a value is never read as a placeholder')
+    const minus = sql<{ n: number }>`select 1 -${-1} as n`.compile(db.kysely)
+    t.equal(inlineParameters(minus), 'select 1 -(-1) as n', 'a negative number cannot start a comment')
+    t.same(await statementAsTenant(db, mine, minus), [{ n: 2 }])
   })
 })
