@@ -201,12 +201,10 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
     }
     try {
       const { run, runAsTenant } = definition
-      const result = runAsTenant !== undefined
-        ? await runAsTenant(deps.db, caller, args, tool.config, deps.tools.limits)
-        : await withTenant(deps.db, caller.tenantId, async (trx) => {
-          if (run === undefined) throw new Error(`Tool ${name} has nothing to run`)
-          return await run(trx, caller, args, tool.config, deps.tools.limits)
-        })
+      let result: unknown
+      if (runAsTenant !== undefined) result = await runAsTenant(deps.db, caller, args, tool.config, deps.tools.limits)
+      else if (run !== undefined) result = await withTenant(deps.db, caller.tenantId, async (trx) => await run(trx, caller, args, tool.config, deps.tools.limits))
+      else throw new Error(`Tool ${name} has nothing to run`)
       report(name, 'OK', { resultBytes: Buffer.byteLength(JSON.stringify(result ?? null)) })
       return result
     } catch (err) {

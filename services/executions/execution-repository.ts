@@ -78,8 +78,7 @@ export async function listExecutions (trx: TenantTrx, options: { status?: Execut
   return await query.orderBy('submitted_at', 'desc').orderBy('execution_id', 'desc').limit(options.limit).execute()
 }
 
-/** queued → running; false when it is no longer queued (cancelled, or failed as lost). */
-/** queued → running, only from queued: false when the run was cancelled or found lost first. One statement, one round trip. */
+/** queued → running; false when it is no longer queued (cancelled, or failed as lost). One statement, one round trip. */
 export async function markRunning (db: AppDatabase, tenantId: string, executionId: string): Promise<boolean> {
   const updated = await statementAsTenant(db, tenantId, db.kysely.updateTable('executions').set({ status: 'running', started_at: sql<Date>`now()` })
     .where('execution_id', '=', executionId).where('status', '=', 'queued').returning('execution_id').compile())

@@ -48,7 +48,8 @@ export interface HttpToolSpec {
 
 /**
  * A host tool scripts can call. A built-in's `run` gets a transaction already scoped to the
- * caller's tenant; a platform tool has `http` instead and runs through the gateway's HTTP runner.
+ * caller's tenant (or its `runAsTenant` scopes its one statement itself); a platform tool has
+ * `http` instead and runs through the gateway's HTTP runner.
  */
 export interface ToolDefinition {
   name: string
