@@ -1,10 +1,15 @@
 import fp from 'fastify-plugin'
 import fastifyRateLimit from '@fastify/rate-limit'
+import { reservingRateStore } from '../services/quotas/request-rate-reservation.ts'
+
+const NAME_SPACE = 'tenant-enclave:rate:'
 
 /**
  * Per-tenant request rate limit (RATE_LIMIT_PER_MINUTE). It runs as a preHandler, after the
  * route's onRequest authentication, so the key is the tenant; unauthenticated routes fall back to
- * the client address. With Redis the window is shared by every instance.
+ * the client address. With Redis the window is shared by every instance, and each instance
+ * reserves a key's requests in blocks (services/quotas/request-rate-reservation.ts), so most
+ * requests make no Redis round trip for it; without Redis the plugin's own in-process store counts.
  */
 export default fp(async (fastify) => {
   await fastify.register(fastifyRateLimit, {
@@ -12,10 +17,10 @@ export default fp(async (fastify) => {
     hook: 'preHandler',
     max: fastify.config.RATE_LIMIT_PER_MINUTE,
     timeWindow: 60_000,
-    nameSpace: 'tenant-enclave:rate:',
+    nameSpace: NAME_SPACE,
     // The per-minute limit fails open when Redis is away; quotas (admission) still fail closed.
     skipOnError: true,
-    ...(fastify.redis !== null ? { redis: fastify.redis } : {}),
+    ...(fastify.store.kind === 'redis' ? { store: reservingRateStore(fastify.store, NAME_SPACE) } : {}),
     keyGenerator: (request) => request.tenant?.tenantId !== undefined ? `tenant:${request.tenant.tenantId}` : `ip:${request.ip}`,
     errorResponseBuilder: (_request, context) => ({
       statusCode: context.statusCode,
