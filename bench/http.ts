@@ -3,6 +3,10 @@
 // the same app's enclave in-process, in one run. `-- --quick` runs one short cell per script
 // (CI checks that it runs). Also prints the server's event-loop delay during each HTTP cell.
 // Target: the HTTP path (auth, quotas, audit) keeps >= 70% of in-process throughput (trivial).
+import { randomUUID } from 'node:crypto'
+import Fastify from 'fastify'
+import { admitExecution } from '../services/quotas/admission.ts'
+import { quotasFor } from '../services/tenants/tiers.ts'
 import { autocannon, backendLabel, closedLoop, cpuPerOp, cpuSnapshot, fmt, startBenchApp, withLoopDelay } from './support.ts'
 
 const QUICK = process.argv.includes('--quick')
@@ -59,5 +63,34 @@ for (const { label, perOp } of cpuSplit) {
   const total = perOp.reduce((sum, [, ms]) => sum + ms, 0)
   console.log(`  ${label.padEnd(20)} total ${fmt(total, 3)}: ${perOp.map(([n, ms]) => `${n} ${fmt(ms, 3)}`).join(', ')}`)
 }
+
+// The floor under the HTTP path on this machine: a bare Fastify route (no hooks, no auth, no rate
+// limit, no audit) that takes the same admission (one store call: a Redis round trip with --real)
+// and runs the same enclave, served to the same client. The service's own request handling is
+// what lies between this and the trivial rows above.
+const bare = Fastify()
+const floorQuotas = quotasFor('enterprise', { maxExecutionsPerDay: 1_000_000_000, maxConcurrentExecutions: 1000 })
+bare.post('/run', async () => {
+  const admission = await admitExecution(bench.fastify.store, 'bench-floor', randomUUID(), floorQuotas, 30_000)
+  if (!admission.admitted) throw new Error(`floor run refused: ${admission.refusal.code}`)
+  try {
+    return await bench.fastify.enclave.run(SCRIPTS.trivial, { isolateKey: 'bench-floor', tools: echo, maxToolCalls: 100 })
+  } finally {
+    void admission.release()
+  }
+})
+const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' })
+console.log('\nfloor: a bare Fastify route with the admission only, the same enclave and client (trivial script):')
+for (const connections of CONNECTIONS.filter((c) => c <= 8)) {
+  const cell = { url: `${bareUrl}/run`, headers: { 'content-type': 'application/json' }, body: '{}', connections }
+  await autocannon({ ...cell, duration: 1 })
+  const floor = await autocannon({ ...cell, duration: SECONDS })
+  if (floor.non2xx > 0 || floor.errors > 0) throw new Error(`floor/${connections}: ${floor.non2xx} non-2xx, ${floor.errors} errors`)
+  const inProcess = await closedLoop(connections, SECONDS, async () => {
+    await bench.fastify.enclave.run(SCRIPTS.trivial, { isolateKey: 'bench-in-process', tools: echo, maxToolCalls: 100 })
+  })
+  console.log(`  ${connections} conns: ${fmt(floor.requests.average, 0)} req/s (p50 ${fmt(floor.latency.p50)} ms), in-process ${fmt(inProcess.opsPerSec, 0)} runs/s: ${fmt(floor.requests.average / inProcess.opsPerSec)} (the service: ${fmt(ratios[`trivial/${connections}`] as number)} above)`)
+}
+await bare.close()
 if (QUICK) console.log('(--quick: one short cell per script; figures are only a smoke check)')
 await bench.fastify.close()
