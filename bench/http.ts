@@ -3,11 +3,14 @@
 // the same app's enclave in-process, in one run. `-- --quick` runs one short cell per script
 // (CI checks that it runs). Also prints the server's event-loop delay during each HTTP cell.
 // Target: the HTTP path (auth, quotas, audit) keeps >= 70% of in-process throughput (trivial).
+// Each cell alternates one-second blocks of HTTP and in-process, and its ratio is the median of
+// the blocks' ratios: on a shared machine the load drifts within seconds, and one long block of
+// each side would compare two different moments.
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import { admitExecution } from '../services/quotas/admission.ts'
 import { quotasFor } from '../services/tenants/tiers.ts'
-import { autocannon, backendLabel, closedLoop, cpuPerOp, cpuSnapshot, fmt, startBenchApp, withLoopDelay } from './support.ts'
+import { autocannon, backendLabel, closedLoop, cpuPerOp, cpuSnapshot, fmt, percentile, startBenchApp, withLoopDelay } from './support.ts'
 
 const QUICK = process.argv.includes('--quick')
 const SECONDS = QUICK ? 1 : Number(process.env.BENCH_SECONDS ?? 5)
@@ -24,30 +27,67 @@ const headers = await bench.tenant(`bench-http-${Date.now().toString(36)}`, { ma
 await bench.fastify.inject({ method: 'POST', url: '/api/execute', headers, payload: { code: "for (let i = 0; i < 10; i++) await callTool('data:insert', { document: { i } })" } })
 
 const echo = async (name: string, args: unknown): Promise<unknown> => ({ name, args })
-console.log(`tenant-enclave HTTP benchmark: ${SECONDS} s per cell, Node ${process.version}, ${backendLabel()}\n`)
+console.log(`tenant-enclave HTTP benchmark: ${SECONDS} s per cell (one-second blocks, HTTP and in-process alternating), Node ${process.version}, ${backendLabel()}\n`)
 console.log('script    conns  http req/s  p50 ms  p99 ms  loop-delay p99 ms | in-process runs/s  p50 ms  p99 ms | http/in-process')
 const ratios: Record<string, number> = {}
 const cpuSplit: Array<{ label: string, perOp: Array<[string, number]> }> = []
 const pids = (): Array<number | undefined> => bench.fastify.enclave.runnerPids()
+const BLOCKS = QUICK ? 1 : SECONDS
+const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 50)
+
+interface Side { ops: number, seconds: number, p50s: number[], p99s: number[], cpu: Record<string, number> }
+const side = (): Side => ({ ops: 0, seconds: 0, p50s: [], p99s: [], cpu: {} })
+function addCpu (into: Record<string, number>, before: Record<string, number>, after: Record<string, number>): void {
+  for (const [name, ms] of Object.entries(after)) into[name] = (into[name] ?? 0) + ms - (before[name] ?? 0)
+}
+
+/**
+ * BLOCKS one-second blocks of `url` over HTTP, each followed by one of `inProcess` at the same
+ * concurrency: the two sides' totals, the event-loop delay p99 over the HTTP blocks (the worst
+ * block), and the median of the blocks' ratios.
+ */
+async function alternate (url: string, requestHeaders: Record<string, string>, body: string, connections: number, inProcess: () => Promise<void>):
+Promise<{ http: Side, local: Side, loopP99: number, ratio: number }> {
+  const http = side()
+  const local = side()
+  const blockRatios: number[] = []
+  let loopP99 = 0
+  // Warm up isolates and connections.
+  await autocannon({ url, headers: requestHeaders, body, connections, duration: 1 })
+  for (let block = 0; block < BLOCKS; block++) {
+    let before = cpuSnapshot(pids())
+    const { result, p99 } = await withLoopDelay(async () => await autocannon({ url, headers: requestHeaders, body, connections, duration: 1 }))
+    if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url} at ${connections}: ${result.non2xx} non-2xx, ${result.errors} errors`)
+    addCpu(http.cpu, before, before = cpuSnapshot(pids()))
+    const loop = await closedLoop(connections, 1, inProcess)
+    addCpu(local.cpu, before, cpuSnapshot(pids()))
+    loopP99 = Math.max(loopP99, p99)
+    http.ops += result.requests.total
+    http.seconds += result.duration
+    http.p50s.push(result.latency.p50)
+    http.p99s.push(result.latency.p99)
+    local.ops += loop.opsPerSec
+    local.seconds += 1
+    local.p50s.push(loop.p50)
+    local.p99s.push(loop.p99)
+    blockRatios.push((result.requests.total / result.duration) / loop.opsPerSec)
+  }
+  return { http, local, loopP99, ratio: median(blockRatios) }
+}
+const rate = (s: Side): number => s.ops / s.seconds
+
 for (const [name, code] of Object.entries(SCRIPTS)) {
   for (const connections of CONNECTIONS) {
-    // Warm up isolates and connections.
-    await autocannon({ url: `${bench.url}/api/execute`, headers, body: JSON.stringify({ code }), connections, duration: 1 })
-    const httpCpu = cpuSnapshot(pids())
-    const { result: http, p99: loopP99 } = await withLoopDelay(async () => await autocannon({ url: `${bench.url}/api/execute`, headers, body: JSON.stringify({ code }), connections, duration: SECONDS }))
-    if (http.non2xx > 0 || http.errors > 0) throw new Error(`${name}/${connections}: ${http.non2xx} non-2xx, ${http.errors} errors`)
-    const inProcessCpu = cpuSnapshot(pids())
-    const inProcess = await closedLoop(connections, SECONDS, async () => {
+    const { http, local, loopP99, ratio } = await alternate(`${bench.url}/api/execute`, headers, JSON.stringify({ code }), connections, async () => {
       const result = await bench.fastify.enclave.run(code, { isolateKey: 'bench-in-process', tools: echo, maxToolCalls: 100 })
       if (!result.success) throw new Error(`in-process run failed: ${JSON.stringify(result.error)}`)
     })
     if (name === 'trivial') {
-      cpuSplit.push({ label: `HTTP, ${connections} conn`, perOp: cpuPerOp(httpCpu, inProcessCpu, http.requests.total) })
-      cpuSplit.push({ label: `in-process, ${connections} conn`, perOp: cpuPerOp(inProcessCpu, cpuSnapshot(pids()), inProcess.opsPerSec * SECONDS) })
+      cpuSplit.push({ label: `HTTP, ${connections} conn`, perOp: cpuPerOp({}, http.cpu, http.ops) })
+      cpuSplit.push({ label: `in-process, ${connections} conn`, perOp: cpuPerOp({}, local.cpu, local.ops) })
     }
-    const ratio = http.requests.average / inProcess.opsPerSec
     ratios[`${name}/${connections}`] = ratio
-    console.log(`${name.padEnd(9)} ${String(connections).padStart(5)}  ${fmt(http.requests.average, 0).padStart(10)}  ${fmt(http.latency.p50).padStart(6)}  ${fmt(http.latency.p99).padStart(6)}  ${fmt(loopP99).padStart(17)} | ${fmt(inProcess.opsPerSec, 0).padStart(17)}  ${fmt(inProcess.p50).padStart(6)}  ${fmt(inProcess.p99).padStart(6)} | ${fmt(ratio)}`)
+    console.log(`${name.padEnd(9)} ${String(connections).padStart(5)}  ${fmt(rate(http), 0).padStart(10)}  ${fmt(median(http.p50s)).padStart(6)}  ${fmt(Math.max(...http.p99s)).padStart(6)}  ${fmt(loopP99).padStart(17)} | ${fmt(rate(local), 0).padStart(17)}  ${fmt(median(local.p50s)).padStart(6)}  ${fmt(Math.max(...local.p99s)).padStart(6)} | ${fmt(ratio)}`)
   }
 }
 console.log('\nratios (target: trivial >= 0.70 at every connection count):')
@@ -82,14 +122,10 @@ bare.post('/run', async () => {
 const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' })
 console.log('\nfloor: a bare Fastify route with the admission only, the same enclave and client (trivial script):')
 for (const connections of CONNECTIONS.filter((c) => c <= 8)) {
-  const cell = { url: `${bareUrl}/run`, headers: { 'content-type': 'application/json' }, body: '{}', connections }
-  await autocannon({ ...cell, duration: 1 })
-  const floor = await autocannon({ ...cell, duration: SECONDS })
-  if (floor.non2xx > 0 || floor.errors > 0) throw new Error(`floor/${connections}: ${floor.non2xx} non-2xx, ${floor.errors} errors`)
-  const inProcess = await closedLoop(connections, SECONDS, async () => {
+  const { http, local, ratio } = await alternate(`${bareUrl}/run`, { 'content-type': 'application/json' }, '{}', connections, async () => {
     await bench.fastify.enclave.run(SCRIPTS.trivial, { isolateKey: 'bench-in-process', tools: echo, maxToolCalls: 100 })
   })
-  console.log(`  ${connections} conns: ${fmt(floor.requests.average, 0)} req/s (p50 ${fmt(floor.latency.p50)} ms), in-process ${fmt(inProcess.opsPerSec, 0)} runs/s: ${fmt(floor.requests.average / inProcess.opsPerSec)} (the service: ${fmt(ratios[`trivial/${connections}`] as number)} above)`)
+  console.log(`  ${connections} conns: ${fmt(rate(http), 0)} req/s (p50 ${fmt(median(http.p50s))} ms), in-process ${fmt(rate(local), 0)} runs/s: ${fmt(ratio)} (the service: ${fmt(ratios[`trivial/${connections}`] as number)} above)`)
 }
 await bare.close()
 if (QUICK) console.log('(--quick: one short cell per script; figures are only a smoke check)')

@@ -134,7 +134,7 @@ export function cpuSnapshot (pids: Array<number | undefined>): Record<string, nu
     out[name] = (out[name] ?? 0) + t.user + t.system
   }
   const self = statTimes('/proc/self/stat')
-  if (self !== undefined) out['client (waited-for children)'] = self.childUser + self.childSystem
+  if (self !== undefined) out['client process (its start-up included)'] = self.childUser + self.childSystem
   out.runners = 0
   for (const pid of pids) {
     if (pid === undefined) continue
