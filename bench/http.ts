@@ -3,9 +3,9 @@
 // the same app's enclave in-process, in one run. `-- --quick` runs one short cell per script
 // (CI checks that it runs). Also prints the server's event-loop delay during each HTTP cell.
 // Target: the HTTP path (auth, quotas, audit) keeps >= 70% of in-process throughput (trivial).
-// Each cell alternates one-second blocks of HTTP and in-process, and its ratio is the median of
-// the blocks' ratios: on a shared machine the load drifts within seconds, and one long block of
-// each side would compare two different moments.
+// A trivial cell alternates one-second blocks of HTTP and in-process, and its ratio is the median
+// of the blocks' ratios: on a shared machine the load drifts within seconds, and one long block of
+// each side would compare two different moments. Each block's client warms up for a second first.
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import { admitExecution } from '../services/quotas/admission.ts'
@@ -27,47 +27,56 @@ const headers = await bench.tenant(`bench-http-${Date.now().toString(36)}`, { ma
 await bench.fastify.inject({ method: 'POST', url: '/api/execute', headers, payload: { code: "for (let i = 0; i < 10; i++) await callTool('data:insert', { document: { i } })" } })
 
 const echo = async (name: string, args: unknown): Promise<unknown> => ({ name, args })
-console.log(`tenant-enclave HTTP benchmark: ${SECONDS} s per cell (one-second blocks, HTTP and in-process alternating), Node ${process.version}, ${backendLabel()}\n`)
+console.log(`tenant-enclave HTTP benchmark: ${SECONDS} s per cell and side (trivial: one-second blocks, HTTP and in-process alternating), Node ${process.version}, ${backendLabel()}\n`)
 console.log('script    conns  http req/s  p50 ms  p99 ms  loop-delay p99 ms | in-process runs/s  p50 ms  p99 ms | http/in-process')
 const ratios: Record<string, number> = {}
 const cpuSplit: Array<{ label: string, perOp: Array<[string, number]> }> = []
 const pids = (): Array<number | undefined> => bench.fastify.enclave.runnerPids()
-const BLOCKS = QUICK ? 1 : SECONDS
+// Trivial requests take milliseconds: SECONDS one-second blocks. A block must be much longer
+// than a request (the requests a block's client leaves running still load the next one), so
+// scripts of 20 tool calls (up to a second at 32 connections) get one block of SECONDS.
+const blocksFor = (name: string): { blocks: number, seconds: number } => QUICK ? { blocks: 1, seconds: 1 } : name === 'trivial' ? { blocks: SECONDS, seconds: 1 } : { blocks: 1, seconds: SECONDS }
 const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 50)
 
-interface Side { ops: number, seconds: number, p50s: number[], p99s: number[], cpu: Record<string, number> }
-const side = (): Side => ({ ops: 0, seconds: 0, p50s: [], p99s: [], cpu: {} })
+// cpuOps: the operations the CPU was spent on (the HTTP side's warm-up requests too).
+interface Side { ops: number, cpuOps: number, seconds: number, p50s: number[], p99s: number[], cpu: Record<string, number> }
+const side = (): Side => ({ ops: 0, cpuOps: 0, seconds: 0, p50s: [], p99s: [], cpu: {} })
 function addCpu (into: Record<string, number>, before: Record<string, number>, after: Record<string, number>): void {
   for (const [name, ms] of Object.entries(after)) into[name] = (into[name] ?? 0) + ms - (before[name] ?? 0)
 }
 
 /**
- * BLOCKS one-second blocks of `url` over HTTP, each followed by one of `inProcess` at the same
- * concurrency: the two sides' totals, the event-loop delay p99 over the HTTP blocks (the worst
- * block), and the median of the blocks' ratios.
+ * Blocks of `url` over HTTP, each followed by one of `inProcess` at the same concurrency: the two
+ * sides' totals, the event-loop delay p99 over the HTTP blocks (the worst block), and the median
+ * of the blocks' ratios.
  */
-async function alternate (url: string, requestHeaders: Record<string, string>, body: string, connections: number, inProcess: () => Promise<void>):
+async function alternate (url: string, requestHeaders: Record<string, string>, body: string, connections: number, shape: { blocks: number, seconds: number }, inProcess: () => Promise<void>):
 Promise<{ http: Side, local: Side, loopP99: number, ratio: number }> {
   const http = side()
   const local = side()
   const blockRatios: number[] = []
   let loopP99 = 0
-  // Warm up isolates and connections.
+  // Warm up isolates and connections (each block's client also warms itself up first).
   await autocannon({ url, headers: requestHeaders, body, connections, duration: 1 })
-  for (let block = 0; block < BLOCKS; block++) {
+  for (let block = 0; block < shape.blocks; block++) {
     let before = cpuSnapshot(pids())
-    const { result, p99 } = await withLoopDelay(async () => await autocannon({ url, headers: requestHeaders, body, connections, duration: 1 }))
+    const { result, p99 } = await withLoopDelay(async () => await autocannon({ url, headers: requestHeaders, body, connections, duration: shape.seconds, warmupSeconds: 1 }))
     if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url} at ${connections}: ${result.non2xx} non-2xx, ${result.errors} errors`)
+    // The client leaves its last requests running when it stops: they end before the in-process
+    // block starts, so it does not pay for them.
+    await untilNoRunInFlight()
     addCpu(http.cpu, before, before = cpuSnapshot(pids()))
-    const loop = await closedLoop(connections, 1, inProcess)
+    const loop = await closedLoop(connections, shape.seconds, inProcess)
     addCpu(local.cpu, before, cpuSnapshot(pids()))
     loopP99 = Math.max(loopP99, p99)
     http.ops += result.requests.total
+    http.cpuOps += result.requests.total + result.warmupRequests
     http.seconds += result.duration
     http.p50s.push(result.latency.p50)
     http.p99s.push(result.latency.p99)
-    local.ops += loop.opsPerSec
-    local.seconds += 1
+    local.ops += loop.opsPerSec * shape.seconds
+    local.cpuOps += loop.opsPerSec * shape.seconds
+    local.seconds += shape.seconds
     local.p50s.push(loop.p50)
     local.p99s.push(loop.p99)
     blockRatios.push((result.requests.total / result.duration) / loop.opsPerSec)
@@ -76,15 +85,22 @@ Promise<{ http: Side, local: Side, loopP99: number, ratio: number }> {
 }
 const rate = (s: Side): number => s.ops / s.seconds
 
+async function untilNoRunInFlight (): Promise<void> {
+  const deadline = Date.now() + 5_000
+  while (Date.now() < deadline && ((await bench.fastify.metrics.executionsInFlight.get()).values[0]?.value ?? 0) > 0) {
+    await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+}
+
 for (const [name, code] of Object.entries(SCRIPTS)) {
   for (const connections of CONNECTIONS) {
-    const { http, local, loopP99, ratio } = await alternate(`${bench.url}/api/execute`, headers, JSON.stringify({ code }), connections, async () => {
+    const { http, local, loopP99, ratio } = await alternate(`${bench.url}/api/execute`, headers, JSON.stringify({ code }), connections, blocksFor(name), async () => {
       const result = await bench.fastify.enclave.run(code, { isolateKey: 'bench-in-process', tools: echo, maxToolCalls: 100 })
       if (!result.success) throw new Error(`in-process run failed: ${JSON.stringify(result.error)}`)
     })
     if (name === 'trivial') {
-      cpuSplit.push({ label: `HTTP, ${connections} conn`, perOp: cpuPerOp({}, http.cpu, http.ops) })
-      cpuSplit.push({ label: `in-process, ${connections} conn`, perOp: cpuPerOp({}, local.cpu, local.ops) })
+      cpuSplit.push({ label: `HTTP, ${connections} conn`, perOp: cpuPerOp({}, http.cpu, http.cpuOps) })
+      cpuSplit.push({ label: `in-process, ${connections} conn`, perOp: cpuPerOp({}, local.cpu, local.cpuOps) })
     }
     ratios[`${name}/${connections}`] = ratio
     console.log(`${name.padEnd(9)} ${String(connections).padStart(5)}  ${fmt(rate(http), 0).padStart(10)}  ${fmt(median(http.p50s)).padStart(6)}  ${fmt(Math.max(...http.p99s)).padStart(6)}  ${fmt(loopP99).padStart(17)} | ${fmt(rate(local), 0).padStart(17)}  ${fmt(median(local.p50s)).padStart(6)}  ${fmt(Math.max(...local.p99s)).padStart(6)} | ${fmt(ratio)}`)
@@ -122,7 +138,7 @@ bare.post('/run', async () => {
 const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' })
 console.log('\nfloor: a bare Fastify route with the admission only, the same enclave and client (trivial script):')
 for (const connections of CONNECTIONS.filter((c) => c <= 8)) {
-  const { http, local, ratio } = await alternate(`${bareUrl}/run`, { 'content-type': 'application/json' }, '{}', connections, async () => {
+  const { http, local, ratio } = await alternate(`${bareUrl}/run`, { 'content-type': 'application/json' }, '{}', connections, blocksFor('trivial'), async () => {
     await bench.fastify.enclave.run(SCRIPTS.trivial, { isolateKey: 'bench-in-process', tools: echo, maxToolCalls: 100 })
   })
   console.log(`  ${connections} conns: ${fmt(rate(http), 0)} req/s (p50 ${fmt(median(http.p50s))} ms), in-process ${fmt(rate(local), 0)} runs/s: ${fmt(ratio)} (the service: ${fmt(ratios[`trivial/${connections}`] as number)} above)`)

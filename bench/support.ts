@@ -71,21 +71,26 @@ export function percentile (sorted: number[], p: number): number {
 
 export const fmt = (n: number, digits = 2): string => Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
 
-/** Runs `work` with `inFlight` loops for `seconds`; returns per-op latencies (ms) and ops/s. */
+/**
+ * Runs `work` with `inFlight` loops for `seconds`; returns per-op latencies (ms) and ops/s. As a
+ * load generator counts, ops/s is the operations completed within the window over its length
+ * (those still running at its end are waited for but not counted).
+ */
 export async function closedLoop (inFlight: number, seconds: number, work: () => Promise<void>): Promise<{ opsPerSec: number, p50: number, p99: number }> {
   const latencies: number[] = []
   const end = performance.now() + seconds * 1000
-  const started = performance.now()
+  let completed = 0
   await Promise.all(Array.from({ length: inFlight }, async () => {
     while (performance.now() < end) {
       const t0 = performance.now()
       await work()
-      latencies.push(performance.now() - t0)
+      const t1 = performance.now()
+      latencies.push(t1 - t0)
+      if (t1 <= end) completed++
     }
   }))
-  const elapsed = (performance.now() - started) / 1000
   latencies.sort((a, b) => a - b)
-  return { opsPerSec: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
+  return { opsPerSec: completed / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
 }
 
 /** Event-loop delay of this process while `work` runs: p50/p99/max in ms (perf_hooks histogram). */
@@ -103,11 +108,16 @@ export async function withLoopDelay<T> (work: () => Promise<T>): Promise<{ resul
 // The load generator runs in its own process, as a real client would, so its work does not
 // share the server's event loop.
 const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
-export async function autocannon (options: { url: string, headers: Record<string, string>, body: string, connections: number, duration: number }): Promise<Result> {
+export async function autocannon (options: { url: string, headers: Record<string, string>, body: string, connections: number, duration: number, warmupSeconds?: number }): Promise<Result & { warmupRequests: number }> {
   const args = [AUTOCANNON, '--json', '-m', 'POST', '-c', String(options.connections), '-d', String(options.duration), '-b', options.body]
+  // A warm-up inside the same client process: a fresh client's first second is slower (its JIT is
+  // cold), which would count against short measured runs. It prints its own line before the run's.
+  if (options.warmupSeconds !== undefined) args.push('--warmup', '[', '-c', String(options.connections), '-d', String(options.warmupSeconds), ']')
   for (const [name, value] of Object.entries(options.headers)) args.push('-H', `${name}=${value}`)
   const { stdout } = await promisify(execFile)(process.execPath, [...args, options.url], { maxBuffer: 16 * 1024 * 1024 })
-  return JSON.parse(stdout) as Result
+  const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as Result)
+  const result = lines.at(-1) as Result
+  return Object.assign(result, { warmupRequests: lines.length > 1 ? (lines[0] as Result).requests.total : 0 })
 }
 
 // CPU accounting from /proc (Linux): where a request's CPU goes, by thread and process. Clock
