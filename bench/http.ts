@@ -38,9 +38,9 @@ const pids = (): Array<number | undefined> => bench.fastify.enclave.runnerPids()
 const blocksFor = (name: string): { blocks: number, seconds: number } => QUICK ? { blocks: 1, seconds: 1 } : name === 'trivial' ? { blocks: SECONDS, seconds: 1 } : { blocks: 1, seconds: SECONDS }
 const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 50)
 
-// cpuOps: the operations the CPU was spent on (the HTTP side's warm-up requests too).
-interface Side { ops: number, cpuOps: number, seconds: number, p50s: number[], p99s: number[], cpu: Record<string, number> }
-const side = (): Side => ({ ops: 0, cpuOps: 0, seconds: 0, p50s: [], p99s: [], cpu: {} })
+// warmupOps: requests the HTTP side's CPU was also spent on (each block's client warm-up).
+interface Side { ops: number, warmupOps: number, seconds: number, p50s: number[], p99s: number[], cpu: Record<string, number> }
+const side = (): Side => ({ ops: 0, warmupOps: 0, seconds: 0, p50s: [], p99s: [], cpu: {} })
 function addCpu (into: Record<string, number>, before: Record<string, number>, after: Record<string, number>): void {
   for (const [name, ms] of Object.entries(after)) into[name] = (into[name] ?? 0) + ms - (before[name] ?? 0)
 }
@@ -48,10 +48,14 @@ function addCpu (into: Record<string, number>, before: Record<string, number>, a
 /**
  * Blocks of `url` over HTTP, each followed by one of `inProcess` at the same concurrency: the two
  * sides' totals, the event-loop delay p99 over the HTTP blocks (the worst block), and the median
- * of the blocks' ratios.
+ * of the blocks' ratios. `runsInFlight` counts the server's runs: the client leaves its last
+ * requests running when it stops, and they end before the in-process block starts, so it does
+ * not pay for them.
  */
-async function alternate (url: string, requestHeaders: Record<string, string>, body: string, connections: number, shape: { blocks: number, seconds: number }, inProcess: () => Promise<void>):
-Promise<{ http: Side, local: Side, loopP99: number, ratio: number }> {
+async function alternate (
+  url: string, requestHeaders: Record<string, string>, body: string, connections: number, shape: { blocks: number, seconds: number },
+  runsInFlight: () => Promise<number>, inProcess: () => Promise<void>
+): Promise<{ http: Side, local: Side, loopP99: number, ratio: number }> {
   const http = side()
   const local = side()
   const blockRatios: number[] = []
@@ -59,23 +63,22 @@ Promise<{ http: Side, local: Side, loopP99: number, ratio: number }> {
   // Warm up isolates and connections (each block's client also warms itself up first).
   await autocannon({ url, headers: requestHeaders, body, connections, duration: 1 })
   for (let block = 0; block < shape.blocks; block++) {
-    let before = cpuSnapshot(pids())
+    const httpStart = cpuSnapshot(pids())
     const { result, p99 } = await withLoopDelay(async () => await autocannon({ url, headers: requestHeaders, body, connections, duration: shape.seconds, warmupSeconds: 1 }))
     if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url} at ${connections}: ${result.non2xx} non-2xx, ${result.errors} errors`)
-    // The client leaves its last requests running when it stops: they end before the in-process
-    // block starts, so it does not pay for them.
-    await untilNoRunInFlight()
-    addCpu(http.cpu, before, before = cpuSnapshot(pids()))
+    const deadline = Date.now() + 5_000
+    while (Date.now() < deadline && await runsInFlight() > 0) await new Promise((resolve) => setTimeout(resolve, 2))
+    const localStart = cpuSnapshot(pids())
+    addCpu(http.cpu, httpStart, localStart)
     const loop = await closedLoop(connections, shape.seconds, inProcess)
-    addCpu(local.cpu, before, cpuSnapshot(pids()))
+    addCpu(local.cpu, localStart, cpuSnapshot(pids()))
     loopP99 = Math.max(loopP99, p99)
     http.ops += result.requests.total
-    http.cpuOps += result.requests.total + result.warmupRequests
+    http.warmupOps += result.warmupRequests
     http.seconds += result.duration
     http.p50s.push(result.latency.p50)
     http.p99s.push(result.latency.p99)
     local.ops += loop.opsPerSec * shape.seconds
-    local.cpuOps += loop.opsPerSec * shape.seconds
     local.seconds += shape.seconds
     local.p50s.push(loop.p50)
     local.p99s.push(loop.p99)
@@ -84,23 +87,19 @@ Promise<{ http: Side, local: Side, loopP99: number, ratio: number }> {
   return { http, local, loopP99, ratio: median(blockRatios) }
 }
 const rate = (s: Side): number => s.ops / s.seconds
-
-async function untilNoRunInFlight (): Promise<void> {
-  const deadline = Date.now() + 5_000
-  while (Date.now() < deadline && ((await bench.fastify.metrics.executionsInFlight.get()).values[0]?.value ?? 0) > 0) {
-    await new Promise((resolve) => setTimeout(resolve, 2))
-  }
+const cpuPerRun = (s: Side): Array<[string, number]> => cpuPerOp({}, s.cpu, s.ops + s.warmupOps)
+const serviceRunsInFlight = async (): Promise<number> => (await bench.fastify.metrics.executionsInFlight.get()).values[0]?.value ?? 0
+async function runInProcess (code: string): Promise<void> {
+  const result = await bench.fastify.enclave.run(code, { isolateKey: 'bench-in-process', tools: echo, maxToolCalls: 100 })
+  if (!result.success) throw new Error(`in-process run failed: ${JSON.stringify(result.error)}`)
 }
 
 for (const [name, code] of Object.entries(SCRIPTS)) {
   for (const connections of CONNECTIONS) {
-    const { http, local, loopP99, ratio } = await alternate(`${bench.url}/api/execute`, headers, JSON.stringify({ code }), connections, blocksFor(name), async () => {
-      const result = await bench.fastify.enclave.run(code, { isolateKey: 'bench-in-process', tools: echo, maxToolCalls: 100 })
-      if (!result.success) throw new Error(`in-process run failed: ${JSON.stringify(result.error)}`)
-    })
+    const { http, local, loopP99, ratio } = await alternate(`${bench.url}/api/execute`, headers, JSON.stringify({ code }), connections, blocksFor(name), serviceRunsInFlight, async () => { await runInProcess(code) })
     if (name === 'trivial') {
-      cpuSplit.push({ label: `HTTP, ${connections} conn`, perOp: cpuPerOp({}, http.cpu, http.cpuOps) })
-      cpuSplit.push({ label: `in-process, ${connections} conn`, perOp: cpuPerOp({}, local.cpu, local.cpuOps) })
+      cpuSplit.push({ label: `HTTP, ${connections} conn`, perOp: cpuPerRun(http) })
+      cpuSplit.push({ label: `in-process, ${connections} conn`, perOp: cpuPerRun(local) })
     }
     ratios[`${name}/${connections}`] = ratio
     console.log(`${name.padEnd(9)} ${String(connections).padStart(5)}  ${fmt(rate(http), 0).padStart(10)}  ${fmt(median(http.p50s)).padStart(6)}  ${fmt(Math.max(...http.p99s)).padStart(6)}  ${fmt(loopP99).padStart(17)} | ${fmt(rate(local), 0).padStart(17)}  ${fmt(median(local.p50s)).padStart(6)}  ${fmt(Math.max(...local.p99s)).padStart(6)} | ${fmt(ratio)}`)
@@ -126,21 +125,22 @@ for (const { label, perOp } of cpuSplit) {
 // what lies between this and the trivial rows above.
 const bare = Fastify()
 const floorQuotas = quotasFor('enterprise', { maxExecutionsPerDay: 1_000_000_000, maxConcurrentExecutions: 1000 })
+let floorRunsInFlight = 0
 bare.post('/run', async () => {
   const admission = await admitExecution(bench.fastify.store, 'bench-floor', randomUUID(), floorQuotas, 30_000)
   if (!admission.admitted) throw new Error(`floor run refused: ${admission.refusal.code}`)
+  floorRunsInFlight++
   try {
     return await bench.fastify.enclave.run(SCRIPTS.trivial, { isolateKey: 'bench-floor', tools: echo, maxToolCalls: 100 })
   } finally {
-    void admission.release()
+    floorRunsInFlight--
+    admission.release().catch(() => {})
   }
 })
 const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' })
 console.log('\nfloor: a bare Fastify route with the admission only, the same enclave and client (trivial script):')
 for (const connections of CONNECTIONS.filter((c) => c <= 8)) {
-  const { http, local, ratio } = await alternate(`${bareUrl}/run`, { 'content-type': 'application/json' }, '{}', connections, blocksFor('trivial'), async () => {
-    await bench.fastify.enclave.run(SCRIPTS.trivial, { isolateKey: 'bench-in-process', tools: echo, maxToolCalls: 100 })
-  })
+  const { http, local, ratio } = await alternate(`${bareUrl}/run`, { 'content-type': 'application/json' }, '{}', connections, blocksFor('trivial'), async () => floorRunsInFlight, async () => { await runInProcess(SCRIPTS.trivial) })
   console.log(`  ${connections} conns: ${fmt(rate(http), 0)} req/s (p50 ${fmt(median(http.p50s))} ms), in-process ${fmt(rate(local), 0)} runs/s: ${fmt(ratio)} (the service: ${fmt(ratios[`trivial/${connections}`] as number)} above)`)
 }
 await bare.close()

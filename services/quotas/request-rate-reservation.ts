@@ -8,6 +8,9 @@ const MAX_BLOCK = 64
 const BLOCK_SHARE_OF_LIMIT = 16
 // Windows held at once; past it, requests are counted one by one in the store (nothing is held).
 const MAX_HELD_WINDOWS = 10_000
+// A full map is swept for ended windows at most this often: a flood of new keys (addresses) must
+// not make every request walk the whole map.
+const SWEEP_EVERY_MS = 1000
 
 interface HeldWindow {
   /** Units taken from the shared counter and not yet handed out. */
@@ -36,6 +39,7 @@ export function reservingRateStore (store: LimitStore, nameSpace: string, option
   // The clock is injectable for tests on fake time (with the memory store's own clock).
   const clock = options.now ?? Date.now
   const held = new Map<string, HeldWindow>()
+  let sweptAt = Number.NEGATIVE_INFINITY
 
   const ended = (window: HeldWindow, now: number): boolean => window.resetAt <= now && window.refill === undefined
 
@@ -70,7 +74,10 @@ export function reservingRateStore (store: LimitStore, nameSpace: string, option
         if (window.full) return { current: max + 1, ttl: window.resetAt - now }
       }
       if (window === undefined) {
-        if (held.size >= MAX_HELD_WINDOWS) forgetEnded(now)
+        if (held.size >= MAX_HELD_WINDOWS && now - sweptAt >= SWEEP_EVERY_MS) {
+          sweptAt = now
+          forgetEnded(now)
+        }
         if (held.size >= MAX_HELD_WINDOWS) {
           // Too many keys at once (a flood of addresses): count this one without holding anything.
           const taken = await store.consumeUpTo(nameSpace + key, 1, max, timeWindow)
