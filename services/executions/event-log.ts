@@ -31,45 +31,77 @@ export interface EventLog {
 const PAGE = 500
 const RECHECK_MS = 1000
 
+/** Pushed events held while the stream's reader is behind; past this, reads fill in. */
+const PUSHED_MAX = PAGE
+
 /**
  * Every event after `after` exactly once, in order, live, until `final` or the signal aborts.
- * It watches before it reads, so nothing appended in between is missed; a watched event that
- * skips ahead (a notification lost or reordered) is filled from the log. `finished`: the run is
- * over, so a stream with nothing more to give (resumed at or after `final`, or expired) ends once
- * a re-check finds nothing new, instead of waiting for events that will never come.
+ * It watches before it reads, so nothing appended in between is missed. A watched event that
+ * continues the stream (the next seq) is yielded as it came, with no read: the notification
+ * carries the event as the log stored it. One that skips ahead (a notification lost or
+ * reordered) is filled from the log. `finished`: the run is over, so a stream with nothing more
+ * to give (resumed at or after `final`, or expired) ends once a re-check finds nothing new,
+ * instead of waiting for events that will never come.
  */
 export async function * follow (log: EventLog, executionId: string, after: number, signal: AbortSignal, finished = false): AsyncGenerator<StreamEvent> {
   let wake: (() => void) | undefined
-  let pending = false
-  const stop = log.watch(executionId, () => { pending = true; wake?.() })
+  let last = after
+  const pushed = new Map<number, StreamEvent>()
+  // dropped: an event not held (the reader too far behind); fresh: something came since the
+  // last read, so a read might fill what the pushed events leave out.
+  let dropped = false
+  let fresh = false
+  const stop = log.watch(executionId, (event) => {
+    if (event.seq <= last) return
+    if (pushed.size < PUSHED_MAX) pushed.set(event.seq, event)
+    else dropped = true
+    fresh = true
+    wake?.()
+  })
   const onAbort = (): void => { wake?.() }
   signal.addEventListener('abort', onAbort, { once: true })
-  let last = after
   let quietChecks = 0
+  let mustRead = true
   try {
     // Resumed right after `final`: the stream is already complete.
     if (after > 0 && (await log.read(executionId, after - 1, 1))[0]?.type === 'final') return
     while (!signal.aborted) {
-      pending = false
-      const events = await log.read(executionId, last, PAGE)
-      for (const event of events) {
-        if (event.seq <= last) continue
-        last = event.seq
-        yield event
-        if (event.type === 'final') return
+      if (mustRead) {
+        fresh = false
+        dropped = false
+        const events = await log.read(executionId, last, PAGE)
+        for (const event of events) {
+          if (event.seq <= last) continue
+          last = event.seq
+          yield event
+          if (event.type === 'final') return
+        }
+        if (events.length === PAGE) continue
+        if (finished && events.length === 0 && quietChecks++ > 0) return
       }
-      if (events.length === PAGE || pending) continue
-      if (finished && events.length === 0 && quietChecks++ > 0) return
+      for (let next = pushed.get(last + 1); next !== undefined; next = pushed.get(last + 1)) {
+        pushed.delete(next.seq)
+        last = next.seq
+        yield next
+        if (next.type === 'final') return
+      }
+      for (const seq of pushed.keys()) if (seq <= last) pushed.delete(seq)
+      // A gap (a notification lost, or an event not held): read, unless a read since the last
+      // arrival already could not fill it; then the next arrival or the timer reads again.
+      if ((pushed.size > 0 || dropped) && fresh) { mustRead = true; continue }
+      fresh = false
       // Notifications are the fast path; the timer re-reads in case one was lost (a subscriber
       // still connecting, a reconnect), so a stream never hangs on a missed `final`.
       let timer: NodeJS.Timeout | undefined
+      let timedOut = false
       await new Promise<void>((resolve) => {
         wake = resolve
-        timer = setTimeout(resolve, RECHECK_MS)
-        if (pending || signal.aborted) resolve()
+        timer = setTimeout(() => { timedOut = true; resolve() }, RECHECK_MS)
+        if (signal.aborted) resolve()
       })
       clearTimeout(timer)
       wake = undefined
+      mustRead = timedOut
     }
   } finally {
     stop()
