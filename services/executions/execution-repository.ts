@@ -95,10 +95,20 @@ export function statusOf (result: ExecutionResult): ExecutionStatus {
  * (its worker, a cancel of a queued run, the lost-run check) wins, and only the winner sends `final`.
  */
 export async function finishExecution (trx: TenantTrx, executionId: string, result: ExecutionResult, from: ExecutionStatus[]): Promise<boolean> {
-  const updated = await trx.updateTable('executions')
-    .set({ status: statusOf(result), finished_at: sql<Date>`now()`, result: JSON.stringify(result) })
-    .where('execution_id', '=', executionId).where('status', 'in', from).executeTakeFirst()
+  const updated = await finishQuery(trx, executionId, result, from).executeTakeFirst()
   return updated.numUpdatedRows > 0n
+}
+
+/** finishExecution as one statement with the tenant's settings: one round trip, no transaction. */
+export async function finishExecutionAsTenant (db: AppDatabase, tenantId: string, executionId: string, result: ExecutionResult, from: ExecutionStatus[]): Promise<boolean> {
+  const updated = await statementAsTenant(db, tenantId, finishQuery(db.kysely, executionId, result, from).returning('execution_id').compile())
+  return updated.length > 0
+}
+
+function finishQuery (kysely: Kysely<Database>, executionId: string, result: ExecutionResult, from: ExecutionStatus[]) {
+  return kysely.updateTable('executions')
+    .set({ status: statusOf(result), finished_at: sql<Date>`now()`, result: JSON.stringify(result) })
+    .where('execution_id', '=', executionId).where('status', 'in', from)
 }
 
 /** Deletes this tenant's executions finished before `cutoff`; how many went. */

@@ -15,7 +15,7 @@ import type { TenantQuotas } from '../tenants/tiers.ts'
 import type { EventLog } from './event-log.ts'
 import type { ExecutionJob, ExecutionQueue, JobOutcome } from './execution-queue.ts'
 import {
-  deleteExecution, FINISHED, finishExecution, getExecution, hasExecutions, insertExecution, listExecutions, markRunning,
+  deleteExecution, FINISHED, finishExecution, finishExecutionAsTenant, getExecution, hasExecutions, insertExecution, listExecutions, markRunning,
   pruneExecutions, statusOf
 } from './execution-repository.ts'
 
@@ -350,7 +350,7 @@ export class Executions {
     }
     for (let attempt = 0; ; attempt++) {
       try {
-        await withTenant(this.deps.db, tenantId, async (trx) => await finishExecution(trx, executionId, stands, from))
+        await finishExecutionAsTenant(this.deps.db, tenantId, executionId, stands, from)
         return
       } catch (err) {
         if (attempt >= FINISH_RETRY_MS.length || this.stopped) {
