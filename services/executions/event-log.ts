@@ -109,7 +109,7 @@ export async function * follow (log: EventLog, executionId: string, after: numbe
   }
 }
 
-interface MemoryStream { events: StreamEvent[], expiry: NodeJS.Timeout | undefined, owner: string | undefined, final?: StreamEvent }
+interface MemoryStream { events: StreamEvent[], last: number, expiry: NodeJS.Timeout | undefined, owner: string | undefined, queued?: StreamEvent, final?: StreamEvent }
 
 /** One process's event log (embedded mode): the same contract as Redis Streams. */
 export function createMemoryEventLog (): EventLog {
@@ -118,18 +118,25 @@ export function createMemoryEventLog (): EventLog {
   return {
     async append (executionId, type, data, owner) {
       let stream = streams.get(executionId)
-      if (stream === undefined) { stream = { events: [], expiry: undefined, owner: undefined }; streams.set(executionId, stream) }
+      if (stream === undefined) { stream = { events: [], last: 0, expiry: undefined, owner: undefined }; streams.set(executionId, stream) }
       if (owner !== undefined) stream.owner = owner
       if (type === 'final' && stream.final !== undefined) return stream.final
-      const seq = (stream.events.at(-1)?.seq ?? 0) + 1
-      const event: StreamEvent = { seq, type, at: new Date().toISOString(), data }
-      stream.events.push(event)
+      // As on Redis: a stream starts with `queued`, whoever appends first.
+      if (type === 'queued' && stream.queued !== undefined) return stream.queued
+      const add = (type: Exclude<EventType, 'heartbeat'>, data: Record<string, unknown>): StreamEvent => {
+        const event: StreamEvent = { seq: stream.last + 1, type, at: new Date().toISOString(), data }
+        stream.last = event.seq
+        stream.events.push(event)
+        if (stream.events.length > MAX_EVENTS_PER_EXECUTION) stream.events.shift()
+        for (const watcher of watchers.get(executionId) ?? []) watcher(event)
+        return event
+      }
+      if (stream.last === 0) stream.queued = add('queued', {})
+      const event = type === 'queued' ? stream.queued! : add(type, data)
       if (type === 'final') stream.final = event
-      if (stream.events.length > MAX_EVENTS_PER_EXECUTION) stream.events.shift()
       clearTimeout(stream.expiry)
       stream.expiry = setTimeout(() => streams.delete(executionId), EVENTS_TTL_MS)
       stream.expiry.unref()
-      for (const watcher of watchers.get(executionId) ?? []) watcher(event)
       return event
     },
     async ownerOf (executionId) {

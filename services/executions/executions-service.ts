@@ -8,7 +8,7 @@ import type { AuditWriter } from '../audit/audit-writer.ts'
 import { cancelledError, enclaveError } from '../enclave/errors.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 import { executeScript, sha256, type ExecutionDeps, type ExecutionEvent } from '../execution/execute-script.ts'
-import { acquireRunSlot, admitSubmission, codeSizeRefusal, type QueueFullRefusal, type Refusal } from '../quotas/admission.ts'
+import { acquireRunSlot, admitSubmission, codeSizeRefusal, type QueueFullRefusal, type Refusal, type SubmissionAdmission } from '../quotas/admission.ts'
 import type { FastifyBaseLogger } from 'fastify'
 import type { LimitStore } from '../store/index.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
@@ -150,24 +150,51 @@ export class Executions {
     if (Buffer.byteLength(body.code, 'utf8') > quotas.maxCodeSizeKB * 1024) return refuse(executionId, codeSizeRefusal(quotas.maxCodeSizeKB))
     const timeoutMs = Math.min(body.timeoutMs ?? quotas.maxExecutionDurationMs, quotas.maxExecutionDurationMs)
 
-    const inserted = await insertExecution(this.deps.db, { tenantId, executionId, userId: caller.userId, timeoutMs, codeSha256, idempotencyKey })
-    if (!inserted.created) return { accepted: true, executionId: inserted.row.execution_id, status: inserted.row.status, created: false }
-
+    const row = { tenantId, executionId, userId: caller.userId, timeoutMs, codeSha256, idempotencyKey }
+    const queue = { key: queuedKey(tenantId), bound: QUEUE_FACTOR * quotas.maxConcurrentExecutions, leaseMs: QUEUED_LEASE_MS }
     const undo = async (): Promise<void> => { await withTenant(this.deps.db, tenantId, async (trx) => { await deleteExecution(trx, executionId) }) }
-    let refusal: SubmitRefusal | null
-    try {
-      refusal = await admitSubmission(this.deps.store, tenantId, executionId, quotas, { key: queuedKey(tenantId), bound: QUEUE_FACTOR * quotas.maxConcurrentExecutions, leaseMs: QUEUED_LEASE_MS })
-    } catch (err) {
-      await undo().catch(() => {})
-      throw err
+    let admission: SubmissionAdmission
+    if (idempotencyKey === undefined) {
+      // No key, so no earlier submission to find: the row and the admission go side by side (one
+      // round trip less), and whichever fails undoes the other.
+      const [inserted, admitted] = await Promise.allSettled([insertExecution(this.deps.db, row), admitSubmission(this.deps.store, tenantId, executionId, quotas, queue)])
+      if (inserted.status === 'rejected') {
+        if (admitted.status === 'fulfilled' && admitted.value.admitted) await admitted.value.withdraw().catch(() => {})
+        throw inserted.reason
+      }
+      if (admitted.status === 'rejected') {
+        await undo().catch(() => {})
+        throw admitted.reason
+      }
+      admission = admitted.value
+    } else {
+      // A key: the row first, so a repeat finds the first execution and takes no quota.
+      const inserted = await insertExecution(this.deps.db, row)
+      if (!inserted.created) return { accepted: true, executionId: inserted.row.execution_id, status: inserted.row.status, created: false }
+      try {
+        admission = await admitSubmission(this.deps.store, tenantId, executionId, quotas, queue)
+      } catch (err) {
+        await undo().catch(() => {})
+        throw err
+      }
     }
-    if (refusal !== null) {
+    if (!admission.admitted) {
       await undo()
-      return refuse(executionId, refusal)
+      return refuse(executionId, admission.refusal)
     }
-    // `queued` must be seq 1 before the job can add `started`; the tenant index may go alongside.
-    await Promise.all([this.deps.events.append(executionId, 'queued', {}, tenantId), this.deps.tenantIndex.add(tenantId).catch(() => {})])
-    await this.deps.queue.add({ executionId, tenantId, userId: caller.userId, permissions: caller.permissions, code: body.code, timeoutMs, ...(body.language !== undefined ? { language: body.language } : {}) })
+    // `queued` and the job go together: the event log makes `queued` seq 1 whichever lands first.
+    // A job the queue did not take was never accepted: the row and the quota go back (the client
+    // gets 503), and the stream's lone `queued` expires unread.
+    const job: ExecutionJob = { executionId, tenantId, userId: caller.userId, permissions: caller.permissions, code: body.code, timeoutMs, ...(body.language !== undefined ? { language: body.language } : {}) }
+    const [, , added] = await Promise.allSettled([
+      this.deps.events.append(executionId, 'queued', {}, tenantId),
+      this.deps.tenantIndex.add(tenantId),
+      this.deps.queue.add(job)
+    ])
+    if (added.status === 'rejected') {
+      await Promise.all([undo(), admission.withdraw()]).catch(() => {})
+      throw added.reason
+    }
     return { accepted: true, executionId, status: 'queued', created: true }
   }
 

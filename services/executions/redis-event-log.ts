@@ -14,6 +14,9 @@ const CHANNEL = 'tenant-enclave:execution-events'
 // twice (its event is answered again, from the stream while it is there).
 // A stream has one `final`: a second one (a lost-run check racing the run's own end) is not
 // appended, and the first is answered instead, so every writer learns which result stands.
+// A stream starts with `queued`: the submission appends it alongside adding the job, so should the
+// run's first event land first, `queued` is written before it (seq 1), and the submission's own
+// append then answers that one (setting the owner).
 const APPEND = `
 local function appended (seq)
   local entries = redis.call('XRANGE', KEYS[1], seq .. '-1', seq .. '-1')
@@ -28,10 +31,23 @@ if final then
   local event = appended(final)
   if event then return event end
 end
+if ARGV[8] ~= '' then redis.call('SET', KEYS[3], ARGV[8]) end
+if ARGV[1] == 'queued' and redis.call('EXISTS', KEYS[2]) == 1 then
+  local event = appended(1)
+  if event then
+    redis.call('HSET', KEYS[4], ARGV[9], 1)
+    return event
+  end
+end
 local seq = redis.call('INCR', KEYS[2])
+if seq == 1 and ARGV[1] ~= 'queued' then
+  local queued = '{"seq":1,"type":"queued","at":"' .. ARGV[3] .. '","data":{}}'
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '1-1', 'e', queued)
+  redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. queued)
+  seq = redis.call('INCR', KEYS[2])
+end
 redis.call('HSET', KEYS[4], ARGV[9], seq)
 if ARGV[1] == 'final' then redis.call('HSET', KEYS[4], 'final', seq) end
-if ARGV[8] ~= '' then redis.call('SET', KEYS[3], ARGV[8]) end
 local event = '{"seq":' .. seq .. ',"type":"' .. ARGV[1] .. '","at":"' .. ARGV[3] .. '","data":' .. ARGV[2] .. '}'
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], seq .. '-1', 'e', event)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])

@@ -55,10 +55,14 @@ export async function admitExecution (
 /** A submission refused because its tenant already has `limit` runs queued. */
 export interface QueueFullRefusal { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: string, limit: number }
 
+export type SubmissionAdmission =
+  | { admitted: false, refusal: QueueFullRefusal | Refusal }
+  | { admitted: true, withdraw: () => Promise<void> }
+
 /**
  * A submission's place in its tenant's queue bound (a lease on `queue.key`) and one of today's
  * executions, in one atomic store call (one Redis round trip), like admitExecution: a refused
- * submission takes neither. The refusal, or null when admitted.
+ * submission takes neither. `withdraw` gives both back, for a submission that then failed.
  */
 export async function admitSubmission (
   store: LimitStore,
@@ -66,12 +70,17 @@ export async function admitSubmission (
   executionId: string,
   quotas: TenantQuotas,
   queue: { key: string, bound: number, leaseMs: number }
-): Promise<QueueFullRefusal | Refusal | null> {
+): Promise<SubmissionAdmission> {
   const day = utcDayWindow()
   const admitted = await store.admit(queue.key, executionId, queue.bound, queue.leaseMs, executionsKey(tenantId, day.dayKey), quotas.maxExecutionsPerDay, day.ttlMs)
-  if (admitted.outcome === 'lease-refused') return { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: `Execution queue full: at most ${queue.bound} queued runs`, limit: queue.bound }
-  if (admitted.outcome === 'counter-refused') return dailyRefusal(quotas, day)
-  return null
+  if (admitted.outcome === 'lease-refused') return { admitted: false, refusal: { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: `Execution queue full: at most ${queue.bound} queued runs`, limit: queue.bound } }
+  if (admitted.outcome === 'counter-refused') return { admitted: false, refusal: dailyRefusal(quotas, day) }
+  return {
+    admitted: true,
+    withdraw: async () => {
+      await Promise.all([store.releaseLease(queue.key, executionId), store.refund(executionsKey(tenantId, day.dayKey), 1)])
+    }
+  }
 }
 
 /** Takes a concurrency slot for a queued run that is starting; null when the tenant has none free. */

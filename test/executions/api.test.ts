@@ -123,6 +123,41 @@ t.test('queued executions', async (t) => {
     t.match(big.json(), { code: 'CODE_TOO_LARGE', limit: 50 })
   })
 
+  t.test('a submission that fails after its admission is not accepted, and gives back what it took', async (t) => {
+    const tenant = await createTenant(app, 'exec-undo', { tier: 'free', quotaOverrides: { maxExecutionsPerDay: 5, maxConcurrentExecutions: 1 } })
+    // The service's neighbours refuse, as Redis or PostgreSQL do when they go away: the queue
+    // does not take the job, or the database does not take the row.
+    const deps = (app.executions as unknown as { deps: { queue: { add: (job: unknown) => Promise<void> }, db: { simpleQuery: (text: string) => Promise<unknown[]> } } }).deps
+    const unreachable = (): Error => Object.assign(new Error('unreachable'), { code: 'STORE_UNAVAILABLE' })
+    const { add } = deps.queue
+    const { simpleQuery } = deps.db
+    t.teardown(() => { deps.queue.add = add; deps.db.simpleQuery = simpleQuery })
+    deps.queue.add = async () => { throw unreachable() }
+    for (let i = 0; i < 3; i++) {
+      const res = await submit(app, tenant, 'return 1')
+      t.equal(res.statusCode, 503, 'the queue did not take it: not accepted')
+      t.match(res.json(), { code: 'DEPENDENCY_UNAVAILABLE' })
+    }
+    deps.queue.add = add
+    deps.db.simpleQuery = async (text) => {
+      if (text.includes('insert into "executions"')) throw unreachable()
+      return await simpleQuery(text)
+    }
+    for (let i = 0; i < 3; i++) t.equal((await submit(app, tenant, 'return 1')).statusCode, 503, 'the row was not stored: not accepted')
+    deps.db.simpleQuery = simpleQuery
+    t.equal((await usage(app, tenant)).executions, 0, 'no day\'s execution kept by a submission that failed')
+    t.same((await app.inject({ method: 'GET', url: '/api/executions', headers: tenant.headers })).json().executions, [], 'no row left behind')
+    // maxExecutionsPerDay 5 and a queue bound of 10: six failed submissions holding anything would show here.
+    const ids: string[] = []
+    for (let i = 0; i < 5; i++) {
+      const res = await submit(app, tenant, 'return 1')
+      t.equal(res.statusCode, 202)
+      ids.push((res.json() as { executionId: string }).executionId)
+    }
+    for (const id of ids) t.equal((await events(app, tenant, id)).at(-1)?.type, 'final')
+    t.equal((await submit(app, tenant, 'return 1')).statusCode, 429, 'the sixth is over the day\'s five')
+  })
+
   t.test('QUEUE_FULL at 10 × maxConcurrentExecutions queued runs', async (t) => {
     const tenant = await createTenant(app, 'exec-full', { tier: 'free', quotaOverrides: { maxExecutionsPerDay: 1000, maxExecutionDurationMs: 20_000 } })
     const first = (await submit(app, tenant, 'while (true) {}')).json() as { executionId: string }
