@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorBody, NotFoundError } from '../../services/errors.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
-import { StreamEventSchema } from '../../schemas/execution-event.ts'
+import { StreamEventSchema, type StreamEvent } from '../../schemas/execution-event.ts'
 import { follow } from '../../services/executions/event-log.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 
@@ -115,22 +115,51 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const { tenantId } = request.tenant
     const lastEventId = request.headers['last-event-id']
     const after = request.query.after ?? (lastEventId === undefined ? 0 : Number(lastEventId))
-    // A watch from the start of a live stream that names this tenant as its owner needs no
-    // database read: the stream holds every event until `final`. Otherwise (a resume, a stream
-    // gone or without owner) the row decides: 404 for another tenant, and whether the run is over.
-    let finished = false
-    if (after !== 0 || await fastify.executionEvents.ownerOf(executionId) !== tenantId) {
-      const view = await fastify.executions.get(tenantId, executionId)
-      if (view === undefined) throw notFound()
-      finished = view.status !== 'queued' && view.status !== 'running'
-    }
+    const log = fastify.executionEvents
+    // Listened for before anything is awaited: a client gone meanwhile stops the watch too.
+    // (The writer stops its heartbeats then too, also after a 404.)
     const format = eventFormat(request.headers.accept) ?? 'sse'
     const writer = new EventWriter(format, after)
     const left = new AbortController()
     reply.raw.on('close', () => { left.abort(); writer.end() })
+    // A watch from the start of a live stream that names this tenant as its owner needs no
+    // database read: the stream holds every event until `final`. Its first read goes alongside
+    // the owner's (nothing is sent before the owner is known). Otherwise (a resume, a stream gone
+    // or without owner) the row decides: 404 for another tenant, and whether the run is over.
+    let events: AsyncGenerator<StreamEvent> | undefined
+    let first: Promise<IteratorResult<StreamEvent>> | undefined
+    try {
+      if (after === 0) {
+        const unowned = new AbortController()
+        events = follow(log, executionId, 0, AbortSignal.any([left.signal, unowned.signal]))
+        first = events.next()
+        first.catch(() => {})
+        let owner: string | undefined
+        try {
+          owner = await log.ownerOf(executionId)
+        } finally {
+          if (owner !== tenantId) {
+            unowned.abort()
+            events.return(undefined).catch(() => {})
+            events = first = undefined
+          }
+        }
+      }
+      if (events === undefined) {
+        const view = await fastify.executions.get(tenantId, executionId)
+        if (view === undefined) throw notFound()
+        events = follow(log, executionId, after, left.signal, view.status !== 'queued' && view.status !== 'running')
+      }
+    } catch (err) {
+      // Not streaming after all (404, or a store that does not answer): nothing is left running.
+      left.abort()
+      writer.end()
+      throw err
+    }
+    const stream = events
     void (async () => {
       try {
-        for await (const event of follow(fastify.executionEvents, executionId, after, left.signal, finished)) writer.write(event)
+        for (let next = await (first ?? stream.next()); next.done !== true; next = await stream.next()) writer.write(next.value)
       } catch (err) {
         request.log.warn({ err, executionId }, 'event stream failed')
       } finally {

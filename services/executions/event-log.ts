@@ -13,6 +13,8 @@ export interface EventLog {
   /**
    * Appends the next event (seq = last + 1, atomically across instances) and notifies watchers.
    * A stream has at most one `final`: appending another answers the first, unchanged.
+   * A stream starts with `queued` (seq 1), once: another event appended first writes it before
+   * itself, and a `queued` appended later answers that one (recording `owner`).
    * `owner` (the submitting tenant, given with `queued`) is kept with the stream for as long as it
    * lives, so a watcher's tenant can be checked without a database transaction (ownerOf).
    */
