@@ -8,12 +8,14 @@
 // indicative; the ratio is the point.
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { backendLabel, fmt, percentile, startBenchApp } from './support.ts'
+import { backendLabel, fmt, machineBusyMs, percentile, startBenchApp } from './support.ts'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40)
+const CPU_WINDOW_MS = Number(process.env.BENCH_CPU_SECONDS ?? 3) * 1000
 const CLIENT = process.env.BENCH_EXECUTIONS_CLIENT
 
-interface Figures { syncMs: number[], queuedMs: number[], deliveryMs: number[], cancelMs: number[] }
+interface CpuFigures { runs: number, wallMs: number, busyMs: number }
+interface Figures { syncMs: number[], queuedMs: number[], deliveryMs: number[], cancelMs: number[], cpu?: { sync: CpuFigures, queued: CpuFigures } }
 
 if (CLIENT === undefined) {
   const bench = await startBenchApp()
@@ -33,6 +35,13 @@ if (CLIENT === undefined) {
   console.log(`submit → final (queued)   p50 ${fmt(percentile(q, 50))} ms  p99 ${fmt(percentile(q, 99))} ms  ratio p50 ${fmt(percentile(q, 50) / percentile(s, 50))}× (target ≤ 1.5×)`)
   console.log(`log line → SSE client     p50 ${fmt(percentile(d, 50))} ms  p99 ${fmt(percentile(d, 99))} ms  (${d.length} lines; target p50 ≤ 2 ms; 1 ms clock resolution)`)
   console.log(`cancel → final            p50 ${fmt(percentile(c, 50))} ms  p99 ${fmt(percentile(c, 99))} ms  (target p99 ≤ 100 ms)`)
+  if (figures.cpu !== undefined) {
+    // One client, runs back to back: when the machine is busy for most of a run, latency follows
+    // CPU, and the ratio of CPU per run is what the latency ratio tends to.
+    const per = (f: CpuFigures): string => `${fmt(f.wallMs / f.runs)} ms each, CPU ${fmt(f.busyMs / f.runs)} ms, cores busy ${fmt(f.busyMs / f.wallMs)}`
+    const { sync, queued } = figures.cpu
+    console.log(`whole machine, back to back: sync ${per(sync)}; queued ${per(queued)}; CPU per run ratio ${fmt((queued.busyMs / queued.runs) / (sync.busyMs / sync.runs))}×`)
+  }
   await bench.fastify.close()
 } else {
   const { url, headers } = JSON.parse(CLIENT) as { url: string, headers: Record<string, string> }
@@ -114,5 +123,18 @@ async function measure (url: string, headers: Record<string, string>): Promise<F
     }
   }
 
-  return { syncMs, queuedMs, deliveryMs, cancelMs }
+  // 4. CPU per run on the whole machine (every process: service, runners, client, PostgreSQL,
+  // Redis), each kind run back to back for a few seconds. Clock ticks are 10 ms: hence seconds.
+  const cpuOf = async (run: () => Promise<void>): Promise<CpuFigures | undefined> => {
+    const before = machineBusyMs()
+    const t0 = performance.now()
+    let runs = 0
+    while (performance.now() - t0 < CPU_WINDOW_MS) { await run(); runs++ }
+    const after = machineBusyMs()
+    return before === undefined || after === undefined ? undefined : { runs, wallMs: performance.now() - t0, busyMs: after - before }
+  }
+  const sync = await cpuOf(async () => { await (await fetch(`${url}/api/execute`, { method: 'POST', headers, body: JSON.stringify({ code: 'return 1' }) })).json() })
+  const queued = await cpuOf(async () => { await drain(sse(await submit('return 1'))) })
+
+  return { syncMs, queuedMs, deliveryMs, cancelMs, ...(sync !== undefined && queued !== undefined ? { cpu: { sync, queued } } : {}) }
 }

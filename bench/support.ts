@@ -133,6 +133,16 @@ function statTimes (path: string): { name: string, user: number, system: number,
   }
 }
 
+/** Busy CPU ms of the whole machine so far (every process; /proc/stat less idle and iowait); undefined off Linux. */
+export function machineBusyMs (): number | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+    return (fields.reduce((a, b) => a + b, 0) - fields[3]! - fields[4]!) * TICK_MS
+  } catch {
+    return undefined
+  }
+}
+
 /** CPU ms used so far: this process's threads by name, finished children (the load generator), and the given processes. */
 export function cpuSnapshot (pids: Array<number | undefined>): Record<string, number> {
   const out: Record<string, number> = {}
