@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { ErrorBody, NotFoundError } from '../../services/errors.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import { StreamEventSchema, type StreamEvent } from '../../schemas/execution-event.ts'
-import { follow } from '../../services/executions/event-log.ts'
+import { follow, followIfAllowed } from '../../services/executions/event-log.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
@@ -127,24 +127,8 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     // the owner's (nothing is sent before the owner is known). Otherwise (a resume, a stream gone
     // or without owner) the row decides: 404 for another tenant, and whether the run is over.
     let events: AsyncGenerator<StreamEvent> | undefined
-    let first: Promise<IteratorResult<StreamEvent>> | undefined
     try {
-      if (after === 0) {
-        const unowned = new AbortController()
-        events = follow(log, executionId, 0, AbortSignal.any([left.signal, unowned.signal]))
-        first = events.next()
-        first.catch(() => {})
-        let owner: string | undefined
-        try {
-          owner = await log.ownerOf(executionId)
-        } finally {
-          if (owner !== tenantId) {
-            unowned.abort()
-            events.return(undefined).catch(() => {})
-            events = first = undefined
-          }
-        }
-      }
+      if (after === 0) events = await followIfAllowed(log, executionId, left.signal, async () => await log.ownerOf(executionId) === tenantId)
       if (events === undefined) {
         const view = await fastify.executions.get(tenantId, executionId)
         if (view === undefined) throw notFound()
@@ -159,7 +143,7 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const stream = events
     void (async () => {
       try {
-        for (let next = await (first ?? stream.next()); next.done !== true; next = await stream.next()) writer.write(next.value)
+        for await (const event of stream) writer.write(event)
       } catch (err) {
         request.log.warn({ err, executionId }, 'event stream failed')
       } finally {

@@ -111,6 +111,33 @@ export async function * follow (log: EventLog, executionId: string, after: numbe
   }
 }
 
+/**
+ * follow() from the start, begun (watching, then reading) while `allowed` is checked, so the
+ * check costs no round trip of its own; nothing of the stream is handed out unless it passes.
+ * Undefined when it does not, and the follow is stopped (also when the check throws).
+ */
+export async function followIfAllowed (log: EventLog, executionId: string, signal: AbortSignal, allowed: () => Promise<boolean>): Promise<AsyncGenerator<StreamEvent> | undefined> {
+  const refused = new AbortController()
+  const events = follow(log, executionId, 0, AbortSignal.any([signal, refused.signal]))
+  const head = events.next()
+  head.catch(() => {})
+  let ok = false
+  try {
+    ok = await allowed()
+  } finally {
+    // return() as well as abort: a follow suspended at its first event would otherwise keep watching.
+    if (!ok) { refused.abort(); events.return(undefined).catch(() => {}) }
+  }
+  if (!ok) return undefined
+  return (async function * () {
+    try {
+      for (let next = await head; next.done !== true; next = await events.next()) yield next.value
+    } finally {
+      await events.return(undefined)
+    }
+  })()
+}
+
 interface MemoryStream { events: StreamEvent[], last: number, expiry: NodeJS.Timeout | undefined, owner: string | undefined, queued?: StreamEvent, final?: StreamEvent }
 
 /** One process's event log (embedded mode): the same contract as Redis Streams. */

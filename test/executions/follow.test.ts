@@ -3,10 +3,10 @@
 // the log cannot fill waits for the next event instead of reading in a loop.
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { createMemoryEventLog, follow, type EventLog, type StreamEvent } from '../../services/executions/event-log.ts'
+import { createMemoryEventLog, follow, followIfAllowed, type EventLog, type StreamEvent } from '../../services/executions/event-log.ts'
 
 /** The in-process log, counting reads, with notifications that the test can lose or fake. */
-function observedLog (): { log: EventLog, reads: () => number, loseNext: () => void, push: (id: string, event: StreamEvent) => void } {
+function observedLog (): { log: EventLog, reads: () => number, watching: () => number, loseNext: () => void, push: (id: string, event: StreamEvent) => void } {
   const inner = createMemoryEventLog()
   let reads = 0
   let lose = false
@@ -20,22 +20,24 @@ function observedLog (): { log: EventLog, reads: () => number, loseNext: () => v
       return () => { watchers.delete(id); stop() }
     }
   }
-  return { log, reads: () => reads, loseNext: () => { lose = true }, push: (id, event) => watchers.get(id)?.(event) }
-}
-
-async function collect (events: AsyncGenerator<StreamEvent>, seen: StreamEvent[]): Promise<void> {
-  for await (const event of events) seen.push(event)
+  return { log, reads: () => reads, watching: () => watchers.size, loseNext: () => { lose = true }, push: (id, event) => watchers.get(id)?.(event) }
 }
 
 const tick = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
+
+/** Follows a stream from `after`, collecting into `seen`; resolves once the follow has had its first read. */
+async function following (log: EventLog, id: string, after = 0, signal = new AbortController().signal): Promise<{ seen: StreamEvent[], done: Promise<void> }> {
+  const seen: StreamEvent[] = []
+  const done = (async () => { for await (const event of follow(log, id, after, signal)) seen.push(event) })()
+  await tick()
+  return { seen, done }
+}
 
 t.test('events that arrive in sequence are passed on without reading the log again', async (t) => {
   const { log, reads } = observedLog()
   const id = randomUUID()
   await log.append(id, 'queued', {})
-  const seen: StreamEvent[] = []
-  const done = collect(follow(log, id, 0, new AbortController().signal), seen)
-  await tick()
+  const { seen, done } = await following(log, id)
   for (let i = 0; i < 20; i++) {
     await log.append(id, 'log', { level: 'info', message: String(i) })
     if (i % 3 === 0) await tick()
@@ -50,9 +52,7 @@ t.test('a lost notification is filled from the log when the next one shows the g
   const { log, reads, loseNext } = observedLog()
   const id = randomUUID()
   await log.append(id, 'queued', {})
-  const seen: StreamEvent[] = []
-  const done = collect(follow(log, id, 0, new AbortController().signal), seen)
-  await tick()
+  const { seen, done } = await following(log, id)
   await log.append(id, 'started', {})
   await tick()
   loseNext()
@@ -71,9 +71,7 @@ t.test('a lost final notification is found by the periodic re-read', async (t) =
   const { log, loseNext } = observedLog()
   const id = randomUUID()
   await log.append(id, 'queued', {})
-  const seen: StreamEvent[] = []
-  const done = collect(follow(log, id, 0, new AbortController().signal), seen)
-  await tick()
+  const { seen, done } = await following(log, id)
   loseNext()
   await log.append(id, 'final', { result: {} })
   await done
@@ -85,9 +83,7 @@ t.test('a gap the log cannot fill does not read in a loop', async (t) => {
   const id = randomUUID()
   await log.append(id, 'queued', {})
   const controller = new AbortController()
-  const seen: StreamEvent[] = []
-  const done = collect(follow(log, id, 0, controller.signal), seen)
-  await tick()
+  const { seen, done } = await following(log, id, 0, controller.signal)
   // A notification from nowhere (seq 7 while the log ends at 1): one read finds nothing to fill.
   push(id, { seq: 7, type: 'log', at: new Date().toISOString(), data: { level: 'info', message: 'stray' } })
   for (let i = 0; i < 20; i++) await tick()
@@ -102,10 +98,29 @@ t.test('a resume yields exactly what follows, live events included', async (t) =
   const id = randomUUID()
   for (const type of ['queued', 'started'] as const) await log.append(id, type, {})
   await log.append(id, 'log', { level: 'info', message: 'a' })
-  const seen: StreamEvent[] = []
-  const done = collect(follow(log, id, 2, new AbortController().signal), seen)
-  await tick()
+  const { seen, done } = await following(log, id, 2)
   await log.append(id, 'final', { result: {} })
   await done
   t.same(seen.map((e) => e.seq), [3, 4])
+})
+
+t.test('followIfAllowed: the stream only if the check passes, and no watch left behind when it does not', async (t) => {
+  const { log, watching } = observedLog()
+  const id = randomUUID()
+  for (const type of ['queued', 'started'] as const) await log.append(id, type, {})
+  const signal = new AbortController().signal
+  t.equal(await followIfAllowed(log, id, signal, async () => false), undefined, 'refused: nothing handed out')
+  await tick()
+  t.equal(watching(), 0, 'the follow that began meanwhile stopped watching')
+  await t.rejects(followIfAllowed(log, id, signal, async () => { throw new Error('store down') }), /store down/)
+  await tick()
+  t.equal(watching(), 0, 'nor when the check failed')
+  const events = await followIfAllowed(log, id, signal, async () => true)
+  const seen: StreamEvent[] = []
+  const done = (async () => { for await (const event of events!) seen.push(event) })()
+  await tick()
+  await log.append(id, 'final', { result: {} })
+  await done
+  t.same(seen.map((e) => e.type), ['queued', 'started', 'final'], 'allowed: every event, the first read included')
+  t.equal(watching(), 0)
 })
