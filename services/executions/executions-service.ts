@@ -201,10 +201,18 @@ export class Executions {
   async get (tenantId: string, executionId: string): Promise<ExecutionView | undefined> {
     const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
     if (row === undefined) return undefined
+    return await this.withFinal(row)
+  }
+
+  /**
+   * A row as the API shows it. A run's `final` goes out before its row is written (runJob), so a
+   * row that still says queued or running is read with its `final`, if it has one: whoever saw
+   * the final finds the result, by id and in the list alike.
+   */
+  private async withFinal (row: ExecutionRow): Promise<ExecutionView> {
     const view = toView(row)
     if (FINISHED.has(row.status)) return view
-    // A run's `final` goes out before its row is written (runJob): whoever saw it finds the result.
-    const final = await this.finalOf(executionId)
+    const final = await this.finalOf(row.execution_id)
     return final === undefined ? view : { ...view, status: statusOf(final.result), finishedAt: final.at, result: final.result }
   }
 
@@ -216,7 +224,13 @@ export class Executions {
 
   async list (tenantId: string, options: { status?: ExecutionStatus, limit: number, before?: string }): Promise<{ executions: ExecutionView[], nextBefore: string | null }> {
     const rows = await withTenant(this.deps.db, tenantId, async (trx) => await listExecutions(trx, options))
-    return { executions: rows.map(toView), nextBefore: rows.length === options.limit ? rows.at(-1)!.execution_id : null }
+    // Unfinished rows are few (a tenant's slots and queue bound), so their finals are looked up
+    // one by one. A row asked for as queued or running whose final is out has ended: it leaves
+    // the page (which may then be short; nextBefore still says whether more rows follow). A
+    // status filter for an end finds such a run once its row is written, a moment later.
+    const views = await Promise.all(rows.map(async (row) => await this.withFinal(row)))
+    const executions = options.status === undefined ? views : views.filter((view) => view.status === options.status)
+    return { executions, nextBefore: rows.length === options.limit ? rows.at(-1)!.execution_id : null }
   }
 
   /** DELETE: 'accepted' once the run is ending (or ended, if it was queued). */

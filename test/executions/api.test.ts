@@ -232,7 +232,7 @@ t.test('queued executions', async (t) => {
     })
   })
 
-  t.test('a run\'s `final` goes out before its row is written: GET and DELETE already see the end, and the stream keeps one `final`', async (t) => {
+  t.test('a run\'s `final` goes out before its row is written: GET, the list and DELETE already see the end, and the stream keeps one `final`', async (t) => {
     // The window between the two is a moment in a real run; here the row is held at `running`.
     const tenant = await createTenant(app, 'exec-final-first')
     const executionId = randomUUID()
@@ -246,6 +246,13 @@ t.test('queued executions', async (t) => {
     t.equal(view.status, 'succeeded', 'GET: the status the final says, not the row\'s running')
     t.equal(view.result?.value, 7, 'GET: the result')
     t.equal(view.finishedAt, final.at)
+    const list = async (query: string): Promise<Array<{ executionId: string, status: string, result?: { value: number } }>> => {
+      const res = await app.inject({ method: 'GET', url: `/api/executions${query}`, headers: tenant.headers })
+      t.equal(res.statusCode, 200)
+      return (res.json() as { executions: Array<{ executionId: string, status: string, result?: { value: number } }> }).executions
+    }
+    t.match(await list(''), [{ executionId, status: 'succeeded', finishedAt: final.at, result: { value: 7 } }], 'the list: the final\'s status and result too')
+    t.same(await list('?status=running'), [], 'not listed as running: it has ended')
     const cancel = await app.inject({ method: 'DELETE', url: `/api/executions/${executionId}`, headers: tenant.headers })
     t.equal(cancel.statusCode, 409, 'DELETE: already finished')
     t.same((await events(app, tenant, executionId)).at(-1), final, 'the stream ends at its final')
