@@ -152,6 +152,9 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   }
   // Stopped with its runner by another tenant's script: not this tenant's loss.
   if (result.error?.code === 'RUNNER_CRASHED') await admission.refund().catch(() => {})
+  // A run stopped unseen (never allowed to act) is not this run's entry: whoever ended it (a
+  // cancel while queued, the lost-run check) audits it, and an execution has one audit entry.
+  if (request.mayAct !== undefined && !await request.mayAct) return { ran: true, result }
   audit({
     action: 'code_execution',
     success: result.success,

@@ -371,7 +371,12 @@ export class Executions {
     const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
     if (row === undefined || FINISHED.has(row.status)) return
     await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
-    await this.finish(tenantId, executionId, result, ['queued', 'running'])
+    // Its instance died before auditing the run: the check that ended it does, unless the run's
+    // own end came first (then that instance lived to audit it).
+    const stands = await this.finish(tenantId, executionId, result, ['queued', 'running'])
+    if (JSON.stringify(stands) === JSON.stringify(result)) {
+      this.deps.audit.enqueue({ tenantId, executionId, userId: job.userId, codeSha256: row.code_sha256, createdAt: new Date(), action: 'code_execution', success: false, errorCode: 'INTERNAL_ERROR', durationMs: null, toolCalls: 0 })
+    }
   }
 
   /**
@@ -380,8 +385,9 @@ export class Executions {
    * so a lost-run check racing the run's own end writes, like the run, the result that stands.
    * GET and DELETE read that `final` while the row still says running. The row's write is
    * retried: the run's outcome is already out and must not stay `running` in PostgreSQL.
+   * Answers the result that stands.
    */
-  private async finish (tenantId: string, executionId: string, result: ExecutionResult, from: ExecutionStatus[]): Promise<void> {
+  private async finish (tenantId: string, executionId: string, result: ExecutionResult, from: ExecutionStatus[]): Promise<ExecutionResult> {
     let stands = result
     try {
       stands = (await this.deps.events.append(executionId, 'final', { result })).data.result as ExecutionResult
@@ -392,15 +398,16 @@ export class Executions {
     for (let attempt = 0; ; attempt++) {
       try {
         await finishExecutionAsTenant(this.deps.db, tenantId, executionId, stands, from)
-        return
+        break
       } catch (err) {
         if (attempt >= FINISH_RETRY_MS.length || this.stopped) {
           this.deps.log.error({ err, executionId }, 'could not record a finished execution; its result stays in its event stream')
-          return
+          break
         }
         await new Promise((resolve) => setTimeout(resolve, FINISH_RETRY_MS[attempt]))
       }
     }
+    return stands
   }
 
   /** Deletes executions finished more than `retentionDays` ago, tenant by tenant. */

@@ -1,6 +1,6 @@
 // Queued executions over HTTP: submit → events → final → result; resume; idempotency; quotas;
 // cancellation (running, awaiting a tool, queued, finished, another tenant's); streaming execute.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import type { FastifyInstance } from 'fastify'
 import { randomUUID } from 'node:crypto'
@@ -28,6 +28,12 @@ async function events (app: FastifyInstance, tenant: TestTenant, id: string, que
 async function status (app: FastifyInstance, tenant: TestTenant, id: string): Promise<string> {
   const res = await app.inject({ method: 'GET', url: `/api/executions/${id}`, headers: tenant.headers })
   return (res.json() as { status: string }).status
+}
+/** The tenant's audit entries for one execution (the writer flushed first). */
+async function auditOf (app: FastifyInstance, tenant: TestTenant, executionId: string): Promise<Array<{ executionId: string, action: string, errorCode: string | null }>> {
+  await app.audit.flush()
+  const res = await app.inject({ method: 'GET', url: '/api/audit?limit=500', headers: tenant.headers })
+  return (res.json() as { entries: Array<{ executionId: string, action: string, errorCode: string | null }> }).entries.filter((e) => e.executionId === executionId)
 }
 async function usage (app: FastifyInstance, tenant: TestTenant): Promise<{ executions: number, concurrentExecutions: number }> {
   return (await app.inject({ method: 'GET', url: '/api/usage', headers: tenant.headers })).json()
@@ -219,6 +225,8 @@ t.test('queued executions', async (t) => {
       t.equal((await app.inject({ method: 'DELETE', url: `/api/executions/${running.executionId}`, headers: tenant.headers })).statusCode, 202)
       t.equal((await events(app, tenant, running.executionId)).at(-1)?.type, 'final')
       t.equal(await status(app, tenant, queued.executionId), 'cancelled', 'it never ran once the slot was free')
+      t.match(await auditOf(app, tenant, queued.executionId), [{ action: 'code_execution', errorCode: 'CANCELLED' }])
+      t.equal((await auditOf(app, tenant, queued.executionId)).length, 1, 'one audit entry')
     })
 
     t.test('another tenant\'s execution is 404 for GET, events and DELETE; a malformed id too', async (t) => {
@@ -232,13 +240,19 @@ t.test('queued executions', async (t) => {
     })
   })
 
+  /** A run as a worker leaves it once started: its row says running, its stream has `queued`. */
+  async function runningRow (t: Test, tenant: TestTenant, codeSha256: string): Promise<string> {
+    const executionId = randomUUID()
+    await insertExecution(app.db, { tenantId: tenant.tenantId, executionId, userId: 'u', timeoutMs: 1000, codeSha256, idempotencyKey: undefined })
+    t.equal(await markRunning(app.db, tenant.tenantId, executionId), true)
+    await app.executionEvents.append(executionId, 'queued', {}, tenant.tenantId)
+    return executionId
+  }
+
   t.test('a run\'s `final` goes out before its row is written: GET, the list and DELETE already see the end, and the stream keeps one `final`', async (t) => {
     // The window between the two is a moment in a real run; here the row is held at `running`.
     const tenant = await createTenant(app, 'exec-final-first')
-    const executionId = randomUUID()
-    await insertExecution(app.db, { tenantId: tenant.tenantId, executionId, userId: 'u', timeoutMs: 1000, codeSha256: 'c', idempotencyKey: undefined })
-    t.equal(await markRunning(app.db, tenant.tenantId, executionId), true)
-    await app.executionEvents.append(executionId, 'queued', {}, tenant.tenantId)
+    const executionId = await runningRow(t, tenant, 'c')
     const result = { executionId, success: true, value: 7, logs: [], stats: { duration: 1, toolCallCount: 0 } }
     const final = await app.executionEvents.append(executionId, 'final', { result })
 
@@ -267,6 +281,19 @@ t.test('queued executions', async (t) => {
     t.same(stream[1]?.data, { result }, 'the run\'s')
     const again = await app.executionEvents.append(executionId, 'final', { result: { ...result, value: 8 } })
     t.same(again, final, 'a second final is answered with the first')
+    t.same(await auditOf(app, tenant, executionId), [], 'the lost-run check audits nothing: the run\'s own end came first')
+  })
+
+  t.test('a run found lost ends failed, and the check that ended it writes its one audit entry', async (t) => {
+    const tenant = await createTenant(app, 'exec-lost-audit')
+    const executionId = await runningRow(t, tenant, 'c0de')
+    await app.executions.onLost({ executionId, tenantId: tenant.tenantId, userId: 'u', permissions: [], code: 'while (true) {}', timeoutMs: 1000 })
+    t.equal(await status(app, tenant, executionId), 'failed')
+    t.match(await auditOf(app, tenant, executionId), [{ executionId, action: 'code_execution', success: false, errorCode: 'INTERNAL_ERROR', codeSha256: 'c0de', toolCalls: 0 }])
+    t.equal((await auditOf(app, tenant, executionId)).length, 1)
+    // The check comes again (another instance's turn): the run has ended, nothing more is written.
+    await app.executions.onLost({ executionId, tenantId: tenant.tenantId, userId: 'u', permissions: [], code: 'while (true) {}', timeoutMs: 1000 })
+    t.equal((await auditOf(app, tenant, executionId)).length, 1, 'still one entry')
   })
 
   t.test('a worker that takes a run already ended (cancelled while queued) never lets it act: no tool call, no event', async (t) => {
@@ -289,6 +316,7 @@ t.test('queued executions', async (t) => {
     const row = await withTenant(app.db, tenant.tenantId, async (trx) => await getExecution(trx, executionId))
     t.equal(row?.status, 'cancelled', 'the row keeps the cancel')
     t.equal((await usage(app, tenant)).concurrentExecutions, 0, 'its slot is free')
+    t.same(await auditOf(app, tenant, executionId), [], 'the stopped run writes no audit entry: whoever ended it does')
   })
 
   t.test('GET /api/executions refuses a malformed before, status or limit with 400 and a message', async (t) => {

@@ -94,6 +94,12 @@ if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
       const rest = ndjson((await call(survivor, 'GET', `/api/executions/${waiting}/events`, headers, undefined, { accept: 'application/x-ndjson' })).text)
       t.match(rest.at(-1)?.data, { result: { success: true, value: 'still here' } })
       t.equal((await call(api, 'GET', `/api/executions/${lost}`, headers)).json.status, 'failed', 'never re-run')
+      // The victim died before auditing it: the instance whose check ended it writes its entry.
+      const auditOfLost = async (): Promise<Array<{ errorCode: string | null }>> => ((await call(api, 'GET', '/api/audit?limit=500', headers)).json.entries as Array<{ executionId: string, errorCode: string | null }>).filter((e) => e.executionId === lost)
+      await waitFor(async () => (await auditOfLost()).length > 0, { message: 'the lost run is audited' })
+      const entries = await auditOfLost()
+      t.equal(entries.length, 1, 'one audit entry')
+      t.match(entries, [{ errorCode: 'INTERNAL_ERROR' }], 'failed')
     })
 
     t.test('a cancel whose notice the running instance missed (its Redis link was down) takes effect once the link is back', async (t) => {
