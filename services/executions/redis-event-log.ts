@@ -6,12 +6,18 @@ import { Redis } from 'ioredis'
 import { EVENTS_TTL_MS, MAX_EVENTS_PER_EXECUTION, type EventLog, type StreamEvent } from './event-log.ts'
 
 const CHANNEL = 'tenant-enclave:execution-events'
+const RECENT_APPENDS = 64
 
 // KEYS: stream, counter, owner, appends. ARGV: type, data JSON, at, maxlen, ttl ms, channel,
 // execution id, owner ('' = unchanged), append id.
 // ioredis sends a command again after a reconnect when its reply was lost with the connection,
 // though Redis may have run it: each append carries an id, and one already seen is not appended
 // twice (its event is answered again, from the stream while it is there).
+// Only the last RECENT_APPENDS ids are kept (with '#seq' → id to find the one to forget): the
+// stream is capped, and a record of every append was not (a run logging empty lines grew it by
+// about 90 bytes a line for an hour). A resent append is its writer's latest, and a run's events
+// are appended one after another, so the few appends of other writers (the submission's
+// `queued`, a cancel's or a lost-run check's `final`) are all that can come in between.
 // A stream has one `final`: a second one (a lost-run check racing the run's own end) is not
 // appended, and the first is answered instead, so every writer learns which result stands.
 // A stream starts with `queued`: the submission appends it alongside adding the job, so should the
@@ -46,7 +52,12 @@ if seq == 1 and ARGV[1] ~= 'queued' then
   redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. queued)
   seq = redis.call('INCR', KEYS[2])
 end
-redis.call('HSET', KEYS[4], ARGV[9], seq)
+redis.call('HSET', KEYS[4], ARGV[9], seq, '#' .. seq, ARGV[9])
+local old = seq - ${RECENT_APPENDS}
+if old > 0 then
+  local oldId = redis.call('HGET', KEYS[4], '#' .. old)
+  if oldId then redis.call('HDEL', KEYS[4], oldId, '#' .. old) end
+end
 if ARGV[1] == 'final' then redis.call('HSET', KEYS[4], 'final', seq) end
 local event = '{"seq":' .. seq .. ',"type":"' .. ARGV[1] .. '","at":"' .. ARGV[3] .. '","data":' .. ARGV[2] .. '}'
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], seq .. '-1', 'e', event)

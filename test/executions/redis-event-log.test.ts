@@ -70,4 +70,22 @@ if (REDIS_URL !== undefined) {
     t.same((await log.read(id, 0, 10)).map((e) => [e.seq, e.type]), [[1, 'queued'], [2, 'started']])
     t.equal((await log.append(id, 'final', {})).seq, 3, 'the sequence goes on without a gap')
   })
+
+  t.test('a long run leaves a bounded record of its appends in Redis, not one entry per event', async (t) => {
+    // A script may log empty lines until its console budget is spent: thousands of events, each
+    // of which used to leave its append id in Redis for the stream's hour.
+    const log = createRedisEventLog(REDIS_URL)
+    const direct = new Redis(REDIS_URL)
+    t.teardown(async () => { await log.close(); direct.disconnect() })
+    const id = randomUUID()
+    await log.append(id, 'queued', {}, 'tenant-a')
+    for (let i = 0; i < 300; i++) await log.append(id, 'log', { level: 'log', message: '' })
+    const final = await log.append(id, 'final', { result: { success: true } })
+    t.equal(final.seq, 302)
+    const appends = await direct.hlen(`tenant-enclave:events:{${id}}:appends`)
+    t.ok(appends <= 2 * 64 + 1, `the record holds the last 64 appends and the final's seq (${appends} fields)`)
+    t.same(await log.finalOf(id), final, 'the final is still found')
+    t.same(await log.append(id, 'final', { result: { success: false } }), final, 'and a second final still answers the first')
+    t.same((await log.read(id, 0, 500)).map((e) => e.seq), Array.from({ length: 302 }, (_v, i) => i + 1), 'every event is there, in order')
+  })
 }
