@@ -1,6 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns'
 import { BlockList, isIP } from 'node:net'
 import { Agent, type Dispatcher } from 'undici'
+import { TtlCache } from '../ttl-cache.ts'
 import { AssertionCache, type AssertionCacheOptions, type ToolSigner } from './tool-signer.ts'
 import { validatorFor } from './schema-validation.ts'
 import type { HttpToolSpec, ToolDefinition } from './tool-definition.ts'
@@ -48,33 +49,23 @@ export interface DnsCacheOptions {
  * rewrites the request's origin to the address, which would put the check away from the socket.)
  * The lookup runs only when the pool opens a connection; a kept-alive one needs none.
  */
-export function guardedLookup (resolve: LookupFn = dnsLookup as unknown as LookupFn, cacheOptions: DnsCacheOptions = {}): LookupFn {
-  const ttlMs = cacheOptions.ttlMs ?? 30_000
-  const maxEntries = cacheOptions.maxEntries ?? 1000
-  const now = cacheOptions.now ?? Date.now
-  const answers = new Map<string, { address: string | LookupAddress[], family: number | undefined, expiresAt: number }>()
-  const answer = (address: string | LookupAddress[], family: number | undefined, callback: Parameters<LookupFn>[2]): void => {
-    const addresses = Array.isArray(address) ? address.map((a) => a.address) : [address]
-    const refused = addresses.find(isLinkLocal)
-    if (refused !== undefined) { callback(new RefusedAddressError(refused), '', 0); return }
-    callback(null, address, family)
-  }
+export function guardedLookup (resolver: LookupFn = dnsLookup as unknown as LookupFn, cacheOptions: DnsCacheOptions = {}): LookupFn {
+  type Answer = { address: string | LookupAddress[], family: number | undefined }
+  const answers = new TtlCache<Answer>(cacheOptions.ttlMs ?? 30_000, { maxEntries: cacheOptions.maxEntries ?? 1000, now: cacheOptions.now })
+  const ask = async (hostname: string, options: LookupOptions): Promise<Answer> => await new Promise((resolve, reject) => {
+    resolver(hostname, options, (err, address, family) => { if (err !== null) reject(err); else resolve({ address, family }) })
+  })
   return (hostname, options, callback) => {
     // The options change the shape of the answer (one address or all, which family).
     const key = `${hostname}\n${options.all === true ? 'all' : 'one'}\n${options.family ?? 0}\n${options.hints ?? 0}`
-    const cached = ttlMs > 0 ? answers.get(key) : undefined
-    if (cached !== undefined) {
-      if (cached.expiresAt > now()) { answer(cached.address, cached.family, callback); return }
-      answers.delete(key)
-    }
-    resolve(hostname, options, (err, address, family) => {
-      if (err !== null) { callback(err, address, family); return }
-      if (ttlMs > 0) {
-        if (answers.size >= maxEntries) answers.delete(answers.keys().next().value as string)
-        answers.set(key, { address, family, expiresAt: now() + ttlMs })
-      }
-      answer(address, family, callback)
-    })
+    // The callback runs on a tick of its own, as dns.lookup's does: what it throws is not
+    // swallowed by the promise.
+    answers.get(key, async () => await ask(hostname, options)).then(({ address, family }) => {
+      const addresses = Array.isArray(address) ? address.map((a) => a.address) : [address]
+      const refused = addresses.find(isLinkLocal)
+      if (refused !== undefined) process.nextTick(callback, new RefusedAddressError(refused), '', 0)
+      else process.nextTick(callback, null, address, family)
+    }, (err: NodeJS.ErrnoException) => { process.nextTick(callback, err, '', 0) })
   }
 }
 
