@@ -9,6 +9,8 @@ declare module 'fastify' {
 
 // Rows held while PostgreSQL is unreachable (documented in README.md).
 const AUDIT_QUEUE_MAX = 10_000
+// Refused requests audited per tenant per minute on one instance (documented in README.md).
+const REFUSALS_AUDITED_PER_MINUTE = 20
 
 export default fp(async (fastify) => {
   const audit = new AuditWriter(fastify.db, fastify.log, {
@@ -16,7 +18,12 @@ export default fp(async (fastify) => {
     retryDelayMs: 250,
     batchDelayMs: 100,
     onLost: (count) => { fastify.metrics.auditRowsLost.inc(count) },
-    onWriteFailure: () => { fastify.metrics.auditWriteFailures.inc() }
+    onWriteFailure: () => { fastify.metrics.auditWriteFailures.inc() },
+    refusalsPerTenantPerMinute: REFUSALS_AUDITED_PER_MINUTE,
+    onRefusalUnaudited: (tenantId, firstThisMinute) => {
+      fastify.metrics.auditRefusalsUnaudited.inc()
+      if (firstThisMinute) fastify.log.warn({ tenantId, audited: REFUSALS_AUDITED_PER_MINUTE }, 'more refused requests this minute than are audited; the rest are only counted')
+    }
   })
   fastify.decorate('audit', audit)
   // onClose hooks run in reverse order of registration: this one runs before the db closes.

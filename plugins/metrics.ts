@@ -15,7 +15,8 @@ function createMetrics () {
     quotaRefusals: new Counter({ name: 'tenant_enclave_quota_refusals_total', help: 'Requests refused before running, by kind', labelNames: ['kind'], registers }),
     runnerRestarts: new Counter({ name: 'tenant_enclave_runner_restarts_total', help: 'Enclave runner processes replaced after dying', registers }),
     auditWriteFailures: new Counter({ name: 'tenant_enclave_audit_write_failures_total', help: 'Failed audit batch writes (they are retried)', registers }),
-    auditRowsLost: new Counter({ name: 'tenant_enclave_audit_rows_lost_total', help: 'Audit rows dropped because the retry queue overflowed', registers })
+    auditRowsLost: new Counter({ name: 'tenant_enclave_audit_rows_lost_total', help: 'Audit rows dropped because the retry queue overflowed', registers }),
+    auditRefusalsUnaudited: new Counter({ name: 'tenant_enclave_audit_refusals_unaudited_total', help: 'Refused requests past the per-tenant audit bound (20 a minute): counted here, not written', registers })
   }
 }
 

@@ -44,6 +44,14 @@ export interface AuditWriterOptions {
   batchDelayMs: number
   onLost?: (count: number) => void
   onWriteFailure?: () => void
+  /**
+   * Refused requests (`execution_refused`) audited per tenant per minute on this instance; past
+   * it they are counted (onRefusalUnaudited), not written. Default: no bound.
+   */
+  refusalsPerTenantPerMinute?: number
+  onRefusalUnaudited?: (tenantId: string, firstThisMinute: boolean) => void
+  /** The clock, in ms; tests pass a fake one. Default Date.now. */
+  now?: () => number
 }
 
 /**
@@ -59,6 +67,8 @@ export class AuditWriter {
   private retryTimer: NodeJS.Timeout | undefined
   private batchTimer: NodeJS.Timeout | undefined
   private failures = 0
+  private refusalMinute = 0
+  private refusalsThisMinute = new Map<string, number>()
 
   private readonly db: AppDatabase
   private readonly log: FastifyBaseLogger
@@ -75,7 +85,24 @@ export class AuditWriter {
   }
 
   enqueue (entry: AuditEntry): void {
+    if (entry.action === 'execution_refused' && !this.refusalAudited(entry.tenantId)) return
     this.push({ kind: 'execution', entry })
+  }
+
+  // A tenant over its quota can be refused as fast as its rate limit lets it ask, and each
+  // refusal used to be a row: hundreds of thousands a day, kept, and in an outage they filled
+  // the bounded queue and pushed out other tenants' rows. The first refusals of each minute say
+  // what the tenant ran into; the rest only count.
+  private refusalAudited (tenantId: string): boolean {
+    const bound = this.options.refusalsPerTenantPerMinute
+    if (bound === undefined) return true
+    const minute = Math.floor((this.options.now ?? Date.now)() / 60_000)
+    if (minute !== this.refusalMinute) { this.refusalMinute = minute; this.refusalsThisMinute = new Map() }
+    const count = this.refusalsThisMinute.get(tenantId) ?? 0
+    this.refusalsThisMinute.set(tenantId, count + 1)
+    if (count < bound) return true
+    this.options.onRefusalUnaudited?.(tenantId, count === bound)
+    return false
   }
 
   enqueueToolCall (entry: ToolCallEntry): void {
