@@ -37,7 +37,7 @@ export interface ToolCallEntry {
 type Queued = { kind: 'execution', entry: AuditEntry } | { kind: 'tool-call', entry: ToolCallEntry }
 
 export interface AuditWriterOptions {
-  /** Rows held while the database is unreachable; past this the oldest are dropped and counted. */
+  /** Rows held while the database is unreachable; past this the tenant holding the most loses its oldest (counted). */
   maxQueued: number
   retryDelayMs: number
   /** How long a row may wait for others to share its write. */
@@ -67,6 +67,8 @@ export class AuditWriter {
   private retryTimer: NodeJS.Timeout | undefined
   private batchTimer: NodeJS.Timeout | undefined
   private failures = 0
+  /** Rows in `queue` per tenant, to know whose row goes when it is full. */
+  private readonly queuedByTenant = new Map<string, number>()
   private refusalMinute = 0
   private refusalsThisMinute = new Map<string, number>()
 
@@ -111,6 +113,7 @@ export class AuditWriter {
 
   private push (item: Queued): void {
     this.queue.push(item)
+    this.countQueued(item.entry.tenantId, 1)
     this.dropOverflow()
     if (this.retryTimer === undefined) this.scheduleFlush()
   }
@@ -131,11 +134,28 @@ export class AuditWriter {
     this.batchTimer = undefined
   }
 
+  private countQueued (tenantId: string, delta: number): void {
+    const count = (this.queuedByTenant.get(tenantId) ?? 0) + delta
+    if (count > 0) this.queuedByTenant.set(tenantId, count)
+    else this.queuedByTenant.delete(tenantId)
+  }
+
+  // Over the bound, the tenant holding the most rows gives up its oldest one: a tenant's burst
+  // during an outage (thousands of tool calls) cannot push other tenants' rows out of the queue.
   private dropOverflow (): void {
     if (this.queue.length <= this.options.maxQueued) return
-    const lost = this.queue.splice(0, this.queue.length - this.options.maxQueued)
+    const lost: Queued[] = []
+    while (this.queue.length > this.options.maxQueued) {
+      let largest: string | undefined
+      let most = 0
+      for (const [tenantId, count] of this.queuedByTenant) if (count > most) { most = count; largest = tenantId }
+      const index = Math.max(0, this.queue.findIndex((item) => item.entry.tenantId === largest))
+      const [dropped] = this.queue.splice(index, 1) as [Queued]
+      this.countQueued(dropped.entry.tenantId, -1)
+      lost.push(dropped)
+    }
     this.options.onLost?.(lost.length)
-    this.log.error({ lost: lost.length, executionIds: [...new Set(lost.map((e) => e.entry.executionId))] }, 'audit queue overflowed: oldest rows dropped')
+    this.log.error({ lost: lost.length, tenantIds: [...new Set(lost.map((e) => e.entry.tenantId))], executionIds: [...new Set(lost.map((e) => e.entry.executionId))] }, 'audit queue overflowed: the oldest rows of the tenant holding the most were dropped')
   }
 
   // Rows arriving within batchDelayMs share one transaction: under load that is one database
@@ -152,6 +172,7 @@ export class AuditWriter {
   private async writeBatch (): Promise<void> {
     const batch = this.queue
     this.queue = []
+    this.queuedByTenant.clear()
     const byTenant = new Map<string, Queued[]>()
     for (const item of batch) {
       const list = byTenant.get(item.entry.tenantId) ?? []
@@ -203,6 +224,7 @@ export class AuditWriter {
     if (failed.length > 0) {
       // Put them back in front, keep the bound, and retry later with capped backoff.
       this.queue = [...failed, ...this.queue]
+      for (const item of failed) this.countQueued(item.entry.tenantId, 1)
       this.dropOverflow()
       this.failures++
       const delay = Math.min(this.options.retryDelayMs * 2 ** (this.failures - 1), 5_000)
