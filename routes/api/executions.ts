@@ -5,6 +5,7 @@ import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import { StreamEventSchema, type StreamEvent } from '../../schemas/execution-event.ts'
 import { follow, followIfAllowed } from '../../services/executions/event-log.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
+import { eventStreamLimit, OpenStreams } from '../../services/executions/open-streams.ts'
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
 const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
@@ -48,6 +49,8 @@ const EventStream = {
 }
 
 const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  // Per instance, like the streams themselves.
+  const openStreams = new OpenStreams()
   const notFound = (): Error => new NotFoundError('Execution not found')
 
   fastify.post('/executions', {
@@ -106,13 +109,20 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: EventsQuery,
       headers: EventsHeaders,
       produces: ['text/event-stream', 'application/x-ndjson'],
-      response: { 200: EventStream, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody }
+      response: { 200: EventStream, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: Refused, 503: ErrorBody }
     }
   }, async (request, reply) => {
     const { id } = request.params
     const executionId = id.toLowerCase()
     if (!UUID.test(id)) throw notFound()
     const { tenantId } = request.tenant
+    const limit = eventStreamLimit(request.tenant.quotas)
+    const release = openStreams.tryOpen(tenantId, limit)
+    if (release === undefined) {
+      return await reply.code(429).send({ error: 'Too many open event streams', code: 'RATE_LIMITED', message: `This tenant holds ${limit} event streams open on this instance, its limit; close one first`, limit })
+    }
+    // Also when the answer is a 404 or a 503: the response's end releases it.
+    reply.raw.on('close', release)
     const lastEventId = request.headers['last-event-id']
     const after = request.query.after ?? (lastEventId === undefined ? 0 : Number(lastEventId))
     const log = fastify.executionEvents

@@ -345,4 +345,33 @@ t.test('queued executions', async (t) => {
     const plain = await tenant.execute('return 6')
     t.equal(plain.json().value, 6, 'without the Accept header it answers JSON as before')
   })
+
+  t.test('a tenant holds at most 2 × (10 + 1) × maxConcurrentExecutions event streams open on an instance: the next is 429', async (t) => {
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+    const tenant = await createTenant(app, 'exec-open-streams', { tier: 'free', quotaOverrides: { maxExecutionsPerDay: 1000, maxExecutionDurationMs: 30_000 } })
+    const limit = 22
+    const open = async (id: string, signal?: AbortSignal): Promise<Response> => await fetch(`${base}/api/executions/${id}/events`, { headers: { ...tenant.headers, accept: 'application/x-ndjson' }, ...(signal !== undefined ? { signal } : {}) })
+    // Answers that end at once hold nothing: more 404s than the limit, all 404.
+    for (let i = 0; i < limit + 3; i++) t.equal((await open(randomUUID())).status, 404)
+    const { executionId } = (await submit(app, tenant, 'while (true) {}')).json() as { executionId: string }
+    await waitFor(async () => await status(app, tenant, executionId) === 'running', { message: 'running' })
+    const watchers = Array.from({ length: limit }, () => new AbortController())
+    const streams = await Promise.all(watchers.map(async (w) => await open(executionId, w.signal)))
+    t.same(streams.map((s) => s.status), streams.map(() => 200), `${limit} streams open`)
+    const refused = await open(executionId)
+    t.equal(refused.status, 429)
+    t.match(await refused.json(), { code: 'RATE_LIMITED', limit })
+    const other = await createTenant(app, 'exec-open-streams-other')
+    const { executionId: theirs } = (await submit(app, other, 'return 1')).json() as { executionId: string }
+    t.equal((await events(app, other, theirs)).at(-1)?.type, 'final', 'another tenant streams as before')
+    // A watcher that leaves gives its place back.
+    watchers[0]!.abort()
+    await waitFor(async () => { const res = await open(executionId); const ok = res.status === 200; await res.body?.cancel(); return ok }, { message: 'a place is free again' })
+    t.equal((await app.inject({ method: 'DELETE', url: `/api/executions/${executionId}`, headers: tenant.headers })).statusCode, 202)
+    for (const stream of streams.slice(1)) t.equal(ndjson(await stream.text()).at(-1)?.type, 'final', 'every open stream ends with final')
+    const again = await open(executionId)
+    t.equal(again.status, 200, 'ended streams hold nothing')
+    await again.text()
+  })
 })
