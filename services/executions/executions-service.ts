@@ -374,6 +374,7 @@ export class Executions {
     // Its instance died before auditing the run: the check that ended it does, unless the run's
     // own end came first (then that instance lived to audit it).
     const stands = await this.finish(tenantId, executionId, result, ['queued', 'running'])
+    // The log answers the final that stands as it stored it (a parsed copy on Redis): compared by content.
     if (JSON.stringify(stands) === JSON.stringify(result)) {
       this.deps.audit.enqueue({ tenantId, executionId, userId: job.userId, codeSha256: row.code_sha256, createdAt: new Date(), action: 'code_execution', success: false, errorCode: 'INTERNAL_ERROR', durationMs: null, toolCalls: 0 })
     }

@@ -29,9 +29,4 @@ export class OpenStreams {
       else this.open.delete(tenantId)
     }
   }
-
-  /** Streams the tenant holds open now. */
-  count (tenantId: string): number {
-    return this.open.get(tenantId) ?? 0
-  }
 }
