@@ -72,16 +72,6 @@ export class StoreUnavailableError extends Error {
   }
 }
 
-// Both stores validate the same way, so a bad argument fails identically with or without Redis
-// (and never reaches a Lua script as a float or NaN).
-export function assertKey (name: string, value: string): void {
-  if (typeof value !== 'string' || value.length === 0) throw new TypeError(`${name} must be a non-empty string`)
-}
-
-export function assertInteger (name: string, value: number, min: number): void {
-  if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${String(value)}`)
-}
-
 /** A throwing subscriber must not break delivery to the others, nor crash the process. */
 export function deliver (onMessage: (message: string) => void, message: string): void {
   try {

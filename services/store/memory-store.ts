@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
-import { assertInteger, assertKey, deliver, StoreUnavailableError, type AdmitResult, type ConsumeResult, type LimitStore, type TakeResult } from './limit-store.ts'
+import { withCheckedArguments } from './checked-store.ts'
+import { deliver, StoreUnavailableError, type AdmitResult, type ConsumeResult, type LimitStore, type TakeResult } from './limit-store.ts'
 
 interface Counter { count: number, expiresAt: number }
 
@@ -81,24 +82,16 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
     wrote(now)
   }
 
-  return {
+  return withCheckedArguments({
     kind: 'memory',
 
     async consume (key, amount, limit, ttlMs): Promise<ConsumeResult> {
       open()
-      assertKey('key', key)
-      assertInteger('amount', amount, 1)
-      assertInteger('limit', limit, 0)
-      assertInteger('ttlMs', ttlMs, 1)
       return consumeNow(key, amount, limit, ttlMs)
     },
 
     async consumeUpTo (key, amount, limit, ttlMs): Promise<TakeResult> {
       open()
-      assertKey('key', key)
-      assertInteger('amount', amount, 1)
-      assertInteger('limit', limit, 0)
-      assertInteger('ttlMs', ttlMs, 1)
       const now = clock()
       const c = liveCounter(key, now)
       const taken = Math.min(amount, limit - (c?.count ?? 0))
@@ -109,13 +102,6 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
 
     async admit (leaseKey, holderId, leaseLimit, leaseMs, counterKey, counterLimit, ttlMs): Promise<AdmitResult> {
       open()
-      assertKey('leaseKey', leaseKey)
-      assertKey('holderId', holderId)
-      assertInteger('leaseLimit', leaseLimit, 0)
-      assertInteger('leaseMs', leaseMs, 1)
-      assertKey('counterKey', counterKey)
-      assertInteger('counterLimit', counterLimit, 0)
-      assertInteger('ttlMs', ttlMs, 1)
       const now = clock()
       if (leaseFull(leaseKey, holderId, leaseLimit, now)) return { outcome: 'lease-refused', count: 0, resetAt: now + ttlMs }
       const counted = consumeNow(counterKey, 1, counterLimit, ttlMs)
@@ -126,24 +112,17 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
 
     async get (key) {
       open()
-      assertKey('key', key)
       return liveCounter(key, clock())?.count ?? 0
     },
 
     async refund (key, amount) {
       open()
-      assertKey('key', key)
-      assertInteger('amount', amount, 1)
       const c = liveCounter(key, clock())
       if (c !== undefined) c.count = Math.max(0, c.count - amount)
     },
 
     async acquireLease (key, holderId, limit, leaseMs) {
       open()
-      assertKey('key', key)
-      assertKey('holderId', holderId)
-      assertInteger('limit', limit, 0)
-      assertInteger('leaseMs', leaseMs, 1)
       const now = clock()
       // Re-acquiring by the same holder refreshes its lease and still counts once.
       if (leaseFull(key, holderId, limit, now)) return false
@@ -153,8 +132,6 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
 
     async releaseLease (key, holderId) {
       open()
-      assertKey('key', key)
-      assertKey('holderId', holderId)
       const holders = leases.get(key)
       if (holders === undefined) return
       holders.delete(holderId)
@@ -163,13 +140,11 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
 
     async countLeases (key) {
       open()
-      assertKey('key', key)
       return liveLeases(key, clock())?.size ?? 0
     },
 
     async publish (channel, message) {
       open()
-      assertKey('channel', channel)
       // Delivered on a later tick, as Redis would: a subscriber never runs inside publish().
       setImmediate(() => bus.emit(channel, message))
     },
@@ -177,7 +152,6 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
     // One process: nothing published is ever lost, so there is no resubscription to report.
     async subscribe (channel, onMessage) {
       open()
-      assertKey('channel', channel)
       bus.on(channel, (message: string) => { deliver(onMessage, message) })
     },
 
@@ -191,5 +165,5 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
       leases.clear()
       bus.removeAllListeners()
     }
-  }
+  })
 }

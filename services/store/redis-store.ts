@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis'
-import { assertInteger, assertKey, deliver, StoreUnavailableError, type AdmitResult, type ConsumeResult, type LimitStore, type TakeResult } from './limit-store.ts'
+import { withCheckedArguments } from './checked-store.ts'
+import { deliver, StoreUnavailableError, type AdmitResult, type ConsumeResult, type LimitStore, type TakeResult } from './limit-store.ts'
 import { ACQUIRE_LEASE, ADMIT, CONSUME, CONSUME_UP_TO, COUNT_LEASES, REFUND } from './redis-scripts.ts'
 import { toStoreError, untilSettled } from './redis-errors.ts'
 
@@ -114,32 +115,17 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
     kind: 'redis',
 
     async consume (key, amount, limit, ttlMs): Promise<ConsumeResult> {
-      assertKey('key', key)
-      assertInteger('amount', amount, 1)
-      assertInteger('limit', limit, 0)
-      assertInteger('ttlMs', ttlMs, 1)
       const [allowed, count, pttl] = await run(client, async () => await scripts.limitStoreConsume(key, amount, limit, ttlMs))
       // PTTL is relative, so resetAt is on this instance's clock, where Retry-After is computed.
       return { allowed: allowed === 1, count, resetAt: Date.now() + (pttl > 0 ? pttl : ttlMs) }
     },
 
     async consumeUpTo (key, amount, limit, ttlMs): Promise<TakeResult> {
-      assertKey('key', key)
-      assertInteger('amount', amount, 1)
-      assertInteger('limit', limit, 0)
-      assertInteger('ttlMs', ttlMs, 1)
       const [taken, count, pttl] = await run(client, async () => await scripts.limitStoreConsumeUpTo(key, amount, limit, ttlMs))
       return { taken, count, resetAt: Date.now() + (pttl > 0 ? pttl : ttlMs) }
     },
 
     async admit (leaseKey, holderId, leaseLimit, leaseMs, counterKey, counterLimit, ttlMs): Promise<AdmitResult> {
-      assertKey('leaseKey', leaseKey)
-      assertKey('holderId', holderId)
-      assertInteger('leaseLimit', leaseLimit, 0)
-      assertInteger('leaseMs', leaseMs, 1)
-      assertKey('counterKey', counterKey)
-      assertInteger('counterLimit', counterLimit, 0)
-      assertInteger('ttlMs', ttlMs, 1)
       const [outcome, count, pttl] = await run(client, async () => await scripts.limitStoreAdmit(leaseKey, counterKey, holderId, leaseLimit, leaseMs, counterLimit, ttlMs))
       return {
         outcome: outcome === 1 ? 'admitted' : outcome === 0 ? 'lease-refused' : 'counter-refused',
@@ -149,44 +135,32 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
     },
 
     async get (key) {
-      assertKey('key', key)
       const value = await run(client, async () => await client.get(key))
       return value === null ? 0 : Number(value)
     },
 
     async refund (key, amount) {
-      assertKey('key', key)
-      assertInteger('amount', amount, 1)
       await run(client, async () => await scripts.limitStoreRefund(key, amount))
     },
 
     async acquireLease (key, holderId, limit, leaseMs) {
-      assertKey('key', key)
-      assertKey('holderId', holderId)
-      assertInteger('limit', limit, 0)
-      assertInteger('leaseMs', leaseMs, 1)
       return await run(client, async () => await scripts.limitStoreAcquireLease(key, holderId, limit, leaseMs)) === 1
     },
 
     async releaseLease (key, holderId) {
-      assertKey('key', key)
-      assertKey('holderId', holderId)
       await run(client, async () => await client.zrem(key, holderId))
     },
 
     async countLeases (key) {
-      assertKey('key', key)
       return await run(client, async () => await scripts.limitStoreCountLeases(key))
     },
 
     async publish (channel, message) {
-      assertKey('channel', channel)
       // keyPrefix covers keys only; channels get the same prefix by hand.
       await run(client, async () => await client.publish(prefix + channel, message))
     },
 
     async subscribe (channel, onMessage, onResubscribed) {
-      assertKey('channel', channel)
       if (closed) throw new StoreUnavailableError('Redis store is closed')
       const full = prefix + channel
       const list = handlers.get(full) ?? []
@@ -225,5 +199,5 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
       await Promise.all([quit(client), subscriber === undefined ? undefined : quit(subscriber)])
     }
   }
-  return { store, client }
+  return { store: withCheckedArguments(store), client }
 }
