@@ -2,6 +2,9 @@
 // in the Authorization header, never in a URL, a log line or localStorage.
 const TOKEN_KEY = 'tenant-enclave.token'
 
+// The service's own description of a run's result, so the console never declares a copy.
+export type { ExecutionResult } from '../../schemas/execution-result.ts'
+
 export interface TokenClaims {
   tenantId: string
   userId?: string
@@ -142,14 +145,6 @@ export interface ToolCallRow {
   resultBytes?: number | null
   upstreamStatus?: number | null
   createdAt?: string
-}
-export interface ExecutionResult {
-  executionId: string
-  success: boolean
-  value?: unknown
-  error?: { name: string, code: string, message: string }
-  logs: Array<{ level: string, message: string }>
-  stats: { duration: number, toolCallCount: number, memoryUsage?: number, cpuTime?: number }
 }
 export interface Tenant {
   tenantId: string

@@ -3,18 +3,15 @@
 // is read line by line and resumed after a dropped connection.
 import createClient from 'openapi-fetch'
 import type { paths } from './schema.ts'
+import type { StreamEvent } from './session.ts'
 
 export type { paths }
 export type ExecutionResult = paths['/api/execute']['post']['responses'][200]['content']['application/json']
 export type Execution = paths['/api/executions/{id}']['get']['responses'][200]['content']['application/json']
 export type ExecutionStatus = Execution['status']
 
-export interface StreamEvent {
-  seq: number
-  type: 'queued' | 'started' | 'log' | 'tool_call' | 'tool_result' | 'heartbeat' | 'final'
-  at: string
-  data: Record<string, unknown>
-}
+// One event shape for the clear streams and the sealed ones: declared once, in session.ts.
+export type { StreamEvent } from './session.ts'
 
 export interface ClientOptions {
   /** The service's origin, e.g. http://127.0.0.1:3000 */
