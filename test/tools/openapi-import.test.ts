@@ -1,16 +1,9 @@
 import t from 'tap'
-import { createServer, type AddressInfo } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { adminHeaders, buildApp, createTenant } from '../helper.ts'
+import { freePort } from '../support/free-port.ts'
 import { buildPlatformApi } from '../../examples/platform-api/server.ts'
 import { planImport, toJsonSchema } from '../../services/tools/openapi-import.ts'
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 t.test('the example platform API end to end: import its OpenAPI document, call it from a script', async (t) => {
   const port = await freePort()

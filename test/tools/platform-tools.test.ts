@@ -1,25 +1,16 @@
 import t from 'tap'
-import { createServer, type AddressInfo } from 'node:net'
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose'
 import { adminHeaders, bearer, buildApp, createTenant, tokenFor, uniqueTenantId } from '../helper.ts'
+import { freePort } from '../support/free-port.ts'
 import { waitFor } from '../support/wait-for.ts'
 import { startUpstream } from './fixtures/upstream.ts'
-
-/** A loopback port nothing listens on: connections to it are refused. */
-async function closedPort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 const OBJECT = { type: 'object' }
 
 t.test('platform tools over HTTP', async (t) => {
   const upstream = await startUpstream()
   t.teardown(upstream.close)
-  const refusedOrigin = `http://127.0.0.1:${await closedPort()}`
+  const refusedOrigin = `http://127.0.0.1:${await freePort()}`
   const metadataOrigin = 'http://169.254.169.254'
   const app = await buildApp(t, { TOOL_UPSTREAMS: [upstream.origin, refusedOrigin, metadataOrigin, 'http://[::ffff:169.254.169.254]'].join(',') })
   const admin = adminHeaders()
