@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import pino from 'pino'
+import pinoPretty from 'pino-pretty'
 import closeWithGrace from 'close-with-grace'
 import app, { serverOptions } from './app.ts'
 import { ConfigError, loadConfig } from './plugins/config.ts'
@@ -33,8 +34,12 @@ const LOG_FLUSH_MS = 250
 const logDestination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
 // A destination closed under it (stdout gone) must not turn the timer into a crash.
 setInterval(() => { try { logDestination.flush() } catch {} }, LOG_FLUSH_MS).unref()
+// A person at a terminal reads lines with local times and levels; anything that collects the
+// logs (a pipe, a container runtime) keeps getting one JSON object per line.
+const pretty = config.LOG_FORMAT === 'pretty' || (config.LOG_FORMAT === 'auto' && process.stdout.isTTY)
+const logStream = pretty ? pinoPretty({ destination: logDestination, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }) : logDestination
 const options = serverOptions(config)
-const fastify = Fastify({ ...options, logger: { ...(options.logger as object), stream: logDestination } })
+const fastify = Fastify({ ...options, logger: { ...(options.logger as object), stream: logStream } })
 await fastify.register(app, { config })
 
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {

@@ -28,5 +28,9 @@ export async function createDemoTenants (fastify: FastifyInstance, secret: strin
   lines.push(`  curl -s ${baseUrl}/api/usage -H 'Authorization: Bearer ${firstToken}'`)
   lines.push(`  curl -s ${baseUrl}/admin/tenants/demo-starter -H 'Authorization: Bearer ${adminToken}'`)
   lines.push(`  API docs: ${baseUrl}/docs`, '')
+  // The secret dies with the process, so saying it costs nothing and lets a developer mint
+  // tokens for other tenants, users and permissions without restarting.
+  lines.push('Mint another token for this process (any tenant id, user and tool:<name> permissions):')
+  lines.push(`  JWT_SECRET=${secret} npm run --silent token -- --tenant my-tenant --user me --perm tool:data:query --perm tool:data:insert`, '')
   return lines.join('\n')
 }
