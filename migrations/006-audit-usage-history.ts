@@ -3,7 +3,7 @@ import type { Migration } from 'kysely/migration'
 
 // GET /api/usage/history aggregates a tenant's audit rows per UTC day. This index holds every
 // column that query reads, so PostgreSQL answers it with an index-only scan over the tenant's
-// time range instead of fetching each row from the heap (README "Usage history" has the
+// time range instead of fetching each row from the heap (docs/performance.md "Usage history" has the
 // EXPLAIN ANALYZE figures for a tenant with 1M rows).
 export const auditUsageHistoryMigration: Migration = {
   async up (db: Kysely<any>) {

@@ -7,9 +7,9 @@ declare module 'fastify' {
   }
 }
 
-// Rows held while PostgreSQL is unreachable (documented in README.md).
+// Rows held while PostgreSQL is unreachable (documented in docs/operations.md).
 const AUDIT_QUEUE_MAX = 10_000
-// Refused requests audited per tenant per minute on one instance (documented in README.md).
+// Refused requests audited per tenant per minute on one instance (documented in docs/operations.md).
 const REFUSALS_AUDITED_PER_MINUTE = 20
 
 export default fp(async (fastify) => {

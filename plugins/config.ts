@@ -4,7 +4,7 @@ import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
 import { IdentityKeyError, loadIdentityKey } from '../services/sessions/identity-key.ts'
 
-// The one description of every setting; README.md documents each variable.
+// The one description of every setting; docs/operations.md documents each variable.
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),

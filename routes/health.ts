@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 
 const Check = Type.Enum(['ok', 'in-process', 'unreachable'])
-// What confines the runners on this machine (detected at start; see README "The sandbox under a
+// What confines the runners on this machine (detected at start; see docs/architecture.md "The sandbox under a
 // hostile tenant"), so an operator sees at once when a protection is missing.
 const Sandbox = Type.Object({
   permissionModel: Type.Boolean(),

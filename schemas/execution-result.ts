@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
 
-// The one description of what a run returns (DESIGN.md's ExecutionResult and error codes): the
+// The one description of what a run returns (docs/api.md: ExecutionResult and error codes): the
 // HTTP route serialises with it and the enclave's types come from it.
 
 export const ERROR_CODES = [

@@ -92,7 +92,7 @@ export async function getOptionalText (path: string): Promise<string | null> {
   }
 }
 
-// Shapes of the contract (DESIGN.md) the pages read.
+// Shapes of the contract (docs/api.md) the pages read.
 export interface Quotas {
   maxExecutionsPerDay: number
   maxExecutionDurationMs: number

@@ -5,7 +5,7 @@ import { ToolRateLimitSchema } from '../../services/tools/tool-settings.ts'
 import { TenantIdSchema } from '../../schemas/tenant.ts'
 import { PLATFORM_TOOL_NAME_PATTERN } from '../../services/tools/platform-tools.ts'
 
-// Platform tools' names (DESIGN.md) include every built-in's.
+// Platform tools' names (docs/api.md) include every built-in's.
 const TOOL_NAME_PATTERN = PLATFORM_TOOL_NAME_PATTERN
 
 const Params = Type.Object({

@@ -66,7 +66,7 @@ const ImportResult = Type.Object({
 
 const Params = Type.Object({ name: ToolName })
 
-/** /admin/tools: the platform's HTTP tools (DESIGN.md "Platform tools"). */
+/** /admin/tools: the platform's HTTP tools (docs/api.md "Platform tools"). */
 const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const upstreams = normaliseOrigins(toolUpstreams(fastify.config))
   const check = (name: string, input: PlatformToolInput) => checkPlatformTool(name, input, { builtinNames: fastify.tools.builtinNames(), upstreams })

@@ -18,7 +18,7 @@ export interface AuditEntry extends AuditFacts {
   createdAt: Date
 }
 
-/** One tool call: DESIGN.md "Tool-call audit". */
+/** One tool call: docs/api.md "Audit". */
 export interface ToolCallEntry {
   tenantId: string
   executionId: string

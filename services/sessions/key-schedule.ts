@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createECDH, createHash, hkdfSync, sign, verify, type KeyObject } from 'node:crypto'
 
-// DESIGN.md "Encrypted sessions", server side, on Node's crypto: ECDH P-256, HKDF-SHA256,
+// docs/api.md "Encrypted sessions", server side, on Node's crypto: ECDH P-256, HKDF-SHA256,
 // AES-256-GCM, ES256. The client (clients/typescript/src/session.ts) does the same on Web Crypto;
 // test/sessions/known-answer.test.ts holds both to the same fixed vectors.
 

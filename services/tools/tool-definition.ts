@@ -33,7 +33,7 @@ export class ToolResultTooLargeError extends Error {
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 export type HttpMethod = typeof HTTP_METHODS[number]
 
-/** Where a platform (HTTP) tool sends its calls; DESIGN.md "Platform tools". */
+/** Where a platform (HTTP) tool sends its calls; docs/api.md "Platform tools". */
 export interface HttpToolSpec {
   method: HttpMethod
   /** Absolute; `{param}` placeholders are filled from the args, percent-encoded. */

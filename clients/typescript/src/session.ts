@@ -1,4 +1,4 @@
-// Encrypted sessions, client side (DESIGN.md "Encrypted sessions"): Web Crypto and fetch only, no
+// Encrypted sessions, client side (docs/api.md "Encrypted sessions"): Web Crypto and fetch only, no
 // imports, so it runs unchanged in browsers and in Node 20 or later.
 //
 //   const session = await openSession({ baseUrl, token, pinnedThumbprint })
