@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { compile as Compile, JSONSchema } from 'json-schema-to-typescript'
+import { withoutCodeKeywords } from '../tools/schema-validation.ts'
 
 /** What the declarations are made from: any tool whose schemas are JSON Schema. */
 export interface DeclaredTool {
@@ -47,9 +48,17 @@ function typeName (tool: string): string {
   return /^[A-Za-z]/.test(name) ? name : `T${name}`
 }
 
-/** A clean copy: TypeBox's symbols dropped, and titles removed so that no nested type is named after one. */
+/**
+ * A clean copy: TypeBox's symbols dropped, titles removed so that no nested type is named after
+ * one, no keyword that writes raw TypeScript (tools stored before they were stripped at
+ * registration), and no description that could close its JSDoc comment and go on as code.
+ */
 function plainSchema (schema: unknown): JSONSchema {
-  const copy = JSON.parse(JSON.stringify(schema ?? {}), (key, value) => key === 'title' && typeof value === 'string' ? undefined : value) as unknown
+  const copy = JSON.parse(JSON.stringify(withoutCodeKeywords(schema ?? {})), (key, value) => {
+    if (key === 'title' && typeof value === 'string') return undefined
+    if (key === 'description' && typeof value === 'string') return value.replace(/\*\//g, '*\\/')
+    return value
+  }) as unknown
   return (copy !== null && typeof copy === 'object' && !Array.isArray(copy) ? copy : {}) as JSONSchema
 }
 

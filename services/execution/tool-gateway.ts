@@ -171,7 +171,7 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
     const { definition } = tool
     if (definition.http !== undefined) {
       // Admin-supplied JSON Schema: Ajv 2020, compiled once per tool version.
-      const validator = jsonSchemaValidator(`${name}@${definition.version ?? 0}:args`, definition.argsSchema as Record<string, unknown>)
+      const validator = jsonSchemaValidator(definition.argsSchema as Record<string, unknown>)
       if (!validator.check(args)) {
         report(name, 'TOOL_ERROR')
         throw new EnclaveToolError('TOOL_ERROR', `Invalid arguments for ${name}: args${validator.firstError().startsWith('/') ? '' : ' '}${validator.firstError()}`)

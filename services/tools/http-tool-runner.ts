@@ -354,7 +354,7 @@ export class HttpToolRunner {
         throw new HttpToolError(`upstream answered ${status} with a non-JSON body`, status, bytes)
       }
       if (tool.resultSchema !== undefined) {
-        const validator = validatorFor(`${tool.name}@${tool.version ?? 0}:result`, tool.resultSchema)
+        const validator = validatorFor(tool.resultSchema)
         if (!validator.check(value)) throw new HttpToolError(`result does not match resultSchema: ${validator.firstError()}`, status, bytes)
       }
       return { value, upstreamStatus: status, resultBytes: bytes }

@@ -2,7 +2,7 @@ import { sql, type Transaction } from 'kysely'
 import type { TSchema } from 'typebox'
 import type { AppDatabase } from '../db/with-tenant.ts'
 import type { Database } from '../db/schema.ts'
-import { schemaProblem } from './schema-validation.ts'
+import { schemaProblem, withoutCodeKeywords } from './schema-validation.ts'
 import type { HttpMethod, HttpToolSpec, ToolDefinition } from './tool-definition.ts'
 
 export const PLATFORM_TOOL_NAME_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$'
@@ -87,8 +87,9 @@ export function checkPlatformTool (
   return {
     name,
     description: input.description,
-    argsSchema: input.argsSchema,
-    resultSchema: input.resultSchema ?? null,
+    // Stored without keywords that would write the admin's text into agents' declarations.
+    argsSchema: withoutCodeKeywords(input.argsSchema),
+    resultSchema: input.resultSchema === undefined ? null : withoutCodeKeywords(input.resultSchema),
     http: {
       method: input.http.method,
       url,

@@ -64,7 +64,7 @@ export interface ToolDefinition {
   defaultEnabled?: boolean
   /** Present on platform tools only. */
   http?: HttpToolSpec
-  /** A platform tool's stored version: compiled schemas are cached by name and version. */
+  /** A platform tool's stored version (grows with every write; restarts when the tool is re-created). */
   version?: number
   /** A built-in's work, in a transaction scoped to the caller's tenant (withTenant). */
   run?: (trx: TenantTrx, caller: ToolCaller, args: unknown, config: Record<string, unknown>, limits: ToolLimits) => Promise<unknown>

@@ -210,6 +210,55 @@ t.test('platform tools over HTTP', async (t) => {
     t.same(foreign.json(), { error: `No audit entry for execution ${executionId as string}`, code: 'NOT_FOUND' })
   })
 
+  t.test('a tool deleted and defined again is checked against its new schema, never the old one', async (t) => {
+    // Re-creating a tool restarts its version at 1: a validator cached by name and version let
+    // the old, loose schema pass arguments the new one forbids.
+    await define('re:item', { method: 'GET', url: `${upstream.origin}/items/{id}` })
+    const tenant = await createTenant(app, 'ptool-redefine', { permissions: ['tool:re:item'] })
+    const hostile = "try { return await callTool('re:item', { id: '../../admin', evil: 1 }) } catch (e) { return e.code + ': ' + e.message }"
+    const before = upstream.seen.length
+    t.equal((await tenant.execute(hostile)).json().success, true, 'the loose schema lets it through')
+    t.equal(upstream.seen.length, before + 1)
+    t.equal((await app.inject({ method: 'DELETE', url: '/admin/tools/re:item', headers: admin })).statusCode, 204)
+    await define('re:item', { method: 'GET', url: `${upstream.origin}/items/{id}` }, {
+      argsSchema: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9]+$' } }, required: ['id'], additionalProperties: false }
+    })
+    const stored = (await app.inject({ method: 'GET', url: '/admin/tools/re:item', headers: admin })).json()
+    t.equal(stored.version, 1, 'the re-created tool starts at version 1 again')
+    const refused = await tenant.execute(hostile)
+    t.match(refused.json().value, /^TOOL_ERROR: Invalid arguments for re:item: args/, 'the new schema refuses it')
+    t.equal(upstream.seen.length, before + 1, 'and nothing reached the upstream')
+  })
+
+  t.test('code-bearing schema keywords are dropped at registration and never reach tools.d.ts', async (t) => {
+    const argsSchema = {
+      type: 'object',
+      tsType: 'string; export const injected = 1; interface Evil { x: 1 }',
+      properties: {
+        // A property may be named like a keyword: it stays.
+        tsType: { type: 'string', description: 'closes */ export const escaped = 2 /* its comment' },
+        mode: { type: 'string', enum: ['a', 'b'], tsEnumNames: ['A = 1; export const e = 3; //', 'B'] }
+      }
+    }
+    await define('ts:tool', { method: 'GET', url: `${upstream.origin}/users/{id}` }, { argsSchema, resultSchema: { type: 'object', tsType: 'never; export const r = 4' } })
+    const stored = (await app.inject({ method: 'GET', url: '/admin/tools/ts:tool', headers: admin })).json()
+    t.same(stored.argsSchema, {
+      type: 'object',
+      properties: {
+        tsType: { type: 'string', description: 'closes */ export const escaped = 2 /* its comment' },
+        mode: { type: 'string', enum: ['a', 'b'] }
+      }
+    }, 'stored without tsType or tsEnumNames; a property named tsType is kept')
+    t.same(stored.resultSchema, { type: 'object' })
+    const tenant = await createTenant(app, 'ptool-tstype', { permissions: ['tool:ts:tool'] })
+    const dts = (await app.inject({ method: 'GET', url: '/api/tools.d.ts', headers: tenant.headers })).body
+    t.match(dts, /callTool \(name: "ts:tool"/)
+    for (const code of ['injected =', 'interface Evil', 'export const e =', 'export const r =']) t.notOk(dts.includes(code), `no "${code}" in the declarations`)
+    t.notOk(dts.includes('*/ export const escaped'), 'a description cannot close its comment')
+    t.ok(dts.includes('closes *\\/ export const escaped = 2'), 'it stays readable, escaped')
+    t.notOk(/^\s*export const/m.test(dts), 'no export const anywhere')
+  })
+
   t.test('50 concurrent runs of 10 HTTP calls each all succeed over reused connections', async (t) => {
     await define('c:get', { method: 'GET', url: `${upstream.origin}/users/{id}` })
     const tenant = await createTenant(app, 'ptool-load', { tier: 'enterprise', permissions: ['tool:c:get'], quotaOverrides: { maxConcurrentExecutions: 50, maxToolCallsPerDay: 100_000, maxExecutionsPerDay: 100_000 } })
@@ -223,5 +272,26 @@ t.test('platform tools over HTTP', async (t) => {
     t.same(runs[7]?.json().value, Array.from({ length: 10 }, (_, i) => `7-${i}`))
     const opened = upstream.connections() - connectionsBefore
     t.ok(opened <= 64, `500 calls over ${opened} new connections (the pool keeps at most 64 per upstream)`)
+  })
+})
+
+t.test('withoutCodeKeywords walks every subschema and keeps data as written', async (t) => {
+  const { withoutCodeKeywords } = await import('../../services/tools/schema-validation.ts')
+  const data = { tsType: 'kept: this is a const value, not a keyword' }
+  t.same(withoutCodeKeywords({
+    tsType: 'x',
+    $defs: { a: { tsType: 'x', type: 'string' } },
+    anyOf: [{ tsType: 'x' }, { items: { tsType: 'x' } }],
+    items: [{ tsEnumNames: ['A'] }],
+    additionalProperties: { not: { tsType: 'x' } },
+    const: data,
+    default: data
+  }), {
+    $defs: { a: { type: 'string' } },
+    anyOf: [{}, { items: {} }],
+    items: [{}],
+    additionalProperties: { not: {} },
+    const: data,
+    default: data
   })
 })
