@@ -91,8 +91,8 @@ for (let round = 0; round < ROUNDS; round++) {
   viaChecks.push(...gaps(c))
 }
 
-// Where the time goes: the assertion's ES256 signature (paid once per run, tool and upstream,
-// then reused while it has > 30 s left: see AssertionCache), and the isolate ↔ runner ↔ host bridge
+// Where the time goes: the assertion's ES256 signature (paid on every call: each carries its own
+// jti), and the isolate ↔ runner ↔ host bridge
 // alone (a no-op tool run in-process on the same enclave).
 const signer = await createToolSigner('bench')
 const signStart = performance.now()

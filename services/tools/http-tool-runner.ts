@@ -2,7 +2,7 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'nod
 import { BlockList, isIP } from 'node:net'
 import { Agent, type Dispatcher } from 'undici'
 import { TtlCache } from '../ttl-cache.ts'
-import { AssertionCache, type AssertionCacheOptions, type ToolSigner } from './tool-signer.ts'
+import type { ToolSigner } from './tool-signer.ts'
 import { validatorFor } from './schema-validation.ts'
 import type { HttpToolSpec, ToolDefinition } from './tool-definition.ts'
 
@@ -103,8 +103,6 @@ export interface HttpToolRunnerOptions {
   lookup?: LookupFn
   /** The resolver's answer cache (TTL, size, clock); the link-local guard checks every use. */
   dnsCache?: DnsCacheOptions
-  /** Reuse of signed assertions within a run (see AssertionCache). */
-  assertionCache?: AssertionCacheOptions
   /** Connections kept per upstream origin. */
   connectionsPerOrigin?: number
   /**
@@ -266,11 +264,11 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
  */
 export class HttpToolRunner {
   private readonly agent: Agent
-  private readonly assertions: AssertionCache
+  private readonly signer: ToolSigner
   private readonly maxResultBytes: number
 
   constructor (options: HttpToolRunnerOptions) {
-    this.assertions = new AssertionCache(options.signer, options.assertionCache)
+    this.signer = options.signer
     this.maxResultBytes = options.maxResultBytes
     this.agent = new Agent({
       connections: options.connectionsPerOrigin ?? 64,
@@ -287,7 +285,8 @@ export class HttpToolRunner {
     // An IP literal never goes through the lookup, so it is checked here.
     if (isLinkLocal(host)) throw new HttpToolError(`refused address ${host} (link-local)`)
 
-    const assertion = this.assertions.assertion({ audience: origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name })
+    // A new assertion (and jti) per call, so an upstream can refuse a replayed one.
+    const assertion = this.signer.sign({ audience: origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name }).token
     const deadline = new AbortController()
     const timer = setTimeout(() => { deadline.abort(new HttpToolError(`timed out after ${spec.timeoutMs} ms`)) }, spec.timeoutMs)
     const onRunEnded = (): void => { deadline.abort(new HttpToolError('the run ended before the upstream answered')) }

@@ -1,11 +1,11 @@
-// The caches that keep an HTTP tool call cheap (issue 11, benchmark target): DNS answers inside
-// the link-local guard, and signed assertions reused within a run. Neither may weaken what the
-// uncached path guarantees, which is what these tests pin down. Time is a fake clock throughout.
+// What keeps an HTTP tool call cheap without weakening it: DNS answers cached inside the
+// link-local guard, URL templates parsed once; and what is never cached: the signed assertion,
+// fresh per call. Time is a fake clock where it matters.
 import t from 'tap'
 import type { LookupAddress, LookupOptions } from 'node:dns'
 import { decodeJwt, importJWK, jwtVerify } from 'jose'
 import { buildRequest, guardedLookup, HttpToolRunner } from '../../services/tools/http-tool-runner.ts'
-import { AssertionCache, createToolSigner, type AssertionClaims } from '../../services/tools/tool-signer.ts'
+import { createToolSigner, type AssertionClaims } from '../../services/tools/tool-signer.ts'
 import type { HttpToolSpec, ToolDefinition } from '../../services/tools/tool-definition.ts'
 import { startUpstream } from './fixtures/upstream.ts'
 
@@ -106,79 +106,25 @@ t.test('kept-alive connections are reused: a name is looked up only when the poo
   t.same(lookups, Array.from({ length: opened }, () => 'api.test'), 'one lookup per connection opened, none per call')
 })
 
-const T0 = 1_800_000_000_000 // a whole second, so iat = T0 / 1000 exactly
 const claims: AssertionClaims = { audience: 'https://crm.example', userId: 'alice', tenantId: 'acme', executionId: 'exec-1', tool: 'crm:get' }
 
-t.test('an assertion is reused within its run while it has more than 30 s left, and never sent with less', async (t) => {
+t.test('each assertion is a valid ES256 token with its own claims and a full minute of life', async (t) => {
   const signer = await createToolSigner('tenant-enclave')
-  let now = T0
-  const cache = new AssertionCache(signer, { now: () => now })
-  const first = cache.assertion(claims)
-  t.equal(decodeJwt(first).exp, T0 / 1000 + 60)
-  now = T0 + 29_999
-  t.equal(cache.assertion(claims), first, '30.001 s left: the same assertion')
-  now = T0 + 30_000
-  const second = cache.assertion(claims)
-  t.not(second, first, '30 s left: a new one')
-  t.not(decodeJwt(second).jti, decodeJwt(first).jti, 'with its own jti')
-  t.equal(decodeJwt(second).iat, T0 / 1000 + 30)
-
-  // Whatever the moment of the call (sub-second offsets included), what is handed out has more
-  // than 30 s of life left, so it is valid whenever the upstream receives it within that margin.
-  const sent = new Set<string>()
-  for (let ms = 0; ms <= 200_000; ms += 777) {
-    now = T0 + ms
-    const token = cache.assertion(claims)
-    sent.add(token)
-    const exp = decodeJwt(token).exp ?? 0
-    if (exp * 1000 - now <= 30_000) t.fail(`sent with ${exp * 1000 - now} ms left at +${ms} ms`)
-  }
-  t.ok(sent.size >= 6 && sent.size <= 8, `about one assertion per 30 s over 200 s (${sent.size})`)
-
-  // Each token is a valid ES256 assertion, verified by the public key at its own moment.
   const key = await importJWK(signer.publicJwk, 'ES256')
-  const token = cache.assertion(claims)
-  const { payload } = await jwtVerify(token, key, { issuer: 'tenant-enclave', audience: claims.audience, currentDate: new Date(now) })
-  t.match(payload, { tenantId: 'acme', sub: 'alice', executionId: 'exec-1', tool: 'crm:get' })
+  const now = Date.now()
+  const variants: AssertionClaims[] = [claims, { ...claims, tenantId: 'globex' }, { ...claims, userId: 'bob' }, { ...claims, tool: 'crm:delete' }]
+  for (const c of variants) {
+    const { token, expiresAtMs } = signer.sign(c, now)
+    const { payload } = await jwtVerify(token, key, { issuer: 'tenant-enclave', audience: c.audience, currentDate: new Date(now) })
+    t.match(payload, { tenantId: c.tenantId, sub: c.userId, executionId: c.executionId, tool: c.tool, iat: Math.floor(now / 1000), exp: Math.floor(now / 1000) + 60 })
+    t.equal(expiresAtMs, (payload.exp ?? 0) * 1000)
+  }
 })
 
-t.test('tenants, users, runs, tools and upstreams never share an assertion', async (t) => {
-  const signer = await createToolSigner('tenant-enclave')
-  const cache = new AssertionCache(signer, { now: () => T0 })
-  const variants: AssertionClaims[] = [
-    claims,
-    { ...claims, tenantId: 'globex' },
-    { ...claims, userId: 'bob' },
-    { ...claims, executionId: 'exec-2' },
-    { ...claims, tool: 'crm:delete' },
-    { ...claims, audience: 'https://billing.example' },
-    // Ids that would collide if the cache key simply joined them with a separator.
-    { ...claims, tenantId: 'acme:alice', userId: '' },
-    { ...claims, tenantId: 'acme', userId: ':alice' }
-  ]
-  const tokens = variants.map((c) => cache.assertion(c))
-  t.equal(new Set(tokens).size, variants.length, 'one assertion each')
-  variants.forEach((c, i) => {
-    t.match(decodeJwt(tokens[i] as string), { tenantId: c.tenantId, sub: c.userId, executionId: c.executionId, tool: c.tool, aud: c.audience }, `assertion ${i} carries its own claims`)
-  })
-  t.same(variants.map((c) => cache.assertion(c)), tokens, 'and each is reused for its own claims only')
-})
-
-t.test('the assertion cache is bounded: past maxEntries the oldest is signed again', async (t) => {
-  const signer = await createToolSigner('tenant-enclave')
-  let signed = 0
-  const counting = { ...signer, sign: (c: AssertionClaims, nowMs?: number) => { signed++; return signer.sign(c, nowMs) } }
-  const cache = new AssertionCache(counting, { now: () => T0, maxEntries: 2 })
-  for (const executionId of ['e1', 'e2', 'e3', 'e3', 'e2', 'e1']) cache.assertion({ ...claims, executionId })
-  t.equal(signed, 4, 'e1 was dropped for e3 and signed again')
-  t.equal(cache.size, 2)
-})
-
-t.test('over the wire: one assertion per run and tool, a new idempotency key per call, a fresh assertion before the old one gets short', async (t) => {
+t.test('over the wire: every call carries a fresh assertion (its own jti) and its own idempotency key', async (t) => {
   const upstream = await startUpstream()
   t.teardown(upstream.close)
-  let now = Date.now()
-  const runner = new HttpToolRunner({ signer: await createToolSigner('tenant-enclave'), maxResultBytes: 1024 * 1024, assertionCache: { now: () => now } })
+  const runner = new HttpToolRunner({ signer: await createToolSigner('tenant-enclave'), maxResultBytes: 1024 * 1024 })
   t.teardown(async () => { await runner.close() })
   const users = tool('w:user', `${upstream.origin}/users/{id}`)
   const call = async (tenantId: string, callIndex: number): Promise<{ authorization: string, key: string }> => {
@@ -187,18 +133,12 @@ t.test('over the wire: one assertion per run and tool, a new idempotency key per
     const request = upstream.seen[before]
     return { authorization: String(request?.headers.authorization), key: String(request?.headers['idempotency-key']) }
   }
-  const a0 = await call('acme', 0)
-  const a1 = await call('acme', 1)
-  t.equal(a1.authorization, a0.authorization, 'the run\'s second call carries the same assertion')
-  t.same([a0.key, a1.key], ['exec-w:0', 'exec-w:1'], 'but its own idempotency key')
-  const other = await call('globex', 2)
-  t.not(other.authorization, a0.authorization, 'another tenant gets its own')
-  t.equal(decodeJwt(other.authorization.slice(7)).tenantId, 'globex')
-  now += 31_000
-  const later = await call('acme', 3)
-  t.not(later.authorization, a0.authorization, 'with under 30 s left, a new assertion is signed')
-  const exp = decodeJwt(later.authorization.slice(7)).exp ?? 0
-  t.ok(exp * 1000 - now > 30_000, 'which has its full life ahead')
+  const calls = [await call('acme', 0), await call('acme', 1), await call('acme', 2)]
+  const jtis = calls.map((c) => decodeJwt(c.authorization.slice('Bearer '.length)).jti)
+  t.equal(new Set(jtis).size, 3, 'three calls of one tool in one run: three jtis, so an upstream can refuse a replay')
+  t.same(calls.map((c) => c.key), ['exec-w:0', 'exec-w:1', 'exec-w:2'], 'and one idempotency key per call')
+  const other = await call('globex', 3)
+  t.equal(decodeJwt(other.authorization.slice(7)).tenantId, 'globex', 'another tenant\'s call carries its own tenant')
 })
 
 /** The request as built before templates were compiled: fill the string, then parse it whole. */
