@@ -7,6 +7,7 @@ import closeWithGrace from 'close-with-grace'
 import app, { serverOptions } from './app.ts'
 import { ConfigError, loadConfig } from './plugins/config.ts'
 import { createDemoTenants } from './services/demo-tenants.ts'
+import { SandboxError } from './services/enclave/runner-launch.ts'
 
 // The only place that creates Fastify and listens.
 const env = { ...process.env }
@@ -35,7 +36,14 @@ const logDestination = pino.destination({ dest: 1, sync: false, minLength: 4096 
 setInterval(() => { try { logDestination.flush() } catch {} }, LOG_FLUSH_MS).unref()
 const options = serverOptions(config)
 const fastify = Fastify({ ...options, logger: { ...(options.logger as object), stream: logDestination } })
-await fastify.register(app, { config })
+try {
+  await fastify.register(app, { config })
+} catch (err) {
+  // RUNNER_SANDBOX=required on a machine without every layer: the message says what to provide.
+  if (!(err instanceof SandboxError)) throw err
+  console.error(err.message)
+  process.exit(1)
+}
 
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
   if (err !== undefined) fastify.log.error({ err }, 'shutting down after an error')

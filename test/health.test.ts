@@ -1,4 +1,5 @@
 import t from 'tap'
+import { detectSandbox, SandboxError } from '../services/enclave/runner-launch.ts'
 import { buildApp } from './helper.ts'
 
 t.test('health and readiness', async (t) => {
@@ -15,11 +16,44 @@ t.test('health and readiness', async (t) => {
     sandbox: app.enclave.protections
   })
   // The runners are always confined by the allow-listed environment and Node's permission model;
-  // the OS sandbox and the user depend on the machine, and /ready says which applied.
+  // bubblewrap depends on the machine, and /ready says whether it applied. As root, the runners
+  // run as nobody wherever the checkout is (their files are staged when nobody cannot reach them).
   t.match(ready.json().sandbox, { permissionModel: true, environment: 'allow-list' })
   if (process.getuid?.() === 0) t.equal(ready.json().sandbox.user, 'nobody', 'as root, runners run as nobody')
 
   const missing = await app.inject({ method: 'GET', url: '/nope' })
   t.equal(missing.statusCode, 404)
   t.equal(missing.json().code, 'NOT_FOUND')
+})
+
+// RUNNER_SANDBOX: whichever layers this machine lacks, the start log and the start itself follow
+// the policy. Bubblewrap hidden, the refusal's text is checked in test/enclave/runner-files.test.ts.
+const { missing } = detectSandbox()
+
+t.test('best-effort: the start log says "confined" only with every layer, and warns naming each missing one', async (t) => {
+  const lines: Array<{ level: number, msg: string, missing?: Array<{ layer: string }> }> = []
+  await buildApp(t, { RUNNER_SANDBOX: 'best-effort', LOG_LEVEL: 'info' }, undefined, { write: (line) => { lines.push(JSON.parse(line)) } })
+  const confined = lines.filter((l) => l.msg === 'enclave runners confined')
+  const warned = lines.filter((l) => l.msg.startsWith('enclave runners NOT fully confined'))
+  if (missing.length === 0) {
+    t.equal(confined.length, 1, 'every layer in place: confined')
+    t.equal(warned.length, 0)
+  } else {
+    t.equal(confined.length, 0, 'a layer missing: never "confined"')
+    t.equal(warned.length, 1)
+    t.equal(warned[0].level, 40, 'a warning')
+    for (const m of missing) t.match(warned[0].msg, m.layer, `names ${m.layer}`)
+    t.same(warned[0].missing?.map((m) => m.layer), missing.map((m) => m.layer))
+  }
+})
+
+t.test('required: the service refuses to start without every layer, naming each', async (t) => {
+  if (missing.length === 0) {
+    const app = await buildApp(t, { RUNNER_SANDBOX: 'required' })
+    t.equal(app.enclave.protections.network, 'none', 'starts: bubblewrap in place')
+    return
+  }
+  const started = buildApp(t, { RUNNER_SANDBOX: 'required' })
+  await t.rejects(started, SandboxError)
+  await started.catch((err: Error) => { for (const m of missing) t.match(err.message, `${m.layer}: ${m.problem}; ${m.remedy}`) })
 })
