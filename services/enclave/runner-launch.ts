@@ -173,7 +173,7 @@ export function detectSandbox (options: { bubblewrap?: string | null } = {}): Sa
       problem: bwrapProblem || 'bubblewrap could not start a sandbox',
       remedy: bwrap === undefined
         ? 'install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; the image installs it)'
-        : 'let bubblewrap create namespaces (as root, or with unprivileged user namespaces; in a container, a seccomp and AppArmor profile that allow them)'
+        : 'let bubblewrap create namespaces (as root, or with unprivileged user namespaces; in a container: seccomp and AppArmor profiles that allow them, and an unmasked /proc; see compose.yaml)'
     })
   }
   const detection = { protections: chosen, missing, files, bubblewrap: bwrap }
