@@ -1,6 +1,10 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import configPlugin, { loadConfig } from '../plugins/config.ts'
+import enclavePlugin from '../plugins/enclave.ts'
+import metricsPlugin from '../plugins/metrics.ts'
 import { detectSandbox, SandboxError } from '../services/enclave/runner-launch.ts'
-import { buildApp } from './helper.ts'
+import { buildApp, TEST_SECRET } from './helper.ts'
 
 t.test('health and readiness', async (t) => {
   const app = await buildApp(t)
@@ -30,9 +34,21 @@ t.test('health and readiness', async (t) => {
 // the policy. Bubblewrap hidden, the refusal's text is checked in test/enclave/runner-files.test.ts.
 const { missing } = detectSandbox()
 
+// The enclave plugin alone (with what it depends on): no database, so a start costs a runner.
+async function startEnclave (t: Test, sandbox: string, lines: LogLine[] = []): Promise<FastifyInstance> {
+  const fastify = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line) as LogLine) } } } })
+  t.teardown(async () => await fastify.close())
+  await fastify.register(configPlugin, { config: loadConfig({ JWT_SECRET: TEST_SECRET, ENCLAVE_RUNNERS: '1', RUNNER_SANDBOX: sandbox }) })
+  await fastify.register(metricsPlugin)
+  await fastify.register(enclavePlugin)
+  await fastify.ready()
+  return fastify
+}
+interface LogLine { level: number, msg: string, missing?: Array<{ layer: string }> }
+
 t.test('best-effort: the start log says "confined" only with every layer, and warns naming each missing one', async (t) => {
-  const lines: Array<{ level: number, msg: string, missing?: Array<{ layer: string }> }> = []
-  await buildApp(t, { RUNNER_SANDBOX: 'best-effort', LOG_LEVEL: 'info' }, undefined, { write: (line) => { lines.push(JSON.parse(line)) } })
+  const lines: LogLine[] = []
+  await startEnclave(t, 'best-effort', lines)
   const confined = lines.filter((l) => l.msg === 'enclave runners confined')
   const warned = lines.filter((l) => l.msg.startsWith('enclave runners NOT fully confined'))
   if (missing.length === 0) {
@@ -49,11 +65,11 @@ t.test('best-effort: the start log says "confined" only with every layer, and wa
 
 t.test('required: the service refuses to start without every layer, naming each', async (t) => {
   if (missing.length === 0) {
-    const app = await buildApp(t, { RUNNER_SANDBOX: 'required' })
+    const app = await startEnclave(t, 'required')
     t.equal(app.enclave.protections.network, 'none', 'starts: bubblewrap in place')
     return
   }
-  const started = buildApp(t, { RUNNER_SANDBOX: 'required' })
+  const started = startEnclave(t, 'required')
   await t.rejects(started, SandboxError)
   await started.catch((err: Error) => { for (const m of missing) t.match(err.message, `${m.layer}: ${m.problem}; ${m.remedy}`) })
 })
