@@ -1,7 +1,7 @@
 // A copy of what a runner reads (Node, its entry module and imports, their packages), made at
 // start when its user cannot reach the checkout: a clone in a directory only root may enter
 // (`mktemp -d`, many CI systems and image builds) must not cost the runners their own user.
-import { chmodSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { isBuiltin } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve, sep } from 'node:path'
@@ -75,6 +75,9 @@ function place (source: string, target: string, executable: boolean): void {
     try { linkSync(source, target); return } catch { /* another file system: copy */ }
   }
   copyFileSync(source, target)
+  // libuv's copy keeps the source's owner, who could then change the copy: it becomes ours. (The
+  // stage stays 0700 until it is complete, so no one else reaches a file before this.)
+  chownSync(target, process.getuid?.() ?? 0, process.getgid?.() ?? 0)
   chmodSync(target, executable ? 0o755 : 0o644)
 }
 
@@ -111,7 +114,8 @@ export function stageRunnerFiles (node: string, entry: string, appRoot: string, 
     }
     for (const root of packages) placeTree(root, join(app, 'node_modules', root.slice(root.lastIndexOf(`${sep}node_modules${sep}`) + 14)))
     // The app's modules are ES modules, as the app's package.json says.
-    writeFileSync(join(app, 'package.json'), '{ "type": "module" }\n', { mode: 0o644 })
+    writeFileSync(join(app, 'package.json'), '{ "type": "module" }\n')
+    chmodSync(join(app, 'package.json'), 0o644)
     place(node, join(stage, 'node'), true)
     chmodSync(stage, 0o755)
     return { node: join(stage, 'node'), entry: join(app, relative(appRoot, entry)), readable: [app], stage }

@@ -2,7 +2,7 @@
 // may enter (what `mktemp -d` makes) used to start the runners as root, silently.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -45,6 +45,47 @@ t.test('staged files are root-owned, read-only to others, load as the runner use
   t.equal(String(run.stdout).trim(), 'function', `loads from the stage${isRoot ? ' as nobody' : ''}: ${run.stderr}`)
   removeStage(stage)
   t.notOk(existsSync(stage), 'removed')
+})
+
+t.test('files not root\'s alone are copied root-owned and read-only; what Node never loads is left out; stale stages go', async (t) => {
+  const src = mkdtempSync(join(tmpdir(), 'enclave-stage-src-'))
+  const base = mkdtempSync(join(tmpdir(), 'enclave-stage-base-'))
+  t.teardown(() => { rmSync(src, { recursive: true, force: true }); rmSync(base, { recursive: true, force: true }) })
+  const write = (path: string, text: string, mode = 0o664): void => {
+    mkdirSync(join(src, path, '..'), { recursive: true })
+    writeFileSync(join(src, path), text)
+    chmodSync(join(src, path), mode)
+  }
+  write('app/main.js', "import './lib/b.js'\nimport pkg from 'pkg'\nexport { x } from './missing.js'\n")
+  write('app/lib/b.js', 'export const b = 1\n')
+  write('app/node_modules/pkg/package.json', '{ "name": "pkg", "dependencies": { "dep": "1" } }')
+  write('app/node_modules/pkg/index.js', 'module.exports = 1\n')
+  write('app/node_modules/pkg/index.d.ts', 'export {}\n')
+  write(`app/node_modules/pkg/prebuilds/${process.platform}-${process.arch}/pkg.node`, 'addon')
+  write('app/node_modules/pkg/prebuilds/other-os/pkg.node', 'addon')
+  write('app/node_modules/dep/package.json', '{ "name": "dep" }')
+  write('bin/node', '#!/bin/sh\n', 0o775)
+  // Group-writable (and, as root, someone else's): a hard link would let others change them.
+  if (isRoot) spawnSync('chown', ['-R', '1000:1000', src])
+  // A stage left by a process that is gone, and one of a live process.
+  const gone = spawnSync(process.execPath, ['-e', '0']).pid
+  mkdirSync(join(base, `tenant-enclave-runner-${gone}-old`))
+  mkdirSync(join(base, `tenant-enclave-runner-${process.ppid}-live`))
+  const files = stageRunnerFiles(join(src, 'bin/node'), join(src, 'app/main.js'), join(src, 'app'), base)
+  const stage = files.stage!
+  t.teardown(() => removeStage(stage))
+  t.notOk(existsSync(join(base, `tenant-enclave-runner-${gone}-old`)), 'a dead process\'s stage is removed')
+  t.ok(existsSync(join(base, `tenant-enclave-runner-${process.ppid}-live`)), 'a live one\'s is kept')
+  for (const [path, mode] of [['node', 0o755], ['app/main.js', 0o644], ['app/lib/b.js', 0o644], ['app/node_modules/pkg/index.js', 0o644], ['app/node_modules/dep/package.json', 0o644]] as const) {
+    const st = statSync(join(stage, path))
+    t.equal(st.mode & 0o777, mode, `${path} ${mode.toString(8)}`)
+    t.equal(st.uid, process.getuid!(), `${path} is the service user's`)
+  }
+  t.ok(existsSync(join(stage, `app/node_modules/pkg/prebuilds/${process.platform}-${process.arch}/pkg.node`)), 'this platform\'s addon')
+  t.notOk(existsSync(join(stage, 'app/node_modules/pkg/prebuilds/other-os')), 'not another platform\'s')
+  t.notOk(existsSync(join(stage, 'app/node_modules/pkg/index.d.ts')), 'no type declarations')
+  t.equal(statSync(join(stage, 'app/lib')).mode & 0o777, 0o755)
+  t.throws(() => stageRunnerFiles(join(src, 'bin/node'), join(src, 'app/main.js'), join(src, 'app/lib'), base), /outside/, 'a module outside the app root is refused')
 })
 
 t.test('with bubblewrap hidden: required refuses, naming it and how to provide it; best-effort lists it', async (t) => {
