@@ -1,7 +1,7 @@
 // A copy of what a runner reads (Node, its entry module and imports, their packages), made at
 // start when its user cannot reach the checkout: a clone in a directory only root may enter
 // (`mktemp -d`, many CI systems and image builds) must not cost the runners their own user.
-import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { isBuiltin } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve, sep } from 'node:path'
@@ -16,7 +16,13 @@ export interface RunnerFiles {
   stage?: string
 }
 
-const PREFIX = 'tenant-enclave-runner-'
+// Stages are named by pid namespace and pid: a temp dir shared with other namespaces (containers)
+// holds stages whose pids mean nothing here, and they are left alone.
+const PREFIX = `tenant-enclave-runner-${pidNamespace()}-`
+
+function pidNamespace (): string {
+  try { return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '0' } catch { return '0' }
+}
 // Static and dynamic imports and re-exports of a module; a match that names no file is skipped.
 const IMPORT = /\b(?:import|export)\s*(?:[^'"`;]*?\sfrom\s*)?['"]([^'"\n]+)['"]|\bimport\(\s*['"]([^'"\n]+)['"]\s*\)/g
 
@@ -134,7 +140,7 @@ function removeStaleStages (base: string): void {
   let names: string[]
   try { names = readdirSync(base) } catch { return }
   for (const name of names) {
-    const pid = Number(/^tenant-enclave-runner-(\d+)-/.exec(name)?.[1])
+    const pid = name.startsWith(PREFIX) ? Number(/^(\d+)-/.exec(name.slice(PREFIX.length))?.[1]) : NaN
     if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue
     const path = join(base, name)
     const st = lstatSync(path, { throwIfNoEntry: false })

@@ -2,7 +2,7 @@
 // may enter (what `mktemp -d` makes) used to start the runners as root, silently.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -69,13 +69,16 @@ t.test('files not root\'s alone are copied root-owned and read-only; what Node n
   if (isRoot) spawnSync('chown', ['-R', '1000:1000', src])
   // A stage left by a process that is gone, and one of a live process.
   const gone = spawnSync(process.execPath, ['-e', '0']).pid
-  mkdirSync(join(base, `tenant-enclave-runner-${gone}-old`))
-  mkdirSync(join(base, `tenant-enclave-runner-${process.ppid}-live`))
+  const ns = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]
+  mkdirSync(join(base, `tenant-enclave-runner-${ns}-${gone}-old`))
+  mkdirSync(join(base, `tenant-enclave-runner-${ns}-${process.ppid}-live`))
+  mkdirSync(join(base, `tenant-enclave-runner-1-${gone}-other-namespace`))
   const files = stageRunnerFiles(join(src, 'bin/node'), join(src, 'app/main.js'), join(src, 'app'), base)
   const stage = files.stage!
   t.teardown(() => removeStage(stage))
-  t.notOk(existsSync(join(base, `tenant-enclave-runner-${gone}-old`)), 'a dead process\'s stage is removed')
-  t.ok(existsSync(join(base, `tenant-enclave-runner-${process.ppid}-live`)), 'a live one\'s is kept')
+  t.notOk(existsSync(join(base, `tenant-enclave-runner-${ns}-${gone}-old`)), 'a dead process\'s stage is removed')
+  t.ok(existsSync(join(base, `tenant-enclave-runner-${ns}-${process.ppid}-live`)), 'a live one\'s is kept')
+  t.ok(existsSync(join(base, `tenant-enclave-runner-1-${gone}-other-namespace`)), 'and one of another pid namespace')
   for (const [path, mode] of [['node', 0o755], ['app/main.js', 0o644], ['app/lib/b.js', 0o644], ['app/node_modules/pkg/index.js', 0o644], ['app/node_modules/dep/package.json', 0o644]] as const) {
     const st = statSync(join(stage, path))
     t.equal(st.mode & 0o777, mode, `${path} ${mode.toString(8)}`)
