@@ -21,18 +21,27 @@ RUN npm run build \
 
 # ---- runtime: production dependencies (with the compiled addon), compiled JS, migrations
 FROM ${NODE_IMAGE} AS runtime
+# bubblewrap: the runners' OS sandbox (no network, read-only file system).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bubblewrap \
+ && rm -rf /var/lib/apt/lists/*
+# RUNNER_SANDBOX=required: the service refuses to start unless every layer of the runner sandbox
+# is in place (runners as user nobody, bubblewrap), naming what is missing; compose.yaml grants
+# bubblewrap what it needs. Set best-effort only knowingly: it starts with a warning instead.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
-    PORT=3000
+    PORT=3000 \
+    RUNNER_SANDBOX=required
 WORKDIR /app
 # package.json is needed at run time: it makes dist/*.js ES modules ("type": "module").
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/migrations ./migrations
-# Code stays root-owned and read-only for the app; /data is writable for PGLITE_DIR=/data.
-RUN mkdir -p /data && chown node:node /data
-USER node
+# Code stays root-owned and read-only to every other user. The service runs as root (no USER):
+# only so can it start the runners, which hold tenants' code, as user nobody, a user apart from
+# the one that holds the secrets. /data is for PGLITE_DIR=/data.
+RUN mkdir -p /data
 EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

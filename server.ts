@@ -8,6 +8,7 @@ import closeWithGrace from 'close-with-grace'
 import app, { serverOptions } from './app.ts'
 import { ConfigError, loadConfig } from './plugins/config.ts'
 import { createDemoTenants } from './services/demo-tenants.ts'
+import { SandboxError } from './services/enclave/runner-launch.ts'
 
 // The only place that creates Fastify and listens.
 const env = { ...process.env }
@@ -40,7 +41,14 @@ const pretty = config.LOG_FORMAT === 'pretty' || (config.LOG_FORMAT === 'auto' &
 const logStream = pretty ? pinoPretty({ destination: logDestination, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }) : logDestination
 const options = serverOptions(config)
 const fastify = Fastify({ ...options, logger: { ...(options.logger as object), stream: logStream } })
-await fastify.register(app, { config })
+try {
+  await fastify.register(app, { config })
+} catch (err) {
+  // RUNNER_SANDBOX=required on a machine without every layer: the message says what to provide.
+  if (!(err instanceof SandboxError)) throw err
+  console.error(err.message)
+  process.exit(1)
+}
 
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
   if (err !== undefined) fastify.log.error({ err }, 'shutting down after an error')

@@ -32,6 +32,12 @@ export const ConfigSchema = Type.Object({
   TENANT_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 2 * 1024 * 1024 }),
   ENCLAVE_RUNNERS: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
+  // best-effort by default so `npm run dev` works on a laptop without bubblewrap (with a warning);
+  // the image sets required.
+  RUNNER_SANDBOX: Type.Enum(['required', 'best-effort'], {
+    default: 'best-effort',
+    description: 'What a missing runner sandbox layer (user nobody, bubblewrap) means: required refuses to start; best-effort starts with a warning naming each'
+  }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 30_000 }),
   TOOL_RESULT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 256 * 1024 * 1024, default: 4 * 1024 * 1024 }),
   TOOL_MAX_CONCURRENT_PER_RUN: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { Enclave } from '../services/enclave/index.ts'
+import { checkSandbox } from '../services/enclave/runner-launch.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,6 +14,8 @@ declare module 'fastify' {
  * share of the cores.
  */
 export default fp(async (fastify) => {
+  // Before any runner starts: under RUNNER_SANDBOX=required a missing layer stops the start here.
+  const { confined, missing } = checkSandbox(fastify.config.RUNNER_SANDBOX)
   const enclave = new Enclave({
     securityLevel: 'STRICT',
     runners: fastify.config.ENCLAVE_RUNNERS === 0 ? undefined : fastify.config.ENCLAVE_RUNNERS,
@@ -20,6 +23,9 @@ export default fp(async (fastify) => {
     onRunnerExit: () => { fastify.metrics.runnerRestarts.inc() }
   })
   fastify.decorate('enclave', enclave)
-  fastify.log.info({ runnerProtections: enclave.protections }, 'enclave runners confined')
+  if (confined) fastify.log.info({ runnerProtections: enclave.protections }, 'enclave runners confined')
+  else {
+    fastify.log.warn({ runnerProtections: enclave.protections, missing }, `enclave runners NOT fully confined (RUNNER_SANDBOX=best-effort), missing: ${missing.map((m) => `${m.layer} (${m.problem}; ${m.remedy})`).join('; ')}`)
+  }
   fastify.addHook('onClose', async () => { await enclave.dispose() })
 }, { name: 'enclave', dependencies: ['config', 'metrics'] })

@@ -11,6 +11,8 @@ t.test('defaults', async (t) => {
   t.match(config, { JWT_REQUIRE_EXP: true, DOCS_ENABLED: true, CORS_ORIGINS: '', HTTP_HEADERS_TIMEOUT_MS: 10_000, HTTP_REQUEST_TIMEOUT_MS: 30_000 })
   t.equal(config.METRICS_TOKEN, undefined)
   t.equal(config.EXECUTION_QUEUE_NAME, 'executions')
+  t.equal(config.RUNNER_SANDBOX, 'best-effort', 'development default; the image sets required')
+  t.equal(loadConfig({ JWT_SECRET: SECRET, RUNNER_SANDBOX: 'required' }).RUNNER_SANDBOX, 'required')
   t.same(corsOrigins(loadConfig({ JWT_SECRET: SECRET, CORS_ORIGINS: ' https://a.example , http://[::1]:8080,' })), ['https://a.example', 'http://[::1]:8080'])
 })
 
@@ -32,7 +34,8 @@ t.test('a bad value names its variable', async (t) => {
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://ok.example,*' }, /CORS_ORIGINS lists "\*"/],
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example.com/path' }, /CORS_ORIGINS/],
     [{ JWT_SECRET: SECRET, HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' }, /HTTP_HEADERS_TIMEOUT_MS/],
-    [{ JWT_SECRET: SECRET, EXECUTION_QUEUE_NAME: 'Runs:all' }, /EXECUTION_QUEUE_NAME/]
+    [{ JWT_SECRET: SECRET, EXECUTION_QUEUE_NAME: 'Runs:all' }, /EXECUTION_QUEUE_NAME/],
+    [{ JWT_SECRET: SECRET, RUNNER_SANDBOX: 'off' }, /RUNNER_SANDBOX/]
   ]
   for (const [env, pattern] of cases) {
     t.throws(() => loadConfig(env), pattern, JSON.stringify(env))
