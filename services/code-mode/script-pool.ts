@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import type { Piscina } from 'piscina'
-import type { ScriptAnalysis } from '../enclave/ast-check.ts'
+import type { ScriptAnalysis } from '../enclave/index.ts'
 import type { ScriptLanguage, StripOutcome } from './strip-types.ts'
 import { runScriptTask } from './script-worker.ts'
 

@@ -1,6 +1,6 @@
 // Runs in a worker thread of ScriptPool: type stripping and parsing of large scripts, off the
 // API's event loop.
-import { analyzeScript } from '../enclave/ast-check.ts'
+import { analyzeScript } from '../enclave/index.ts'
 import { stripTypes } from './strip-types.ts'
 import type { ScriptTask, ScriptTaskResult } from './script-pool.ts'
 

@@ -1,7 +1,7 @@
 // A run's options resolved against its security level's defaults and the enclave's bounds.
 import { BOUNDS, COMMON_DEFAULTS, LEVELS } from './levels.ts'
-import type { RunLimits } from './protocol.ts'
-import type { RunOptions, SecurityLevel } from './types.ts'
+import type { RunLimits } from '../protocol/messages.ts'
+import type { RunOptions, SecurityLevel } from '../shared/types.ts'
 
 export type ResolvedLimits =
   | { ok: true, limits: RunLimits, maxCodeBytes: number }

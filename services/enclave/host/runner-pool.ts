@@ -8,11 +8,10 @@
 // A tenant whose script took a runner down is quarantined for a while: its runs go to a runner of
 // their own, so a repeat touches only quarantined tenants.
 import { createHash } from 'node:crypto'
-import type { PoolConfig } from './isolate-pool.ts'
-import type { ToMain } from './protocol.ts'
-import type { RunnerProtections } from './runner-launch.ts'
+import type { PoolConfig, ToMain } from '../protocol/messages.ts'
+import type { RunnerProtections } from '../runner-launch.ts'
 import { RunnerProcess } from './runner-process.ts'
-import type { EnclaveLogger } from './types.ts'
+import type { EnclaveLogger } from '../shared/types.ts'
 
 const READY_TIMEOUT_MS = 30_000
 const MAX_STDERR_LINES = 50

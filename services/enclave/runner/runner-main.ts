@@ -2,9 +2,9 @@
 // that takes V8 down takes down only this process, which the supervisor replaces.
 import net from 'node:net'
 import { IsolateRun } from './isolate-run.ts'
-import { IsolatePool, type PoolConfig } from './isolate-pool.ts'
-import type { ToMain, ToRunner } from './protocol.ts'
-import { LineChannel } from './wire.ts'
+import type { PoolConfig, ToMain, ToRunner } from '../protocol/messages.ts'
+import { IsolatePool } from './isolate-pool.ts'
+import { LineChannel } from '../protocol/line-channel.ts'
 
 // How often the runner reports each running execution's CPU time (the supervisor's fairness
 // works from these samples).
@@ -19,7 +19,7 @@ const pool = new IsolatePool({
 })
 const runs = new Map<string, IsolateRun>()
 
-// fd 3 is the pipe to the main process (see runner-process.ts).
+// fd 3 is the pipe to the main process (see host/runner-process.ts).
 const socket = new net.Socket({ fd: 3, readable: true, writable: true })
 const channel = new LineChannel<ToRunner, ToMain>(socket, onMessage, (line) => {
   process.stderr.write(`enclave runner: bad message (${line.length} chars)\n`)

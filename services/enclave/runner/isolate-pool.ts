@@ -1,13 +1,7 @@
 import ivm from 'isolated-vm'
 import { writeSync } from 'node:fs'
+import type { PoolConfig } from '../protocol/messages.ts'
 import { BOOTSTRAP_SOURCE } from './bootstrap.ts'
-
-export interface PoolConfig {
-  maxIdlePerKey: number
-  maxIdle: number
-  idleTtlMs: number
-  maxRunsPerIsolate: number
-}
 
 type Fn = (...args: unknown[]) => unknown
 

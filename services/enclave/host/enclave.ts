@@ -5,57 +5,22 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { availableParallelism } from 'node:os'
-import { CpuFairness, type FairRun } from './cpu-fairness.ts'
-import { cancelledError, enclaveError, timeoutError } from './errors.ts'
+import { CpuFairness } from './cpu-fairness.ts'
+import { cancelledError, enclaveError, timeoutError } from '../shared/errors.ts'
 import { isSecurityLevel } from './levels.ts'
-import type { CallMessage, DoneMessage, LogMessage, RunLimits, ToMain } from './protocol.ts'
+import type { DoneMessage, LogMessage, RunLimits, ToMain } from '../protocol/messages.ts'
 import { decodeDone, failure, parseLogs } from './run-result.ts'
 import { resolveRunLimits } from './run-limits.ts'
-import { detectProtections, type RunnerProtections } from './runner-launch.ts'
+import { detectProtections, type RunnerProtections } from '../runner-launch.ts'
 import { crashOutcomes } from './runner-crash.ts'
 import { RunnerPool, type Runner as PoolRunner } from './runner-pool.ts'
 import { checkRunnerMessage } from './runner-messages.ts'
-import { forwardToolCall } from './tool-forwarding.ts'
+import { onToolCall } from './tool-forwarding.ts'
+import { newPendingRun, reportEvent, type PendingRun } from './pending-run.ts'
 import type {
-  EnclaveEvent, EnclaveLogger, EnclaveOptions, EnclaveStats, ExecutionError, ExecutionResult, RunEvent, RunOptions, RunnerExitInfo,
+  EnclaveLogger, EnclaveOptions, EnclaveStats, ExecutionError, ExecutionResult, RunEvent, RunOptions, RunnerExitInfo,
   SecurityLevel, ToolHandler
-} from './types.ts'
-
-export interface PendingRun {
-  wireId: string
-  executionId: string
-  key: string | undefined
-  code: string
-  limits: RunLimits
-  started: number
-  deadline: number
-  tools: ToolHandler | undefined
-  context: unknown
-  fair: FairRun
-  runner: Runner | undefined
-  /** Tool calls the runner forwarded for this run (the supervisor's own count). */
-  toolCalls: number
-  /** Calls the runner (or the isolate) refused before forwarding them, as it told us. */
-  refusedCalls: number
-  callIds: Set<number>
-  attempts: number
-  /** Aborted when the run's result is known: tool calls still waiting are not started. */
-  ended: AbortController
-  /** Its runner died and nobody was blamed: its retry runs on the quarantine runner. */
-  retryApart: boolean
-  resolve: (result: ExecutionResult) => void
-  onSettled: (() => void) | undefined
-  /** Someone watches this run: its runner reports logs live, tool calls are reported here. */
-  onEvent: ((event: EnclaveEvent) => void) | undefined
-  onToolRefused: RunOptions['onToolRefused']
-  /** Characters of live output the runner sent for it (checked against the console limit). */
-  liveLogChars: number
-  /** Cancelled while on a runner: the runner's done message will say CANCELLED. */
-  cancelled: boolean
-  backstop: NodeJS.Timeout | undefined
-  done: boolean
-  settled: boolean
-}
+} from '../shared/types.ts'
 
 type Runner = PoolRunner<PendingRun>
 
@@ -164,34 +129,7 @@ export class Enclave extends EventEmitter {
     code: string, executionId: string, started: number, key: string | undefined, limits: RunLimits, options: RunOptions,
     resolve: (result: ExecutionResult) => void
   ): PendingRun {
-    const run: PendingRun = {
-      wireId: String(++this.wireSeq),
-      executionId,
-      key,
-      code,
-      limits,
-      started,
-      deadline: started + limits.timeoutMs,
-      tools: options.tools,
-      context: options.context,
-      fair: this.fairness.newRun(key ?? ''),
-      runner: undefined,
-      toolCalls: 0,
-      refusedCalls: 0,
-      callIds: new Set(),
-      attempts: 0,
-      ended: new AbortController(),
-      retryApart: false,
-      resolve,
-      onSettled: options.onSettled,
-      onEvent: options.onEvent,
-      onToolRefused: options.onToolRefused,
-      liveLogChars: 0,
-      cancelled: false,
-      backstop: undefined,
-      done: false,
-      settled: false
-    }
+    const run = newPendingRun(String(++this.wireSeq), code, executionId, started, key, limits, options, this.fairness.newRun(key ?? ''), resolve)
     this.inFlight++
     this.byExecution.set(executionId, run)
     // A run that waits for a CPU lane past its deadline ends TIMEOUT without having run.
@@ -283,7 +221,7 @@ export class Enclave extends EventEmitter {
     const problem = checkRunnerMessage(runner, msg)
     if (problem !== null) { this.pool.violation(runner, problem); return }
     switch (msg.t) {
-      case 'call': this.onCall(runner.inFlight.get(msg.id)!, msg); return
+      case 'call': onToolCall(runner.inFlight.get(msg.id)!, msg, this.toolHandler, this.logger); return
       case 'done': this.onDone(runner, runner.inFlight.get(msg.id)!, msg); return
       case 'log': this.onLog(runner.inFlight.get(msg.id)!, msg); return
       case 'refused': {
@@ -315,24 +253,7 @@ export class Enclave extends EventEmitter {
   }
 
   private onLog (run: PendingRun, msg: LogMessage): void {
-    for (const entry of parseLogs([msg.l])) this.report(run, { type: 'log', level: entry.level, message: entry.message })
-  }
-
-  private report (run: PendingRun, event: EnclaveEvent): void {
-    if (run.onEvent === undefined || run.done) return
-    try { run.onEvent(event) } catch (err) { this.logger?.error({ err }, 'onEvent failed') }
-  }
-
-  private onCall (run: PendingRun, msg: CallMessage): void {
-    run.toolCalls++
-    run.callIds.add(msg.c)
-    const callStarted = performance.now()
-    this.report(run, { type: 'tool_call', index: msg.c, tool: msg.n })
-    void forwardToolCall(run, msg, this.toolHandler).then((reply) => {
-      run.callIds.delete(msg.c)
-      this.report(run, { type: 'tool_result', index: msg.c, code: 'e' in reply && reply.e !== undefined ? reply.e.code : 'OK', durationMs: Math.round((performance.now() - callStarted) * 1000) / 1000 })
-      if (!run.done) run.runner?.send({ t: 'ret', id: run.wireId, c: msg.c, ...reply })
-    })
+    for (const entry of parseLogs([msg.l])) reportEvent(run, { type: 'log', level: entry.level, message: entry.message }, this.logger)
   }
 
   private onDone (runner: Runner, run: PendingRun, msg: DoneMessage): void {

@@ -2,16 +2,16 @@
 // lines because it is one state machine (isolate, limits, logs, tool calls, the end and whether
 // the isolate really stopped); split, its state would be shared across files.
 import ivm from 'isolated-vm'
-import { checkStrict, syntaxError } from './ast-check.ts'
+import { checkStrict, syntaxError } from '../shared/ast-check.ts'
 import {
   cancelledError, consoleLimitError, enclaveError, isErrorCode, memoryLimitError, parseIsolateError, scriptError,
   timeoutError, toolCallLimitError
-} from './errors.ts'
+} from '../shared/errors.ts'
 import type { IsolatePool, Slot, WarmContext } from './isolate-pool.ts'
 import {
   ISOLATE_CALL, ISOLATE_LOGS, ISOLATE_REFUSED, ISOLATE_RESULT, type DoneMessage, type RefusedCallCode, type RunLimits, type RunMessage, type ToMain, type ToolResultMessage
-} from './protocol.ts'
-import type { ExecutionError } from './types.ts'
+} from '../protocol/messages.ts'
+import type { ExecutionError } from '../shared/types.ts'
 
 // Tool names are plain ASCII: homoglyphs, invisible and bidi characters never reach a handler.
 const TOOL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/
