@@ -1,7 +1,8 @@
 // The enclave's public API and the life of a run in the main process: admission by CPU share,
 // placement on a runner, tool calls, completion, and what a runner's death means for its runs.
-// Over 250 lines because those steps share one PendingRun record; the decisions themselves live
-// beside it (run-limits, cpu-fairness, runner-pool, runner-crash, runner-messages, run-result).
+// Over 250 lines because those steps share one PendingRun record (pending-run.ts); the decisions
+// themselves live beside it (run-limits, cpu-fairness, runner-pool, runner-crash, runner-messages,
+// tool-forwarding, run-result).
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { availableParallelism } from 'node:os'
@@ -10,10 +11,10 @@ import { cancelledError, enclaveError, timeoutError } from '../shared/errors.ts'
 import { isSecurityLevel } from './levels.ts'
 import type { DoneMessage, LogMessage, RunLimits, ToMain } from '../protocol/messages.ts'
 import { decodeDone, failure, parseLogs } from './run-result.ts'
-import { resolveRunLimits } from './run-limits.ts'
+import { checkRunRequest } from './run-limits.ts'
 import { detectProtections, type RunnerProtections } from '../runner-launch.ts'
 import { crashOutcomes } from './runner-crash.ts'
-import { RunnerPool, type Runner as PoolRunner } from './runner-pool.ts'
+import { RunnerPool, runnerPoolOptions, type Runner as PoolRunner } from './runner-pool.ts'
 import { checkRunnerMessage } from './runner-messages.ts'
 import { onToolCall } from './tool-forwarding.ts'
 import { newPendingRun, reportEvent, type PendingRun } from './pending-run.ts'
@@ -59,25 +60,9 @@ export class Enclave extends EventEmitter {
     this.toolHandler = options.toolHandler
     this.logger = options.logger
     this.onRunnerExit = options.onRunnerExit
-    const cores = availableParallelism()
-    const count = options.runners === undefined || options.runners <= 0 ? cores : Math.floor(options.runners)
-    this.fairness = new CpuFairness(options.cpuCores ?? cores)
+    this.fairness = new CpuFairness(options.cpuCores ?? availableParallelism())
     this.protections = detectProtections()
-    this.pool = new RunnerPool<PendingRun>({
-      count,
-      config: {
-        maxIdlePerKey: options.maxIdleIsolatesPerKey ?? 8,
-        maxIdle: options.maxIdleIsolates ?? 32,
-        idleTtlMs: options.idleIsolateTtlMs ?? 60_000,
-        maxRunsPerIsolate: options.maxRunsPerIsolate ?? 1000
-      },
-      protections: this.protections,
-      logger: options.logger,
-      quarantineMs: options.quarantineMs ?? 10 * 60_000,
-      baseMemoryMB: options.runnerBaseMemoryMB ?? 256,
-      memoryFactor: 2,
-      watchIntervalMs: options.memoryWatchIntervalMs ?? 100
-    }, {
+    this.pool = new RunnerPool<PendingRun>(runnerPoolOptions(options, this.protections), {
       message: (runner, msg) => this.onMessage(runner, msg),
       exit: (runner, code, signal, reason) => this.onExit(runner, code, signal, reason),
       ready: (runner) => {
@@ -102,19 +87,12 @@ export class Enclave extends EventEmitter {
       return failure(executionId, started, error)
     }
     if (this.disposed) return refuse(enclaveError('INTERNAL_ERROR', 'The enclave has been disposed'))
-    if (typeof code !== 'string') return refuse(enclaveError('VALIDATION_ERROR', 'Code must be a string'))
-    const resolved = resolveRunLimits(this.securityLevel, options)
-    if (!resolved.ok) return refuse(enclaveError('VALIDATION_ERROR', resolved.message))
-    const maxCode = resolved.maxCodeBytes
-    if (code.length > maxCode || (code.length * 3 > maxCode && Buffer.byteLength(code) > maxCode)) {
-      return refuse(enclaveError('VALIDATION_ERROR', `Code is ${Buffer.byteLength(code)} bytes, over the limit of ${maxCode} bytes`))
-    }
-    const key = options.isolateKey
-    if (key !== undefined && typeof key !== 'string') return refuse(enclaveError('VALIDATION_ERROR', 'isolateKey must be a string'))
+    const request = checkRunRequest(this.securityLevel, code, options)
+    if (!request.ok) return refuse(request.error)
     let admitted: PendingRun | undefined
     try {
       return await new Promise<ExecutionResult>((resolve) => {
-        admitted = this.admit(code, executionId, started, key, resolved.limits, options, resolve)
+        admitted = this.admit(code, executionId, started, request.key, request.limits, options, resolve)
       })
     } catch (err) {
       this.logger?.error({ err, executionId }, 'enclave run failed')
