@@ -1,4 +1,4 @@
-// Messages between the main process and a runner (one JSON object per line, see wire.ts), and
+// Messages between the main process and a runner (one JSON object per line, see line-channel.ts), and
 // between a runner and the bootstrap inside an isolate.
 import type { ExecutionError } from '../shared/types.ts'
 

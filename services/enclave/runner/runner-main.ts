@@ -19,7 +19,7 @@ const pool = new IsolatePool({
 })
 const runs = new Map<string, IsolateRun>()
 
-// fd 3 is the pipe to the main process (see host/runner-process.ts).
+// fd 3 is the pipe to the main process (see ../host/runner-process.ts).
 const socket = new net.Socket({ fd: 3, readable: true, writable: true })
 const channel = new LineChannel<ToRunner, ToMain>(socket, onMessage, (line) => {
   process.stderr.write(`enclave runner: bad message (${line.length} chars)\n`)
