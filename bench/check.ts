@@ -4,7 +4,7 @@
 // Target: TypeScript adds <= 10% to a trivial script's end-to-end time.
 import { autocannon, fmt, startBenchApp } from './support.ts'
 import { stripTypes } from '../services/code-mode/strip-types.ts'
-import { analyzeScript } from '../services/enclave/ast-check.ts'
+import { analyzeScript } from '../services/enclave/index.ts'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3)
 const CONNECTIONS = [1, 8]

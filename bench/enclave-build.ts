@@ -14,7 +14,7 @@ export async function loadCompiledEnclave (root: string): Promise<typeof import(
   writeFileSync(tsconfig, JSON.stringify({
     extends: join(root, 'tsconfig.json'),
     compilerOptions: { outDir, rootDir: root, sourceMap: false, noEmit: false },
-    include: [join(root, 'services/enclave/*.ts'), join(root, 'schemas/*.ts')]
+    include: [join(root, 'services/enclave/**/*.ts'), join(root, 'schemas/*.ts')]
   }))
   const tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc')
   execFileSync(process.execPath, [tsc, '-p', tsconfig], { stdio: 'inherit' })

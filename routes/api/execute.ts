@@ -8,7 +8,7 @@ import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { checkScript } from '../../services/code-mode/check-script.ts'
 import { codeSizeRefusal } from '../../services/quotas/admission.ts'
-import { LEVELS } from '../../services/enclave/levels.ts'
+import { LEVELS } from '../../services/enclave/index.ts'
 
 const Code = Type.String({ minLength: 1, description: 'The body of an async function: top-level await and return work' })
 const Language = Type.Optional(Type.Union([Type.Literal('javascript'), Type.Literal('typescript')], { description: 'typescript: types are erased (positions kept) before anything else; they are not checked. Default javascript' }))

@@ -1,15 +1,7 @@
 import { availableParallelism } from 'node:os'
 import type { Piscina } from 'piscina'
-import type { ScriptAnalysis } from '../enclave/ast-check.ts'
 import type { ScriptLanguage, StripOutcome } from './strip-types.ts'
-import { runScriptTask } from './script-worker.ts'
-
-export type ScriptTask =
-  | { kind: 'strip', code: string, language: ScriptLanguage }
-  | { kind: 'analyze', code: string, language: ScriptLanguage, strict: boolean }
-
-/** `stripped` when stripping failed or was all that was asked; otherwise the analysis. */
-export type ScriptTaskResult = { stripped: StripOutcome, analysis?: undefined } | { analysis: ScriptAnalysis, stripped?: undefined }
+import { runScriptTask, type ScriptTask, type ScriptTaskResult } from './script-worker.ts'
 
 export interface ScriptPoolOptions {
   /** Scripts smaller than this (UTF-8 bytes) are handled on the calling thread. */

@@ -1,8 +1,16 @@
 // Runs in a worker thread of ScriptPool: type stripping and parsing of large scripts, off the
 // API's event loop.
-import { analyzeScript } from '../enclave/ast-check.ts'
-import { stripTypes } from './strip-types.ts'
-import type { ScriptTask, ScriptTaskResult } from './script-pool.ts'
+// The task types live here, not in script-pool.ts, so the pool imports the worker and not the
+// other way round (no import cycle).
+import { analyzeScript, type ScriptAnalysis } from '../enclave/index.ts'
+import { stripTypes, type ScriptLanguage, type StripOutcome } from './strip-types.ts'
+
+export type ScriptTask =
+  | { kind: 'strip', code: string, language: ScriptLanguage }
+  | { kind: 'analyze', code: string, language: ScriptLanguage, strict: boolean }
+
+/** `stripped` when stripping failed or was all that was asked; otherwise the analysis. */
+export type ScriptTaskResult = { stripped: StripOutcome, analysis?: undefined } | { analysis: ScriptAnalysis, stripped?: undefined }
 
 export default function work (task: ScriptTask): ScriptTaskResult {
   return runScriptTask(task)

@@ -1,8 +1,15 @@
 // The enclave: untrusted JavaScript in isolated-vm isolates, inside supervised runner processes.
-export { Enclave } from './enclave.ts'
-export { EnclaveToolError, ERROR_CODES, CATCHABLE_TOOL_CODES, FATAL_TOOL_CODES, isErrorCode } from './errors.ts'
-export { LEVELS } from './levels.ts'
+// The only entry for code outside services/enclave/ (dependency-cruiser checks it): host/ is the
+// supervisor in this process, runner/ what runs in the runner children, protocol/ what passes
+// between them, shared/ what both sides use.
+export { Enclave } from './host/enclave.ts'
+export { failure } from './host/run-result.ts'
+export { LEVELS } from './host/levels.ts'
+export {
+  EnclaveToolError, ERROR_CODES, CATCHABLE_TOOL_CODES, FATAL_TOOL_CODES, isErrorCode, enclaveError, cancelledError
+} from './shared/errors.ts'
+export { analyzeScript, type ScriptAnalysis } from './shared/ast-check.ts'
 export type {
   SecurityLevel, EnclaveErrorCode, ExecutionResult, ExecutionError, ExecutionStats, LogEntry, LogLevel,
   ToolHandler, EnclaveOptions, RunOptions, EnclaveStats, EnclaveLogger, RunnerExitInfo, RunEvent, EnclaveEvent
-} from './types.ts'
+} from './shared/types.ts'

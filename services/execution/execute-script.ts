@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto'
 import type { Enclave, EnclaveEvent, ExecutionResult } from '../enclave/index.ts'
-import { cancelledError } from '../enclave/errors.ts'
-import { failure } from '../enclave/run-result.ts'
+import { cancelledError } from '../enclave/index.ts'
+import { failure } from '../enclave/index.ts'
 import type { AuditWriter } from '../audit/audit-writer.ts'
 import { admitExecution, codeSizeRefusal, type Refusal } from '../quotas/admission.ts'
 import type { LimitStore } from '../store/index.ts'
 import { stripTypes, type ScriptLanguage } from '../code-mode/strip-types.ts'
 import type { ScriptPool } from '../code-mode/script-pool.ts'
-import { enclaveError } from '../enclave/errors.ts'
+import { enclaveError } from '../enclave/index.ts'
 import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.ts'
 
 export interface ExecutionDeps extends ToolGatewayDeps {

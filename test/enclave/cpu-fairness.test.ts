@@ -1,6 +1,6 @@
 // CPU fairness decided from measured CPU, on a fake clock: nothing here waits for real time.
 import t from 'tap'
-import { CpuFairness } from '../../services/enclave/cpu-fairness.ts'
+import { CpuFairness } from '../../services/enclave/host/cpu-fairness.ts'
 
 function setup (cores: number): { fair: CpuFairness, clock: { now: number }, started: string[] } {
   const clock = { now: 0 }

@@ -4,8 +4,8 @@ export type SecurityLevel = 'STRICT' | 'SECURE' | 'STANDARD' | 'PERMISSIVE'
 
 // The result's shape and its error codes are the HTTP contract's: one TypeBox schema describes
 // them, the route serialises with it, and these types come from it.
-export type { EnclaveErrorCode, ExecutionError, ExecutionResult, ExecutionStats, LogEntry, LogLevel } from '../../schemas/execution-result.ts'
-import type { ExecutionResult, LogLevel } from '../../schemas/execution-result.ts'
+export type { EnclaveErrorCode, ExecutionError, ExecutionResult, ExecutionStats, LogEntry, LogLevel } from '../../../schemas/execution-result.ts'
+import type { ExecutionResult, LogLevel } from '../../../schemas/execution-result.ts'
 
 /**
  * Called for every `callTool(name, args)`; `context` is whatever `run()` was given; `runEnded` is

@@ -1,20 +1,19 @@
 // One execution inside a runner process: from the run message to the done message. Over 250
 // lines because it is one state machine (isolate, limits, logs, tool calls, the end and whether
-// the isolate really stopped); split, its state would be shared across files.
+// the isolate really stopped); what the isolate's reports mean is decided in isolate-verdicts.ts.
 import ivm from 'isolated-vm'
-import { checkStrict, syntaxError } from './ast-check.ts'
+import { checkStrict } from '../shared/ast-check.ts'
 import {
-  cancelledError, consoleLimitError, enclaveError, isErrorCode, memoryLimitError, parseIsolateError, scriptError,
-  timeoutError, toolCallLimitError
-} from './errors.ts'
-import type { IsolatePool, Slot, WarmContext } from './isolate-pool.ts'
+  cancelledError, consoleLimitError, enclaveError, isErrorCode, memoryLimitError, timeoutError, toolCallLimitError
+} from '../shared/errors.ts'
+import { heapAfterRun, type IsolatePool, type Slot, type WarmContext } from './isolate-pool.ts'
 import {
   ISOLATE_CALL, ISOLATE_LOGS, ISOLATE_REFUSED, ISOLATE_RESULT, type DoneMessage, type RefusedCallCode, type RunLimits, type RunMessage, type ToMain, type ToolResultMessage
-} from './protocol.ts'
-import type { ExecutionError } from './types.ts'
+} from '../protocol/messages.ts'
+import type { ExecutionError } from '../shared/types.ts'
+import { checkToolCall, isolateFailure, refusedName, resultVerdict } from './isolate-verdicts.ts'
+import type { IsolateConfig } from './isolate/script-outcome.ts'
 
-// Tool names are plain ASCII: homoglyphs, invisible and bidi characters never reach a handler.
-const TOOL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/
 const IDLE_PROBE_MS = 100
 /**
  * After a run ends while its isolate is still executing (a timeout, a limit), the isolate is
@@ -97,7 +96,7 @@ export class IsolateRun {
     const alarm = new ivm.Callback(this.onAlarm)
     const config = JSON.stringify({
       maxLog: this.maxLog, maxOut: o.maxOutputBytes, maxCalls: o.maxToolCalls, maxArgs: o.maxToolArgsBytes, memBytes: o.memoryLimitMB * MB, live: this.msg.ev === true
-    })
+    } satisfies IsolateConfig)
     // No isolated-vm timeout here: the wall-clock timer disposes the isolate, which also stops
     // work the script left running after it returned (and makes that outcome a TIMEOUT).
     this.enter(warm.init, [send, alarm, config, code])
@@ -167,9 +166,8 @@ export class IsolateRun {
   private tellRefused (code: RefusedCallCode, name: unknown, size: unknown): void {
     if (this.refusedCalls > this.limits.maxToolCalls) return
     this.refusedCalls++
-    const text = typeof name === 'string' ? name : ''
     const bytes = Number.isSafeInteger(size) && (size as number) > 0 ? size as number : 0
-    this.out({ t: 'refused', id: this.msg.id, n: text === '' || TOOL_NAME.test(text) ? text : printable(text), code, b: bytes })
+    this.out({ t: 'refused', id: this.msg.id, n: refusedName(name), code, b: bytes })
   }
 
   // A limit tripped inside the isolate (code, message, logs); runs while the isolate waits.
@@ -194,59 +192,25 @@ export class IsolateRun {
       this.end(toolCallLimitError(o.maxToolCalls), false)
       return
     }
-    if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
-      this.tellRefused('UNKNOWN_TOOL', name, typeof args === 'string' ? args.length : 0)
-      this.refuse(callId, 'UNKNOWN_TOOL', `Unknown tool: ${printable(String(name))}`)
+    const call = checkToolCall(name, args, o.maxToolArgsBytes)
+    if (!call.ok) {
+      this.tellRefused(call.code, name, call.size)
+      this.refuse(callId, call.code, call.message)
       return
     }
-    const json = typeof args === 'string' ? args : ''
-    if (json.length > o.maxToolArgsBytes || (json.length * 3 > o.maxToolArgsBytes && Buffer.byteLength(json) > o.maxToolArgsBytes)) {
-      this.tellRefused('TOOL_ERROR', name, Buffer.byteLength(json))
-      this.refuse(callId, 'TOOL_ERROR', `Tool arguments exceed ${o.maxToolArgsBytes} bytes`)
-      return
-    }
-    this.out({ t: 'call', id: this.msg.id, c: callId, n: name, a: json })
+    this.out({ t: 'call', id: this.msg.id, c: callId, n: call.name, a: call.json })
   }
 
   private onResult (kind: unknown, payload: unknown, logs: unknown): void {
     if (!this.addLogs(logs)) return
-    const text = typeof payload === 'string' ? payload : ''
-    const o = this.limits
-    if (kind === 'v') {
-      const total = (text === '' ? 0 : Buffer.byteLength(text)) + this.logBytes
-      if (total > o.maxOutputBytes) {
-        this.end(enclaveError('OUTPUT_LIMIT_EXCEEDED', `Output is ${total} bytes, over the limit of ${o.maxOutputBytes} bytes`), true)
-        return
-      }
-      this.finish({ ok: true, v: text === '' ? undefined : text }, true)
-    } else if (kind === 'o') {
-      this.end(enclaveError('OUTPUT_LIMIT_EXCEEDED', `Output is over ${text} bytes, over the limit of ${o.maxOutputBytes} bytes`), true)
-    } else if (kind === 'e') {
-      const e = scriptError(text)
-      if (this.allocationFailed && e.name === 'RangeError' && e.message === 'Array buffer allocation failed') {
-        this.end(enclaveError('MEMORY_LIMIT_EXCEEDED', `Array buffer allocation failed: memory limit of ${o.memoryLimitMB} MB`), false)
-        return
-      }
-      this.finish({ ok: false, e }, true)
-    } else if (kind === 'x') {
-      const e = parseIsolateError(text)
-      const message = e?.name === 'EvalError'
-        ? 'Code is too large for the memory limit'
-        : syntaxError(this.msg.code) ?? `SyntaxError: ${e?.message ?? 'invalid code'}`
-      this.end(enclaveError('VALIDATION_ERROR', message), true)
-    } else {
-      this.end(enclaveError('INTERNAL_ERROR', 'Unexpected message from the isolate'), false)
-    }
+    const { fields, reusable } = resultVerdict(kind, payload, this.limits, this.logBytes, this.allocationFailed, this.msg.code)
+    this.finish(fields, reusable)
   }
 
   private onIsolateError (err: unknown): void {
     if (this.finished) return
-    const message = err instanceof Error ? err.message : String(err)
-    if (/memory limit/i.test(message)) this.end(memoryLimitError(this.limits.memoryLimitMB), false)
-    else if (/timed out/i.test(message)) this.end(timeoutError(this.limits.timeoutMs), false)
-    else if (/disposed/i.test(message)) this.end(enclaveError('INTERNAL_ERROR', 'The isolate was lost during execution'), false)
-    // Anything else is a promise the script left rejected and unhandled, which isolated-vm
-    // reports here; the script itself goes on and reports through `send`.
+    const error = isolateFailure(err, this.limits)
+    if (error !== undefined) this.end(error, false)
   }
 
   /** Counts logs exactly (UTF-8); false when the run just ended over the limit. */
@@ -305,41 +269,17 @@ export class IsolateRun {
       this.onEnd()
       return
     }
-    const warm = this.warm
-    if (warm !== undefined) {
-      for (const ref of [warm.init, warm.deliver]) { try { ref.release() } catch { /* gone */ } }
-      try { warm.context.release() } catch { /* gone */ }
-    }
-    // Heap use, and a check that the isolate went idle: a script can return while leaving work
-    // behind (a microtask loop). An isolate that does not answer soon is disposed, not reused.
-    let settled = false
-    const settle = (idle: boolean): void => {
-      if (settled) return
-      settled = true
-      clearTimeout(deadline)
-      this.pool.release(slot, idle)
-      this.out(done)
-      this.onEnd()
-    }
-    const deadline = setTimeout(() => settle(false), IDLE_PROBE_MS)
-    slot.isolate.getHeapStatistics().then((heap) => {
+    heapAfterRun(slot, this.warm, IDLE_PROBE_MS, (used) => {
       // isolated-vm's limit is soft (one large allocation passes before it is checked): a run
       // that ended above it fails, so a result never shows more memory than its tier allows.
-      const used = heap.used_heap_size + heap.externally_allocated_size
-      if (used > this.limits.memoryLimitMB * MB) {
+      const over = used !== undefined && used > this.limits.memoryLimitMB * MB
+      if (over) {
         Object.assign(done, { ok: false, v: undefined, e: memoryLimitError(this.limits.memoryLimitMB, ` (${Math.ceil(used / MB)} MB in use at the end)`) })
         delete done.v
-        settle(false)
-        return
-      }
-      done.mem = used
-      settle(true)
-    }, () => settle(false))
+      } else if (used !== undefined) done.mem = used
+      this.pool.release(slot, used !== undefined && !over)
+      this.out(done)
+      this.onEnd()
+    })
   }
-}
-
-/** A name as ASCII: invisible and look-alike characters show as escapes. */
-function printable (s: string): string {
-  const cut = s.length > 64 ? s.slice(0, 64) + '...' : s
-  return '"' + cut.replace(/[^\x20-\x7e]|["\\]/g, (ch) => ch === '"' || ch === '\\' ? '\\' + ch : '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0')) + '"'
 }

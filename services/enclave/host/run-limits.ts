@@ -1,7 +1,8 @@
 // A run's options resolved against its security level's defaults and the enclave's bounds.
 import { BOUNDS, COMMON_DEFAULTS, LEVELS } from './levels.ts'
-import type { RunLimits } from './protocol.ts'
-import type { RunOptions, SecurityLevel } from './types.ts'
+import type { RunLimits } from '../protocol/messages.ts'
+import { enclaveError } from '../shared/errors.ts'
+import type { ExecutionError, RunOptions, SecurityLevel } from '../shared/types.ts'
 
 export type ResolvedLimits =
   | { ok: true, limits: RunLimits, maxCodeBytes: number }
@@ -32,4 +33,23 @@ export function resolveRunLimits (level: SecurityLevel, options: RunOptions): Re
   for (const value of Object.values(values)) if (typeof value === 'string') return { ok: false, message: value }
   const { maxCodeBytes, ...limits } = values as Record<keyof typeof values, number>
   return { ok: true, limits: { ...limits, waitedMs: 0, astCheck: defaults.astCheck }, maxCodeBytes }
+}
+
+export type RunRequest =
+  | { ok: true, limits: RunLimits, key: string | undefined }
+  | { ok: false, error: ExecutionError }
+
+/** A run's code and options, checked before it is admitted: its limits and key, or why it is refused. */
+export function checkRunRequest (level: SecurityLevel, code: unknown, options: RunOptions): RunRequest {
+  const refuse = (message: string): RunRequest => ({ ok: false, error: enclaveError('VALIDATION_ERROR', message) })
+  if (typeof code !== 'string') return refuse('Code must be a string')
+  const resolved = resolveRunLimits(level, options)
+  if (!resolved.ok) return refuse(resolved.message)
+  const maxCode = resolved.maxCodeBytes
+  if (code.length > maxCode || (code.length * 3 > maxCode && Buffer.byteLength(code) > maxCode)) {
+    return refuse(`Code is ${Buffer.byteLength(code)} bytes, over the limit of ${maxCode} bytes`)
+  }
+  const key = options.isolateKey
+  if (key !== undefined && typeof key !== 'string') return refuse('isolateKey must be a string')
+  return { ok: true, limits: resolved.limits, key }
 }

@@ -2,8 +2,8 @@
 // could say anything: each message is checked against what that runner was given (its own
 // executions, their limits, one reply per call id). A message that does not fit means the runner
 // cannot be trusted any more; the caller kills and replaces it.
-import { REFUSED_CALL_CODES, type ToMain } from './protocol.ts'
-import type { PendingRun } from './enclave.ts'
+import { REFUSED_CALL_CODES, type ToMain } from '../protocol/messages.ts'
+import type { PendingRun } from './pending-run.ts'
 import type { Runner } from './runner-pool.ts'
 
 const MAX_ID = 32

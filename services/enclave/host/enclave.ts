@@ -1,61 +1,27 @@
 // The enclave's public API and the life of a run in the main process: admission by CPU share,
 // placement on a runner, tool calls, completion, and what a runner's death means for its runs.
-// Over 250 lines because those steps share one PendingRun record; the decisions themselves live
-// beside it (run-limits, cpu-fairness, runner-pool, runner-crash, runner-messages, run-result).
+// Over 250 lines because those steps share one PendingRun record (pending-run.ts); the decisions
+// themselves live beside it (run-limits, cpu-fairness, runner-pool, runner-crash, runner-messages,
+// tool-forwarding, run-result).
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { availableParallelism } from 'node:os'
-import { CpuFairness, type FairRun } from './cpu-fairness.ts'
-import { cancelledError, enclaveError, timeoutError } from './errors.ts'
+import { CpuFairness } from './cpu-fairness.ts'
+import { cancelledError, enclaveError, timeoutError } from '../shared/errors.ts'
 import { isSecurityLevel } from './levels.ts'
-import type { CallMessage, DoneMessage, LogMessage, RunLimits, ToMain } from './protocol.ts'
+import type { DoneMessage, LogMessage, RunLimits, ToMain } from '../protocol/messages.ts'
 import { decodeDone, failure, parseLogs } from './run-result.ts'
-import { resolveRunLimits } from './run-limits.ts'
-import { detectProtections, type RunnerProtections } from './runner-launch.ts'
+import { checkRunRequest } from './run-limits.ts'
+import { detectProtections, type RunnerProtections } from '../runner-launch.ts'
 import { crashOutcomes } from './runner-crash.ts'
-import { RunnerPool, type Runner as PoolRunner } from './runner-pool.ts'
+import { RunnerPool, runnerPoolOptions, type Runner as PoolRunner } from './runner-pool.ts'
 import { checkRunnerMessage } from './runner-messages.ts'
-import { forwardToolCall } from './tool-forwarding.ts'
+import { onToolCall } from './tool-forwarding.ts'
+import { newPendingRun, reportEvent, type PendingRun } from './pending-run.ts'
 import type {
-  EnclaveEvent, EnclaveLogger, EnclaveOptions, EnclaveStats, ExecutionError, ExecutionResult, RunEvent, RunOptions, RunnerExitInfo,
+  EnclaveLogger, EnclaveOptions, EnclaveStats, ExecutionError, ExecutionResult, RunEvent, RunOptions, RunnerExitInfo,
   SecurityLevel, ToolHandler
-} from './types.ts'
-
-export interface PendingRun {
-  wireId: string
-  executionId: string
-  key: string | undefined
-  code: string
-  limits: RunLimits
-  started: number
-  deadline: number
-  tools: ToolHandler | undefined
-  context: unknown
-  fair: FairRun
-  runner: Runner | undefined
-  /** Tool calls the runner forwarded for this run (the supervisor's own count). */
-  toolCalls: number
-  /** Calls the runner (or the isolate) refused before forwarding them, as it told us. */
-  refusedCalls: number
-  callIds: Set<number>
-  attempts: number
-  /** Aborted when the run's result is known: tool calls still waiting are not started. */
-  ended: AbortController
-  /** Its runner died and nobody was blamed: its retry runs on the quarantine runner. */
-  retryApart: boolean
-  resolve: (result: ExecutionResult) => void
-  onSettled: (() => void) | undefined
-  /** Someone watches this run: its runner reports logs live, tool calls are reported here. */
-  onEvent: ((event: EnclaveEvent) => void) | undefined
-  onToolRefused: RunOptions['onToolRefused']
-  /** Characters of live output the runner sent for it (checked against the console limit). */
-  liveLogChars: number
-  /** Cancelled while on a runner: the runner's done message will say CANCELLED. */
-  cancelled: boolean
-  backstop: NodeJS.Timeout | undefined
-  done: boolean
-  settled: boolean
-}
+} from '../shared/types.ts'
 
 type Runner = PoolRunner<PendingRun>
 
@@ -94,25 +60,9 @@ export class Enclave extends EventEmitter {
     this.toolHandler = options.toolHandler
     this.logger = options.logger
     this.onRunnerExit = options.onRunnerExit
-    const cores = availableParallelism()
-    const count = options.runners === undefined || options.runners <= 0 ? cores : Math.floor(options.runners)
-    this.fairness = new CpuFairness(options.cpuCores ?? cores)
+    this.fairness = new CpuFairness(options.cpuCores ?? availableParallelism())
     this.protections = detectProtections()
-    this.pool = new RunnerPool<PendingRun>({
-      count,
-      config: {
-        maxIdlePerKey: options.maxIdleIsolatesPerKey ?? 8,
-        maxIdle: options.maxIdleIsolates ?? 32,
-        idleTtlMs: options.idleIsolateTtlMs ?? 60_000,
-        maxRunsPerIsolate: options.maxRunsPerIsolate ?? 1000
-      },
-      protections: this.protections,
-      logger: options.logger,
-      quarantineMs: options.quarantineMs ?? 10 * 60_000,
-      baseMemoryMB: options.runnerBaseMemoryMB ?? 256,
-      memoryFactor: 2,
-      watchIntervalMs: options.memoryWatchIntervalMs ?? 100
-    }, {
+    this.pool = new RunnerPool<PendingRun>(runnerPoolOptions(options, this.protections), {
       message: (runner, msg) => this.onMessage(runner, msg),
       exit: (runner, code, signal, reason) => this.onExit(runner, code, signal, reason),
       ready: (runner) => {
@@ -137,19 +87,12 @@ export class Enclave extends EventEmitter {
       return failure(executionId, started, error)
     }
     if (this.disposed) return refuse(enclaveError('INTERNAL_ERROR', 'The enclave has been disposed'))
-    if (typeof code !== 'string') return refuse(enclaveError('VALIDATION_ERROR', 'Code must be a string'))
-    const resolved = resolveRunLimits(this.securityLevel, options)
-    if (!resolved.ok) return refuse(enclaveError('VALIDATION_ERROR', resolved.message))
-    const maxCode = resolved.maxCodeBytes
-    if (code.length > maxCode || (code.length * 3 > maxCode && Buffer.byteLength(code) > maxCode)) {
-      return refuse(enclaveError('VALIDATION_ERROR', `Code is ${Buffer.byteLength(code)} bytes, over the limit of ${maxCode} bytes`))
-    }
-    const key = options.isolateKey
-    if (key !== undefined && typeof key !== 'string') return refuse(enclaveError('VALIDATION_ERROR', 'isolateKey must be a string'))
+    const request = checkRunRequest(this.securityLevel, code, options)
+    if (!request.ok) return refuse(request.error)
     let admitted: PendingRun | undefined
     try {
       return await new Promise<ExecutionResult>((resolve) => {
-        admitted = this.admit(code, executionId, started, key, resolved.limits, options, resolve)
+        admitted = this.admit(code, executionId, started, request.key, request.limits, options, resolve)
       })
     } catch (err) {
       this.logger?.error({ err, executionId }, 'enclave run failed')
@@ -164,34 +107,7 @@ export class Enclave extends EventEmitter {
     code: string, executionId: string, started: number, key: string | undefined, limits: RunLimits, options: RunOptions,
     resolve: (result: ExecutionResult) => void
   ): PendingRun {
-    const run: PendingRun = {
-      wireId: String(++this.wireSeq),
-      executionId,
-      key,
-      code,
-      limits,
-      started,
-      deadline: started + limits.timeoutMs,
-      tools: options.tools,
-      context: options.context,
-      fair: this.fairness.newRun(key ?? ''),
-      runner: undefined,
-      toolCalls: 0,
-      refusedCalls: 0,
-      callIds: new Set(),
-      attempts: 0,
-      ended: new AbortController(),
-      retryApart: false,
-      resolve,
-      onSettled: options.onSettled,
-      onEvent: options.onEvent,
-      onToolRefused: options.onToolRefused,
-      liveLogChars: 0,
-      cancelled: false,
-      backstop: undefined,
-      done: false,
-      settled: false
-    }
+    const run = newPendingRun(String(++this.wireSeq), code, executionId, started, key, limits, options, this.fairness.newRun(key ?? ''), resolve)
     this.inFlight++
     this.byExecution.set(executionId, run)
     // A run that waits for a CPU lane past its deadline ends TIMEOUT without having run.
@@ -283,7 +199,7 @@ export class Enclave extends EventEmitter {
     const problem = checkRunnerMessage(runner, msg)
     if (problem !== null) { this.pool.violation(runner, problem); return }
     switch (msg.t) {
-      case 'call': this.onCall(runner.inFlight.get(msg.id)!, msg); return
+      case 'call': onToolCall(runner.inFlight.get(msg.id)!, msg, this.toolHandler, this.logger); return
       case 'done': this.onDone(runner, runner.inFlight.get(msg.id)!, msg); return
       case 'log': this.onLog(runner.inFlight.get(msg.id)!, msg); return
       case 'refused': {
@@ -315,24 +231,7 @@ export class Enclave extends EventEmitter {
   }
 
   private onLog (run: PendingRun, msg: LogMessage): void {
-    for (const entry of parseLogs([msg.l])) this.report(run, { type: 'log', level: entry.level, message: entry.message })
-  }
-
-  private report (run: PendingRun, event: EnclaveEvent): void {
-    if (run.onEvent === undefined || run.done) return
-    try { run.onEvent(event) } catch (err) { this.logger?.error({ err }, 'onEvent failed') }
-  }
-
-  private onCall (run: PendingRun, msg: CallMessage): void {
-    run.toolCalls++
-    run.callIds.add(msg.c)
-    const callStarted = performance.now()
-    this.report(run, { type: 'tool_call', index: msg.c, tool: msg.n })
-    void forwardToolCall(run, msg, this.toolHandler).then((reply) => {
-      run.callIds.delete(msg.c)
-      this.report(run, { type: 'tool_result', index: msg.c, code: 'e' in reply && reply.e !== undefined ? reply.e.code : 'OK', durationMs: Math.round((performance.now() - callStarted) * 1000) / 1000 })
-      if (!run.done) run.runner?.send({ t: 'ret', id: run.wireId, c: msg.c, ...reply })
-    })
+    for (const entry of parseLogs([msg.l])) reportEvent(run, { type: 'log', level: entry.level, message: entry.message }, this.logger)
   }
 
   private onDone (runner: Runner, run: PendingRun, msg: DoneMessage): void {

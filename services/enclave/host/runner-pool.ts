@@ -8,11 +8,11 @@
 // A tenant whose script took a runner down is quarantined for a while: its runs go to a runner of
 // their own, so a repeat touches only quarantined tenants.
 import { createHash } from 'node:crypto'
-import type { PoolConfig } from './isolate-pool.ts'
-import type { ToMain } from './protocol.ts'
-import type { RunnerProtections } from './runner-launch.ts'
+import { availableParallelism } from 'node:os'
+import type { PoolConfig, ToMain } from '../protocol/messages.ts'
+import type { RunnerProtections } from '../runner-launch.ts'
 import { RunnerProcess } from './runner-process.ts'
-import type { EnclaveLogger } from './types.ts'
+import type { EnclaveLogger, EnclaveOptions } from '../shared/types.ts'
 
 const READY_TIMEOUT_MS = 30_000
 const MAX_STDERR_LINES = 50
@@ -34,6 +34,25 @@ export interface RunnerPoolOptions {
   /** Resident memory per MB of its runs' limits (isolated-vm's heap limit is soft). */
   memoryFactor: number
   watchIntervalMs: number
+}
+
+/** The pool an enclave's options ask for, with the defaults filled in. */
+export function runnerPoolOptions (options: EnclaveOptions, protections: RunnerProtections): RunnerPoolOptions {
+  return {
+    count: options.runners === undefined || options.runners <= 0 ? availableParallelism() : Math.floor(options.runners),
+    config: {
+      maxIdlePerKey: options.maxIdleIsolatesPerKey ?? 8,
+      maxIdle: options.maxIdleIsolates ?? 32,
+      idleTtlMs: options.idleIsolateTtlMs ?? 60_000,
+      maxRunsPerIsolate: options.maxRunsPerIsolate ?? 1000
+    },
+    protections,
+    logger: options.logger,
+    quarantineMs: options.quarantineMs ?? 10 * 60_000,
+    baseMemoryMB: options.runnerBaseMemoryMB ?? 256,
+    memoryFactor: 2,
+    watchIntervalMs: options.memoryWatchIntervalMs ?? 100
+  }
 }
 
 export interface RunnerPoolEvents<Run extends PoolRun> {

@@ -1,4 +1,4 @@
-import { ERROR_CODES } from '../../schemas/execution-result.ts'
+import { ERROR_CODES } from '../../../schemas/execution-result.ts'
 import type { EnclaveErrorCode, ExecutionError } from './types.ts'
 
 export { ERROR_CODES }

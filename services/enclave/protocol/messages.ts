@@ -1,6 +1,6 @@
-// Messages between the main process and a runner (one JSON object per line, see wire.ts), and
+// Messages between the main process and a runner (one JSON object per line, see line-channel.ts), and
 // between a runner and the bootstrap inside an isolate.
-import type { ExecutionError } from './types.ts'
+import type { ExecutionError } from '../shared/types.ts'
 
 /** Limits of one run as the runner applies them (all resolved, no defaults left). */
 export interface RunLimits {
@@ -13,6 +13,14 @@ export interface RunLimits {
   maxConsoleBytes: number
   maxToolArgsBytes: number
   astCheck: boolean
+}
+
+/** How a runner keeps its isolates: given on its command line when it starts. */
+export interface PoolConfig {
+  maxIdlePerKey: number
+  maxIdle: number
+  idleTtlMs: number
+  maxRunsPerIsolate: number
 }
 
 // ---- runner -> main

@@ -1,4 +1,4 @@
-import type { SecurityLevel } from './types.ts'
+import type { SecurityLevel } from '../shared/types.ts'
 
 export interface LevelDefaults {
   timeoutMs: number

@@ -1,13 +1,7 @@
 import ivm from 'isolated-vm'
 import { writeSync } from 'node:fs'
+import type { PoolConfig } from '../protocol/messages.ts'
 import { BOOTSTRAP_SOURCE } from './bootstrap.ts'
-
-export interface PoolConfig {
-  maxIdlePerKey: number
-  maxIdle: number
-  idleTtlMs: number
-  maxRunsPerIsolate: number
-}
 
 type Fn = (...args: unknown[]) => unknown
 
@@ -212,4 +206,25 @@ export class IsolatePool {
 
 function poolKey (key: string, memoryLimitMB: number): string {
   return `${memoryLimitMB}\u0000${key}`
+}
+
+/**
+ * Heap in use once a run is over (its context released), which also checks that the isolate went
+ * idle: a script can return while leaving work behind (a microtask loop). undefined when the
+ * isolate cannot answer, or does not within `timeoutMs`: such an isolate is disposed, not reused.
+ */
+export function heapAfterRun (slot: Slot, warm: WarmContext | undefined, timeoutMs: number, then: (used: number | undefined) => void): void {
+  if (warm !== undefined) {
+    for (const ref of [warm.init, warm.deliver]) { try { ref.release() } catch { /* gone */ } }
+    try { warm.context.release() } catch { /* gone */ }
+  }
+  let settled = false
+  const settle = (used: number | undefined): void => {
+    if (settled) return
+    settled = true
+    clearTimeout(deadline)
+    then(used)
+  }
+  const deadline = setTimeout(() => settle(undefined), timeoutMs)
+  slot.isolate.getHeapStatistics().then((heap) => settle(heap.used_heap_size + heap.externally_allocated_size), () => settle(undefined))
 }

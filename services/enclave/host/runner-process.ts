@@ -4,10 +4,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { constants } from 'node:os'
-import type { PoolConfig } from './isolate-pool.ts'
-import type { ToMain, ToRunner } from './protocol.ts'
-import { launchSpec, type RunnerProtections } from './runner-launch.ts'
-import { LineChannel } from './wire.ts'
+import type { PoolConfig, ToMain, ToRunner } from '../protocol/messages.ts'
+import { launchSpec, type RunnerProtections } from '../runner-launch.ts'
+import { LineChannel } from '../protocol/line-channel.ts'
 
 // Output that says the process died of memory exhaustion (V8, isolated-vm, our own marker).
 const OOM_TEXT = /out of memory|heap limit|allocation failed|JavaScript heap|memory limit|ENCLAVE_CATASTROPHIC/i
