@@ -33,22 +33,22 @@ module.exports = {
       name: 'enclave-runner-not-host',
       severity: 'error',
       comment: 'Code of the runner child never loads the supervisor: they meet in protocol/ and shared/.',
-      from: { path: '^services/enclave/(runner/|runner[.]ts$)' },
-      to: { path: '^services/enclave/(host/|runner-launch[.]ts$|index[.]ts$)' }
+      from: { path: '^services/enclave/runner/' },
+      to: { path: '^services/enclave/(host/|index[.]ts$)' }
     },
     {
       name: 'enclave-host-not-runner',
       severity: 'error',
       comment: 'The supervisor never loads runner-side code (isolated-vm, isolates) into the API process.',
-      from: { path: '^services/enclave/(host/|runner-launch[.]ts$|index[.]ts$)' },
-      to: { path: '^services/enclave/(runner/|runner[.]ts$)' }
+      from: { path: '^services/enclave/(host/|index[.]ts$)' },
+      to: { path: '^services/enclave/runner/' }
     },
     {
       name: 'enclave-protocol-and-shared-stand-alone',
       severity: 'error',
       comment: 'protocol/ and shared/ are what both sides use: they import neither side.',
       from: { path: '^services/enclave/(protocol|shared)/' },
-      to: { path: '^services/enclave/(host/|runner/|runner[.]ts$|runner-launch[.]ts$|index[.]ts$)' }
+      to: { path: '^services/enclave/(host/|runner/|index[.]ts$)' }
     },
     {
       name: 'isolate-code-imports-only-types',

@@ -8,7 +8,7 @@ import closeWithGrace from 'close-with-grace'
 import app, { serverOptions } from './app.ts'
 import { ConfigError, loadConfig } from './plugins/config.ts'
 import { createDemoTenants } from './services/demo-tenants.ts'
-import { SandboxError } from './services/enclave/runner-launch.ts'
+import { SandboxError } from './services/enclave/index.ts'
 
 // The only place that creates Fastify and listens.
 const env = { ...process.env }

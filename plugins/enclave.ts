@@ -1,6 +1,5 @@
 import fp from 'fastify-plugin'
-import { Enclave } from '../services/enclave/index.ts'
-import { checkSandbox } from '../services/enclave/runner-launch.ts'
+import { checkSandbox, Enclave } from '../services/enclave/index.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import configPlugin, { loadConfig } from '../plugins/config.ts'
 import enclavePlugin from '../plugins/enclave.ts'
 import metricsPlugin from '../plugins/metrics.ts'
-import { detectSandbox, SandboxError } from '../services/enclave/runner-launch.ts'
+import { detectSandbox, SandboxError } from '../services/enclave/host/runner-launch.ts'
 import { buildApp, TEST_SECRET } from './helper.ts'
 
 t.test('health and readiness', async (t) => {

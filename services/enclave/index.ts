@@ -5,6 +5,7 @@
 export { Enclave } from './host/enclave.ts'
 export { failure } from './host/run-result.ts'
 export { LEVELS } from './host/levels.ts'
+export { checkSandbox, SandboxError, type SandboxPolicy, type MissingLayer } from './host/runner-launch.ts'
 export {
   EnclaveToolError, ERROR_CODES, CATCHABLE_TOOL_CODES, FATAL_TOOL_CODES, isErrorCode, enclaveError, cancelledError
 } from './shared/errors.ts'

@@ -6,16 +6,16 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readlinkSync, realpathSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { checkSandbox, detectSandbox, runnerNodeFlags, SandboxError } from '../../services/enclave/runner-launch.ts'
-import { removeStage, runnerModules, stageRunnerFiles } from '../../services/enclave/runner-stage.ts'
+import { checkSandbox, detectSandbox, runnerNodeFlags, SandboxError } from '../../services/enclave/host/runner-launch.ts'
+import { removeStage, runnerModules, stageRunnerFiles } from '../../services/enclave/host/runner-stage.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const ENTRY = join(ROOT, 'services/enclave/runner.ts')
+const ENTRY = join(ROOT, 'services/enclave/runner/runner-main.ts')
 const isRoot = process.getuid?.() === 0
 
 t.test('the runner\'s modules and packages are found from its entry', async (t) => {
   const { modules, packages } = runnerModules(ENTRY)
-  for (const file of ['runner.ts', 'isolate-run.ts', 'isolate-pool.ts', 'wire.ts', 'ast-check.ts']) {
+  for (const file of ['runner/runner-main.ts', 'runner/isolate-run.ts', 'runner/isolate-pool.ts', 'protocol/line-channel.ts', 'shared/ast-check.ts']) {
     t.ok(modules.includes(join(ROOT, 'services/enclave', file)), file)
   }
   t.ok(modules.includes(join(ROOT, 'schemas/execution-result.ts')), 'a module outside services/enclave')
@@ -37,7 +37,7 @@ t.test('staged files are root-owned, read-only to others, load as the runner use
   }
   // The runner's own loading path: its pool module and the isolated-vm addon, under the
   // permission model that allows reads of the stage only, as the user a runner runs as.
-  const pool = pathToFileURL(join(stage, 'app/services/enclave/isolate-pool.ts')).href
+  const pool = pathToFileURL(join(stage, 'app/services/enclave/runner/isolate-pool.ts')).href
   // `env -i`, as runners start: tap's spawn hook would add its loader to any other environment.
   const run = spawnSync('env', ['-i', files.node, ...runnerNodeFlags(files.readable), '--input-type=module', '-e', `const m = await import(${JSON.stringify(pool)}); console.log(typeof m.IsolatePool)`], {
     cwd: '/', env: {}, encoding: 'utf8', timeout: 30_000, ...(isRoot ? { uid: 65534, gid: 65534 } : {})
@@ -127,7 +127,7 @@ t.test('a checkout only root may enter: the runner still runs as nobody', { skip
   const script = `
     import { statSync } from 'node:fs'
     const { Enclave } = await import('./services/enclave/index.ts')
-    const { detectSandbox } = await import('./services/enclave/runner-launch.ts')
+    const { detectSandbox } = await import('./services/enclave/host/runner-launch.ts')
     const enclave = new Enclave({ runners: 1 })
     await enclave.ready()
     const [pid] = enclave.runnerPids()

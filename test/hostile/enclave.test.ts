@@ -5,7 +5,7 @@ import t from 'tap'
 import { readFileSync, readlinkSync } from 'node:fs'
 import { Enclave, type RunEvent } from '../../services/enclave/index.ts'
 import { checkRunnerMessage } from '../../services/enclave/host/runner-messages.ts'
-import { RUNNER_ENV_ALLOW_LIST } from '../../services/enclave/runner-launch.ts'
+import { RUNNER_ENV_ALLOW_LIST } from '../../services/enclave/host/runner-launch.ts'
 import { testHandler } from '../enclave/fixtures/helpers.ts'
 import { waitFor } from '../support/wait-for.ts'
 

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import type { PoolConfig, ToMain } from '../protocol/messages.ts'
-import type { RunnerProtections } from '../runner-launch.ts'
+import type { RunnerProtections } from './runner-launch.ts'
 import { RunnerProcess } from './runner-process.ts'
 import type { EnclaveLogger, EnclaveOptions } from '../shared/types.ts'
 

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { constants } from 'node:os'
 import type { PoolConfig, ToMain, ToRunner } from '../protocol/messages.ts'
-import { launchSpec, type RunnerProtections } from '../runner-launch.ts'
+import { launchSpec, type RunnerProtections } from './runner-launch.ts'
 import { LineChannel } from '../protocol/line-channel.ts'
 
 // Output that says the process died of memory exhaustion (V8, isolated-vm, our own marker).

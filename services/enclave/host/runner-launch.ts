@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { removeStage, stageRunnerFiles, type RunnerFiles } from './runner-stage.ts'
 
 // The project's root: sources or dist/ live below it, and so does node_modules.
-const APP_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../..' : '../..', import.meta.url))
+const APP_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../..' : '../../..', import.meta.url))
 // The node_modules the runner's packages load from (below APP_ROOT, unless the code was compiled
 // elsewhere, as the enclave benchmark does).
 const PACKAGES = resolve(dirname(createRequire(import.meta.url).resolve('isolated-vm')), '..')
@@ -55,7 +55,7 @@ export interface SandboxDetection {
 }
 
 function inPlace (): RunnerFiles {
-  return { node: process.execPath, entry: fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './runner.ts' : './runner.js', import.meta.url)), readable: READABLE }
+  return { node: process.execPath, entry: fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../runner/runner-main.ts' : '../runner/runner-main.js', import.meta.url)), readable: READABLE }
 }
 
 /**
