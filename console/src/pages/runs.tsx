@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import { ApiError, getJson, type AuditEntry, type ToolCallRow } from '../api.ts'
+import { formatDuration } from '../format.ts'
 
 const PAGE = 20
 type Outcome = 'all' | 'succeeded' | 'failed' | 'refused'
@@ -55,7 +56,7 @@ export function RunsPage () {
                 <td><time dateTime={e.createdAt}>{new Date(e.createdAt).toLocaleString()}</time></td>
                 <td><span class={`badge ${outcomeOf(e)}`}>{outcomeOf(e)}</span></td>
                 <td>{e.errorCode ?? ''}</td>
-                <td>{e.durationMs === null ? '' : `${e.durationMs} ms`}</td>
+                <td>{e.durationMs === null ? '' : formatDuration(e.durationMs)}</td>
                 <td>{e.toolCalls}</td>
                 <td>{e.userId}</td>
                 <td><button type='button' class='link' onClick={() => { setSelected(e) }} aria-label={`Details of run ${e.executionId}`}>Details</button></td>
@@ -86,7 +87,7 @@ function RunDetails ({ entry, onClose }: { entry: AuditEntry, onClose: () => voi
       <button type='button' class='secondary' onClick={onClose}>Close</button>
       <dl class='stats'>
         <dt>Outcome</dt><dd>{outcomeOf(entry)}{entry.errorCode !== null ? ` (${entry.errorCode})` : ''}</dd>
-        <dt>Duration</dt><dd>{entry.durationMs ?? '–'} ms</dd>
+        <dt>Duration</dt><dd>{formatDuration(entry.durationMs)}</dd>
         <dt>Tool calls</dt><dd>{entry.toolCalls}</dd>
       </dl>
       <h3>Tool calls</h3>
@@ -101,7 +102,7 @@ function RunDetails ({ entry, onClose }: { entry: AuditEntry, onClose: () => voi
                 <span class='call-name'><code>{c.tool}</code></span>
                 <span class={`badge ${outcome === 'OK' ? 'succeeded' : 'failed'}`}>{outcome}</span>
                 <span class='bar' style={{ width: `${Math.max(2, ((c.durationMs ?? 0) / total) * 100)}%` }} aria-hidden='true' />
-                <span>{c.durationMs ?? '?'} ms</span>
+                <span>{formatDuration(c.durationMs)}</span>
                 {c.upstreamStatus != null && <span>HTTP {c.upstreamStatus}</span>}
               </li>
             )
