@@ -7,7 +7,7 @@ import { formatDuration } from './format.ts'
 /** Draws the history into `host`; returns a function that removes it. */
 export function drawHistory (host: HTMLElement, days: UsageDay[]): () => void {
   const xs = days.map((d) => Date.parse(`${d.date}T00:00:00Z`) / 1000)
-  const width = (): number => Math.max(320, host.clientWidth)
+  const width = (): number => Math.max(240, host.clientWidth)
   const plot = new UPlot({
     width: width(),
     height: 280,

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import { ApiError, getJson, sendJson, type Quotas, type Tenant } from '../api.ts'
+import { TableScroll } from '../table-scroll.tsx'
 
 const QUOTA_KEYS: Array<keyof Quotas> = ['maxExecutionsPerDay', 'maxExecutionDurationMs', 'maxConcurrentExecutions', 'maxToolCallsPerExecution', 'maxToolCallsPerDay', 'maxMemoryMB', 'maxCodeSizeKB', 'maxOutputSizeKB']
 
@@ -130,10 +131,12 @@ function PlatformTools () {
       {note !== null && <p class='muted'>{note}</p>}
       {tools !== null && tools.length === 0 && <p class='muted'>None registered.</p>}
       {tools !== null && tools.length > 0 && (
-        <table>
-          <thead><tr><th scope='col'>Tool</th><th scope='col'>Description</th><th scope='col'>Upstream</th><th scope='col'>Default</th></tr></thead>
-          <tbody>{tools.map((t) => <tr key={t.name}><th scope='row'><code>{t.name}</code></th><td>{t.description}</td><td>{t.http === undefined ? '' : `${t.http.method} ${t.http.url}`}</td><td>{t.defaultEnabled === true ? 'enabled' : 'disabled'}</td></tr>)}</tbody>
-        </table>
+        <TableScroll label='Platform tools'>
+          <table>
+            <thead><tr><th scope='col'>Tool</th><th scope='col'>Description</th><th scope='col'>Upstream</th><th scope='col'>Default</th></tr></thead>
+            <tbody>{tools.map((t) => <tr key={t.name}><th scope='row'><code>{t.name}</code></th><td>{t.description}</td><td>{t.http === undefined ? '' : `${t.http.method} ${t.http.url}`}</td><td>{t.defaultEnabled === true ? 'enabled' : 'disabled'}</td></tr>)}</tbody>
+          </table>
+        </TableScroll>
       )}
     </section>
   )
