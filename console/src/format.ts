@@ -1,6 +1,6 @@
 /**
  * A duration in milliseconds as people read it, the one way the console shows any: `0.4 ms`,
- * `4.1 ms`, `87 ms`, `1.2 s`, `2 min 5 s`. Timers report fractions of a millisecond
+ * `4.1 ms`, `3 ms`, `87 ms`, `1.2 s`, `30 s`, `2 min 5 s`. Timers report fractions of a millisecond
  * (`4.091842999972869`); more than one decimal is noise. null or undefined (not measured) is `–`.
  */
 export function formatDuration (ms: number | null | undefined): string {
@@ -8,10 +8,15 @@ export function formatDuration (ms: number | null | undefined): string {
   if (ms < 0) return `-${formatDuration(-ms)}`
   if (ms === 0) return '0 ms'
   if (ms < 0.05) return '< 0.1 ms'
-  if (ms < 9.95) return `${ms.toFixed(1)} ms`
+  if (ms < 9.95) return `${oneDecimal(ms)} ms`
   if (ms < 999.5) return `${Math.round(ms)} ms`
-  if (ms < 59_950) return `${(ms / 1000).toFixed(1)} s`
+  if (ms < 59_950) return `${oneDecimal(ms / 1000)} s`
   const seconds = Math.round(ms / 1000)
   const minutes = Math.floor(seconds / 60)
   return seconds % 60 === 0 ? `${minutes} min` : `${minutes} min ${seconds % 60} s`
+}
+
+/** One decimal, without a `.0` that would claim a precision whole milliseconds do not have. */
+function oneDecimal (n: number): string {
+  return n.toFixed(1).replace(/\.0$/, '')
 }

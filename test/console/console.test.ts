@@ -99,6 +99,7 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   await page.getByTestId('result-value').waitFor()
   t.same(JSON.parse(await page.getByTestId('result-value').textContent() ?? ''), { count: 1 }, 'the value, pretty-printed')
   t.match(await page.getByTestId('logs').textContent(), /log\s+hello from the console/, 'the logs')
+  t.match(await page.getByTestId('stat-duration').textContent(), /^(\d+(\.\d)? (ms|s)|< 0\.1 ms)$/, 'the duration is rounded (4.1 ms, not 4.091842999972869 ms)')
   if (((await executeResponse).headers()['content-type'] ?? '').includes('ndjson')) {
     // Where POST /api/execute streams its events, the tool calls are listed as they happen.
     t.match(await page.getByTestId('live-calls').textContent(), /data:insert OK[\s\S]*data:query OK/, 'live tool calls from the event stream')
@@ -157,6 +158,7 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
     await page.getByTestId('timeline').waitFor()
     t.match(await page.getByTestId('timeline').textContent(), /data:insert[\s\S]*OK[\s\S]*data:query[\s\S]*OK/, 'the run\'s tool calls as a timeline')
     await timelineKeepsApart('timeline')
+    t.notMatch(await page.getByTestId('run-details').textContent(), /\d\.\d{2,}/, 'the details\' durations are rounded')
   } else {
     await details.getByText('Tool-call details are not available').waitFor()
     t.pass('without GET /api/audit/:executionId the details say so')
