@@ -258,13 +258,19 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   await accessible('admin at 390 px')
   await shot('phone-admin')
 
-  // Swagger UI at /docs keeps its CSP too: the page renders and an operation opens.
+  // Swagger UI at /docs keeps its CSP too: the page renders, an operation is tried out and its
+  // answer shown (highlighted), and the Authorize dialog opens.
   const docs = await context.newPage()
   const docsWatch = await watchPage(docs)
   await docs.goto(`${server.url}/docs/`)
   await docs.locator('.swagger-ui .info .title').waitFor()
-  await docs.locator('.opblock-summary').first().click()
-  await docs.locator('.opblock-body').first().waitFor()
+  const health = docs.locator('#operations-health-get_health')
+  await health.locator('.opblock-summary').click()
+  await health.getByRole('button', { name: 'Try it out' }).click()
+  await health.getByRole('button', { name: 'Execute' }).click()
+  await health.locator('.live-responses-table').waitFor()
+  await docs.getByRole('button', { name: /Authorize/ }).first().click()
+  await docs.locator('.dialog-ux').waitFor()
   t.same(await docsWatch.cspViolations(), [], '/docs: no CSP violations')
   t.same(docsWatch.errors, [], '/docs: no uncaught errors')
   await docs.close()
