@@ -175,6 +175,8 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   t.ok(await executionsToday() >= before + 2, 'today\'s executions counter moved by the two runs')
   await page.locator('.chart .uplot').waitFor()
   t.equal(await page.locator('[data-testid="history-table"] tbody tr').count(), 30, '30 days of history')
+  // The chart's cursor and legend follow the pointer (uPlot moves them as one hovers).
+  await page.locator('.chart .u-over').hover()
   await accessible('usage')
   await shot('usage')
 
