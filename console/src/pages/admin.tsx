@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks'
-import { ApiError, getJson, sendJson, type Quotas, type Tenant } from '../api.ts'
+import { ApiError, getJson, sendJson, type Quotas, type Tenant, type TenantPage } from '../api.ts'
 import { TableScroll } from '../table-scroll.tsx'
 
 const QUOTA_KEYS: Array<keyof Quotas> = ['maxExecutionsPerDay', 'maxExecutionDurationMs', 'maxConcurrentExecutions', 'maxToolCallsPerExecution', 'maxToolCallsPerDay', 'maxMemoryMB', 'maxCodeSizeKB', 'maxOutputSizeKB']
@@ -40,7 +40,6 @@ export function AdminPage () {
   )
 }
 
-interface TenantSummary { tenantId: string, name: string | null, tier: Tenant['tier'], createdAt: string }
 const LIST_PAGE = 20
 
 /** Registered tenants, searched by id or name on the server, a page at a time; a click opens one. */
@@ -49,7 +48,7 @@ function TenantList ({ openId, version, onOpen }: { openId: string | null, versi
   const [query, setQuery] = useState('')
   // Cursors of the pages seen so far: [undefined, after-of-page-2, ...]
   const [cursors, setCursors] = useState<Array<string | undefined>>([undefined])
-  const [page, setPage] = useState<{ tenants: TenantSummary[], nextAfter: string | null } | null>(null)
+  const [page, setPage] = useState<TenantPage | null>(null)
   const [error, setError] = useState<string | null>(null)
   const after = cursors[cursors.length - 1]
 
@@ -65,7 +64,7 @@ function TenantList ({ openId, version, onOpen }: { openId: string | null, versi
     const params = new URLSearchParams({ limit: String(LIST_PAGE) })
     if (query !== '') params.set('search', query)
     if (after !== undefined) params.set('after', after)
-    getJson<{ tenants: TenantSummary[], nextAfter: string | null }>(`/admin/tenants?${params.toString()}`).then((r) => { if (current) setPage(r) }, (err: Error) => {
+    getJson<TenantPage>(`/admin/tenants?${params.toString()}`).then((r) => { if (current) setPage(r) }, (err: Error) => {
       if (current) setError(err instanceof ApiError && err.status === 404 ? 'This server cannot list tenants (GET /admin/tenants).' : err.message)
     })
     return () => { current = false }
