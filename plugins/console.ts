@@ -11,14 +11,22 @@ const NONCE_PLACEHOLDER = '__CSP_NONCE__'
 /**
  * The console's CSP: its own scripts, styles, images and API calls only. No inline script and
  * no eval, nothing from another origin; it replaces the API's `default-src 'none'` on /console
- * only. The page's one exception is styles carrying this response's nonce: CodeMirror mounts
- * its styles as <style> elements and stamps them with it (console/src/editor.ts).
+ * only. The page's one exception is <style> elements carrying this response's nonce:
+ * CodeMirror (style-mod) mounts its themes as one <style> element in the document's head and
+ * stamps it with the nonce (EditorView.cspNonce, console/src/editor.ts).
+ *
+ * No style attribute is allowed (`style-src-attr 'none'`, which a nonce cannot open anyway):
+ * what the console and its libraries draw at run time (CodeMirror's tooltips, completion and
+ * lint marks, Preact's `style` props, the timeline's bars, uPlot) is written through CSSOM
+ * (`element.style.x = ...`, `style.cssText`), which CSP does not govern; a `style="..."` in
+ * markup or a setAttribute('style', ...) would be reported, and the browser test fails on it.
  */
 export function consoleCsp (nonce: string | null): string {
   return [
     "default-src 'none'",
     "script-src 'self'",
     nonce === null ? "style-src 'self'" : `style-src 'self' 'nonce-${nonce}'`,
+    "style-src-attr 'none'",
     "img-src 'self' data:",
     "font-src 'self'",
     "connect-src 'self'",

@@ -154,3 +154,8 @@ export interface Tenant {
   quotas: Quotas
   registered: boolean
 }
+/** GET /admin/tenants: registered tenants, alphabetical by id, a page at a time. */
+export interface TenantPage {
+  tenants: Array<{ tenantId: string, name: string | null, tier: Tenant['tier'], createdAt: string }>
+  nextAfter: string | null
+}

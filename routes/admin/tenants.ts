@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorBody } from '../../services/errors.ts'
-import { TenantIdSchema } from '../../schemas/tenant.ts'
+import { TENANT_ID_PATTERN, TenantIdSchema } from '../../schemas/tenant.ts'
 import { QuotaOverridesSchema, TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.ts'
 
 export const TenantParams = Type.Object({ tenantId: TenantIdSchema })
@@ -23,7 +23,32 @@ const Tenant = Type.Object({
   updatedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()])
 })
 
+const TenantListQuery = Type.Object({
+  search: Type.Optional(Type.String({ maxLength: 200, description: 'A case-insensitive substring of the tenant id or name' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 50 })),
+  after: Type.Optional(Type.String({ pattern: TENANT_ID_PATTERN, description: 'nextAfter of the previous page: the list is alphabetical by tenant id' }))
+}, { additionalProperties: false })
+
+const TenantList = Type.Object({
+  tenants: Type.Array(Type.Object({
+    tenantId: Type.String(),
+    name: Type.Union([Type.String(), Type.Null()]),
+    tier: TierSchema,
+    createdAt: Type.String({ format: 'date-time' })
+  })),
+  nextAfter: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `after` for the next page; null on the last one' })
+})
+
 const adminTenantRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/tenants', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Registered tenants, alphabetical by id, filtered by a substring of id or name, a page at a time',
+      querystring: TenantListQuery,
+      response: { 200: TenantList, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody }
+    }
+  }, async (request) => await fastify.tenants.list({ ...request.query, limit: request.query.limit ?? 50 }))
+
   fastify.put('/tenants/:tenantId', {
     schema: {
       tags: ['admin'],

@@ -6,6 +6,7 @@ import { auditPublicIdMigration } from '../../migrations/003-audit-public-id.ts'
 import { platformToolsMigration } from '../../migrations/004-platform-tools.ts'
 import { executionsMigration } from '../../migrations/005-executions.ts'
 import { auditUsageHistoryMigration } from '../../migrations/006-audit-usage-history.ts'
+import { tenantDirectoryMigration } from '../../migrations/007-tenant-directory.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {
@@ -17,7 +18,8 @@ function migrationProvider (appRole: string): MigrationProvider {
         '003-audit-public-id': auditPublicIdMigration,
         '004-platform-tools': platformToolsMigration(appRole),
         '005-executions': executionsMigration(appRole),
-        '006-audit-usage-history': auditUsageHistoryMigration
+        '006-audit-usage-history': auditUsageHistoryMigration,
+        '007-tenant-directory': tenantDirectoryMigration
       }
     }
   }

@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
 import { TtlCache } from '../ttl-cache.ts'
 import { quotasFor, type QuotaOverrides, type TenantQuotas, type Tier } from './tiers.ts'
@@ -12,6 +13,40 @@ export interface TenantRecord {
   registered: boolean
   createdAt: string | null
   updatedAt: string | null
+}
+
+/** One line of the tenant list (GET /admin/tenants): registered tenants only. */
+export interface TenantSummary {
+  tenantId: string
+  name: string | null
+  tier: Tier
+  createdAt: string
+}
+
+export interface TenantListQuery {
+  /** A case-insensitive substring of the id or the name; empty or absent lists every tenant. */
+  search?: string
+  limit: number
+  /** The last tenant id of the previous page: the list is alphabetical by id. */
+  after?: string
+}
+
+export interface TenantPage {
+  tenants: TenantSummary[]
+  /** Pass as `after` for the next page; null on the last one. */
+  nextAfter: string | null
+}
+
+/**
+ * The key the list's transactions take in the per-tenant connection cap and set as their
+ * tenant: parentheses are not allowed in a tenant id, so it is no tenant's and matches no row
+ * under tenant_isolation; the rows come from the tenant_directory policy alone.
+ */
+const DIRECTORY_SCOPE = '(tenant-directory)'
+
+/** `%`, `_` and `\` match themselves in the search, not as LIKE wildcards. */
+function likePattern (search: string): string {
+  return `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
 }
 
 export interface TenantUpdate {
@@ -33,6 +68,32 @@ export class TenantDirectory {
 
   async get (tenantId: string): Promise<TenantRecord> {
     return await this.cache.get(tenantId, async () => await this.read(tenantId))
+  }
+
+  /**
+   * Registered tenants, alphabetical by id, filtered by a case-insensitive substring of id or
+   * name. The tenants table's RLS shows one tenant per transaction; this read-only list runs
+   * in a transaction that turns on the tenant_directory policy (migrations/007), which shows
+   * every row to SELECT and nothing more. Only the admin route calls it.
+   */
+  async list (query: TenantListQuery): Promise<TenantPage> {
+    const rows = await withTenant(this.db, DIRECTORY_SCOPE, async (trx) => {
+      await sql`select set_config('app.tenant_directory', 'on', true)`.execute(trx)
+      let select = trx.selectFrom('tenants').select(['tenant_id', 'name', 'tier', 'created_at'])
+      const search = query.search?.trim() ?? ''
+      if (search !== '') {
+        const pattern = likePattern(search)
+        select = select.where((eb) => eb.or([eb('tenant_id', 'ilike', pattern), eb('name', 'ilike', pattern)]))
+      }
+      if (query.after !== undefined) select = select.where('tenant_id', '>', query.after)
+      // One more than asked: whether there is a next page.
+      return await select.orderBy('tenant_id').limit(query.limit + 1).execute()
+    })
+    const page = rows.slice(0, query.limit)
+    return {
+      tenants: page.map((row) => ({ tenantId: row.tenant_id, name: row.name, tier: row.tier, createdAt: new Date(row.created_at).toISOString() })),
+      nextAfter: rows.length > query.limit ? (page[page.length - 1]?.tenant_id ?? null) : null
+    }
   }
 
   invalidate (tenantId: string): void {

@@ -23,7 +23,7 @@ t.test('/console serves the page with a strict CSP and a fresh nonce, no-cache; 
     const csp = String(res.headers['content-security-policy'])
     const nonce = /'nonce-([A-Za-z0-9+/=]+)'/.exec(csp)?.[1] as string
     t.ok(nonce !== undefined && nonce.length >= 22, `${url}: a nonce of 128 bits`)
-    t.equal(csp, `default-src 'none'; script-src 'self'; style-src 'self' 'nonce-${nonce}'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'`, `${url}: scripts from this origin only, no inline script, no other origin`)
+    t.equal(csp, `default-src 'none'; script-src 'self'; style-src 'self' 'nonce-${nonce}'; style-src-attr 'none'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'`, `${url}: scripts from this origin only, no inline script, no other origin`)
     t.ok(res.body.includes(`<meta name="csp-nonce" content="${nonce}">`), `${url}: the page carries its nonce`)
     t.notOk(res.body.includes('__CSP_NONCE__'))
     t.notMatch(res.body, /<script(?![^>]*\bsrc=)[^>]*>/, `${url}: no inline script`)
@@ -42,7 +42,7 @@ t.test('hashed assets are immutable and precompressed; a missing asset is a 404,
   t.equal(res.headers['content-encoding'], 'gzip')
   t.match(res.headers['content-type'], /javascript/)
   t.match(res.headers.vary, /accept-encoding/i)
-  t.match(res.headers['content-security-policy'], /^default-src 'none'; script-src 'self'; style-src 'self';/)
+  t.match(res.headers['content-security-policy'], /^default-src 'none'; script-src 'self'; style-src 'self'; style-src-attr 'none';/)
   t.ok(gunzipSync(res.rawPayload).toString().length > 1000)
   for (const url of ['/console/assets/nope.js', '/console/favicon.ico', '/console/../package.json', '/console/%2e%2e/package.json']) {
     const missing = await app.inject({ url })

@@ -39,6 +39,32 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
     await page.getByRole('heading', { name: /Sign in/ }).waitFor()
   }
   const executionsToday = async (): Promise<number> => Number(await page.getByTestId('gauge-executions-value').textContent())
+  // In each row of a run's timeline, the name, the outcome badge, the bar and the duration do not
+  // overlap (boxes as drawn), and the bar is drawn.
+  const timelineKeepsApart = async (name: string): Promise<void> => {
+    type Box = { left: number, right: number, top: number, bottom: number, width: number }
+    const rows = await page.locator('[data-testid="timeline"] li').evaluateAll((items) => items.map((li) => {
+      const box = (selector: string): Box => {
+        const r = (li as unknown as { querySelector: (s: string) => { getBoundingClientRect: () => Box } }).querySelector(selector).getBoundingClientRect()
+        return { left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width }
+      }
+      return { name: box('.call-name'), badge: box('.badge'), bar: box('.bar'), duration: box('.duration') }
+    }))
+    const overlap = (a: Box, b: Box): boolean => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom
+    t.ok(rows.length >= 3, `${name}: a row per tool call`)
+    const problems = rows.flatMap((r, i) => [
+      ...(overlap(r.bar, r.badge) ? [`row ${i}: the bar overlaps the badge`] : []),
+      ...(overlap(r.bar, r.duration) ? [`row ${i}: the bar overlaps the duration`] : []),
+      ...(overlap(r.badge, r.name) ? [`row ${i}: the badge overlaps the name`] : []),
+      ...(r.bar.width <= 0 ? [`row ${i}: no bar`] : [])
+    ])
+    t.same(problems, [], `${name}: the bar never overlaps a badge`)
+  }
+  // Usable on a phone: nothing is wider than the viewport (a wide table scrolls in its own box).
+  const fitsWidth = async (name: string, width: number): Promise<void> => {
+    const scrollWidth = await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth)
+    t.ok(scrollWidth <= width, `${name}: no horizontal overflow at ${width} px (scrollWidth ${scrollWidth})`)
+  }
 
   // Sign-in page
   await page.goto(consoleUrl)
@@ -66,12 +92,14 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   // Playground: run a script, see its value and its logs
   await goTo('Playground')
   await page.locator('.editor[data-ready="true"] .cm-content').waitFor()
-  await setScript(page, "console.log('hello from the console')\nawait callTool('data:insert', { document: { n: 1 } })\nconst docs = await callTool('data:query', {})\nreturn { count: docs.length }")
+  // The last call is refused (bad arguments), so the timeline has a wide error badge too.
+  await setScript(page, "console.log('hello from the console')\nawait callTool('data:insert', { document: { n: 1 } })\nconst docs = await callTool('data:query', {})\ntry { await callTool('data:query', { limit: 'lots' }) } catch {}\nreturn { count: docs.length }")
   const executeResponse = page.waitForResponse((r) => r.url().endsWith('/api/execute'))
   await page.getByRole('button', { name: 'Run' }).click()
   await page.getByTestId('result-value').waitFor()
   t.same(JSON.parse(await page.getByTestId('result-value').textContent() ?? ''), { count: 1 }, 'the value, pretty-printed')
   t.match(await page.getByTestId('logs').textContent(), /log\s+hello from the console/, 'the logs')
+  t.match(await page.getByTestId('stat-duration').textContent(), /^(\d+(\.\d)? (ms|s)|< 0\.1 ms)$/, 'the duration is rounded (4.1 ms, not 4.091842999972869 ms)')
   if (((await executeResponse).headers()['content-type'] ?? '').includes('ndjson')) {
     // Where POST /api/execute streams its events, the tool calls are listed as they happen.
     t.match(await page.getByTestId('live-calls').textContent(), /data:insert OK[\s\S]*data:query OK/, 'live tool calls from the event stream')
@@ -82,12 +110,18 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   await shot('playground')
   const executionId = (await page.locator('[data-testid="result"] dd code').textContent()) ?? ''
 
-  // Tool names complete inside callTool('…
-  await setScript(page, "return await callTool('data:q")
-  await page.keyboard.press('Control+Space')
+  // Tool names complete inside callTool('…, as one types (key by key, as a person does: CodeMirror
+  // redraws on every keystroke, and the completion list opens by itself).
+  await setScript(page, '')
+  await page.keyboard.type("return await callTool('data:q", { delay: 15 })
+  // The list may first open on a word typed earlier (`return`) and then follow the typing.
   const completion = page.locator('.cm-tooltip-autocomplete')
-  await completion.waitFor()
+  await completion.filter({ hasText: 'data:query' }).waitFor()
   t.match(await completion.textContent(), /data:query/, 'tool names are completed')
+  await page.keyboard.press('Escape')
+  await page.keyboard.press('Control+Space')
+  await completion.waitFor()
+  await page.keyboard.press('ArrowDown')
   await page.keyboard.press('Escape')
 
   // A syntax error is marked where it is
@@ -97,6 +131,11 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   t.match(await page.getByTestId('result-error').textContent(), /VALIDATION_ERROR/)
   await page.locator('.cm-lintRange-error').waitFor()
   t.equal(await page.locator('.cm-lintRange-error').textContent(), '*', 'the error is highlighted in the editor where it is')
+  // Its message shows on hover, in a tooltip CodeMirror positions itself.
+  await page.locator('.cm-lintRange-error').hover()
+  await page.locator('.cm-tooltip-lint').waitFor()
+  t.match(await page.locator('.cm-tooltip-lint').textContent(), /Unexpected token|SyntaxError|line 2/, 'the error mark shows the message on hover')
+  await page.mouse.move(0, 0)
 
   // Runs: the run is listed; its tool calls when the server has them (GET /api/audit/:id).
   // Audit rows are written off the response path (batched), so under load they can land a moment
@@ -115,9 +154,12 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   await page.getByRole('button', { name: `Details of run ${executionId}` }).click()
   const details = page.getByTestId('run-details')
   await details.waitFor()
-  if ((await detailsResponse).status() === 200) {
+  const hasTimeline = (await detailsResponse).status() === 200
+  if (hasTimeline) {
     await page.getByTestId('timeline').waitFor()
     t.match(await page.getByTestId('timeline').textContent(), /data:insert[\s\S]*OK[\s\S]*data:query[\s\S]*OK/, 'the run\'s tool calls as a timeline')
+    await timelineKeepsApart('timeline')
+    t.notMatch(await page.getByTestId('run-details').textContent(), /\d\.\d{2,}/, 'the details\' durations are rounded')
   } else {
     await details.getByText('Tool-call details are not available').waitFor()
     t.pass('without GET /api/audit/:executionId the details say so')
@@ -134,6 +176,8 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   t.ok(await executionsToday() >= before + 2, 'today\'s executions counter moved by the two runs')
   await page.locator('.chart .uplot').waitFor()
   t.equal(await page.locator('[data-testid="history-table"] tbody tr').count(), 30, '30 days of history')
+  // The chart's cursor and legend follow the pointer (uPlot moves them as one hovers).
+  await page.locator('.chart .u-over').hover()
   await accessible('usage')
   await shot('usage')
 
@@ -145,17 +189,29 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   await shot('tools')
   t.equal(await page.getByRole('link', { name: 'Admin' }).count(), 0, 'no Admin page for a tenant token')
 
-  // Admin: demo-free moves to the starter tier
+  // Admin: the tenants are listed and searched; demo-free, opened from the list, moves to the starter tier
   await signOut()
   await signIn(adminToken)
   await goTo('Admin')
-  await page.getByLabel('Tenant id').fill('demo-free')
-  await page.getByRole('button', { name: 'Open' }).click()
+  const tenantRows = page.locator('[data-testid="tenant-table"] tbody tr')
+  await page.getByRole('button', { name: 'Open tenant demo-starter' }).waitFor()
+  t.ok(await tenantRows.count() >= 3, 'the demo tenants are listed')
+  const listed = page.waitForResponse((r) => r.url().includes('/admin/tenants?') && r.url().includes('search=FREE+TENANT'))
+  await page.getByLabel('Search tenants').fill('FREE TENANT')
+  await listed
+  await waitFor(async () => (await tenantRows.count()) === 1, { timeout: 5_000, interval: 50, message: 'the search narrowed the list' })
+  t.match(await tenantRows.first().textContent(), /demo-free\s*Demo free tenant\s*free/, 'searched by name on the server, case-insensitively')
+  await page.getByRole('button', { name: 'Open tenant demo-free' }).click()
   await page.getByTestId('tenant-editor').waitFor()
   await page.getByLabel('Tier').selectOption('starter')
   await page.getByRole('button', { name: 'Save tenant' }).click()
   await page.getByTestId('admin-message').waitFor()
   t.match(await page.getByTestId('admin-message').textContent(), /Saved demo-free: starter tier/)
+  await waitFor(async () => /starter/.test(await tenantRows.first().textContent() ?? ''), { timeout: 5_000, interval: 50, message: 'the list shows the new tier' })
+  // The form for a tenant id that is not listed (no row yet) still opens it.
+  await page.getByLabel('Tenant id').fill('demo-nobody')
+  await page.getByRole('button', { name: 'Open', exact: true }).click()
+  await page.getByRole('heading', { name: /^demo-nobody \(no row yet/ }).waitFor()
   await accessible('admin')
   await shot('admin')
 
@@ -168,10 +224,64 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   t.equal(await page.getByTestId('gauge-executions-max').textContent(), '1,000', 'starter tier: 1000 executions a day')
   await shot('usage-starter')
 
+  // A phone, 390 px wide: every page fits the width (tables scroll in their own box).
+  await page.setViewportSize({ width: 390, height: 844 })
+  await goTo('Playground')
+  await page.locator('.editor[data-ready="true"] .cm-content').waitFor()
+  await page.getByRole('button', { name: 'Run' }).click()
+  await page.getByTestId('result').waitFor()
+  await fitsWidth('playground with a result', 390)
+  await shot('phone-playground')
+  await goTo('Runs')
+  await page.getByTestId('runs-table').waitFor()
+  await fitsWidth('runs', 390)
+  await page.getByRole('button', { name: `Details of run ${executionId}` }).click()
+  await page.getByTestId('run-details').waitFor()
+  if (hasTimeline) {
+    await page.getByTestId('timeline').waitFor()
+    await timelineKeepsApart('timeline at 390 px')
+  }
+  await fitsWidth('runs with a run\'s details', 390)
+  await shot('phone-runs')
+  await goTo('Usage')
+  await page.locator('.chart .uplot').waitFor()
+  await page.getByText('The same as a table').click()
+  await fitsWidth('usage with its table open', 390)
+  await shot('phone-usage')
+  await goTo('Tools')
+  await page.getByTestId('tools-table').waitFor()
+  await fitsWidth('tools', 390)
+  await signOut()
+  await fitsWidth('sign-in', 390)
+  await signIn(adminToken)
+  await goTo('Admin')
+  await page.getByRole('button', { name: 'Open tenant demo-free' }).click()
+  await page.getByTestId('tenant-editor').waitFor()
+  await fitsWidth('admin with a tenant open', 390)
+  await accessible('admin at 390 px')
+  await shot('phone-admin')
+
+  // Swagger UI at /docs keeps its CSP too: the page renders, an operation is tried out and its
+  // answer shown (highlighted), and the Authorize dialog opens.
+  const docs = await context.newPage()
+  const docsWatch = await watchPage(docs)
+  await docs.goto(`${server.url}/docs/`)
+  await docs.locator('.swagger-ui .info .title').waitFor()
+  const health = docs.locator('#operations-health-get_health')
+  await health.locator('.opblock-summary').click()
+  await health.getByRole('button', { name: 'Try it out' }).click()
+  await health.getByRole('button', { name: 'Execute' }).click()
+  await health.locator('.live-responses-table').waitFor()
+  await docs.getByRole('button', { name: /Authorize/ }).first().click()
+  await docs.locator('.dialog-ux').waitFor()
+  t.same(await docsWatch.cspViolations(), [], '/docs: no CSP violations')
+  t.same(docsWatch.errors, [], '/docs: no uncaught errors')
+  await docs.close()
+
   // What the page did on the network: nothing but its own origin, and the token never in a URL.
   t.same(watch.requests.filter((url) => !url.startsWith(server.url) && !url.startsWith('data:')), [], 'no third-party requests')
   t.same(watch.requests.filter((url) => url.includes(freeToken) || url.includes(adminToken) || url.includes(freeToken.split('.')[2] as string)), [], 'no token in any URL')
-  t.same(await watch.cspViolations(), [], 'no CSP violations')
+  t.same(await watch.cspViolations(), [], 'no CSP violations on any console page (typing, completion, the error mark, a run\'s details)')
   t.same(watch.errors, [], 'no uncaught errors in the page')
   t.equal(await page.evaluate(() => localStorage.length), 0, 'nothing in localStorage')
   t.same({ free: printed(freeToken), admin: printed(adminToken) }, printedInBanner, 'the service never logged a token: they appear only in the banner')

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
-import { ApiError, getJson, sendJson, type Quotas, type Tenant } from '../api.ts'
+import { ApiError, getJson, sendJson, type Quotas, type Tenant, type TenantPage } from '../api.ts'
+import { TableScroll } from '../table-scroll.tsx'
 
 const QUOTA_KEYS: Array<keyof Quotas> = ['maxExecutionsPerDay', 'maxExecutionDurationMs', 'maxConcurrentExecutions', 'maxToolCallsPerExecution', 'maxToolCallsPerDay', 'maxMemoryMB', 'maxCodeSizeKB', 'maxOutputSizeKB']
 
@@ -7,12 +8,13 @@ export function AdminPage () {
   const [tenantId, setTenantId] = useState('')
   const [tenant, setTenant] = useState<Tenant | null>(null)
   const [message, setMessage] = useState<{ kind: 'ok' | 'error', text: string } | null>(null)
+  // Counts saves, so the list shows a tenant's new tier or name.
+  const [saves, setSaves] = useState(0)
 
-  const load = async (e?: Event): Promise<void> => {
-    e?.preventDefault()
+  const load = async (id: string): Promise<void> => {
     setMessage(null)
     try {
-      setTenant(await getJson<Tenant>(`/admin/tenants/${encodeURIComponent(tenantId.trim())}`))
+      setTenant(await getJson<Tenant>(`/admin/tenants/${encodeURIComponent(id.trim())}`))
     } catch (err) {
       setTenant(null)
       setMessage({ kind: 'error', text: (err as Error).message })
@@ -23,17 +25,82 @@ export function AdminPage () {
     <section aria-labelledby='page-title'>
       <h1 id='page-title' tabIndex={-1}>Admin</h1>
       <h2>Tenants</h2>
-      <form class='toolbar' onSubmit={(e) => { void load(e) }}>
+      <TenantList openId={tenant?.tenantId ?? null} version={saves} onOpen={(id) => { setTenantId(id); void load(id) }} />
+      <form class='toolbar' onSubmit={(e) => { e.preventDefault(); void load(tenantId) }}>
         <label>Tenant id{' '}
           <input name='tenantId' value={tenantId} required pattern='[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}' onInput={(e) => { setTenantId((e.target as HTMLInputElement).value) }} />
         </label>
         <button type='submit'>Open</button>
       </form>
       {message !== null && <p class={message.kind === 'ok' ? 'notice' : 'error'} role={message.kind === 'ok' ? 'status' : 'alert'} data-testid='admin-message'>{message.text}</p>}
-      {tenant !== null && <TenantEditor key={tenant.tenantId} tenant={tenant} onSaved={(t, text) => { setTenant(t); setMessage({ kind: 'ok', text }) }} onError={(text) => { setMessage({ kind: 'error', text }) }} />}
+      {tenant !== null && <TenantEditor key={tenant.tenantId} tenant={tenant} onSaved={(t, text) => { setTenant(t); setSaves(saves + 1); setMessage({ kind: 'ok', text }) }} onError={(text) => { setMessage({ kind: 'error', text }) }} />}
       {tenant !== null && <ToolSettings tenantId={tenant.tenantId} onMessage={setMessage} />}
       <PlatformTools />
     </section>
+  )
+}
+
+const LIST_PAGE = 20
+
+/** Registered tenants, searched by id or name on the server, a page at a time; a click opens one. */
+function TenantList ({ openId, version, onOpen }: { openId: string | null, version: number, onOpen: (tenantId: string) => void }) {
+  const [search, setSearch] = useState('')
+  const [query, setQuery] = useState('')
+  // Cursors of the pages seen so far: [undefined, after-of-page-2, ...]
+  const [cursors, setCursors] = useState<Array<string | undefined>>([undefined])
+  const [page, setPage] = useState<TenantPage | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  const after = cursors[cursors.length - 1]
+
+  // The search is sent a moment after the last keystroke, not on every one.
+  useEffect(() => {
+    const timer = setTimeout(() => { setQuery(search.trim()); setCursors([undefined]) }, 250)
+    return () => { clearTimeout(timer) }
+  }, [search])
+
+  useEffect(() => {
+    let current = true
+    setError(null)
+    const params = new URLSearchParams({ limit: String(LIST_PAGE) })
+    if (query !== '') params.set('search', query)
+    if (after !== undefined) params.set('after', after)
+    getJson<TenantPage>(`/admin/tenants?${params.toString()}`).then((r) => { if (current) setPage(r) }, (err: Error) => {
+      if (current) setError(err instanceof ApiError && err.status === 404 ? 'This server cannot list tenants (GET /admin/tenants).' : err.message)
+    })
+    return () => { current = false }
+  }, [query, after, version])
+
+  return (
+    <div data-testid='tenant-list'>
+      <div class='toolbar'>
+        <label>Search tenants{' '}
+          <input type='search' name='search' value={search} maxLength={200} placeholder='id or name' onInput={(e) => { setSearch((e.target as HTMLInputElement).value) }} />
+        </label>
+        <button type='button' class='secondary' disabled={cursors.length === 1} onClick={() => { setCursors(cursors.slice(0, -1)) }}>Previous</button>
+        <button type='button' class='secondary' disabled={page?.nextAfter == null} onClick={() => { setCursors([...cursors, page?.nextAfter ?? undefined]) }}>Next</button>
+        <span class='help' role='status'>{page === null ? 'Loading…' : `Page ${cursors.length}: ${page.tenants.length} tenant${page.tenants.length === 1 ? '' : 's'}${query === '' ? '' : ` matching “${query}”`}`}</span>
+      </div>
+      {error !== null && <p class='error' role='alert'>{error}</p>}
+      {page !== null && (
+        <TableScroll label='Tenants'>
+          <table data-testid='tenant-table'>
+            <caption class='sr-only'>Registered tenants, alphabetical by id</caption>
+            <thead><tr><th scope='col'>Tenant</th><th scope='col'>Name</th><th scope='col'>Tier</th><th scope='col'>Registered</th></tr></thead>
+            <tbody>
+              {page.tenants.length === 0 && <tr><td colSpan={4} class='muted'>No tenants{query === '' ? '' : ' match'}.</td></tr>}
+              {page.tenants.map((x) => (
+                <tr key={x.tenantId} aria-selected={openId === x.tenantId ? 'true' : undefined}>
+                  <th scope='row'><button type='button' class='link' onClick={() => { onOpen(x.tenantId) }} aria-label={`Open tenant ${x.tenantId}`}>{x.tenantId}</button></th>
+                  <td>{x.name ?? ''}</td>
+                  <td>{x.tier}</td>
+                  <td><time dateTime={x.createdAt}>{new Date(x.createdAt).toLocaleDateString()}</time></td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
+      )}
+    </div>
   )
 }
 
@@ -130,10 +197,12 @@ function PlatformTools () {
       {note !== null && <p class='muted'>{note}</p>}
       {tools !== null && tools.length === 0 && <p class='muted'>None registered.</p>}
       {tools !== null && tools.length > 0 && (
-        <table>
-          <thead><tr><th scope='col'>Tool</th><th scope='col'>Description</th><th scope='col'>Upstream</th><th scope='col'>Default</th></tr></thead>
-          <tbody>{tools.map((t) => <tr key={t.name}><th scope='row'><code>{t.name}</code></th><td>{t.description}</td><td>{t.http === undefined ? '' : `${t.http.method} ${t.http.url}`}</td><td>{t.defaultEnabled === true ? 'enabled' : 'disabled'}</td></tr>)}</tbody>
-        </table>
+        <TableScroll label='Platform tools'>
+          <table>
+            <thead><tr><th scope='col'>Tool</th><th scope='col'>Description</th><th scope='col'>Upstream</th><th scope='col'>Default</th></tr></thead>
+            <tbody>{tools.map((t) => <tr key={t.name}><th scope='row'><code>{t.name}</code></th><td>{t.description}</td><td>{t.http === undefined ? '' : `${t.http.method} ${t.http.url}`}</td><td>{t.defaultEnabled === true ? 'enabled' : 'disabled'}</td></tr>)}</tbody>
+          </table>
+        </TableScroll>
       )}
     </section>
   )

@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import { ApiError, AuthError, getJson, getOptionalText, request, type ExecutionResult, type Tool } from '../api.ts'
 import { completionsFromTools, mergeCompletions, parseToolsDts } from '../completions.ts'
 import type { ScriptEditor } from '../editor.ts'
+import { formatDuration } from '../format.ts'
 
 const SAMPLE = `// The body of an async function: await tools, return a JSON value.
 await callTool('data:insert', { document: { hello: 'world' } })
@@ -128,9 +129,9 @@ export function Playground () {
               ? <pre data-testid='result-value'>{JSON.stringify(result.value, null, 2) ?? 'undefined'}</pre>
               : <p data-testid='result-error'><strong>{result.error?.code}</strong> {result.error?.name}: {result.error?.message}</p>}
             <dl class='stats'>
-              <dt>Duration</dt><dd data-testid='stat-duration'>{result.stats.duration} ms</dd>
+              <dt>Duration</dt><dd data-testid='stat-duration'>{formatDuration(result.stats.duration)}</dd>
               <dt>Tool calls</dt><dd>{result.stats.toolCallCount}</dd>
-              {result.stats.cpuTime !== undefined && <><dt>CPU</dt><dd>{result.stats.cpuTime} ms</dd></>}
+              {result.stats.cpuTime !== undefined && <><dt>CPU</dt><dd>{formatDuration(result.stats.cpuTime)}</dd></>}
               {result.stats.memoryUsage !== undefined && <><dt>Memory</dt><dd>{Math.round(result.stats.memoryUsage / 1024)} KB</dd></>}
               <dt>Execution</dt><dd><code>{result.executionId}</code></dd>
             </dl>
@@ -149,7 +150,7 @@ export function Playground () {
             <h2 id='calls-title'>Tool calls</h2>
             {run.toolCalls.length === 0
               ? <p class='muted'>None.</p>
-              : <ol class='calls' data-testid='live-calls'>{run.toolCalls.map((c) => <li key={c.index}><code>{c.tool}</code> {c.code === undefined ? '…' : `${c.code} in ${c.durationMs ?? '?'} ms`}</li>)}</ol>}
+              : <ol class='calls' data-testid='live-calls'>{run.toolCalls.map((c) => <li key={c.index}><code>{c.tool}</code> {c.code === undefined ? '…' : `${c.code} in ${formatDuration(c.durationMs)}`}</li>)}</ol>}
           </section>
         )}
       </div>

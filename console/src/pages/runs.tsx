@@ -1,5 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
 import { ApiError, getJson, type AuditEntry, type ToolCallRow } from '../api.ts'
+import { formatDuration } from '../format.ts'
+import { TableScroll } from '../table-scroll.tsx'
 
 const PAGE = 20
 type Outcome = 'all' | 'succeeded' | 'failed' | 'refused'
@@ -45,24 +47,26 @@ export function RunsPage () {
       {error !== null && <p class='error' role='alert'>{error}</p>}
       {page === null && error === null && <p class='muted'>Loading…</p>}
       {page !== null && (
-        <table data-testid='runs-table'>
-          <caption class='sr-only'>Audit entries, newest first</caption>
-          <thead><tr><th scope='col'>When</th><th scope='col'>Outcome</th><th scope='col'>Error</th><th scope='col'>Duration</th><th scope='col'>Tool calls</th><th scope='col'>User</th><th scope='col'><span class='sr-only'>Details</span></th></tr></thead>
-          <tbody>
-            {shown.length === 0 && <tr><td colSpan={7} class='muted'>No runs here.</td></tr>}
-            {shown.map((e) => (
-              <tr key={e.id} aria-selected={selected?.id === e.id ? 'true' : undefined}>
-                <td><time dateTime={e.createdAt}>{new Date(e.createdAt).toLocaleString()}</time></td>
-                <td><span class={`badge ${outcomeOf(e)}`}>{outcomeOf(e)}</span></td>
-                <td>{e.errorCode ?? ''}</td>
-                <td>{e.durationMs === null ? '' : `${e.durationMs} ms`}</td>
-                <td>{e.toolCalls}</td>
-                <td>{e.userId}</td>
-                <td><button type='button' class='link' onClick={() => { setSelected(e) }} aria-label={`Details of run ${e.executionId}`}>Details</button></td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <TableScroll label='Runs'>
+          <table data-testid='runs-table'>
+            <caption class='sr-only'>Audit entries, newest first</caption>
+            <thead><tr><th scope='col'>When</th><th scope='col'>Outcome</th><th scope='col'>Error</th><th scope='col'>Duration</th><th scope='col'>Tool calls</th><th scope='col'>User</th><th scope='col'><span class='sr-only'>Details</span></th></tr></thead>
+            <tbody>
+              {shown.length === 0 && <tr><td colSpan={7} class='muted'>No runs here.</td></tr>}
+              {shown.map((e) => (
+                <tr key={e.id} aria-selected={selected?.id === e.id ? 'true' : undefined}>
+                  <td><time dateTime={e.createdAt}>{new Date(e.createdAt).toLocaleString()}</time></td>
+                  <td><span class={`badge ${outcomeOf(e)}`}>{outcomeOf(e)}</span></td>
+                  <td>{e.errorCode ?? ''}</td>
+                  <td>{e.durationMs === null ? '' : formatDuration(e.durationMs)}</td>
+                  <td>{e.toolCalls}</td>
+                  <td>{e.userId}</td>
+                  <td><button type='button' class='link' onClick={() => { setSelected(e) }} aria-label={`Details of run ${e.executionId}`}>Details</button></td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
       )}
       {selected !== null && <RunDetails entry={selected} onClose={() => { setSelected(null) }} />}
     </section>
@@ -86,7 +90,7 @@ function RunDetails ({ entry, onClose }: { entry: AuditEntry, onClose: () => voi
       <button type='button' class='secondary' onClick={onClose}>Close</button>
       <dl class='stats'>
         <dt>Outcome</dt><dd>{outcomeOf(entry)}{entry.errorCode !== null ? ` (${entry.errorCode})` : ''}</dd>
-        <dt>Duration</dt><dd>{entry.durationMs ?? '–'} ms</dd>
+        <dt>Duration</dt><dd>{formatDuration(entry.durationMs)}</dd>
         <dt>Tool calls</dt><dd>{entry.toolCalls}</dd>
       </dl>
       <h3>Tool calls</h3>
@@ -100,9 +104,11 @@ function RunDetails ({ entry, onClose }: { entry: AuditEntry, onClose: () => voi
               <li key={i}>
                 <span class='call-name'><code>{c.tool}</code></span>
                 <span class={`badge ${outcome === 'OK' ? 'succeeded' : 'failed'}`}>{outcome}</span>
-                <span class='bar' style={{ width: `${Math.max(2, ((c.durationMs ?? 0) / total) * 100)}%` }} aria-hidden='true' />
-                <span>{c.durationMs ?? '?'} ms</span>
-                {c.upstreamStatus != null && <span>HTTP {c.upstreamStatus}</span>}
+                {/* The bar's width is set through CSSOM (Preact writes style.width), which the
+                    CSP's style-src does not govern; it stays inside its own track. */}
+                <span class='track' aria-hidden='true'><span class='bar' style={{ width: `${Math.max(2, ((c.durationMs ?? 0) / total) * 100)}%` }} /></span>
+                <span class='duration'>{formatDuration(c.durationMs)}</span>
+                <span class='status'>{c.upstreamStatus != null ? `HTTP ${c.upstreamStatus}` : ''}</span>
               </li>
             )
           })}

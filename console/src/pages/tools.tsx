@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import { getJson, getOptionalText, type Tool } from '../api.ts'
+import { TableScroll } from '../table-scroll.tsx'
 
 export function ToolsPage () {
   const [tools, setTools] = useState<Tool[] | null>(null)
@@ -14,22 +15,24 @@ export function ToolsPage () {
       <h1 id='page-title' tabIndex={-1}>Tools</h1>
       {error !== null && <p class='error' role='alert'>{error}</p>}
       {tools !== null && (
-        <table data-testid='tools-table'>
-          <caption class='sr-only'>Tools this token can see</caption>
-          <thead><tr><th scope='col'>Tool</th><th scope='col'>Description</th><th scope='col'>Permitted</th><th scope='col'>Enabled</th><th scope='col'>Rate limit</th><th scope='col'>Arguments</th></tr></thead>
-          <tbody>
-            {tools.map((t) => (
-              <tr key={t.name}>
-                <th scope='row'><code>{t.name}</code></th>
-                <td>{t.description}</td>
-                <td>{t.permitted ? 'yes' : <span title={`the token lacks tool:${t.name}`}>no</span>}</td>
-                <td>{t.enabled ? 'yes' : 'no'}</td>
-                <td>{t.rateLimit === null ? '–' : `${t.rateLimit.calls} per ${t.rateLimit.windowMs / 1000} s`}</td>
-                <td><details><summary>Schema</summary><pre>{JSON.stringify(t.argsSchema, null, 2)}</pre></details></td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <TableScroll label='Tools'>
+          <table data-testid='tools-table'>
+            <caption class='sr-only'>Tools this token can see</caption>
+            <thead><tr><th scope='col'>Tool</th><th scope='col'>Description</th><th scope='col'>Permitted</th><th scope='col'>Enabled</th><th scope='col'>Rate limit</th><th scope='col'>Arguments</th></tr></thead>
+            <tbody>
+              {tools.map((t) => (
+                <tr key={t.name}>
+                  <th scope='row'><code>{t.name}</code></th>
+                  <td>{t.description}</td>
+                  <td>{t.permitted ? 'yes' : <span title={`the token lacks tool:${t.name}`}>no</span>}</td>
+                  <td>{t.enabled ? 'yes' : 'no'}</td>
+                  <td>{t.rateLimit === null ? '–' : `${t.rateLimit.calls} per ${t.rateLimit.windowMs / 1000} s`}</td>
+                  <td><details><summary>Schema</summary><pre>{JSON.stringify(t.argsSchema, null, 2)}</pre></details></td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
       )}
       <h2>TypeScript declarations</h2>
       {dts === undefined && <p class='muted'>Loading…</p>}

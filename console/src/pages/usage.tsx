@@ -1,5 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { ApiError, getJson, type Usage, type UsageDay } from '../api.ts'
+import { formatDuration } from '../format.ts'
+import { TableScroll } from '../table-scroll.tsx'
 
 function Gauge ({ label, value, max, id }: { label: string, value: number, max: number, id: string }) {
   const ratio = max > 0 ? value / max : 0
@@ -54,7 +56,7 @@ export function UsagePage () {
           </div>
           <h2>Limits per run</h2>
           <dl class='stats' data-testid='quotas'>
-            <dt>Duration</dt><dd>{usage.quotas.maxExecutionDurationMs.toLocaleString('en')} ms</dd>
+            <dt>Duration</dt><dd>{formatDuration(usage.quotas.maxExecutionDurationMs)}</dd>
             <dt>Memory</dt><dd>{usage.quotas.maxMemoryMB} MB</dd>
             <dt>Tool calls</dt><dd>{usage.quotas.maxToolCallsPerExecution}</dd>
             <dt>Code size</dt><dd>{usage.quotas.maxCodeSizeKB} KB</dd>
@@ -68,11 +70,13 @@ export function UsagePage () {
       {days !== null && (
         <details>
           <summary id='history-table-summary'>The same as a table</summary>
-          <table data-testid='history-table'>
-            <caption class='sr-only'>Executions, failures, tool calls and median duration per UTC day</caption>
-            <thead><tr><th scope='col'>Date</th><th scope='col'>Executions</th><th scope='col'>Failures</th><th scope='col'>Tool calls</th><th scope='col'>p50 ms</th></tr></thead>
-            <tbody>{[...days].reverse().map((d) => <tr key={d.date}><th scope='row'>{d.date}</th><td>{d.executions}</td><td>{d.failures}</td><td>{d.toolCalls}</td><td>{d.p50DurationMs}</td></tr>)}</tbody>
-          </table>
+          <TableScroll label='Usage per day'>
+            <table data-testid='history-table'>
+              <caption class='sr-only'>Executions, failures, tool calls and median duration per UTC day</caption>
+              <thead><tr><th scope='col'>Date</th><th scope='col'>Executions</th><th scope='col'>Failures</th><th scope='col'>Tool calls</th><th scope='col'>Median duration</th></tr></thead>
+              <tbody>{[...days].reverse().map((d) => <tr key={d.date}><th scope='row'>{d.date}</th><td>{d.executions}</td><td>{d.failures}</td><td>{d.toolCalls}</td><td>{formatDuration(d.p50DurationMs)}</td></tr>)}</tbody>
+            </table>
+          </TableScroll>
         </details>
       )}
     </section>
