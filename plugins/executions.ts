@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { ExecutionDeps } from '../services/execution/execute-script.ts'
+import type { ExecutionDeps } from '../services/executions/execute-script.ts'
 import { createMemoryEventLog, type EventLog } from '../services/executions/event-log.ts'
 import { createRedisEventLog } from '../services/executions/redis-event-log.ts'
 import { createMemoryQueue, type ExecutionQueue } from '../services/executions/execution-queue.ts'
