@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { ExecutionDeps } from '../services/executions/execute-script.ts'
 import { createMemoryEventLog, type EventLog } from '../services/executions/event-log.ts'
 import { createRedisEventLog } from '../services/executions/redis-event-log.ts'
+import { auditedExecutions, combineExecutionHooks, measuredExecutions } from '../services/executions/execution-hooks.ts'
 import { createMemoryQueue, type ExecutionQueue } from '../services/executions/execution-queue.ts'
 import { createBullmqQueue } from '../services/executions/bullmq-queue.ts'
 import { createMemoryCancelRequests, createMemoryTenantIndex, Executions, type CancelRequests, type TenantIndex } from '../services/executions/executions-service.ts'
@@ -56,8 +57,11 @@ export default fp(async (fastify) => {
     store: fastify.store,
     db: fastify.db,
     tools: fastify.tools,
+    // Tool calls' rows; an execution's own row is the hooks'.
     audit: fastify.audit,
     scripts: fastify.scripts,
+    // Every run, whichever entry point started it, is audited, counted and logged here alone.
+    hooks: combineExecutionHooks(auditedExecutions(fastify.audit), measuredExecutions(metrics, fastify.log)),
     // A script names its tools: a made-up name gets no series of its own, or every new name
     // would add one for good (the registry holds the service's metrics forever).
     onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool: fastify.tools.isKnownName(tool) ? tool : '(unknown)', outcome: code }) }
@@ -67,7 +71,6 @@ export default fp(async (fastify) => {
     execution: executionDeps,
     db: fastify.db,
     store: fastify.store,
-    audit: fastify.audit,
     queue,
     events,
     tenantIndex,

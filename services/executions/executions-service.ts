@@ -1,18 +1,18 @@
 // Queued executions: submission (idempotency, queue bound, daily quota), the worker's side of a
 // run (slot, events, result), cancellation from any instance, lost runs, and retention.
-import { randomUUID } from 'node:crypto'
 import type { AppDatabase } from '../db/with-tenant.ts'
 import { withTenant } from '../db/with-tenant.ts'
 import type { ExecutionRow, ExecutionStatus } from '../db/schema.ts'
-import type { AuditWriter } from '../audit/audit-writer.ts'
 import { cancelledError, enclaveError } from '../enclave/errors.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 import { executeScript, sha256, type ExecutionDeps, type ExecutionEvent } from './execute-script.ts'
-import { acquireRunSlot, admitSubmission, codeSizeRefusal, type QueueFullRefusal, type Refusal, type SubmissionAdmission } from '../quotas/admission.ts'
+import { acquireRunSlot, admitSubmission, type QueueFullRefusal, type Refusal, type SubmissionAdmission } from '../quotas/admission.ts'
 import type { FastifyBaseLogger } from 'fastify'
 import type { LimitStore } from '../store/index.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
 import type { EventLog } from './event-log.ts'
+import { codeSizeRefusalOf, newExecutionId, runTimeoutMs, type ExecutionRequestBody } from './execution-request.ts'
+import type { ExecutionFacts } from './execution-hooks.ts'
 import type { ExecutionJob, ExecutionQueue, JobOutcome } from './execution-queue.ts'
 import {
   deleteExecution, FINISHED, finishExecution, finishExecutionAsTenant, getExecution, hasExecutions, insertExecution, listExecutions, markRunning,
@@ -73,7 +73,6 @@ export interface ExecutionsDeps {
   execution: ExecutionDeps
   db: AppDatabase
   store: LimitStore
-  audit: AuditWriter
   queue: ExecutionQueue
   events: EventLog
   tenantIndex: TenantIndex
@@ -138,17 +137,18 @@ export class Executions {
     clearTimeout(this.recheck)
   }
 
-  async submit (caller: Submitter, body: { code: string, timeoutMs?: number, language?: 'javascript' | 'typescript' }, idempotencyKey: string | undefined):
+  async submit (caller: Submitter, body: ExecutionRequestBody, idempotencyKey: string | undefined):
   Promise<{ accepted: true, executionId: string, status: ExecutionStatus, created: boolean } | { accepted: false, refusal: SubmitRefusal }> {
     const { quotas, tenantId } = caller
     const codeSha256 = sha256(body.code)
-    const refuse = (executionId: string, refusal: SubmitRefusal): { accepted: false, refusal: SubmitRefusal } => {
-      this.deps.audit.enqueue({ tenantId, executionId, userId: caller.userId, codeSha256, createdAt: new Date(), action: 'execution_refused', success: false, errorCode: refusal.code, durationMs: null, toolCalls: 0 })
+    const executionId = newExecutionId()
+    const refuse = (refusal: SubmitRefusal): { accepted: false, refusal: SubmitRefusal } => {
+      this.deps.execution.hooks.refused({ tenantId, executionId, userId: caller.userId, codeSha256 }, refusal)
       return { accepted: false, refusal }
     }
-    const executionId = randomUUID()
-    if (Buffer.byteLength(body.code, 'utf8') > quotas.maxCodeSizeKB * 1024) return refuse(executionId, codeSizeRefusal(quotas.maxCodeSizeKB))
-    const timeoutMs = Math.min(body.timeoutMs ?? quotas.maxExecutionDurationMs, quotas.maxExecutionDurationMs)
+    const tooLarge = codeSizeRefusalOf(body.code, quotas)
+    if (tooLarge !== undefined) return refuse(tooLarge)
+    const timeoutMs = runTimeoutMs(body.timeoutMs, quotas)
 
     const row = { tenantId, executionId, userId: caller.userId, timeoutMs, codeSha256, idempotencyKey }
     const queue = { key: queuedKey(tenantId), bound: QUEUE_FACTOR * quotas.maxConcurrentExecutions, leaseMs: QUEUED_LEASE_MS }
@@ -180,7 +180,7 @@ export class Executions {
     }
     if (!admission.admitted) {
       await undo()
-      return refuse(executionId, admission.refusal)
+      return refuse(admission.refusal)
     }
     // `queued` and the job go together: the event log makes `queued` seq 1 whichever lands first.
     // A job the queue did not take was never accepted: the row and the quota go back (the client
@@ -244,7 +244,7 @@ export class Executions {
       if (won) {
         await this.deps.queue.remove(executionId)
         await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
-        this.deps.audit.enqueue({ tenantId, executionId, userId, codeSha256: row.code_sha256, createdAt: new Date(), action: 'code_execution', success: false, errorCode: 'CANCELLED', durationMs: 0, toolCalls: 0 })
+        this.deps.execution.hooks.ended({ tenantId, executionId, userId, codeSha256: row.code_sha256 }, result)
         await this.deps.events.append(executionId, 'final', { result })
         return 'accepted'
       }
@@ -376,7 +376,8 @@ export class Executions {
     const stands = await this.finish(tenantId, executionId, result, ['queued', 'running'])
     // The log answers the final that stands as it stored it (a parsed copy on Redis): compared by content.
     if (JSON.stringify(stands) === JSON.stringify(result)) {
-      this.deps.audit.enqueue({ tenantId, executionId, userId: job.userId, codeSha256: row.code_sha256, createdAt: new Date(), action: 'code_execution', success: false, errorCode: 'INTERNAL_ERROR', durationMs: null, toolCalls: 0 })
+      const execution: ExecutionFacts = { tenantId, executionId, userId: job.userId, codeSha256: row.code_sha256 }
+      this.deps.execution.hooks.ended(execution, result, { measured: false })
     }
   }
 
