@@ -5,7 +5,7 @@ import { createRedisEventLog } from '../services/executions/redis-event-log.ts'
 import { auditedExecutions, combineExecutionHooks, measuredExecutions } from '../services/executions/execution-hooks.ts'
 import { createMemoryQueue, type ExecutionQueue } from '../services/executions/execution-queue.ts'
 import { createBullmqQueue } from '../services/executions/bullmq-queue.ts'
-import { createMemoryCancelRequests, createMemoryTenantIndex, Executions, type CancelRequests, type TenantIndex } from '../services/executions/executions-service.ts'
+import { createMemoryCancelRequests, createMemoryTenantIndex, Executions, type CancelRequests, type TenantIndex } from '../services/executions/queued-executions.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
