@@ -5,12 +5,14 @@ import { createRedisEventLog } from '../services/executions/redis-event-log.ts'
 import { auditedExecutions, combineExecutionHooks, measuredExecutions } from '../services/executions/execution-hooks.ts'
 import { createMemoryQueue, type ExecutionQueue } from '../services/executions/execution-queue.ts'
 import { createBullmqQueue } from '../services/executions/bullmq-queue.ts'
-import { createMemoryCancelRequests, createMemoryTenantIndex, Executions, type CancelRequests, type TenantIndex } from '../services/executions/queued-executions.ts'
+import { QueuedExecutions } from '../services/executions/queued-executions.ts'
+import { createMemoryCancelRequests, type CancelRequests } from '../services/executions/cancel-requests.ts'
+import { createMemoryTenantIndex, type TenantIndex } from '../services/executions/tenant-index.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Queued runs, their events and cancellation (POST/GET/DELETE /api/executions). */
-    executions: Executions
+    executions: QueuedExecutions
     /** Each execution's numbered events (Redis Streams, or in process). */
     executionEvents: EventLog
     /** The execute use case's dependencies, shared by every entry point that runs a script. */
@@ -67,7 +69,7 @@ export default fp(async (fastify) => {
     onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool: fastify.tools.isKnownName(tool) ? tool : '(unknown)', outcome: code }) }
   }
   fastify.decorate('executionDeps', executionDeps)
-  const executions = new Executions({
+  const executions = new QueuedExecutions({
     execution: executionDeps,
     db: fastify.db,
     store: fastify.store,

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorBody } from '../../services/errors.ts'
 import { executeScript } from '../../services/executions/execute-script.ts'
-import { codeSizeRefusalOf, ExecutionRequestBody, newExecutionId, RefusalBody, refusalAnswer, ScriptCode, ScriptLanguage } from '../../services/executions/execution-request.ts'
+import { codeSizeRefusalOf, ExecutionRequestBodySchema, newExecutionId, RefusalBodySchema, refusalAnswer, ScriptCode, ScriptLanguage } from '../../services/executions/execution-request.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
@@ -27,9 +27,9 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['execution'],
       summary: 'Run a script in the caller\'s isolate; 200 also when the script failed',
-      body: ExecutionRequestBody,
+      body: ExecutionRequestBodySchema,
       produces: ['application/json', 'text/event-stream', 'application/x-ndjson'],
-      response: { 200: ExecutionResultSchema, 400: ErrorBody, 401: ErrorBody, 413: RefusalBody, 429: RefusalBody, 503: ErrorBody }
+      response: { 200: ExecutionResultSchema, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 429: RefusalBodySchema, 503: ErrorBody }
     }
   }, async (request, reply) => {
     const executionId = newExecutionId()
@@ -77,7 +77,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['execution'],
       summary: 'Pre-flight check: parse and check a script as a run would, and look up its literal tool calls; runs nothing, consumes no quota',
       body: CheckBody,
-      response: { 200: CheckResult, 400: ErrorBody, 401: ErrorBody, 413: RefusalBody, 429: ErrorBody, 503: ErrorBody }
+      response: { 200: CheckResult, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 429: ErrorBody, 503: ErrorBody }
     }
   }, async (request, reply) => {
     const { tenantId, permissions, quotas } = request.tenant

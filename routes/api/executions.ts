@@ -7,7 +7,7 @@ import { StreamEventSchema, type StreamEvent } from '../../schemas/execution-eve
 import { follow, followIfAllowed } from '../../services/executions/event-log.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { eventStreamLimit, OpenStreams } from '../../services/executions/open-streams.ts'
-import { ExecutionRequestBody, RefusalBody, refusalAnswer } from '../../services/executions/execution-request.ts'
+import { ExecutionRequestBodySchema, RefusalBodySchema, refusalAnswer } from '../../services/executions/execution-request.ts'
 import { BeforeCursor, ExecutionIdParams, PageLimit } from '../../schemas/paging.ts'
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
@@ -52,9 +52,9 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['executions'],
       summary: 'Queue a run; watch it with /events, read its result with GET, stop it with DELETE',
-      body: ExecutionRequestBody,
+      body: ExecutionRequestBodySchema,
       headers: SubmitHeaders,
-      response: { 202: Submitted, 400: ErrorBody, 401: ErrorBody, 413: RefusalBody, 429: RefusalBody, 503: ErrorBody }
+      response: { 202: Submitted, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 429: RefusalBodySchema, 503: ErrorBody }
     }
   }, async (request, reply) => {
     const outcome = await fastify.executions.submit(request.tenant, request.body, request.headers['idempotency-key'])
@@ -107,7 +107,7 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: EventsQuery,
       headers: EventsHeaders,
       produces: ['text/event-stream', 'application/x-ndjson'],
-      response: { 200: EventStream, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: RefusalBody, 503: ErrorBody }
+      response: { 200: EventStream, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: RefusalBodySchema, 503: ErrorBody }
     }
   }, async (request, reply) => {
     const executionId = executionIdOf(request)

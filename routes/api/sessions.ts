@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { ErrorBody } from '../../services/errors.ts'
 import { executeScript } from '../../services/executions/execute-script.ts'
-import { ExecutionRequestBody, newExecutionId, refusalAnswer } from '../../services/executions/execution-request.ts'
+import { ExecutionRequestBodySchema, newExecutionId, refusalAnswer } from '../../services/executions/execution-request.ts'
 import { CONTENT_TYPES, eventFormat } from '../../services/executions/event-writer.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { SealedEventStream } from '../../services/sessions/sealed-event-stream.ts'
@@ -29,7 +29,7 @@ const Opened = Type.Object({
 const SessionParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-z]{1,11}\\.[A-Za-z0-9_-]{22}$' }) })
 
 // The plaintext of a client frame: an /api/execute body, checked by the same schema.
-const isExecutionRequest = Compile(ExecutionRequestBody)
+const isExecutionRequest = Compile(ExecutionRequestBodySchema)
 
 // Server counters reserved with a streamed frame's acceptance: enough for `started`, a few logs
 // and `final` in the one atomic store call; a longer stream reserves more in growing blocks.

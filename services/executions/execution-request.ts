@@ -14,25 +14,25 @@ export const ScriptCode = Type.String({ minLength: 1, description: 'The body of 
 export const ScriptLanguage = Type.Enum(['javascript', 'typescript'], { description: 'typescript: types are erased (positions kept) before anything else; they are not checked. Default javascript' })
 
 /** The body of POST /api/execute and POST /api/executions, and the plaintext of a session frame. */
-export const ExecutionRequestBody = Type.Object({
+export const ExecutionRequestBodySchema = Type.Object({
   code: ScriptCode,
   language: Type.Optional(ScriptLanguage),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_REQUESTED_TIMEOUT_MS, description: 'May lower the tier\'s maxExecutionDurationMs, never raise it' }))
 }, { additionalProperties: false })
-export type ExecutionRequestBody = Static<typeof ExecutionRequestBody>
+export type ExecutionRequestBody = Static<typeof ExecutionRequestBodySchema>
 
 /**
  * What a refused request answers (413, 429), in the clear or sealed in a session frame. 413 is
  * also Fastify's answer to a body over BODY_LIMIT_BYTES, which has no `limit`.
  */
-export const RefusalBody = Type.Object({
+export const RefusalBodySchema = Type.Object({
   error: Type.String(),
   code: Type.String(),
   message: Type.Optional(Type.String()),
   limit: Type.Optional(Type.Integer({ description: 'The limit that refused it: maxCodeSizeKB, the concurrency, the daily quota or the queue bound' })),
   reset: Type.Optional(Type.String({ format: 'date-time', description: 'When the daily quota resets (UTC midnight)' }))
 })
-export type RefusalBody = Static<typeof RefusalBody>
+export type RefusalBody = Static<typeof RefusalBodySchema>
 
 /** Every execution's id, whichever entry point takes it: random, so ids say nothing about others. */
 export const newExecutionId = (): string => randomUUID()
