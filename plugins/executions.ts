@@ -6,8 +6,8 @@ import { auditedExecutions, combineExecutionHooks, measuredExecutions } from '..
 import { createMemoryQueue, type ExecutionQueue } from '../services/executions/execution-queue.ts'
 import { createBullmqQueue } from '../services/executions/bullmq-queue.ts'
 import { QueuedExecutions } from '../services/executions/queued-executions.ts'
-import { createMemoryCancelRequests, type CancelRequests } from '../services/executions/cancel-requests.ts'
-import { createMemoryTenantIndex, type TenantIndex } from '../services/executions/tenant-index.ts'
+import { createMemoryCancelRequests, createRedisCancelRequests, type CancelRequests } from '../services/executions/cancel-requests.ts'
+import { createMemoryTenantIndex, createRedisTenantIndex, type TenantIndex } from '../services/executions/tenant-index.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -20,11 +20,7 @@ declare module 'fastify' {
   }
 }
 
-const TENANT_INDEX_KEY = 'tenant-enclave:executions:tenants'
 const PRUNE_EVERY_MS = 60 * 60_000
-const CANCEL_KEY = 'tenant-enclave:executions:cancel:'
-// A cancel matters while its run can still be running: at most its timeout (≤ 1 h), plus margin.
-const CANCEL_TTL_MS = 2 * 60 * 60_000
 
 /**
  * Queued executions on BullMQ + Redis Streams when REDIS_URL is set, else in process. The
@@ -36,22 +32,8 @@ export default fp(async (fastify) => {
   const queue: ExecutionQueue = url === undefined ? createMemoryQueue() : createBullmqQueue(url, { leaseMs: config.EXECUTION_LEASE_MS, queueName: config.EXECUTION_QUEUE_NAME })
   const events: EventLog = url === undefined ? createMemoryEventLog() : createRedisEventLog(url)
   const redis = fastify.redis
-  const tenantIndex: TenantIndex = redis === null
-    ? createMemoryTenantIndex()
-    : {
-        async add (tenantId) { await redis.sadd(TENANT_INDEX_KEY, tenantId) },
-        async list () { return await redis.smembers(TENANT_INDEX_KEY) },
-        async remove (tenantId) { await redis.srem(TENANT_INDEX_KEY, tenantId) }
-      }
-  const cancels: CancelRequests = redis === null
-    ? createMemoryCancelRequests()
-    : {
-        async record (executionId) { await redis.set(CANCEL_KEY + executionId, '1', 'PX', CANCEL_TTL_MS) },
-        async pending (executionIds) {
-          const found = await redis.mget(executionIds.map((id) => CANCEL_KEY + id))
-          return executionIds.filter((_id, i) => found[i] !== null)
-        }
-      }
+  const tenantIndex: TenantIndex = redis === null ? createMemoryTenantIndex() : createRedisTenantIndex(redis)
+  const cancels: CancelRequests = redis === null ? createMemoryCancelRequests() : createRedisCancelRequests(redis)
   const { metrics } = fastify
   // What a run needs, whichever entry point starts it: /api/execute, a session frame, a queued run.
   const executionDeps: ExecutionDeps = {

@@ -1,3 +1,5 @@
+import type { Redis } from 'ioredis'
+
 /** Where a cancel is announced to every instance (pub/sub); the record below backs it up. */
 export const CANCEL_CHANNEL = 'tenant-enclave:executions:cancel'
 
@@ -17,5 +19,20 @@ export function createMemoryCancelRequests (): CancelRequests {
   return {
     async record () {},
     async pending () { return [] }
+  }
+}
+
+const CANCEL_KEY = 'tenant-enclave:executions:cancel:'
+// A cancel matters while its run can still be running: at most its timeout (≤ 1 h), plus margin.
+const CANCEL_TTL_MS = 2 * 60 * 60_000
+
+/** Several instances: a cancel is kept on Redis until its run can no longer be running. */
+export function createRedisCancelRequests (redis: Redis): CancelRequests {
+  return {
+    async record (executionId) { await redis.set(CANCEL_KEY + executionId, '1', 'PX', CANCEL_TTL_MS) },
+    async pending (executionIds) {
+      const found = await redis.mget(executionIds.map((id) => CANCEL_KEY + id))
+      return executionIds.filter((_id, i) => found[i] !== null)
+    }
   }
 }
