@@ -2,6 +2,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, createTenant, type TestTenant } from '../helper.ts'
+import { rawSession } from '../sessions/fixtures.ts'
 
 async function metricsText (app: FastifyInstance): Promise<string> {
   const res = await app.inject({ method: 'GET', url: '/metrics' })
@@ -17,7 +18,7 @@ async function auditOf (app: FastifyInstance, tenant: TestTenant): Promise<Array
   return (await app.inject({ method: 'GET', url: '/api/audit', headers: tenant.headers })).json().entries
 }
 
-t.test('a queued run is counted like a synchronous one', async (t) => {
+t.test('a queued run is counted like a synchronous and a session one', async (t) => {
   const app = await buildApp(t, { ENCLAVE_RUNNERS: '1' })
   const tenant = await createTenant(app, 'exec-metrics')
   const ok = 'tenant_enclave_executions_total{code="OK"}'
@@ -43,6 +44,15 @@ t.test('a queued run is counted like a synchronous one', async (t) => {
   t.equal(sample(sync, failed), sample(before, failed) + 1, 'a synchronous run is counted the same way')
   t.equal(sample(sync, durations), sample(before, durations) + 2)
   t.equal(sample(sync, inFlight), 0)
+
+  const session = await rawSession(app, tenant.headers)
+  const sealed = await session.execute(session.frame(0, { code: 'return 2' }))
+  t.equal(sealed.statusCode, 200)
+  t.match(session.open(sealed.json().frame), { success: true, value: 2 })
+  const all = await metricsText(app)
+  t.equal(sample(all, ok), sample(before, ok) + 2, 'a session run is counted the same way')
+  t.equal(sample(all, durations), sample(before, durations) + 3)
+  t.equal(sample(all, inFlight), 0)
 
   const audit = await auditOf(app, tenant)
   t.match(audit.find((e) => e.executionId === executionId), { action: 'code_execution', errorCode: null }, 'the queued run has its one audit row')
