@@ -9,7 +9,7 @@ import Fastify from 'fastify'
 import { Agent } from 'undici'
 import { signToken } from '../services/tokens.ts'
 import { createToolSigner } from '../services/tools/tool-signer.ts'
-import { createToolGateway } from '../services/execution/tool-gateway.ts'
+import { createToolGateway } from '../services/executions/tool-gateway.ts'
 import { TIER_QUOTAS } from '../services/tenants/tiers.ts'
 import { fmt, percentile, startBenchApp } from './support.ts'
 

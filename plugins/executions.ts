@@ -1,15 +1,18 @@
 import fp from 'fastify-plugin'
-import type { ExecutionDeps } from '../services/execution/execute-script.ts'
+import type { ExecutionDeps } from '../services/executions/execute-script.ts'
 import { createMemoryEventLog, type EventLog } from '../services/executions/event-log.ts'
 import { createRedisEventLog } from '../services/executions/redis-event-log.ts'
+import { auditedExecutions, combineExecutionHooks, measuredExecutions } from '../services/executions/execution-hooks.ts'
 import { createMemoryQueue, type ExecutionQueue } from '../services/executions/execution-queue.ts'
 import { createBullmqQueue } from '../services/executions/bullmq-queue.ts'
-import { createMemoryCancelRequests, createMemoryTenantIndex, Executions, type CancelRequests, type TenantIndex } from '../services/executions/executions-service.ts'
+import { QueuedExecutions } from '../services/executions/queued-executions.ts'
+import { createMemoryCancelRequests, createRedisCancelRequests, type CancelRequests } from '../services/executions/cancel-requests.ts'
+import { createMemoryTenantIndex, createRedisTenantIndex, type TenantIndex } from '../services/executions/tenant-index.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Queued runs, their events and cancellation (POST/GET/DELETE /api/executions). */
-    executions: Executions
+    executions: QueuedExecutions
     /** Each execution's numbered events (Redis Streams, or in process). */
     executionEvents: EventLog
     /** The execute use case's dependencies, shared by every entry point that runs a script. */
@@ -17,11 +20,7 @@ declare module 'fastify' {
   }
 }
 
-const TENANT_INDEX_KEY = 'tenant-enclave:executions:tenants'
 const PRUNE_EVERY_MS = 60 * 60_000
-const CANCEL_KEY = 'tenant-enclave:executions:cancel:'
-// A cancel matters while its run can still be running: at most its timeout (≤ 1 h), plus margin.
-const CANCEL_TTL_MS = 2 * 60 * 60_000
 
 /**
  * Queued executions on BullMQ + Redis Streams when REDIS_URL is set, else in process. The
@@ -33,22 +32,8 @@ export default fp(async (fastify) => {
   const queue: ExecutionQueue = url === undefined ? createMemoryQueue() : createBullmqQueue(url, { leaseMs: config.EXECUTION_LEASE_MS, queueName: config.EXECUTION_QUEUE_NAME })
   const events: EventLog = url === undefined ? createMemoryEventLog() : createRedisEventLog(url)
   const redis = fastify.redis
-  const tenantIndex: TenantIndex = redis === null
-    ? createMemoryTenantIndex()
-    : {
-        async add (tenantId) { await redis.sadd(TENANT_INDEX_KEY, tenantId) },
-        async list () { return await redis.smembers(TENANT_INDEX_KEY) },
-        async remove (tenantId) { await redis.srem(TENANT_INDEX_KEY, tenantId) }
-      }
-  const cancels: CancelRequests = redis === null
-    ? createMemoryCancelRequests()
-    : {
-        async record (executionId) { await redis.set(CANCEL_KEY + executionId, '1', 'PX', CANCEL_TTL_MS) },
-        async pending (executionIds) {
-          const found = await redis.mget(executionIds.map((id) => CANCEL_KEY + id))
-          return executionIds.filter((_id, i) => found[i] !== null)
-        }
-      }
+  const tenantIndex: TenantIndex = redis === null ? createMemoryTenantIndex() : createRedisTenantIndex(redis)
+  const cancels: CancelRequests = redis === null ? createMemoryCancelRequests() : createRedisCancelRequests(redis)
   const { metrics } = fastify
   // What a run needs, whichever entry point starts it: /api/execute, a session frame, a queued run.
   const executionDeps: ExecutionDeps = {
@@ -56,18 +41,20 @@ export default fp(async (fastify) => {
     store: fastify.store,
     db: fastify.db,
     tools: fastify.tools,
+    // Tool calls' rows; an execution's own row is the hooks'.
     audit: fastify.audit,
     scripts: fastify.scripts,
+    // Every run, whichever entry point started it, is audited, counted and logged here alone.
+    hooks: combineExecutionHooks(auditedExecutions(fastify.audit), measuredExecutions(metrics, fastify.log)),
     // A script names its tools: a made-up name gets no series of its own, or every new name
     // would add one for good (the registry holds the service's metrics forever).
     onToolCall: (tool, code) => { metrics.toolCalls.inc({ tool: fastify.tools.isKnownName(tool) ? tool : '(unknown)', outcome: code }) }
   }
   fastify.decorate('executionDeps', executionDeps)
-  const executions = new Executions({
+  const executions = new QueuedExecutions({
     execution: executionDeps,
     db: fastify.db,
     store: fastify.store,
-    audit: fastify.audit,
     queue,
     events,
     tenantIndex,

@@ -8,8 +8,8 @@ function createMetrics () {
   const registers = [registry]
   return {
     registry,
-    executions: new Counter({ name: 'tenant_enclave_executions_total', help: 'Executions that ran, by outcome code (OK or the error code)', labelNames: ['code'], registers }),
-    executionDuration: new Histogram({ name: 'tenant_enclave_execution_duration_seconds', help: 'Wall time of executions that ran', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300], registers }),
+    executions: new Counter({ name: 'tenant_enclave_executions_total', help: 'Executions that ended, by outcome code (OK or the error code): synchronous, session and queued runs alike', labelNames: ['code'], registers }),
+    executionDuration: new Histogram({ name: 'tenant_enclave_execution_duration_seconds', help: 'Wall time of executions that ended (a run lost with its instance has none)', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300], registers }),
     executionsInFlight: new Gauge({ name: 'tenant_enclave_executions_in_flight', help: 'Executions running now on this instance', registers }),
     toolCalls: new Counter({ name: 'tenant_enclave_tool_calls_total', help: 'Tool calls by tool and outcome (OK or the error code)', labelNames: ['tool', 'outcome'], registers }),
     quotaRefusals: new Counter({ name: 'tenant_enclave_quota_refusals_total', help: 'Requests refused before running, by kind', labelNames: ['kind'], registers }),

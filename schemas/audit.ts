@@ -1,8 +1,8 @@
 import { Type } from 'typebox'
+import { BeforeCursor, PageLimit } from './paging.ts'
 
-// An audit entry's public id: random (UUID v4), so consecutive ids say nothing about how many
+// An audit entry's public id is random (UUID v4), so consecutive ids say nothing about how many
 // rows other tenants wrote in between.
-const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
 
 export const AuditEntrySchema = Type.Object({
   id: Type.String({ format: 'uuid', description: 'Opaque; pass as `before` to read the next page' }),
@@ -19,11 +19,10 @@ export const AuditEntrySchema = Type.Object({
 
 /** Entries per page when the caller names no `limit`. */
 export const AUDIT_PAGE_DEFAULT = 50
-const AuditPageLimit = Type.Integer({ minimum: 1, maximum: 500, default: AUDIT_PAGE_DEFAULT })
 
 export const AuditListQuery = Type.Object({
-  limit: Type.Optional(AuditPageLimit),
-  before: Type.Optional(Type.String({ pattern: UUID_PATTERN, description: 'An entry id: only older entries are listed' }))
+  limit: Type.Optional(PageLimit({ max: 500, defaultLimit: AUDIT_PAGE_DEFAULT })),
+  before: Type.Optional(BeforeCursor('An entry id: only older entries are listed'))
 }, { additionalProperties: false })
 
 export const AuditPage = Type.Object({

@@ -1,25 +1,15 @@
-import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorBody } from '../../services/errors.ts'
-import { executeObserved } from '../../services/execution/observed-execution.ts'
+import { executeScript } from '../../services/executions/execute-script.ts'
+import { codeSizeRefusalOf, ExecutionRequestBodySchema, newExecutionId, RefusalBodySchema, refusalAnswer, ScriptCode, ScriptLanguage } from '../../services/executions/execution-request.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { checkScript } from '../../services/code-mode/check-script.ts'
-import { codeSizeRefusal } from '../../services/quotas/admission.ts'
 import { LEVELS } from '../../services/enclave/index.ts'
 
-const Code = Type.String({ minLength: 1, description: 'The body of an async function: top-level await and return work' })
-const Language = Type.Optional(Type.Union([Type.Literal('javascript'), Type.Literal('typescript')], { description: 'typescript: types are erased (positions kept) before anything else; they are not checked. Default javascript' }))
-
-const ExecuteBody = Type.Object({
-  code: Code,
-  language: Language,
-  timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000, description: 'May lower the tier\'s maxExecutionDurationMs, never raise it' }))
-}, { additionalProperties: false })
-
-const CheckBody = Type.Object({ code: Code, language: Language }, { additionalProperties: false })
+const CheckBody = Type.Object({ code: ScriptCode, language: Type.Optional(ScriptLanguage) }, { additionalProperties: false })
 const Position = { line: Type.Integer({ minimum: 1 }), column: Type.Integer({ minimum: 1 }) }
 const CheckResult = Type.Object({
   ok: Type.Boolean({ description: 'False on a syntax error, a forbidden construct, or a literal tool the caller could not call' }),
@@ -32,27 +22,17 @@ const CheckResult = Type.Object({
   dynamicToolCalls: Type.Integer({ minimum: 0, description: 'Uses of callTool whose tool name is known only when the script runs' })
 })
 
-// 413 is also Fastify's answer to a body over BODY_LIMIT_BYTES, which has no `limit`.
-const CodeTooLarge = Type.Object({ error: Type.String(), code: Type.String(), message: Type.Optional(Type.String()), limit: Type.Optional(Type.Integer({ description: 'maxCodeSizeKB, when the code is what is too large' })) })
-const QuotaRefused = Type.Object({
-  error: Type.String(),
-  code: Type.String(),
-  message: Type.Optional(Type.String()),
-  limit: Type.Optional(Type.Integer()),
-  reset: Type.Optional(Type.String({ format: 'date-time', description: 'When the daily quota resets (UTC midnight)' }))
-})
-
 const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/execute', {
     schema: {
       tags: ['execution'],
       summary: 'Run a script in the caller\'s isolate; 200 also when the script failed',
-      body: ExecuteBody,
+      body: ExecutionRequestBodySchema,
       produces: ['application/json', 'text/event-stream', 'application/x-ndjson'],
-      response: { 200: ExecutionResultSchema, 400: ErrorBody, 401: ErrorBody, 413: CodeTooLarge, 429: QuotaRefused, 503: ErrorBody }
+      response: { 200: ExecutionResultSchema, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 429: RefusalBodySchema, 503: ErrorBody }
     }
   }, async (request, reply) => {
-    const executionId = randomUUID()
+    const executionId = newExecutionId()
     const log = request.log.child({ tenantId: request.tenant.tenantId, executionId })
     // Streaming (Accept: text/event-stream or application/x-ndjson): the run's events as they
     // happen, numbered as GET /api/executions/:id/events numbers them, ending with `final`. The
@@ -70,15 +50,16 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
       writer.write({ seq: ++seq, type, at: new Date().toISOString(), data })
     }
-    const outcome = await executeObserved(fastify.executionDeps, { metrics: fastify.metrics, log }, request.tenant, {
+    const outcome = await executeScript(fastify.executionDeps, request.tenant, {
       executionId,
+      log,
       code: request.body.code,
       language: request.body.language,
       timeoutMs: request.body.timeoutMs,
       ...(format !== undefined ? { onEvent: (event) => { send(event.type, event.data) }, signal: left.signal } : {})
     })
     if (!outcome.ran) {
-      const { refusal } = outcome
+      const refusal = refusalAnswer(outcome.refusal)
       if (refusal.retryAfterSeconds !== undefined) reply.header('retry-after', String(refusal.retryAfterSeconds))
       return await reply.code(refusal.status).send(refusal.body)
     }
@@ -96,14 +77,15 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['execution'],
       summary: 'Pre-flight check: parse and check a script as a run would, and look up its literal tool calls; runs nothing, consumes no quota',
       body: CheckBody,
-      response: { 200: CheckResult, 400: ErrorBody, 401: ErrorBody, 413: CodeTooLarge, 429: ErrorBody, 503: ErrorBody }
+      response: { 200: CheckResult, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 429: ErrorBody, 503: ErrorBody }
     }
   }, async (request, reply) => {
     const { tenantId, permissions, quotas } = request.tenant
     // The size a run would refuse, refused the same way (but neither counted nor audited).
-    if (Buffer.byteLength(request.body.code, 'utf8') > quotas.maxCodeSizeKB * 1024) {
-      const { error, code, limit } = codeSizeRefusal(quotas.maxCodeSizeKB)
-      return await reply.code(413).send({ error, code, limit })
+    const tooLarge = codeSizeRefusalOf(request.body.code, quotas)
+    if (tooLarge !== undefined) {
+      const { status, body } = refusalAnswer(tooLarge)
+      return await reply.code(status).send(body)
     }
     return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck })
   })

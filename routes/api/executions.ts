@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorBody, NotFoundError } from '../../services/errors.ts'
@@ -6,27 +7,16 @@ import { StreamEventSchema, type StreamEvent } from '../../schemas/execution-eve
 import { follow, followIfAllowed } from '../../services/executions/event-log.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { eventStreamLimit, OpenStreams } from '../../services/executions/open-streams.ts'
+import { ExecutionRequestBodySchema, RefusalBodySchema, refusalAnswer } from '../../services/executions/execution-request.ts'
+import { BeforeCursor, ExecutionIdParams, PageLimit } from '../../schemas/paging.ts'
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
-const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
-const UUID = new RegExp(UUID_PATTERN)
+const PAGE_DEFAULT = 50
 
-const SubmitBody = Type.Object({
-  code: Type.String({ description: 'The body of an async function: top-level await and return work' }),
-  language: Type.Optional(Type.Enum(['javascript', 'typescript'], { description: 'typescript: types are stripped before anything else' })),
-  timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000, description: 'May lower the tier\'s maxExecutionDurationMs, never raise it' }))
-}, { additionalProperties: false })
 const SubmitHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'The same key from the same tenant within 24 h returns the first execution' }))
 })
 const Submitted = Type.Object({ executionId: Type.String({ format: 'uuid' }), status: Type.Enum(STATUSES) })
-const Refused = Type.Object({
-  error: Type.String(),
-  code: Type.String(),
-  message: Type.Optional(Type.String()),
-  limit: Type.Optional(Type.Integer()),
-  reset: Type.Optional(Type.String({ format: 'date-time' }))
-})
 const ExecutionView = Type.Object({
   executionId: Type.String({ format: 'uuid' }),
   status: Type.Enum(STATUSES),
@@ -35,11 +25,10 @@ const ExecutionView = Type.Object({
   finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
   result: Type.Optional(ExecutionResultSchema)
 })
-const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
 const ListQuery = Type.Object({
   status: Type.Optional(Type.Enum(STATUSES)),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-  before: Type.Optional(Type.String({ pattern: UUID_PATTERN, description: 'nextBefore of the previous page (an execution id)' }))
+  limit: Type.Optional(PageLimit({ max: 200, defaultLimit: PAGE_DEFAULT })),
+  before: Type.Optional(BeforeCursor('nextBefore of the previous page (an execution id)'))
 })
 const EventsQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0, description: 'Resume after this seq (like Last-Event-ID)' })) })
 const EventsHeaders = Type.Object({ 'last-event-id': Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })) })
@@ -52,22 +41,28 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   // Per instance, like the streams themselves.
   const openStreams = new OpenStreams()
   const notFound = (): Error => new NotFoundError('Execution not found')
+  /** The execution `/:id` names, lower case; a 404 when it is no UUID, a 400 for another bad part. */
+  const executionIdOf = (request: { params: { id: string }, validationError?: FastifyRequest['validationError'] }): string => {
+    const invalid = request.validationError
+    if (invalid !== undefined) throw invalid.validationContext === 'params' ? notFound() : invalid
+    return request.params.id.toLowerCase()
+  }
 
   fastify.post('/executions', {
     schema: {
       tags: ['executions'],
       summary: 'Queue a run; watch it with /events, read its result with GET, stop it with DELETE',
-      body: SubmitBody,
+      body: ExecutionRequestBodySchema,
       headers: SubmitHeaders,
-      response: { 202: Submitted, 400: ErrorBody, 401: ErrorBody, 413: Refused, 429: Refused, 503: ErrorBody }
+      response: { 202: Submitted, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 429: RefusalBodySchema, 503: ErrorBody }
     }
   }, async (request, reply) => {
     const outcome = await fastify.executions.submit(request.tenant, request.body, request.headers['idempotency-key'])
     if (!outcome.accepted) {
-      const { refusal } = outcome
-      fastify.metrics.quotaRefusals.inc({ kind: refusal.kind })
-      if (refusal.kind === 'daily-executions') reply.header('retry-after', String(refusal.retryAfterSeconds))
-      return await reply.code(refusal.status).send({ error: refusal.error, code: refusal.code, limit: refusal.limit, ...(refusal.kind === 'daily-executions' ? { reset: refusal.reset } : {}) })
+      // Counted, logged and audited by the execution hooks, like every refusal.
+      const refusal = refusalAnswer(outcome.refusal)
+      if (refusal.retryAfterSeconds !== undefined) reply.header('retry-after', String(refusal.retryAfterSeconds))
+      return await reply.code(refusal.status).send(refusal.body)
     }
     reply.header('location', `/api/executions/${outcome.executionId}`)
     return await reply.code(202).send({ executionId: outcome.executionId, status: outcome.status })
@@ -83,38 +78,39 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     // The schema refuses a malformed before, status or limit with 400 (a cursor that is no UUID
     // used to read as an empty page, which looks like the end of the list).
-    const { status, limit = 50, before } = request.query
+    const { status, limit = PAGE_DEFAULT, before } = request.query
     return await fastify.executions.list(request.tenant.tenantId, { status, limit, before })
   })
 
   fastify.get('/executions/:id', {
+    // An id that is no UUID names no execution: the schema checks it, and the answer is a 404.
+    attachValidation: true,
     schema: {
       tags: ['executions'],
       summary: 'An execution\'s status, and its result once finished',
-      params: IdParams,
+      params: ExecutionIdParams,
       response: { 200: ExecutionView, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody }
     }
   }, async (request) => {
-    const { id } = request.params
-    const view = UUID.test(id) ? await fastify.executions.get(request.tenant.tenantId, id.toLowerCase()) : undefined
+    const view = await fastify.executions.get(request.tenant.tenantId, executionIdOf(request))
     if (view === undefined) throw notFound()
     return view
   })
 
   fastify.get('/executions/:id/events', {
+    // An id that is no UUID names no execution: the schema checks it, and the answer is a 404.
+    attachValidation: true,
     schema: {
       tags: ['executions'],
       summary: 'The execution\'s events, live, until `final`; resumes after Last-Event-ID or ?after',
-      params: IdParams,
+      params: ExecutionIdParams,
       querystring: EventsQuery,
       headers: EventsHeaders,
       produces: ['text/event-stream', 'application/x-ndjson'],
-      response: { 200: EventStream, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: Refused, 503: ErrorBody }
+      response: { 200: EventStream, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: RefusalBodySchema, 503: ErrorBody }
     }
   }, async (request, reply) => {
-    const { id } = request.params
-    const executionId = id.toLowerCase()
-    if (!UUID.test(id)) throw notFound()
+    const executionId = executionIdOf(request)
     const { tenantId } = request.tenant
     const limit = eventStreamLimit(request.tenant.quotas)
     const release = openStreams.tryOpen(tenantId, limit)
@@ -164,16 +160,16 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.delete('/executions/:id', {
+    // An id that is no UUID names no execution: the schema checks it, and the answer is a 404.
+    attachValidation: true,
     schema: {
       tags: ['executions'],
       summary: 'Cancel a queued or running execution: it ends within 100 ms with CANCELLED',
-      params: IdParams,
+      params: ExecutionIdParams,
       response: { 202: Type.Object({ executionId: Type.String({ format: 'uuid' }) }), 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody }
     }
   }, async (request, reply) => {
-    const { id } = request.params
-    if (!UUID.test(id)) throw notFound()
-    const executionId = id.toLowerCase()
+    const executionId = executionIdOf(request)
     const outcome = await fastify.executions.cancel(request.tenant.tenantId, request.tenant.userId, executionId)
     if (outcome === 'not-found') throw notFound()
     if (outcome === 'finished') return await reply.code(409).send({ error: 'Execution already finished', code: 'EXECUTION_FINISHED' })

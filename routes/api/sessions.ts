@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { ErrorBody } from '../../services/errors.ts'
-import { executeObserved } from '../../services/execution/observed-execution.ts'
+import { executeScript } from '../../services/executions/execute-script.ts'
+import { ExecutionRequestBodySchema, newExecutionId, refusalAnswer } from '../../services/executions/execution-request.ts'
 import { CONTENT_TYPES, eventFormat } from '../../services/executions/event-writer.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { SealedEventStream } from '../../services/sessions/sealed-event-stream.ts'
@@ -28,12 +28,8 @@ const Opened = Type.Object({
 })
 const SessionParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-z]{1,11}\\.[A-Za-z0-9_-]{22}$' }) })
 
-// The plaintext of a client frame: an /api/execute body.
-const ExecuteBody = Compile(Type.Object({
-  code: Type.String(),
-  language: Type.Optional(Type.Union([Type.Literal('javascript'), Type.Literal('typescript')])),
-  timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 }))
-}, { additionalProperties: false }))
+// The plaintext of a client frame: an /api/execute body, checked by the same schema.
+const isExecutionRequest = Compile(ExecutionRequestBodySchema)
 
 // Server counters reserved with a streamed frame's acceptance: enough for `started`, a few logs
 // and `final` in the one atomic store call; a longer stream reserves more in growing blocks.
@@ -89,11 +85,11 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const answer = async (status: 200 | 400 | 413 | 429, value: unknown) => await reply.code(status).send({ frame: await accepted.seal(value) })
 
     const parsed = parseJson(accepted.plaintext)
-    if (!parsed.ok || !ExecuteBody.Check(parsed.value)) {
+    if (!parsed.ok || !isExecutionRequest.Check(parsed.value)) {
       return await answer(400, { error: 'Bad Request', code: 'BAD_REQUEST', message: 'The frame\'s plaintext must be an /api/execute body: {code, timeoutMs?}' })
     }
     const body = parsed.value
-    const executionId = randomUUID()
+    const executionId = newExecutionId()
     const log = request.log.child({ tenantId: request.tenant.tenantId, executionId, sessionId: request.params.id })
 
     // Streaming, as streaming POST /api/execute does it: the stream opens once the run is admitted
@@ -116,15 +112,16 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       stream.write({ seq: ++seq, type, at: new Date().toISOString(), data })
     }
 
-    const outcome = await executeObserved(fastify.executionDeps, { metrics: fastify.metrics, log }, request.tenant, {
+    const outcome = await executeScript(fastify.executionDeps, request.tenant, {
       executionId,
+      log,
       code: body.code,
       language: body.language,
       timeoutMs: body.timeoutMs,
       ...(format !== undefined ? { onEvent: (event) => { send(event.type, event.data) }, signal: left.signal } : {})
     })
     if (!outcome.ran) {
-      const { refusal } = outcome
+      const refusal = refusalAnswer(outcome.refusal)
       if (refusal.retryAfterSeconds !== undefined) reply.header('retry-after', String(refusal.retryAfterSeconds))
       return await answer(refusal.status, refusal.body)
     }

@@ -1,6 +1,7 @@
 // The numbered events of each execution: appended by whoever runs (or ends) it, read and followed
 // by any instance. Redis Streams when REDIS_URL is set (redis-event-log.ts), else this process's memory.
 import type { EventType, StreamEvent } from '../../schemas/execution-event.ts'
+import { EventWatchers } from './event-watchers.ts'
 
 export type { StreamEvent }
 
@@ -143,7 +144,7 @@ interface MemoryStream { events: StreamEvent[], last: number, expiry: NodeJS.Tim
 /** One process's event log (embedded mode): the same contract as Redis Streams. */
 export function createMemoryEventLog (): EventLog {
   const streams = new Map<string, MemoryStream>()
-  const watchers = new Map<string, Set<(event: StreamEvent) => void>>()
+  const watchers = new EventWatchers()
   return {
     async append (executionId, type, data, owner) {
       let stream = streams.get(executionId)
@@ -157,7 +158,7 @@ export function createMemoryEventLog (): EventLog {
         stream.last = event.seq
         stream.events.push(event)
         if (stream.events.length > MAX_EVENTS_PER_EXECUTION) stream.events.shift()
-        for (const watcher of watchers.get(executionId) ?? []) watcher(event)
+        watchers.notify(executionId, event)
         return event
       }
       if (stream.last === 0) stream.queued = add('queued', {})
@@ -184,13 +185,7 @@ export function createMemoryEventLog (): EventLog {
       return out
     },
     watch (executionId, onEvent) {
-      let set = watchers.get(executionId)
-      if (set === undefined) { set = new Set(); watchers.set(executionId, set) }
-      set.add(onEvent)
-      return () => {
-        set.delete(onEvent)
-        if (set.size === 0 && watchers.get(executionId) === set) watchers.delete(executionId)
-      }
+      return watchers.add(executionId, onEvent)
     },
     async close () {
       for (const stream of streams.values()) clearTimeout(stream.expiry)

@@ -1,5 +1,5 @@
 import type { TenantQuotas } from '../tenants/tiers.ts'
-import { QUEUE_FACTOR } from './executions-service.ts'
+import { QUEUE_FACTOR } from './execution-submission.ts'
 
 /**
  * How many event streams a tenant may hold open at once on one instance: two watchers for every

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { EVENTS_TTL_MS, MAX_EVENTS_PER_EXECUTION, type EventLog, type StreamEvent } from './event-log.ts'
+import { EventWatchers } from './event-watchers.ts'
 
 const CHANNEL = 'tenant-enclave:execution-events'
 const RECENT_APPENDS = 64
@@ -83,7 +84,7 @@ export function createRedisEventLog (url: string): EventLog {
   client.on('error', () => {})
   client.defineCommand('executionEventAppend', { numberOfKeys: 4, lua: APPEND })
   const scripts = client as unknown as Scripts
-  const watchers = new Map<string, Set<(event: StreamEvent) => void>>()
+  const watchers = new EventWatchers()
   let subscriber: Redis | undefined
 
   const subscribe = (): void => {
@@ -92,11 +93,11 @@ export function createRedisEventLog (url: string): EventLog {
     subscriber.on('error', () => {})
     subscriber.on('message', (_channel: string, message: string) => {
       const space = message.indexOf(' ')
-      const set = watchers.get(message.slice(0, space))
-      if (set === undefined) return
+      const executionId = message.slice(0, space)
+      if (!watchers.has(executionId)) return
       let event: StreamEvent
       try { event = JSON.parse(message.slice(space + 1)) as StreamEvent } catch { return }
-      for (const watcher of set) watcher(event)
+      watchers.notify(executionId, event)
     })
     subscriber.subscribe(CHANNEL).catch(() => {})
   }
@@ -121,13 +122,7 @@ export function createRedisEventLog (url: string): EventLog {
     },
     watch (executionId, onEvent) {
       subscribe()
-      let set = watchers.get(executionId)
-      if (set === undefined) { set = new Set(); watchers.set(executionId, set) }
-      set.add(onEvent)
-      return () => {
-        set.delete(onEvent)
-        if (set.size === 0 && watchers.get(executionId) === set) watchers.delete(executionId)
-      }
+      return watchers.add(executionId, onEvent)
     },
     async close () {
       watchers.clear()

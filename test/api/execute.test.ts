@@ -40,6 +40,12 @@ t.test('POST /api/execute', async (t) => {
     t.equal(await usage(), before, 'bad requests consumed no quota')
   })
 
+  t.test('code: "" is a 400, as on POST /api/executions and in a session frame (one body schema)', async (t) => {
+    const res = await tenant.execute('')
+    t.equal(res.statusCode, 400)
+    t.match(res.json(), { error: 'Bad Request', code: 'BAD_REQUEST', message: /body\/code must/ })
+  })
+
   t.test('401 without or with a bad token', async (t) => {
     const none = await app.inject({ method: 'POST', url: '/api/execute', payload: { code: 'return 1' } })
     t.equal(none.statusCode, 401)

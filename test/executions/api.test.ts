@@ -113,6 +113,15 @@ t.test('queued executions', async (t) => {
     t.equal(tooLong.statusCode, 400)
   })
 
+  t.test('code: "" is a 400, as on POST /api/execute and in a session frame (one body schema); nothing is queued', async (t) => {
+    const tenant = await createTenant(app, 'exec-empty')
+    const res = await submit(app, tenant, '')
+    t.equal(res.statusCode, 400)
+    t.match(res.json(), { error: 'Bad Request', code: 'BAD_REQUEST', message: /body\/code must/ })
+    t.equal((await usage(app, tenant)).executions, 0)
+    t.same((await app.inject({ method: 'GET', url: '/api/executions', headers: tenant.headers })).json(), { executions: [], nextBefore: null })
+  })
+
   t.test('quotas: the daily execution is consumed once, at submission; refusals run nothing', async (t) => {
     const tenant = await createTenant(app, 'exec-quota', { tier: 'free', quotaOverrides: { maxExecutionsPerDay: 2 } })
     const one = await submit(app, tenant, 'return 1')

@@ -21,6 +21,14 @@ t.test('live events and cancel', async (t) => {
   t.teardown(async () => await enclave.dispose())
   t.equal(await enclave.ready(), true)
 
+  /** Starts a run; `reached` resolves at its first event of `type`. */
+  const runUntil = (type: EnclaveEvent['type'], code: string, executionId: string) => {
+    let seen: () => void = () => {}
+    const reached = new Promise<void>((resolve) => { seen = resolve })
+    const running = enclave.run(code, { executionId, timeoutMs: 30_000, onEvent: (e) => { if (e.type === type) seen() } })
+    return { running, reached }
+  }
+
   t.test('log lines, tool calls and results arrive in order, before the result', async (t) => {
     const events: EnclaveEvent[] = []
     const r = await enclave.run('console.log("one"); console.warn("two")\nawait callTool("echo", 1)\ntry { await callTool("fail", {}) } catch {}\nconsole.info("three")\nreturn 1', {
@@ -53,13 +61,9 @@ t.test('live events and cancel', async (t) => {
   })
 
   t.test('cancel ends a CPU-bound run with CANCELLED, uncatchable', async (t) => {
-    let started: () => void = () => {}
-    const loop = new Promise<void>((resolve) => { started = resolve })
     // The tool's result is the last thing before the loop; the pause lets the loop begin.
-    const running = enclave.run('await callTool("echo", 1); try { while (true) {} } catch { return "caught" }', {
-      executionId: 'cpu-bound', timeoutMs: 30_000, onEvent: (e) => { if (e.type === 'tool_result') started() }
-    })
-    await loop
+    const { running, reached } = runUntil('tool_result', 'await callTool("echo", 1); try { while (true) {} } catch { return "caught" }', 'cpu-bound')
+    await reached
     await new Promise((resolve) => setTimeout(resolve, 50))
     t.equal(enclave.cancel('cpu-bound'), true)
     const r = await running
@@ -70,12 +74,8 @@ t.test('live events and cancel', async (t) => {
   })
 
   t.test('cancel while awaiting a slow tool aborts the tool\'s runEnded signal', async (t) => {
-    let called: () => void = () => {}
-    const inTool = new Promise<void>((resolve) => { called = resolve })
-    const running = enclave.run('return await callTool("slow", {})', {
-      executionId: 'in-tool', timeoutMs: 30_000, onEvent: (e) => { if (e.type === 'tool_call') called() }
-    })
-    await inTool
+    const { running, reached } = runUntil('tool_call', 'return await callTool("slow", {})', 'in-tool')
+    await reached
     t.equal(enclave.cancel('in-tool'), true)
     const r = await running
     t.equal(r.error?.code, 'CANCELLED')

@@ -3,23 +3,11 @@
 import t from 'tap'
 import { adminHeaders, bearer, tokenFor, uniqueTenantId } from '../helper.ts'
 import { startServer, type ServerProcess } from '../support/server-process.ts'
+import { call, startTwoInstances } from '../support/two-instances.ts'
 import { proxyFor } from '../support/tcp-proxy.ts'
 import { waitFor } from '../support/wait-for.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 
-const { DATABASE_URL, REDIS_URL } = process.env
-
-async function call (server: ServerProcess, method: string, path: string, headers: Record<string, string>, body?: unknown, extra: Record<string, string> = {}): Promise<{ status: number, json: any, text: string }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { ...headers, ...extra, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  })
-  const text = await res.text()
-  let json: unknown
-  try { json = JSON.parse(text) } catch { json = undefined }
-  return { status: res.status, json, text }
-}
 const ndjson = (text: string): StreamEvent[] => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as StreamEvent)
 // Heartbeats fill every 5 s of silence (a lease running out, a slow machine): they belong to the
 // stream, repeat the last seq, and are no event of the run.
@@ -43,6 +31,7 @@ async function seen (server: ServerProcess, executionId: string, headers: Record
   }
 }
 
+const { DATABASE_URL, REDIS_URL } = process.env
 if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
   t.test('executions across instances', async (t) => {
     // A queue of this file's own: other files' apps on the same Redis run workers too, and one of
@@ -57,8 +46,7 @@ if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
     }
 
     t.test('submitted on A, watched on B, cancelled on B', async (t) => {
-      const own = (fn: () => unknown): void => { t.teardown(fn) }
-      const [a, b] = await Promise.all([startServer(env, own), startServer(env, own)]) as [ServerProcess, ServerProcess]
+      const [a, b] = await startTwoInstances(t, env)
       const headers = await newTenant(a, 'two-exec')
       const submitted = await call(a, 'POST', '/api/executions', headers, { code: 'while (true) {}' })
       t.equal(submitted.status, 202)

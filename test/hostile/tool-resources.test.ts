@@ -4,7 +4,7 @@ import { DummyDriver, Kysely, sql, PostgresAdapter, PostgresIntrospector, Postgr
 import { Type } from 'typebox'
 import { buildApp, createTenant } from '../helper.ts'
 import { applicationName, withTenant } from '../../services/db/with-tenant.ts'
-import { createToolGateway } from '../../services/execution/tool-gateway.ts'
+import { createToolGateway } from '../../services/executions/tool-gateway.ts'
 import { ToolRegistry } from '../../services/tools/tool-registry.ts'
 import { createMemoryStore } from '../../services/store/index.ts'
 import { TIER_QUOTAS } from '../../services/tenants/tiers.ts'

@@ -2,26 +2,14 @@
 // (.ci/run starts them): with the embedded defaults each instance would have its own state.
 import t from 'tap'
 import { adminHeaders, bearer, tokenFor, uniqueTenantId } from '../helper.ts'
-import { startServer, type ServerProcess } from '../support/server-process.ts'
+import { startServer } from '../support/server-process.ts'
+import { call, HAS_SHARED_SERVERS, startTwoInstances } from '../support/two-instances.ts'
 import { waitFor } from '../support/wait-for.ts'
 
-const { DATABASE_URL, REDIS_URL } = process.env
-
-async function call (server: ServerProcess, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number, json: any }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  })
-  const text = await res.text()
-  return { status: res.status, json: text === '' ? undefined : JSON.parse(text) }
-}
-
-if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
+if (HAS_SHARED_SERVERS) {
   t.test('two instances, one truth', async (t) => {
-    const teardown = (fn: () => unknown): void => { t.teardown(fn) }
     const env = { ENCLAVE_RUNNERS: '1', RATE_LIMIT_PER_MINUTE: '100000' }
-    const [a, b] = await Promise.all([startServer(env, teardown), startServer(env, teardown)]) as [ServerProcess, ServerProcess]
+    const [a, b] = await startTwoInstances(t, env)
     const admin = adminHeaders()
     const newTenant = async (label: string, quotaOverrides: Record<string, number>): Promise<{ tenantId: string, headers: Record<string, string> }> => {
       const tenantId = uniqueTenantId(label)
@@ -65,7 +53,7 @@ if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
     })
 
     t.test('a SIGKILLed instance frees its concurrency slot when the lease ends', async (t) => {
-      const victim = await startServer(env, teardown)
+      const victim = await startServer(env, (fn) => { t.teardown(fn) })
       const tenant = await newTenant('two-kill', { maxConcurrentExecutions: 1, maxExecutionDurationMs: 2000 })
       void call(victim, 'POST', '/api/execute', tenant.headers, { code: 'await new Promise(() => {})' }).catch(() => {})
       await waitFor(async () => (await call(b, 'GET', '/api/usage', tenant.headers)).json.concurrentExecutions === 1,

@@ -172,6 +172,10 @@ t.test('encrypted sessions', async (t) => {
     const bad = await session.execute(session.frame(2, { script: 'return 1' }))
     t.equal(bad.statusCode, 400)
     t.same(session.open(bad.json().frame), { error: 'Bad Request', code: 'BAD_REQUEST', message: 'The frame\'s plaintext must be an /api/execute body: {code, timeoutMs?}' })
+    // The same body schema as POST /api/execute and POST /api/executions: an empty script is a 400.
+    const empty = await session.execute(session.frame(3, { code: '' }))
+    t.equal(empty.statusCode, 400)
+    t.same(session.open(empty.json().frame), { error: 'Bad Request', code: 'BAD_REQUEST', message: 'The frame\'s plaintext must be an /api/execute body: {code, timeoutMs?}' })
     t.equal((await usage(tenant.headers)).executions, 1)
   })
 })

@@ -3,30 +3,17 @@
 // them): with the embedded defaults each instance would have its own database.
 import t from 'tap'
 import { adminHeaders, bearer, tokenFor, uniqueTenantId } from '../helper.ts'
-import { startServer, type ServerProcess } from '../support/server-process.ts'
+import { call, HAS_SHARED_SERVERS, startTwoInstances } from '../support/two-instances.ts'
 import { waitFor } from '../support/wait-for.ts'
 import { startUpstream } from './fixtures/upstream.ts'
 
-const { DATABASE_URL, REDIS_URL } = process.env
 const CACHE_TTL_MS = 5000
 
-async function call (server: ServerProcess, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number, json: any }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  })
-  const text = await res.text()
-  return { status: res.status, json: text === '' ? undefined : JSON.parse(text) }
-}
-
-if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
+if (HAS_SHARED_SERVERS) {
   t.test('a platform tool deleted through one instance is gone on the other within the cache TTL', async (t) => {
     const upstream = await startUpstream()
     t.teardown(upstream.close)
-    const teardown = (fn: () => unknown): void => { t.teardown(fn) }
-    const env = { ENCLAVE_RUNNERS: '1', RATE_LIMIT_PER_MINUTE: '100000', TOOL_UPSTREAMS: upstream.origin, TENANT_CACHE_TTL_MS: String(CACHE_TTL_MS) }
-    const [a, b] = await Promise.all([startServer(env, teardown), startServer(env, teardown)]) as [ServerProcess, ServerProcess]
+    const [a, b] = await startTwoInstances(t, { ENCLAVE_RUNNERS: '1', RATE_LIMIT_PER_MINUTE: '100000', TOOL_UPSTREAMS: upstream.origin, TENANT_CACHE_TTL_MS: String(CACHE_TTL_MS) })
     const admin = adminHeaders()
     const name = `two:${uniqueTenantId('tool')}`
     const tenantId = uniqueTenantId('two-ptool')

@@ -1,22 +1,26 @@
 import { createHash } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
 import type { Enclave, EnclaveEvent, ExecutionResult } from '../enclave/index.ts'
-import { cancelledError } from '../enclave/index.ts'
-import { failure } from '../enclave/index.ts'
-import type { AuditWriter } from '../audit/audit-writer.ts'
-import { admitExecution, codeSizeRefusal, type Refusal } from '../quotas/admission.ts'
+import { cancelledError, enclaveError, failure } from '../enclave/index.ts'
+import { admitExecution, type Refusal } from '../quotas/admission.ts'
 import type { LimitStore } from '../store/index.ts'
 import { stripTypes, type ScriptLanguage } from '../code-mode/strip-types.ts'
 import type { ScriptPool } from '../code-mode/script-pool.ts'
-import { enclaveError } from '../enclave/index.ts'
 import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.ts'
+import { codeSizeRefusalOf, maxCodeBytes, runTimeoutMs } from './execution-request.ts'
+import type { ExecutionFacts, ExecutionHooks } from './execution-hooks.ts'
 
 export interface ExecutionDeps extends ToolGatewayDeps {
   enclave: Enclave
   store: LimitStore
-  audit: AuditWriter
+  /** Told of every execution's refusal, start, settling and end: audit, metrics, logs. */
+  hooks: ExecutionHooks
   /** Strips large TypeScript scripts off the event loop; without it, stripping is inline. */
   scripts?: ScriptPool
 }
+
+/** A run's admission: the concurrency slot it holds, and today's execution it took. */
+interface HeldAdmission { release: () => Promise<void>, refund: () => Promise<void> }
 
 export interface ExecutionRequest {
   executionId: string
@@ -33,13 +37,15 @@ export interface ExecutionRequest {
    * Already admitted elsewhere (a queued run: the daily quota was consumed at submission and the
    * worker holds the concurrency slot); executeScript then takes neither and releases this.
    */
-  admitted?: { release: () => Promise<void>, refund: () => Promise<void> }
+  admitted?: HeldAdmission
   /**
    * The run may start before it is allowed to act (a queued run whose row is still being marked
    * running): its tool calls wait for this. Resolving false means it must not act at all; the
    * caller then aborts it (signal), and a call that was waiting never reaches a tool.
    */
   mayAct?: Promise<boolean>
+  /** The log of the request that brought it, for the hooks' log lines. */
+  log?: FastifyBaseLogger
 }
 
 /** What a run reports while it goes on; the event stream numbers and timestamps them. */
@@ -52,39 +58,57 @@ export type ExecutionOutcome =
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex')
 
 /**
- * The execute use case: refuse what the quotas refuse (consuming nothing), run what they admit
- * in the tenant's isolate with the tool gateway, and audit both. The audit row is queued, so it
+ * The execute use case, the one path every run takes (POST /api/execute, a session frame, a
+ * queued run): refuse what the code-size rule and the quotas refuse (consuming nothing), run what
+ * they admit in the tenant's isolate with the tool gateway, and tell the hooks (audit, metrics,
+ * logs) of the refusal, or of the run's start, settling and end. The audit row is queued, so it
  * adds no database round trip to the response.
  */
 export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, request: ExecutionRequest): Promise<ExecutionOutcome> {
   const { quotas } = caller
-  const audit = (fields: { action: 'code_execution' | 'execution_refused', success: boolean, errorCode: string | null, durationMs: number | null, toolCalls: number }): void => {
-    deps.audit.enqueue({ tenantId: caller.tenantId, executionId: request.executionId, userId: caller.userId, codeSha256: sha256(request.code), createdAt: new Date(), ...fields })
+  const { hooks } = deps
+  const execution: ExecutionFacts = {
+    tenantId: caller.tenantId,
+    executionId: request.executionId,
+    userId: caller.userId,
+    codeSha256: sha256(request.code),
+    ...(request.log !== undefined ? { log: request.log } : {})
   }
-  const refuse = (refusal: Refusal): ExecutionOutcome => {
-    audit({ action: 'execution_refused', success: false, errorCode: refusal.code, durationMs: null, toolCalls: 0 })
-    return { ran: false, refusal }
-  }
-
-  const codeBytes = Buffer.byteLength(request.code, 'utf8')
-  if (request.admitted === undefined && codeBytes > quotas.maxCodeSizeKB * 1024) return refuse(codeSizeRefusal(quotas.maxCodeSizeKB))
-
-  const timeoutMs = Math.min(request.timeoutMs ?? quotas.maxExecutionDurationMs, quotas.maxExecutionDurationMs)
-  let admission: { release: () => Promise<void>, refund: () => Promise<void> }
-  if (request.admitted !== undefined) admission = request.admitted
-  else {
-    const admitted = await admitExecution(deps.store, caller.tenantId, request.executionId, quotas, timeoutMs)
-    if (!admitted.admitted) return refuse(admitted.refusal)
+  let admission = request.admitted
+  if (admission === undefined) {
+    const tooLarge = codeSizeRefusalOf(request.code, quotas)
+    const admitted = tooLarge !== undefined
+      ? { admitted: false as const, refusal: tooLarge }
+      : await admitExecution(deps.store, caller.tenantId, request.executionId, quotas, runTimeoutMs(request.timeoutMs, quotas))
+    if (!admitted.admitted) {
+      hooks.refused(execution, admitted.refusal)
+      return { ran: false, refusal: admitted.refusal }
+    }
     admission = admitted
   }
+  hooks.started(execution)
+  let result: ExecutionResult
+  try {
+    result = await runAdmitted(deps, caller, request, admission)
+  } finally {
+    hooks.settled(execution)
+  }
+  // A run stopped unseen (never allowed to act) is not this run's end: whoever ended it (a
+  // cancel while queued, the lost-run check) tells the hooks, and an execution ends once.
+  if (request.mayAct !== undefined && !await request.mayAct) return { ran: true, result }
+  hooks.ended(execution, result)
+  return { ran: true, result }
+}
+
+/** The run itself, once admitted: cancelled before it began, types stripped, then the enclave. */
+async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: ExecutionRequest, admission: HeldAdmission): Promise<ExecutionResult> {
+  const { quotas } = caller
   const { onEvent, signal } = request
   const started = performance.now()
   if (signal?.aborted === true) {
     // Cancelled before it ran: nothing ran, so nothing is charged but the audit row.
     await admission.release().catch(() => {})
-    const result = failure(request.executionId, started, cancelledError())
-    audit({ action: 'code_execution', success: false, errorCode: 'CANCELLED', durationMs: 0, toolCalls: 0 })
-    return { ran: true, result }
+    return failure(request.executionId, started, cancelledError())
   }
   const emit = (event: ExecutionEvent): void => {
     try { onEvent?.(event) } catch { /* a watcher's failure is not the run's */ }
@@ -105,15 +129,13 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
     }
     if (!stripped.ok) {
       await admission.release().catch(() => {})
-      const result: ExecutionResult = {
+      return {
         executionId: request.executionId,
         success: false,
         error: enclaveError('VALIDATION_ERROR', stripped.message),
         logs: [],
         stats: { duration: performance.now() - startedAt, toolCallCount: 0 }
       }
-      audit({ action: 'code_execution', success: false, errorCode: 'VALIDATION_ERROR', durationMs: Math.round(result.stats.duration), toolCalls: 0 })
-      return { ran: true, result }
     }
     code = stripped.code
   }
@@ -129,11 +151,11 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
     result = await deps.enclave.run(code, {
       executionId: request.executionId,
       isolateKey: caller.tenantId,
-      timeoutMs,
+      timeoutMs: runTimeoutMs(request.timeoutMs, quotas),
       memoryLimitMB: quotas.maxMemoryMB,
       maxToolCalls: quotas.maxToolCallsPerExecution,
       maxOutputBytes: quotas.maxOutputSizeKB * 1024,
-      maxCodeBytes: quotas.maxCodeSizeKB * 1024,
+      maxCodeBytes: maxCodeBytes(quotas),
       tools,
       onSettled: () => { admission.release().catch(() => {}) },
       onToolRefused: tools.refused,
@@ -152,17 +174,7 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   }
   // Stopped with its runner by another tenant's script: not this tenant's loss.
   if (result.error?.code === 'RUNNER_CRASHED') await admission.refund().catch(() => {})
-  // A run stopped unseen (never allowed to act) is not this run's entry: whoever ended it (a
-  // cancel while queued, the lost-run check) audits it, and an execution has one audit entry.
-  if (request.mayAct !== undefined && !await request.mayAct) return { ran: true, result }
-  audit({
-    action: 'code_execution',
-    success: result.success,
-    errorCode: result.error?.code ?? null,
-    durationMs: Math.round(result.stats.duration),
-    toolCalls: result.stats.toolCallCount
-  })
-  return { ran: true, result }
+  return result
 }
 
 type ToolGateway = ReturnType<typeof createToolGateway>
