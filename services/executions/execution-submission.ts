@@ -8,7 +8,7 @@ import { sha256 } from './execute-script.ts'
 import { codeSizeRefusalOf, newExecutionId, runTimeoutMs, type ExecutionRequestBody } from './execution-request.ts'
 import type { ExecutionJob } from './execution-queue.ts'
 import { deleteExecution, insertExecution } from './execution-repository.ts'
-import type { QueuedExecutionsDeps } from './queued-executions.ts'
+import type { QueuedExecutionsDeps } from './queued-executions-deps.ts'
 
 /** Queued runs a tenant may have, per concurrent run its tier allows. */
 export const QUEUE_FACTOR = 10

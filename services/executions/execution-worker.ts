@@ -12,7 +12,7 @@ import type { ExecutionFacts } from './execution-hooks.ts'
 import type { ExecutionJob, JobOutcome } from './execution-queue.ts'
 import { FINISHED, finishExecutionAsTenant, getExecution, markRunning } from './execution-repository.ts'
 import { queuedKey } from './execution-submission.ts'
-import type { QueuedExecutionsDeps } from './queued-executions.ts'
+import type { QueuedExecutionsDeps } from './queued-executions-deps.ts'
 
 // A run waiting for its tenant's slot is retried after these delays (doubling): no hot loop.
 const SLOT_RETRY_MIN_MS = 25

@@ -1,40 +1,23 @@
 // Queued executions (POST/GET/DELETE /api/executions): what the routes and the plugin call.
 // Submission, the worker's side of a run and the API's view of one live beside this file; here
 // are the cancel from any instance, the reads, and retention.
-import type { FastifyBaseLogger } from 'fastify'
-import type { AppDatabase } from '../db/with-tenant.ts'
 import { withTenant } from '../db/with-tenant.ts'
 import type { ExecutionStatus } from '../db/schema.ts'
 import { cancelledError } from '../enclave/index.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
-import type { LimitStore } from '../store/index.ts'
-import type { TenantQuotas } from '../tenants/tiers.ts'
-import { CANCEL_CHANNEL, type CancelRequests } from './cancel-requests.ts'
-import type { EventLog } from './event-log.ts'
-import type { ExecutionDeps } from './execute-script.ts'
+import { CANCEL_CHANNEL } from './cancel-requests.ts'
 import type { ExecutionRequestBody } from './execution-request.ts'
-import type { ExecutionJob, ExecutionQueue, JobOutcome } from './execution-queue.ts'
+import type { ExecutionJob, JobOutcome } from './execution-queue.ts'
 import { FINISHED, finishExecution, getExecution, hasExecutions, listExecutions, pruneExecutions } from './execution-repository.ts'
 import { queuedKey, submitExecution, type Submission, type Submitter } from './execution-submission.ts'
 import { finalOf, viewWithFinal, type ExecutionView } from './execution-view.ts'
 import { ExecutionWorker } from './execution-worker.ts'
-import type { TenantIndex } from './tenant-index.ts'
+import type { QueuedExecutionsDeps } from './queued-executions-deps.ts'
+
+export type { QueuedExecutionsDeps }
 
 const RESUBSCRIBE_MS = 200
 const SUBSCRIBE_WAIT_MS = 5000
-
-export interface QueuedExecutionsDeps {
-  /** The one execution path's dependencies, hooks included: a queued run takes it too. */
-  execution: ExecutionDeps
-  db: AppDatabase
-  store: LimitStore
-  queue: ExecutionQueue
-  events: EventLog
-  tenantIndex: TenantIndex
-  cancels: CancelRequests
-  quotasOf: (tenantId: string) => Promise<TenantQuotas>
-  log: FastifyBaseLogger
-}
 
 export class QueuedExecutions {
   private readonly deps: QueuedExecutionsDeps

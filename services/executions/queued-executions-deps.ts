@@ -1,0 +1,26 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { AppDatabase } from '../db/with-tenant.ts'
+import type { LimitStore } from '../store/index.ts'
+import type { TenantQuotas } from '../tenants/tiers.ts'
+import type { CancelRequests } from './cancel-requests.ts'
+import type { EventLog } from './event-log.ts'
+import type { ExecutionDeps } from './execute-script.ts'
+import type { ExecutionQueue } from './execution-queue.ts'
+import type { TenantIndex } from './tenant-index.ts'
+
+/**
+ * What queued runs work with: submission, the worker and QueuedExecutions all take it, so it
+ * stands apart from each of them (no import cycle between the three).
+ */
+export interface QueuedExecutionsDeps {
+  /** The one execution path's dependencies, hooks included: a queued run takes it too. */
+  execution: ExecutionDeps
+  db: AppDatabase
+  store: LimitStore
+  queue: ExecutionQueue
+  events: EventLog
+  tenantIndex: TenantIndex
+  cancels: CancelRequests
+  quotasOf: (tenantId: string) => Promise<TenantQuotas>
+  log: FastifyBaseLogger
+}
