@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.ts'
+import { ErrorBody } from '../../services/errors/index.ts'
 import { executeObserved } from '../../services/execution/observed-execution.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
