@@ -1,18 +1,23 @@
 import type { Redis } from 'ioredis'
 import { StoreUnavailableError } from './limit-store.ts'
 
-// Replies that mean "Redis cannot serve now", not "this command is wrong".
-const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|OOM|NOAUTH|WRONGPASS)\b/
+// Error replies whose code means "Redis cannot serve now", not "this command is wrong". A Redis
+// error reply starts with its code (RESP: "-LOADING Redis is loading..."); ioredis keeps it as
+// the first word of ReplyError's message, and gives it no property of its own.
+const UNAVAILABLE_REPLIES = new Set(['LOADING', 'BUSY', 'MASTERDOWN', 'READONLY', 'TRYAGAIN', 'CLUSTERDOWN', 'NOREPLICAS', 'OOM', 'NOAUTH', 'WRONGPASS'])
 
 /**
  * Connection-level failures (refused, timed out, closed, no offline queue, retries exhausted,
  * Redis loading...) become StoreUnavailableError, with the original as `cause`. Other replies
- * (WRONGTYPE, a script error) are bugs and pass through unchanged.
+ * (WRONGTYPE, a script error) are bugs and pass through unchanged. Every error from a Redis call
+ * of the store goes through here: ioredis's own failures ("Connection is closed.", "Stream isn't
+ * writeable...") are plain Errors, recognisable only by being errors of this call that are not
+ * replies.
  */
 export function toStoreError (err: unknown): Error {
   if (err instanceof StoreUnavailableError) return err
   const message = err instanceof Error ? err.message : String(err)
-  if (err instanceof Error && err.name === 'ReplyError' && !UNAVAILABLE_REPLY.test(message)) return err
+  if (err instanceof Error && err.name === 'ReplyError' && !UNAVAILABLE_REPLIES.has(message.split(' ', 1)[0] ?? '')) return err
   return new StoreUnavailableError(`Redis unavailable: ${message}`, { cause: err })
 }
 
