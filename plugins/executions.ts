@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { ExecutionDeps } from '../services/execution/execute-script.ts'
 import { createMemoryEventLog, type EventLog } from '../services/executions/event-log.ts'
 import { createRedisEventLog } from '../services/executions/redis-event-log.ts'
+import { withStoreErrors } from '../services/store/redis-errors.ts'
 import { createMemoryQueue, type ExecutionQueue } from '../services/executions/execution-queue.ts'
 import { createBullmqQueue } from '../services/executions/bullmq-queue.ts'
 import { createMemoryCancelRequests, createMemoryTenantIndex, Executions, type CancelRequests, type TenantIndex } from '../services/executions/executions-service.ts'
@@ -31,24 +32,26 @@ export default fp(async (fastify) => {
   const { config } = fastify
   const url = config.REDIS_URL
   const queue: ExecutionQueue = url === undefined ? createMemoryQueue() : createBullmqQueue(url, { leaseMs: config.EXECUTION_LEASE_MS, queueName: config.EXECUTION_QUEUE_NAME })
-  const events: EventLog = url === undefined ? createMemoryEventLog() : createRedisEventLog(url)
+  // Its Redis calls' failures are StoreUnavailableError (a 503), as the store's are: ioredis
+  // reports a lost connection with plain Errors that only the call site can tell apart.
+  const events: EventLog = url === undefined ? createMemoryEventLog() : withStoreErrors(createRedisEventLog(url), ['append', 'ownerOf', 'finalOf', 'read'])
   const redis = fastify.redis
   const tenantIndex: TenantIndex = redis === null
     ? createMemoryTenantIndex()
-    : {
-        async add (tenantId) { await redis.sadd(TENANT_INDEX_KEY, tenantId) },
-        async list () { return await redis.smembers(TENANT_INDEX_KEY) },
-        async remove (tenantId) { await redis.srem(TENANT_INDEX_KEY, tenantId) }
-      }
+    : withStoreErrors<TenantIndex>({
+      async add (tenantId) { await redis.sadd(TENANT_INDEX_KEY, tenantId) },
+      async list () { return await redis.smembers(TENANT_INDEX_KEY) },
+      async remove (tenantId) { await redis.srem(TENANT_INDEX_KEY, tenantId) }
+    }, ['add', 'list', 'remove'])
   const cancels: CancelRequests = redis === null
     ? createMemoryCancelRequests()
-    : {
-        async record (executionId) { await redis.set(CANCEL_KEY + executionId, '1', 'PX', CANCEL_TTL_MS) },
-        async pending (executionIds) {
-          const found = await redis.mget(executionIds.map((id) => CANCEL_KEY + id))
-          return executionIds.filter((_id, i) => found[i] !== null)
-        }
+    : withStoreErrors<CancelRequests>({
+      async record (executionId) { await redis.set(CANCEL_KEY + executionId, '1', 'PX', CANCEL_TTL_MS) },
+      async pending (executionIds) {
+        const found = await redis.mget(executionIds.map((id) => CANCEL_KEY + id))
+        return executionIds.filter((_id, i) => found[i] !== null)
       }
+    }, ['record', 'pending'])
   const { metrics } = fastify
   // What a run needs, whichever entry point starts it: /api/execute, a session frame, a queued run.
   const executionDeps: ExecutionDeps = {

@@ -48,3 +48,26 @@ export async function untilSettled (conn: Redis, timeoutMs: number): Promise<voi
   }
   await wait
 }
+
+/**
+ * `target` with the failures of the named Redis-calling methods passed through toStoreError, for
+ * a Redis-backed object that does not tag its own calls. JavaScript's own errors (a JSON.parse
+ * of a bad entry, a TypeError) are bugs, not outages, and pass through unchanged.
+ */
+export function withStoreErrors<T extends object> (target: T, methods: ReadonlyArray<keyof T>): T {
+  const tagged = Object.create(target) as T
+  for (const name of methods) {
+    const method = target[name]
+    if (typeof method !== 'function') continue
+    Object.defineProperty(tagged, name, {
+      value: async (...args: unknown[]) => {
+        try {
+          return await (method as (...a: unknown[]) => Promise<unknown>).apply(target, args)
+        } catch (err) {
+          throw err instanceof SyntaxError || err instanceof TypeError || err instanceof RangeError ? err : toStoreError(err)
+        }
+      }
+    })
+  }
+  return tagged
+}
