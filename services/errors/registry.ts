@@ -67,16 +67,16 @@ type Placeholders<T extends string> = T extends `${string}{${infer P}}${infer Re
 /** The parameters a code's message template needs. */
 export type MessageParams<C extends ErrorCode> = Record<Placeholders<Registry[C]['message']>, string | number>
 
-export const ERROR_CODES = Object.keys(registry) as ErrorCode[]
-export const HTTP_ERROR_CODES = ERROR_CODES.filter((c) => registry[c].surface !== 'execution') as HttpErrorCode[]
-export const EXECUTION_ERROR_CODES = ERROR_CODES.filter((c) => registry[c].surface !== 'http') as ExecutionErrorCode[]
+export const ALL_ERROR_CODES = Object.keys(registry) as ErrorCode[]
+export const HTTP_ERROR_CODES = ALL_ERROR_CODES.filter((c) => registry[c].surface !== 'execution') as HttpErrorCode[]
+export const EXECUTION_ERROR_CODES = ALL_ERROR_CODES.filter((c) => registry[c].surface !== 'http') as ExecutionErrorCode[]
 
-export function isErrorCode (code: unknown): code is ErrorCode {
+export function isRegistryCode (code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(registry, code)
 }
 
 export function isHttpErrorCode (code: unknown): code is HttpErrorCode {
-  return isErrorCode(code) && registry[code].surface !== 'execution'
+  return isRegistryCode(code) && registry[code].surface !== 'execution'
 }
 
 /** The code's message with its parameters filled in (one pass: a value's own braces stay). */

@@ -49,7 +49,10 @@ export class ServiceError<C extends HttpErrorCode = HttpErrorCode> extends Error
   }
 }
 
-/** A 404 for the thing `what` describes ("Execution not found"). */
+/**
+ * A 404 for the thing `what` describes ("Execution not found"). Kept for the executions routes,
+ * which construct it; elsewhere write `new ServiceError('NOT_FOUND', { what })`.
+ */
 export class NotFoundError extends ServiceError<'NOT_FOUND'> {
   constructor (what: string) {
     super('NOT_FOUND', { what })

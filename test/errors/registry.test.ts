@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import {
-  ERROR_CODES, ErrorBody, EXECUTION_ERROR_CODES, formatMessage, HTTP_ERROR_CODES, registry, ServiceError
+  ALL_ERROR_CODES, ErrorBody, EXECUTION_ERROR_CODES, formatMessage, HTTP_ERROR_CODES, registry, ServiceError
 } from '../../services/errors/index.ts'
 import { ERROR_CODES as RESULT_CODES } from '../../schemas/execution-result.ts'
 import { codeSizeRefusal, refusalError } from '../../services/quotas/admission.ts'
@@ -12,7 +12,7 @@ import { codeSizeRefusal, refusalError } from '../../services/quotas/admission.t
 const ROOT = join(import.meta.dirname, '..', '..')
 
 t.test('every entry has a status for its surface, a message, retryable and a description', async (t) => {
-  for (const code of ERROR_CODES) {
+  for (const code of ALL_ERROR_CODES) {
     const spec = registry[code]
     t.match(code, /^[A-Z][A-Z_]+$/, code)
     t.ok(spec.message.length > 0 && spec.description.length > 0, `${code} has a message and a description`)
@@ -20,7 +20,7 @@ t.test('every entry has a status for its surface, a message, retryable and a des
     if (spec.surface === 'execution') t.equal(spec.status, null, `${code} is never an HTTP status`)
     else t.ok(spec.status >= 400 && spec.status < 600, `${code} has an error status`)
   }
-  t.same([...HTTP_ERROR_CODES, ...EXECUTION_ERROR_CODES].sort(), [...ERROR_CODES, 'INTERNAL_ERROR'].sort(), 'only INTERNAL_ERROR is on both surfaces')
+  t.same([...HTTP_ERROR_CODES, ...EXECUTION_ERROR_CODES].sort(), [...ALL_ERROR_CODES, 'INTERNAL_ERROR'].sort(), 'only INTERNAL_ERROR is on both surfaces')
 })
 
 t.test('the OpenAPI schemas list the registry\'s codes', async (t) => {
