@@ -4,7 +4,7 @@ import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
-import { ForbiddenError, InvalidTokenError, UnauthorizedError } from '../services/errors.ts'
+import { ServiceError } from '../services/errors/index.ts'
 import type { TenantQuotas, Tier } from '../services/tenants/tiers.ts'
 import { TenantIdSchema } from '../schemas/tenant.ts'
 import type { Config } from './config.ts'
@@ -75,16 +75,16 @@ export default fp(async (fastify) => {
 
   fastify.decorate('authenticate', async (request: FastifyRequest) => {
     const header = request.headers.authorization
-    if (header === undefined || header.trim() === '') throw new UnauthorizedError()
+    if (header === undefined || header.trim() === '') throw new ServiceError('UNAUTHORIZED')
     let claims: unknown
     try {
       claims = await request.jwtVerify()
     } catch {
-      throw new InvalidTokenError()
+      throw new ServiceError('INVALID_TOKEN')
     }
-    if (!Claims.Check(claims)) throw new InvalidTokenError()
+    if (!Claims.Check(claims)) throw new ServiceError('INVALID_TOKEN')
     const userId = claims.userId ?? claims.sub
-    if (userId === undefined) throw new InvalidTokenError()
+    if (userId === undefined) throw new ServiceError('INVALID_TOKEN')
     const record = await fastify.tenants.get(claims.tenantId)
     request.tenant = {
       tenantId: claims.tenantId,
@@ -96,6 +96,6 @@ export default fp(async (fastify) => {
   })
 
   fastify.decorate('requireAdmin', async (request: FastifyRequest) => {
-    if (!request.tenant.permissions.includes('admin')) throw new ForbiddenError('the admin permission is required')
+    if (!request.tenant.permissions.includes('admin')) throw new ServiceError('FORBIDDEN', { reason: 'the admin permission is required' })
   })
 }, { name: 'auth', dependencies: ['config', 'tenants'] })

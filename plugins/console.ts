@@ -5,6 +5,7 @@ import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { HttpErrorCode } from '../services/errors/index.ts'
 
 const NONCE_PLACEHOLDER = '__CSP_NONCE__'
 
@@ -47,7 +48,7 @@ export function consoleDir (): string {
   return basename(parent) === 'dist' ? join(parent, 'console') : join(parent, 'dist', 'console')
 }
 
-const NOT_FOUND = { error: 'Not Found', code: 'NOT_FOUND' }
+const NOT_FOUND = { error: 'Not Found', code: 'NOT_FOUND' satisfies HttpErrorCode }
 
 async function consoleRoutes (fastify: FastifyInstance, opts: { root: string }): Promise<void> {
   const page = readFileSync(join(opts.root, 'index.html'), 'utf8')

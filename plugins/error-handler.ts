@@ -1,48 +1,62 @@
 import fp from 'fastify-plugin'
-import type { FastifyError } from 'fastify'
-import { isDependencyFailure } from '../services/errors.ts'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { isDependencyFailure, isHttpErrorCode, paramsOf, registry, ServiceError, type HttpErrorCode } from '../services/errors/index.ts'
 
-// Fastify's own client errors (FST_*) get one stable code per status; the rest are BAD_REQUEST.
-const FASTIFY_CODES: Record<number, string> = {
+// Fastify's own client errors (FST_*) are body problems: one registry code per status.
+const FASTIFY_CODES: Record<number, HttpErrorCode> = {
   413: 'BODY_TOO_LARGE',
   415: 'UNSUPPORTED_MEDIA_TYPE'
 }
 
-/** A body a plugin built itself (the rate limit's errorResponseBuilder throws one): sent as is. */
-function isPrebuiltBody (error: unknown): error is { statusCode: number, error: string } {
-  return !(error instanceof Error) && typeof error === 'object' && error !== null &&
-    typeof (error as { statusCode?: unknown }).statusCode === 'number' && typeof (error as { error?: unknown }).error === 'string'
+// A 4xx whose code is not in the registry (a library's) is sent as the generic code of its
+// status; a status without one is a fault of ours, and is sent as INTERNAL_ERROR.
+const GENERIC_CODES: Record<number, HttpErrorCode> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  413: 'BODY_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE'
+}
+
+/** The error as a registry error, or undefined for a fault (a 500 or a dependency's 503). */
+function asServiceError (error: FastifyError, request: FastifyRequest): ServiceError | undefined {
+  if (error instanceof ServiceError) return error
+  if (error.validation !== undefined) return new ServiceError('BAD_REQUEST', { detail: error.message })
+  const status = error.statusCode ?? 500
+  if (status < 400 || status >= 500) return undefined
+  // A library's error that carries one of our codes at its status: its message is the client's.
+  if (isHttpErrorCode(error.code) && registry[error.code].status === status) return new ServiceError(error.code, paramsOf(error.code, error.message))
+  const isFastify = error.code?.startsWith('FST_') === true
+  const code = isFastify ? FASTIFY_CODES[status] ?? 'BAD_REQUEST' : GENERIC_CODES[status]
+  if (!isFastify) request.log.warn({ err: error }, code === undefined ? 'a 4xx with a code outside the error registry, sent as a 500' : 'a 4xx with a code outside the error registry, sent as its status\'s generic code')
+  if (code === undefined) return new ServiceError('INTERNAL_ERROR', {}, { cause: error })
+  return new ServiceError(code, paramsOf(code, error.message))
+}
+
+async function send (reply: FastifyReply, error: ServiceError): Promise<FastifyReply> {
+  if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds))
+  return await reply.code(error.statusCode).send(error.body())
 }
 
 /**
- * The one error handler: a 4xx shows its message and stable code; a dependency outage is a
- * 503 with a clear body; anything else is a 500 whose details stay in the log.
+ * The one error handler: only codes of the error registry leave it. A 4xx shows its message; a
+ * dependency outage is a 503 with a clear body; anything else is a 500 whose details stay in
+ * the log.
  */
 export default fp(async (fastify) => {
   fastify.setErrorHandler(async (error: FastifyError, request, reply) => {
-    if (isPrebuiltBody(error) && error.statusCode >= 400 && error.statusCode < 500) {
-      const { statusCode, ...body } = error
-      return await reply.code(statusCode).send(body)
-    }
-    if (error.validation !== undefined) {
-      return await reply.code(400).send({ error: 'Bad Request', code: 'BAD_REQUEST', message: error.message })
-    }
-    const status = error.statusCode ?? 500
-    if (status >= 400 && status < 500) {
-      const code = error.code?.startsWith('FST_') === true ? FASTIFY_CODES[status] ?? 'BAD_REQUEST' : error.code
-      // A limit's size helps the client back off.
-      const limit = (error as { limit?: unknown }).limit
-      return await reply.code(status).send({ error: error.message, code, ...(typeof limit === 'number' ? { limit } : {}) })
-    }
-    if (isDependencyFailure(error) || status === 503) {
+    const known = asServiceError(error, request)
+    if (known !== undefined && known.code !== 'INTERNAL_ERROR' && known.code !== 'DEPENDENCY_UNAVAILABLE') return await send(reply, known)
+    if (known?.code === 'DEPENDENCY_UNAVAILABLE' || isDependencyFailure(error) || error.statusCode === 503) {
       request.log.warn({ err: error }, 'dependency unavailable')
-      return await reply.code(503).send({ error: 'Service unavailable', code: 'DEPENDENCY_UNAVAILABLE', message: 'A backing service (PostgreSQL or Redis) is unreachable; retry later' })
+      return await send(reply, known?.code === 'DEPENDENCY_UNAVAILABLE' ? known : new ServiceError('DEPENDENCY_UNAVAILABLE'))
     }
     request.log.error({ err: error }, 'request failed')
-    return await reply.code(500).send({ error: 'Internal Server Error', code: 'INTERNAL_ERROR' })
+    return await send(reply, new ServiceError('INTERNAL_ERROR'))
   })
 
   fastify.setNotFoundHandler(async (request, reply) => {
-    return await reply.code(404).send({ error: 'Not Found', code: 'NOT_FOUND', message: `Route ${request.method} ${request.url} not found` })
+    return await reply.code(404).send({ error: 'Not Found', code: 'NOT_FOUND' satisfies HttpErrorCode, message: `Route ${request.method} ${request.url} not found` })
   })
 }, { name: 'error-handler' })

@@ -3,6 +3,7 @@ import type { ExecutionDeps } from '../services/executions/execute-script.ts'
 import { createMemoryEventLog, type EventLog } from '../services/executions/event-log.ts'
 import { createRedisEventLog } from '../services/executions/redis-event-log.ts'
 import { auditedExecutions, combineExecutionHooks, measuredExecutions } from '../services/executions/execution-hooks.ts'
+import { withStoreErrors } from '../services/store/redis-errors.ts'
 import { createMemoryQueue, type ExecutionQueue } from '../services/executions/execution-queue.ts'
 import { createBullmqQueue } from '../services/executions/bullmq-queue.ts'
 import { QueuedExecutions } from '../services/executions/queued-executions.ts'
@@ -30,10 +31,12 @@ export default fp(async (fastify) => {
   const { config } = fastify
   const url = config.REDIS_URL
   const queue: ExecutionQueue = url === undefined ? createMemoryQueue() : createBullmqQueue(url, { leaseMs: config.EXECUTION_LEASE_MS, queueName: config.EXECUTION_QUEUE_NAME })
-  const events: EventLog = url === undefined ? createMemoryEventLog() : createRedisEventLog(url)
+  // Its Redis calls' failures are StoreUnavailableError (a 503), as the store's are: ioredis
+  // reports a lost connection with plain Errors that only the call site can tell apart.
+  const events: EventLog = url === undefined ? createMemoryEventLog() : withStoreErrors(createRedisEventLog(url), ['append', 'ownerOf', 'finalOf', 'read'])
   const redis = fastify.redis
-  const tenantIndex: TenantIndex = redis === null ? createMemoryTenantIndex() : createRedisTenantIndex(redis)
-  const cancels: CancelRequests = redis === null ? createMemoryCancelRequests() : createRedisCancelRequests(redis)
+  const tenantIndex: TenantIndex = redis === null ? createMemoryTenantIndex() : withStoreErrors<TenantIndex>(createRedisTenantIndex(redis), ['add', 'list', 'remove'])
+  const cancels: CancelRequests = redis === null ? createMemoryCancelRequests() : withStoreErrors<CancelRequests>(createRedisCancelRequests(redis), ['record', 'pending'])
   const { metrics } = fastify
   // What a run needs, whichever entry point starts it: /api/execute, a session frame, a queued run.
   const executionDeps: ExecutionDeps = {

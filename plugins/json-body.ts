@@ -1,9 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyError } from 'fastify'
-import createError from '@fastify/error'
-
-const InvalidUtf8Error = createError('BAD_REQUEST', 'Request body is not valid UTF-8', 400)
-const InvalidJsonError = createError('BAD_REQUEST', 'Request body is not valid JSON', 400)
+import { ServiceError } from '../services/errors/index.ts'
 
 /**
  * JSON bodies: strict UTF-8 (invalid bytes are a 400, not silently replaced), and Fastify's
@@ -18,14 +15,14 @@ export default fp(async (fastify) => {
     try {
       text = decoder.decode(body as Buffer)
     } catch {
-      done(new InvalidUtf8Error(), undefined)
+      done(new ServiceError('BAD_REQUEST', { detail: 'Request body is not valid UTF-8' }), undefined)
       return
     }
     try {
       parseJson(request, text, (err: Error | null, value?: unknown) => { done(err as FastifyError | null, value) })
     } catch {
       // e.g. a stack overflow on absurdly deep nesting: still the client's malformed body
-      done(new InvalidJsonError(), undefined)
+      done(new ServiceError('BAD_REQUEST', { detail: 'Request body is not valid JSON' }), undefined)
     }
   })
 }, { name: 'json-body' })

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import fastifyRateLimit from '@fastify/rate-limit'
 import { reservingRateStore } from '../services/quotas/request-rate-reservation.ts'
+import { ServiceError } from '../services/errors/index.ts'
 
 const NAME_SPACE = 'tenant-enclave:rate:'
 
@@ -22,12 +23,7 @@ export default fp(async (fastify) => {
     skipOnError: true,
     ...(fastify.store.kind === 'redis' ? { store: reservingRateStore(fastify.store, NAME_SPACE) } : {}),
     keyGenerator: (request) => request.tenant?.tenantId !== undefined ? `tenant:${request.tenant.tenantId}` : `ip:${request.ip}`,
-    errorResponseBuilder: (_request, context) => ({
-      statusCode: context.statusCode,
-      error: 'Rate limit exceeded',
-      code: 'RATE_LIMITED',
-      message: `Rate limit exceeded, retry in ${context.after}`,
-      limit: context.max
-    })
+    // Thrown by the plugin, answered by the error handler (the plugin has set Retry-After).
+    errorResponseBuilder: (_request, context) => new ServiceError('RATE_LIMITED', { after: context.after }, { fields: { limit: context.max } })
   })
 }, { name: 'rate-limit', dependencies: ['config', 'store', 'auth'] })

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { NotFoundError } from '../services/errors.ts'
+import { ServiceError } from '../services/errors/index.ts'
 import { DATA_TOOLS } from '../services/tools/data-tools.ts'
 import { ToolRegistry } from '../services/tools/tool-registry.ts'
 import { HttpToolRunner } from '../services/tools/http-tool-runner.ts'
@@ -37,7 +37,7 @@ export default fp(async (fastify) => {
   }, fastify.log)
   fastify.decorate('tools', tools)
   fastify.decorate('assertKnownTool', async (name: string) => {
-    if (!(await tools.has(name))) throw new NotFoundError(`Unknown tool: ${name}`)
+    if (!(await tools.has(name))) throw new ServiceError('NOT_FOUND', { what: `Unknown tool: ${name}` })
   })
   fastify.addHook('onClose', async () => {
     invalidations.close()

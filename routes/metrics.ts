@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody, InvalidTokenError, UnauthorizedError } from '../services/errors.ts'
+import { ErrorBody, ServiceError } from '../services/errors/index.ts'
 
 // Compared as digests, so the comparison takes the same time whatever the length or content.
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
@@ -12,9 +12,9 @@ function metricsGuard (token: string) {
   const expected = digest(token)
   return async (request: FastifyRequest): Promise<void> => {
     const header = request.headers.authorization
-    if (header === undefined || header.trim() === '') throw new UnauthorizedError()
+    if (header === undefined || header.trim() === '') throw new ServiceError('UNAUTHORIZED')
     const match = /^Bearer (.+)$/.exec(header)
-    if (match === null || !timingSafeEqual(digest(match[1] as string), expected)) throw new InvalidTokenError()
+    if (match === null || !timingSafeEqual(digest(match[1] as string), expected)) throw new ServiceError('INVALID_TOKEN')
   }
 }
 

@@ -1,17 +1,12 @@
 import { Type, type Static } from 'typebox'
+import { EXECUTION_ERROR_CODES } from '../services/errors/registry.ts'
 
-// The one description of what a run returns (docs/api.md: ExecutionResult and error codes): the
-// HTTP route serialises with it and the enclave's types come from it.
+// The one description of what a run returns: the HTTP route serialises with it and the
+// enclave's types come from it. Its error codes are the error registry's execution codes.
 
-export const ERROR_CODES = [
-  'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED',
-  'MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED', 'PERMISSION_DENIED', 'TOOL_DISABLED', 'UNKNOWN_TOOL',
-  'TOOL_RATE_LIMITED', 'TOOL_ERROR', 'RUNNER_CRASHED', 'INTERNAL_ERROR',
-  // The caller stopped the run (DELETE /api/executions/:id, or a streaming client left).
-  'CANCELLED'
-] as const
+export const ERROR_CODES: readonly Static<typeof EnclaveErrorCodeSchema>[] = EXECUTION_ERROR_CODES
 
-export const EnclaveErrorCodeSchema = Type.Enum(ERROR_CODES)
+export const EnclaveErrorCodeSchema = Type.Enum(EXECUTION_ERROR_CODES)
 export type EnclaveErrorCode = Static<typeof EnclaveErrorCodeSchema>
 
 export const LOG_LEVELS = ['log', 'info', 'warn', 'error', 'debug'] as const

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.ts'
+import { ErrorBody } from '../../services/errors/index.ts'
 import { ToolRateLimitSchema } from '../../services/tools/tool-settings.ts'
 import { TenantIdSchema } from '../../schemas/tenant.ts'
 import { PLATFORM_TOOL_NAME_PATTERN } from '../../services/tools/platform-tools.ts'

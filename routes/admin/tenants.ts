@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.ts'
+import { ErrorBody } from '../../services/errors/index.ts'
 import { TENANT_ID_PATTERN, TenantIdSchema } from '../../schemas/tenant.ts'
 import { QuotaOverridesSchema, TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.ts'
 

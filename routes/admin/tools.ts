@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody, NotFoundError } from '../../services/errors.ts'
+import { ErrorBody, ServiceError } from '../../services/errors/index.ts'
 import { toolUpstreams } from '../../plugins/config.ts'
 import { HTTP_METHODS } from '../../services/tools/tool-definition.ts'
 import {
-  PLATFORM_TOOL_NAME_PATTERN, PlatformToolRejected, checkPlatformTool, deletePlatformTool, getPlatformTool,
+  PLATFORM_TOOL_NAME_PATTERN, checkPlatformTool, isDefinitionRejection, deletePlatformTool, getPlatformTool,
   listPlatformTools, normaliseOrigins, putPlatformTool, type PlatformToolInput
 } from '../../services/tools/platform-tools.ts'
 import { planImport } from '../../services/tools/openapi-import.ts'
@@ -95,7 +95,7 @@ const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         checked.push(check(tool.name, tool.input))
       } catch (err) {
         // The base URL is the whole import's: refuse it all rather than skip every operation.
-        if (!(err instanceof PlatformToolRejected) || err.message.includes('TOOL_UPSTREAMS')) throw err
+        if (!isDefinitionRejection(err)) throw err
         skipped.push({ operation: tool.operation, reason: err.message })
       }
     }
@@ -129,7 +129,7 @@ const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const tool = await getPlatformTool(fastify.db, request.params.name)
-    if (tool === undefined) throw new NotFoundError(`No platform tool ${request.params.name}`)
+    if (tool === undefined) throw new ServiceError('NOT_FOUND', { what: `No platform tool ${request.params.name}` })
     return tool
   })
 
@@ -141,7 +141,7 @@ const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
     }
   }, async (request, reply) => {
-    if (!(await deletePlatformTool(fastify.db, request.params.name))) throw new NotFoundError(`No platform tool ${request.params.name}`)
+    if (!(await deletePlatformTool(fastify.db, request.params.name))) throw new ServiceError('NOT_FOUND', { what: `No platform tool ${request.params.name}` })
     await fastify.tools.catalogueChanged()
     request.log.info({ tool: request.params.name }, 'platform tool deleted')
     return await reply.code(204).send(null)

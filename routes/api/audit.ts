@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorBody, NotFoundError } from '../../services/errors.ts'
+import { ErrorBody, ServiceError } from '../../services/errors/index.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import { getExecutionAudit, listAuditEntries } from '../../services/audit/audit-log.ts'
 import { AUDIT_PAGE_DEFAULT, AuditListQuery, AuditPage, ExecutionAudit, ExecutionIdParams } from '../../schemas/audit.ts'
@@ -29,7 +29,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     // RLS scopes the read: another tenant's execution is as absent as one that never ran.
     const found = await withTenant(fastify.db, request.tenant.tenantId, async (trx) => await getExecutionAudit(trx, request.params.executionId))
-    if (found === undefined) throw new NotFoundError(`No audit entry for execution ${request.params.executionId}`)
+    if (found === undefined) throw new ServiceError('NOT_FOUND', { what: `No audit entry for execution ${request.params.executionId}` })
     return found
   })
 }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.ts'
+import { ErrorBody } from '../../services/errors/index.ts'
 import { executeScript } from '../../services/executions/execute-script.ts'
 import { codeSizeRefusalOf, ExecutionRequestBodySchema, newExecutionId, RefusalBodySchema, refusalAnswer, ScriptCode, ScriptLanguage } from '../../services/executions/execution-request.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody, NotFoundError } from '../../services/errors.ts'
+import { ErrorBody, NotFoundError } from '../../services/errors/index.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import { StreamEventSchema, type StreamEvent } from '../../schemas/execution-event.ts'
 import { follow, followIfAllowed } from '../../services/executions/event-log.ts'

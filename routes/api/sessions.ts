@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
-import { ErrorBody } from '../../services/errors.ts'
+import { ErrorBody } from '../../services/errors/index.ts'
 import { executeScript } from '../../services/executions/execute-script.ts'
 import { ExecutionRequestBodySchema, newExecutionId, refusalAnswer } from '../../services/executions/execution-request.ts'
 import { CONTENT_TYPES, eventFormat } from '../../services/executions/event-writer.ts'

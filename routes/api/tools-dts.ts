@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.ts'
+import { ErrorBody } from '../../services/errors/index.ts'
 import { ToolDeclarationCache } from '../../services/code-mode/tool-declarations.ts'
 
 /** Whether an If-None-Match header names this ETag (a list, weak forms, or `*`). */

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.ts'
+import { ErrorBody } from '../../services/errors/index.ts'
 import { ToolRateLimitSchema } from '../../services/tools/tool-settings.ts'
 import { matchesSearch, searchWords } from '../../services/code-mode/tool-search.ts'
 

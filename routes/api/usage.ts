@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors.ts'
+import { ErrorBody } from '../../services/errors/index.ts'
 import { readUsage } from '../../services/quotas/usage.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import { readUsageHistory } from '../../services/audit/usage-history.ts'

@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect, sql } from 'kysely'
+import { Kysely, PostgresDialect, sql, type PostgresPool } from 'kysely'
 import pg from 'pg'
 import { PGliteThread } from './pglite-thread.ts'
 import type { FastifyBaseLogger } from 'fastify'
@@ -7,6 +7,7 @@ import { migrateToLatest } from './migrate.ts'
 import type { Database } from './schema.ts'
 import { tenantConnectionCap, type AppDatabase } from './with-tenant.ts'
 import { KeyedSemaphore } from '../fifo-semaphore.ts'
+import { taggingPool } from './pg-errors.ts'
 
 export interface DatabaseSettings {
   DATABASE_URL?: string
@@ -22,14 +23,16 @@ export interface OpenedDatabase extends AppDatabase {
   close: () => Promise<void>
 }
 
-function postgresKysely (connectionString: string, max: number, log: FastifyBaseLogger): { kysely: Kysely<Database>, pool: pg.Pool } {
+function postgresKysely (connectionString: string, max: number, log: FastifyBaseLogger): { kysely: Kysely<Database>, pool: PostgresPool } {
   // A short connect timeout turns an unreachable server into a quick 503 rather than a hang.
   const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000 })
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on('error', (err) => { log.warn({ err }, 'idle PostgreSQL client failed') })
   // A client that loses its server while checked out emits 'error' too; its query rejects anyway.
   pool.on('connect', (client) => { client.on('error', (err) => { log.warn({ err }, 'PostgreSQL connection lost') }) })
-  return { kysely: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), pool }
+  // Connection failures reach the error handler tagged DatabaseUnavailableError (a 503).
+  const tagged = taggingPool(pool)
+  return { kysely: new Kysely<Database>({ dialect: new PostgresDialect({ pool: tagged }) }), pool: tagged }
 }
 
 /**
@@ -66,8 +69,14 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
     // pg answers a message of several statements with one result per statement (Kysely's
     // driver would keep none of them), and a pooled client is back in the pool at once.
     const simpleQuery = async (text: string): Promise<unknown[]> => {
-      const results = await pool.query(text) as pg.QueryResult | pg.QueryResult[]
-      return Array.isArray(results) ? results[results.length - 1]?.rows ?? [] : results.rows
+      const client = await pool.connect()
+      try {
+        // No parameters: pg sends the simple protocol, which takes several statements.
+        const results = await client.query(text, []) as unknown as pg.QueryResult | pg.QueryResult[]
+        return Array.isArray(results) ? results[results.length - 1]?.rows ?? [] : results.rows
+      } finally {
+        client.release()
+      }
     }
     return { kysely, appRole, tenantConnections, switchRole, simpleQuery, embedded: false, close: async () => { await kysely.destroy() } }
   }

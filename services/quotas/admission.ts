@@ -2,19 +2,46 @@ import type { LimitStore } from '../store/index.ts'
 import { utcDayWindow } from '../store/index.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
 import { concurrencyKey, executionsKey } from './counter-keys.ts'
+import { formatMessage, registry, ServiceError, type MessageParams, type StatusOf } from '../errors/index.ts'
+
+// Each kind of refusal and its registry code; a refusal's status and message come from there.
+const REFUSAL_CODES = {
+  'code-size': 'CODE_TOO_LARGE',
+  concurrency: 'CONCURRENCY_LIMIT_EXCEEDED',
+  'daily-executions': 'EXECUTION_QUOTA_EXCEEDED',
+  'queue-full': 'QUEUE_FULL'
+} as const
+type RefusalKind = keyof typeof REFUSAL_CODES
+type RefusalOf<K extends RefusalKind> = { kind: K, status: StatusOf<typeof REFUSAL_CODES[K]>, code: typeof REFUSAL_CODES[K], error: string, limit: number }
 
 /**
  * A request refused before running. It carries its HTTP status, stable code and message, so the
  * route and the audit row read them from here instead of mapping kinds to codes themselves.
  */
 export type Refusal =
-  | { kind: 'code-size', status: 413, code: 'CODE_TOO_LARGE', error: string, limit: number }
-  | { kind: 'concurrency', status: 429, code: 'CONCURRENCY_LIMIT_EXCEEDED', error: string, limit: number }
-  | { kind: 'daily-executions', status: 429, code: 'EXECUTION_QUOTA_EXCEEDED', error: string, limit: number, reset: string, retryAfterSeconds: number }
+  | RefusalOf<'code-size'>
+  | RefusalOf<'concurrency'>
+  | RefusalOf<'daily-executions'> & { reset: string, retryAfterSeconds: number }
+
+/** A submission refused because its tenant already has `limit` runs queued. */
+export type QueueFullRefusal = RefusalOf<'queue-full'>
+
+/** The one way a refusal is made: `limit` is the only parameter refusal messages take. */
+function refusal<K extends RefusalKind> (kind: K, limit: number): RefusalOf<K> {
+  const code: typeof REFUSAL_CODES[K] = REFUSAL_CODES[kind]
+  return { kind, status: registry[code].status as StatusOf<typeof code>, code, error: formatMessage(code, { limit } as MessageParams<typeof code>), limit }
+}
+
+/** The refusal as an error the error handler answers (the same status, code, message and fields). */
+export function refusalError (refused: Refusal | QueueFullRefusal): ServiceError {
+  const reset = 'reset' in refused ? { reset: refused.reset } : {}
+  const retry = 'retryAfterSeconds' in refused ? { retryAfterSeconds: refused.retryAfterSeconds } : {}
+  return new ServiceError(refused.code, { limit: refused.limit }, { fields: { limit: refused.limit, ...reset }, ...retry })
+}
 
 /** The code is over maxCodeSizeKB (UTF-8 bytes); checked before any quota is touched. */
 export function codeSizeRefusal (maxCodeSizeKB: number): Refusal {
-  return { kind: 'code-size', status: 413, code: 'CODE_TOO_LARGE', error: `Code size limit exceeded (${maxCodeSizeKB} KB)`, limit: maxCodeSizeKB }
+  return refusal('code-size', maxCodeSizeKB)
 }
 
 export type Admission =
@@ -39,7 +66,7 @@ export async function admitExecution (
   const slotKey = concurrencyKey(tenantId)
   const day = utcDayWindow()
   const admitted = await store.admit(slotKey, executionId, quotas.maxConcurrentExecutions, runTimeoutMs + LEASE_MARGIN_MS, executionsKey(tenantId, day.dayKey), quotas.maxExecutionsPerDay, day.ttlMs)
-  if (admitted.outcome === 'lease-refused') return { admitted: false, refusal: { kind: 'concurrency', status: 429, code: 'CONCURRENCY_LIMIT_EXCEEDED', error: 'Concurrent execution limit exceeded', limit: quotas.maxConcurrentExecutions } }
+  if (admitted.outcome === 'lease-refused') return { admitted: false, refusal: refusal('concurrency', quotas.maxConcurrentExecutions) }
   if (admitted.outcome === 'counter-refused') return { admitted: false, refusal: dailyRefusal(quotas, day) }
   return {
     admitted: true,
@@ -51,9 +78,6 @@ export async function admitExecution (
 
 // Queued runs (POST /api/executions) split admission in two: today's execution is consumed when
 // the run is submitted, and the concurrency slot is taken when a worker starts it.
-
-/** A submission refused because its tenant already has `limit` runs queued. */
-export interface QueueFullRefusal { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: string, limit: number }
 
 export type SubmissionAdmission =
   | { admitted: false, refusal: QueueFullRefusal | Refusal }
@@ -73,7 +97,7 @@ export async function admitSubmission (
 ): Promise<SubmissionAdmission> {
   const day = utcDayWindow()
   const admitted = await store.admit(queue.key, executionId, queue.bound, queue.leaseMs, executionsKey(tenantId, day.dayKey), quotas.maxExecutionsPerDay, day.ttlMs)
-  if (admitted.outcome === 'lease-refused') return { admitted: false, refusal: { kind: 'queue-full', status: 429, code: 'QUEUE_FULL', error: `Execution queue full: at most ${queue.bound} queued runs`, limit: queue.bound } }
+  if (admitted.outcome === 'lease-refused') return { admitted: false, refusal: refusal('queue-full', queue.bound) }
   if (admitted.outcome === 'counter-refused') return { admitted: false, refusal: dailyRefusal(quotas, day) }
   return {
     admitted: true,
@@ -97,5 +121,5 @@ export async function acquireRunSlot (
 }
 
 function dailyRefusal (quotas: TenantQuotas, day: ReturnType<typeof utcDayWindow>): Refusal {
-  return { kind: 'daily-executions', status: 429, code: 'EXECUTION_QUOTA_EXCEEDED', error: 'Execution quota exceeded', limit: quotas.maxExecutionsPerDay, reset: day.periodEnd, retryAfterSeconds: Math.max(1, Math.ceil(day.ttlMs / 1000)) }
+  return { ...refusal('daily-executions', quotas.maxExecutionsPerDay), reset: day.periodEnd, retryAfterSeconds: Math.max(1, Math.ceil(day.ttlMs / 1000)) }
 }

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, createECDH, createHash, hkdfSync, sign, verify, type KeyObject } from 'node:crypto'
+import { ServiceError } from '../errors/index.ts'
 
 // docs/api.md "Encrypted sessions", server side, on Node's crypto: ECDH P-256, HKDF-SHA256,
 // AES-256-GCM, ES256. The client (clients/typescript/src/session.ts) does the same on Web Crypto;
@@ -95,16 +96,13 @@ export function verifyTranscript (identityPublicKey: KeyObject, transcript: Buff
   return verify('sha256', transcript, { key: identityPublicKey, dsaEncoding: 'ieee-p1363' }, signature)
 }
 
-export class InvalidPublicKeyError extends Error {
-  override name = 'InvalidPublicKeyError'
-}
-
 /**
  * The server's half of the handshake: a fresh ephemeral key, the ECDH secret with the client's
- * point (Node refuses a point that is not on the curve), and the two keys.
+ * point (Node refuses a point that is not on the curve), and the two keys. A bad point is the
+ * client's INVALID_PUBLIC_KEY (400).
  */
 export function serverKeyAgreement (clientPublicKey: Buffer, sessionId: string, ephemeralPrivateKey?: Buffer): { serverPublicKey: Buffer, keys: SessionKeys } {
-  if (clientPublicKey.length !== POINT_BYTES || clientPublicKey[0] !== 0x04) throw new InvalidPublicKeyError('clientPublicKey must be an uncompressed P-256 point (65 bytes, 0x04 first)')
+  if (clientPublicKey.length !== POINT_BYTES || clientPublicKey[0] !== 0x04) throw new ServiceError('INVALID_PUBLIC_KEY', { detail: 'clientPublicKey must be an uncompressed P-256 point (65 bytes, 0x04 first)' })
   const ecdh = createECDH('prime256v1')
   if (ephemeralPrivateKey === undefined) ecdh.generateKeys()
   else ecdh.setPrivateKey(ephemeralPrivateKey)
@@ -112,7 +110,7 @@ export function serverKeyAgreement (clientPublicKey: Buffer, sessionId: string, 
   try {
     secret = ecdh.computeSecret(clientPublicKey)
   } catch {
-    throw new InvalidPublicKeyError('clientPublicKey is not a point on P-256')
+    throw new ServiceError('INVALID_PUBLIC_KEY', { detail: 'clientPublicKey is not a point on P-256' })
   }
   return { serverPublicKey: ecdh.getPublicKey(null, 'uncompressed'), keys: deriveSessionKeys(secret, sessionId) }
 }

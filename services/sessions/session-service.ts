@@ -1,14 +1,15 @@
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto'
 import { TtlCache } from '../ttl-cache.ts'
 import {
-  C2S, FrameDecryptionError, fromBase64url, handshakeTranscript, InvalidPublicKeyError as KeyAgreementError,
+  C2S, FrameDecryptionError, fromBase64url, handshakeTranscript,
   openFrame, S2C, sealFrame, serverKeyAgreement, signTranscript, type Frame, type SessionKeys
 } from './key-schedule.ts'
 import type { SessionIdentity } from './identity-key.ts'
 import type { SessionStore, StoredSession } from './session-store.ts'
-import {
-  DecryptionFailedError, InvalidPublicKeyError, ReplayedFrameError, SessionExpiredError, SessionForbiddenError, SessionNotFoundError
-} from './session-errors.ts'
+import { ServiceError } from '../errors/index.ts'
+
+const sessionNotFound = (): ServiceError => new ServiceError('SESSION_NOT_FOUND')
+const sessionExpired = (): ServiceError => new ServiceError('SESSION_EXPIRED')
 
 export interface SessionOwner {
   tenantId: string
@@ -97,39 +98,33 @@ export function createSessionService (options: SessionServiceOptions) {
 
   async function load (sessionId: string): Promise<{ session: StoredSession, keys: FrameKeys }> {
     const match = SESSION_ID.exec(sessionId)
-    if (match === null) throw new SessionNotFoundError()
+    if (match === null) throw sessionNotFound()
     const expiresAt = parseInt(match[1] as string, 36)
-    if (expiresAt <= now()) throw new SessionExpiredError()
+    if (expiresAt <= now()) throw sessionExpired()
     let loaded
     try {
       loaded = await cache.get(sessionId, async () => {
         const session = await store.get(sessionId)
-        if (session === null) throw new SessionNotFoundError()
+        if (session === null) throw sessionNotFound()
         const keys = unsealKeys(sessionId, session.sealedKeys)
         return { session, keys: { c2s: createSecretKey(keys.c2s), s2c: createSecretKey(keys.s2c) } }
       })
     } catch (err) {
       // Gone from the store between the check above and the read: it has just expired.
-      if (err instanceof SessionNotFoundError && expiresAt <= now()) throw new SessionExpiredError()
+      if (err instanceof ServiceError && err.code === 'SESSION_NOT_FOUND' && expiresAt <= now()) throw sessionExpired()
       throw err
     }
-    if (loaded.session.expiresAt <= now()) throw new SessionExpiredError()
+    if (loaded.session.expiresAt <= now()) throw sessionExpired()
     return loaded
   }
 
   return {
     async open (owner: SessionOwner, clientPublicKey: string): Promise<OpenedSession> {
       const clientPoint = fromBase64url(clientPublicKey)
-      if (clientPoint === null) throw new InvalidPublicKeyError('clientPublicKey must be base64url')
+      if (clientPoint === null) throw new ServiceError('INVALID_PUBLIC_KEY', { detail: 'clientPublicKey must be base64url' })
       const expiresAt = now() + ttlMs
       const sessionId = `${expiresAt.toString(36)}.${randomBytes(16).toString('base64url')}`
-      let agreement
-      try {
-        agreement = serverKeyAgreement(clientPoint, sessionId)
-      } catch (err) {
-        if (err instanceof KeyAgreementError) throw new InvalidPublicKeyError(err.message)
-        throw err
-      }
+      const agreement = serverKeyAgreement(clientPoint, sessionId)
       const signature = signTranscript(identity.privateKey, handshakeTranscript(sessionId, clientPoint, agreement.serverPublicKey))
       await store.create(sessionId, { tenantId: owner.tenantId, userId: owner.userId, expiresAt, sealedKeys: sealKeys(sessionId, agreement.keys) })
       return {
@@ -147,20 +142,20 @@ export function createSessionService (options: SessionServiceOptions) {
      */
     async accept (owner: SessionOwner, sessionId: string, frame: Frame, options: AcceptOptions = {}): Promise<AcceptedFrame> {
       const { session, keys } = await load(sessionId)
-      if (session.tenantId !== owner.tenantId || session.userId !== owner.userId) throw new SessionForbiddenError()
+      if (session.tenantId !== owner.tenantId || session.userId !== owner.userId) throw new ServiceError('FORBIDDEN', { reason: 'this session belongs to another tenant or user' })
       let plaintext: Buffer
       try {
         plaintext = openFrame(keys.c2s, C2S, frame)
       } catch (err) {
-        if (err instanceof FrameDecryptionError) throw new DecryptionFailedError()
+        if (err instanceof FrameDecryptionError) throw new ServiceError('DECRYPTION_FAILED')
         throw err
       }
       const expected = Math.max(1, Math.min(MAX_S2C_BLOCK, Math.trunc(options.expectedFrames ?? 1)))
       const acceptance = await store.acceptFrame(sessionId, frame.counter, expected)
-      if (acceptance.status === 'replayed') throw new ReplayedFrameError()
+      if (acceptance.status === 'replayed') throw new ServiceError('REPLAYED_FRAME')
       if (acceptance.status === 'gone') {
         cache.delete(sessionId)
-        throw new SessionExpiredError()
+        throw sessionExpired()
       }
       // [next, end): server counters reserved for this answer alone. Every counter comes from
       // the store's atomic increment, so no other request (on any instance) is given one of them.
@@ -175,7 +170,7 @@ export function createSessionService (options: SessionServiceOptions) {
           const first = await store.reserveS2c(sessionId, block)
           if (first === null) {
             cache.delete(sessionId)
-            throw new SessionExpiredError()
+            throw sessionExpired()
           }
           next = first
           end = first + block

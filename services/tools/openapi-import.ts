@@ -1,4 +1,5 @@
 import { $RefParser } from '@apidevtools/json-schema-ref-parser'
+import { ServiceError } from '../errors/index.ts'
 import { HTTP_METHODS, type HttpMethod } from './tool-definition.ts'
 import type { PlatformToolInput } from './platform-tools.ts'
 
@@ -15,11 +16,9 @@ export interface ImportPlan {
   skipped: Array<{ operation: string, reason: string }>
 }
 
-/** A document the import cannot read at all (400). */
-export class OpenApiRejected extends Error {
-  override name = 'OpenApiRejected'
-  readonly statusCode = 400
-  readonly code = 'INVALID_OPENAPI'
+/** A document the import cannot read at all: 400 INVALID_OPENAPI. */
+function rejected (detail: string): ServiceError<'INVALID_OPENAPI'> {
+  return new ServiceError('INVALID_OPENAPI', { detail })
 }
 
 // OpenAPI 3.0 keywords that are not JSON Schema, or mean something else in 2020-12.
@@ -90,7 +89,7 @@ interface Parameter { name?: unknown, in?: unknown, required?: unknown, schema?:
  */
 export async function planImport (request: ImportRequest): Promise<ImportPlan> {
   const version = typeof request.openapi.openapi === 'string' ? request.openapi.openapi : ''
-  if (!/^3\.[01]\./.test(version)) throw new OpenApiRejected('openapi must be an OpenAPI 3.0 or 3.1 document (its "openapi" field says which)')
+  if (!/^3\.[01]\./.test(version)) throw rejected('openapi must be an OpenAPI 3.0 or 3.1 document (its "openapi" field says which)')
   const is30 = version.startsWith('3.0.')
   let doc: Record<string, unknown>
   try {
@@ -99,7 +98,7 @@ export async function planImport (request: ImportRequest): Promise<ImportPlan> {
       dereference: { circular: 'ignore' }
     }) as Record<string, unknown>
   } catch (err) {
-    throw new OpenApiRejected(`cannot resolve the document's $refs: ${(err as Error).message}`)
+    throw rejected(`cannot resolve the document's $refs: ${(err as Error).message}`)
   }
   const base = request.baseUrl.replace(/\/+$/, '')
   const wanted = request.operations === undefined ? undefined : new Set(request.operations)

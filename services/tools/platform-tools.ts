@@ -2,6 +2,7 @@ import { sql, type Transaction } from 'kysely'
 import type { TSchema } from 'typebox'
 import type { AppDatabase } from '../db/with-tenant.ts'
 import type { Database } from '../db/schema.ts'
+import { ServiceError } from '../errors/index.ts'
 import { schemaProblem, withoutCodeKeywords } from './schema-validation.ts'
 import type { HttpMethod, HttpToolSpec, ToolDefinition } from './tool-definition.ts'
 
@@ -32,11 +33,17 @@ export interface PlatformToolInput {
   defaultEnabled?: boolean
 }
 
-/** A definition the admin may not store; the route answers 400 with its message. */
-export class PlatformToolRejected extends Error {
-  override name = 'PlatformToolRejected'
-  readonly statusCode = 400
-  readonly code = 'INVALID_TOOL'
+// The one rejection that is about the upstream, not the definition: an import refuses it whole.
+const UPSTREAM_NOT_LISTED = 'upstream-not-listed'
+
+/** A definition the admin may not store: 400 INVALID_TOOL with `detail` as its message. */
+function rejected (detail: string, reason?: string): ServiceError<'INVALID_TOOL'> {
+  return new ServiceError('INVALID_TOOL', { detail }, reason === undefined ? {} : { reason })
+}
+
+/** True for a rejection of one definition, which an OpenAPI import skips rather than failing whole. */
+export function isDefinitionRejection (err: unknown): err is ServiceError<'INVALID_TOOL'> {
+  return err instanceof ServiceError && err.code === 'INVALID_TOOL' && err.reason !== UPSTREAM_NOT_LISTED
 }
 
 /** The placeholder names of a URL template, in order. */
@@ -52,38 +59,38 @@ export function normaliseOrigins (origins: string[]): Set<string> {
 /**
  * Checks a definition before it is stored: name, URL (absolute http(s), an allowed origin, no
  * placeholder before the path), schemas (JSON Schema 2020-12 that Ajv compiles). Throws
- * PlatformToolRejected; returns the definition with its defaults filled in.
+ * INVALID_TOOL (ServiceError); returns the definition with its defaults filled in.
  */
 export function checkPlatformTool (
   name: string,
   input: PlatformToolInput,
   context: { builtinNames: Set<string>, upstreams: Set<string> }
 ): Omit<PlatformTool, 'version' | 'createdAt' | 'updatedAt'> {
-  if (!new RegExp(PLATFORM_TOOL_NAME_PATTERN).test(name)) throw new PlatformToolRejected(`Invalid tool name: ${name}`)
-  if (context.builtinNames.has(name)) throw new PlatformToolRejected(`${name} is a built-in tool and cannot be redefined`)
+  if (!new RegExp(PLATFORM_TOOL_NAME_PATTERN).test(name)) throw rejected(`Invalid tool name: ${name}`)
+  if (context.builtinNames.has(name)) throw rejected(`${name} is a built-in tool and cannot be redefined`)
   const { url } = input.http
   let parsed: URL
   try {
     // The template's braces are not valid in a host, which is the point: they may not be there.
     parsed = new URL(url)
   } catch {
-    throw new PlatformToolRejected(`http.url is not an absolute URL: ${url}`)
+    throw rejected(`http.url is not an absolute URL: ${url}`)
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new PlatformToolRejected('http.url must be http or https')
-  if (parsed.username !== '' || parsed.password !== '') throw new PlatformToolRejected('http.url must not carry credentials')
-  if (parsed.hash !== '') throw new PlatformToolRejected('http.url must not have a fragment')
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw rejected('http.url must be http or https')
+  if (parsed.username !== '' || parsed.password !== '') throw rejected('http.url must not carry credentials')
+  if (parsed.hash !== '') throw rejected('http.url must not have a fragment')
   const originPart = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(url)?.[0] ?? url
-  if (/[{}]|%7B/i.test(originPart)) throw new PlatformToolRejected('http.url: placeholders may appear only in the path and query')
+  if (/[{}]|%7B/i.test(originPart)) throw rejected('http.url: placeholders may appear only in the path and query')
   if (!context.upstreams.has(parsed.origin)) {
-    throw new PlatformToolRejected(`http.url origin ${parsed.origin} is not listed in TOOL_UPSTREAMS`)
+    throw rejected(`http.url origin ${parsed.origin} is not listed in TOOL_UPSTREAMS`, UPSTREAM_NOT_LISTED)
   }
   for (const [label, schema] of [['argsSchema', input.argsSchema], ['resultSchema', input.resultSchema]] as const) {
     if (schema === undefined) continue
     const problem = schemaProblem(schema)
-    if (problem !== null) throw new PlatformToolRejected(`${label} is not a valid JSON Schema: ${problem}`)
+    if (problem !== null) throw rejected(`${label} is not a valid JSON Schema: ${problem}`)
   }
   const argsType = input.argsSchema.type
-  if (argsType !== undefined && argsType !== 'object') throw new PlatformToolRejected('argsSchema must describe an object (type "object")')
+  if (argsType !== undefined && argsType !== 'object') throw rejected('argsSchema must describe an object (type "object")')
   return {
     name,
     description: input.description,

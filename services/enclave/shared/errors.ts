@@ -1,4 +1,5 @@
 import { ERROR_CODES } from '../../../schemas/execution-result.ts'
+import { formatMessage } from '../../errors/registry.ts'
 import type { EnclaveErrorCode, ExecutionError } from './types.ts'
 
 export { ERROR_CODES }
@@ -38,32 +39,32 @@ export function enclaveError (code: EnclaveErrorCode, message: string, name = NA
   return { name, code, message }
 }
 
-// The errors the enclave itself raises, each built in one place.
+// The errors the enclave itself raises, each built in one place, with the registry's message.
 
 export function timeoutError (timeoutMs: number, detail = ''): ExecutionError {
-  return enclaveError('TIMEOUT', `Execution timed out after ${timeoutMs} ms${detail}`)
+  return enclaveError('TIMEOUT', formatMessage('TIMEOUT', { timeoutMs, detail }))
 }
 
 export function toolCallLimitError (maxToolCalls: number): ExecutionError {
-  return enclaveError('MAX_TOOL_CALLS', `Tool call limit exceeded: at most ${maxToolCalls} calls per execution`)
+  return enclaveError('MAX_TOOL_CALLS', formatMessage('MAX_TOOL_CALLS', { maxToolCalls }))
 }
 
 export function consoleLimitError (maxConsoleBytes: number): ExecutionError {
-  return enclaveError('OUTPUT_LIMIT_EXCEEDED', `Console output exceeded ${maxConsoleBytes} bytes`)
+  return enclaveError('OUTPUT_LIMIT_EXCEEDED', formatMessage('OUTPUT_LIMIT_EXCEEDED', { maxConsoleBytes }))
 }
 
 export function memoryLimitError (memoryLimitMB: number, detail = ''): ExecutionError {
-  return enclaveError('MEMORY_LIMIT_EXCEEDED', `Memory limit of ${memoryLimitMB} MB exceeded${detail}`)
+  return enclaveError('MEMORY_LIMIT_EXCEEDED', formatMessage('MEMORY_LIMIT_EXCEEDED', { memoryLimitMB, detail }))
 }
 
 /** The caller cancelled the run; like a timeout, the script cannot catch it. */
 export function cancelledError (): ExecutionError {
-  return enclaveError('CANCELLED', 'The execution was cancelled')
+  return enclaveError('CANCELLED', formatMessage('CANCELLED', {}))
 }
 
 /** Another tenant's script took down the runner this run shared, after this run had called tools. */
 export function runnerCrashedError (): ExecutionError {
-  return enclaveError('RUNNER_CRASHED', 'The sandbox process running this execution was stopped by another execution after this one had called tools; it was not retried because tools may have had effects')
+  return enclaveError('RUNNER_CRASHED', formatMessage('RUNNER_CRASHED', {}))
 }
 
 /** A JSON error from the isolate, or undefined when it is not one. */

@@ -1,0 +1,93 @@
+// Every error code the service can send, in one table: the error handler, refusals, the OpenAPI
+// document (ErrorBody, ExecutionResult) and docs/api.md all read it. A code not listed here
+// cannot leave the service (test/errors/registry.test.ts checks the sources for strays).
+//
+// surface: `http` codes are error responses, `execution` codes appear only as an ExecutionResult's
+// error.code (status 200, or a stream's `final` event), `both` are either.
+// message: the template of the message shown; `{name}` is filled from the error's parameters.
+// Execution codes' messages are set where the enclave raises them; the template is the usual one.
+// title: when set, the body is `{error: title, code, message}`, else `{error: message, code}`.
+// retryable: the same request may succeed later, unchanged.
+
+type ErrorSpec =
+  | { status: number, surface: 'http' | 'both', message: string, retryable: boolean, description: string, title?: string }
+  | { status: null, surface: 'execution', message: string, retryable: boolean, description: string }
+
+export const registry = {
+  UNAUTHORIZED: { status: 401, surface: 'http', message: 'Unauthorized', retryable: false, description: 'No bearer token was sent.' },
+  INVALID_TOKEN: { status: 401, surface: 'http', message: 'Invalid token', retryable: false, description: 'The bearer token does not verify, has expired, or lacks tenantId, userId or permissions.' },
+  FORBIDDEN: { status: 403, surface: 'http', message: 'Forbidden: {reason}', retryable: false, description: 'The caller is known but may not do this (an admin route, another user\'s session).' },
+  NOT_FOUND: { status: 404, surface: 'http', message: '{what}', retryable: false, description: 'No such route, tool, execution or audit entry for this tenant.' },
+  BAD_REQUEST: { status: 400, surface: 'http', message: '{detail}', title: 'Bad Request', retryable: false, description: 'The request does not match its schema, or its body is not valid UTF-8 JSON.' },
+  BODY_TOO_LARGE: { status: 413, surface: 'http', message: 'Request body is too large', retryable: false, description: 'The body is over BODY_LIMIT_BYTES.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, surface: 'http', message: 'Unsupported Media Type', retryable: false, description: 'The body\'s Content-Type is not one the route reads (application/json).' },
+  CODE_TOO_LARGE: { status: 413, surface: 'http', message: 'Code size limit exceeded ({limit} KB)', retryable: false, description: 'The script is over the tier\'s maxCodeSizeKB (`limit`, in KB).' },
+  EXECUTION_QUOTA_EXCEEDED: { status: 429, surface: 'http', message: 'Execution quota exceeded', retryable: true, description: 'The tenant has used today\'s executions (`limit`); they come back at `reset` (Retry-After).' },
+  CONCURRENCY_LIMIT_EXCEEDED: { status: 429, surface: 'http', message: 'Concurrent execution limit exceeded', retryable: true, description: 'The tenant already runs `limit` executions at once.' },
+  QUEUE_FULL: { status: 429, surface: 'http', message: 'Execution queue full: at most {limit} queued runs', retryable: true, description: 'The tenant already has `limit` queued runs.' },
+  RATE_LIMITED: { status: 429, surface: 'http', message: 'Rate limit exceeded, retry in {after}', title: 'Rate limit exceeded', retryable: true, description: 'Too many requests per minute (`limit`), or too many open event streams.' },
+  EXECUTION_FINISHED: { status: 409, surface: 'http', message: 'Execution already finished', retryable: false, description: 'The execution to cancel has already ended.' },
+  INVALID_PUBLIC_KEY: { status: 400, surface: 'http', message: '{detail}', retryable: false, description: 'An encrypted session\'s clientPublicKey is not an uncompressed P-256 point.' },
+  DECRYPTION_FAILED: { status: 400, surface: 'http', message: 'The frame does not decrypt with this session\'s key', retryable: false, description: 'An encrypted frame does not authenticate.' },
+  SESSION_NOT_FOUND: { status: 404, surface: 'http', message: 'No such session', retryable: false, description: 'The encrypted session does not exist (or is gone).' },
+  REPLAYED_FRAME: { status: 409, surface: 'http', message: 'The frame\'s counter is not above the last one this session accepted', retryable: false, description: 'An encrypted frame was sent again, or out of order.' },
+  SESSION_EXPIRED: { status: 410, surface: 'http', message: 'The session has expired; open a new one', retryable: false, description: 'The encrypted session is past its expiresAt.' },
+  INVALID_TOOL: { status: 400, surface: 'http', message: '{detail}', retryable: false, description: 'A platform tool definition the admin may not store.' },
+  INVALID_OPENAPI: { status: 400, surface: 'http', message: '{detail}', retryable: false, description: 'An OpenAPI document the tool import cannot read.' },
+  DEPENDENCY_UNAVAILABLE: { status: 503, surface: 'http', message: 'A backing service (PostgreSQL or Redis) is unreachable; retry later', title: 'Service unavailable', retryable: true, description: 'PostgreSQL or Redis cannot be reached; the request was not carried out.' },
+
+  // ExecutionResult codes, in the order the OpenAPI document lists them.
+  VALIDATION_ERROR: { status: null, surface: 'execution', message: '{detail}', retryable: false, description: 'The script does not parse, or uses a construct the security level forbids.' },
+  EXECUTION_ERROR: { status: null, surface: 'execution', message: '{detail}', retryable: false, description: 'The script threw (the message is the script\'s).' },
+  TIMEOUT: { status: null, surface: 'execution', message: 'Execution timed out after {timeoutMs} ms{detail}', retryable: false, description: 'The run took longer than its timeout.' },
+  MEMORY_LIMIT_EXCEEDED: { status: null, surface: 'execution', message: 'Memory limit of {memoryLimitMB} MB exceeded{detail}', retryable: false, description: 'The isolate\'s heap went over the tier\'s memory limit.' },
+  OUTPUT_LIMIT_EXCEEDED: { status: null, surface: 'execution', message: 'Console output exceeded {maxConsoleBytes} bytes', retryable: false, description: 'The console output or the return value is over its limit.' },
+  MAX_TOOL_CALLS: { status: null, surface: 'execution', message: 'Tool call limit exceeded: at most {maxToolCalls} calls per execution', retryable: false, description: 'The run made more tool calls than one execution may.' },
+  TOOL_QUOTA_EXCEEDED: { status: null, surface: 'execution', message: 'Daily tool call quota exceeded ({limit})', retryable: true, description: 'The tenant has used today\'s tool calls; the run ends.' },
+  PERMISSION_DENIED: { status: null, surface: 'execution', message: 'Permission denied: tool:{tool}', retryable: false, description: 'The token lacks the tool\'s permission (a script can catch it).' },
+  TOOL_DISABLED: { status: null, surface: 'execution', message: 'Tool disabled: {tool}', retryable: false, description: 'The tool is disabled for this tenant (a script can catch it).' },
+  UNKNOWN_TOOL: { status: null, surface: 'execution', message: 'Unknown tool: {tool}', retryable: false, description: 'No tool has this name (a script can catch it).' },
+  TOOL_RATE_LIMITED: { status: null, surface: 'execution', message: 'Rate limit exceeded for {tool}: {calls} calls per {windowMs} ms', retryable: true, description: 'The tool\'s per-tenant rate limit (a script can catch it).' },
+  TOOL_ERROR: { status: null, surface: 'execution', message: '{detail}', retryable: false, description: 'The tool failed, or its arguments or result were refused (a script can catch it).' },
+  RUNNER_CRASHED: { status: null, surface: 'execution', message: 'The sandbox process running this execution was stopped by another execution after this one had called tools; it was not retried because tools may have had effects', retryable: true, description: 'Another tenant\'s run took down the sandbox process after this run had called tools.' },
+  INTERNAL_ERROR: { status: 500, surface: 'both', message: 'Internal Server Error', retryable: false, description: 'A fault in the service; details are only in its log.' },
+  CANCELLED: { status: null, surface: 'execution', message: 'The execution was cancelled', retryable: false, description: 'The caller cancelled the run, or a streaming client left.' }
+} as const satisfies Record<string, ErrorSpec>
+
+type Registry = typeof registry
+export type ErrorCode = keyof Registry
+/** Codes an error response can carry. */
+export type HttpErrorCode = { [C in ErrorCode]: Registry[C]['surface'] extends 'execution' ? never : C }[ErrorCode]
+/** Codes an ExecutionResult's error can carry. */
+export type ExecutionErrorCode = { [C in ErrorCode]: Registry[C]['surface'] extends 'http' ? never : C }[ErrorCode]
+export type StatusOf<C extends HttpErrorCode> = Registry[C]['status']
+
+// The `{name}`s of a template, as a union of names.
+type Placeholders<T extends string> = T extends `${string}{${infer P}}${infer Rest}` ? P | Placeholders<Rest> : never
+/** The parameters a code's message template needs. */
+export type MessageParams<C extends ErrorCode> = Record<Placeholders<Registry[C]['message']>, string | number>
+
+export const ALL_ERROR_CODES = Object.keys(registry) as ErrorCode[]
+export const HTTP_ERROR_CODES = ALL_ERROR_CODES.filter((c) => registry[c].surface !== 'execution') as HttpErrorCode[]
+export const EXECUTION_ERROR_CODES = ALL_ERROR_CODES.filter((c) => registry[c].surface !== 'http') as ExecutionErrorCode[]
+
+export function isRegistryCode (code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(registry, code)
+}
+
+export function isHttpErrorCode (code: unknown): code is HttpErrorCode {
+  return isRegistryCode(code) && registry[code].surface !== 'execution'
+}
+
+/** The code's message with its parameters filled in (one pass: a value's own braces stay). */
+export function formatMessage<C extends ErrorCode> (code: C, params: MessageParams<C>): string {
+  const values = params as Record<string, string | number>
+  return registry[code].message.replace(/\{(\w+)\}/g, (_, name: string) => String(values[name] ?? ''))
+}
+
+/** Every placeholder of the code's template set to `text`: for a message that arrives whole. */
+export function paramsOf<C extends ErrorCode> (code: C, text: string): MessageParams<C> {
+  const params: Record<string, string> = {}
+  for (const [, name] of registry[code].message.matchAll(/\{(\w+)\}/g)) params[name as string] = text
+  return params as MessageParams<C>
+}
