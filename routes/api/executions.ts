@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody, NotFoundError } from '../../services/errors/index.ts'
+import { ErrorBody, ServiceError } from '../../services/errors/index.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import { StreamEventSchema, type StreamEvent } from '../../schemas/execution-event.ts'
 import { follow, followIfAllowed } from '../../services/executions/event-log.ts'
@@ -40,7 +40,7 @@ const EventStream = {
 const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   // Per instance, like the streams themselves.
   const openStreams = new OpenStreams()
-  const notFound = (): Error => new NotFoundError('Execution not found')
+  const notFound = (): Error => new ServiceError('NOT_FOUND', { what: 'Execution not found' })
   /** The execution `/:id` names, lower case; a 404 when it is no UUID, a 400 for another bad part. */
   const executionIdOf = (request: { params: { id: string }, validationError?: FastifyRequest['validationError'] }): string => {
     const invalid = request.validationError

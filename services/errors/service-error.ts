@@ -48,13 +48,3 @@ export class ServiceError<C extends HttpErrorCode = HttpErrorCode> extends Error
     return { ...head, ...this.fields }
   }
 }
-
-/**
- * A 404 for the thing `what` describes ("Execution not found"). Kept for the executions routes,
- * which construct it; elsewhere write `new ServiceError('NOT_FOUND', { what })`.
- */
-export class NotFoundError extends ServiceError<'NOT_FOUND'> {
-  constructor (what: string) {
-    super('NOT_FOUND', { what })
-  }
-}

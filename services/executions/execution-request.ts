@@ -4,7 +4,7 @@
 // execution path import them, none keeps a copy.
 import { randomUUID } from 'node:crypto'
 import { Type, type Static } from 'typebox'
-import { codeSizeRefusal, type QueueFullRefusal, type Refusal } from '../quotas/admission.ts'
+import { codeSizeRefusal, refusalError, type QueueFullRefusal, type Refusal } from '../quotas/admission.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
 
 /** The longest timeout a caller may ask for; its tier's maxExecutionDurationMs still bounds it. */
@@ -60,13 +60,12 @@ export interface RefusalAnswer {
   retryAfterSeconds?: number
 }
 
-export function refusalAnswer (refusal: Refusal | QueueFullRefusal): RefusalAnswer {
-  const { status, error, code, limit } = refusal
-  const reset = 'reset' in refusal ? refusal.reset : undefined
-  const retryAfterSeconds = 'retryAfterSeconds' in refusal ? refusal.retryAfterSeconds : undefined
+export function refusalAnswer (refused: Refusal | QueueFullRefusal): RefusalAnswer {
+  // The body is the registry's, shaped by ServiceError as every other error response is.
+  const error = refusalError(refused)
   return {
-    status,
-    body: { error, code, limit, ...(reset !== undefined ? { reset } : {}) },
-    ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {})
+    status: refused.status,
+    body: error.body() as RefusalBody,
+    ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {})
   }
 }
