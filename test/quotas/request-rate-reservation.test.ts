@@ -32,10 +32,15 @@ function counting (store: LimitStore): { store: LimitStore, calls: () => number 
 async function contract (t: TestContext, open: () => LimitStore, openTwo: () => [LimitStore, LimitStore]): Promise<void> {
   let n = 0
   const key = (): string => `tenant:rl-${process.pid}-${Date.now()}-${n++}`
-
-  await t.test('one instance counts exactly, and the request after the limit is refused', async (t) => {
+  /** A store handle for one test, closed at its end. */
+  const openFor = (t: TestContext): LimitStore => {
     const store = open()
     t.teardown(async () => { await store.close() })
+    return store
+  }
+
+  await t.test('one instance counts exactly, and the request after the limit is refused', async (t) => {
+    const store = openFor(t)
     const rate = rateStore(store)
     const k = key()
     for (let i = 1; i <= 40; i++) {
@@ -50,8 +55,7 @@ async function contract (t: TestContext, open: () => LimitStore, openTwo: () => 
   })
 
   await t.test('a steady client pays a round trip per block, not per request', async (t) => {
-    const backend = open()
-    t.teardown(async () => { await backend.close() })
+    const backend = openFor(t)
     const { store, calls } = counting(backend)
     const rate = rateStore(store)
     const k = key()
@@ -62,8 +66,7 @@ async function contract (t: TestContext, open: () => LimitStore, openTwo: () => 
   })
 
   await t.test('a small limit is counted one request at a time', async (t) => {
-    const backend = open()
-    t.teardown(async () => { await backend.close() })
+    const backend = openFor(t)
     const { store, calls } = counting(backend)
     const rate = rateStore(store)
     const k = key()
@@ -73,8 +76,7 @@ async function contract (t: TestContext, open: () => LimitStore, openTwo: () => 
   })
 
   await t.test('a full window refuses without asking the store again', async (t) => {
-    const backend = open()
-    t.teardown(async () => { await backend.close() })
+    const backend = openFor(t)
     const { store, calls } = counting(backend)
     const rate = rateStore(store)
     const k = key()

@@ -10,11 +10,16 @@ import { ToolQuotaReservation } from '../../services/quotas/tool-quota-reservati
 async function contract (t: TestContext, open: () => LimitStore, openTwo: () => [LimitStore, LimitStore]): Promise<void> {
   let n = 0
   const tenant = (): string => `resv-${process.pid}-${Date.now()}-${n++}`
+  /** A store handle for one test, closed at its end. */
+  const openFor = (t: TestContext): LimitStore => {
+    const store = open()
+    t.teardown(async () => { await store.close() })
+    return store
+  }
   const counted = async (store: LimitStore, tenantId: string): Promise<number> => await store.get(toolCallsKey(tenantId, utcDayWindow().dayKey))
 
   await t.test('a run takes blocks and gives back the unused units', async (t) => {
-    const store = open()
-    t.teardown(async () => { await store.close() })
+    const store = openFor(t)
     const id = tenant()
     const run = new ToolQuotaReservation(store, id, 100, 50)
     t.equal(await run.take(), true)
@@ -28,8 +33,7 @@ async function contract (t: TestContext, open: () => LimitStore, openTwo: () => 
   })
 
   await t.test('the per-run maximum bounds a block', async (t) => {
-    const store = open()
-    t.teardown(async () => { await store.close() })
+    const store = openFor(t)
     const id = tenant()
     const run = new ToolQuotaReservation(store, id, 100, 2)
     t.equal(await run.take(), true)
@@ -39,8 +43,7 @@ async function contract (t: TestContext, open: () => LimitStore, openTwo: () => 
   })
 
   await t.test('5 calls a day: the 6th is refused, in the same run or the next', async (t) => {
-    const store = open()
-    t.teardown(async () => { await store.close() })
+    const store = openFor(t)
     const id = tenant()
     const first = new ToolQuotaReservation(store, id, 5, 50)
     for (let i = 0; i < 5; i++) t.equal(await first.take(), true, `call ${i + 1}`)

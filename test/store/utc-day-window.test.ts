@@ -3,25 +3,15 @@ import { utcDayWindow } from '../../services/store/index.ts'
 
 const at = (iso: string): number => Date.parse(iso)
 
-t.test('the last millisecond of a UTC day belongs to that day', async (t) => {
-  const w = utcDayWindow(at('2024-03-09T23:59:59.999Z'))
-  t.same(w, {
-    periodStart: '2024-03-09T00:00:00.000Z',
-    periodEnd: '2024-03-10T00:00:00.000Z',
-    ttlMs: 1,
-    dayKey: '2024-03-09'
+const boundaries = [
+  { name: 'the last millisecond of a UTC day belongs to that day', at: '2024-03-09T23:59:59.999Z', day: '2024-03-09', next: '2024-03-10', ttlMs: 1 },
+  { name: 'midnight starts the next day with a full day to run', at: '2024-03-10T00:00:00.000Z', day: '2024-03-10', next: '2024-03-11', ttlMs: 86_400_000 }
+]
+for (const b of boundaries) {
+  t.test(b.name, async (t) => {
+    t.same(utcDayWindow(at(b.at)), { periodStart: `${b.day}T00:00:00.000Z`, periodEnd: `${b.next}T00:00:00.000Z`, ttlMs: b.ttlMs, dayKey: b.day })
   })
-})
-
-t.test('midnight starts the next day with a full day to run', async (t) => {
-  const w = utcDayWindow(at('2024-03-10T00:00:00.000Z'))
-  t.same(w, {
-    periodStart: '2024-03-10T00:00:00.000Z',
-    periodEnd: '2024-03-11T00:00:00.000Z',
-    ttlMs: 86_400_000,
-    dayKey: '2024-03-10'
-  })
-})
+}
 
 t.test('month, year and leap-day boundaries', async (t) => {
   t.equal(utcDayWindow(at('2024-02-28T12:00:00Z')).periodEnd, '2024-02-29T00:00:00.000Z', 'leap day exists in 2024')
