@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import { listSetting } from '../plugins/config.ts'
+import { checkScript } from '../services/code-mode/check-script.ts'
+import { ToolDeclarationCache } from '../services/code-mode/tool-declarations.ts'
+import { LEVELS } from '../services/enclave/index.ts'
+import { codeSizeRefusal } from '../services/quotas/admission.ts'
+import { createCodeModeServer, type CodeModeCaller } from '../services/mcp/code-mode-server.ts'
+import { executeForMcp } from '../services/mcp/mcp-execution.ts'
+import { McpMethodNotAllowedError, OriginNotAllowedError } from '../services/mcp/mcp-errors.ts'
+import { publicBase } from './oauth-protected-resource.ts'
+
+/**
+ * /mcp: the Model Context Protocol over Streamable HTTP (2025-11-25), stateless. Every POST gets
+ * a fresh SDK server and transport, so any instance answers any request and nothing is kept in a
+ * session; the answer is an SSE stream (log and progress notifications, then the result) or JSON.
+ * GET and DELETE are 405: there is no server-initiated stream and no session to end.
+ */
+const mcpRoutes: FastifyPluginAsync = async (fastify) => {
+  const allowedOrigins = new Set(listSetting(fastify.config.MCP_ALLOWED_ORIGINS))
+  const declarations = new ToolDeclarationCache()
+
+  // DNS rebinding: a browser page on another origin (even one resolving to this host) sends its
+  // Origin; agents send none. Checked before anything else, the token included.
+  const checkOrigin = async (request: FastifyRequest): Promise<void> => {
+    const origin = request.headers.origin
+    if (origin !== undefined && !allowedOrigins.has(origin)) throw new OriginNotAllowedError(origin)
+  }
+  // The REST API's authentication, plus the challenge that points an MCP client at the metadata.
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    try {
+      await fastify.authenticate(request)
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 401) {
+        void reply.header('www-authenticate', `Bearer resource_metadata="${publicBase(fastify.config, request)}/.well-known/oauth-protected-resource"`)
+      }
+      throw err
+    }
+  }
+
+  fastify.post('/mcp', {
+    onRequest: [checkOrigin, authenticate],
+    schema: { tags: ['mcp'], summary: 'MCP Streamable HTTP: one JSON-RPC message per POST; answers JSON or an SSE stream' }
+  }, async (request, reply) => {
+    const { tenant } = request
+    const { tenantId, permissions, quotas } = tenant
+    const callableTools: CodeModeCaller['callableTools'] = async () => (await fastify.tools.list(tenantId))
+      .filter((tool) => tool.enabled && permissions.includes(`tool:${tool.definition.name}`))
+      .map(({ definition: { name, description, argsSchema, resultSchema } }) => ({ name, description, argsSchema, resultSchema }))
+    const caller: CodeModeCaller = {
+      key: `${tenantId}\u0000${tenant.userId}`,
+      callableTools,
+      declarations: async (tools) => (await declarations.get(tools)).text,
+      check: async (body) => {
+        // The size a run would refuse, refused the same way (neither counted nor audited).
+        if (Buffer.byteLength(body.code, 'utf8') > quotas.maxCodeSizeKB * 1024) {
+          const { error, code, limit } = codeSizeRefusal(quotas.maxCodeSizeKB)
+          return { refusal: { status: 413, body: { error, code, limit } } }
+        }
+        return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck }) }
+      },
+      execute: async (body, live) => {
+        const executionId = randomUUID()
+        const log = request.log.child({ tenantId, executionId, via: 'mcp' })
+        const outcome = await executeForMcp(fastify.executionDeps, { metrics: fastify.metrics, log }, tenant, {
+          executionId,
+          code: body.code,
+          language: body.language,
+          timeoutMs: body.timeoutMs,
+          onEvent: live.onEvent,
+          signal: live.signal
+        })
+        return outcome.ran ? { result: outcome.result } : { refusal: outcome.refusal }
+      },
+      logLevels: fastify.mcp.logLevels,
+      running: fastify.mcp.running
+    }
+    const server = createCodeModeServer(caller)
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
+    // From here the SDK writes the response. A client that leaves closes the transport, which
+    // aborts its calls: a run in flight ends CANCELLED and frees its slot.
+    reply.hijack()
+    reply.raw.on('close', () => {
+      transport.close().catch(() => {})
+      server.close().catch(() => {})
+    })
+    try {
+      await server.connect(transport)
+      await transport.handleRequest(request.raw, reply.raw, request.body)
+    } catch (err) {
+      request.log.error({ err, tenantId }, 'mcp request failed')
+      if (!reply.raw.headersSent) {
+        reply.raw.writeHead(500, { 'content-type': 'application/json' })
+        reply.raw.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null }))
+      }
+    }
+  })
+
+  const notAllowed = async (_request: FastifyRequest, reply: FastifyReply): Promise<never> => {
+    void reply.header('allow', 'POST')
+    throw new McpMethodNotAllowedError()
+  }
+  for (const method of ['GET', 'DELETE'] as const) {
+    fastify.route({
+      method,
+      url: '/mcp',
+      onRequest: [checkOrigin],
+      schema: { tags: ['mcp'], summary: '405: this MCP endpoint is stateless (no server stream, no session)' },
+      handler: notAllowed
+    })
+  }
+}
+
+export default mcpRoutes
