@@ -14,9 +14,12 @@ import { publicBase } from './oauth-protected-resource.ts'
 /**
  * /mcp: the Model Context Protocol over Streamable HTTP (2025-11-25), stateless. Every POST gets
  * a fresh SDK server and transport, so any instance answers any request and nothing is kept in a
- * session; the answer is an SSE stream (log and progress notifications, then the result) or JSON.
- * GET and DELETE are 405: there is no server-initiated stream and no session to end.
+ * session store; the answer is an SSE stream (log and progress notifications, then the result) or
+ * JSON. GET and DELETE are 405: there is no server-initiated stream and no session state to end.
  */
+// Visible ASCII, as the spec requires of a session id.
+const SESSION_ID = /^[\x21-\x7e]{1,128}$/
+
 const mcpRoutes: FastifyPluginAsync = async (fastify) => {
   const allowedOrigins = new Set(listSetting(fastify.config.MCP_ALLOWED_ORIGINS))
   const declarations = new ToolDeclarationCache()
@@ -48,8 +51,16 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
     const callableTools: CodeModeCaller['callableTools'] = async () => (await fastify.tools.list(tenantId))
       .filter((tool) => tool.enabled && permissions.includes(`tool:${tool.definition.name}`))
       .map(({ definition: { name, description, argsSchema, resultSchema } }) => ({ name, description, argsSchema, resultSchema }))
+    // A session id, given at initialize, is only a scope: the client's log level and its
+    // cancellable calls are kept per (tenant, user, session), so two clients of one user (whose
+    // JSON-RPC ids may clash) stay apart. It names no state a request needs, so any instance
+    // answers any request, and a client that sends none shares the user's unnamed scope.
+    const isInitialize = (request.body as { method?: unknown } | null)?.method === 'initialize'
+    const sent = request.headers['mcp-session-id']
+    const sessionId = isInitialize ? randomUUID() : typeof sent === 'string' && SESSION_ID.test(sent) ? sent : ''
+    if (isInitialize) reply.raw.setHeader('mcp-session-id', sessionId)
     const caller: CodeModeCaller = {
-      key: `${tenantId}\u0000${tenant.userId}`,
+      key: `${tenantId}\u0000${tenant.userId}\u0000${sessionId}`,
       callableTools,
       declarations: async (tools) => (await declarations.get(tools)).text,
       check: async (body) => {
