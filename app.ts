@@ -25,6 +25,7 @@ import sessionIdentityPlugin from './plugins/session-identity.ts'
 import sessionsPlugin from './plugins/sessions.ts'
 import consolePlugin from './plugins/console.ts'
 import mcpPlugin from './plugins/mcp.ts'
+import mcpUpstreamsPlugin from './plugins/mcp-upstreams.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
 import apiRoutes from './routes/api/index.ts'
@@ -96,6 +97,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(sessionsPlugin)
   await fastify.register(consolePlugin)
   await fastify.register(mcpPlugin)
+  await fastify.register(mcpUpstreamsPlugin)
 
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)
