@@ -21,12 +21,14 @@ async function closedPort (): Promise<number> {
 const NOTES_TOOLS = ['tool:notes:add_note', 'tool:notes:list_notes', 'tool:notes:whoami', 'tool:notes:fail']
 
 t.test('a remote MCP server as platform tools', async (t) => {
-  let server: ServerProcess | undefined
-  const upstream = await startMcpUpstream({ enclaveUrl: () => (server as ServerProcess).url })
+  // The upstream reads the service's JWKS at its first request, once the service has a port.
+  const enclave = { url: '' }
+  const upstream = await startMcpUpstream({ enclaveUrl: () => enclave.url })
   t.teardown(upstream.close)
   const deadOrigin = `http://127.0.0.1:${await closedPort()}`
-  server = await startServer({ ENCLAVE_RUNNERS: '1', RATE_LIMIT_PER_MINUTE: '100000', TOOL_UPSTREAMS: `${upstream.origin},${deadOrigin}` }, (fn) => { t.teardown(fn) })
+  const server: ServerProcess = await startServer({ ENCLAVE_RUNNERS: '1', RATE_LIMIT_PER_MINUTE: '100000', TOOL_UPSTREAMS: `${upstream.origin},${deadOrigin}` }, (fn) => { t.teardown(fn) })
   const base = server.url
+  enclave.url = base
   const admin = { ...adminHeaders(), 'content-type': 'application/json' }
   const register = async (body: unknown): Promise<{ status: number, json: any }> => {
     const res = await fetch(`${base}/admin/mcp-servers`, { method: 'POST', headers: admin, body: JSON.stringify(body) })
