@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv'
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 
 export interface Caller { tenantId: string, userId: string, tool: string, executionId: string }
@@ -81,8 +82,10 @@ export async function startMcpUpstream (options: McpUpstreamOptions): Promise<Mc
   const callers: Caller[] = []
   let origin = options.origin ?? ''
 
+  // A server per request (stateless) shares one validator: the SDK would build an Ajv per server.
+  const validator = new AjvJsonSchemaValidator()
   const serverFor = (caller: Caller): Server => {
-    const server = new Server({ name: 'notes-example', version: '1.0.0' }, { capabilities: { tools: {} } })
+    const server = new Server({ name: 'notes-example', version: '1.0.0' }, { capabilities: { tools: {} }, jsonSchemaValidator: validator })
     server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOLS }))
     server.setRequestHandler(CallToolRequestSchema, (request): CallToolResult => {
       const args = (request.params.arguments ?? {}) as Record<string, unknown>

@@ -1,4 +1,5 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv'
 import {
   CallToolRequestSchema, CancelledNotificationSchema, ErrorCode, ListToolsRequestSchema, McpError, SetLevelRequestSchema,
   type CallToolResult, type LoggingLevel, type ServerNotification
@@ -36,6 +37,11 @@ export interface CodeModeCaller {
 }
 
 export const SERVER_INFO = { name: 'tenant-enclave', version: '0.1.0' }
+
+// The SDK builds a fresh Ajv (formats and all) for every Server unless given one: a server per
+// request would pay that each time. It validates only elicitation answers, which this server
+// never asks for, so one shared instance serves them all.
+const SHARED_VALIDATOR = new AjvJsonSchemaValidator()
 
 const INSTRUCTIONS = `Code mode: instead of calling tools one by one, write a short JavaScript (or TypeScript) script
 that calls them with \`await callTool(name, args)\` and returns what you need. Find tools with
@@ -89,7 +95,7 @@ function parseArgs<T> (check: { Check: (value: unknown) => boolean, Errors: (val
  * A fresh one per POST (stateless Streamable HTTP), so it holds nothing between requests.
  */
 export function createCodeModeServer (caller: CodeModeCaller): Server {
-  const server = new Server(SERVER_INFO, { capabilities: { tools: {}, logging: {} }, instructions: INSTRUCTIONS })
+  const server = new Server(SERVER_INFO, { capabilities: { tools: {}, logging: {} }, instructions: INSTRUCTIONS, jsonSchemaValidator: SHARED_VALIDATOR })
 
   server.setRequestHandler(ListToolsRequestSchema, () => ({
     tools: Object.entries(CODE_MODE_TOOLS).map(([name, tool]) => ({
