@@ -32,7 +32,9 @@ export default fp(async (fastify) => {
   }
   const sync = async (input: McpServerInput): Promise<SyncResult> => {
     const result = await syncMcpServer(deps, input)
-    await fastify.tools.catalogueChanged()
+    // Only a real change is announced: every instance refreshes on its timer, and each
+    // announcement empties every instance's tool catalogue cache.
+    if (result.changed) await fastify.tools.catalogueChanged()
     return result
   }
   const refresh = async (name: string): Promise<SyncResult | undefined> => {

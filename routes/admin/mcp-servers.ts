@@ -58,7 +58,8 @@ const adminMcpServerRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       return await badGateway(err, reply)
     }
     request.log.info({ server: request.body.name, tools: result.tools.length, removed: result.removed.length }, 'mcp server registered')
-    return { name: request.body.name, ...result }
+    const { tools, removed, skipped } = result
+    return { name: request.body.name, tools, removed, skipped }
   })
 
   fastify.get('/mcp-servers', {
@@ -84,7 +85,8 @@ const adminMcpServerRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       return await badGateway(err, reply)
     }
     if (result === undefined) throw new McpServerNotFoundError(request.params.name)
-    return { name: request.params.name, ...result }
+    const { tools, removed, skipped } = result
+    return { name: request.params.name, tools, removed, skipped }
   })
 
   fastify.delete('/mcp-servers/:name', {

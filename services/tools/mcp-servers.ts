@@ -100,7 +100,7 @@ function checkServerUrl (url: string, upstreams: Set<string>): URL {
  * itself) and stores each tool as `<prefix>:<name>`, dropping the ones it no longer lists.
  * Unchanged tools are not rewritten, so a refresh does not churn the tool caches.
  */
-export async function syncMcpServer (deps: McpServerDeps, input: McpServerInput): Promise<{ tools: string[], removed: string[], skipped: Array<{ tool: string, reason: string }> }> {
+export async function syncMcpServer (deps: McpServerDeps, input: McpServerInput): Promise<{ tools: string[], removed: string[], skipped: Array<{ tool: string, reason: string }>, changed: boolean }> {
   const url = checkServerUrl(input.url, deps.upstreams)
   const existing = await listPlatformTools(deps.db)
   const clash = existing.find((tool) => tool.name.startsWith(`${input.prefix}:`) && (!isMcpTool(tool) || tool.http.mcp.server !== input.name))
@@ -110,12 +110,13 @@ export async function syncMcpServer (deps: McpServerDeps, input: McpServerInput)
   const assertion = deps.signer.sign({ audience: url.origin, tenantId: 'platform', userId: 'tenant-enclave', executionId: 'mcp-tools-list', tool: `${input.prefix}:*` }).token
   let listed: Tool[]
   try {
-    listed = await deps.client.listTools(input.url, { server: input.name, ...(input.headers !== undefined ? { headers: input.headers } : {}) }, assertion, { timeoutMs, maxBytes: Math.min(maxResponseKB * 1024, deps.maxResultBytes) })
+    listed = await deps.client.listTools(input.url, { server: input.name, ...(input.headers !== undefined ? { headers: input.headers } : {}) }, assertion, { timeoutMs, maxBytes: deps.maxResultBytes })
   } catch (err) {
     throw new McpServerUnreachableError((err as Error).message.slice(0, 300))
   }
   const mine = new Map(existing.filter(isMcpTool).filter((tool) => tool.http.mcp.server === input.name).map((tool) => [tool.name, tool]))
   const stored: string[] = []
+  let changed = false
   const skipped: Array<{ tool: string, reason: string }> = []
   for (const tool of listed) {
     const name = `${input.prefix}:${tool.name}`
@@ -140,9 +141,10 @@ export async function syncMcpServer (deps: McpServerDeps, input: McpServerInput)
     stored.push(name)
     if (before !== undefined && canonical([before.description, before.argsSchema, before.resultSchema, before.http, before.defaultEnabled]) === canonical([next.description, next.argsSchema, next.resultSchema, next.http, next.defaultEnabled])) continue
     await putPlatformTool(deps.db, next)
+    changed = true
   }
   for (const gone of mine.keys()) await deletePlatformTool(deps.db, gone)
-  return { tools: stored, removed: [...mine.keys()], skipped }
+  return { tools: stored, removed: [...mine.keys()], skipped, changed: changed || mine.size > 0 }
 }
 
 /** Deletes a server's tools; false when it had none. */

@@ -97,6 +97,22 @@ t.test('a remote MCP server as platform tools', async (t) => {
     }, { message: 'the run is audited' })
     t.same(audit?.toolCalls.map((call) => [call.tool, call.code]), [['notes:add_note', 'OK'], ['notes:list_notes', 'OK'], ['notes:whoami', 'OK']], 'the calls are in tool_calls')
 
+    const refreshed = await fetch(`${base}/admin/mcp-servers/notes/refresh`, { method: 'POST', headers: adminHeaders() })
+    t.equal(refreshed.status, 200)
+    t.same(((await refreshed.json()) as { removed: string[] }).removed, [], 'a refresh keeps the tools it still lists')
+
+    // The tool's byte cap holds as for HTTP tools: a 1 KB registration of the same server.
+    const tiny = await register({ name: 'tiny', url: upstream.url, prefix: 'tiny', defaultEnabled: true, maxResponseKB: 1 })
+    t.equal(tiny.status, 200)
+    const big = await connectClient(`${base}/mcp`, tokenFor({ tenantId: tenantA, userId: 'alice', permissions: ['tool:tiny:add_note'] }))
+    t.teardown(big.close)
+    const capped = await waitFor(async () => {
+      const res = await big.client.callTool({ name: 'execute_script', arguments: { code: 'await callTool("tiny:add_note", { text: "x".repeat(4000) })' } })
+      return structured(res).error?.code === 'TOOL_ERROR' ? res : undefined
+    }, { message: 'the capped tool is callable' })
+    t.match(structured(capped).error.message, /over 1 KB/)
+    t.equal((await fetch(`${base}/admin/mcp-servers/tiny`, { method: 'DELETE', headers: adminHeaders() })).status, 204)
+
     const removed = await fetch(`${base}/admin/mcp-servers/notes`, { method: 'DELETE', headers: adminHeaders() })
     t.equal(removed.status, 204)
     const gone = await waitFor(async () => {
