@@ -91,6 +91,8 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
     // From here the SDK writes the response. A client that leaves closes the transport, which
     // aborts its calls: a run in flight ends CANCELLED and frees its slot.
+    // Headers earlier hooks put on the reply (CORS, rate limit) go out with the SDK's response.
+    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value)
     reply.hijack()
     reply.raw.on('close', () => {
       transport.close().catch(() => {})

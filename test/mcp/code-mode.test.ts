@@ -177,7 +177,10 @@ return found.map((d: any) => d.text)`
     // The per-minute request limit counts /mcp and /api alike, per tenant, and answers the same 429.
     const limited = tokenFor({ tenantId: uniqueTenantId('mcp-rate'), permissions: [] })
     const ping = async (): Promise<Response> => await fetch(mcpUrl, { method: 'POST', headers: { ...bearer(limited), 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }) })
-    for (let i = 0; i < RATE_LIMIT; i++) t.equal((await ping()).status, 200)
+    const first = await ping()
+    t.equal(first.status, 200)
+    t.equal(first.headers.get('x-ratelimit-limit'), String(RATE_LIMIT), 'the rate limit headers go out with the SDK\'s response')
+    for (let i = 1; i < RATE_LIMIT; i++) t.equal((await ping()).status, 200)
     const over = await ping()
     t.equal(over.status, 429)
     const overRest = await fetch(`${server.url}/api/usage`, { headers: bearer(limited) })
