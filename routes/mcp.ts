@@ -59,8 +59,9 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
     const sent = request.headers['mcp-session-id']
     const sessionId = isInitialize ? randomUUID() : typeof sent === 'string' && SESSION_ID.test(sent) ? sent : ''
     if (isInitialize) reply.raw.setHeader('mcp-session-id', sessionId)
+    const callerKey = `${tenantId}\u0000${tenant.userId}\u0000${sessionId}`
     const caller: CodeModeCaller = {
-      key: `${tenantId}\u0000${tenant.userId}\u0000${sessionId}`,
+      key: callerKey,
       callableTools,
       declarations: async (tools) => (await declarations.get(tools)).text,
       check: async (body) => {
@@ -85,7 +86,8 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
         return outcome.ran ? { result: outcome.result } : { refusal: outcome.refusal }
       },
       logLevels: fastify.mcp.logLevels,
-      running: fastify.mcp.running
+      running: fastify.mcp.running,
+      cancel: (requestId) => { void fastify.mcp.cancel(callerKey, requestId) }
     }
     const server = createCodeModeServer(caller)
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })

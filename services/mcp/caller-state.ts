@@ -37,21 +37,27 @@ export class LogLevels {
 
 /**
  * Runs in flight by (caller, JSON-RPC request id): a `notifications/cancelled` arrives in another
- * POST than the call it cancels, so it finds the run here. Request ids are the client's, so two
- * clients of one user could share one; the worst a clash does is cancel that user's own run.
+ * POST than the call it cancels, maybe at another instance, so it is passed to every instance
+ * (pub/sub) by this key and finds the run where it is. Request ids are the client's, scoped by
+ * the session id; the worst a clash does is cancel that same user's own run.
  */
 export class RunningCalls {
   private readonly calls = new Map<string, AbortController>()
 
+  static key (caller: string, requestId: string | number): string {
+    return `${caller}\u0000${String(requestId)}`
+  }
+
   /** Registers a call; the returned function forgets it (call it when the run ends). */
   add (caller: string, requestId: string | number, controller: AbortController): () => void {
-    const key = `${caller}\u0000${String(requestId)}`
+    const key = RunningCalls.key(caller, requestId)
     this.calls.set(key, controller)
     return () => { if (this.calls.get(key) === controller) this.calls.delete(key) }
   }
 
-  cancel (caller: string, requestId: string | number): boolean {
-    const controller = this.calls.get(`${caller}\u0000${String(requestId)}`)
+  /** Cancels the call of that key if it runs here. */
+  cancel (key: string): boolean {
+    const controller = this.calls.get(key)
     controller?.abort()
     return controller !== undefined
   }

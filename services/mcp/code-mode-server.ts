@@ -34,6 +34,8 @@ export interface CodeModeCaller {
   execute: (request: { code: string, language?: ScriptLanguage, timeoutMs?: number }, live: { onEvent: (event: RunEvent) => void, signal: AbortSignal }) => Promise<{ result: ExecutionResult } | { refusal: McpRefusal }>
   logLevels: LogLevels
   running: RunningCalls
+  /** A client's notifications/cancelled for one of its calls, wherever that call runs. */
+  cancel: (requestId: string | number) => void
 }
 
 export const SERVER_INFO = { name: 'tenant-enclave', version: '0.1.0' }
@@ -115,7 +117,7 @@ export function createCodeModeServer (caller: CodeModeCaller): Server {
   })
   server.setNotificationHandler(CancelledNotificationSchema, (notification) => {
     const { requestId } = notification.params
-    if (requestId !== undefined) caller.running.cancel(caller.key, requestId)
+    if (requestId !== undefined) caller.cancel(requestId)
   })
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
