@@ -54,6 +54,11 @@ const TOOLS = [
     inputSchema: { type: 'object', properties: {}, additionalProperties: false }
   },
   {
+    name: 'wait',
+    description: 'Answers after the given milliseconds (at most 30 s), to see timeouts',
+    inputSchema: { type: 'object', properties: { ms: { type: 'integer', minimum: 0, maximum: 30_000 } }, required: ['ms'] }
+  },
+  {
     name: 'fail',
     description: 'Always answers a tool error with the given message (to see how errors reach a script)',
     inputSchema: { type: 'object', properties: { message: { type: 'string' } }, required: ['message'] }
@@ -87,7 +92,7 @@ export async function startMcpUpstream (options: McpUpstreamOptions): Promise<Mc
   const serverFor = (caller: Caller): Server => {
     const server = new Server({ name: 'notes-example', version: '1.0.0' }, { capabilities: { tools: {} }, jsonSchemaValidator: validator })
     server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: TOOLS }))
-    server.setRequestHandler(CallToolRequestSchema, (request): CallToolResult => {
+    server.setRequestHandler(CallToolRequestSchema, async (request): Promise<CallToolResult> => {
       const args = (request.params.arguments ?? {}) as Record<string, unknown>
       const own = notes.get(caller.tenantId) ?? []
       notes.set(caller.tenantId, own)
@@ -101,6 +106,9 @@ export async function startMcpUpstream (options: McpUpstreamOptions): Promise<Mc
           return { content: [{ type: 'text', text: JSON.stringify({ notes: own }) }], structuredContent: { notes: own } }
         case 'whoami':
           return { content: [{ type: 'text', text: JSON.stringify(caller) }] }
+        case 'wait':
+          await new Promise((resolve) => setTimeout(resolve, Math.min(Number(args.ms), 30_000)))
+          return { content: [{ type: 'text', text: JSON.stringify({ waited: args.ms }) }] }
         case 'fail':
           return { isError: true, content: [{ type: 'text', text: String(args.message) }] }
         default:

@@ -53,7 +53,7 @@ t.test('a remote MCP server as platform tools', async (t) => {
   t.test('registered, its tools are platform tools in search, .d.ts and scripts; the assertion is verified upstream', async (t) => {
     const registered = await register({ name: 'notes', url: upstream.url, prefix: 'notes', defaultEnabled: true, headers: { 'x-api-key': 'k1' } })
     t.equal(registered.status, 200, JSON.stringify(registered.json))
-    t.same(registered.json.tools.sort(), ['notes:add_note', 'notes:fail', 'notes:list_notes', 'notes:whoami'])
+    t.same(registered.json.tools.sort(), ['notes:add_note', 'notes:fail', 'notes:list_notes', 'notes:wait', 'notes:whoami'])
     const listed = await (await fetch(`${base}/admin/mcp-servers`, { headers: adminHeaders() })).json() as { servers: Array<{ name: string, headerNames: string[] }> }
     t.match(listed.servers, [{ name: 'notes', headerNames: ['x-api-key'] }])
     t.equal(upstream.callers.at(-1)?.tenantId, 'platform', 'tools/list went out with the platform\'s own assertion')
@@ -101,16 +101,21 @@ t.test('a remote MCP server as platform tools', async (t) => {
     t.equal(refreshed.status, 200)
     t.same(((await refreshed.json()) as { removed: string[] }).removed, [], 'a refresh keeps the tools it still lists')
 
-    // The tool's byte cap holds as for HTTP tools: a 1 KB registration of the same server.
-    const tiny = await register({ name: 'tiny', url: upstream.url, prefix: 'tiny', defaultEnabled: true, maxResponseKB: 1 })
+    // The tool's byte cap and deadline hold as for HTTP tools: a 1 KB, 300 ms registration.
+    const tiny = await register({ name: 'tiny', url: upstream.url, prefix: 'tiny', defaultEnabled: true, maxResponseKB: 1, timeoutMs: 300 })
     t.equal(tiny.status, 200)
-    const big = await connectClient(`${base}/mcp`, tokenFor({ tenantId: tenantA, userId: 'alice', permissions: ['tool:tiny:add_note'] }))
+    const big = await connectClient(`${base}/mcp`, tokenFor({ tenantId: tenantA, userId: 'alice', permissions: ['tool:tiny:add_note', 'tool:tiny:wait'] }))
     t.teardown(big.close)
     const capped = await waitFor(async () => {
       const res = await big.client.callTool({ name: 'execute_script', arguments: { code: 'await callTool("tiny:add_note", { text: "x".repeat(4000) })' } })
       return structured(res).error?.code === 'TOOL_ERROR' ? res : undefined
     }, { message: 'the capped tool is callable' })
     t.match(structured(capped).error.message, /over 1 KB/)
+    const started = performance.now()
+    const slow = await big.client.callTool({ name: 'execute_script', arguments: { code: 'await callTool("tiny:wait", { ms: 5000 })' } })
+    t.equal(structured(slow).error.code, 'TOOL_ERROR')
+    t.match(structured(slow).error.message, /timed out after 300 ms/)
+    t.ok(performance.now() - started < 3000, 'the call was cut off at its deadline')
     t.equal((await fetch(`${base}/admin/mcp-servers/tiny`, { method: 'DELETE', headers: adminHeaders() })).status, 204)
 
     const removed = await fetch(`${base}/admin/mcp-servers/notes`, { method: 'DELETE', headers: adminHeaders() })
