@@ -75,6 +75,8 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
       execute: async (body, live) => {
         const executionId = randomUUID()
         const log = request.log.child({ tenantId, executionId, via: 'mcp' })
+        // When the cancel (or the client's leaving) reached the run: its end is logged too.
+        live.signal.addEventListener('abort', () => { log.info('execution cancelled by the mcp client') }, { once: true })
         const outcome = await executeForMcp(fastify.executionDeps, { metrics: fastify.metrics, log }, tenant, {
           executionId,
           code: body.code,
