@@ -155,11 +155,13 @@ return found.map((d: any) => d.text)`
     t.equal(entry?.action, 'mcp.execute')
     // Measured in the service, from the cancel reaching the run to the run's end (its log lines'
     // times), so the client's and the network's delays under load do not count.
-    const lines = server.output().split('\n').filter((line) => line.includes(entry?.executionId ?? '-')).map((line) => JSON.parse(line) as { time: number, msg: string })
-    const cancelledAt = lines.find((line) => line.msg === 'execution cancelled by the mcp client')?.time
-    const finishedAt = lines.find((line) => line.msg === 'execution finished')?.time
-    t.ok(cancelledAt !== undefined && finishedAt !== undefined, 'the service logged both')
-    const took = (finishedAt ?? Infinity) - (cancelledAt ?? 0)
+    const times = await waitFor(() => {
+      const lines = server.output().split('\n').filter((line) => line.includes(entry?.executionId ?? '-')).map((line) => JSON.parse(line) as { time: number, msg: string })
+      const cancelledAt = lines.find((line) => line.msg === 'execution cancelled by the mcp client')?.time
+      const finishedAt = lines.find((line) => line.msg === 'execution finished')?.time
+      return cancelledAt !== undefined && finishedAt !== undefined ? { cancelledAt, finishedAt } : undefined
+    }, { message: 'the service logged the cancel and the end' })
+    const took = (times?.finishedAt ?? Infinity) - (times?.cancelledAt ?? 0)
     t.ok(took <= 100, `it ended ${took} ms after the cancel reached it`)
   })
 
