@@ -24,12 +24,16 @@ import executionsPlugin from './plugins/executions.ts'
 import sessionIdentityPlugin from './plugins/session-identity.ts'
 import sessionsPlugin from './plugins/sessions.ts'
 import consolePlugin from './plugins/console.ts'
+import mcpPlugin from './plugins/mcp.ts'
+import mcpUpstreamsPlugin from './plugins/mcp-upstreams.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
 import apiRoutes from './routes/api/index.ts'
 import adminRoutes from './routes/admin/index.ts'
 import wellKnownRoutes from './routes/well-known.ts'
 import wellKnownSessionRoutes from './routes/well-known-session.ts'
+import mcpRoutes from './routes/mcp.ts'
+import oauthProtectedResourceRoutes from './routes/oauth-protected-resource.ts'
 
 export interface AppOptions {
   config: Config
@@ -92,6 +96,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(sessionIdentityPlugin)
   await fastify.register(sessionsPlugin)
   await fastify.register(consolePlugin)
+  await fastify.register(mcpPlugin)
+  await fastify.register(mcpUpstreamsPlugin)
 
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)
@@ -99,6 +105,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(apiRoutes, { prefix: '/api' })
   await fastify.register(adminRoutes, { prefix: '/admin' })
   await fastify.register(wellKnownSessionRoutes)
+  await fastify.register(mcpRoutes)
+  await fastify.register(oauthProtectedResourceRoutes)
 }
 
 export default fp(app, { name: 'app' })

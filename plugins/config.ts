@@ -54,7 +54,15 @@ export const ConfigSchema = Type.Object({
   TOOL_SIGNING_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (EC )?PRIVATE KEY-----' })),
   SERVICE_ISSUER: Type.String({ minLength: 1, maxLength: 200, default: 'tenant-enclave' }),
   SESSION_IDENTITY_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (EC )?PRIVATE KEY-----' })),
-  SESSION_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 3600 })
+  SESSION_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400, default: 3600 }),
+  // /mcp: browser origins it answers (any other Origin is refused: DNS rebinding), the
+  // authorization servers its protected-resource metadata names, and its public base URL
+  // (default: from the request's Host) for that document and the 401's resource_metadata.
+  MCP_ALLOWED_ORIGINS: Type.String({ default: '' }),
+  MCP_AUTHORIZATION_SERVERS: Type.String({ default: '' }),
+  MCP_PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^/]+$' })),
+  // Remote MCP servers as platform tools: how often their tools/list is read again.
+  MCP_UPSTREAM_REFRESH_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 300_000 })
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -98,6 +106,12 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   for (const origin of toolUpstreams(config)) {
     if (!ORIGIN.test(origin)) throw new ConfigError(`Invalid configuration: TOOL_UPSTREAMS lists "${origin}", which is not an origin like https://api.example.com`)
   }
+  for (const origin of listSetting(config.MCP_ALLOWED_ORIGINS)) {
+    if (!ORIGIN.test(origin)) throw new ConfigError(`Invalid configuration: MCP_ALLOWED_ORIGINS lists "${origin}", which is not an origin like https://app.example.com`)
+  }
+  for (const server of listSetting(config.MCP_AUTHORIZATION_SERVERS)) {
+    if (!/^https?:\/\/\S+$/.test(server)) throw new ConfigError(`Invalid configuration: MCP_AUTHORIZATION_SERVERS lists "${server}", which is not a URL like https://auth.example.com`)
+  }
   if (config.TOOL_SIGNING_KEY !== undefined) {
     // Checked now so a wrong key stops the start, not the first tool call.
     let key
@@ -120,6 +134,11 @@ export function toolUpstreams (config: Pick<Config, 'TOOL_UPSTREAMS'>): string[]
 
 // scheme://host[:port], nothing after: browsers send exactly this in the Origin header.
 const ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/
+
+/** A comma-separated setting's entries, trimmed, empty ones dropped. */
+export function listSetting (value: string): string[] {
+  return value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+}
 
 /** The origins CORS_ORIGINS lists (comma-separated; empty = none). */
 export function corsOrigins (config: Pick<Config, 'CORS_ORIGINS'>): string[] {

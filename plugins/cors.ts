@@ -13,8 +13,9 @@ export default fp(async (fastify) => {
   await fastify.register(fastifyCors, {
     origin: origins,
     methods: ['GET', 'POST', 'PUT', 'DELETE'],
-    allowedHeaders: ['authorization', 'content-type'],
-    exposedHeaders: ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
+    // The mcp-* headers: a browser-based MCP client on /mcp (its origin also in MCP_ALLOWED_ORIGINS).
+    allowedHeaders: ['authorization', 'content-type', 'mcp-protocol-version', 'mcp-session-id', 'last-event-id'],
+    exposedHeaders: ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'mcp-session-id', 'www-authenticate'],
     credentials: false,
     maxAge: 600
   })

@@ -25,11 +25,12 @@ export default fp(async (fastify) => {
       tags: [
         { name: 'execution', description: 'Run scripts and read usage, tools and audit' },
         { name: 'admin', description: 'For the platform gateway: tenants and their tools (admin permission)' },
-        { name: 'health', description: 'Liveness, readiness and metrics' }
+        { name: 'health', description: 'Liveness, readiness and metrics' },
+        { name: 'mcp', description: 'The Model Context Protocol endpoint (Streamable HTTP) and its protected resource metadata' }
       ]
     },
     transform: ({ schema, url }) => {
-      const needsToken = url.startsWith('/api/') || url.startsWith('/admin/')
+      const needsToken = url.startsWith('/api/') || url.startsWith('/admin/') || url === '/mcp'
       return { schema: needsToken ? { ...schema, security: [{ bearerAuth: [] }] } as typeof schema : schema, url }
     }
   })

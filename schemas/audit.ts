@@ -8,7 +8,7 @@ export const AuditEntrySchema = Type.Object({
   id: Type.String({ format: 'uuid', description: 'Opaque; pass as `before` to read the next page' }),
   executionId: Type.String(),
   userId: Type.String(),
-  action: Type.Enum(['code_execution', 'execution_refused']),
+  action: Type.Enum(['code_execution', 'execution_refused', 'mcp.execute'], { description: 'mcp.execute: a run started by execute_script over /mcp; counted like code_execution' }),
   codeSha256: Type.Union([Type.String(), Type.Null()]),
   success: Type.Boolean(),
   errorCode: Type.Union([Type.String(), Type.Null()]),

@@ -7,6 +7,7 @@ import { UsagePage } from './pages/usage.tsx'
 import { RunsPage } from './pages/runs.tsx'
 import { ToolsPage } from './pages/tools.tsx'
 import { AdminPage } from './pages/admin.tsx'
+import { AgentsPage } from './pages/agents.tsx'
 import './style.css'
 
 const BASE = '/console/'
@@ -15,6 +16,7 @@ const PAGES = [
   { path: 'usage', label: 'Usage' },
   { path: 'runs', label: 'Runs' },
   { path: 'tools', label: 'Tools' },
+  { path: 'agents', label: 'Agents' },
   { path: 'admin', label: 'Admin', admin: true }
 ] as const
 type PagePath = typeof PAGES[number]['path']
@@ -94,6 +96,7 @@ function App () {
         {page === 'usage' && <UsagePage />}
         {page === 'runs' && <RunsPage />}
         {page === 'tools' && <ToolsPage />}
+        {page === 'agents' && <AgentsPage />}
         {page === 'admin' && (isAdmin ? <AdminPage /> : <p role='alert'>The Admin pages need a token with the <code>admin</code> permission.</p>)}
       </main>
     </>

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import adminTenantRoutes from './tenants.ts'
 import adminToolRoutes from './tenant-tools.ts'
 import adminPlatformToolRoutes from './tools.ts'
+import adminMcpServerRoutes from './mcp-servers.ts'
 
 /** /admin/*: for the platform gateway; every route needs a token with the `admin` permission. */
 const adminRoutes: FastifyPluginAsync = async (fastify) => {
@@ -10,6 +11,7 @@ const adminRoutes: FastifyPluginAsync = async (fastify) => {
   await fastify.register(adminTenantRoutes)
   await fastify.register(adminToolRoutes)
   await fastify.register(adminPlatformToolRoutes)
+  await fastify.register(adminMcpServerRoutes)
 }
 
 export default adminRoutes

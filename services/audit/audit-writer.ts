@@ -5,7 +5,7 @@ import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
 export interface AuditFacts {
   executionId: string
   userId: string
-  action: 'code_execution' | 'execution_refused'
+  action: 'code_execution' | 'execution_refused' | 'mcp.execute'
   codeSha256: string | null
   success: boolean
   errorCode: string | null

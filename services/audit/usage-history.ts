@@ -34,7 +34,7 @@ export async function readUsageHistory (trx: TenantTrx, days: number, now = new 
              coalesce(sum(tool_calls), 0) as tool_calls,
              percentile_cont(0.5) within group (order by duration_ms) as p50
       from audit_log
-      where action = 'code_execution'
+      where action in ('code_execution', 'mcp.execute')
         and created_at >= (d at time zone 'UTC') and created_at < ((d + interval '1 day') at time zone 'UTC')
     ) as s`.execute(trx)
   const byDay = new Map(result.rows.map((row) => [row.day, row]))

@@ -38,7 +38,7 @@ export interface AuditLogTable {
   public_id: Generated<string>
   execution_id: string
   user_id: string
-  action: 'code_execution' | 'execution_refused'
+  action: 'code_execution' | 'execution_refused' | 'mcp.execute'
   code_sha256: string | null
   success: boolean
   error_code: string | null

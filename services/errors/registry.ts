@@ -36,6 +36,14 @@ export const registry = {
   INVALID_OPENAPI: { status: 400, surface: 'http', message: '{detail}', retryable: false, description: 'An OpenAPI document the tool import cannot read.' },
   DEPENDENCY_UNAVAILABLE: { status: 503, surface: 'http', message: 'A backing service (PostgreSQL or Redis) is unreachable; retry later', title: 'Service unavailable', retryable: true, description: 'PostgreSQL or Redis cannot be reached; the request was not carried out.' },
 
+  // The MCP endpoint and the remote MCP servers an admin registers.
+  ORIGIN_NOT_ALLOWED: { status: 403, surface: 'http', message: 'Forbidden: origin {origin} is not allowed (MCP_ALLOWED_ORIGINS)', retryable: false, description: 'A request to /mcp whose Origin header is not in MCP_ALLOWED_ORIGINS (DNS-rebinding protection).' },
+  METHOD_NOT_ALLOWED: { status: 405, surface: 'http', message: 'This MCP endpoint is stateless: it offers no server stream and no session to end (use POST)', retryable: false, description: 'GET or DELETE on /mcp: only POST is served.' },
+  MCP_SERVER_REFUSED: { status: 400, surface: 'http', message: 'The MCP server\'s URL is refused: {detail}', retryable: false, description: 'A remote MCP server whose URL the service will not call (not http(s), credentials, an origin outside TOOL_UPSTREAMS, a link-local address).' },
+  MCP_SERVER_NOT_FOUND: { status: 404, surface: 'http', message: 'No MCP server named {name}', retryable: false, description: 'No remote MCP server is registered under this name.' },
+  MCP_SERVER_CONFLICT: { status: 409, surface: 'http', message: '{detail}', retryable: false, description: 'The remote MCP server\'s prefix is taken by another server.' },
+  MCP_SERVER_UNREACHABLE: { status: 502, surface: 'http', message: 'The MCP server could not be reached or did not answer as MCP: {detail}', retryable: true, description: 'Registering or refreshing a remote MCP server failed to read its tools/list.' },
+
   // ExecutionResult codes, in the order the OpenAPI document lists them.
   VALIDATION_ERROR: { status: null, surface: 'execution', message: '{detail}', retryable: false, description: 'The script does not parse, or uses a construct the security level forbids.' },
   EXECUTION_ERROR: { status: null, surface: 'execution', message: '{detail}', retryable: false, description: 'The script threw (the message is the script\'s).' },

@@ -46,6 +46,8 @@ export interface ExecutionRequest {
   mayAct?: Promise<boolean>
   /** The log of the request that brought it, for the hooks' log lines. */
   log?: FastifyBaseLogger
+  /** What its audit row says it was: a REST or session run (default), or an MCP client's. */
+  auditAction?: ExecutionFacts['auditAction']
 }
 
 /** What a run reports while it goes on; the event stream numbers and timestamps them. */
@@ -72,7 +74,8 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
     executionId: request.executionId,
     userId: caller.userId,
     codeSha256: sha256(request.code),
-    ...(request.log !== undefined ? { log: request.log } : {})
+    ...(request.log !== undefined ? { log: request.log } : {}),
+    ...(request.auditAction !== undefined ? { auditAction: request.auditAction } : {})
   }
   let admission = request.admitted
   if (admission === undefined) {

@@ -15,6 +15,8 @@ export interface ExecutionFacts {
   codeSha256: string | null
   /** The log of the request that brought it (with its request id), if there is one. */
   log?: FastifyBaseLogger
+  /** Its audit row's action once it ran: `code_execution` unless an MCP client ran it. */
+  auditAction?: 'code_execution' | 'mcp.execute'
 }
 
 export interface ExecutionHooks {
@@ -51,7 +53,7 @@ export function auditedExecutions (audit: { enqueue: (entry: AuditEntry) => void
     ended (execution, result, timing = { measured: true }) {
       audit.enqueue({
         ...row(execution),
-        action: 'code_execution',
+        action: execution.auditAction ?? 'code_execution',
         success: result.success,
         errorCode: result.error?.code ?? null,
         durationMs: timing.measured ? Math.round(result.stats.duration) : null,

@@ -5,6 +5,8 @@ import { TtlCache } from '../ttl-cache.ts'
 import type { ToolSigner } from './tool-signer.ts'
 import { validatorFor } from './schema-validation.ts'
 import type { HttpToolSpec, ToolDefinition } from './tool-definition.ts'
+import { McpToolClient } from './mcp-tool-client.ts'
+import { callMcpTool } from './mcp-tool-call.ts'
 
 // Cloud metadata and other link-local services: never reachable, whatever TOOL_UPSTREAMS says.
 const LINK_LOCAL = new BlockList()
@@ -110,6 +112,8 @@ export interface HttpToolRunnerOptions {
    * (an admin may allow up to 64 MB per tool; the service-wide result cap still holds).
    */
   maxResultBytes: number
+  /** Told when a remote MCP server says its tools changed. */
+  onMcpToolsChanged?: (server: string) => void
 }
 
 /** One placeholder value as it goes into the URL: only the value's own characters, encoded. */
@@ -266,6 +270,8 @@ export class HttpToolRunner {
   private readonly agent: Agent
   private readonly signer: ToolSigner
   private readonly maxResultBytes: number
+  /** Remote MCP servers' tools, on the same guarded pool. */
+  readonly mcp: McpToolClient
 
   constructor (options: HttpToolRunnerOptions) {
     this.signer = options.signer
@@ -275,12 +281,18 @@ export class HttpToolRunner {
       keepAliveTimeout: 10_000,
       connect: { lookup: guardedLookup(options.lookup, options.dnsCache) }
     })
+    this.mcp = new McpToolClient({ dispatcher: this.agent, onToolsChanged: options.onMcpToolsChanged })
   }
 
   async call (tool: ToolDefinition & { http: HttpToolSpec }, call: HttpCall): Promise<HttpCallResult> {
     const spec = tool.http
     const args = (call.args ?? {}) as Record<string, unknown>
     if (typeof args !== 'object' || Array.isArray(args)) throw new HttpToolError('arguments must be an object')
+    if (spec.mcp !== undefined) {
+      const url = new URL(spec.url)
+      const assertion = this.signer.sign({ audience: url.origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name }).token
+      return await callMcpTool(this.mcp, { ...tool, http: spec }, spec.mcp, args, call, { assertion, maxResultBytes: this.maxResultBytes })
+    }
     const { origin, host, path, body } = buildRequest(spec, args)
     // An IP literal never goes through the lookup, so it is checked here.
     if (isLinkLocal(host)) throw new HttpToolError(`refused address ${host} (link-local)`)
@@ -364,6 +376,7 @@ export class HttpToolRunner {
   }
 
   async close (): Promise<void> {
+    await this.mcp.close()
     await this.agent.close()
   }
 

@@ -1,6 +1,7 @@
 import type { TSchema } from 'typebox'
 import type { AppDatabase, TenantTrx } from '../db/with-tenant.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
+import type { McpToolSpec } from './mcp-tool-client.ts'
 
 /** Who is calling a tool: the run's tenant, user, token permissions and quotas. */
 export interface ToolCaller {
@@ -44,6 +45,8 @@ export interface HttpToolSpec {
   queryArgs?: string[]
   /** The arg whose value is the whole JSON body (OpenAPI requestBody); else the rest of the args. */
   bodyArg?: string
+  /** A remote MCP server's tool: `url` is its MCP endpoint and calls go through the MCP client. */
+  mcp?: McpToolSpec
 }
 
 /**

@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import { listSetting } from '../plugins/config.ts'
+import { checkScript } from '../services/code-mode/check-script.ts'
+import { ToolDeclarationCache } from '../services/code-mode/tool-declarations.ts'
+import { LEVELS } from '../services/enclave/index.ts'
+import { createCodeModeServer, type CodeModeCaller } from '../services/mcp/code-mode-server.ts'
+import { executeScript } from '../services/executions/execute-script.ts'
+import { codeSizeRefusalOf, newExecutionId, refusalAnswer } from '../services/executions/execution-request.ts'
+import { ServiceError } from '../services/errors/index.ts'
+import { publicBase } from './oauth-protected-resource.ts'
+
+/**
+ * /mcp: the Model Context Protocol over Streamable HTTP (2025-11-25), stateless. Every POST gets
+ * a fresh SDK server and transport, so any instance answers any request and nothing is kept in a
+ * session store; the answer is an SSE stream (log and progress notifications, then the result) or
+ * JSON. GET and DELETE are 405: there is no server-initiated stream and no session state to end.
+ */
+// Visible ASCII, as the spec requires of a session id.
+const SESSION_ID = /^[\x21-\x7e]{1,128}$/
+
+const mcpRoutes: FastifyPluginAsync = async (fastify) => {
+  const allowedOrigins = new Set(listSetting(fastify.config.MCP_ALLOWED_ORIGINS))
+  const declarations = new ToolDeclarationCache()
+
+  // DNS rebinding: a browser page on another origin (even one resolving to this host) sends its
+  // Origin; agents send none. Checked before anything else, the token included.
+  const checkOrigin = async (request: FastifyRequest): Promise<void> => {
+    const origin = request.headers.origin
+    if (origin !== undefined && !allowedOrigins.has(origin)) throw new ServiceError('ORIGIN_NOT_ALLOWED', { origin })
+  }
+  // The REST API's authentication, plus the challenge that points an MCP client at the metadata.
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    try {
+      await fastify.authenticate(request)
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 401) {
+        void reply.header('www-authenticate', `Bearer resource_metadata="${publicBase(fastify.config, request)}/.well-known/oauth-protected-resource"`)
+      }
+      throw err
+    }
+  }
+
+  fastify.post('/mcp', {
+    onRequest: [checkOrigin, authenticate],
+    schema: { tags: ['mcp'], summary: 'MCP Streamable HTTP: one JSON-RPC message per POST; answers JSON or an SSE stream' }
+  }, async (request, reply) => {
+    const { tenant } = request
+    const { tenantId, permissions, quotas } = tenant
+    const callableTools: CodeModeCaller['callableTools'] = async () => (await fastify.tools.list(tenantId))
+      .filter((tool) => tool.enabled && permissions.includes(`tool:${tool.definition.name}`))
+      .map(({ definition: { name, description, argsSchema, resultSchema } }) => ({ name, description, argsSchema, resultSchema }))
+    // A session id, given at initialize, is only a scope: the client's log level and its
+    // cancellable calls are kept per (tenant, user, session), so two clients of one user (whose
+    // JSON-RPC ids may clash) stay apart. It names no state a request needs, so any instance
+    // answers any request, and a client that sends none shares the user's unnamed scope.
+    const isInitialize = (request.body as { method?: unknown } | null)?.method === 'initialize'
+    const sent = request.headers['mcp-session-id']
+    const sessionId = isInitialize ? randomUUID() : typeof sent === 'string' && SESSION_ID.test(sent) ? sent : ''
+    if (isInitialize) reply.raw.setHeader('mcp-session-id', sessionId)
+    const callerKey = `${tenantId}\u0000${tenant.userId}\u0000${sessionId}`
+    const caller: CodeModeCaller = {
+      key: callerKey,
+      callableTools,
+      declarations: async (tools) => (await declarations.get(tools)).text,
+      check: async (body) => {
+        // The size a run would refuse, refused the same way (neither counted nor audited).
+        const tooLarge = codeSizeRefusalOf(body.code, quotas)
+        if (tooLarge !== undefined) return { refusal: refusalAnswer(tooLarge) }
+        return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck }) }
+      },
+      execute: async (body, live) => {
+        const executionId = newExecutionId()
+        const log = request.log.child({ tenantId, executionId, via: 'mcp' })
+        // When the cancel (or the client's leaving) reached the run: its end is logged too.
+        live.signal.addEventListener('abort', () => { log.info('execution cancelled by the mcp client') }, { once: true })
+        // The one execution path, as REST runs take it: quotas, metrics, tools; the audit row says mcp.execute.
+        const outcome = await executeScript(fastify.executionDeps, tenant, {
+          executionId,
+          log,
+          auditAction: 'mcp.execute',
+          code: body.code,
+          language: body.language,
+          timeoutMs: body.timeoutMs,
+          onEvent: live.onEvent,
+          signal: live.signal
+        })
+        return outcome.ran ? { result: outcome.result } : { refusal: refusalAnswer(outcome.refusal) }
+      },
+      logLevels: fastify.mcp.logLevels,
+      running: fastify.mcp.running,
+      cancel: (requestId) => { void fastify.mcp.cancel(callerKey, requestId) }
+    }
+    const server = createCodeModeServer(caller)
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
+    // From here the SDK writes the response. A client that leaves closes the transport, which
+    // aborts its calls: a run in flight ends CANCELLED and frees its slot.
+    // Headers earlier hooks put on the reply (CORS, rate limit) go out with the SDK's response.
+    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value)
+    reply.hijack()
+    reply.raw.on('close', () => {
+      transport.close().catch(() => {})
+      server.close().catch(() => {})
+    })
+    try {
+      await server.connect(transport)
+      await transport.handleRequest(request.raw, reply.raw, request.body)
+    } catch (err) {
+      request.log.error({ err, tenantId }, 'mcp request failed')
+      if (!reply.raw.headersSent) {
+        reply.raw.writeHead(500, { 'content-type': 'application/json' })
+        reply.raw.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null }))
+      }
+    }
+  })
+
+  const notAllowed = async (_request: FastifyRequest, reply: FastifyReply): Promise<never> => {
+    void reply.header('allow', 'POST')
+    throw new ServiceError('METHOD_NOT_ALLOWED')
+  }
+  for (const method of ['GET', 'DELETE'] as const) {
+    fastify.route({
+      method,
+      url: '/mcp',
+      onRequest: [checkOrigin],
+      schema: { tags: ['mcp'], summary: '405: this MCP endpoint is stateless (no server stream, no session)' },
+      handler: notAllowed
+    })
+  }
+}
+
+export default mcpRoutes

@@ -1,0 +1,71 @@
+import { HttpToolError, isLinkLocal, type HttpCall, type HttpCallResult } from './http-tool-runner.ts'
+import { McpToolError, type McpToolClient, type McpToolSpec } from './mcp-tool-client.ts'
+import { validatorFor } from './schema-validation.ts'
+import type { HttpToolSpec, ToolDefinition } from './tool-definition.ts'
+
+const CAUSES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset by the upstream',
+  UND_ERR_SOCKET: 'connection closed by the upstream',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host not found (DNS)',
+  UND_ERR_CONNECT_TIMEOUT: 'connection timed out'
+}
+
+/** The code of the first error in a cause chain that has one. */
+function causeCode (err: unknown): unknown {
+  let current: unknown = err
+  for (let i = 0; i < 5 && current instanceof Error; i++) {
+    const code = (current as { code?: unknown }).code
+    if (code !== undefined) return code
+    current = current.cause
+  }
+  return undefined
+}
+
+/**
+ * A remote MCP server's tool, called as an HTTP tool is: link-local refused, the tenant assertion
+ * as bearer, the tool's deadline and byte limit (and TOOL_RESULT_MAX_BYTES), the result checked
+ * against its schema. Failures are HttpToolErrors, so the gateway answers TOOL_ERROR with them;
+ * the tool's own `isError` text comes through as the cause.
+ */
+export async function callMcpTool (
+  client: McpToolClient,
+  tool: ToolDefinition & { http: HttpToolSpec },
+  mcp: McpToolSpec,
+  args: Record<string, unknown>,
+  call: HttpCall,
+  options: { assertion: string, maxResultBytes: number }
+): Promise<HttpCallResult> {
+  const spec = tool.http
+  const url = new URL(spec.url)
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+  if (isLinkLocal(host)) throw new HttpToolError(`refused address ${host} (link-local)`)
+  const toolLimit = spec.maxResponseKB * 1024
+  const limit = Math.min(toolLimit, options.maxResultBytes)
+  const overLimit = toolLimit <= options.maxResultBytes ? `response body over ${spec.maxResponseKB} KB` : `response body over the tool result limit of ${options.maxResultBytes} bytes (TOOL_RESULT_MAX_BYTES)`
+  const deadline = new AbortController()
+  const timer = setTimeout(() => { deadline.abort() }, spec.timeoutMs)
+  const signal = call.runEnded === undefined ? deadline.signal : AbortSignal.any([deadline.signal, call.runEnded])
+  try {
+    const { value, resultBytes } = await client.call(spec.url, mcp, args, { assertion: options.assertion, timeoutMs: spec.timeoutMs, maxBytes: limit, signal, tooLarge: () => new HttpToolError(overLimit) })
+    if (tool.resultSchema !== undefined) {
+      const validator = validatorFor(tool.resultSchema)
+      if (!validator.check(value)) throw new HttpToolError(`result does not match resultSchema: ${validator.firstError()}`, 200, resultBytes)
+    }
+    return { value, upstreamStatus: 200, resultBytes }
+  } catch (err) {
+    if (err instanceof HttpToolError) throw err
+    if (err instanceof McpToolError) throw new HttpToolError(`upstream tool error: ${err.message}`, 200)
+    if (deadline.signal.aborted) throw new HttpToolError(`timed out after ${spec.timeoutMs} ms`)
+    if (call.runEnded?.aborted === true) throw new HttpToolError('the run ended before the upstream answered')
+    const cause = err instanceof Error && err.cause instanceof HttpToolError ? err.cause : undefined
+    if (cause !== undefined) throw cause
+    const code = causeCode(err)
+    if (typeof code === 'number' && code >= 300 && code < 600) throw new HttpToolError(`upstream answered ${code}`, code)
+    if (code === 'ELINKLOCAL') throw new HttpToolError('refused address (link-local)')
+    throw new HttpToolError(typeof code === 'string' && CAUSES[code] !== undefined ? CAUSES[code] : 'the MCP server failed to answer')
+  } finally {
+    clearTimeout(timer)
+  }
+}

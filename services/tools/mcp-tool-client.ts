@@ -1,0 +1,176 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { ToolListChangedNotificationSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js'
+import { fetch as undiciFetch, type Dispatcher } from 'undici'
+
+// Remote MCP servers' tools, called as platform tools: through the SDK's Client over Streamable
+// HTTP, on the HTTP tools' guarded connection pool (link-local addresses refused at connect),
+// with no redirect followed, each response cut off at its byte limit, and each request carrying
+// the assertion of the call it serves.
+
+/** Where an MCP platform tool's calls go, besides its http.url (the server's /mcp URL). */
+export interface McpToolSpec {
+  /** The registration's name (POST /admin/mcp-servers). */
+  server: string
+  /** The tool's name on that server (the platform tool is `<prefix>:<tool>`). */
+  tool: string
+  prefix: string
+  /** Static headers the admin gave (an API key, say); the assertion is always the bearer. */
+  headers?: Record<string, string>
+}
+
+/** What one request to an upstream carries: its bearer and where its bytes stop. */
+interface RequestScope { assertion: string, maxBytes: number, tooLarge: () => Error }
+
+export class McpToolResponseTooLarge extends Error {
+  override name = 'McpToolResponseTooLarge'
+}
+
+/** A tool error the upstream reported (`isError: true`): its text reaches the script. */
+export class McpToolError extends Error {
+  override name = 'McpToolError'
+}
+
+function textOf (result: CallToolResult): string {
+  return result.content.filter((item) => item.type === 'text').map((item) => (item as { text: string }).text).join('\n')
+}
+
+/**
+ * The value a script gets for a tool result: its structuredContent when the tool has one, else
+ * its text (parsed when it is JSON, as most tools answer), else the content items themselves.
+ */
+export function scriptValue (result: CallToolResult): unknown {
+  if (result.structuredContent !== undefined) return result.structuredContent
+  const texts = result.content.filter((item) => item.type === 'text')
+  if (texts.length === result.content.length && texts.length > 0) {
+    const text = textOf(result)
+    try { return JSON.parse(text) } catch { return text }
+  }
+  return result.content
+}
+
+export interface McpToolClientOptions {
+  dispatcher: Dispatcher
+  /** Told when a server says its tools changed (notifications/tools/list_changed). */
+  onToolsChanged?: (server: string) => void
+}
+
+/**
+ * One connected SDK client per server URL and static headers, shared by every call to it (an
+ * initialize per call would triple the round trips). Each request's bearer comes from the call
+ * that makes it (AsyncLocalStorage), so calls of different tenants never share an assertion.
+ */
+export class McpToolClient {
+  private readonly clients = new Map<string, Promise<Client>>()
+  private readonly scope = new AsyncLocalStorage<RequestScope>()
+  private readonly dispatcher: Dispatcher
+  /** Told when a server says its tools changed; set by whoever keeps the catalogue current. */
+  onToolsChanged: ((server: string) => void) | undefined
+
+  constructor (options: McpToolClientOptions) {
+    this.dispatcher = options.dispatcher
+    this.onToolsChanged = options.onToolsChanged
+  }
+
+  /** tools/list of a server, for registration and refresh; the assertion names no execution. */
+  async listTools (url: string, spec: Pick<McpToolSpec, 'server' | 'headers'>, assertion: string, options: { timeoutMs: number, maxBytes: number }): Promise<Tool[]> {
+    return await this.withClient(url, spec, { assertion, maxBytes: options.maxBytes, tooLarge: () => new McpToolResponseTooLarge(`tools/list over ${options.maxBytes} bytes`) }, async (client) => {
+      const tools: Tool[] = []
+      let cursor: string | undefined
+      do {
+        const page = await client.listTools(cursor === undefined ? {} : { cursor }, { timeout: options.timeoutMs })
+        tools.push(...page.tools)
+        cursor = page.nextCursor
+      } while (cursor !== undefined && tools.length < 10_000)
+      return tools
+    })
+  }
+
+  /** tools/call; an isError result throws McpToolError with the tool's text. */
+  async call (url: string, spec: McpToolSpec, args: Record<string, unknown>, options: { assertion: string, timeoutMs: number, maxBytes: number, signal?: AbortSignal, tooLarge: () => Error }): Promise<{ value: unknown, resultBytes: number }> {
+    const result = await this.withClient(url, spec, options, async (client) => await client.callTool(
+      { name: spec.tool, arguments: args },
+      undefined,
+      { timeout: options.timeoutMs, ...(options.signal !== undefined ? { signal: options.signal } : {}) }
+    )) as CallToolResult
+    if (result.isError === true) throw new McpToolError(textOf(result).slice(0, 2000) || 'the tool reported an error')
+    const value = scriptValue(result)
+    return { value, resultBytes: Buffer.byteLength(JSON.stringify(value ?? null)) }
+  }
+
+  async close (): Promise<void> {
+    const clients = [...this.clients.values()]
+    this.clients.clear()
+    await Promise.all(clients.map(async (client) => { await (await client).close() })).catch(() => {})
+  }
+
+  /** Runs `fn` on the server's client in this request scope; a broken session is reopened once. */
+  private async withClient<T> (url: string, spec: Pick<McpToolSpec, 'server' | 'headers'>, scope: RequestScope, fn: (client: Client) => Promise<T>): Promise<T> {
+    return await this.scope.run(scope, async () => {
+      const key = JSON.stringify([url, spec.headers ?? {}])
+      const client = await this.connected(key, url, spec)
+      try {
+        return await fn(client)
+      } catch (err) {
+        // A session the server forgot (404) or a connection that broke: one fresh start.
+        const code = (err as { code?: unknown }).code
+        if (code !== 404 && !(err instanceof TypeError)) throw err
+        this.forget(key, client)
+        return await fn(await this.connected(key, url, spec))
+      }
+    })
+  }
+
+  private forget (key: string, client: Client): void {
+    void this.clients.get(key)?.then((current) => { if (current === client) this.clients.delete(key) }, () => {})
+    client.close().catch(() => {})
+  }
+
+  private async connected (key: string, url: string, spec: Pick<McpToolSpec, 'server' | 'headers'>): Promise<Client> {
+    let client = this.clients.get(key)
+    if (client === undefined) {
+      client = this.connect(url, spec)
+      this.clients.set(key, client)
+      client.catch(() => { this.clients.delete(key) })
+    }
+    return await client
+  }
+
+  private async connect (url: string, spec: Pick<McpToolSpec, 'server' | 'headers'>): Promise<Client> {
+    const client = new Client({ name: 'tenant-enclave', version: '0.1.0' })
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => { this.onToolsChanged?.(spec.server) })
+    const transport = new StreamableHTTPClientTransport(new URL(url), { fetch: this.guardedFetch(spec.headers ?? {}) })
+    await client.connect(transport)
+    return client
+  }
+
+  private guardedFetch (headers: Record<string, string>) {
+    return async (input: string | URL, init?: RequestInit): Promise<Response> => {
+      const scope = this.scope.getStore()
+      // Only requests a call makes: the client's standing GET stream would outlive any one call's
+      // assertion, so it is answered here as a server without one (405), and never opened.
+      if (scope === undefined || (init?.method ?? 'GET') === 'GET') return new Response(null, { status: 405 })
+      const merged: Record<string, string> = Object.fromEntries(new Headers(init?.headers).entries())
+      for (const [name, value] of Object.entries(headers)) merged[name.toLowerCase()] = value
+      merged.authorization = `Bearer ${scope.assertion}`
+      merged['user-agent'] = 'tenant-enclave'
+      const res = await undiciFetch(input, { ...(init as object), headers: merged, redirect: 'error', dispatcher: this.dispatcher }) as unknown as Response
+      const declared = Number(res.headers.get('content-length'))
+      if (Number.isFinite(declared) && declared > scope.maxBytes) {
+        await res.body?.cancel()
+        throw scope.tooLarge()
+      }
+      if (res.body === null) return res
+      let bytes = 0
+      const counted = res.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
+        transform (chunk, controller) {
+          bytes += chunk.byteLength
+          if (bytes > scope.maxBytes) controller.error(scope.tooLarge())
+          else controller.enqueue(chunk)
+        }
+      }))
+      return new Response(counted, { status: res.status, statusText: res.statusText, headers: res.headers })
+    }
+  }
+}
