@@ -93,14 +93,14 @@ export class HttpToolRunner {
   private readonly maxResultBytes: number
   readonly admission: UpstreamAdmission
   private readonly tierOf: (tenantId: string) => Tier | Promise<Tier>
-  /** IP literal hosts of TOOL_UPSTREAMS (unbracketed, as URL normalises them); null: any. */
-  private readonly listedLiterals: Set<string> | null
+  /** TOOL_UPSTREAMS origins, as `new URL` writes them; null: any literal may be called. */
+  private readonly listedOrigins: Set<string> | null
 
   constructor (options: HttpToolRunnerOptions) {
     this.signer = options.signer
     this.maxResultBytes = options.maxResultBytes
     this.tierOf = options.tierOf ?? (() => 'free')
-    this.listedLiterals = options.upstreams === undefined ? null : new Set(options.upstreams.map(literalHostOf).filter((h) => h !== undefined))
+    this.listedOrigins = options.upstreams === undefined ? null : new Set(options.upstreams.map(normalOrigin))
     this.admission = new UpstreamAdmission({
       connectionsPerOrigin: options.caps?.connectionsPerOrigin ?? 64,
       tenantMaxInFlight: options.caps?.tenantMaxInFlight ?? 8,
@@ -121,9 +121,9 @@ export class HttpToolRunner {
     if (typeof args !== 'object' || Array.isArray(args)) throw new HttpToolError('arguments must be an object')
     const { origin, host, path, body } = buildRequest(spec, args)
     // An IP literal never goes through the lookup, so it is checked here: metadata always, a
-    // private one unless TOOL_UPSTREAMS names it (the admin's explicit choice).
+    // private one unless TOOL_UPSTREAMS lists this very origin (the admin's explicit choice).
     const kind = isIP(host) === 0 ? null : classifyAddress(host)
-    if (kind === 'metadata' || (kind === 'private' && this.listedLiterals !== null && !this.listedLiterals.has(host))) throw new HttpToolError(refusalMessage(host, kind))
+    if (kind === 'metadata' || (kind === 'private' && this.listedOrigins !== null && !this.listedOrigins.has(origin))) throw new HttpToolError(refusalMessage(host, kind))
     const tier = await this.tierOf(call.tenantId)
 
     // A new assertion (and jti) per call, so an upstream can refuse a replayed one.
@@ -232,13 +232,11 @@ export class HttpToolRunner {
   }
 }
 
-/** The host of an origin if it is an IP literal, as `new URL` writes it (IPv6 unbracketed). */
-function literalHostOf (origin: string): string | undefined {
+/** An origin as `new URL` writes it (default port dropped, IPv6 compressed), to compare. */
+function normalOrigin (origin: string): string {
   try {
-    const { hostname } = new URL(origin)
-    const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname
-    return isIP(host) === 0 ? undefined : host
+    return new URL(origin).origin
   } catch {
-    return undefined
+    return origin
   }
 }
