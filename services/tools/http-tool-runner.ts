@@ -83,7 +83,9 @@ async function readUpTo (body: ResponseBody, limit: number, overLimit: () => Err
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
 
 /**
- * Calls platform tools over HTTP: one pooled keep-alive agent for every upstream, no redirects
+ * Calls platform tools over HTTP: one pooled keep-alive agent for every upstream, each call
+ * admitted by UpstreamAdmission (tenant, tier and origin caps) and connected only to an address
+ * the guard allows (upstream-address-guard.ts), no redirects
  * (undici follows none unless told), a deadline that aborts the request and destroys its socket,
  * and the body read as a stream and cut off at the tool's maxResponseKB.
  */
@@ -126,8 +128,6 @@ export class HttpToolRunner {
     if (kind === 'metadata' || (kind === 'private' && this.listedOrigins !== null && !this.listedOrigins.has(origin))) throw new HttpToolError(refusalMessage(host, kind))
     const tier = await this.tierOf(call.tenantId)
 
-    // A new assertion (and jti) per call, so an upstream can refuse a replayed one.
-    const assertion = this.signer.sign({ audience: origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name }).token
     const deadline = new AbortController()
     const timer = setTimeout(() => { deadline.abort(new HttpToolError(`timed out after ${spec.timeoutMs} ms`)) }, spec.timeoutMs)
     const onRunEnded = (): void => { deadline.abort(new HttpToolError('the run ended before the upstream answered')) }
@@ -137,6 +137,9 @@ export class HttpToolRunner {
     try {
       // The wait for a slot counts against the call's own timeout.
       release = await this.admission.admit(origin, call.tenantId, tier, deadline.signal, spec.timeoutMs)
+      // A new assertion (and jti) per call, so an upstream can refuse a replayed one; signed
+      // after the wait, so its 60 s of life are not spent queueing.
+      const assertion = this.signer.sign({ audience: origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name }).token
       const headers: Record<string, string> = {
         accept: 'application/json',
         authorization: `Bearer ${assertion}`,

@@ -1,4 +1,4 @@
-import { FifoSemaphore } from '../fifo-semaphore.ts'
+import { FifoSemaphore, SemaphoreTimeoutError } from '../fifo-semaphore.ts'
 import type { Tier } from '../tenants/tiers.ts'
 import { HttpToolError } from './http-tool-error.ts'
 
@@ -91,12 +91,14 @@ export class UpstreamAdmission {
     const forget = (): void => { if (owner.idle && this.slots.get(level.key) === owner) this.slots.delete(level.key) }
     const wrap = (release: () => void) => () => { release(); forget() }
     if (signal.aborted) throw this.cutShort(level, signal, timeoutMs)
-    const pending = owner.acquire()
+    // Bounded by the whole timeout too, so a place kept for a call that gave up (below) leaves
+    // the queue by then even if no slot comes free.
+    const pending = owner.acquire(timeoutMs)
     return await new Promise((resolve, reject) => {
       const onAbort = (): void => {
         // The place in the queue is kept until it comes up, then handed straight on: the FIFO
         // order of the others is untouched.
-        pending.then((release) => { wrap(release)() }, () => {})
+        pending.then((release) => { wrap(release)() }, forget)
         reject(this.cutShort(level, signal, timeoutMs))
       }
       signal.addEventListener('abort', onAbort, { once: true })
@@ -104,7 +106,11 @@ export class UpstreamAdmission {
         signal.removeEventListener('abort', onAbort)
         if (signal.aborted) return
         resolve(wrap(release))
-      }, reject)
+      }, (err: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        forget()
+        reject(err instanceof SemaphoreTimeoutError ? new HttpToolError(level.busy(timeoutMs)) : err)
+      })
     })
   }
 
