@@ -40,6 +40,11 @@ export class UpstreamAdmission {
     return Math.max(1, Math.floor(this.caps.connectionsPerOrigin * this.caps.tierSharePercent[tier] / 100))
   }
 
+  /** Keys with a call holding or waiting for a slot: idle keys are dropped, so this stays small. */
+  get trackedKeys (): number {
+    return this.slots.size
+  }
+
   /** Calls in flight under a key (tests and metrics): `origin`, `origin tier:free`, `origin tenant:t1`. */
   inFlight (key: string): number {
     return this.slots.get(key)?.inUse ?? 0

@@ -197,6 +197,7 @@ t.test('a call that finds no slot within its timeout fails with a message naming
   upstream.releaseOne()
   await Promise.all([...held, r2])
   t.equal(r.admission.inFlight(upstream.origin), 0)
+  t.equal(r.admission.trackedKeys, 0, 'the queues of calls that gave up are gone')
 })
 
 t.test('waiting calls are admitted in arrival order, and a call whose run ends leaves no slot taken', async (t) => {
@@ -217,6 +218,7 @@ t.test('waiting calls are admitted in arrival order, and a call whose run ends l
   await Promise.all([first, ...rest])
   t.same(upstream.arrived, ['/slow?n=1', '/slow?n=3', '/slow?n=4', '/slow?n=5'], 'in order, and the ended run\'s call never sent')
   t.equal(r.admission.inFlight(`${upstream.origin} tenant:a`), 0)
+  t.equal(r.admission.trackedKeys, 0, 'no queue is left behind for an idle tenant, tier or origin')
 })
 
 t.test('through the service: the limit is a catchable TOOL_ERROR the script can read', async (t) => {
