@@ -51,6 +51,14 @@ export const ConfigSchema = Type.Object({
   EXECUTION_QUEUE_NAME: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,63}$', default: 'executions' }),
   // Platform tools: origins their URLs may name, the assertion's signing key and issuer.
   TOOL_UPSTREAMS: Type.String({ default: '' }),
+  // Hostnames (of TOOL_UPSTREAMS origins) whose DNS answers may be private; metadata stays refused.
+  TOOL_UPSTREAM_PRIVATE_HOSTS: Type.String({ default: '' }),
+  // Per upstream origin: connections (= calls in flight), one tenant's calls, each tier's share.
+  TOOL_UPSTREAM_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 1024, default: 64 }),
+  TOOL_UPSTREAM_TENANT_MAX_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 1024, default: 8 }),
+  TOOL_UPSTREAM_FREE_SHARE_PERCENT: Type.Integer({ minimum: 1, maximum: 100, default: 25 }),
+  TOOL_UPSTREAM_STARTER_SHARE_PERCENT: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
+  TOOL_UPSTREAM_ENTERPRISE_SHARE_PERCENT: Type.Integer({ minimum: 1, maximum: 100, default: 100 }),
   TOOL_SIGNING_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (EC )?PRIVATE KEY-----' })),
   SERVICE_ISSUER: Type.String({ minLength: 1, maxLength: 200, default: 'tenant-enclave' }),
   SESSION_IDENTITY_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (EC )?PRIVATE KEY-----' })),

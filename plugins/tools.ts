@@ -4,6 +4,7 @@ import { DATA_TOOLS } from '../services/tools/data-tools.ts'
 import { ToolRegistry } from '../services/tools/tool-registry.ts'
 import { HttpToolRunner } from '../services/tools/http-tool-runner.ts'
 import { listPlatformTools, toDefinition } from '../services/tools/platform-tools.ts'
+import { toolUpstreams } from './config.ts'
 import { openInvalidationChannel, type InvalidationChannel } from '../services/invalidation-channel.ts'
 
 const TOOLS_CHANGED_CHANNEL = 'tenant-enclave:tools-changed'
@@ -20,7 +21,23 @@ declare module 'fastify' {
 
 export default fp(async (fastify) => {
   const { config } = fastify
-  const httpRunner = new HttpToolRunner({ signer: fastify.serviceKeys.toolSigner, maxResultBytes: config.TOOL_RESULT_MAX_BYTES })
+  const httpRunner = new HttpToolRunner({
+    signer: fastify.serviceKeys.toolSigner,
+    maxResultBytes: config.TOOL_RESULT_MAX_BYTES,
+    upstreams: toolUpstreams(config),
+    privateHosts: config.TOOL_UPSTREAM_PRIVATE_HOSTS.split(',').map((h) => h.trim()).filter((h) => h !== ''),
+    caps: {
+      connectionsPerOrigin: config.TOOL_UPSTREAM_CONNECTIONS,
+      tenantMaxInFlight: config.TOOL_UPSTREAM_TENANT_MAX_IN_FLIGHT,
+      tierSharePercent: {
+        free: config.TOOL_UPSTREAM_FREE_SHARE_PERCENT,
+        starter: config.TOOL_UPSTREAM_STARTER_SHARE_PERCENT,
+        enterprise: config.TOOL_UPSTREAM_ENTERPRISE_SHARE_PERCENT
+      }
+    },
+    // The tenant directory's cached record: a tier change holds within TENANT_CACHE_TTL_MS.
+    tierOf: async (tenantId) => (await fastify.tenants.get(tenantId)).tier
+  })
   // The channel is opened after the registry it invalidates; the registry announces through it
   // (only later, once both exist).
   const tools = new ToolRegistry(fastify.db, DATA_TOOLS, {
@@ -43,4 +60,4 @@ export default fp(async (fastify) => {
     invalidations.close()
     await httpRunner.close()
   })
-}, { name: 'tools', dependencies: ['config', 'db', 'store', 'service-keys'] })
+}, { name: 'tools', dependencies: ['config', 'db', 'store', 'service-keys', 'tenants'] })

@@ -1,7 +1,7 @@
 import type { Tool } from '@modelcontextprotocol/sdk/types.js'
 import type { AppDatabase } from '../db/with-tenant.ts'
 import { ServiceError } from '../errors/index.ts'
-import { isLinkLocal } from './http-tool-runner.ts'
+import { classifyAddress } from './upstream-address-guard.ts'
 import type { McpToolClient, McpToolSpec } from './mcp-tool-client.ts'
 import {
   DEFAULT_MAX_RESPONSE_KB, DEFAULT_TIMEOUT_MS, checkPlatformTool, isDefinitionRejection, deletePlatformTool,
@@ -79,7 +79,7 @@ export async function storedMcpServer (db: AppDatabase, name: string): Promise<M
   return { name, url: tool.http.url, prefix, ...(headers !== undefined ? { headers } : {}), defaultEnabled: tool.defaultEnabled, timeoutMs: tool.http.timeoutMs, maxResponseKB: tool.http.maxResponseKB }
 }
 
-/** The URL checks an HTTP tool's URL gets: http(s), no credentials, a TOOL_UPSTREAMS origin, not link-local. */
+/** The URL checks an HTTP tool's URL gets: http(s), no credentials, a TOOL_UPSTREAMS origin, no metadata address. */
 function checkServerUrl (url: string, upstreams: Set<string>): URL {
   let parsed: URL
   try {
@@ -91,7 +91,7 @@ function checkServerUrl (url: string, upstreams: Set<string>): URL {
   if (parsed.username !== '' || parsed.password !== '' || parsed.hash !== '') throw new ServiceError('MCP_SERVER_REFUSED', { detail: 'it must carry no credentials and no fragment' })
   if (!upstreams.has(parsed.origin)) throw new ServiceError('MCP_SERVER_REFUSED', { detail: `origin ${parsed.origin} is not listed in TOOL_UPSTREAMS` })
   const host = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname
-  if (isLinkLocal(host)) throw new ServiceError('MCP_SERVER_REFUSED', { detail: `${host} is a link-local address` })
+  if (classifyAddress(host) === 'metadata') throw new ServiceError('MCP_SERVER_REFUSED', { detail: `${host} is a link-local or cloud metadata address` })
   return parsed
 }
 

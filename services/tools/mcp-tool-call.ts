@@ -1,4 +1,5 @@
-import { HttpToolError, isLinkLocal, type HttpCall, type HttpCallResult } from './http-tool-runner.ts'
+import { HttpToolError } from './http-tool-error.ts'
+import type { HttpCall, HttpCallResult } from './http-call.ts'
 import { McpToolError, type McpToolClient, type McpToolSpec } from './mcp-tool-client.ts'
 import { validatorFor } from './schema-validation.ts'
 import type { HttpToolSpec, ToolDefinition } from './tool-definition.ts'
@@ -24,7 +25,7 @@ function causeCode (err: unknown): unknown {
 }
 
 /**
- * A remote MCP server's tool, called as an HTTP tool is: link-local refused, the tenant assertion
+ * A remote MCP server's tool, called as an HTTP tool is (the runner checks its address and takes its slot): the tenant assertion
  * as bearer, the tool's deadline and byte limit (and TOOL_RESULT_MAX_BYTES), the result checked
  * against its schema. Failures are HttpToolErrors, so the gateway answers TOOL_ERROR with them;
  * the tool's own `isError` text comes through as the cause.
@@ -38,9 +39,6 @@ export async function callMcpTool (
   options: { assertion: string, maxResultBytes: number }
 ): Promise<HttpCallResult> {
   const spec = tool.http
-  const url = new URL(spec.url)
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
-  if (isLinkLocal(host)) throw new HttpToolError(`refused address ${host} (link-local)`)
   const toolLimit = spec.maxResponseKB * 1024
   const limit = Math.min(toolLimit, options.maxResultBytes)
   const overLimit = toolLimit <= options.maxResultBytes ? `response body over ${spec.maxResponseKB} KB` : `response body over the tool result limit of ${options.maxResultBytes} bytes (TOOL_RESULT_MAX_BYTES)`

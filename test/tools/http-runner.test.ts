@@ -1,7 +1,8 @@
 import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
 import { calculateJwkThumbprint, exportJWK } from 'jose'
-import { HttpToolError, HttpToolRunner, isLinkLocal } from '../../services/tools/http-tool-runner.ts'
+import { HttpToolError, HttpToolRunner } from '../../services/tools/http-tool-runner.ts'
+import { classifyAddress } from '../../services/tools/upstream-address-guard.ts'
 import { createToolSigner } from '../../services/tools/tool-signer.ts'
 import type { HttpToolSpec, ToolDefinition } from '../../services/tools/tool-definition.ts'
 import { loadConfig } from '../../plugins/config.ts'
@@ -22,13 +23,15 @@ function tool (url: string, extra: Partial<HttpToolSpec> = {}): ToolDefinition &
 }
 const call = { tenantId: 't1', userId: 'u1', executionId: 'e1', callIndex: 0, args: {} }
 
-t.test('link-local addresses, however written', async (t) => {
+t.test('addresses are classed however they are written', async (t) => {
   for (const address of ['169.254.169.254', '169.254.0.1', 'fe80::1', 'FE80::abcd', 'febf::1', '::ffff:169.254.169.254', '::ffff:a9fe:a9fe']) {
-    t.ok(isLinkLocal(address), `${address} is link-local`)
+    t.equal(classifyAddress(address), 'metadata', `${address} is link-local`)
   }
-  for (const address of ['127.0.0.1', '10.0.0.1', '169.255.0.1', '::1', 'fec0::1', 'example.com', '::ffff:127.0.0.1']) {
-    t.notOk(isLinkLocal(address), `${address} is not`)
+  for (const address of ['127.0.0.1', '10.0.0.1', '::1', 'fec0::1', '::ffff:127.0.0.1']) {
+    t.equal(classifyAddress(address), 'private', `${address} is private`)
   }
+  for (const address of ['169.255.0.1', '8.8.8.8', '2606:4700::1111']) t.equal(classifyAddress(address), 'public', `${address} is public`)
+  t.equal(classifyAddress('example.com'), null)
 })
 
 t.test('a host that resolves to a link-local address is refused after DNS, before any connection', async (t) => {
@@ -50,8 +53,8 @@ t.test('a host that resolves to a link-local address is refused after DNS, befor
     }
   })
   t.teardown(async () => { await runner.close() })
-  await t.rejects(runner.call(tool('http://metadata.test/latest/meta-data/'), call), new HttpToolError('refused address 169.254.169.254 (link-local)'))
-  await t.rejects(runner.call(tool('http://mixed.test:8080/x'), call), new HttpToolError('refused address fe80::1 (link-local)'))
+  await t.rejects(runner.call(tool('http://metadata.test/latest/meta-data/'), call), new HttpToolError('refused address 169.254.169.254 (link-local or cloud metadata)'))
+  await t.rejects(runner.call(tool('http://mixed.test:8080/x'), call), new HttpToolError('refused address 127.0.0.1 (loopback, private or reserved: a hostname must resolve to a public address)'))
   t.same(resolved, ['metadata.test', 'mixed.test'])
 })
 

@@ -111,8 +111,8 @@ t.test('platform tools over HTTP', async (t) => {
       'f:big': 'TOOL_ERROR: Tool f:big failed: response body over 64 KB',
       'f:refused': 'TOOL_ERROR: Tool f:refused failed: connection refused',
       'f:shape': 'TOOL_ERROR: Tool f:shape failed: result does not match resultSchema: /id must be integer',
-      'f:metadata': 'TOOL_ERROR: Tool f:metadata failed: refused address 169.254.169.254 (link-local)',
-      'f:mapped': 'TOOL_ERROR: Tool f:mapped failed: refused address ::ffff:a9fe:a9fe (link-local)'
+      'f:metadata': 'TOOL_ERROR: Tool f:metadata failed: refused address 169.254.169.254 (link-local or cloud metadata)',
+      'f:mapped': 'TOOL_ERROR: Tool f:mapped failed: refused address ::ffff:a9fe:a9fe (link-local or cloud metadata)'
     })
     t.equal(upstream.seen.filter((r) => r.url === '/users/1').length, redirectTargetBefore, 'the redirect was not followed')
     await waitFor(() => upstream.aborted.includes('/slow'), { timeout: 5000, message: 'the upstream sees the timed-out request\'s socket close' })

@@ -1,10 +1,11 @@
 // What keeps an HTTP tool call cheap without weakening it: DNS answers cached inside the
-// link-local guard, URL templates parsed once; and what is never cached: the signed assertion,
+// address guard, URL templates parsed once; and what is never cached: the signed assertion,
 // fresh per call. Time is a fake clock where it matters.
 import t from 'tap'
 import type { LookupAddress, LookupOptions } from 'node:dns'
 import { decodeJwt, importJWK, jwtVerify } from 'jose'
-import { buildRequest, guardedLookup, HttpToolRunner } from '../../services/tools/http-tool-runner.ts'
+import { buildRequest, HttpToolRunner } from '../../services/tools/http-tool-runner.ts'
+import { guardedLookup } from '../../services/tools/upstream-address-guard.ts'
 import { createToolSigner, type AssertionClaims } from '../../services/tools/tool-signer.ts'
 import type { HttpToolSpec, ToolDefinition } from '../../services/tools/tool-definition.ts'
 import { startUpstream } from './fixtures/upstream.ts'
@@ -24,7 +25,7 @@ t.test('DNS answers: reused for their TTL, checked on every use, resolved and ch
   const asked: string[] = []
   // A rebinding DNS: the first answer for rebind.test is harmless, every later one is metadata.
   const answers: Record<string, LookupAddress[][]> = {
-    'rebind.test': [[{ address: '127.0.0.1', family: 4 }], [{ address: '169.254.169.254', family: 4 }]],
+    'rebind.test': [[{ address: '93.184.215.14', family: 4 }], [{ address: '169.254.169.254', family: 4 }]],
     'metadata.test': [[{ address: '169.254.169.254', family: 4 }]]
   }
   let failNext = true
@@ -35,32 +36,32 @@ t.test('DNS answers: reused for their TTL, checked on every use, resolved and ch
       callback(Object.assign(new Error('getaddrinfo EAI_AGAIN flaky.test'), { code: 'EAI_AGAIN' }), '')
       return
     }
-    const list = answers[hostname] ?? [[{ address: '127.0.0.2', family: 4 }]]
+    const list = answers[hostname] ?? [[{ address: '93.184.215.15', family: 4 }]]
     const answer = list.length > 1 ? list.shift() as LookupAddress[] : list[0] as LookupAddress[]
     if (options.all === true) callback(null, answer)
     else callback(null, answer[0]?.address ?? '', answer[0]?.family)
   }
   const lookup = guardedLookup(resolver, { ttlMs: 30_000, now: () => now })
 
-  t.same(await lookUp(lookup, 'rebind.test'), { error: null, address: [{ address: '127.0.0.1', family: 4 }] })
+  t.same(await lookUp(lookup, 'rebind.test'), { error: null, address: [{ address: '93.184.215.14', family: 4 }] })
   now += 29_999
-  t.same(await lookUp(lookup, 'rebind.test'), { error: null, address: [{ address: '127.0.0.1', family: 4 }] }, 'within the TTL: the cached answer')
+  t.same(await lookUp(lookup, 'rebind.test'), { error: null, address: [{ address: '93.184.215.14', family: 4 }] }, 'within the TTL: the cached answer')
   t.same(asked, ['rebind.test'], 'and the resolver was asked once')
   now += 1
-  t.same(await lookUp(lookup, 'rebind.test'), { error: 'ELINKLOCAL: refused address 169.254.169.254 (link-local)', address: '' }, 'expired: resolved again, and the new answer is checked')
+  t.same(await lookUp(lookup, 'rebind.test'), { error: 'EREFUSEDADDRESS: refused address 169.254.169.254 (link-local or cloud metadata)', address: '' }, 'expired: resolved again, and the new answer is checked')
   t.same(asked, ['rebind.test', 'rebind.test'])
 
   // A link-local answer, once cached, is refused on every use, not only the first.
-  for (let i = 0; i < 3; i++) t.match(await lookUp(lookup, 'metadata.test'), { error: /^ELINKLOCAL: refused address 169\.254\.169\.254/ })
+  for (let i = 0; i < 3; i++) t.match(await lookUp(lookup, 'metadata.test'), { error: /^EREFUSEDADDRESS: refused address 169\.254\.169\.254/ })
   t.equal(asked.filter((h) => h === 'metadata.test').length, 1)
 
   // A failure is not cached: the next connection asks again.
   t.match(await lookUp(lookup, 'flaky.test'), { error: /^EAI_AGAIN/ })
-  t.same(await lookUp(lookup, 'flaky.test'), { error: null, address: [{ address: '127.0.0.2', family: 4 }] })
+  t.same(await lookUp(lookup, 'flaky.test'), { error: null, address: [{ address: '93.184.215.15', family: 4 }] })
   t.equal(asked.filter((h) => h === 'flaky.test').length, 2)
 
   // One address and all addresses are different answers, cached apart.
-  t.same(await lookUp(lookup, 'flaky.test', { family: 4 }), { error: null, address: '127.0.0.2' })
+  t.same(await lookUp(lookup, 'flaky.test', { family: 4 }), { error: null, address: '93.184.215.15' })
   t.equal(asked.filter((h) => h === 'flaky.test').length, 3)
 })
 
@@ -85,6 +86,8 @@ t.test('kept-alive connections are reused: a name is looked up only when the poo
     maxResultBytes: 1024 * 1024,
     // No DNS cache here, so every lookup the sockets make reaches this resolver.
     dnsCache: { ttlMs: 0 },
+    // api.test stands for an internal upstream: its loopback answer is allowed by name.
+    privateHosts: ['api.test'],
     lookup: (hostname, options, callback) => {
       lookups.push(hostname)
       if (options.all === true) callback(null, [{ address: '127.0.0.1', family: 4 }])
