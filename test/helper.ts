@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import app, { serverOptions } from '../app.ts'
 import { loadConfig } from '../plugins/config.ts'
 import { signToken, type TokenClaims } from '../services/tokens.ts'
+import { pgliteSnapshot } from './support/pglite-snapshot.ts'
 
 export const TEST_SECRET = 'test-secret-that-is-at-least-32-characters-long'
 
@@ -22,7 +23,12 @@ export async function buildApp (
 ): Promise<FastifyInstance> {
   const merged: Record<string, string | undefined> = { ...process.env, JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', ...env }
   for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key]
-  const config = loadConfig(merged)
+  const loaded = loadConfig(merged)
+  // An in-memory PGlite starts from a migrated copy made once for the whole suite (see
+  // pgliteSnapshot): what it starts is the same database, without initdb's seconds each time.
+  const config = loaded.DATABASE_URL === undefined && loaded.PGLITE_DIR === undefined
+    ? { ...loaded, pgliteStartFrom: await pgliteSnapshot(loaded.DATABASE_APP_ROLE) }
+    : loaded
   const options = serverOptions(config)
   const fastify = Fastify(logStream === undefined ? options : { ...options, logger: { ...(options.logger as object), stream: logStream } })
   t.teardown(async () => { await fastify.close() })
