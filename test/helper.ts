@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
+import tap from 'tap'
 import app, { serverOptions } from '../app.ts'
 import { loadConfig } from '../plugins/config.ts'
 import { signToken, type TokenClaims } from '../services/tokens.ts'
@@ -36,6 +37,18 @@ export async function buildApp (
   extend?.(fastify)
   await fastify.ready()
   return fastify
+}
+
+let shared: Promise<FastifyInstance> | undefined
+
+/**
+ * One app on the default settings for the tests of a file that only read, or write rows of
+ * their own tenants (as every file does on CI's one PostgreSQL): built on first use, closed when
+ * the file's tests end. Each app is a database and an enclave to start.
+ */
+export async function sharedApp (): Promise<FastifyInstance> {
+  shared ??= buildApp(tap)
+  return await shared
 }
 
 /** A tenant id no other test file uses, so files never share rows on a real server. */

@@ -1,7 +1,7 @@
 import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { auditEntry, buildApp, bearer, createTenant, uniqueTenantId, TEST_SECRET } from '../helper.ts'
+import { auditEntry, buildApp, sharedApp, bearer, createTenant, uniqueTenantId, TEST_SECRET } from '../helper.ts'
 import { signToken } from '../../services/tokens.ts'
 
 // The HTTP edge as a hostile client or a curious tenant meets it (issue 10 item 7, issue 9 item 5).
@@ -10,11 +10,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 const INVALID_TOKEN = { error: 'Invalid token', code: 'INVALID_TOKEN' }
 const UNAUTHORIZED = { error: 'Unauthorized', code: 'UNAUTHORIZED' }
 
-// The tests on the default configuration share one app (built on first use, closed when the
-// file ends): an app is a database and an enclave to start, and these only read or write rows
-// of their own tenants. The others build theirs with the settings they test.
-let defaultApp: ReturnType<typeof buildApp> | undefined
-const sharedApp = async (): ReturnType<typeof buildApp> => await (defaultApp ??= buildApp(t))
+// The tests on the default configuration share one app (sharedApp); the others build theirs
+// with the settings they test.
 
 t.test('audit ids reveal nothing about other tenants', async (t) => {
   const app = await sharedApp()
