@@ -1,8 +1,6 @@
 import {
   CompiledQuery,
-  PostgresAdapter,
   PostgresIntrospector,
-  PostgresQueryCompiler,
   SingleConnectionProvider,
   Transaction,
   type DatabaseConnection,
@@ -177,16 +175,17 @@ class ScopedConnection implements DatabaseConnection {
   }
 }
 
-const refuse = async (): Promise<never> => { throw new TenantScopeError('A tenant transaction has no driver of its own') }
+const refuse = (): never => { throw new TenantScopeError('A tenant transaction has no driver of its own') }
 /**
  * A Transaction's driver serves only transaction(), connection() and destroy(), which Kysely's
- * Transaction refuses before reaching it; this one refuses too, should that ever change.
+ * Transaction refuses before reaching it; this one refuses too, should that ever change. Of the
+ * dialect, a Transaction uses only the introspector (trx.introspection).
  */
-const noDriver: Driver = { init: async () => {}, acquireConnection: refuse, beginTransaction: refuse, commitTransaction: refuse, rollbackTransaction: refuse, releaseConnection: refuse, destroy: refuse }
+const noDriver: Driver = { init: refuse, acquireConnection: refuse, beginTransaction: refuse, commitTransaction: refuse, rollbackTransaction: refuse, releaseConnection: refuse, destroy: refuse }
 const trxDialect: Dialect = {
-  createAdapter: () => new PostgresAdapter(),
-  createDriver: () => noDriver,
-  createQueryCompiler: () => new PostgresQueryCompiler(),
+  createAdapter: refuse,
+  createDriver: refuse,
+  createQueryCompiler: refuse,
   createIntrospector: (db) => new PostgresIntrospector(db)
 }
 

@@ -114,6 +114,19 @@ t.test('a TenantTrx cannot be misused', async (t) => {
     t.same(await stored(tenantId), [], 'nothing committed')
   })
 
+  t.test('what else a Transaction offers goes through the same guarded connection', async (t) => {
+    const tenantId = uniqueTenantId('offers')
+    await withTenant(db, tenantId, async (trx) => {
+      const tables = await trx.introspection.getTables()
+      t.ok(tables.some((table) => table.name === 'documents'), 'introspection reads the catalog')
+      // Neither dialect here streams (PGlite cannot; pg needs a cursor class): the request still
+      // passes the scope check first, and fails as the dialect's own does.
+      const stream = trx.selectFrom('documents').select('id').stream()
+      await t.rejects((async () => { for await (const row of stream) void row })(), { message: /stream|cursor/ })
+      await t.rejects(sql`commit`.execute(trx.withPlugin({ transformQuery: (args) => args.node, transformResult: async (args) => args.result })), TenantScopeError, 'a trx with a plugin is guarded too')
+    })
+  })
+
   t.test('a trx kept after withTenant returned cannot reach the connection', async (t) => {
     const tenantId = uniqueTenantId('escaped')
     let kept: TenantTrx | undefined
