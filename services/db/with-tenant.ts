@@ -3,6 +3,7 @@ import {
   PostgresIntrospector,
   SingleConnectionProvider,
   Transaction,
+  type AbortableOperationOptions,
   type DatabaseConnection,
   type Dialect,
   type Driver,
@@ -164,14 +165,16 @@ class ScopedConnection implements DatabaseConnection {
     if (breaksTenantScope(query.sql)) throw new TenantScopeError('A tenant transaction cannot end, nest or leave its transaction, nor change its settings; use withTenant for another transaction')
   }
 
-  async executeQuery<R> (query: CompiledQuery): Promise<QueryResult<R>> {
+  async executeQuery<R> (query: CompiledQuery, options?: AbortableOperationOptions): Promise<QueryResult<R>> {
     this.check(query)
-    return await this.connection.executeQuery<R>(query)
+    return await this.connection.executeQuery<R>(query, options)
   }
 
-  async * streamQuery<R> (query: CompiledQuery, chunkSize: number): AsyncIterableIterator<QueryResult<R>> {
+  // (cancelQuery and killSession, which an aborted query's signal would call, are not passed on:
+  // nothing here runs a tenant query with a signal.)
+  async * streamQuery<R> (query: CompiledQuery, chunkSize: number, options?: AbortableOperationOptions): AsyncIterableIterator<QueryResult<R>> {
     this.check(query)
-    yield * this.connection.streamQuery<R>(query, chunkSize)
+    yield * this.connection.streamQuery<R>(query, chunkSize, options)
   }
 }
 
