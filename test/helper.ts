@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
+import tap from 'tap'
 import app, { serverOptions } from '../app.ts'
 import { loadConfig } from '../plugins/config.ts'
 import { signToken, type TokenClaims } from '../services/tokens.ts'
+import { pgliteSnapshot } from './support/pglite-snapshot.ts'
 
 export const TEST_SECRET = 'test-secret-that-is-at-least-32-characters-long'
 
@@ -22,7 +24,12 @@ export async function buildApp (
 ): Promise<FastifyInstance> {
   const merged: Record<string, string | undefined> = { ...process.env, JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', ...env }
   for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key]
-  const config = loadConfig(merged)
+  const loaded = loadConfig(merged)
+  // An in-memory PGlite starts from a migrated copy made once for the whole suite (see
+  // pgliteSnapshot): what it starts is the same database, without initdb's seconds each time.
+  const config = loaded.DATABASE_URL === undefined && loaded.PGLITE_DIR === undefined
+    ? { ...loaded, pgliteStartFrom: await pgliteSnapshot(loaded.DATABASE_APP_ROLE) }
+    : loaded
   const options = serverOptions(config)
   const fastify = Fastify(logStream === undefined ? options : { ...options, logger: { ...(options.logger as object), stream: logStream } })
   t.teardown(async () => { await fastify.close() })
@@ -30,6 +37,18 @@ export async function buildApp (
   extend?.(fastify)
   await fastify.ready()
   return fastify
+}
+
+let shared: Promise<FastifyInstance> | undefined
+
+/**
+ * One app on the default settings for the tests of a file that only read, or write rows of
+ * their own tenants (as every file does on CI's one PostgreSQL): built on first use, closed when
+ * the file's tests end. Each app is a database and an enclave to start.
+ */
+export async function sharedApp (): Promise<FastifyInstance> {
+  shared ??= buildApp(tap)
+  return await shared
 }
 
 /** A tenant id no other test file uses, so files never share rows on a real server. */

@@ -16,6 +16,13 @@ export interface DatabaseSettings {
   DATABASE_POOL_SIZE: number
   DATABASE_TENANT_MAX_CONNECTIONS: number
   PGLITE_DIR?: string
+  /**
+   * Not an environment setting: a data dir dumped by PGliteThread.dumpDataDir (already
+   * migrated) for an in-memory PGlite to start from, skipping initdb. The tests set it (see
+   * test/support/pglite-snapshot.ts): they start a hundred or so apps, and initdb was most of
+   * each start. Ignored with DATABASE_URL or PGLITE_DIR.
+   */
+  pgliteStartFrom?: string
 }
 
 export interface OpenedDatabase extends AppDatabase {
@@ -82,7 +89,9 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
   }
 
   // In a worker thread: PGlite's WASM would otherwise run every query on the event loop.
-  const pglite = new PGliteThread(settings.PGLITE_DIR ?? 'memory://')
+  const pglite = settings.PGLITE_DIR === undefined
+    ? new PGliteThread('memory://', settings.pgliteStartFrom)
+    : new PGliteThread(settings.PGLITE_DIR)
   try {
     await pglite.waitReady
   } catch (err) {

@@ -14,6 +14,7 @@ export interface PGliteLike {
 export type PGliteRequest =
   | { id: number, op: 'query', sql: string, params: unknown[], before?: string }
   | { id: number, op: 'exec', sql: string }
+  | { id: number, op: 'dump', path: string }
   | { id: number, op: 'close' }
 
 export type PGliteReply =
@@ -38,8 +39,12 @@ export class PGliteThread implements PGliteLike {
   private failure: Error | undefined
   private isClosed = false
 
-  constructor (dataDir: string) {
-    this.worker = new Worker(WORKER, { workerData: { dataDir } })
+  /**
+   * `startFrom`: a file written by dumpDataDir, for a new data dir to start as a copy of (PGlite's
+   * loadDataDir) instead of running initdb, which is most of PGlite's start-up.
+   */
+  constructor (dataDir: string, startFrom?: string) {
+    this.worker = new Worker(WORKER, { workerData: { dataDir, startFrom } })
     this.worker.unref()
     this.worker.on('message', (reply: PGliteReply) => {
       const waiter = this.pending.get(reply.id)
@@ -69,6 +74,11 @@ export class PGliteThread implements PGliteLike {
 
   async exec (sql: string): Promise<Array<{ rows: unknown[] }>> {
     return [{ rows: (await this.request({ id: 0, op: 'exec', sql })).rows }]
+  }
+
+  /** Writes the whole data dir as one uncompressed tar to `path` (replaced whole, never half written). */
+  async dumpDataDir (path: string): Promise<void> {
+    await this.request({ id: 0, op: 'dump', path })
   }
 
   async close (): Promise<void> {

@@ -1,4 +1,16 @@
-import { sql, type CompiledQuery, type Kysely, type Transaction } from 'kysely'
+import {
+  CompiledQuery,
+  PostgresIntrospector,
+  SingleConnectionProvider,
+  Transaction,
+  type AbortableOperationOptions,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  type Kysely,
+  type QueryExecutor,
+  type QueryResult
+} from 'kysely'
 import pg from 'pg'
 import type { KeyedSemaphore } from '../fifo-semaphore.ts'
 import type { Database } from './schema.ts'
@@ -8,7 +20,8 @@ declare const tenantScoped: unique symbol
 /**
  * A transaction already scoped to one tenant (RLS on, role switched). Only `withTenant` makes
  * one, so a repository that takes a TenantTrx cannot be handed a bare connection or a plain
- * transaction by mistake. The brand exists only for the type checker.
+ * transaction by mistake. The brand exists only for the type checker; the object is Kysely's own
+ * Transaction, whose transaction() and connection() throw (see withTenant for what else it refuses).
  */
 export type TenantTrx = Transaction<Database> & { readonly [tenantScoped]: true }
 
@@ -43,31 +56,145 @@ export interface AppDatabase {
  * application_name names the tenant in pg_stat_activity while the transaction lasts.
  *
  * BEGIN and the three settings go in one simple-protocol statement (one round trip instead of
- * two), which cannot carry bind parameters: the values are quoted as literals by pg's
- * escapeLiteral (quotes doubled, backslashes escaped), so no tenant id can end the literal.
+ * two; PGlite's dialect even lets it ride with the first statement), which cannot carry bind
+ * parameters: the values are quoted as literals by pg's escapeLiteral (quotes doubled,
+ * backslashes escaped), so no tenant id can end the literal. Kysely's own
+ * `transaction().execute()` would send BEGIN alone, so the trx is built here instead, as a real
+ * Kysely `Transaction` on the connection this function holds (see scopedTransaction).
+ *
+ * What `fn` cannot do with the trx it is given:
+ * - open a nested transaction or take the connection: `transaction()`, `startTransaction()` and
+ *   `connection()` throw (Kysely's Transaction), so the outer transaction is never committed
+ *   from inside;
+ * - send a statement that ends or steps out of the transaction or changes its scope (BEGIN,
+ *   COMMIT, ROLLBACK, SAVEPOINT, SET, RESET, DISCARD, DO, set_config(...)): refused before it
+ *   reaches the server (TenantScopeError). This reads the SQL text, so it stops mistakes, not
+ *   someone determined to get round it; the next point is what holds regardless;
+ * - commit work after the scope changed: the commit goes in one message after a check that
+ *   app.tenant_id is still this tenant and the role still the app role. If not (cleared,
+ *   another tenant, role reset, or the transaction ended early), PostgreSQL raises, nothing is
+ *   committed, and withTenant rejects with TenantScopeError. A change undone before `fn` returns
+ *   is not seen, and what was read meanwhile stays read: the check guards what is committed.
+ * - use the trx after withTenant returned: its connection may belong to someone else by then.
  */
 export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx: TenantTrx) => Promise<T>): Promise<T> {
   const release = await db.tenantConnections.acquire(tenantId)
   try {
-    return await db.kysely.connection().execute(async (conn) => {
+    const executor = db.kysely.getExecutor()
+    return await executor.provideConnection(async (connection) => {
+      const scope = { open: true }
+      // withTenant's own statements go through the same provider as the trx's, so a statement
+      // `fn` left running is answered before the commit is sent (as Kysely's transactions do).
+      const provider = new SingleConnectionProvider(new ScopedConnection(connection, scope))
+      const own = async (text: string): Promise<void> => {
+        await provider.provideConnection(async () => await connection.executeQuery(CompiledQuery.raw(text)))
+      }
+      const appRole = roleToSwitchTo(db)
       let result: T
       try {
-        await sql.raw(beginTenantTransaction(tenantId, roleToSwitchTo(db))).execute(conn)
-        result = await fn(conn as unknown as TenantTrx)
+        await own(beginTenantTransaction(tenantId, appRole))
+        result = await fn(scopedTransaction(executor.withConnectionProvider(provider)))
+        await own(`${assertTenantScope(tenantId, db.appRole)}; commit`)
       } catch (err) {
         // A rollback that fails means the connection broke; pg's pool then drops it.
-        await sql.raw('rollback').execute(conn).catch(() => {})
-        throw err
+        await own('rollback').catch(() => {})
+        throw scopeFailure(err)
+      } finally {
+        scope.open = false
       }
-      const committed = await sql.raw<{ command?: string }>('commit').execute(conn)
-      // PostgreSQL answers COMMIT with ROLLBACK when a statement failed inside the transaction
-      // (an error `fn` caught): its work is gone, so the caller must not see a success.
-      if (committed.rows[0]?.command === 'ROLLBACK') throw new Error('The tenant transaction was rolled back: a statement in it failed')
       return result
     })
   } finally {
     release()
   }
+}
+
+/** Thrown when a tenant transaction is misused or loses its scope; nothing of it is committed. */
+export class TenantScopeError extends Error {
+  override name = 'TenantScopeError'
+}
+
+const SCOPE_LOST = 'tenant transaction lost its scope'
+
+/**
+ * A statement that fails unless the transaction still runs as `tenantId` and `appRole`. After
+ * a stray COMMIT or ROLLBACK the local settings are gone, so it fails then too. The failure is
+ * a cast of a text that names the marker: PostgreSQL has no raise outside PL/pgSQL, and a DO
+ * block costs about as much again as the whole transaction on PGlite. current_setting is
+ * stable, not immutable, so the failing branch is never evaluated when planning.
+ */
+export function assertTenantScope (tenantId: string, appRole: string): string {
+  const lit = pg.escapeLiteral
+  return `select case when current_setting('app.tenant_id', true) = ${lit(tenantId)} and current_user = ${lit(appRole)} then 0 ` +
+    `else ('${SCOPE_LOST}: app.tenant_id is ' || coalesce(quote_literal(current_setting('app.tenant_id', true)), 'unset') || ', role is ' || current_user)::int end`
+}
+
+function scopeFailure (err: unknown): unknown {
+  const error = err as { code?: unknown, message?: unknown }
+  if (typeof error?.message === 'string' && error.message.includes(SCOPE_LOST)) {
+    return new TenantScopeError(`The ${error.message.slice(error.message.indexOf(SCOPE_LOST)).replace(/"$/, '')}: nothing was committed`, { cause: err })
+  }
+  // The check ran in a transaction that an earlier error (one `fn` caught) had aborted: its
+  // work is gone, so the caller must not see a success.
+  if (error?.code === '25P02') return new TenantScopeError('The tenant transaction was rolled back: a statement in it failed', { cause: err })
+  return err
+}
+
+/**
+ * Statements a TenantTrx refuses: any that ends, nests or steps out of the transaction, or
+ * changes a setting (the tenant, the role) for the rest of it. Comments are dropped first.
+ */
+const SCOPE_BREAKING = /(?:^|;)\s*\(?\s*(?:begin|start|commit|end|rollback|abort|savepoint|release|prepare|set|reset|discard|do)\b|\bset_config\s*\(/i
+
+export function breaksTenantScope (text: string): boolean {
+  return SCOPE_BREAKING.test(text.replace(/\/\*[\s\S]*?\*\/|--[^\n]*/g, ' '))
+}
+
+/** The connection as a TenantTrx sees it: open only while withTenant runs, and only for work. */
+class ScopedConnection implements DatabaseConnection {
+  private readonly connection: DatabaseConnection
+  private readonly scope: { open: boolean }
+
+  constructor (connection: DatabaseConnection, scope: { open: boolean }) {
+    this.connection = connection
+    this.scope = scope
+  }
+
+  private check (query: CompiledQuery): void {
+    if (!this.scope.open) throw new TenantScopeError('This tenant transaction has ended: a TenantTrx cannot be used after withTenant returns')
+    if (breaksTenantScope(query.sql)) throw new TenantScopeError('A tenant transaction cannot end, nest or leave its transaction, nor change its settings; use withTenant for another transaction')
+  }
+
+  async executeQuery<R> (query: CompiledQuery, options?: AbortableOperationOptions): Promise<QueryResult<R>> {
+    this.check(query)
+    return await this.connection.executeQuery<R>(query, options)
+  }
+
+  // (cancelQuery and killSession, which an aborted query's signal would call, are not passed on:
+  // nothing here runs a tenant query with a signal.)
+  async * streamQuery<R> (query: CompiledQuery, chunkSize: number, options?: AbortableOperationOptions): AsyncIterableIterator<QueryResult<R>> {
+    this.check(query)
+    yield * this.connection.streamQuery<R>(query, chunkSize, options)
+  }
+}
+
+const refuse = (): never => { throw new TenantScopeError('A tenant transaction has no driver of its own') }
+/**
+ * A Transaction's driver serves only transaction(), connection() and destroy(), which Kysely's
+ * Transaction refuses before reaching it; this one refuses too, should that ever change. Of the
+ * dialect, a Transaction uses only the introspector (trx.introspection).
+ */
+const noDriver: Driver = { init: refuse, acquireConnection: refuse, beginTransaction: refuse, commitTransaction: refuse, rollbackTransaction: refuse, releaseConnection: refuse, destroy: refuse }
+const trxDialect: Dialect = {
+  createAdapter: refuse,
+  createDriver: refuse,
+  createQueryCompiler: refuse,
+  createIntrospector: (db) => new PostgresIntrospector(db)
+}
+
+/** Kysely's own Transaction class over an executor bound to withTenant's connection. */
+function scopedTransaction (executor: QueryExecutor): TenantTrx {
+  return new Transaction<Database>({ config: { dialect: trxDialect }, dialect: trxDialect, driver: noDriver, executor }) as TenantTrx
 }
 
 /**

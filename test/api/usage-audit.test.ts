@@ -1,9 +1,10 @@
 import t from 'tap'
 import { createHash, randomUUID } from 'node:crypto'
-import { auditEntry, buildApp, createTenant } from '../helper.ts'
+import { auditEntry, createTenant, sharedApp } from '../helper.ts'
 
+// Each test reads, or writes rows of its own tenants: the file's tests share one app (sharedApp).
 t.test('usage and audit match what ran', async (t) => {
-  const app = await buildApp(t)
+  const app = await sharedApp()
   const tenant = await createTenant(app, 'usage', { tier: 'starter', quotaOverrides: { maxExecutionsPerDay: 4 } })
   const other = await createTenant(app, 'usage-other')
 
@@ -49,7 +50,7 @@ t.test('usage and audit match what ran', async (t) => {
 })
 
 t.test('audit entries are listed by when they happened, even when written late', async (t) => {
-  const app = await buildApp(t)
+  const app = await sharedApp()
   const tenant = await createTenant(app, 'audit-late')
   const entry = (executionId: string, createdAt: Date) => auditEntry(tenant.tenantId, executionId, createdAt)
   // As after an outage: the older row reaches the database after the newer one.

@@ -1,13 +1,14 @@
 import t from 'tap'
-import { auditEntry, buildApp, createTenant } from '../helper.ts'
+import { auditEntry, createTenant, sharedApp } from '../helper.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import { readUsageHistory } from '../../services/audit/usage-history.ts'
 import type { AuditEntry } from '../../services/audit/audit-writer.ts'
 
 const DAY_MS = 86_400_000
 
+// Each test reads, or writes rows of its own tenant: the file's tests share one app (sharedApp).
 t.test('GET /api/usage/history counts runs per UTC day, zeros on empty days, only the caller\'s tenant', async (t) => {
-  const app = await buildApp(t)
+  const app = await sharedApp()
   const tenant = await createTenant(app, 'history')
   const other = await createTenant(app, 'history-other')
   // Noon two days ago: the same UTC day whatever the hour of the test.
@@ -43,7 +44,7 @@ t.test('GET /api/usage/history counts runs per UTC day, zeros on empty days, onl
 })
 
 t.test('bad `days` is a 400, no token a 401', async (t) => {
-  const app = await buildApp(t)
+  const app = await sharedApp()
   const tenant = await createTenant(app, 'history-bad')
   for (const days of ['0', '91', '-1', 'abc', '', '1e9']) {
     const res = await app.inject({ method: 'GET', url: `/api/usage/history?days=${days}`, headers: tenant.headers })
@@ -57,7 +58,7 @@ t.test('bad `days` is a 400, no token a 401', async (t) => {
 })
 
 t.test('days are cut at UTC midnight', async (t) => {
-  const app = await buildApp(t)
+  const app = await sharedApp()
   const tenant = await createTenant(app, 'history-utc')
   const now = new Date('2026-03-10T08:00:00.000Z')
   const at = (iso: string, id: string) => auditEntry(tenant.tenantId, id, new Date(iso))

@@ -2,14 +2,15 @@ import t from 'tap'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
-import { buildApp } from '../helper.ts'
+import { sharedApp } from '../helper.ts'
 import { consoleDir } from '../../plugins/console.ts'
 
 // `npm test` builds the console first (pretest), so dist/console is there.
 const asset = (prefix: string, ext: string): string => readdirSync(join(consoleDir(), 'assets')).find((f) => f.startsWith(prefix) && f.endsWith(ext)) as string
 
+// Each test reads, or writes rows of its own tenant: the file's tests share one app (sharedApp).
 t.test('/console serves the page with a strict CSP and a fresh nonce, no-cache; SPA URLs get the page', async (t) => {
-  const app = await buildApp(t)
+  const app = await sharedApp()
   const redirect = await app.inject({ url: '/console' })
   t.equal(redirect.statusCode, 301)
   t.equal(redirect.headers.location, '/console/')
@@ -34,7 +35,7 @@ t.test('/console serves the page with a strict CSP and a fresh nonce, no-cache; 
 })
 
 t.test('hashed assets are immutable and precompressed; a missing asset is a 404, not the page', async (t) => {
-  const app = await buildApp(t)
+  const app = await sharedApp()
   const entry = asset('index-', '.js')
   const res = await app.inject({ url: `/console/assets/${entry}`, headers: { 'accept-encoding': 'gzip' } })
   t.equal(res.statusCode, 200)
@@ -53,7 +54,7 @@ t.test('hashed assets are immutable and precompressed; a missing asset is a 404,
 })
 
 t.test('the API keeps its own CSP', async (t) => {
-  const app = await buildApp(t)
+  const app = await sharedApp()
   const res = await app.inject({ url: '/health' })
   t.equal(res.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none';base-uri 'none';form-action 'none'")
 })

@@ -1,3 +1,6 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
 import { PGliteThread } from '../../services/db/pglite-thread.ts'
 
@@ -29,4 +32,22 @@ t.test('PGlite in a worker thread', async (t) => {
   await db.close()
   t.equal(db.closed, true)
   await t.rejects(db.query('select 1'), { message: /closed/ }, 'a closed database refuses queries')
+})
+
+// The tests' PGlite snapshot (test/support/pglite-snapshot.ts): a dumped data dir starts a new
+// database holding what the first one held, and the first keeps working.
+t.test('a data dir dumped by one PGliteThread starts another', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'pglite-dump-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const first = new PGliteThread('memory://')
+  t.teardown(async () => { await first.close() })
+  await first.exec("create table kept (v text); insert into kept values ('from the first')")
+  const dump = join(dir, 'data.tar')
+  await first.dumpDataDir(dump)
+  t.same((await readdir(dir)), ['data.tar'], 'written whole under its name, no partial file left')
+  const second = new PGliteThread('memory://', dump)
+  t.teardown(async () => { await second.close() })
+  t.same((await second.query('select v from kept')).rows, [{ v: 'from the first' }])
+  await second.exec("insert into kept values ('only the second')")
+  t.same((await first.query('select count(*)::int as n from kept')).rows, [{ n: 1 }], 'two databases: the first does not see the second\'s row')
 })

@@ -62,13 +62,19 @@ t.test('one tenant flooding does not starve another', async (t) => {
   t.teardown(async () => await enclave.dispose())
   await enclave.ready()
   const started: Ctx = { tenant: 'noisy', calls: [] }
-  const flood = Array.from({ length: 16 }, async () => await enclave.run('await callTool("echo", 0)\nconst t0 = Date.now()\nwhile (Date.now() - t0 < 400) {}\nreturn 1', { isolateKey: 'noisy', context: started }))
+  let floodEnded = 0
+  const flood = Array.from({ length: 16 }, async () => await enclave.run('await callTool("echo", 0)\nconst t0 = Date.now()\nwhile (Date.now() - t0 < 400) {}\nreturn 1', { isolateKey: 'noisy', context: started }).finally(() => { floodEnded++ }))
   // The quiet tenant arrives once the noisy one is spinning on both runners.
   await waitFor(() => started.calls.length >= 2, { message: 'two noisy runs are spinning' })
   const t0 = performance.now()
   const quiet = await enclave.run('return await callTool("echo", "quiet")', { isolateKey: 'quiet' })
   const waited = performance.now() - t0
   t.equal(quiet.value, 'quiet')
-  t.ok(waited < 2000, `quiet tenant answered in ${waited.toFixed(0)} ms while the noisy one held every core`)
+  // Behind the flood, the quiet run would answer after 14 or more of its 16 runs; a fair start
+  // answers after the few that were spinning. Counted in runs, not milliseconds (under 2 s on a
+  // quiet machine), as on a machine at load 8 and more the quiet run's own work takes seconds
+  // while each noisy run still ends on the wall clock: half the flood is the line.
+  const endedBefore = floodEnded
+  t.ok(endedBefore < 8, `quiet tenant answered after ${endedBefore} of 16 noisy runs, in ${waited.toFixed(0)} ms, while the noisy one held every core`)
   for (const r of await Promise.all(flood)) t.equal(r.value, 1)
 })

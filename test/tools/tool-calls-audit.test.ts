@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
-import { buildApp, createTenant, uniqueTenantId } from '../helper.ts'
+import { createTenant, sharedApp, uniqueTenantId } from '../helper.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import type { ToolCallEntry } from '../../services/audit/audit-writer.ts'
 
@@ -9,8 +9,9 @@ function toolCall (tenantId: string, executionId: string, callIndex: number, cod
   return { tenantId, executionId, callIndex, tool: 'data:query', code, durationMs: 1, argsSha256: 'a'.repeat(64), argsBytes: 2, resultBytes: 2, upstreamStatus: null, createdAt: new Date() }
 }
 
+// Each test reads, or writes rows of its own tenants: the file's tests share one app (sharedApp).
 t.test('tool_calls is a tenant table: RLS forced, keyed by tenant, written once', async (t) => {
-  const app = await buildApp(t)
+  const app = await sharedApp()
   const a = uniqueTenantId('tc-a')
   const b = uniqueTenantId('tc-b')
   app.audit.enqueueToolCall(toolCall(a, 'run-1', 0))
@@ -30,7 +31,7 @@ t.test('tool_calls is a tenant table: RLS forced, keyed by tenant, written once'
 })
 
 t.test('calls the sandbox refuses before any tool sees them are audited too, in order', async (t) => {
-  const app = await buildApp(t)
+  const app = await sharedApp()
   const tenant = await createTenant(app, 'tc-refused', { tier: 'starter', quotaOverrides: { maxToolCallsPerExecution: 5 } })
   const res = await tenant.execute(`
     const circular = {}
