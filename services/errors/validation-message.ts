@@ -1,4 +1,6 @@
 import { closestNames } from './did-you-mean.ts'
+import { UUID_PATTERN } from '../../schemas/paging.ts'
+import { TENANT_ID_PATTERN } from '../../schemas/tenant.ts'
 
 /** One schema validation error, as the validator (TypeBox's, or Ajv's) reports it. */
 export interface ValidationIssue {
@@ -42,6 +44,12 @@ const TYPE_NAMES: Record<string, string> = {
 
 const FORMAT_NAMES: Record<string, string> = {
   uuid: 'a UUID (like 0190a6f2-7b4e-7c3a-9d1e-2f3a4b5c6d7e)', 'date-time': 'an RFC 3339 date-time (like 2026-01-31T12:00:00Z)', date: 'a date (like 2026-01-31)', uri: 'an absolute URI', email: 'an email address'
+}
+
+// Patterns the service's schemas use, said in words.
+const PATTERN_NAMES: Record<string, string> = {
+  [UUID_PATTERN]: FORMAT_NAMES.uuid as string,
+  [TENANT_ID_PATTERN]: '1 to 128 letters, digits, dots, underscores or hyphens, starting with a letter or digit'
 }
 
 function quoteList (values: unknown[]): string {
@@ -153,7 +161,7 @@ export function validationMessage (part: ValidationPart, issues: readonly Valida
         parts.push(`${field} must be ${FORMAT_NAMES[String(p.format)] ?? `a valid ${String(p.format)}`}`)
         break
       case 'pattern':
-        parts.push(`${field} must match the pattern ${String(p.pattern)}`)
+        parts.push(PATTERN_NAMES[String(p.pattern)] !== undefined ? `${field} must be ${PATTERN_NAMES[String(p.pattern)]}` : `${field} must match the pattern ${String(p.pattern)}`)
         break
       default:
         parts.push(`${field} ${issue.message ?? 'is not valid'}`)
