@@ -118,3 +118,17 @@ for (const [algorithm, keyType] of [['RS256', 'rsa'], ['ES256', 'ec']] as const)
     t.match(res.json(), { code: 'INVALID_TOKEN', reason: 'bad_signature', error: `The token is not signed with ${algorithm}, the only algorithm this service accepts: use a token signed by the issuer this service trusts` })
   })
 }
+
+t.test('the log line of a refused token carries its reason', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const app = await buildApp(t, { LOG_LEVEL: 'info' }, contextRoute, { write: (line) => { lines.push(JSON.parse(line) as Record<string, unknown>) } })
+  await app.inject({ method: 'GET', url: '/test/context', headers: bearer(tokenFor({ tenantId: uniqueTenantId('log') }, -10)) })
+  await app.inject({ method: 'GET', url: '/test/context', headers: bearer(signToken({ userId: 'u', permissions: [] } as never, { secret: TEST_SECRET })) })
+  await app.inject({ method: 'GET', url: '/test/context' })
+  const failures = lines.filter((line) => line.authFailure !== undefined).map((line) => [line.authFailure, line.claim, line.msg])
+  t.same(failures, [
+    ['expired', undefined, 'authentication failed: expired'],
+    ['missing_claim', 'tenantId', 'authentication failed: missing_claim'],
+    ['missing_token', undefined, 'authentication failed: missing_token']
+  ])
+})

@@ -86,7 +86,7 @@ t.test('tools', async (t) => {
 
     t.equal((await app.inject({ method: 'PUT', url: `/admin/tenants/${tenant.tenantId}/tools/data:insert`, headers: admin, payload: { enabled: false } })).statusCode, 200)
     const disabled = await tenant.execute("try { await callTool('data:insert', { document: {} }) } catch (e) { return [e.code, e.message] }")
-    t.same(disabled.json().value, ['TOOL_DISABLED', "Tool disabled: data:insert is turned off for this tenant; an admin can enable it (PUT `/admin/tenants/{tenantId}/tools/data:insert`)"])
+    t.same(disabled.json().value, ['TOOL_DISABLED', 'Tool disabled: data:insert is turned off for this tenant; an admin can enable it (PUT `/admin/tenants/{tenantId}/tools/data:insert`)'])
 
     t.equal((await app.inject({ method: 'PUT', url: `/admin/tenants/${tenant.tenantId}/tools/data:query`, headers: admin, payload: { enabled: true, rateLimit: { calls: 3, windowMs: 60_000 } } })).statusCode, 200)
     const limited = await tenant.execute(`
