@@ -217,12 +217,16 @@ export default fp(async (fastify) => {
     }
     const header = request.headers.authorization
     if (header === undefined || header.trim() === '') return await refuse(request, undefined)
-    const match = /^Bearer +(\S*)\s*$/i.exec(header)
+    // Servers trim a header's trailing spaces: `Bearer ` arrives as `Bearer`.
+    if (/^Bearer\s*$/i.test(header)) return await refuse(request, { reason: 'malformed', detail: 'The Authorization header says Bearer but carries no token: send Authorization: Bearer <token>' })
+    const match = /^Bearer +(\S+)\s*$/i.exec(header)
+    if (match === null && /^Bearer\s/i.test(header)) {
+      return await refuse(request, { reason: 'malformed', detail: 'The Authorization header must be Bearer and one token, with no spaces inside the token: send Authorization: Bearer <token>' })
+    }
     if (match === null) {
       return await refuse(request, { reason: 'missing_bearer_prefix', detail: 'The Authorization header must be the word Bearer, a space, then the token: send Authorization: Bearer <token>' })
     }
     const token = match[1] as string
-    if (token === '') return await refuse(request, { reason: 'malformed', detail: 'The Authorization header says Bearer but carries no token: send Authorization: Bearer <token>' })
     let claims: unknown
     try {
       claims = fastify.jwt.verify(token)
