@@ -1,6 +1,10 @@
-import t from 'tap'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
 import { bearer, buildApp, tokenFor, uniqueTenantId } from '../helper.ts'
+import { freePort } from '../support/free-port.ts'
+import { waitFor } from '../support/wait-for.ts'
 
 // #28: requests with invalid tokens were never rate-limited (700 in 3.9 s, all 401). Failed
 // authentications are now counted per client address in the LimitStore; only failures count.
@@ -57,4 +61,30 @@ t.test('failed authentications are limited per client address', async (t) => {
     for (let i = 0; i <= LIMIT; i++) statuses.push((await get('192.0.2.4', {})).statusCode)
     t.same(statuses, [...Array(LIMIT).fill(401), 429])
   })
+})
+
+// Two instances on one Redis share the count: together they answer exactly LIMIT failures with 401.
+const REDIS_SERVER = '/usr/bin/redis-server'
+t.test('the count is shared by every instance (Redis)', { skip: process.env.REDIS_URL === undefined && !existsSync(REDIS_SERVER) ? 'needs REDIS_URL or redis-server' : false }, async (t) => {
+  let redisUrl = process.env.REDIS_URL
+  if (redisUrl === undefined) {
+    const port = await freePort()
+    const server = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    t.teardown(() => { server.kill() })
+    redisUrl = `redis://127.0.0.1:${port}`
+    const { createConnection } = await import('node:net')
+    await waitFor(async () => await new Promise<boolean>((resolve) => {
+      const socket = createConnection(port, '127.0.0.1', () => { socket.end(); resolve(true) }).on('error', () => { resolve(false) })
+    }), { timeout: 10_000, interval: 50, message: 'redis-server listens' })
+  }
+  const env = { REDIS_URL: redisUrl, AUTH_FAILURES_PER_MINUTE: String(LIMIT) }
+  const [a, b] = [await buildApp(t, env), await buildApp(t, env)]
+  await awayFromMinuteEnd()
+  // An address no other run of this test used in this minute, as the Redis may be shared.
+  const address = `198.51.100.${Math.floor(Math.random() * 250) + 1}`
+  const answers = await Promise.all(Array.from({ length: 60 }, async (_, i) =>
+    await (i % 2 === 0 ? a : b).inject({ method: 'GET', url: '/api/usage', remoteAddress: address, headers: { authorization: `Bearer forged.${i}.token` } })))
+  const statuses = answers.map((res) => res.statusCode)
+  t.equal(statuses.filter((s) => s === 401).length, LIMIT, `${LIMIT} 401s across both instances`)
+  t.equal(statuses.filter((s) => s === 429).length, 60 - LIMIT)
 })
