@@ -29,6 +29,8 @@ export const ConfigSchema = Type.Object({
   HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 10_000 }),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 72_000 }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 600 }),
+  // Failed authentications (401s) one client address may make per minute, across instances.
+  AUTH_FAILURES_PER_MINUTE: Type.Integer({ minimum: 1, default: 300 }),
   TENANT_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 2 * 1024 * 1024 }),
   ENCLAVE_RUNNERS: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),

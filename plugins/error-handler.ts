@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { validationMessage, type ValidationIssue } from '../services/errors/validation-message.ts'
 import { isDependencyFailure, isHttpErrorCode, paramsOf, registry, ServiceError, type HttpErrorCode } from '../services/errors/index.ts'
 
 // Fastify's own client errors (FST_*) are body problems: one registry code per status.
@@ -19,11 +20,30 @@ const GENERIC_CODES: Record<number, HttpErrorCode> = {
   415: 'UNSUPPORTED_MEDIA_TYPE'
 }
 
+/** A client's header value as a message may quote it: short, printable ASCII. */
+function printable (value: string): string {
+  const text = value.replace(/[^\x20-\x7e]/g, '?')
+  return text.length > 100 ? `${text.slice(0, 100)}...` : text
+}
+
 /** The error as a registry error, or undefined for a fault (a 500 or a dependency's 503). */
 function asServiceError (error: FastifyError, request: FastifyRequest): ServiceError | undefined {
   if (error instanceof ServiceError) return error
-  if (error.validation !== undefined) return new ServiceError('BAD_REQUEST', { detail: error.message })
+  if (error.validation !== undefined) {
+    const part = error.validationContext ?? 'body'
+    const schema = (request.routeOptions.schema as Record<string, unknown> | undefined)?.[part]
+    return new ServiceError('BAD_REQUEST', { detail: validationMessage(part, error.validation as ValidationIssue[], schema) })
+  }
   const status = error.statusCode ?? 500
+  if (status === 413 && error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    const limit = request.routeOptions.bodyLimit
+    return new ServiceError('BODY_TOO_LARGE', { limit }, { fields: { limit } })
+  }
+  if (status === 415) {
+    const type = request.headers['content-type']
+    const sent = type === undefined || type.trim() === '' ? 'no Content-Type was sent' : `${printable(type)} was sent`
+    return new ServiceError('UNSUPPORTED_MEDIA_TYPE', { sent })
+  }
   if (status < 400 || status >= 500) return undefined
   // A library's error that carries one of our codes at its status: its message is the client's.
   if (isHttpErrorCode(error.code) && registry[error.code].status === status) return new ServiceError(error.code, paramsOf(error.code, error.message))
@@ -36,6 +56,7 @@ function asServiceError (error: FastifyError, request: FastifyRequest): ServiceE
 
 async function send (reply: FastifyReply, error: ServiceError): Promise<FastifyReply> {
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds))
+  for (const [name, value] of Object.entries(error.headers)) reply.header(name, value)
   return await reply.code(error.statusCode).send(error.body())
 }
 

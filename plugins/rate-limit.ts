@@ -24,6 +24,6 @@ export default fp(async (fastify) => {
     ...(fastify.store.kind === 'redis' ? { store: reservingRateStore(fastify.store, NAME_SPACE) } : {}),
     keyGenerator: (request) => request.tenant?.tenantId !== undefined ? `tenant:${request.tenant.tenantId}` : `ip:${request.ip}`,
     // Thrown by the plugin, answered by the error handler (the plugin has set Retry-After).
-    errorResponseBuilder: (_request, context) => new ServiceError('RATE_LIMITED', { after: context.after }, { fields: { limit: context.max } })
+    errorResponseBuilder: (_request, context) => new ServiceError('RATE_LIMITED', { what: `at most ${context.max} requests per minute`, after: context.after }, { fields: { limit: context.max } })
   })
 }, { name: 'rate-limit', dependencies: ['config', 'store', 'auth'] })

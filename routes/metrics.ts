@@ -14,7 +14,11 @@ function metricsGuard (token: string) {
     const header = request.headers.authorization
     if (header === undefined || header.trim() === '') throw new ServiceError('UNAUTHORIZED')
     const match = /^Bearer (.+)$/.exec(header)
-    if (match === null || !timingSafeEqual(digest(match[1] as string), expected)) throw new ServiceError('INVALID_TOKEN')
+    if (match === null || !timingSafeEqual(digest(match[1] as string), expected)) {
+      throw new ServiceError('INVALID_TOKEN', { detail: 'The bearer token is not this service\'s METRICS_TOKEN: send Authorization: Bearer <METRICS_TOKEN>' }, {
+        headers: { 'www-authenticate': 'Bearer realm="metrics", error="invalid_token"' }
+      })
+    }
   }
 }
 

@@ -17,34 +17,39 @@ t.test('HS256 tokens', async (t) => {
   const tenantId = uniqueTenantId('auth')
   const get = async (headers: Record<string, string | undefined>) => await app.inject({ method: 'GET', url: '/test/context', headers })
 
-  t.test('no token is 401 Unauthorized', async (t) => {
+  t.test('no token is 401 MISSING_TOKEN with a bare Bearer challenge', async (t) => {
     for (const headers of [{}, { authorization: '' }]) {
       const res = await get(headers)
       t.equal(res.statusCode, 401)
-      t.equal(res.json().error, 'Unauthorized')
+      t.same(res.json(), { error: 'No bearer token was sent: send the header Authorization: Bearer <token>', code: 'MISSING_TOKEN' })
+      t.equal(res.headers['www-authenticate'], 'Bearer realm="tenant-enclave"')
     }
   })
 
   const now = Math.floor(Date.now() / 1000)
-  const invalid: Array<[string, string]> = [
-    ['garbage', 'Bearer not-a-jwt'],
-    ['wrong scheme', `Basic ${tokenFor({ tenantId })}`],
-    ['bearer without token', 'Bearer '],
-    ['expired', `Bearer ${tokenFor({ tenantId }, -10)}`],
-    ['wrong secret', `Bearer ${signToken({ tenantId, userId: 'u', permissions: [] }, { secret: 'another-secret-that-is-also-32-characters' })}`],
-    ['alg none', `Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${b64({ tenantId, userId: 'u', permissions: [], exp: now + 60 })}.`],
-    ['tampered payload', `Bearer ${tokenFor({ tenantId }).replace(/\.[^.]+\./, `.${b64({ tenantId: 'other', userId: 'u', permissions: ['admin'], exp: now + 60 })}.`)}`],
-    ['tenantId with a slash', `Bearer ${tokenFor({ tenantId: 'a/b' })}`],
-    ['tenantId too long', `Bearer ${tokenFor({ tenantId: 'a'.repeat(129) })}`],
-    ['tenantId missing', `Bearer ${signToken({ userId: 'u', permissions: [] } as never, { secret: TEST_SECRET })}`],
-    ['permissions not an array', `Bearer ${tokenFor({ tenantId, permissions: 'admin' as unknown as string[] })}`],
-    ['no userId nor sub', `Bearer ${signToken({ tenantId, permissions: [] } as never, { secret: TEST_SECRET })}`]
+  const invalid: Array<[string, string, string, string?]> = [
+    ['garbage', 'Bearer not-a-jwt', 'malformed'],
+    ['wrong scheme', `Basic ${tokenFor({ tenantId })}`, 'missing_bearer_prefix'],
+    ['no scheme', tokenFor({ tenantId }), 'missing_bearer_prefix'],
+    ['bearer without token', 'Bearer ', 'malformed'],
+    ['expired', `Bearer ${tokenFor({ tenantId }, -10)}`, 'expired'],
+    ['wrong secret', `Bearer ${signToken({ tenantId, userId: 'u', permissions: [] }, { secret: 'another-secret-that-is-also-32-characters' })}`, 'bad_signature'],
+    ['alg none', `Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${b64({ tenantId, userId: 'u', permissions: [], exp: now + 60 })}.`, 'bad_signature'],
+    ['tampered payload', `Bearer ${tokenFor({ tenantId }).replace(/\.[^.]+\./, `.${b64({ tenantId: 'other', userId: 'u', permissions: ['admin'], exp: now + 60 })}.`)}`, 'bad_signature'],
+    ['tenantId with a slash', `Bearer ${tokenFor({ tenantId: 'a/b' })}`, 'malformed', 'tenantId'],
+    ['tenantId too long', `Bearer ${tokenFor({ tenantId: 'a'.repeat(129) })}`, 'malformed', 'tenantId'],
+    ['tenantId missing', `Bearer ${signToken({ userId: 'u', permissions: [] } as never, { secret: TEST_SECRET })}`, 'missing_claim', 'tenantId'],
+    ['permissions not an array', `Bearer ${tokenFor({ tenantId, permissions: 'admin' as unknown as string[] })}`, 'malformed', 'permissions'],
+    ['no userId nor sub', `Bearer ${signToken({ tenantId, permissions: [] } as never, { secret: TEST_SECRET })}`, 'missing_claim', 'userId']
   ]
-  for (const [name, authorization] of invalid) {
-    t.test(`${name} is 401 Invalid token`, async (t) => {
+  for (const [name, authorization, reason, claim] of invalid) {
+    t.test(`${name} is 401 INVALID_TOKEN, reason ${reason}`, async (t) => {
       const res = await get({ authorization })
       t.equal(res.statusCode, 401)
-      t.same(res.json(), { error: 'Invalid token', code: 'INVALID_TOKEN' })
+      const body = res.json()
+      t.same(Object.keys(body).sort(), ['code', 'error', 'reason', ...(claim !== undefined ? ['claim'] : [])].sort())
+      t.match(body, { code: 'INVALID_TOKEN', reason, ...(claim !== undefined ? { claim } : {}) })
+      t.equal(res.headers['www-authenticate'], `Bearer realm="tenant-enclave", error="invalid_token", error_description="${String(body.error).replace(/"/g, "'")}"`)
     })
   }
 
@@ -110,6 +115,20 @@ for (const [algorithm, keyType] of [['RS256', 'rsa'], ['ES256', 'ec']] as const)
     const confused = signToken({ tenantId, userId: 'u', permissions: ['admin'] }, { secret: pem })
     const res = await app.inject({ method: 'GET', url: '/test/context', headers: bearer(confused) })
     t.equal(res.statusCode, 401)
-    t.equal(res.json().error, 'Invalid token')
+    t.match(res.json(), { code: 'INVALID_TOKEN', reason: 'bad_signature', error: `The token is not signed with ${algorithm}, the only algorithm this service accepts: use a token signed by the issuer this service trusts` })
   })
 }
+
+t.test('the log line of a refused token carries its reason', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const app = await buildApp(t, { LOG_LEVEL: 'info' }, contextRoute, { write: (line) => { lines.push(JSON.parse(line) as Record<string, unknown>) } })
+  await app.inject({ method: 'GET', url: '/test/context', headers: bearer(tokenFor({ tenantId: uniqueTenantId('log') }, -10)) })
+  await app.inject({ method: 'GET', url: '/test/context', headers: bearer(signToken({ userId: 'u', permissions: [] } as never, { secret: TEST_SECRET })) })
+  await app.inject({ method: 'GET', url: '/test/context' })
+  const failures = lines.filter((line) => line.authFailure !== undefined).map((line) => [line.authFailure, line.claim, line.msg])
+  t.same(failures, [
+    ['expired', undefined, 'authentication failed: expired'],
+    ['missing_claim', 'tenantId', 'authentication failed: missing_claim'],
+    ['missing_token', undefined, 'authentication failed: missing_token']
+  ])
+})

@@ -59,10 +59,11 @@ export async function request (path: string, init: RequestInit = {}): Promise<Re
   if (init.body !== undefined && !headers.has('content-type')) headers.set('content-type', 'application/json')
   const res = await fetch(path, { ...init, headers, credentials: 'omit', cache: 'no-store' })
   if (res.status === 401) {
-    const body = await res.json().catch(() => ({})) as { error?: string }
-    const message = body.error === 'Unauthorized'
+    const body = await res.json().catch(() => ({})) as { error?: string, code?: string }
+    // The server's own words say why (expired, signed with another key...): shown as they are.
+    const message = body.code === 'MISSING_TOKEN'
       ? 'Sign in with a token to continue.'
-      : 'The server refused your token (expired, revoked or signed with another key). Paste a new one to continue.'
+      : `The server refused your token: ${body.error ?? 'it is not valid'}. Paste a new one to continue.`
     onUnauthorized(message)
     throw new AuthError(message)
   }

@@ -136,7 +136,7 @@ const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.delete('/tools/:name', {
     schema: {
       tags: ['admin'],
-      summary: 'Delete a platform tool: calls fail with UNKNOWN_TOOL on every instance',
+      summary: 'Delete a platform tool: calls fail with TOOL_NOT_FOUND on every instance',
       params: Params,
       response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
     }

@@ -14,7 +14,7 @@ const Position = { line: Type.Integer({ minimum: 1 }), column: Type.Integer({ mi
 const CheckResult = Type.Object({
   ok: Type.Boolean({ description: 'False on a syntax error, a forbidden construct, or a literal tool the caller could not call' }),
   errors: Type.Array(Type.Object({
-    code: Type.Union([Type.Literal('VALIDATION_ERROR'), Type.Literal('UNKNOWN_TOOL'), Type.Literal('TOOL_DISABLED'), Type.Literal('PERMISSION_DENIED')]),
+    code: Type.Union([Type.Literal('VALIDATION_ERROR'), Type.Literal('TOOL_NOT_FOUND'), Type.Literal('TOOL_DISABLED'), Type.Literal('PERMISSION_DENIED')]),
     message: Type.String(),
     ...Position
   })),

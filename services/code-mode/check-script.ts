@@ -1,9 +1,10 @@
 import type { ToolRegistry } from '../tools/tool-registry.ts'
+import { callableToolNames, permissionDeniedMessage, toolDisabledMessage, toolNotFoundMessage } from '../tools/tool-not-found.ts'
 import type { ScriptPool } from './script-pool.ts'
 import type { ScriptLanguage } from './strip-types.ts'
 
 export interface CheckError {
-  code: 'VALIDATION_ERROR' | 'UNKNOWN_TOOL' | 'TOOL_DISABLED' | 'PERMISSION_DENIED'
+  code: 'VALIDATION_ERROR' | 'TOOL_NOT_FOUND' | 'TOOL_DISABLED' | 'PERMISSION_DENIED'
   message: string
   line: number
   column: number
@@ -46,6 +47,7 @@ export async function checkScript (deps: { tools: ToolRegistry, scripts: ScriptP
   const errors: CheckError[] = analysis.problems.map((problem) => ({ code: 'VALIDATION_ERROR', ...problem }))
   const seen = new Map<string, { exists: boolean, enabled: boolean }>()
   const toolCalls: CheckedToolCall[] = []
+  let callable: string[] | undefined
   for (const call of analysis.toolCalls) {
     let state = seen.get(call.name)
     if (state === undefined) {
@@ -55,12 +57,12 @@ export async function checkScript (deps: { tools: ToolRegistry, scripts: ScriptP
     }
     const permitted = caller.permissions.includes(`tool:${call.name}`)
     toolCalls.push({ ...call, ...state, permitted })
-    // The refusal the gateway would give, checked in its order: permission, existence, setting.
-    const refusal = !permitted
-      ? { code: 'PERMISSION_DENIED' as const, message: `Permission denied: tool:${call.name}` }
-      : !state.exists
-          ? { code: 'UNKNOWN_TOOL' as const, message: `Unknown tool: ${call.name}` }
-          : !state.enabled ? { code: 'TOOL_DISABLED' as const, message: `Tool disabled: ${call.name}` } : undefined
+    // The refusal the gateway would give, checked in its order: existence, permission, setting.
+    const refusal = !state.exists
+      ? { code: 'TOOL_NOT_FOUND' as const, message: toolNotFoundMessage(call.name, callable ??= callableToolNames(await tools.list(caller.tenantId), caller.permissions)) }
+      : !permitted
+          ? { code: 'PERMISSION_DENIED' as const, message: permissionDeniedMessage(call.name) }
+          : !state.enabled ? { code: 'TOOL_DISABLED' as const, message: toolDisabledMessage(call.name) } : undefined
     if (refusal !== undefined) errors.push({ ...refusal, message: `${refusal.message} (line ${call.line}, column ${call.column})`, line: call.line, column: call.column })
   }
   return { ok: errors.length === 0, errors, toolCalls, dynamicToolCalls: analysis.dynamicToolCalls }

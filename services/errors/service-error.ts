@@ -3,6 +3,8 @@ import { formatMessage, registry, type HttpErrorCode, type MessageParams, type S
 export interface ServiceErrorOptions {
   /** Extra body fields a client acts on (limit, reset...); never error, code or message. */
   fields?: Record<string, unknown>
+  /** Response headers the client acts on (WWW-Authenticate...). */
+  headers?: Record<string, string>
   /** Sent as Retry-After. */
   retryAfterSeconds?: number
   /** Why, for code inside the service (never sent): lets a caller tell rejections apart without reading messages. */
@@ -28,6 +30,7 @@ export class ServiceError<C extends HttpErrorCode = HttpErrorCode> extends Error
   readonly retryable: boolean
   readonly fields: Readonly<Record<string, unknown>>
   readonly retryAfterSeconds: number | undefined
+  readonly headers: Readonly<Record<string, string>>
   readonly reason: string | undefined
 
   constructor (code: C, ...[params, options = {}]: Args<C>) {
@@ -38,6 +41,7 @@ export class ServiceError<C extends HttpErrorCode = HttpErrorCode> extends Error
     this.retryable = spec.retryable
     this.fields = options.fields ?? {}
     this.retryAfterSeconds = options.retryAfterSeconds
+    this.headers = options.headers ?? {}
     this.reason = options.reason
   }
 

@@ -12,6 +12,7 @@ import { FifoSemaphore, SemaphoreTimeoutError } from '../fifo-semaphore.ts'
 import { EnclaveToolError } from '../enclave/index.ts'
 import { validatorFor as jsonSchemaValidator } from '../tools/schema-validation.ts'
 import { HttpToolError } from '../tools/http-tool-runner.ts'
+import { callableToolNames, permissionDeniedMessage, toolDisabledMessage, toolNotFoundMessage } from '../tools/tool-not-found.ts'
 import type { ToolCallEntry } from '../audit/audit-writer.ts'
 
 export type { ToolCaller }
@@ -43,8 +44,8 @@ function validatorFor (schema: TSchema): Validator {
 
 /**
  * One script's `callTool`, checked in the order the contract gives: the tenant's daily tool
- * calls (fatal), the token's `tool:<name>` permission, the tenant's registry (unknown,
- * disabled, per-tool window), the arguments' schema, and then the tool itself in a transaction
+ * calls (fatal), the tool's existence (TOOL_NOT_FOUND), the token's `tool:<name>` permission, the
+ * tenant's setting (disabled, per-tool window), the arguments' schema, and then the tool itself in a transaction
  * scoped to the tenant, so RLS bounds every row it touches. The per-run count is the enclave's.
  *
  * A run has at most `tools.limits.maxConcurrentPerRun` calls in progress; further calls wait in
@@ -146,18 +147,20 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
       report(name, 'TOOL_QUOTA_EXCEEDED')
       throw new EnclaveToolError('TOOL_QUOTA_EXCEEDED', `Daily tool call quota exceeded (${caller.quotas.maxToolCallsPerDay})`, { fatal: true })
     }
-    if (!caller.permissions.includes(`tool:${name}`)) {
-      report(name, 'PERMISSION_DENIED')
-      throw new EnclaveToolError('PERMISSION_DENIED', `Permission denied: tool:${name}`)
-    }
+    // Existence first: a name no tool has is TOOL_NOT_FOUND (suggesting only tools this caller
+    // may call), a tool that exists but is not granted is PERMISSION_DENIED.
     const tool = await deps.tools.get(caller.tenantId, name)
     if (tool === undefined) {
-      report(name, 'UNKNOWN_TOOL')
-      throw new EnclaveToolError('UNKNOWN_TOOL', `Unknown tool: ${name}`)
+      report(name, 'TOOL_NOT_FOUND')
+      throw new EnclaveToolError('TOOL_NOT_FOUND', toolNotFoundMessage(name, callableToolNames(await deps.tools.list(caller.tenantId), caller.permissions)))
+    }
+    if (!caller.permissions.includes(`tool:${name}`)) {
+      report(name, 'PERMISSION_DENIED')
+      throw new EnclaveToolError('PERMISSION_DENIED', permissionDeniedMessage(name))
     }
     if (!tool.enabled) {
       report(name, 'TOOL_DISABLED')
-      throw new EnclaveToolError('TOOL_DISABLED', `Tool disabled: ${name}`)
+      throw new EnclaveToolError('TOOL_DISABLED', toolDisabledMessage(name))
     }
     if (tool.rateLimit !== null) {
       const { calls, windowMs } = tool.rateLimit

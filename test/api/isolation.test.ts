@@ -26,7 +26,7 @@ t.test('tenant isolation (the guide\'s tests)', async (t) => {
     t.equal(result.json().success, false)
     t.match(result.json().error.message, 'Permission denied')
     t.equal(result.json().error.code, 'PERMISSION_DENIED')
-    t.equal(result.json().error.message, 'Permission denied: tool:data:insert')
+    t.equal(result.json().error.message, "Permission denied: tool:data:insert is not among this token's permissions; ask for a token that carries it")
     const nothing = await tenant2.execute("return await callTool('data:query', { filter: { name: 'test' } })")
     t.same(nothing.json().value, [], 'nothing was inserted')
   })

@@ -16,12 +16,12 @@ t.test('the per-tenant request rate limit', async (t) => {
   const refused = await usage(noisy.headers)
   t.equal(refused.statusCode, 429)
   // The exact body: the rate limit's own fields arrive as its errorResponseBuilder made them.
-  t.same(refused.json(), { error: 'Rate limit exceeded', code: 'RATE_LIMITED', message: 'Rate limit exceeded, retry in 1 minute', limit: 3 })
+  t.same(refused.json(), { error: 'Rate limit exceeded', code: 'RATE_LIMITED', message: 'Rate limit exceeded: at most 3 requests per minute; retry in 1 minute', limit: 3 })
   t.ok(Number(refused.headers['retry-after']) > 0, 'Retry-After is set')
 
   const execute = await noisy.execute('return 1')
   t.equal(execute.statusCode, 429, 'execute is limited too')
-  t.same(execute.json(), { error: 'Rate limit exceeded', code: 'RATE_LIMITED', message: 'Rate limit exceeded, retry in 1 minute', limit: 3 }, 'through its 429 schema too')
+  t.same(execute.json(), { error: 'Rate limit exceeded', code: 'RATE_LIMITED', message: 'Rate limit exceeded: at most 3 requests per minute; retry in 1 minute', limit: 3 }, 'through its 429 schema too')
   const after = await usage(other.headers)
   t.equal(after.statusCode, 200, 'another tenant has its own window')
   t.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200, '/health is not limited')

@@ -82,11 +82,11 @@ t.test('tools', async (t) => {
   t.test('unknown, disabled and rate-limited tools', async (t) => {
     const tenant = await createTenant(app, 'registry', { permissions: ['tool:data:query', 'tool:data:insert', 'tool:shell:exec'] })
     const unknown = await tenant.execute("try { await callTool('shell:exec', {}) } catch (e) { return [e.code, e.message] }")
-    t.same(unknown.json().value, ['UNKNOWN_TOOL', 'Unknown tool: shell:exec'])
+    t.same(unknown.json().value, ['TOOL_NOT_FOUND', 'Tool not found: shell:exec (no tool this token may call has a similar name; GET `/api/tools` lists them)'])
 
     t.equal((await app.inject({ method: 'PUT', url: `/admin/tenants/${tenant.tenantId}/tools/data:insert`, headers: admin, payload: { enabled: false } })).statusCode, 200)
     const disabled = await tenant.execute("try { await callTool('data:insert', { document: {} }) } catch (e) { return [e.code, e.message] }")
-    t.same(disabled.json().value, ['TOOL_DISABLED', 'Tool disabled: data:insert'])
+    t.same(disabled.json().value, ['TOOL_DISABLED', 'Tool disabled: data:insert is turned off for this tenant; an admin can enable it (PUT `/admin/tenants/{tenantId}/tools/data:insert`)'])
 
     t.equal((await app.inject({ method: 'PUT', url: `/admin/tenants/${tenant.tenantId}/tools/data:query`, headers: admin, payload: { enabled: true, rateLimit: { calls: 3, windowMs: 60_000 } } })).statusCode, 200)
     const limited = await tenant.execute(`
@@ -117,7 +117,7 @@ t.test('tools', async (t) => {
       return out
     `)
     // Names with invisible or non-ASCII characters are refused by the enclave itself; a name that
-    // only differs in case is another (unpermitted) tool.
-    t.same(res.json().value, ['UNKNOWN_TOOL', 'UNKNOWN_TOOL', 'PERMISSION_DENIED', 'UNKNOWN_TOOL', 'UNKNOWN_TOOL'])
+    // only differs in case is no tool's.
+    t.same(res.json().value, ['TOOL_NOT_FOUND', 'TOOL_NOT_FOUND', 'TOOL_NOT_FOUND', 'TOOL_NOT_FOUND', 'TOOL_NOT_FOUND'])
   })
 })

@@ -54,7 +54,7 @@ t.test('bad `days` is a 400, no token a 401', async (t) => {
   t.equal((await app.inject({ method: 'GET', url: '/api/usage/history?days=3&x=1', headers: tenant.headers })).statusCode, 400, 'unknown parameter')
   const anonymous = await app.inject({ method: 'GET', url: '/api/usage/history' })
   t.equal(anonymous.statusCode, 401)
-  t.same(anonymous.json(), { error: 'Unauthorized', code: 'UNAUTHORIZED' })
+  t.same(anonymous.json(), { error: 'No bearer token was sent: send the header Authorization: Bearer <token>', code: 'MISSING_TOKEN' })
 })
 
 t.test('days are cut at UTC midnight', async (t) => {

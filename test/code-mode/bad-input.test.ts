@@ -13,7 +13,7 @@ t.test('bad input to /api/execute and /api/execute/check', async (t) => {
       for (const body of [{ code: '' }, { code: 'return 1', language: 'python' }, { code: 'return 1', language: 'TypeScript' }]) {
         const res = await post(url, body)
         t.equal(res.statusCode, 400, `${url} ${JSON.stringify(body)}`)
-        t.match(res.json(), { error: 'Bad Request', code: 'BAD_REQUEST', message: /body\// })
+        t.match(res.json(), { error: 'Bad Request', code: 'BAD_REQUEST', message: /^(code must not be empty|language must be one of: javascript, typescript)$/ })
       }
     }
     t.equal(await usage(), before)

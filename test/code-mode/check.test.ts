@@ -45,9 +45,9 @@ t.test('POST /api/execute/check', async (t) => {
     t.same(res.json(), {
       ok: false,
       errors: [
-        { code: 'UNKNOWN_TOOL', message: 'Unknown tool: ghost (line 1, column 7)', line: 1, column: 7 },
-        { code: 'TOOL_DISABLED', message: 'Tool disabled: data:delete (line 2, column 7)', line: 2, column: 7 },
-        { code: 'PERMISSION_DENIED', message: 'Permission denied: tool:data:update (line 3, column 7)', line: 3, column: 7 }
+        { code: 'TOOL_NOT_FOUND', message: 'Tool not found: ghost (no tool this token may call has a similar name; GET `/api/tools` lists them) (line 1, column 7)', line: 1, column: 7 },
+        { code: 'TOOL_DISABLED', message: 'Tool disabled: data:delete is turned off for this tenant; an admin can enable it (PUT `/admin/tenants/{tenantId}/tools/data:delete`) (line 2, column 7)', line: 2, column: 7 },
+        { code: 'PERMISSION_DENIED', message: "Permission denied: tool:data:update is not among this token's permissions; ask for a token that carries it (line 3, column 7)", line: 3, column: 7 }
       ],
       toolCalls: [
         { name: 'ghost', line: 1, column: 7, exists: false, enabled: false, permitted: true },
@@ -58,7 +58,7 @@ t.test('POST /api/execute/check', async (t) => {
     })
     // What the run meets, in the same words.
     const run = await tenant.execute("const out = []\nfor (const n of ['ghost', 'data:delete', 'data:update']) { try { await callTool(n, { filter: {}, set: {} }) } catch (e) { out.push([e.code, e.message]) } }\nreturn out")
-    t.same(run.json().value, [['UNKNOWN_TOOL', 'Unknown tool: ghost'], ['TOOL_DISABLED', 'Tool disabled: data:delete'], ['PERMISSION_DENIED', 'Permission denied: tool:data:update']])
+    t.same(run.json().value, [['TOOL_NOT_FOUND', 'Tool not found: ghost (no tool this token may call has a similar name; GET `/api/tools` lists them)'], ['TOOL_DISABLED', 'Tool disabled: data:delete is turned off for this tenant; an admin can enable it (PUT `/admin/tenants/{tenantId}/tools/data:delete`)'], ['PERMISSION_DENIED', "Permission denied: tool:data:update is not among this token's permissions; ask for a token that carries it"]])
   })
 
   t.test('dynamic names are counted, not listed; they alone do not fail the check', async (t) => {

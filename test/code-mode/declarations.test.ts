@@ -94,7 +94,7 @@ t.test('GET /api/tools.d.ts', async (t) => {
   t.test('needs a token', async (t) => {
     const res = await app.inject({ method: 'GET', url: '/api/tools.d.ts' })
     t.equal(res.statusCode, 401)
-    t.match(res.json(), { error: 'Unauthorized' })
+    t.match(res.json(), { code: 'MISSING_TOKEN' })
   })
 })
 

@@ -144,7 +144,7 @@ t.test('without a tool handler every tool is unknown', async (t) => {
   const enclave = new Enclave({ securityLevel: 'STRICT', runners: 1 })
   t.teardown(async () => await enclave.dispose())
   const r = await enclave.run('try { await callTool("x") } catch (e) { return e.code }')
-  t.equal(r.value, 'UNKNOWN_TOOL')
+  t.equal(r.value, 'TOOL_NOT_FOUND')
 })
 
 t.test('dispose ends in-flight runs and refuses new ones', async (t) => {

@@ -30,7 +30,7 @@ t.test('a schema failure is BAD_REQUEST', async (t) => {
   const app = await appThrowing(() => new Error('unused'))
   const res = await app.inject({ method: 'POST', url: '/typed', payload: { n: 'x' } })
   t.equal(res.statusCode, 400)
-  t.match(res.json(), { error: 'Bad Request', code: 'BAD_REQUEST', message: /body\/n/ })
+  t.match(res.json(), { error: 'Bad Request', code: 'BAD_REQUEST', message: /^n must be / })
 })
 
 t.test('a 4xx with a code outside the registry leaves as its status\'s generic code', async (t) => {

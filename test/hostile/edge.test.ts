@@ -5,8 +5,9 @@ import { signToken } from '../../services/tokens.ts'
 // The HTTP edge as a hostile client or a curious tenant meets it (issue 10 item 7, issue 9 item 5).
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
-const INVALID_TOKEN = { error: 'Invalid token', code: 'INVALID_TOKEN' }
-const UNAUTHORIZED = { error: 'Unauthorized', code: 'UNAUTHORIZED' }
+const invalidToken = (reason: string, claim?: string) => ({ code: 'INVALID_TOKEN', reason, ...(claim !== undefined ? { claim } : {}) })
+const METRICS_INVALID = { error: 'The bearer token is not this service\'s METRICS_TOKEN: send Authorization: Bearer <METRICS_TOKEN>', code: 'INVALID_TOKEN' }
+const UNAUTHORIZED = { error: 'Unauthorized: send Authorization: Bearer <token>', code: 'UNAUTHORIZED' }
 
 // The tests on the default configuration share one app (sharedApp); the others build theirs
 // with the settings they test.
@@ -50,7 +51,7 @@ t.test('tokens: exp required by default, iss and aud when configured', async (t)
     const app = await sharedApp()
     const res = await usage(app, mint({}, null))
     t.equal(res.statusCode, 401)
-    t.same(res.json(), INVALID_TOKEN)
+    t.match(res.json(), invalidToken('missing_claim', 'exp'))
     t.equal((await usage(app, mint({}))).statusCode, 200, 'with exp it passes')
   })
 
@@ -59,7 +60,7 @@ t.test('tokens: exp required by default, iss and aud when configured', async (t)
     t.equal((await usage(app, mint({}, null))).statusCode, 200)
     const expired = await usage(app, mint({}, -10))
     t.equal(expired.statusCode, 401, 'an exp that is there is still honoured')
-    t.same(expired.json(), INVALID_TOKEN)
+    t.match(expired.json(), invalidToken('expired'))
   })
 
   t.test('JWT_ISSUER and JWT_AUDIENCE', async (t) => {
@@ -67,17 +68,17 @@ t.test('tokens: exp required by default, iss and aud when configured', async (t)
     const good = { iss: 'https://gateway.example', aud: 'tenant-enclave' }
     t.equal((await usage(app, mint(good))).statusCode, 200)
     t.equal((await usage(app, mint({ ...good, aud: ['other', 'tenant-enclave'] }))).statusCode, 200, 'aud may be a list that holds ours')
-    const refused: Array<[string, Record<string, unknown>]> = [
-      ['another issuer', { ...good, iss: 'https://evil.example' }],
-      ['no issuer', { aud: good.aud }],
-      ['another audience', { ...good, aud: 'other-service' }],
-      ['no audience', { iss: good.iss }],
-      ['an audience list without ours', { ...good, aud: ['a', 'b'] }]
+    const refused: Array<[string, Record<string, unknown>, ReturnType<typeof invalidToken>]> = [
+      ['another issuer', { ...good, iss: 'https://evil.example' }, invalidToken('wrong_issuer')],
+      ['no issuer', { aud: good.aud }, invalidToken('missing_claim', 'iss')],
+      ['another audience', { ...good, aud: 'other-service' }, invalidToken('wrong_audience')],
+      ['no audience', { iss: good.iss }, invalidToken('missing_claim', 'aud')],
+      ['an audience list without ours', { ...good, aud: ['a', 'b'] }, invalidToken('wrong_audience')]
     ]
-    for (const [name, claims] of refused) {
+    for (const [name, claims, expected] of refused) {
       const res = await usage(app, mint(claims))
       t.equal(res.statusCode, 401, name)
-      t.same(res.json(), INVALID_TOKEN, name)
+      t.match(res.json(), expected, name)
     }
   })
 })
@@ -100,7 +101,7 @@ t.test('/metrics and /docs', async (t) => {
     for (const authorization of [`Bearer ${token}x`, 'Bearer wrong', `Basic ${token}`, `Bearer ${token.slice(0, -1)}`]) {
       const res = await get({ authorization })
       t.equal(res.statusCode, 401, authorization)
-      t.same(res.json(), INVALID_TOKEN, authorization)
+      t.same(res.json(), METRICS_INVALID, authorization)
     }
     const ok = await get({ authorization: `Bearer ${token}` })
     t.equal(ok.statusCode, 200)
@@ -186,11 +187,11 @@ t.test('Fastify\'s own client errors have their own codes', async (t) => {
   const tenant = await createTenant(app, 'fst')
   const tooLarge = await app.inject({ method: 'POST', url: '/api/execute', headers: { ...tenant.headers, 'content-type': 'application/json' }, payload: JSON.stringify({ code: 'x'.repeat(5 * 1024 * 1024) }) })
   t.equal(tooLarge.statusCode, 413)
-  t.same(tooLarge.json(), { error: 'Request body is too large', code: 'BODY_TOO_LARGE' })
+  t.same(tooLarge.json(), { error: 'Request body is too large: at most 1048576 bytes (BODY_LIMIT_BYTES)', code: 'BODY_TOO_LARGE', limit: 1048576 })
 
   const wrongType = await app.inject({ method: 'POST', url: '/api/execute', headers: { ...tenant.headers, 'content-type': 'application/xml' }, payload: '<code>return 1</code>' })
   t.equal(wrongType.statusCode, 415)
-  t.same(wrongType.json(), { error: 'Unsupported Media Type', code: 'UNSUPPORTED_MEDIA_TYPE' })
+  t.same(wrongType.json(), { error: 'Unsupported Media Type: send Content-Type: application/json (application/xml was sent)', code: 'UNSUPPORTED_MEDIA_TYPE' })
 
   const badJson = await app.inject({ method: 'POST', url: '/api/execute', headers: { ...tenant.headers, 'content-type': 'application/json' }, payload: '{"code":' })
   t.equal(badJson.statusCode, 400)

@@ -163,8 +163,8 @@ t.test('platform tools over HTTP', async (t) => {
     const outsider = await createTenant(app, 'ptool-noperm', { permissions: [] })
     const tenant = await createTenant(app, 'ptool-settings', { permissions: ['tool:p:off'] })
     const attempt = "try { return await callTool('p:off', {}) } catch (e) { return e.code + ': ' + e.message }"
-    t.equal((await outsider.execute(attempt)).json().value, 'PERMISSION_DENIED: Permission denied: tool:p:off')
-    t.equal((await tenant.execute(attempt)).json().value, 'TOOL_DISABLED: Tool disabled: p:off')
+    t.equal((await outsider.execute(attempt)).json().value, "PERMISSION_DENIED: Permission denied: tool:p:off is not among this token's permissions; ask for a token that carries it")
+    t.equal((await tenant.execute(attempt)).json().value, 'TOOL_DISABLED: Tool disabled: p:off is turned off for this tenant; an admin can enable it (PUT `/admin/tenants/{tenantId}/tools/p:off`)')
     const listed = (await app.inject({ method: 'GET', url: '/api/tools', headers: tenant.headers })).json().tools.find((tool: { name: string }) => tool.name === 'p:off')
     t.match(listed, { enabled: false, permitted: true })
     const setting = await app.inject({ method: 'PUT', url: `/admin/tenants/${tenant.tenantId}/tools/p:off`, headers: admin, payload: { enabled: true, rateLimit: { calls: 1, windowMs: 60_000 } } })
@@ -175,9 +175,9 @@ t.test('platform tools over HTTP', async (t) => {
     `)
     t.same(twice.json().value, { first: { id: '1', name: 'Ada' }, second: 'TOOL_RATE_LIMITED' })
     const neighbour = await createTenant(app, 'ptool-settings-other', { permissions: ['tool:p:off'] })
-    t.equal((await neighbour.execute(attempt)).json().value, 'TOOL_DISABLED: Tool disabled: p:off', 'the setting is that tenant\'s own')
+    t.equal((await neighbour.execute(attempt)).json().value, 'TOOL_DISABLED: Tool disabled: p:off is turned off for this tenant; an admin can enable it (PUT `/admin/tenants/{tenantId}/tools/p:off`)', 'the setting is that tenant\'s own')
     t.equal((await app.inject({ method: 'DELETE', url: '/admin/tools/p:off', headers: admin })).statusCode, 204)
-    t.equal((await tenant.execute(attempt)).json().value, 'UNKNOWN_TOOL: Unknown tool: p:off')
+    t.equal((await tenant.execute(attempt)).json().value, 'TOOL_NOT_FOUND: Tool not found: p:off (no tool this token may call has a similar name; GET `/api/tools` lists them)')
   })
 
   t.test('tool-call audit: every call in order with its outcome; other tenants see nothing', async (t) => {
@@ -193,7 +193,8 @@ t.test('platform tools over HTTP', async (t) => {
       return out
     `)
     const { executionId, value } = res.json()
-    t.same(value, [{ id: '7', name: 'Ada' }, 'PERMISSION_DENIED', 'TOOL_ERROR'])
+    // au:denied is no tool's name: TOOL_NOT_FOUND (PERMISSION_DENIED is for a tool that exists).
+    t.same(value, [{ id: '7', name: 'Ada' }, 'TOOL_NOT_FOUND', 'TOOL_ERROR'])
     await app.audit.flush()
     const audit = await app.inject({ method: 'GET', url: `/api/audit/${executionId as string}`, headers: tenant.headers })
     t.equal(audit.statusCode, 200)
@@ -201,7 +202,7 @@ t.test('platform tools over HTTP', async (t) => {
     t.match(body.entry, { executionId, success: true, toolCalls: 3 })
     t.same(body.toolCalls.map((c: Record<string, unknown>) => [c.callIndex, c.tool, c.code, c.upstreamStatus]), [
       [0, 'au:ok', 'OK', 200],
-      [1, 'au:denied', 'PERMISSION_DENIED', null],
+      [1, 'au:denied', 'TOOL_NOT_FOUND', null],
       [2, 'au:fail', 'TOOL_ERROR', 500]
     ])
     t.match(body.toolCalls[0], { argsBytes: Buffer.byteLength('{"id":"7"}'), argsSha256: /^[0-9a-f]{64}$/, resultBytes: Buffer.byteLength('{"id":"7","name":"Ada"}') })

@@ -49,7 +49,7 @@ t.test('calls the sandbox refuses before any tool sees them are audited too, in 
   const rows = audit.json().toolCalls as Array<Record<string, unknown>>
   t.same(rows.map((c) => [c.callIndex, c.tool, c.code]), [
     [0, '', 'TOOL_ERROR'], // the name is not a string
-    [1, '"bad name!"', 'UNKNOWN_TOOL'], // not a tool name: stored escaped
+    [1, '"bad name!"', 'TOOL_NOT_FOUND'], // not a tool name: stored escaped
     [2, 'data:query', 'TOOL_ERROR'], // arguments over maxToolArgsBytes (1 MB)
     [3, 'data:query', 'TOOL_ERROR'], // arguments that are not JSON
     [4, 'data:query', 'OK'],

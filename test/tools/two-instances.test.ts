@@ -20,15 +20,15 @@ if (HAS_SHARED_SERVERS) {
     const headers = bearer(tokenFor({ tenantId, permissions: [`tool:${name}`] }))
     const script = { code: `try { return await callTool(${JSON.stringify(name)}, { id: '1' }) } catch (e) { return e.code }` }
 
-    t.equal((await call(b, 'POST', '/api/execute', headers, script)).json.value, 'UNKNOWN_TOOL', 'B caches a catalogue without the tool')
+    t.equal((await call(b, 'POST', '/api/execute', headers, script)).json.value, 'TOOL_NOT_FOUND', 'B caches a catalogue without the tool')
     const put = await call(a, 'PUT', `/admin/tools/${name}`, admin, { description: 'x', argsSchema: { type: 'object' }, http: { method: 'GET', url: `${upstream.origin}/users/{id}` }, defaultEnabled: true })
     t.equal(put.status, 200)
     await waitFor(async () => (await call(b, 'POST', '/api/execute', headers, script)).json.value?.name === 'Ada',
       { timeout: CACHE_TTL_MS + 2000, interval: 100, message: 'B sees the new tool' })
 
     t.equal((await call(a, 'DELETE', `/admin/tools/${name}`, admin)).status, 204)
-    await waitFor(async () => (await call(b, 'POST', '/api/execute', headers, script)).json.value === 'UNKNOWN_TOOL',
-      { timeout: CACHE_TTL_MS + 2000, interval: 100, message: 'B answers UNKNOWN_TOOL within the cache TTL' })
-    t.equal((await call(a, 'POST', '/api/execute', headers, script)).json.value, 'UNKNOWN_TOOL', 'and so does A')
+    await waitFor(async () => (await call(b, 'POST', '/api/execute', headers, script)).json.value === 'TOOL_NOT_FOUND',
+      { timeout: CACHE_TTL_MS + 2000, interval: 100, message: 'B answers TOOL_NOT_FOUND within the cache TTL' })
+    t.equal((await call(a, 'POST', '/api/execute', headers, script)).json.value, 'TOOL_NOT_FOUND', 'and so does A')
   })
 }

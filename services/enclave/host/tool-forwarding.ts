@@ -10,7 +10,7 @@ export async function forwardToolCall (run: PendingRun, msg: CallMessage, fallba
   try {
     const args = parseToolArgs(msg.a)
     const handler = run.tools ?? fallback
-    if (handler === undefined) throw Object.assign(new Error(`Unknown tool: ${msg.n}`), { code: 'UNKNOWN_TOOL' })
+    if (handler === undefined) throw Object.assign(new Error(`Tool not found: ${msg.n}`), { code: 'TOOL_NOT_FOUND' })
     return { v: toolResultJson(await handler(msg.n, args, run.context, run.ended.signal)) }
   } catch (err) {
     return toolFailure(err)

@@ -34,8 +34,8 @@ export interface CallMessage { t: 'call', id: string, c: number, n: string, a: s
  * as given (escaped and cut when it is not a valid tool name), `b` the arguments' size if known.
  */
 export interface RefusedCallMessage { t: 'refused', id: string, n: string, code: RefusedCallCode, b: number }
-export type RefusedCallCode = 'UNKNOWN_TOOL' | 'TOOL_ERROR' | 'MAX_TOOL_CALLS'
-export const REFUSED_CALL_CODES: ReadonlySet<string> = new Set<RefusedCallCode>(['UNKNOWN_TOOL', 'TOOL_ERROR', 'MAX_TOOL_CALLS'])
+export type RefusedCallCode = 'TOOL_NOT_FOUND' | 'TOOL_ERROR' | 'MAX_TOOL_CALLS'
+export const REFUSED_CALL_CODES: ReadonlySet<string> = new Set<RefusedCallCode>(['TOOL_NOT_FOUND', 'TOOL_ERROR', 'MAX_TOOL_CALLS'])
 
 /** CPU ms each running execution has used so far, sent while runs are active. */
 export interface CpuMessage { t: 'cpu', s: Array<[id: string, cpuMs: number]> }

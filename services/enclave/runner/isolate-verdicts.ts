@@ -15,7 +15,7 @@ export type CallVerdict =
 /** A call the isolate let through, checked again here: its name and the exact bytes of its arguments. */
 export function checkToolCall (name: unknown, args: unknown, maxToolArgsBytes: number): CallVerdict {
   if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
-    return { ok: false, code: 'UNKNOWN_TOOL', size: typeof args === 'string' ? args.length : 0, message: `Unknown tool: ${printable(String(name))}` }
+    return { ok: false, code: 'TOOL_NOT_FOUND', size: typeof args === 'string' ? args.length : 0, message: `Tool not found: ${printable(String(name))} (tool names are 1 to 128 ASCII letters, digits and _ . : -)` }
   }
   const json = typeof args === 'string' ? args : ''
   if (json.length > maxToolArgsBytes || (json.length * 3 > maxToolArgsBytes && Buffer.byteLength(json) > maxToolArgsBytes)) {

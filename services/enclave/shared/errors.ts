@@ -6,7 +6,7 @@ export { ERROR_CODES }
 
 /** Codes a script can catch when a tool call rejects with them. */
 export const CATCHABLE_TOOL_CODES: ReadonlySet<string> = new Set([
-  'PERMISSION_DENIED', 'TOOL_DISABLED', 'UNKNOWN_TOOL', 'TOOL_RATE_LIMITED', 'TOOL_ERROR'
+  'PERMISSION_DENIED', 'TOOL_DISABLED', 'TOOL_NOT_FOUND', 'TOOL_RATE_LIMITED', 'TOOL_ERROR'
 ])
 
 /** Codes that end an execution at once when a tool handler raises them. */
@@ -27,7 +27,7 @@ const NAMES: Record<EnclaveErrorCode, string> = {
   TOOL_QUOTA_EXCEEDED: 'ToolQuotaError',
   PERMISSION_DENIED: 'ToolError',
   TOOL_DISABLED: 'ToolError',
-  UNKNOWN_TOOL: 'ToolError',
+  TOOL_NOT_FOUND: 'ToolError',
   TOOL_RATE_LIMITED: 'ToolError',
   TOOL_ERROR: 'ToolError',
   RUNNER_CRASHED: 'RunnerCrashedError',
