@@ -29,6 +29,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook: verifies the bearer token and sets request.tenant. */
     authenticate: (request: FastifyRequest) => Promise<void>
+    /** authenticate, with auth-params its 401's WWW-Authenticate names first (/mcp's resource_metadata). */
+    authenticateWithChallenge: (request: FastifyRequest, challenge: string) => Promise<void>
     /** preHandler hook for /admin/*: the token must carry the `admin` permission. */
     requireAdmin: (request: FastifyRequest) => Promise<void>
   }
@@ -143,22 +145,23 @@ function claimFailureOf (claims: unknown): TokenFailure {
 }
 
 /** RFC 6750 §3: an error_description is printable ASCII without `"` or `\`. */
-function bearerChallenge (failure: TokenFailure | undefined): string {
-  if (failure === undefined) return 'Bearer realm="tenant-enclave"'
+function bearerChallenge (failure: TokenFailure | undefined, first: string | undefined): string {
+  const head = `Bearer ${first === undefined ? '' : `${first}, `}realm="tenant-enclave"`
+  if (failure === undefined) return head
   const description = failure.detail.replace(/[^\x20-\x7e]|["\\]/g, "'")
-  return `Bearer realm="tenant-enclave", error="invalid_token", error_description="${description}"`
+  return `${head}, error="invalid_token", error_description="${description}"`
 }
 
-function missingToken (request: FastifyRequest): ServiceError<'MISSING_TOKEN'> {
+function missingToken (request: FastifyRequest, challenge: string | undefined): ServiceError<'MISSING_TOKEN'> {
   request.log.info({ authFailure: 'missing_token' }, 'authentication failed: missing_token')
-  return new ServiceError('MISSING_TOKEN', {}, { headers: { 'www-authenticate': bearerChallenge(undefined) }, reason: 'missing_token' })
+  return new ServiceError('MISSING_TOKEN', {}, { headers: { 'www-authenticate': bearerChallenge(undefined, challenge) }, reason: 'missing_token' })
 }
 
-function invalidToken (request: FastifyRequest, failure: TokenFailure): ServiceError<'INVALID_TOKEN'> {
+function invalidToken (request: FastifyRequest, failure: TokenFailure, challenge: string | undefined): ServiceError<'INVALID_TOKEN'> {
   request.log.info({ authFailure: failure.reason, claim: failure.claim }, `authentication failed: ${failure.reason}`)
   return new ServiceError('INVALID_TOKEN', { detail: failure.detail }, {
     fields: { reason: failure.reason, ...(failure.claim !== undefined ? { claim: failure.claim } : {}) },
-    headers: { 'www-authenticate': bearerChallenge(failure) },
+    headers: { 'www-authenticate': bearerChallenge(failure, challenge) },
     reason: failure.reason
   })
 }
@@ -205,35 +208,35 @@ export default fp(async (fastify) => {
     return tooManyFailures(until)
   }
 
-  const refuse = async (request: FastifyRequest, failure: TokenFailure | undefined): Promise<never> => {
-    throw (await countFailure(request)) ?? (failure === undefined ? missingToken(request) : invalidToken(request, failure))
+  const refuse = async (request: FastifyRequest, failure: TokenFailure | undefined, challenge?: string): Promise<never> => {
+    throw (await countFailure(request)) ?? (failure === undefined ? missingToken(request, challenge) : invalidToken(request, failure, challenge))
   }
 
-  fastify.decorate('authenticate', async (request: FastifyRequest) => {
+  const authenticate = async (request: FastifyRequest, challenge?: string): Promise<void> => {
     const until = blocked.get(request.ip)
     if (until !== undefined) {
       if (until > Date.now()) throw tooManyFailures(until)
       blocked.delete(request.ip)
     }
     const header = request.headers.authorization
-    if (header === undefined || header.trim() === '') return await refuse(request, undefined)
+    if (header === undefined || header.trim() === '') return await refuse(request, undefined, challenge)
     // Servers trim a header's trailing spaces: `Bearer ` arrives as `Bearer`.
-    if (/^Bearer\s*$/i.test(header)) return await refuse(request, { reason: 'malformed', detail: 'The Authorization header says Bearer but carries no token: send Authorization: Bearer <token>' })
+    if (/^Bearer\s*$/i.test(header)) return await refuse(request, { reason: 'malformed', detail: 'The Authorization header says Bearer but carries no token: send Authorization: Bearer <token>' }, challenge)
     const match = /^Bearer +(\S+)\s*$/i.exec(header)
     if (match === null && /^Bearer\s/i.test(header)) {
-      return await refuse(request, { reason: 'malformed', detail: 'The Authorization header must be Bearer and one token, with no spaces inside the token: send Authorization: Bearer <token>' })
+      return await refuse(request, { reason: 'malformed', detail: 'The Authorization header must be Bearer and one token, with no spaces inside the token: send Authorization: Bearer <token>' }, challenge)
     }
     if (match === null) {
-      return await refuse(request, { reason: 'missing_bearer_prefix', detail: 'The Authorization header must be the word Bearer, a space, then the token: send Authorization: Bearer <token>' })
+      return await refuse(request, { reason: 'missing_bearer_prefix', detail: 'The Authorization header must be the word Bearer, a space, then the token: send Authorization: Bearer <token>' }, challenge)
     }
     const token = match[1] as string
     let claims: unknown
     try {
       claims = fastify.jwt.verify(token)
     } catch (err) {
-      return await refuse(request, tokenFailureOf(err, fastify.config, algorithm))
+      return await refuse(request, tokenFailureOf(err, fastify.config, algorithm), challenge)
     }
-    if (!Claims.Check(claims) || (claims.userId ?? claims.sub) === undefined) return await refuse(request, claimFailureOf(claims))
+    if (!Claims.Check(claims) || (claims.userId ?? claims.sub) === undefined) return await refuse(request, claimFailureOf(claims), challenge)
     const userId = (claims.userId ?? claims.sub) as string
     const record = await fastify.tenants.get(claims.tenantId)
     request.tenant = {
@@ -243,7 +246,9 @@ export default fp(async (fastify) => {
       tier: record.tier,
       quotas: record.quotas
     }
-  })
+  }
+  fastify.decorate('authenticate', async (request: FastifyRequest) => { await authenticate(request) })
+  fastify.decorate('authenticateWithChallenge', authenticate)
 
   fastify.decorate('requireAdmin', async (request: FastifyRequest) => {
     if (!request.tenant.permissions.includes('admin')) throw new ServiceError('FORBIDDEN', { reason: 'the admin permission is required' })

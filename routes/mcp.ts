@@ -31,15 +31,10 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
     if (origin !== undefined && !allowedOrigins.has(origin)) throw new ServiceError('ORIGIN_NOT_ALLOWED', { origin })
   }
   // The REST API's authentication, plus the challenge that points an MCP client at the metadata.
-  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    try {
-      await fastify.authenticate(request)
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 401) {
-        void reply.header('www-authenticate', `Bearer resource_metadata="${publicBase(fastify.config, request)}/.well-known/oauth-protected-resource"`)
-      }
-      throw err
-    }
+  const authenticate = async (request: FastifyRequest): Promise<void> => {
+    // RFC 9728: the 401's challenge names the metadata document first, then the REST API's own
+    // parameters (realm, and error/error_description for a token that was sent and refused).
+    await fastify.authenticateWithChallenge(request, `resource_metadata="${publicBase(fastify.config, request)}/.well-known/oauth-protected-resource"`)
   }
 
   fastify.post('/mcp', {

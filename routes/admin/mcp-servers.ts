@@ -72,7 +72,7 @@ const adminMcpServerRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.delete('/mcp-servers/:name', {
     schema: {
       tags: ['admin'],
-      summary: 'Unregister a server: its tools are deleted (calls fail with UNKNOWN_TOOL)',
+      summary: 'Unregister a server: its tools are deleted (calls fail with TOOL_NOT_FOUND)',
       params: Type.Object({ name: ServerName }),
       response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
     }

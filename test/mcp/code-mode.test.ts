@@ -21,7 +21,7 @@ t.test('/mcp with the SDK client', async (t) => {
   t.test('unauthenticated: 401 with the resource metadata challenge; the metadata document; Origin and methods', async (t) => {
     const res = await fetch(mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }) })
     t.equal(res.status, 401)
-    t.equal(res.headers.get('www-authenticate'), `Bearer resource_metadata="${server.url}/.well-known/oauth-protected-resource"`)
+    t.equal(res.headers.get('www-authenticate'), `Bearer resource_metadata="${server.url}/.well-known/oauth-protected-resource", realm="tenant-enclave"`)
     const bad = await fetch(mcpUrl, { method: 'POST', headers: { authorization: 'Bearer not-a-jwt', 'content-type': 'application/json' }, body: '{}' })
     t.equal(bad.status, 401)
     t.match(bad.headers.get('www-authenticate'), /^Bearer resource_metadata="/)
@@ -63,7 +63,7 @@ t.test('/mcp with the SDK client', async (t) => {
 
     const checked = await client.callTool({ name: 'check_script', arguments: { code: 'return await callTool("data:query", {}); await callTool("other:tool", {})' } })
     t.equal(structured(checked).ok, false)
-    t.same(structured(checked).errors.map((e: { code: string }) => e.code), ['PERMISSION_DENIED'])
+    t.same(structured(checked).errors.map((e: { code: string }) => e.code), ['TOOL_NOT_FOUND'], 'a name no tool has')
     t.match(structured(checked).toolCalls, [{ name: 'data:query', permitted: true, exists: true }, { name: 'other:tool', permitted: false }])
 
     const progress: number[] = []

@@ -122,7 +122,7 @@ t.test('a remote MCP server as platform tools', async (t) => {
     t.equal(removed.status, 204)
     const gone = await waitFor(async () => {
       const res = await a.client.callTool({ name: 'execute_script', arguments: { code: 'await callTool("notes:list_notes", {})' } })
-      return structured(res).error?.code === 'UNKNOWN_TOOL' ? res : undefined
+      return structured(res).error?.code === 'TOOL_NOT_FOUND' ? res : undefined
     }, { message: 'the tools are gone' })
     t.ok(gone)
   })
