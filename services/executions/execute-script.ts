@@ -46,6 +46,11 @@ export interface ExecutionRequest {
   mayAct?: Promise<boolean>
   /** The log of the request that brought it, for the hooks' log lines. */
   log?: FastifyBaseLogger
+  /**
+   * Decides the result that stands before the hooks hear of it (a queued run: a cancel may have
+   * claimed the run's end first, and then the run ends cancelled whatever it computed).
+   */
+  settle?: (result: ExecutionResult) => Promise<ExecutionResult>
 }
 
 /** What a run reports while it goes on; the event stream numbers and timestamps them. */
@@ -96,6 +101,7 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   // A run stopped unseen (never allowed to act) is not this run's end: whoever ended it (a
   // cancel while queued, the lost-run check) tells the hooks, and an execution ends once.
   if (request.mayAct !== undefined && !await request.mayAct) return { ran: true, result }
+  if (request.settle !== undefined) result = await request.settle(result)
   hooks.ended(execution, result)
   return { ran: true, result }
 }

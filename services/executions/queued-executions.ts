@@ -5,7 +5,7 @@ import { withTenant } from '../db/with-tenant.ts'
 import type { ExecutionStatus } from '../db/schema.ts'
 import { cancelledError } from '../enclave/index.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
-import { CANCEL_CHANNEL } from './cancel-requests.ts'
+import { CANCEL_CHANNEL, claimEnd } from './cancel-requests.ts'
 import type { ExecutionRequestBody } from './execution-request.ts'
 import type { ExecutionJob, JobOutcome } from './execution-queue.ts'
 import { FINISHED, finishExecution, getExecution, hasExecutions, listExecutions, pruneExecutions } from './execution-repository.ts'
@@ -101,6 +101,9 @@ export class QueuedExecutions {
       // It started meanwhile: cancel it where it runs.
     }
     if (await finalOf(this.deps.events, executionId) !== undefined) return 'finished'
+    // Running: the cancel and the run's own finish claim its end, and the first claim decides
+    // (claimEnd). A run that has its result claimed first: 409, never a 202 that does not take.
+    if (!await claimEnd(this.deps.store, executionId)) return 'finished'
     if (this.worker.abort(executionId)) return 'accepted'
     // Elsewhere: recorded, then announced. The instance running it hears the notice, or, if its
     // subscription was reconnecting, finds the record when it is back (recheckCancels). Redis
