@@ -76,4 +76,33 @@ t.test('hostile queued runs', async (t) => {
     t.equal(stream.filter((e) => e.type === 'final').length, 1, 'one final')
     t.match(stream.at(-1), { type: 'final', data: { result: { success: true, value: 42 } } })
   })
+
+  t.test('a forged Last-Event-ID past the end: the stream ends at once with the run\'s `final`', async (t) => {
+    const tenant = await createTenant(app, 'resume-forged', { tier: 'starter' })
+    const { executionId } = (await submit(app, tenant, 'return 7')).json() as { executionId: string }
+    await waitFor(async () => (await view(app, tenant, executionId)).status === 'succeeded', { message: 'ended' })
+    for (const headers of [{ 'last-event-id': '999999' }, {}]) {
+      const started = Date.now()
+      const res = await app.inject({ method: 'GET', url: `/api/executions/${executionId}/events${'last-event-id' in headers ? '' : '?after=5000'}`, headers: { ...tenant.headers, ...headers, accept: 'application/x-ndjson' } })
+      t.equal(res.statusCode, 200)
+      const got = ndjson(res.body)
+      t.equal(got.length, 1, 'only the final')
+      t.match(got[0], { type: 'final', data: { result: { success: true, value: 7 } } })
+      t.ok(Date.now() - started < 500, `ended at once (${Date.now() - started} ms)`)
+    }
+    // Resumed exactly at its final: nothing more to send, and it ends at once too.
+    const all = ndjson((await app.inject({ method: 'GET', url: `/api/executions/${executionId}/events`, headers: { ...tenant.headers, accept: 'application/x-ndjson' } })).body)
+    const atEnd = await app.inject({ method: 'GET', url: `/api/executions/${executionId}/events?after=${all.at(-1)!.seq}`, headers: { ...tenant.headers, accept: 'application/x-ndjson' } })
+    t.same(ndjson(atEnd.body), [])
+  })
+
+  t.test('a forged resume point past the end of a running run: the stream ends with `final` when the run does', async (t) => {
+    const tenant = await createTenant(app, 'resume-live', { tier: 'starter' })
+    const { executionId } = (await submit(app, tenant, 'let x = 0; for (let i = 0; i < 3e7; i++) x += i; return 8')).json() as { executionId: string }
+    const started = Date.now()
+    const res = await app.inject({ method: 'GET', url: `/api/executions/${executionId}/events`, headers: { ...tenant.headers, 'last-event-id': '999999', accept: 'application/x-ndjson' } })
+    const got = ndjson(res.body)
+    t.match(got.at(-1), { type: 'final', data: { result: { value: 8 } } })
+    t.ok(Date.now() - started < 4000, `ended with the run (${Date.now() - started} ms)`)
+  })
 })
