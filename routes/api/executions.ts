@@ -14,7 +14,7 @@ const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as co
 const PAGE_DEFAULT = 50
 
 const SubmitHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'The same key from the same tenant within 24 h returns the first execution' }))
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'The same key from the same tenant within 24 h returns the first execution; with a different body, 422 IDEMPOTENCY_KEY_REUSED' }))
 })
 const Submitted = Type.Object({ executionId: Type.String({ format: 'uuid' }), status: Type.Enum(STATUSES) })
 const ExecutionView = Type.Object({
@@ -54,10 +54,11 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Queue a run; watch it with /events, read its result with GET, stop it with DELETE',
       body: ExecutionRequestBodySchema,
       headers: SubmitHeaders,
-      response: { 202: Submitted, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 429: RefusalBodySchema, 503: ErrorBody }
+      response: { 202: Submitted, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 422: ErrorBody, 429: RefusalBodySchema, 503: ErrorBody }
     }
   }, async (request, reply) => {
     const outcome = await fastify.executions.submit(request.tenant, request.body, request.headers['idempotency-key'])
+    if (!outcome.accepted && 'reused' in outcome) throw new ServiceError('IDEMPOTENCY_KEY_REUSED', {})
     if (!outcome.accepted) {
       // Counted, logged and audited by the execution hooks, like every refusal.
       const refusal = refusalAnswer(outcome.refusal)

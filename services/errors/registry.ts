@@ -26,6 +26,7 @@ export const registry = {
   CONCURRENCY_LIMIT_EXCEEDED: { status: 429, surface: 'http', message: 'Concurrent execution limit exceeded', retryable: true, description: 'The tenant already runs `limit` executions at once.' },
   QUEUE_FULL: { status: 429, surface: 'http', message: 'Execution queue full: at most {limit} queued runs', retryable: true, description: 'The tenant already has `limit` queued runs.' },
   RATE_LIMITED: { status: 429, surface: 'http', message: 'Rate limit exceeded, retry in {after}', title: 'Rate limit exceeded', retryable: true, description: 'Too many requests per minute (`limit`), or too many open event streams.' },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, surface: 'http', message: 'This Idempotency-Key was used with a different request in the last 24 hours', retryable: false, description: 'The Idempotency-Key came with another body than the first request that used it; send a new key for a new request.' },
   EXECUTION_FINISHED: { status: 409, surface: 'http', message: 'Execution already finished', retryable: false, description: 'The execution to cancel has already ended.' },
   INVALID_PUBLIC_KEY: { status: 400, surface: 'http', message: '{detail}', retryable: false, description: 'An encrypted session\'s clientPublicKey is not an uncompressed P-256 point.' },
   DECRYPTION_FAILED: { status: 400, surface: 'http', message: 'The frame does not decrypt with this session\'s key', retryable: false, description: 'An encrypted frame does not authenticate.' },

@@ -17,6 +17,8 @@ export interface NewExecution {
   timeoutMs: number
   codeSha256: string
   idempotencyKey: string | undefined
+  /** With a key: the SHA-256 of the request (requestSha256 in execution-request.ts). */
+  requestSha256?: string
 }
 
 /**
@@ -52,6 +54,7 @@ function insertQueued (kysely: Kysely<Database>, row: NewExecution) {
     status: 'queued',
     idempotency_key: row.idempotencyKey ?? null,
     code_sha256: row.codeSha256,
+    request_sha256: row.requestSha256 ?? null,
     timeout_ms: row.timeoutMs
   }).onConflict((oc) => oc.columns(['tenant_id', 'idempotency_key']).doNothing()).returningAll()
 }

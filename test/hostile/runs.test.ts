@@ -71,7 +71,7 @@ t.test('hostile queued runs', async (t) => {
     t.equal(del.statusCode, 409, 'the run\'s end came first')
     t.equal(del.json().code, 'EXECUTION_FINISHED')
     const ended = await waitFor(async () => { const v = await view(app, tenant, executionId); return v.status === 'queued' || v.status === 'running' ? undefined : v }, { message: 'ended' })
-    t.equal(ended.status, 'succeeded')
+    t.equal(ended?.status, 'succeeded')
     const stream = ndjson((await app.inject({ method: 'GET', url: `/api/executions/${executionId}/events`, headers: { ...tenant.headers, accept: 'application/x-ndjson' } })).body)
     t.equal(stream.filter((e) => e.type === 'final').length, 1, 'one final')
     t.match(stream.at(-1), { type: 'final', data: { result: { success: true, value: 42 } } })
@@ -104,5 +104,20 @@ t.test('hostile queued runs', async (t) => {
     const got = ndjson(res.body)
     t.match(got.at(-1), { type: 'final', data: { result: { value: 8 } } })
     t.ok(Date.now() - started < 4000, `ended with the run (${Date.now() - started} ms)`)
+  })
+
+  t.test('an Idempotency-Key reused with another body: 422 IDEMPOTENCY_KEY_REUSED, never the first run', async (t) => {
+    const tenant = await createTenant(app, 'idem-reuse', { tier: 'starter' })
+    const key = { 'idempotency-key': 'invoice-91' }
+    const first = await submit(app, tenant, 'return "pay 10"', key)
+    t.equal(first.statusCode, 202)
+    const same = await submit(app, tenant, 'return "pay 10"', key)
+    t.equal(same.statusCode, 202, 'the same body: the first run')
+    t.equal(same.json().executionId, first.json().executionId)
+    for (const [code, extra] of [['return "pay 1000"', {}], ['return "pay 10"', { timeoutMs: 5000 }], ['return "pay 10"', { language: 'typescript' }]] as const) {
+      const other = await submit(app, tenant, code, key, extra)
+      t.equal(other.statusCode, 422, `another body (${JSON.stringify(extra)}) is refused`)
+      t.match(other.json(), { code: 'IDEMPOTENCY_KEY_REUSED' })
+    }
   })
 })
