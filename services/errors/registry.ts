@@ -55,6 +55,7 @@ export const registry = {
   TOOL_ERROR: { status: null, surface: 'execution', message: '{detail}', retryable: false, description: 'The tool failed, or its arguments or result were refused (a script can catch it).' },
   RUNNER_CRASHED: { status: null, surface: 'execution', message: 'The sandbox process running this execution was stopped by another execution after this one had called tools; it was not retried because tools may have had effects', retryable: true, description: 'Another tenant\'s run took down the sandbox process after this run had called tools.' },
   INTERNAL_ERROR: { status: 500, surface: 'both', message: 'Internal Server Error', retryable: false, description: 'A fault in the service; details are only in its log.' },
+  SESSION_ENDED: { status: null, surface: 'execution', message: 'The encrypted session expired during the run; the run was stopped', retryable: false, description: 'A run streamed over an encrypted session outlived the session: its stream ends with this `final` at the expiry.' },
   CANCELLED: { status: null, surface: 'execution', message: 'The execution was cancelled', retryable: false, description: 'The caller cancelled the run, or a streaming client left.' }
 } as const satisfies Record<string, ErrorSpec>
 
