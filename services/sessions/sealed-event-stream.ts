@@ -37,6 +37,8 @@ export class SealedEventStream {
   private readonly onFailure: (err: unknown) => void
   private queue: Promise<void> = Promise.resolve()
   private lastSeq = 0
+  /** The seq of the last event sent: an expiry's `final` follows it. */
+  private sentSeq = 0
   private timer: NodeJS.Timeout | undefined
   private failed = false
   private ended = false
@@ -58,7 +60,7 @@ export class SealedEventStream {
 
   private async endExpired (err: unknown): Promise<void> {
     if (this.failed || this.body.writableEnded || this.ending === undefined) return
-    const event: StreamEvent = { seq: this.lastSeq + 1, type: 'final', at: new Date().toISOString(), data: { result: this.ending.result() } }
+    const event: StreamEvent = { seq: this.sentSeq + 1, type: 'final', at: new Date().toISOString(), data: { result: this.ending.result() } }
     let frame: Frame | undefined
     try {
       frame = await this.ending.sealLast(event)
@@ -88,6 +90,7 @@ export class SealedEventStream {
         else this.fail(err)
         return
       }
+      if (event.type !== 'heartbeat') this.sentSeq = event.seq
       this.send(frame)
     })
     this.arm()
