@@ -4,6 +4,7 @@ import { sql, type Kysely } from 'kysely'
 import { statementAsTenant, withTenant, type AppDatabase, type TenantTrx } from '../db/with-tenant.ts'
 import type { Database, ExecutionRow, ExecutionStatus } from '../db/schema.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
+import type { ListFilter } from './list-filter.ts'
 
 export const FINISHED: ReadonlySet<ExecutionStatus> = new Set(['succeeded', 'failed', 'cancelled'])
 
@@ -67,9 +68,14 @@ export async function deleteExecution (trx: TenantTrx, executionId: string): Pro
   await trx.deleteFrom('executions').where('execution_id', '=', executionId).execute()
 }
 
-export async function listExecutions (trx: TenantTrx, options: { status?: ExecutionStatus, limit: number, before?: string }): Promise<ExecutionRow[]> {
+export async function listExecutions (trx: TenantTrx, options: ListFilter & { limit: number, before?: string }): Promise<ExecutionRow[]> {
   let query = trx.selectFrom('executions').selectAll()
   if (options.status !== undefined) query = query.where('status', '=', options.status)
+  if (options.from !== undefined) query = query.where('submitted_at', '>=', options.from)
+  if (options.to !== undefined) query = query.where('submitted_at', '<', options.to)
+  // OK: a success; another code: the result's error code (a finished run's row holds its result).
+  if (options.code === 'OK') query = query.where('status', '=', 'succeeded')
+  else if (options.code !== undefined) query = query.where(sql<string>`result->'error'->>'code'`, '=', options.code)
   if (options.before !== undefined) {
     const cursor = await getExecution(trx, options.before)
     if (cursor === undefined) return []
