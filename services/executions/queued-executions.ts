@@ -2,7 +2,6 @@
 // Submission, the worker's side of a run and the API's view of one live beside this file; here
 // are the cancel from any instance, the reads, and retention.
 import { withTenant } from '../db/with-tenant.ts'
-import type { ExecutionStatus } from '../db/schema.ts'
 import { cancelledError } from '../enclave/index.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 import { CANCEL_CHANNEL, claimEnd } from './cancel-requests.ts'
