@@ -50,4 +50,12 @@ t.test('hostile checks', async (t) => {
     const done = await pool.run({ kind: 'analyze', code: 'return 1', language: 'javascript', strict: true }, { timeoutMs: 5000 })
     t.ok(done.analysis !== undefined, 'the pool works on')
   })
+
+  t.test('checks count against the tenant\'s request rate', async (t) => {
+    const limited = await buildApp(t, { RATE_LIMIT_PER_MINUTE: '3' })
+    const tenant = await createTenant(limited, 'check-rate', { tier: 'enterprise' })
+    const codes: number[] = []
+    for (let i = 0; i < 4; i++) codes.push((await limited.inject({ method: 'POST', url: '/api/execute/check', headers: tenant.headers, payload: { code: 'return 1' } })).statusCode)
+    t.same(codes, [200, 200, 200, 429])
+  })
 })
