@@ -7,6 +7,7 @@ import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { checkScript } from '../../services/code-mode/check-script.ts'
+import { checkLimitsOf, CheckSlots } from '../../services/code-mode/check-limits.ts'
 import { LEVELS } from '../../services/enclave/index.ts'
 
 const CheckBody = Type.Object({ code: ScriptCode, language: Type.Optional(ScriptLanguage) }, { additionalProperties: false })
@@ -23,6 +24,8 @@ const CheckResult = Type.Object({
 })
 
 const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  // Per instance, like the worker threads the checks use.
+  const checkSlots = new CheckSlots()
   fastify.post('/execute', {
     schema: {
       tags: ['execution'],
@@ -75,9 +78,9 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/execute/check', {
     schema: {
       tags: ['execution'],
-      summary: 'Pre-flight check: parse and check a script as a run would, and look up its literal tool calls; runs nothing, consumes no quota',
+      summary: 'Pre-flight check: parse and check a script as a run would, and look up its literal tool calls; runs nothing, consumes no quota (but counts against the request rate and the tier\'s check bounds)',
       body: CheckBody,
-      response: { 200: CheckResult, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 429: ErrorBody, 503: ErrorBody }
+      response: { 200: CheckResult, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody }
     }
   }, async (request, reply) => {
     const { tenantId, permissions, quotas } = request.tenant
@@ -87,7 +90,14 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const { status, body } = refusalAnswer(tooLarge)
       return await reply.code(status).send(body)
     }
-    return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck })
+    // The tier's bounds: TypeScript size, checks in flight, and the parse's time on a thread.
+    const limits = checkLimitsOf(quotas)
+    const release = checkSlots.admit(tenantId, limits, request.body)
+    try {
+      return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs })
+    } finally {
+      release()
+    }
   })
 }
 

@@ -9,12 +9,13 @@ import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executio
 import { eventStreamLimit, OpenStreams } from '../../services/executions/open-streams.ts'
 import { ExecutionRequestBodySchema, RefusalBodySchema, refusalAnswer } from '../../services/executions/execution-request.ts'
 import { BeforeCursor, ExecutionIdParams, PageLimit } from '../../schemas/paging.ts'
+import { listFilterOf } from '../../services/executions/list-filter.ts'
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
 const PAGE_DEFAULT = 50
 
 const SubmitHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'The same key from the same tenant within 24 h returns the first execution' }))
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'The same key from the same tenant within 24 h returns the first execution; with a different body, 422 IDEMPOTENCY_KEY_REUSED' }))
 })
 const Submitted = Type.Object({ executionId: Type.String({ format: 'uuid' }), status: Type.Enum(STATUSES) })
 const ExecutionView = Type.Object({
@@ -26,7 +27,10 @@ const ExecutionView = Type.Object({
   result: Type.Optional(ExecutionResultSchema)
 })
 const ListQuery = Type.Object({
-  status: Type.Optional(Type.Enum(STATUSES)),
+  status: Type.Optional(Type.String({ description: `Only runs in this status: ${STATUSES.join(', ')}` })),
+  from: Type.Optional(Type.String({ description: 'Only runs submitted at or after this ISO date (midnight UTC) or date-time' })),
+  to: Type.Optional(Type.String({ description: 'Only runs submitted before this ISO date-time, or on or before this ISO date' })),
+  code: Type.Optional(Type.String({ description: 'Only finished runs with this outcome: OK (succeeded) or an execution error code (TIMEOUT, CANCELLED...)' })),
   limit: Type.Optional(PageLimit({ max: 200, defaultLimit: PAGE_DEFAULT })),
   before: Type.Optional(BeforeCursor('nextBefore of the previous page (an execution id)'))
 })
@@ -54,10 +58,11 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Queue a run; watch it with /events, read its result with GET, stop it with DELETE',
       body: ExecutionRequestBodySchema,
       headers: SubmitHeaders,
-      response: { 202: Submitted, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 429: RefusalBodySchema, 503: ErrorBody }
+      response: { 202: Submitted, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 422: ErrorBody, 429: RefusalBodySchema, 503: ErrorBody }
     }
   }, async (request, reply) => {
     const outcome = await fastify.executions.submit(request.tenant, request.body, request.headers['idempotency-key'])
+    if (!outcome.accepted && 'reused' in outcome) throw new ServiceError('IDEMPOTENCY_KEY_REUSED', {})
     if (!outcome.accepted) {
       // Counted, logged and audited by the execution hooks, like every refusal.
       const refusal = refusalAnswer(outcome.refusal)
@@ -71,15 +76,17 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/executions', {
     schema: {
       tags: ['executions'],
-      summary: 'The caller\'s tenant\'s executions, newest first',
+      summary: 'The caller\'s tenant\'s executions, newest first; filtered by status, submittedAt range and outcome code',
       querystring: ListQuery,
       response: { 200: Type.Object({ executions: Type.Array(ExecutionView), nextBefore: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorBody, 401: ErrorBody, 503: ErrorBody }
     }
   }, async (request) => {
-    // The schema refuses a malformed before, status or limit with 400 (a cursor that is no UUID
+    // The schema refuses a malformed before or limit with 400 (a cursor that is no UUID
     // used to read as an empty page, which looks like the end of the list).
-    const { status, limit = PAGE_DEFAULT, before } = request.query
-    return await fastify.executions.list(request.tenant.tenantId, { status, limit, before })
+    const { limit = PAGE_DEFAULT, before } = request.query
+    // status, from, to and code are checked with messages that list what is allowed.
+    const filter = listFilterOf(request.query)
+    return await fastify.executions.list(request.tenant.tenantId, { ...filter, limit, ...(before !== undefined ? { before } : {}) })
   })
 
   fastify.get('/executions/:id', {

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
-import { ErrorBody } from '../../services/errors/index.ts'
+import { ErrorBody, formatMessage, ServiceError } from '../../services/errors/index.ts'
+import { enclaveError } from '../../services/enclave/index.ts'
 import { executeScript } from '../../services/executions/execute-script.ts'
 import { ExecutionRequestBodySchema, newExecutionId, refusalAnswer } from '../../services/executions/execution-request.ts'
 import { CONTENT_TYPES, eventFormat } from '../../services/executions/event-writer.ts'
@@ -98,15 +99,23 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     let stream: SealedEventStream | undefined
     let seq = 0
     const left = new AbortController()
+    let expiry: NodeJS.Timeout | undefined
     const send = (type: StreamEvent['type'], data: Record<string, unknown>): void => {
       if (stream === undefined) {
         stream = new SealedEventStream(format!, accepted.seal, (err) => {
           // No further frame can be sealed: nobody can read the run any more, so it stops.
-          log.warn({ err }, 'encrypted stream broken: a server frame could not be sealed; the run is cancelled')
+          log.warn({ err }, 'encrypted stream ended: no further server frame can be sealed; the run is cancelled')
           left.abort()
+        }, {
+          // The session's expiry ends the stream with a sealed `final` (SESSION_ENDED), at once.
+          sealLast: async (event) => await accepted.sealLast(event),
+          expired: (err) => err instanceof ServiceError && err.code === 'SESSION_EXPIRED',
+          result: () => ({ executionId, success: false, error: enclaveError('SESSION_ENDED', formatMessage('SESSION_ENDED', {})), logs: [], stats: { duration: 0, toolCallCount: 0 } })
         })
         const opened = stream
-        reply.raw.on('close', () => { if (!reply.raw.writableFinished) left.abort(); void opened.end() })
+        expiry = setTimeout(() => { opened.expire() }, Math.max(0, accepted.expiresAt - Date.now()))
+        expiry.unref()
+        reply.raw.on('close', () => { clearTimeout(expiry); if (!reply.raw.writableFinished) left.abort(); void opened.end() })
         void reply.code(200).header('content-type', CONTENT_TYPES[format!]).header('cache-control', 'no-cache').send(opened.body as never)
       }
       stream.write({ seq: ++seq, type, at: new Date().toISOString(), data })
@@ -128,6 +137,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const { result } = outcome
     if (format === undefined) return await answer(200, result)
     send('final', { result })
+    clearTimeout(expiry)
     await stream?.end()
     return reply
   })

@@ -1,6 +1,7 @@
 import type { ToolRegistry } from '../tools/tool-registry.ts'
 import { callableToolNames, permissionDeniedMessage, toolDisabledMessage, toolNotFoundMessage } from '../tools/tool-not-found.ts'
-import type { ScriptPool } from './script-pool.ts'
+import { ServiceError } from '../errors/index.ts'
+import { ScriptTimeoutError, type ScriptPool } from './script-pool.ts'
 import type { ScriptLanguage } from './strip-types.ts'
 
 export interface CheckError {
@@ -37,9 +38,14 @@ export interface CheckCaller {
  * walk as a run (analyzeScript), and the same registry the tool gateway asks, so a tool the
  * check calls callable is callable (until a setting changes).
  */
-export async function checkScript (deps: { tools: ToolRegistry, scripts: ScriptPool }, caller: CheckCaller, request: { code: string, language?: ScriptLanguage }, options: { strict: boolean }): Promise<CheckReport> {
+export async function checkScript (deps: { tools: ToolRegistry, scripts: ScriptPool }, caller: CheckCaller, request: { code: string, language?: ScriptLanguage }, options: { strict: boolean, timeoutMs?: number }): Promise<CheckReport> {
   const { tools } = deps
-  const { stripped, analysis } = await deps.scripts.run({ kind: 'analyze', code: request.code, language: request.language ?? 'javascript', strict: options.strict })
+  const task = { kind: 'analyze' as const, code: request.code, language: request.language ?? 'javascript', strict: options.strict }
+  const { stripped, analysis } = await deps.scripts.run(task, options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}).catch((err: unknown) => {
+    // The tier's CPU bound for a check (check-limits.ts): the parse was stopped.
+    if (err instanceof ScriptTimeoutError) throw new ServiceError('CHECK_TIMEOUT', { timeoutMs: err.timeoutMs })
+    throw err
+  })
   if (analysis === undefined) {
     const failure = stripped.ok ? { message: 'SyntaxError: The TypeScript could not be read', line: 1, column: 1 } : stripped
     return { ok: false, errors: [{ code: 'VALIDATION_ERROR', message: failure.message, line: failure.line, column: failure.column }], toolCalls: [], dynamicToolCalls: 0 }

@@ -12,6 +12,16 @@ export interface ScriptPoolOptions {
 // About a millisecond of stripping or parsing: cheaper inline than a message to a thread.
 const INLINE_BELOW_BYTES = 16 * 1024
 
+/** A pool task stopped at its time bound. */
+export class ScriptTimeoutError extends Error {
+  override name = 'ScriptTimeoutError'
+  readonly timeoutMs: number
+  constructor (timeoutMs: number, options?: { cause?: unknown }) {
+    super(`The script task took longer than ${timeoutMs} ms`, options)
+    this.timeoutMs = timeoutMs
+  }
+}
+
 /**
  * Where type stripping and the pre-flight parse run. Small scripts are done inline; a large one
  * (up to maxCodeSizeKB, and parsing 500 KB takes a core a tenth of a second or more) goes to a
@@ -28,19 +38,38 @@ export class ScriptPool {
     this.maxThreads = options.maxThreads ?? Math.max(1, Math.floor(availableParallelism() / 2))
   }
 
-  async run (task: ScriptTask): Promise<ScriptTaskResult> {
+  /**
+   * `timeoutMs` bounds a task on a thread, its wait for a thread included: past it the task is
+   * aborted (its thread stopped) and run() rejects with a ScriptTimeoutError. Inline tasks are
+   * about a millisecond and not bounded.
+   */
+  async run (task: ScriptTask, options: { timeoutMs?: number } = {}): Promise<ScriptTaskResult> {
     if (this.closed || Buffer.byteLength(task.code, 'utf8') < this.inlineBelowBytes) return runScriptTask(task)
-    return await (await this.threads()).run(task) as ScriptTaskResult
+    const threads = await this.threads()
+    if (options.timeoutMs === undefined) return await threads.run(task) as ScriptTaskResult
+    const signal = AbortSignal.timeout(options.timeoutMs)
+    try {
+      return await threads.run(task, { signal }) as ScriptTaskResult
+    } catch (err) {
+      if (signal.aborted) throw new ScriptTimeoutError(options.timeoutMs, { cause: err })
+      throw err
+    }
   }
 
   /** The thread pool, made on the first large script (most starts never need one). */
   private async threads (): Promise<Piscina> {
-    this.pool ??= import('piscina').then(({ Piscina }) => new Piscina({
-      filename: new URL(import.meta.url.endsWith('.ts') ? './script-worker.ts' : './script-worker.js', import.meta.url).href,
-      minThreads: 0,
-      maxThreads: this.maxThreads,
-      idleTimeout: 30_000
-    }))
+    // Warmed with a trivial task before the first real one, and one thread kept: a thread's start
+    // (loading the parser) is not counted against a task's time bound.
+    this.pool ??= import('piscina').then(async ({ Piscina }) => {
+      const pool = new Piscina({
+        filename: new URL(import.meta.url.endsWith('.ts') ? './script-worker.ts' : './script-worker.js', import.meta.url).href,
+        minThreads: 1,
+        maxThreads: this.maxThreads,
+        idleTimeout: 30_000
+      })
+      await pool.run({ kind: 'strip', code: '', language: 'javascript' } satisfies ScriptTask)
+      return pool
+    })
     return await this.pool
   }
 

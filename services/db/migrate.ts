@@ -7,6 +7,7 @@ import { platformToolsMigration } from '../../migrations/004-platform-tools.ts'
 import { executionsMigration } from '../../migrations/005-executions.ts'
 import { auditUsageHistoryMigration } from '../../migrations/006-audit-usage-history.ts'
 import { tenantDirectoryMigration } from '../../migrations/007-tenant-directory.ts'
+import { executionRequestHashMigration } from '../../migrations/008-execution-request-hash.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {
@@ -19,7 +20,8 @@ function migrationProvider (appRole: string): MigrationProvider {
         '004-platform-tools': platformToolsMigration(appRole),
         '005-executions': executionsMigration(appRole),
         '006-audit-usage-history': auditUsageHistoryMigration,
-        '007-tenant-directory': tenantDirectoryMigration
+        '007-tenant-directory': tenantDirectoryMigration,
+        '008-execution-request-hash': executionRequestHashMigration
       }
     }
   }

@@ -56,6 +56,8 @@ export interface ExecutionsTable {
   status: ExecutionStatus
   idempotency_key: string | null
   code_sha256: string
+  /** SHA-256 of the request an idempotency key was given with; null without a key (and before 008). */
+  request_sha256: string | null
   timeout_ms: number
   submitted_at: Timestamp
   started_at: Timestamp | null

@@ -27,6 +27,10 @@ export const registry = {
   CONCURRENCY_LIMIT_EXCEEDED: { status: 429, surface: 'http', message: 'Concurrent execution limit exceeded', retryable: true, description: 'The tenant already runs `limit` executions at once.' },
   QUEUE_FULL: { status: 429, surface: 'http', message: 'Execution queue full: at most {limit} queued runs', retryable: true, description: 'The tenant already has `limit` queued runs.' },
   RATE_LIMITED: { status: 429, surface: 'http', message: 'Rate limit exceeded: {what}; retry in {after}', title: 'Rate limit exceeded', retryable: true, description: 'Too many requests per minute (`limit`), too many failed authentications from one address (AUTH_FAILURES_PER_MINUTE), or too many open event streams.' },
+  CHECK_TOO_LARGE: { status: 413, surface: 'http', message: 'TypeScript checks are limited to {limit} KB on this tier', retryable: false, description: 'A TypeScript script sent to /api/execute/check is over its tier\'s check size (`limit`, in KB: half of maxCodeSizeKB).' },
+  CHECK_LIMIT_EXCEEDED: { status: 429, surface: 'http', message: 'Too many checks at once: at most {limit} per tenant', retryable: true, description: 'The tenant already has `limit` /api/execute/check requests in flight (free: 1).' },
+  CHECK_TIMEOUT: { status: 422, surface: 'http', message: 'The check took longer than {timeoutMs} ms, its tier\'s bound', retryable: false, description: 'Parsing the script for /api/execute/check took longer than the tier allows; it was stopped.' },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, surface: 'http', message: 'This Idempotency-Key was used with a different request in the last 24 hours', retryable: false, description: 'The Idempotency-Key came with another body than the first request that used it; send a new key for a new request.' },
   EXECUTION_FINISHED: { status: 409, surface: 'http', message: 'Execution already finished', retryable: false, description: 'The execution to cancel has already ended.' },
   INVALID_PUBLIC_KEY: { status: 400, surface: 'http', message: '{detail}', retryable: false, description: 'An encrypted session\'s clientPublicKey is not an uncompressed P-256 point.' },
   DECRYPTION_FAILED: { status: 400, surface: 'http', message: 'The frame does not decrypt with this session\'s key', retryable: false, description: 'An encrypted frame does not authenticate.' },
@@ -60,6 +64,7 @@ export const registry = {
   TOOL_ERROR: { status: null, surface: 'execution', message: '{detail}', retryable: false, description: 'The tool failed, or its arguments or result were refused (a script can catch it).' },
   RUNNER_CRASHED: { status: null, surface: 'execution', message: 'The sandbox process running this execution was stopped by another execution after this one had called tools; it was not retried because tools may have had effects', retryable: true, description: 'Another tenant\'s run took down the sandbox process after this run had called tools.' },
   INTERNAL_ERROR: { status: 500, surface: 'both', message: 'Internal Server Error', retryable: false, description: 'A fault in the service; details are only in its log.' },
+  SESSION_ENDED: { status: null, surface: 'execution', message: 'The encrypted session expired during the run; the run was stopped', retryable: false, description: 'A run streamed over an encrypted session outlived the session: its stream ends with this `final` at the expiry.' },
   CANCELLED: { status: null, surface: 'execution', message: 'The execution was cancelled', retryable: false, description: 'The caller cancelled the run, or a streaming client left.' }
 } as const satisfies Record<string, ErrorSpec>
 

@@ -1,4 +1,7 @@
 import type { Redis } from 'ioredis'
+import { cancelledError } from '../enclave/index.ts'
+import type { ExecutionResult } from '../enclave/index.ts'
+import type { LimitStore } from '../store/index.ts'
 
 /** Where a cancel is announced to every instance (pub/sub); the record below backs it up. */
 export const CANCEL_CHANNEL = 'tenant-enclave:executions:cancel'
@@ -35,4 +38,21 @@ export function createRedisCancelRequests (redis: Redis): CancelRequests {
       return executionIds.filter((_id, i) => found[i] !== null)
     }
   }
+}
+
+const END_KEY = 'executions:end:'
+
+/**
+ * A running run's end is decided once, across instances: a cancel and the run's own finish (or
+ * the lost-run check) each claim it with one atomic take of a one-unit counter, and the first
+ * claim decides. A cancel answers 202 only when its claim won; a run whose claim lost ends
+ * cancelled, whatever it computed. The counter outlives any run (CANCEL_TTL_MS).
+ */
+export async function claimEnd (store: LimitStore, executionId: string): Promise<boolean> {
+  return (await store.consume(END_KEY + executionId, 1, 1, CANCEL_TTL_MS)).allowed
+}
+
+/** The result of a run whose end a cancel claimed: its logs and stats kept, its outcome CANCELLED. */
+export function cancelledResult (executionId: string, ran?: ExecutionResult): ExecutionResult {
+  return { executionId, success: false, error: cancelledError(), logs: ran?.logs ?? [], stats: ran?.stats ?? { duration: 0, toolCallCount: 0 } }
 }

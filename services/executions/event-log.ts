@@ -43,8 +43,10 @@ const PUSHED_MAX = PAGE
  * continues the stream (the next seq) is yielded as it came, with no read: the notification
  * carries the event as the log stored it. One that skips ahead (a notification lost or
  * reordered) is filled from the log. `finished`: the run is over, so a stream with nothing more
- * to give (resumed at or after `final`, or expired) ends once a re-check finds nothing new,
- * instead of waiting for events that will never come.
+ * to give (expired) ends once a re-check finds nothing new, instead of waiting for events that
+ * will never come. A resume point at `final` ends the stream at once; one past it (a forged or
+ * stale Last-Event-ID) ends it with that `final`, at once or when the run ends, so it never holds
+ * one of its tenant's stream slots while waiting for a seq that will never come.
  */
 export async function * follow (log: EventLog, executionId: string, after: number, signal: AbortSignal, finished = false): AsyncGenerator<StreamEvent> {
   let wake: (() => void) | undefined
@@ -54,7 +56,10 @@ export async function * follow (log: EventLog, executionId: string, after: numbe
   // last read, so a read might fill what the pushed events leave out.
   let dropped = false
   let fresh = false
+  // A `final` at or before the resume point: the stream ends with it (past the end) or without.
+  let ended: { final: StreamEvent } | undefined
   const stop = log.watch(executionId, (event) => {
+    if (event.type === 'final' && event.seq <= last) { ended = { final: event }; wake?.(); return }
     if (event.seq <= last) return
     if (pushed.size < PUSHED_MAX) pushed.set(event.seq, event)
     else dropped = true
@@ -66,9 +71,17 @@ export async function * follow (log: EventLog, executionId: string, after: numbe
   let quietChecks = 0
   let mustRead = true
   try {
-    // Resumed right after `final`: the stream is already complete.
-    if (after > 0 && (await log.read(executionId, after - 1, 1))[0]?.type === 'final') return
+    // Resumed at `final`: the stream is complete; past it: it ends with its `final`.
+    const endedAt = async (): Promise<{ final: StreamEvent } | undefined> => {
+      const final = await log.finalOf(executionId)
+      return final !== undefined && final.seq <= after ? { final } : undefined
+    }
+    if (after > 0) ended ??= await endedAt()
     while (!signal.aborted) {
+      if (ended !== undefined) {
+        if (ended.final.seq < after) yield ended.final
+        return
+      }
       if (mustRead) {
         fresh = false
         dropped = false
@@ -80,7 +93,12 @@ export async function * follow (log: EventLog, executionId: string, after: numbe
           if (event.type === 'final') return
         }
         if (events.length === PAGE) continue
-        if (finished && events.length === 0 && quietChecks++ > 0) return
+        // Nothing past a resume point: a `final` before it whose notice was lost ends the stream.
+        if (events.length === 0 && last === after && after > 0 && quietChecks > 0) {
+          ended = await endedAt()
+          if (ended !== undefined) continue
+        }
+        if (events.length === 0 && quietChecks++ > 0 && finished) return
       }
       for (let next = pushed.get(last + 1); next !== undefined; next = pushed.get(last + 1)) {
         pushed.delete(next.seq)

@@ -48,6 +48,11 @@ export interface ExecutionRequest {
   log?: FastifyBaseLogger
   /** What its audit row says it was: a REST or session run (default), or an MCP client's. */
   auditAction?: ExecutionFacts['auditAction']
+  /**
+   * Decides the result that stands before the hooks hear of it (a queued run: a cancel may have
+   * claimed the run's end first, and then the run ends cancelled whatever it computed).
+   */
+  settle?: (result: ExecutionResult) => Promise<ExecutionResult>
 }
 
 /** What a run reports while it goes on; the event stream numbers and timestamps them. */
@@ -99,6 +104,7 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   // A run stopped unseen (never allowed to act) is not this run's end: whoever ended it (a
   // cancel while queued, the lost-run check) tells the hooks, and an execution ends once.
   if (request.mayAct !== undefined && !await request.mayAct) return { ran: true, result }
+  if (request.settle !== undefined) result = await request.settle(result)
   hooks.ended(execution, result)
   return { ran: true, result }
 }

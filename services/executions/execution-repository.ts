@@ -4,6 +4,7 @@ import { sql, type Kysely } from 'kysely'
 import { statementAsTenant, withTenant, type AppDatabase, type TenantTrx } from '../db/with-tenant.ts'
 import type { Database, ExecutionRow, ExecutionStatus } from '../db/schema.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
+import type { ListFilter } from './list-filter.ts'
 
 export const FINISHED: ReadonlySet<ExecutionStatus> = new Set(['succeeded', 'failed', 'cancelled'])
 
@@ -17,6 +18,8 @@ export interface NewExecution {
   timeoutMs: number
   codeSha256: string
   idempotencyKey: string | undefined
+  /** With a key: the SHA-256 of the request (requestSha256 in execution-request.ts). */
+  requestSha256?: string
 }
 
 /**
@@ -52,6 +55,7 @@ function insertQueued (kysely: Kysely<Database>, row: NewExecution) {
     status: 'queued',
     idempotency_key: row.idempotencyKey ?? null,
     code_sha256: row.codeSha256,
+    request_sha256: row.requestSha256 ?? null,
     timeout_ms: row.timeoutMs
   }).onConflict((oc) => oc.columns(['tenant_id', 'idempotency_key']).doNothing()).returningAll()
 }
@@ -64,9 +68,14 @@ export async function deleteExecution (trx: TenantTrx, executionId: string): Pro
   await trx.deleteFrom('executions').where('execution_id', '=', executionId).execute()
 }
 
-export async function listExecutions (trx: TenantTrx, options: { status?: ExecutionStatus, limit: number, before?: string }): Promise<ExecutionRow[]> {
+export async function listExecutions (trx: TenantTrx, options: ListFilter & { limit: number, before?: string }): Promise<ExecutionRow[]> {
   let query = trx.selectFrom('executions').selectAll()
   if (options.status !== undefined) query = query.where('status', '=', options.status)
+  if (options.from !== undefined) query = query.where('submitted_at', '>=', options.from)
+  if (options.to !== undefined) query = query.where('submitted_at', '<', options.to)
+  // OK: a success; another code: the result's error code (a finished run's row holds its result).
+  if (options.code === 'OK') query = query.where('status', '=', 'succeeded')
+  else if (options.code !== undefined) query = query.where(sql<string>`result->'error'->>'code'`, '=', options.code)
   if (options.before !== undefined) {
     const cursor = await getExecution(trx, options.before)
     if (cursor === undefined) return []

@@ -2,7 +2,7 @@
 // /api/executions and an encrypted session's frame. Its body, its code-size and timeout rules,
 // its id, and how a refusal is answered over HTTP are written here once; routes and the
 // execution path import them, none keeps a copy.
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { Type, type Static } from 'typebox'
 import { codeSizeRefusal, refusalError, type QueueFullRefusal, type Refusal } from '../quotas/admission.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
@@ -33,6 +33,14 @@ export const RefusalBodySchema = Type.Object({
   reset: Type.Optional(Type.String({ format: 'date-time', description: 'When the daily quota resets (UTC midnight)' }))
 })
 export type RefusalBody = Static<typeof RefusalBodySchema>
+
+/**
+ * The request an idempotency key stands for: its code, language and timeout, hashed in a fixed
+ * order (an absent field is not the same request as a field set to its default).
+ */
+export function requestSha256 (body: ExecutionRequestBody): string {
+  return createHash('sha256').update(JSON.stringify([body.code, body.language ?? null, body.timeoutMs ?? null])).digest('hex')
+}
 
 /** Every execution's id, whichever entry point takes it: random, so ids say nothing about others. */
 export const newExecutionId = (): string => randomUUID()

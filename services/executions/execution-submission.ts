@@ -5,7 +5,7 @@ import type { ExecutionStatus } from '../db/schema.ts'
 import { admitSubmission, type QueueFullRefusal, type Refusal, type SubmissionAdmission } from '../quotas/admission.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
 import { sha256 } from './execute-script.ts'
-import { codeSizeRefusalOf, newExecutionId, runTimeoutMs, type ExecutionRequestBody } from './execution-request.ts'
+import { codeSizeRefusalOf, newExecutionId, requestSha256, runTimeoutMs, type ExecutionRequestBody } from './execution-request.ts'
 import type { ExecutionJob } from './execution-queue.ts'
 import { deleteExecution, insertExecution } from './execution-repository.ts'
 import type { QueuedExecutionsDeps } from './queued-executions-deps.ts'
@@ -30,6 +30,7 @@ export interface Submitter {
 export type Submission =
   | { accepted: true, executionId: string, status: ExecutionStatus, created: boolean }
   | { accepted: false, refusal: SubmitRefusal }
+  | { accepted: false, reused: true }
 
 export async function submitExecution (deps: QueuedExecutionsDeps, caller: Submitter, body: ExecutionRequestBody, idempotencyKey: string | undefined): Promise<Submission> {
   const { quotas, tenantId } = caller
@@ -43,7 +44,7 @@ export async function submitExecution (deps: QueuedExecutionsDeps, caller: Submi
   if (tooLarge !== undefined) return refuse(tooLarge)
   const timeoutMs = runTimeoutMs(body.timeoutMs, quotas)
 
-  const row = { tenantId, executionId, userId: caller.userId, timeoutMs, codeSha256, idempotencyKey }
+  const row = { tenantId, executionId, userId: caller.userId, timeoutMs, codeSha256, idempotencyKey, ...(idempotencyKey !== undefined ? { requestSha256: requestSha256(body) } : {}) }
   const queue = { key: queuedKey(tenantId), bound: QUEUE_FACTOR * quotas.maxConcurrentExecutions, leaseMs: QUEUED_LEASE_MS }
   const undo = async (): Promise<void> => { await withTenant(deps.db, tenantId, async (trx) => { await deleteExecution(trx, executionId) }) }
   let admission: SubmissionAdmission
@@ -63,7 +64,13 @@ export async function submitExecution (deps: QueuedExecutionsDeps, caller: Submi
   } else {
     // A key: the row first, so a repeat finds the first execution and takes no quota.
     const inserted = await insertExecution(deps.db, row)
-    if (!inserted.created) return { accepted: true, executionId: inserted.row.execution_id, status: inserted.row.status, created: false }
+    if (!inserted.created) {
+      // The key's first request stands for it: another body under the same key is a client bug
+      // (a reused key), never silently answered with the first run.
+      const first = inserted.row.request_sha256
+      if (first !== null && first !== row.requestSha256) return { accepted: false, reused: true }
+      return { accepted: true, executionId: inserted.row.execution_id, status: inserted.row.status, created: false }
+    }
     try {
       admission = await admitSubmission(deps.store, tenantId, executionId, quotas, queue)
     } catch (err) {

@@ -6,6 +6,7 @@ import type { ExecutionStatus } from '../db/schema.ts'
 import { enclaveError } from '../enclave/index.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 import { acquireRunSlot } from '../quotas/admission.ts'
+import { cancelledResult, claimEnd } from './cancel-requests.ts'
 import { executeScript, type ExecutionEvent } from './execute-script.ts'
 import type { EventLog } from './event-log.ts'
 import type { ExecutionFacts } from './execution-hooks.ts'
@@ -96,6 +97,12 @@ export class ExecutionWorker {
       let freed: () => void = () => {}
       const slotFreed = new Promise<void>((resolve) => { freed = resolve })
       const slotHeld = { release: async () => { try { await slot.release() } finally { freed() } }, refund: slot.refund }
+      // The run's end is claimed before anyone hears of it: a cancel that claimed it first wins.
+      let settled: ExecutionResult | undefined
+      const settle = async (ran: ExecutionResult): Promise<ExecutionResult> => {
+        settled ??= await this.claim(executionId, ran)
+        return settled
+      }
       let result: ExecutionResult
       try {
         const outcome = await executeScript(this.deps.execution, { tenantId, userId: job.userId, permissions: job.permissions, quotas }, {
@@ -106,6 +113,7 @@ export class ExecutionWorker {
           admitted: slotHeld,
           signal: controller.signal,
           mayAct,
+          settle,
           onEvent: (event) => { if (held !== undefined) held.push(event); else append(event.type, event.data) }
         })
         result = outcome.ran ? outcome.result : { executionId, success: false, error: enclaveError('INTERNAL_ERROR', outcome.refusal.error), logs: [], stats: { duration: 0, toolCallCount: 0 } }
@@ -122,6 +130,7 @@ export class ExecutionWorker {
         await marking
         return { done: true }
       }
+      result = await settle(result)
       await tail
       await this.finish(tenantId, executionId, result, ['running'])
       return { done: true }
@@ -133,11 +142,13 @@ export class ExecutionWorker {
   /** A job whose worker died: its run ends failed (never re-run) and its stream gets `final`. */
   async onLost (job: ExecutionJob): Promise<void> {
     const { executionId, tenantId } = job
-    const result: ExecutionResult = {
+    const lost: ExecutionResult = {
       executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The instance running this execution stopped; it was not re-run'), logs: [], stats: { duration: 0, toolCallCount: 0 }
     }
     const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
     if (row === undefined || FINISHED.has(row.status)) return
+    // A cancel answered 202 before the instance died: the run ends cancelled, as promised.
+    const result = row.status === 'running' ? await this.claim(executionId, lost) : lost
     await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
     // Its instance died before auditing the run: the check that ended it does, unless the run's
     // own end came first (then that instance lived to audit it).
@@ -146,6 +157,20 @@ export class ExecutionWorker {
     if (JSON.stringify(stands) === JSON.stringify(result)) {
       const execution: ExecutionFacts = { tenantId, executionId, userId: job.userId, codeSha256: row.code_sha256 }
       this.deps.execution.hooks.ended(execution, result, { measured: false })
+    }
+  }
+
+  /**
+   * The result that stands for a run that ended here: its own, unless a cancel claimed its end
+   * first (cancel-requests.ts). Should the store not answer, the run's own result stands: a
+   * cancel could not have claimed the end without it either, and would have been answered 503.
+   */
+  private async claim (executionId: string, ran: ExecutionResult): Promise<ExecutionResult> {
+    try {
+      return await claimEnd(this.deps.store, executionId) ? ran : cancelledResult(executionId, ran)
+    } catch (err) {
+      this.deps.log.warn({ err, executionId }, 'could not claim an execution\'s end; its own result stands')
+      return ran
     }
   }
 

@@ -2,10 +2,9 @@
 // Submission, the worker's side of a run and the API's view of one live beside this file; here
 // are the cancel from any instance, the reads, and retention.
 import { withTenant } from '../db/with-tenant.ts'
-import type { ExecutionStatus } from '../db/schema.ts'
 import { cancelledError } from '../enclave/index.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
-import { CANCEL_CHANNEL } from './cancel-requests.ts'
+import { CANCEL_CHANNEL, claimEnd } from './cancel-requests.ts'
 import type { ExecutionRequestBody } from './execution-request.ts'
 import type { ExecutionJob, JobOutcome } from './execution-queue.ts'
 import { FINISHED, finishExecution, getExecution, hasExecutions, listExecutions, pruneExecutions } from './execution-repository.ts'
@@ -13,8 +12,12 @@ import { queuedKey, submitExecution, type Submission, type Submitter } from './e
 import { finalOf, viewWithFinal, type ExecutionView } from './execution-view.ts'
 import { ExecutionWorker } from './execution-worker.ts'
 import type { QueuedExecutionsDeps } from './queued-executions-deps.ts'
+import type { ListFilter } from './list-filter.ts'
 
 export type { QueuedExecutionsDeps }
+
+/** OK for a success, the error code for a failure, undefined while the run is not over. */
+const outcomeCodeOf = (view: ExecutionView): string | undefined => view.result === undefined ? undefined : view.result.success ? 'OK' : view.result.error?.code
 
 const RESUBSCRIBE_MS = 200
 const SUBSCRIBE_WAIT_MS = 5000
@@ -72,14 +75,14 @@ export class QueuedExecutions {
     return await viewWithFinal(this.deps.events, row)
   }
 
-  async list (tenantId: string, options: { status?: ExecutionStatus, limit: number, before?: string }): Promise<{ executions: ExecutionView[], nextBefore: string | null }> {
+  async list (tenantId: string, options: ListFilter & { limit: number, before?: string }): Promise<{ executions: ExecutionView[], nextBefore: string | null }> {
     const rows = await withTenant(this.deps.db, tenantId, async (trx) => await listExecutions(trx, options))
     // Unfinished rows are few (a tenant's slots and queue bound), so their finals are looked up
     // one by one. A row asked for as queued or running whose final is out has ended: it leaves
     // the page (which may then be short; nextBefore still says whether more rows follow). A
     // status filter for an end finds such a run once its row is written, a moment later.
     const views = await Promise.all(rows.map(async (row) => await viewWithFinal(this.deps.events, row)))
-    const executions = options.status === undefined ? views : views.filter((view) => view.status === options.status)
+    const executions = views.filter((view) => (options.status === undefined || view.status === options.status) && (options.code === undefined || outcomeCodeOf(view) === options.code))
     return { executions, nextBefore: rows.length === options.limit ? rows.at(-1)!.execution_id : null }
   }
 
@@ -101,6 +104,9 @@ export class QueuedExecutions {
       // It started meanwhile: cancel it where it runs.
     }
     if (await finalOf(this.deps.events, executionId) !== undefined) return 'finished'
+    // Running: the cancel and the run's own finish claim its end, and the first claim decides
+    // (claimEnd). A run that has its result claimed first: 409, never a 202 that does not take.
+    if (!await claimEnd(this.deps.store, executionId)) return 'finished'
     if (this.worker.abort(executionId)) return 'accepted'
     // Elsewhere: recorded, then announced. The instance running it hears the notice, or, if its
     // subscription was reconnecting, finds the record when it is back (recheckCancels). Redis

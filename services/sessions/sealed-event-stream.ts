@@ -5,6 +5,14 @@ import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { HEARTBEAT_MS, type EventFormat } from '../executions/event-writer.ts'
 import type { Frame } from './key-schedule.ts'
 
+/** How a stream ends when its session expires: the last frame's sealing, and the run's result then. */
+export interface StreamEnding {
+  sealLast: (event: StreamEvent) => Promise<Frame>
+  /** Whether a sealing error means the session expired. */
+  expired: (err: unknown) => boolean
+  result: () => Record<string, unknown>
+}
+
 /**
  * The response body of a sealed stream. Each event becomes `{frame}`: one SSE event (`data:`
  * only; a POST cannot be resumed, so no `id`) or one NDJSON line. Sealing is asynchronous (a
@@ -16,9 +24,11 @@ import type { Frame } from './key-schedule.ts'
  * never has to accept an unauthenticated line, and nothing in the stream tells a heartbeat from
  * a short event but its timing.
  *
- * If a frame cannot be sealed (the session expired mid-run, or the store is unreachable and no
- * counter can be reserved), no further frame can be sent safely: `onFailure` is told once and the
- * stream ends without `final`, which the client takes as a broken stream.
+ * If a frame cannot be sealed (the store is unreachable and no counter can be reserved), no
+ * further frame can be sent safely: `onFailure` is told once and the stream ends without `final`,
+ * which the client takes as a broken stream. A session that expires is no broken stream: with
+ * `ending` the stream ends with a sealed `final` (its `result`), sealed with the counter the
+ * stream keeps in hand, at the expiry (expire()) or when a frame finds the session gone.
  */
 export class SealedEventStream {
   readonly body = new PassThrough()
@@ -27,15 +37,44 @@ export class SealedEventStream {
   private readonly onFailure: (err: unknown) => void
   private queue: Promise<void> = Promise.resolve()
   private lastSeq = 0
+  /** The seq of the last event sent: an expiry's `final` follows it. */
+  private sentSeq = 0
   private timer: NodeJS.Timeout | undefined
   private failed = false
   private ended = false
+  private readonly ending: StreamEnding | undefined
 
-  constructor (format: EventFormat, seal: (event: StreamEvent) => Promise<Frame>, onFailure: (err: unknown) => void) {
+  constructor (format: EventFormat, seal: (event: StreamEvent) => Promise<Frame>, onFailure: (err: unknown) => void, ending?: StreamEnding) {
     this.format = format
     this.seal = seal
     this.onFailure = onFailure
+    this.ending = ending
     this.arm()
+  }
+
+  /** The session expired: the stream ends with its sealed `final` after what is already queued. */
+  expire (): void {
+    if (this.ended || this.failed) return
+    this.queue = this.queue.then(async () => { await this.endExpired(undefined) })
+  }
+
+  private async endExpired (err: unknown): Promise<void> {
+    if (this.failed || this.body.writableEnded || this.ending === undefined) return
+    const event: StreamEvent = { seq: this.sentSeq + 1, type: 'final', at: new Date().toISOString(), data: { result: this.ending.result() } }
+    let frame: Frame | undefined
+    try {
+      frame = await this.ending.sealLast(event)
+    } catch {}
+    this.failed = true
+    clearTimeout(this.timer)
+    this.onFailure(err ?? new Error('the session expired'))
+    if (frame !== undefined) this.send(frame)
+    this.body.end()
+  }
+
+  private send (frame: Frame): void {
+    const json = JSON.stringify({ frame })
+    this.body.write(this.format === 'ndjson' ? `${json}\n` : `data: ${json}\n\n`)
   }
 
   write (event: StreamEvent): void {
@@ -47,11 +86,12 @@ export class SealedEventStream {
       try {
         frame = await this.seal(event)
       } catch (err) {
-        this.fail(err)
+        if (this.ending?.expired(err) === true) await this.endExpired(err)
+        else this.fail(err)
         return
       }
-      const json = JSON.stringify({ frame })
-      this.body.write(this.format === 'ndjson' ? `${json}\n` : `data: ${json}\n\n`)
+      if (event.type !== 'heartbeat') this.sentSeq = event.seq
+      this.send(frame)
     })
     this.arm()
   }

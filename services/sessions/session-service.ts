@@ -32,6 +32,13 @@ export interface AcceptedFrame {
    * the frames of one answer (a stream) carry strictly increasing counters.
    */
   seal: (value: unknown) => Promise<Frame>
+  /**
+   * Seals `value` as the answer's last frame with the counter a stream keeps in hand for it
+   * (expectedFrames > 1): it works after the session expired, once; nothing is sealed after it.
+   */
+  sealLast: (value: unknown) => Promise<Frame>
+  /** When the session expires (ms since the epoch): a stream still open then ends with a sealed `final`. */
+  expiresAt: number
 }
 
 export interface AcceptOptions {
@@ -164,8 +171,14 @@ export function createSessionService (options: SessionServiceOptions) {
       let block = expected
       let queue: Promise<unknown> = Promise.resolve()
       let pending = 0
+      // A stream keeps its last reserved counter in hand for a last frame (sealLast): a stream
+      // whose session expires can still end with a sealed `final`. Counters stay increasing:
+      // the one in hand is always the highest reserved yet, and skipped when a block follows.
+      const spare = expected > 1 ? 1 : 0
+      let closed = false
       const sealNext = async (value: unknown): Promise<Frame> => {
-        if (next >= end) {
+        if (closed) throw sessionExpired()
+        if (next >= end - spare) {
           block = Math.min(MAX_S2C_BLOCK, block * 2)
           const first = await store.reserveS2c(sessionId, block)
           if (first === null) {
@@ -179,9 +192,20 @@ export function createSessionService (options: SessionServiceOptions) {
       }
       return {
         plaintext,
+        expiresAt: session.expiresAt,
+        sealLast: async (value) => {
+          pending++
+          const sealed = queue.then(async () => {
+            if (closed || next >= end) throw sessionExpired()
+            closed = true
+            return sealFrame(keys.s2c, S2C, next++, JSON.stringify(value))
+          }).finally(() => { pending-- })
+          queue = sealed.catch(() => {})
+          return await sealed
+        },
         seal: async (value) => {
           // Nothing ahead and a counter in hand (every plain answer): seal at once, in order.
-          if (pending === 0 && next < end) return sealFrame(keys.s2c, S2C, next++, JSON.stringify(value))
+          if (pending === 0 && !closed && next < end - spare) return sealFrame(keys.s2c, S2C, next++, JSON.stringify(value))
           pending++
           const sealed = queue.then(async () => await sealNext(value)).finally(() => { pending-- })
           queue = sealed.catch(() => {})

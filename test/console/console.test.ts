@@ -108,7 +108,7 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   }
   await accessible('playground')
   await shot('playground')
-  const executionId = (await page.locator('[data-testid="result"] dd code').textContent()) ?? ''
+  t.match(await page.locator('[data-testid="result"] dd code').textContent(), /^[0-9a-f-]{36}$/, 'the run\'s id is shown')
 
   // Tool names complete inside callTool('…, as one types (key by key, as a person does: CodeMirror
   // redraws on every keystroke, and the completion list opens by itself).
@@ -137,21 +137,25 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   t.match(await page.locator('.cm-tooltip-lint').textContent(), /Unexpected token|SyntaxError|line 2/, 'the error mark shows the message on hover')
   await page.mouse.move(0, 0)
 
-  // Runs: the run is listed; its tool calls when the server has them (GET /api/audit/:id).
-  // Audit rows are written off the response path (batched), so under load they can land a moment
-  // after the run's answer: wait for both before opening the page, which reads them once.
-  const auditEntries = async (): Promise<number> => {
-    const res = await fetch(`${server.url}/api/audit?limit=20`, { headers: { authorization: `Bearer ${freeToken}` } })
-    return res.ok ? ((await res.json()) as { entries: unknown[] }).entries.length : 0
+  // Runs: queued runs (GET /api/executions), filtered and paged on the server; a run's tool calls
+  // when the server has them (GET /api/audit/:id). Two runs are queued: one with tool calls, then
+  // one that fails; the page reads them once their rows are written.
+  const api = async (path: string, init: RequestInit = {}): Promise<any> => {
+    const res = await fetch(`${server.url}${path}`, { ...init, headers: { authorization: `Bearer ${freeToken}`, 'content-type': 'application/json', ...(init.headers ?? {}) } })
+    return await res.json()
   }
-  await waitFor(async () => (await auditEntries()) >= 2, { timeout: 10_000, interval: 100, message: 'both runs were audited' })
+  const queue = async (code: string): Promise<string> => (await api('/api/executions', { method: 'POST', body: JSON.stringify({ code }) })).executionId
+  const queuedId = await queue("await callTool('data:insert', { document: { n: 2 } })\nconst docs = await callTool('data:query', {})\ntry { await callTool('data:query', { limit: 'lots' }) } catch {}\nreturn docs.length")
+  const failedId = await queue('return a + * 2')
+  await waitFor(async () => (await api('/api/executions?code=VALIDATION_ERROR')).executions?.some((e: { executionId: string }) => e.executionId === failedId) === true &&
+    (await api('/api/executions?code=OK')).executions?.some((e: { executionId: string }) => e.executionId === queuedId) === true, { timeout: 20_000, interval: 100, message: 'both queued runs ended' })
   await goTo('Runs')
   await page.getByTestId('runs-table').waitFor()
   const rows = page.locator('[data-testid="runs-table"] tbody tr')
   t.ok(await rows.count() >= 2, 'both runs are listed')
   t.match(await rows.first().textContent(), /VALIDATION_ERROR/, 'newest first')
-  const detailsResponse = page.waitForResponse((r) => r.url().endsWith(`/api/audit/${executionId}`))
-  await page.getByRole('button', { name: `Details of run ${executionId}` }).click()
+  const detailsResponse = page.waitForResponse((r) => r.url().endsWith(`/api/audit/${queuedId}`))
+  await page.getByRole('button', { name: `Details of run ${queuedId}` }).click()
   const details = page.getByTestId('run-details')
   await details.waitFor()
   const hasTimeline = (await detailsResponse).status() === 200
@@ -164,8 +168,30 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
     await details.getByText('Tool-call details are not available').waitFor()
     t.pass('without GET /api/audit/:executionId the details say so')
   }
-  await page.getByLabel('Outcome').selectOption('failed')
-  t.equal(await rows.count(), 1, 'filter by outcome')
+  t.notMatch(await page.locator('section').first().textContent(), /applies to this page/, 'the filter is no longer this page\'s alone')
+  const runsListed = async (query: string): Promise<void> => {
+    await page.waitForResponse((r) => r.url().includes('/api/executions?') && r.url().includes(query))
+    await page.getByTestId('runs-table').waitFor()
+  }
+  let filtered = runsListed('status=failed')
+  await page.getByLabel('Status').selectOption('failed')
+  await filtered
+  t.equal(await rows.count(), 1, 'filtered by status on the server')
+  t.match(await rows.first().textContent(), /VALIDATION_ERROR/)
+  filtered = runsListed('code=OK')
+  await page.getByLabel('Status').selectOption('')
+  await page.getByLabel('Outcome').selectOption('OK')
+  await filtered
+  t.match(await rows.first().textContent(), /succeeded/, 'filtered by outcome code on the server')
+  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10)
+  filtered = runsListed(`from=${tomorrow}`)
+  await page.getByLabel('From').fill(tomorrow)
+  await filtered
+  t.match(await rows.first().textContent(), /No runs here/, 'filtered by date on the server')
+  filtered = runsListed('limit=')
+  await page.getByLabel('From').fill('')
+  await page.getByLabel('Outcome').selectOption('')
+  await filtered
   await accessible('runs')
   await shot('runs')
 
@@ -235,7 +261,7 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   await goTo('Runs')
   await page.getByTestId('runs-table').waitFor()
   await fitsWidth('runs', 390)
-  await page.getByRole('button', { name: `Details of run ${executionId}` }).click()
+  await page.getByRole('button', { name: `Details of run ${queuedId}` }).click()
   await page.getByTestId('run-details').waitFor()
   if (hasTimeline) {
     await page.getByTestId('timeline').waitFor()

@@ -47,7 +47,9 @@ t.test('events written at once come out sealed, in order, with increasing counte
   await stream.end()
   const frames = (await text).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l).frame as Frame)
   t.same(frames.map((f) => session.open(f).seq), Array.from({ length: 20 }, (_v, i) => i + 1))
-  t.same(frames.map((f) => f.counter), Array.from({ length: 20 }, (_v, i) => i), 'blocks of 2, 4, 8, 16: no gap while nobody else takes counters')
+  // Blocks of 2, 4, 8, 16, each with its last counter kept in hand for a last frame (sealLast)
+  // and skipped when the next block comes: no other gap while nobody else takes counters.
+  t.same(frames.map((f) => f.counter), [0, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22], 'blocks of 2, 4, 8, 16, less the counter in hand')
   const plain = await session.service.accept(owner, session.sessionId, session.frame(1))
   t.equal((await plain.seal({ ok: true })).counter, 2 + 4 + 8 + 16, 'the next answer starts after the stream\'s last block')
 })
@@ -65,7 +67,26 @@ t.test('a session that expires mid-stream: the stream stops (no frame it cannot 
   stream.write(event(4, 'final'))
   await stream.end()
   const chunks = (await text).split('\n\n').filter((c) => c !== '')
-  t.same(chunks.map((c) => session.open(JSON.parse(c.slice('data: '.length)).frame).seq), [1, 2], 'the frames of the reserved block, then nothing')
+  t.same(chunks.map((c) => session.open(JSON.parse(c.slice('data: '.length)).frame).seq), [1], 'the frames of the reserved block (one counter kept in hand), then nothing')
   t.equal(failures.length, 1)
   t.match(failures[0], { code: 'SESSION_EXPIRED' })
+})
+
+t.test('a session that expires mid-stream, with an ending: the stream ends with a sealed final on the counter in hand', async (t) => {
+  const session = await setup(t)
+  const accepted = await session.service.accept(owner, session.sessionId, session.frame(0), { expectedFrames: 2 })
+  const failures: unknown[] = []
+  const ending = { sealLast: accepted.sealLast, expired: (err: unknown) => (err as { code?: string }).code === 'SESSION_EXPIRED', result: () => ({ success: false, error: { code: 'SESSION_ENDED' } }) }
+  const stream = new SealedEventStream('ndjson', accepted.seal, (err) => { failures.push(err) }, ending)
+  const text = bodyText(stream)
+  stream.write(event(1, 'started'))
+  session.advance(61_000)
+  stream.write(event(2))
+  stream.write(event(3, 'final'))
+  await stream.end()
+  const frames = (await text).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l).frame as Frame)
+  t.same(frames.map((f) => f.counter), [0, 1])
+  t.match(frames.map((f) => session.open(f)), [{ seq: 1, type: 'started' }, { seq: 2, type: 'final', data: { result: { error: { code: 'SESSION_ENDED' } } } }])
+  t.equal(failures.length, 1, 'the run is told to stop')
+  await t.rejects(accepted.sealLast({}), { code: 'SESSION_EXPIRED' }, 'the counter in hand is used once')
 })

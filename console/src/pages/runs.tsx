@@ -1,97 +1,109 @@
 import { useEffect, useState } from 'preact/hooks'
-import { ApiError, getJson, type AuditEntry, type ToolCallRow } from '../api.ts'
+import { ApiError, getJson, OUTCOME_CODES, type ExecutionRun, type ToolCallRow } from '../api.ts'
 import { formatDuration } from '../format.ts'
 import { TableScroll } from '../table-scroll.tsx'
 
 const PAGE = 20
-type Outcome = 'all' | 'succeeded' | 'failed' | 'refused'
+const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
 
-function outcomeOf (e: AuditEntry): Exclude<Outcome, 'all'> {
-  if (e.action === 'execution_refused') return 'refused'
-  return e.success ? 'succeeded' : 'failed'
-}
+interface Filters { status: string, code: string, from: string, to: string }
+const NO_FILTERS: Filters = { status: '', code: '', from: '', to: '' }
+
+const outcomeOf = (run: ExecutionRun): string => run.result === undefined ? '' : run.result.success ? 'OK' : run.result.error?.code ?? ''
 
 export function RunsPage () {
-  // Cursors of the pages seen so far: [undefined, before-of-page-2, ...]
+  // The filters go to the server (GET /api/executions), so every page is of filtered runs.
+  const [filters, setFilters] = useState<Filters>(NO_FILTERS)
+  // Cursors of the pages seen so far with these filters: [undefined, before-of-page-2, ...]
   const [cursors, setCursors] = useState<Array<string | undefined>>([undefined])
-  const [page, setPage] = useState<{ entries: AuditEntry[], nextBefore: string | null } | null>(null)
-  const [outcome, setOutcome] = useState<Outcome>('all')
-  const [selected, setSelected] = useState<AuditEntry | null>(null)
+  const [page, setPage] = useState<{ executions: ExecutionRun[], nextBefore: string | null } | null>(null)
+  const [selected, setSelected] = useState<ExecutionRun | null>(null)
   const [error, setError] = useState<string | null>(null)
   const before = cursors[cursors.length - 1]
 
   useEffect(() => {
     setPage(null)
+    setError(null)
     const query = new URLSearchParams({ limit: String(PAGE) })
+    for (const [name, value] of Object.entries(filters)) if (value !== '') query.set(name, value)
     if (before !== undefined) query.set('before', before)
-    getJson<{ entries: AuditEntry[], nextBefore: string | null }>(`/api/audit?${query.toString()}`).then(setPage, (err: Error) => { setError(err.message) })
-  }, [before])
+    getJson<{ executions: ExecutionRun[], nextBefore: string | null }>(`/api/executions?${query.toString()}`).then(setPage, (err: Error) => { setError(err.message) })
+  }, [before, filters])
 
-  const shown = page?.entries.filter((e) => outcome === 'all' || outcomeOf(e) === outcome) ?? []
+  const filter = (name: keyof Filters) => (e: Event): void => {
+    setFilters({ ...filters, [name]: (e.target as HTMLInputElement | HTMLSelectElement).value })
+    setCursors([undefined])
+  }
+  const shown = page?.executions ?? []
   return (
     <section aria-labelledby='page-title'>
       <h1 id='page-title' tabIndex={-1}>Runs</h1>
       <div class='toolbar'>
-        <label>Outcome{' '}
-          <select value={outcome} onChange={(e) => { setOutcome((e.target as HTMLSelectElement).value as Outcome) }}>
-            <option value='all'>All</option>
-            <option value='succeeded'>Succeeded</option>
-            <option value='failed'>Failed</option>
-            <option value='refused'>Refused</option>
+        <label>Status{' '}
+          <select value={filters.status} onChange={filter('status')}>
+            <option value=''>All</option>
+            {STATUSES.map((s) => <option key={s} value={s}>{s}</option>)}
           </select>
         </label>
+        <label>Outcome{' '}
+          <select value={filters.code} onChange={filter('code')}>
+            <option value=''>All</option>
+            {OUTCOME_CODES.map((c) => <option key={c} value={c}>{c}</option>)}
+          </select>
+        </label>
+        <label>From <input type='date' value={filters.from} onChange={filter('from')} /></label>
+        <label>To <input type='date' value={filters.to} onChange={filter('to')} /></label>
         <button type='button' class='secondary' disabled={cursors.length === 1} onClick={() => { setCursors(cursors.slice(0, -1)) }}>Newer</button>
         <button type='button' class='secondary' disabled={page?.nextBefore == null} onClick={() => { setCursors([...cursors, page?.nextBefore ?? undefined]) }}>Older</button>
-        <span class='help'>Page {cursors.length}, newest first; the filter applies to this page.</span>
+        <span class='help'>Page {cursors.length}, newest first. Queued runs (POST /api/executions); runs answered at once are in the audit log.</span>
       </div>
       {error !== null && <p class='error' role='alert'>{error}</p>}
       {page === null && error === null && <p class='muted'>Loading…</p>}
       {page !== null && (
         <TableScroll label='Runs'>
           <table data-testid='runs-table'>
-            <caption class='sr-only'>Audit entries, newest first</caption>
-            <thead><tr><th scope='col'>When</th><th scope='col'>Outcome</th><th scope='col'>Error</th><th scope='col'>Duration</th><th scope='col'>Tool calls</th><th scope='col'>User</th><th scope='col'><span class='sr-only'>Details</span></th></tr></thead>
+            <caption class='sr-only'>Queued runs, newest first</caption>
+            <thead><tr><th scope='col'>Submitted</th><th scope='col'>Status</th><th scope='col'>Outcome</th><th scope='col'>Duration</th><th scope='col'>Tool calls</th><th scope='col'><span class='sr-only'>Details</span></th></tr></thead>
             <tbody>
-              {shown.length === 0 && <tr><td colSpan={7} class='muted'>No runs here.</td></tr>}
-              {shown.map((e) => (
-                <tr key={e.id} aria-selected={selected?.id === e.id ? 'true' : undefined}>
-                  <td><time dateTime={e.createdAt}>{new Date(e.createdAt).toLocaleString()}</time></td>
-                  <td><span class={`badge ${outcomeOf(e)}`}>{outcomeOf(e)}</span></td>
-                  <td>{e.errorCode ?? ''}</td>
-                  <td>{e.durationMs === null ? '' : formatDuration(e.durationMs)}</td>
-                  <td>{e.toolCalls}</td>
-                  <td>{e.userId}</td>
-                  <td><button type='button' class='link' onClick={() => { setSelected(e) }} aria-label={`Details of run ${e.executionId}`}>Details</button></td>
+              {shown.length === 0 && <tr><td colSpan={6} class='muted'>No runs here.</td></tr>}
+              {shown.map((run) => (
+                <tr key={run.executionId} aria-selected={selected?.executionId === run.executionId ? 'true' : undefined}>
+                  <td><time dateTime={run.submittedAt}>{new Date(run.submittedAt).toLocaleString()}</time></td>
+                  <td><span class={`badge ${run.status === 'succeeded' ? 'succeeded' : run.status === 'failed' || run.status === 'cancelled' ? 'failed' : ''}`}>{run.status}</span></td>
+                  <td>{outcomeOf(run)}</td>
+                  <td>{run.result === undefined ? '' : formatDuration(run.result.stats.duration)}</td>
+                  <td>{run.result?.stats.toolCallCount ?? ''}</td>
+                  <td><button type='button' class='link' onClick={() => { setSelected(run) }} aria-label={`Details of run ${run.executionId}`}>Details</button></td>
                 </tr>
               ))}
             </tbody>
           </table>
         </TableScroll>
       )}
-      {selected !== null && <RunDetails entry={selected} onClose={() => { setSelected(null) }} />}
+      {selected !== null && <RunDetails run={selected} onClose={() => { setSelected(null) }} />}
     </section>
   )
 }
 
-function RunDetails ({ entry, onClose }: { entry: AuditEntry, onClose: () => void }) {
+function RunDetails ({ run, onClose }: { run: ExecutionRun, onClose: () => void }) {
   const [calls, setCalls] = useState<ToolCallRow[] | null>(null)
   const [note, setNote] = useState<string | null>(null)
   useEffect(() => {
     setCalls(null)
     setNote(null)
-    getJson<{ toolCalls: ToolCallRow[] }>(`/api/audit/${encodeURIComponent(entry.executionId)}`).then((r) => { setCalls(r.toolCalls) }, (err: Error) => {
+    getJson<{ toolCalls: ToolCallRow[] }>(`/api/audit/${encodeURIComponent(run.executionId)}`).then((r) => { setCalls(r.toolCalls) }, (err: Error) => {
       setNote(err instanceof ApiError && err.status === 404 ? 'Tool-call details are not available for this run on this server.' : err.message)
     })
-  }, [entry.executionId])
+  }, [run.executionId])
   const total = Math.max(1, ...(calls ?? []).map((c) => c.durationMs ?? 0))
   return (
     <section class='details' aria-labelledby='details-title' data-testid='run-details'>
-      <h2 id='details-title'>Run <code>{entry.executionId}</code></h2>
+      <h2 id='details-title'>Run <code>{run.executionId}</code></h2>
       <button type='button' class='secondary' onClick={onClose}>Close</button>
       <dl class='stats'>
-        <dt>Outcome</dt><dd>{outcomeOf(entry)}{entry.errorCode !== null ? ` (${entry.errorCode})` : ''}</dd>
-        <dt>Duration</dt><dd>{formatDuration(entry.durationMs)}</dd>
-        <dt>Tool calls</dt><dd>{entry.toolCalls}</dd>
+        <dt>Status</dt><dd>{run.status}{outcomeOf(run) !== '' && outcomeOf(run) !== 'OK' ? ` (${outcomeOf(run)})` : ''}</dd>
+        <dt>Duration</dt><dd>{run.result === undefined ? '' : formatDuration(run.result.stats.duration)}</dd>
+        <dt>Tool calls</dt><dd>{run.result?.stats.toolCallCount ?? ''}</dd>
       </dl>
       <h3>Tool calls</h3>
       {note !== null && <p class='muted'>{note}</p>}

@@ -179,6 +179,7 @@ export class Enclave extends EventEmitter {
     if (runner === undefined) { this.complete(run, failure(run.executionId, run.started, enclaveError('INTERNAL_ERROR', 'No sandbox runner is available'))); return }
     run.attempts++
     run.runner = runner
+    run.rssAtStartBytes = runner.rssBytes()
     runner.inFlight.set(run.wireId, run)
     if (runner.ready) this.armBackstop(run)
     runner.send({ t: 'run', id: run.wireId, code: run.code, key: run.key, o: { ...run.limits, waitedMs }, ...(run.onEvent !== undefined ? { ev: true } : {}) })

@@ -23,6 +23,8 @@ export interface PendingRun {
   refusedCalls: number
   callIds: Set<number>
   attempts: number
+  /** Its runner's resident memory when it was sent there: what it can have added is measured from it. */
+  rssAtStartBytes: number | undefined
   /** Aborted when the run's result is known: tool calls still waiting are not started. */
   ended: AbortController
   /** Its runner died and nobody was blamed: its retry runs on the quarantine runner. */
@@ -61,6 +63,7 @@ export function newPendingRun (
     refusedCalls: 0,
     callIds: new Set(),
     attempts: 0,
+    rssAtStartBytes: undefined,
     ended: new AbortController(),
     retryApart: false,
     resolve,

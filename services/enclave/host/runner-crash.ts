@@ -10,6 +10,20 @@ import type { ExecutionError } from '../shared/types.ts'
 
 /** A run killed with its runner is retried once elsewhere when it had made no tool call. */
 const MAX_ATTEMPTS = 2
+const MB = 1024 * 1024
+
+/**
+ * Whether the run alone in a runner stopped for its memory can have used that memory: the
+ * runner's resident memory must have grown, since the run was sent there, by at least half its
+ * own memory limit. Memory the runner still held from earlier runs (freed isolates' pages not
+ * yet returned, a bomb's isolate just disposed) is not the run's: a `return 42` that meets it is
+ * retried, never failed MEMORY_LIMIT_EXCEEDED. Unknown readings blame it, as before.
+ */
+function grewEnough (runner: Runner<PendingRun>, run: PendingRun): boolean {
+  const now = runner.lastRssBytes
+  if (now === undefined || run.rssAtStartBytes === undefined) return true
+  return now - run.rssAtStartBytes >= (run.limits.memoryLimitMB * MB) / 2
+}
 
 export type CrashOutcome =
   | { run: PendingRun, fate: 'blamed', error: ExecutionError }
@@ -21,7 +35,7 @@ export function crashOutcomes (runner: Runner<PendingRun>, reason: string | unde
   const inFlight = [...runner.inFlight.values()]
   const named = inFlight.filter((run) => runner.catastrophic.has(run.wireId))
   const ofMemory = runner.outOfMemory || reason?.startsWith('resident memory') === true
-  const alone = named.length === 0 && ofMemory && inFlight.length === 1
+  const alone = named.length === 0 && ofMemory && inFlight.length === 1 && grewEnough(runner, inFlight[0]!)
   return inFlight.map((run): CrashOutcome => {
     const message = runner.catastrophic.get(run.wireId)
     if (message !== undefined || alone) {

@@ -106,11 +106,15 @@ export class RunnerProcess<Run = unknown> {
   /** Whether its last output shows it died of memory exhaustion. */
   get outOfMemory (): boolean { return OOM_TEXT.test(this.stderrTail) }
 
+  /** The last reading of rssBytes(): what the memory watch saw when it stopped the runner. */
+  lastRssBytes: number | undefined
+
   /** Resident memory of the runner process, from /proc (undefined where that cannot be read). */
   rssBytes (): number | undefined {
     if (this.runnerPid === undefined || this.exited) return undefined
     try {
-      return Number(readFileSync(`/proc/${this.runnerPid}/statm`, 'utf8').split(' ')[1]) * PAGE_SIZE
+      this.lastRssBytes = Number(readFileSync(`/proc/${this.runnerPid}/statm`, 'utf8').split(' ')[1]) * PAGE_SIZE
+      return this.lastRssBytes
     } catch { return undefined }
   }
 

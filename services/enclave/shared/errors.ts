@@ -32,7 +32,8 @@ const NAMES: Record<EnclaveErrorCode, string> = {
   TOOL_ERROR: 'ToolError',
   RUNNER_CRASHED: 'RunnerCrashedError',
   INTERNAL_ERROR: 'InternalError',
-  CANCELLED: 'CancelledError'
+  CANCELLED: 'CancelledError',
+  SESSION_ENDED: 'SessionExpiredError'
 }
 
 export function enclaveError (code: EnclaveErrorCode, message: string, name = NAMES[code]): ExecutionError {

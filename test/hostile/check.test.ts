@@ -1,0 +1,61 @@
+// Hostile round 3: POST /api/execute/check runs nothing and consumes no quota, but parsing a large
+// script is service CPU. A tenant's checks are bounded by its tier: checks in flight, the size of
+// a TypeScript check, and the parse's time on a worker thread. Each failed before its fix.
+import t from 'tap'
+import { buildApp, createTenant } from '../helper.ts'
+import { ScriptPool, ScriptTimeoutError } from '../../services/code-mode/script-pool.ts'
+
+// About `kb` KB of JavaScript (also valid TypeScript), each line a typed-looking call.
+const bigScript = (kb: number, typed = false): string => {
+  const line = typed ? 'const v$: number = Math.max(1, 2) + $ as number\n' : 'const v$ = Math.max(1, 2) + $\n'
+  const lines: string[] = []
+  for (let i = 0, size = 0; size < kb * 1024; i++) { const l = line.replaceAll('$', String(i)); lines.push(l); size += l.length }
+  return lines.join('') + 'return 1'
+}
+
+t.test('hostile checks', async (t) => {
+  const app = await buildApp(t)
+
+  t.test('free tier: one check in flight at a time; the next is 429 CHECK_LIMIT_EXCEEDED, and the tenant is free again after', async (t) => {
+    const tenant = await createTenant(app, 'check-flood', { tier: 'free' })
+    const code = bigScript(40)
+    const answers = await Promise.all(Array.from({ length: 4 }, async () => await app.inject({ method: 'POST', url: '/api/execute/check', headers: tenant.headers, payload: { code } })))
+    const codes = answers.map((a) => a.statusCode).sort()
+    t.equal(codes[0], 200, 'one went through')
+    t.ok(codes.filter((c) => c === 429).length >= 1, `the others wait their turn (${codes.join(', ')})`)
+    const refused = answers.find((a) => a.statusCode === 429)
+    t.match(refused?.json(), { code: 'CHECK_LIMIT_EXCEEDED', limit: 1 })
+    const bystander = await createTenant(app, 'check-bystander', { tier: 'free' })
+    t.equal((await app.inject({ method: 'POST', url: '/api/execute/check', headers: bystander.headers, payload: { code } })).statusCode, 200, 'another tenant is not held back')
+    t.equal((await app.inject({ method: 'POST', url: '/api/execute/check', headers: tenant.headers, payload: { code } })).statusCode, 200, 'freed once done')
+  })
+
+  t.test('a TypeScript check over the tier\'s check size is 413 CHECK_TOO_LARGE, before any parse', async (t) => {
+    const tenant = await createTenant(app, 'check-ts', { tier: 'free' })
+    const res = await app.inject({ method: 'POST', url: '/api/execute/check', headers: tenant.headers, payload: { code: bigScript(30, true), language: 'typescript' } })
+    t.equal(res.statusCode, 413)
+    t.match(res.json(), { code: 'CHECK_TOO_LARGE', limit: 25 })
+    const small = await app.inject({ method: 'POST', url: '/api/execute/check', headers: tenant.headers, payload: { code: bigScript(20, true), language: 'typescript' } })
+    t.equal(small.statusCode, 200)
+    t.equal(small.json().ok, true)
+    // JavaScript is bounded by maxCodeSizeKB alone, as a run is.
+    t.equal((await app.inject({ method: 'POST', url: '/api/execute/check', headers: tenant.headers, payload: { code: bigScript(30) } })).statusCode, 200)
+  })
+
+  t.test('a check on a worker thread past its time bound is stopped with its thread', async (t) => {
+    const pool = new ScriptPool({ inlineBelowBytes: 0, maxThreads: 1 })
+    t.teardown(async () => { await pool.close() })
+    const code = bigScript(400, true)
+    await t.rejects(pool.run({ kind: 'analyze', code, language: 'typescript', strict: true }, { timeoutMs: 5 }), ScriptTimeoutError)
+    const done = await pool.run({ kind: 'analyze', code: 'return 1', language: 'javascript', strict: true }, { timeoutMs: 5000 })
+    t.ok(done.analysis !== undefined, 'the pool works on')
+  })
+
+  t.test('checks count against the tenant\'s request rate', async (t) => {
+    const limited = await buildApp(t, { RATE_LIMIT_PER_MINUTE: '3' })
+    const tenant = await createTenant(limited, 'check-rate', { tier: 'enterprise' })
+    const codes: number[] = []
+    for (let i = 0; i < 4; i++) codes.push((await limited.inject({ method: 'POST', url: '/api/execute/check', headers: tenant.headers, payload: { code: 'return 1' } })).statusCode)
+    t.same(codes, [200, 200, 200, 429])
+  })
+})
