@@ -16,12 +16,14 @@ export default fp(async (fastify) => {
   const contentShapes: Record<string, unknown> = {}
   fastify.addHook('onRoute', (route) => {
     const body = (route.schema as RouteSchema | undefined)?.body as { $id?: unknown } | undefined
-    if (typeof body?.$id === 'string') contentShapes[body.$id] = body
+    if (typeof body?.$id === 'string') contentShapes[body.$id] = JSON.parse(JSON.stringify(body))
     for (const answer of Object.values((route.schema as RouteSchema | undefined)?.response ?? {})) {
       for (const { schema } of Object.values(answer.content ?? {})) {
         const shape = schema === StreamEventSchema ? ExecutionEventSchema : schema
         const id = (shape as { $id?: unknown } | undefined)?.$id
-        if (typeof id === 'string') contentShapes[id] = shape
+        // A copy: building the document rewrites the nested named shapes of its components into
+        // references, which must not reach the schemas the routes serialise with.
+        if (typeof id === 'string') contentShapes[id] = JSON.parse(JSON.stringify(shape))
       }
     }
   })

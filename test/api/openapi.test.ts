@@ -101,6 +101,11 @@ t.test('the OpenAPI document', async (t) => {
     t.comment(`skipped: ${JSON.stringify(skipped)}`)
   })
 
+  t.test('building the document leaves the route schemas as they were: a second app builds, with the same document', async (t) => {
+    const second = await buildApp(t, { TOOL_UPSTREAMS: origin })
+    t.same((await second.inject({ method: 'GET', url: '/docs/json' })).json(), doc)
+  })
+
   const ui = await app.inject({ method: 'GET', url: '/docs/' })
   t.equal(ui.statusCode, 200)
   t.match(ui.headers['content-type'], /text\/html/)
