@@ -1,7 +1,7 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'coverage/**', 'clients/*/dist/**', 'clients/*/src/schema.ts'] }),
+  ...neostandard({ ts: true, ignores: ['dist/**', 'coverage/**', 'clients/*/dist/**', 'clients/*/src/generated/**'] }),
   {
     rules: {
       // `void promise` marks a promise left floating on purpose (timers, fire-and-forget retries).

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { json } from '../schemas/responses.ts'
 
 const Check = Type.Enum(['ok', 'in-process', 'unreachable'])
 // What confines the runners on this machine (detected at start; see docs/architecture.md "The sandbox under a
@@ -15,24 +16,28 @@ const Readiness = Type.Object({
   status: Type.Enum(['ready', 'not ready']),
   checks: Type.Object({ database: Check, redis: Check }),
   sandbox: Sandbox
-})
+}, { $id: 'Readiness' })
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/health', {
     config: { rateLimit: false },
     schema: {
+      operationId: 'getHealth',
       tags: ['health'],
-      summary: 'Liveness: the process is up',
-      response: { 200: Type.Object({ status: Type.Literal('ok') }) }
+      summary: 'Liveness',
+      description: 'The process is up. Public and not rate-limited.',
+      response: { 200: json('The process is up', Type.Object({ status: Type.Literal('ok') }, { $id: 'Health' })) }
     }
   }, async () => ({ status: 'ok' as const }))
 
   fastify.get('/ready', {
     config: { rateLimit: false },
     schema: {
+      operationId: 'getReadiness',
       tags: ['health'],
-      summary: 'Readiness: PostgreSQL and Redis answer; which protections confine the sandbox runners',
-      response: { 200: Readiness, 503: Readiness }
+      summary: 'Readiness',
+      description: 'Whether PostgreSQL and Redis answer, and which protections confine the sandbox runners on this machine. Public and not rate-limited.',
+      response: { 200: json('Ready to serve', Readiness), 503: json('Not ready: a dependency does not answer', Readiness) }
     }
   }, async (request, reply) => {
     const [database, redis] = await Promise.all([

@@ -9,6 +9,8 @@ import { createCodeModeServer, type CodeModeCaller } from '../services/mcp/code-
 import { executeScript } from '../services/executions/execute-script.ts'
 import { codeSizeRefusalOf, newExecutionId, refusalAnswer } from '../services/executions/execution-request.ts'
 import { ServiceError } from '../services/errors/index.ts'
+import { Type } from 'typebox'
+import { empty, errors } from '../schemas/responses.ts'
 import { publicBase } from './oauth-protected-resource.ts'
 
 /**
@@ -17,6 +19,8 @@ import { publicBase } from './oauth-protected-resource.ts'
  * session store; the answer is an SSE stream (log and progress notifications, then the result) or
  * JSON. GET and DELETE are 405: there is no server-initiated stream and no session state to end.
  */
+const JsonRpcMessage = Type.Object({ jsonrpc: Type.Literal('2.0') }, { additionalProperties: true, $id: 'JsonRpcMessage', description: 'A JSON-RPC 2.0 message (MCP)' })
+
 // Visible ASCII, as the spec requires of a session id.
 const SESSION_ID = /^[\x21-\x7e]{1,128}$/
 
@@ -39,7 +43,25 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
 
   fastify.post('/mcp', {
     onRequest: [checkOrigin, authenticate],
-    schema: { tags: ['mcp'], summary: 'MCP Streamable HTTP: one JSON-RPC message per POST; answers JSON or an SSE stream' }
+    schema: {
+      operationId: 'mcpRequest',
+      tags: ['mcp'],
+      summary: 'Send one MCP message',
+      description: 'MCP Streamable HTTP (revision 2025-11-25), stateless: one JSON-RPC message per POST, answered with an SSE stream (notifications, then the result) or JSON; a notification gets 202. Tools: search_tools, describe_tools, check_script, execute_script. A 401 names the protected resource metadata in WWW-Authenticate.',
+      response: {
+        200: {
+          description: 'The answer: an SSE stream of JSON-RPC messages (log and progress notifications, then the response), or one JSON-RPC response',
+          content: {
+            'text/event-stream': { schema: Type.String({ description: 'SSE events whose data is one JSON-RPC message each' }) },
+            'application/json': { schema: JsonRpcMessage }
+          }
+        },
+        202: empty('A notification was accepted'),
+        ...errors([401], { 401: 'No bearer token, or one that does not verify: WWW-Authenticate names resource_metadata' }),
+        ...errors([403], { 403: 'The Origin header is not in MCP_ALLOWED_ORIGINS (ORIGIN_NOT_ALLOWED)' }),
+        ...errors([429, 503])
+      }
+    }
   }, async (request, reply) => {
     const { tenant } = request
     const { tenantId, permissions, quotas } = tenant
@@ -119,7 +141,8 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
       method,
       url: '/mcp',
       onRequest: [checkOrigin],
-      schema: { tags: ['mcp'], summary: '405: this MCP endpoint is stateless (no server stream, no session)' },
+      // Not an operation an SDK calls: the 405 that tells an MCP client this endpoint is stateless.
+      schema: { hide: true },
       handler: notAllowed
     })
   }

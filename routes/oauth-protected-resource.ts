@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
+import { json } from '../schemas/responses.ts'
 import { listSetting, type Config } from '../plugins/config.ts'
 
 const ProtectedResource = Type.Object({
@@ -21,12 +22,15 @@ export function publicBase (config: Pick<Config, 'MCP_PUBLIC_URL'>, request: Fas
  */
 const oauthProtectedResourceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const servers = listSetting(fastify.config.MCP_AUTHORIZATION_SERVERS)
-  for (const url of ['/.well-known/oauth-protected-resource', '/.well-known/oauth-protected-resource/mcp']) {
-    fastify.get(url, {
+  for (const [url, operationId] of [['/.well-known/oauth-protected-resource', 'getProtectedResourceMetadata'], ['/.well-known/oauth-protected-resource/mcp', 'getMcpProtectedResourceMetadata']]) {
+    fastify.get(url as string, {
       schema: {
+        operationId,
         tags: ['mcp'],
-        summary: 'Protected resource metadata (RFC 9728) of /mcp: the authorization servers that issue its bearer tokens',
-        response: { 200: ProtectedResource }
+        summary: 'Protected resource metadata of /mcp',
+        description: 'RFC 9728: the authorization servers that issue /mcp\'s bearer tokens (MCP_AUTHORIZATION_SERVERS). Also served at the path-suffixed form MCP clients try first.',
+        security: [],
+        response: { 200: json('The metadata document', ProtectedResource) }
       }
     }, async (request, reply) => {
       void reply.header('cache-control', 'public, max-age=300').header('access-control-allow-origin', '*')

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { errors, json, RATE_LIMIT_HEADERS as rl } from '../schemas/responses.ts'
 
 const Jwk = Type.Object({
   kty: Type.Literal('EC'),
@@ -21,7 +22,7 @@ const SessionInfo = Type.Object({
     signature: Type.Literal('ES256')
   }),
   jwk: Jwk
-})
+}, { $id: 'SessionInfo' })
 
 /**
  * What a session client needs before it sends anything: the identity key and its thumbprint.
@@ -38,9 +39,11 @@ const wellKnownSessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   } as const
   fastify.get('/.well-known/enclave-session.json', {
     schema: {
-      tags: ['health'],
-      summary: 'The encrypted sessions\' identity key, its thumbprint and algorithms',
-      response: { 200: SessionInfo }
+      operationId: 'getSessionInfo',
+      tags: ['sessions'],
+      summary: 'The encrypted sessions\' identity key',
+      description: 'The identity key that signs session openings, its thumbprint (pin it) and the algorithms of the session protocol. Public.',
+      response: { 200: json('The identity key and algorithms', SessionInfo, rl), ...errors([429]) }
     }
   }, async () => body)
 }

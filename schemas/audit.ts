@@ -15,7 +15,7 @@ export const AuditEntrySchema = Type.Object({
   durationMs: Type.Union([Type.Integer(), Type.Null()]),
   toolCalls: Type.Integer(),
   createdAt: Type.String({ format: 'date-time' })
-})
+}, { $id: 'AuditEntry' })
 
 /** Entries per page when the caller names no `limit`. */
 export const AUDIT_PAGE_DEFAULT = 50
@@ -28,7 +28,7 @@ export const AuditListQuery = Type.Object({
 export const AuditPage = Type.Object({
   entries: Type.Array(AuditEntrySchema),
   nextBefore: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `before` for the next page; null on the last one' })
-})
+}, { $id: 'AuditPage' })
 
 export const ToolCallSchema = Type.Object({
   callIndex: Type.Integer({ description: 'Order of the call in its run (0-based); upstreams see it in idempotency-key' }),
@@ -40,11 +40,11 @@ export const ToolCallSchema = Type.Object({
   resultBytes: Type.Union([Type.Integer(), Type.Null()]),
   upstreamStatus: Type.Union([Type.Integer(), Type.Null()], { description: 'HTTP status from a platform tool\'s upstream' }),
   createdAt: Type.String({ format: 'date-time' })
-})
+}, { $id: 'AuditToolCall' })
 
 export const ExecutionAudit = Type.Object({
   entry: AuditEntrySchema,
   toolCalls: Type.Array(ToolCallSchema)
-})
+}, { $id: 'ExecutionAudit' })
 
 export const ExecutionIdParams = Type.Object({ executionId: Type.String({ minLength: 1, maxLength: 128 }) })

@@ -6,17 +6,17 @@ import { EXECUTION_ERROR_CODES } from '../services/errors/registry.ts'
 
 export const ERROR_CODES: readonly Static<typeof EnclaveErrorCodeSchema>[] = EXECUTION_ERROR_CODES
 
-export const EnclaveErrorCodeSchema = Type.Enum(EXECUTION_ERROR_CODES)
+export const EnclaveErrorCodeSchema = Type.Enum(EXECUTION_ERROR_CODES, { $id: 'ExecutionErrorCode', description: 'Why a run failed (the error registry\'s execution codes)' })
 export type EnclaveErrorCode = Static<typeof EnclaveErrorCodeSchema>
 
 export const LOG_LEVELS = ['log', 'info', 'warn', 'error', 'debug'] as const
-export const LogLevelSchema = Type.Enum(LOG_LEVELS)
+export const LogLevelSchema = Type.Enum(LOG_LEVELS, { $id: 'LogLevel' })
 export type LogLevel = Static<typeof LogLevelSchema>
 
-export const LogEntrySchema = Type.Object({ level: LogLevelSchema, message: Type.String() })
+export const LogEntrySchema = Type.Object({ level: LogLevelSchema, message: Type.String() }, { $id: 'LogEntry', description: 'One console call of the script' })
 export type LogEntry = Static<typeof LogEntrySchema>
 
-export const ExecutionErrorSchema = Type.Object({ name: Type.String(), code: EnclaveErrorCodeSchema, message: Type.String() })
+export const ExecutionErrorSchema = Type.Object({ name: Type.String(), code: EnclaveErrorCodeSchema, message: Type.String() }, { $id: 'ExecutionError', description: 'Why the script failed' })
 export type ExecutionError = Static<typeof ExecutionErrorSchema>
 
 export const ExecutionStatsSchema = Type.Object({
@@ -24,7 +24,7 @@ export const ExecutionStatsSchema = Type.Object({
   toolCallCount: Type.Integer(),
   memoryUsage: Type.Optional(Type.Number({ description: 'Bytes of isolate heap in use after the run, where it could be measured' })),
   cpuTime: Type.Optional(Type.Number({ description: 'CPU ms the isolate spent on this run' }))
-})
+}, { $id: 'ExecutionStats' })
 export type ExecutionStats = Static<typeof ExecutionStatsSchema>
 
 export const ExecutionResultSchema = Type.Object({
@@ -34,5 +34,5 @@ export const ExecutionResultSchema = Type.Object({
   error: Type.Optional(ExecutionErrorSchema),
   logs: Type.Array(LogEntrySchema),
   stats: ExecutionStatsSchema
-})
+}, { $id: 'ExecutionResult', description: 'What a run returned: its value or its error, its logs and its stats' })
 export type ExecutionResult = Static<typeof ExecutionResultSchema>

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody, ServiceError } from '../../services/errors/index.ts'
+import { empty, errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
+import { ServiceError } from '../../services/errors/index.ts'
 import { deleteMcpServer, listMcpServers } from '../../services/tools/mcp-servers.ts'
 
 const ServerName = Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$' })
@@ -20,7 +21,7 @@ const SyncResult = Type.Object({
   tools: Type.Array(Type.String(), { description: 'The platform tools it now has' }),
   removed: Type.Array(Type.String(), { description: 'Tools it no longer lists, deleted' }),
   skipped: Type.Array(Type.Object({ tool: Type.String(), reason: Type.String() }))
-})
+}, { $id: 'McpServerSync' })
 
 const ServerSummary = Type.Object({
   name: Type.String(),
@@ -28,16 +29,25 @@ const ServerSummary = Type.Object({
   prefix: Type.String(),
   tools: Type.Array(Type.String()),
   headerNames: Type.Array(Type.String())
-})
+}, { $id: 'McpServer' })
 
 /** /admin/mcp-servers: remote MCP servers whose tools are platform tools (docs/api.md "MCP"). */
 const adminMcpServerRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/mcp-servers', {
     schema: {
+      operationId: 'registerMcpServer',
       tags: ['admin'],
-      summary: 'Register (or update) a remote MCP server: its tools/list becomes platform tools <prefix>:<tool>',
+      summary: 'Register or update a remote MCP server',
+      description: 'Reads the server\'s tools/list and stores each tool as the platform tool `<prefix>:<tool>`; registering the same name again refreshes it and drops the tools it no longer lists.',
       body: ServerBody,
-      response: { 200: SyncResult, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 409: ErrorBody, 502: ErrorBody }
+      response: {
+        200: json('The tools stored, removed and skipped', SyncResult, rl),
+        ...errors([400, 401, 403], { 400: 'The body does not match its schema, or the URL is refused (MCP_SERVER_REFUSED)' }),
+        ...errors([409], { 409: 'The prefix is taken by another server (MCP_SERVER_CONFLICT)' }),
+        ...errors([429]),
+        ...errors([502], { 502: 'The server could not be reached or did not answer as MCP (MCP_SERVER_UNREACHABLE)' }),
+        ...errors([503])
+      }
     }
   }, async (request) => {
     // An unreachable server is a 502 MCP_SERVER_UNREACHABLE whose message says why: the cause is the admin's to fix.
@@ -49,18 +59,29 @@ const adminMcpServerRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/mcp-servers', {
     schema: {
+      operationId: 'listMcpServers',
       tags: ['admin'],
-      summary: 'The registered remote MCP servers and their tools',
-      response: { 200: Type.Object({ servers: Type.Array(ServerSummary) }), 401: ErrorBody, 403: ErrorBody }
+      summary: 'List remote MCP servers',
+      description: 'The registered remote MCP servers and their tools (header names only, never their values).',
+      response: { 200: json('The servers', Type.Object({ servers: Type.Array(ServerSummary) }, { $id: 'McpServerList' }), rl), ...errors([401, 403, 429, 503]) }
     }
   }, async () => ({ servers: await listMcpServers(fastify.db) }))
 
   fastify.post('/mcp-servers/:name/refresh', {
     schema: {
+      operationId: 'refreshMcpServer',
       tags: ['admin'],
-      summary: 'Read a server\'s tools/list again now',
+      summary: 'Refresh a remote MCP server\'s tools',
+      description: 'Reads the server\'s tools/list again now (a timer does it every MCP_UPSTREAM_REFRESH_MS).',
       params: Type.Object({ name: ServerName }),
-      response: { 200: SyncResult, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 502: ErrorBody }
+      response: {
+        200: json('The tools stored, removed and skipped', SyncResult, rl),
+        ...errors([400, 401, 403], {}),
+        ...errors([404], { 404: 'No server by that name (MCP_SERVER_NOT_FOUND)' }),
+        ...errors([429]),
+        ...errors([502], { 502: 'The server could not be reached or did not answer as MCP (MCP_SERVER_UNREACHABLE)' }),
+        ...errors([503])
+      }
     }
   }, async (request) => {
     const result = await fastify.mcpUpstreams.refresh(request.params.name)
@@ -71,10 +92,12 @@ const adminMcpServerRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.delete('/mcp-servers/:name', {
     schema: {
+      operationId: 'deleteMcpServer',
       tags: ['admin'],
-      summary: 'Unregister a server: its tools are deleted (calls fail with TOOL_NOT_FOUND)',
+      summary: 'Unregister a remote MCP server',
+      description: 'Deletes the server and its tools: calls to them fail with TOOL_NOT_FOUND on every instance.',
       params: Type.Object({ name: ServerName }),
-      response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
+      response: { 204: empty('Unregistered', rl), ...errors([400, 401, 403]), ...errors([404], { 404: 'No server by that name (MCP_SERVER_NOT_FOUND)' }), ...errors([429, 503]) }
     }
   }, async (request, reply) => {
     if (!await deleteMcpServer(fastify.db, request.params.name)) throw new ServiceError('MCP_SERVER_NOT_FOUND', { name: request.params.name })

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors/index.ts'
+import { empty, errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { ToolRateLimitSchema } from '../../services/tools/tool-settings.ts'
 import { TenantIdSchema } from '../../schemas/tenant.ts'
 import { PLATFORM_TOOL_NAME_PATTERN } from '../../services/tools/platform-tools.ts'
@@ -25,16 +25,18 @@ const ToolSetting = Type.Object({
   rateLimit: Type.Union([ToolRateLimitSchema, Type.Null()]),
   config: Type.Record(Type.String(), Type.Unknown()),
   updatedAt: Type.String({ format: 'date-time' })
-})
+}, { $id: 'TenantToolSetting' })
 
 const adminToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.put('/tenants/:tenantId/tools/:tool', {
     schema: {
+      operationId: 'putTenantToolSetting',
       tags: ['admin'],
-      summary: 'Enable or disable a tool for a tenant, with an optional rate limit and config',
+      summary: 'Set a tenant\'s tool setting',
+      description: 'Enables or disables a tool for a tenant, with an optional rate limit and config.',
       params: Params,
       body: ToolSettingBody,
-      response: { 200: ToolSetting, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
+      response: { 200: json('The setting as stored', ToolSetting, rl), ...errors([400, 401, 403, 404, 429, 503], { 404: 'No such tenant or tool (NOT_FOUND)' }) }
     }
   }, async (request) => {
     const { tenantId, tool } = request.params
@@ -44,10 +46,12 @@ const adminToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.delete('/tenants/:tenantId/tools/:tool', {
     schema: {
+      operationId: 'deleteTenantToolSetting',
       tags: ['admin'],
-      summary: 'Remove a tenant\'s setting for a tool: it returns to its default',
+      summary: 'Remove a tenant\'s tool setting',
+      description: 'Removes a tenant\'s setting for a tool: it returns to its default.',
       params: Params,
-      response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
+      response: { 204: empty('Removed', rl), ...errors([400, 401, 403, 404, 429, 503], { 404: 'No such tenant or tool (NOT_FOUND)' }) }
     }
   }, async (request, reply) => {
     const { tenantId, tool } = request.params

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors/index.ts'
+import { errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { TENANT_ID_PATTERN, TenantIdSchema } from '../../schemas/tenant.ts'
 import { QuotaOverridesSchema, TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.ts'
 
@@ -10,7 +10,7 @@ const TenantBody = Type.Object({
   tier: TierSchema,
   name: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 200 }), Type.Null()])),
   quotaOverrides: Type.Optional(QuotaOverridesSchema)
-}, { additionalProperties: false })
+}, { $id: 'TenantUpdate', additionalProperties: false })
 
 const Tenant = Type.Object({
   tenantId: Type.String(),
@@ -21,7 +21,7 @@ const Tenant = Type.Object({
   registered: Type.Boolean({ description: 'false when the tenant has no row and runs on the free tier' }),
   createdAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   updatedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()])
-})
+}, { $id: 'Tenant' })
 
 const TenantListQuery = Type.Object({
   search: Type.Optional(Type.String({ maxLength: 200, description: 'A case-insensitive substring of the tenant id or name' })),
@@ -37,25 +37,29 @@ const TenantList = Type.Object({
     createdAt: Type.String({ format: 'date-time' })
   })),
   nextAfter: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `after` for the next page; null on the last one' })
-})
+}, { $id: 'TenantPage' })
 
 const adminTenantRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/tenants', {
     schema: {
+      operationId: 'listTenants',
       tags: ['admin'],
-      summary: 'Registered tenants, alphabetical by id, filtered by a substring of id or name, a page at a time',
+      summary: 'List tenants',
+      description: 'Registered tenants, alphabetical by id, filtered by a substring of id or name, a page at a time (pass `nextAfter` as `after`).',
       querystring: TenantListQuery,
-      response: { 200: TenantList, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody }
+      response: { 200: json('A page of tenants', TenantList, rl), ...errors([400, 401, 403, 429, 503]) }
     }
   }, async (request) => await fastify.tenants.list({ ...request.query, limit: request.query.limit ?? 50 }))
 
   fastify.put('/tenants/:tenantId', {
     schema: {
+      operationId: 'putTenant',
       tags: ['admin'],
-      summary: 'Create or update a tenant: tier, name and quota overrides',
+      summary: 'Create or update a tenant',
+      description: 'Sets a tenant\'s tier, name and quota overrides; every instance picks the change up at once.',
       params: TenantParams,
       body: TenantBody,
-      response: { 200: Tenant, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody }
+      response: { 200: json('The tenant as stored, with its effective quotas', Tenant, rl), ...errors([400, 401, 403, 429, 503]) }
     }
   }, async (request) => {
     const record = await fastify.tenants.upsert(request.params.tenantId, request.body)
@@ -66,10 +70,12 @@ const adminTenantRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/tenants/:tenantId', {
     schema: {
+      operationId: 'getTenant',
       tags: ['admin'],
-      summary: 'A tenant\'s tier, overrides and effective quotas (free when it has no row)',
+      summary: 'Get a tenant',
+      description: 'A tenant\'s tier, overrides and effective quotas (the free tier when it has no row).',
       params: TenantParams,
-      response: { 200: Tenant, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody }
+      response: { 200: json('The tenant', Tenant, rl), ...errors([400, 401, 403, 429, 503]) }
     }
   }, async (request) => await fastify.tenants.get(request.params.tenantId))
 }

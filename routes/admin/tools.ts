@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody, ServiceError } from '../../services/errors/index.ts'
+import { empty, errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
+import { ServiceError } from '../../services/errors/index.ts'
 import { toolUpstreams } from '../../plugins/config.ts'
 import { HTTP_METHODS } from '../../services/tools/tool-definition.ts'
 import {
@@ -49,7 +50,7 @@ const PlatformToolSchema = Type.Object({
   version: Type.Integer({ description: 'Grows with every change' }),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' })
-})
+}, { $id: 'PlatformTool' })
 
 const ImportBody = Type.Object({
   openapi: Type.Record(Type.String(), Type.Unknown(), { description: 'An OpenAPI 3.0 or 3.1 document (JSON); local $refs are resolved' }),
@@ -62,7 +63,7 @@ const ImportBody = Type.Object({
 const ImportResult = Type.Object({
   imported: Type.Array(Type.String()),
   skipped: Type.Array(Type.Object({ operation: Type.String(), reason: Type.String() }))
-})
+}, { $id: 'ImportResult' })
 
 const Params = Type.Object({ name: ToolName })
 
@@ -73,18 +74,22 @@ const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/tools', {
     schema: {
+      operationId: 'listPlatformTools',
       tags: ['admin'],
-      summary: 'Every platform tool',
-      response: { 200: Type.Object({ tools: Type.Array(PlatformToolSchema) }), 401: ErrorBody, 403: ErrorBody }
+      summary: 'List platform tools',
+      description: 'Every platform tool (HTTP tools the platform declared).',
+      response: { 200: json('The platform tools', Type.Object({ tools: Type.Array(PlatformToolSchema) }, { $id: 'PlatformToolList' }), rl), ...errors([401, 403, 429, 503]) }
     }
   }, async () => ({ tools: await listPlatformTools(fastify.db) }))
 
   fastify.post('/tools/import', {
     schema: {
+      operationId: 'importPlatformTools',
       tags: ['admin'],
-      summary: 'Create or replace a tool for each operation of an OpenAPI document that has an operationId',
+      summary: 'Import platform tools from an OpenAPI document',
+      description: 'Creates or replaces a tool for each operation of an OpenAPI document that has an operationId; the others are listed in `skipped` with the reason.',
       body: ImportBody,
-      response: { 200: ImportResult, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody }
+      response: { 200: json('What was imported and what was skipped, and why', ImportResult, rl), ...errors([400, 401, 403, 429, 503]) }
     }
   }, async (request) => {
     const plan = await planImport(request.body)
@@ -107,11 +112,13 @@ const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.put('/tools/:name', {
     schema: {
+      operationId: 'putPlatformTool',
       tags: ['admin'],
       summary: 'Create or replace a platform tool',
+      description: 'Creates or replaces a platform tool; every instance picks the change up at once.',
       params: Params,
       body: ToolBody,
-      response: { 200: PlatformToolSchema, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody }
+      response: { 200: json('The tool as stored', PlatformToolSchema, rl), ...errors([400, 401, 403, 429, 503]) }
     }
   }, async (request) => {
     const stored = await putPlatformTool(fastify.db, check(request.params.name, request.body))
@@ -122,10 +129,12 @@ const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/tools/:name', {
     schema: {
+      operationId: 'getPlatformTool',
       tags: ['admin'],
-      summary: 'One platform tool',
+      summary: 'Get a platform tool',
+      description: 'One platform tool.',
       params: Params,
-      response: { 200: PlatformToolSchema, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
+      response: { 200: json('The tool', PlatformToolSchema, rl), ...errors([400, 401, 403, 404, 429, 503], { 404: 'No such platform tool (NOT_FOUND)' }) }
     }
   }, async (request) => {
     const tool = await getPlatformTool(fastify.db, request.params.name)
@@ -135,10 +144,12 @@ const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.delete('/tools/:name', {
     schema: {
+      operationId: 'deletePlatformTool',
       tags: ['admin'],
-      summary: 'Delete a platform tool: calls fail with TOOL_NOT_FOUND on every instance',
+      summary: 'Delete a platform tool',
+      description: 'Deletes a platform tool: calls to it fail with TOOL_NOT_FOUND on every instance.',
       params: Params,
-      response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
+      response: { 204: empty('Deleted', rl), ...errors([400, 401, 403, 404, 429, 503], { 404: 'No such platform tool (NOT_FOUND)' }) }
     }
   }, async (request, reply) => {
     if (!(await deletePlatformTool(fastify.db, request.params.name))) throw new ServiceError('NOT_FOUND', { what: `No platform tool ${request.params.name}` })

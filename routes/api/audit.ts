@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorBody, ServiceError } from '../../services/errors/index.ts'
+import { ServiceError } from '../../services/errors/index.ts'
+import { errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import { getExecutionAudit, listAuditEntries } from '../../services/audit/audit-log.ts'
 import { AUDIT_PAGE_DEFAULT, AuditListQuery, AuditPage, ExecutionAudit, ExecutionIdParams } from '../../schemas/audit.ts'
@@ -7,10 +8,12 @@ import { AUDIT_PAGE_DEFAULT, AuditListQuery, AuditPage, ExecutionAudit, Executio
 const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/audit', {
     schema: {
-      tags: ['execution'],
-      summary: 'The caller\'s tenant\'s audit entries, newest first',
+      operationId: 'listAudit',
+      tags: ['audit'],
+      summary: 'List audit entries',
+      description: 'The caller\'s tenant\'s audit entries (runs and refusals), newest first, a page at a time: pass `nextBefore` as `before` for the next page.',
       querystring: AuditListQuery,
-      response: { 200: AuditPage, 400: ErrorBody, 401: ErrorBody, 503: ErrorBody }
+      response: { 200: json('A page of audit entries, newest first', AuditPage, rl), ...errors([400, 401, 429, 503]) }
     }
   }, async (request) => {
     // The validator converts types but applies no defaults, so the schema's default is applied here.
@@ -21,10 +24,12 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/audit/:executionId', {
     schema: {
-      tags: ['execution'],
-      summary: 'One execution\'s audit entry and its tool calls, in call order',
+      operationId: 'getExecutionAudit',
+      tags: ['audit'],
+      summary: 'An execution\'s audit entry',
+      description: 'One execution\'s audit entry and the tool calls it made, in call order.',
       params: ExecutionIdParams,
-      response: { 200: ExecutionAudit, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody }
+      response: { 200: json('The entry and its tool calls', ExecutionAudit, rl), ...errors([400, 401, 404, 429, 503], { 404: 'No audit entry for this execution in the caller\'s tenant (NOT_FOUND)' }) }
     }
   }, async (request) => {
     // RLS scopes the read: another tenant's execution is as absent as one that never ran.

@@ -1,16 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors/index.ts'
 import { executeScript } from '../../services/executions/execute-script.ts'
 import { codeSizeRefusalOf, ExecutionRequestBodySchema, newExecutionId, RefusalBodySchema, refusalAnswer, ScriptCode, ScriptLanguage } from '../../services/executions/execution-request.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
+import { EVENT_STREAM_CONTENT } from '../../schemas/execution-event.ts'
+import { errors, json, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schemas/responses.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { checkScript } from '../../services/code-mode/check-script.ts'
 import { checkLimitsOf, CheckSlots } from '../../services/code-mode/check-limits.ts'
 import { LEVELS } from '../../services/enclave/index.ts'
 
-const CheckBody = Type.Object({ code: ScriptCode, language: Type.Optional(ScriptLanguage) }, { additionalProperties: false })
+const CheckBody = Type.Object({ code: ScriptCode, language: Type.Optional(ScriptLanguage) }, { $id: 'ScriptCheckRequest', additionalProperties: false })
 const Position = { line: Type.Integer({ minimum: 1 }), column: Type.Integer({ minimum: 1 }) }
 const CheckResult = Type.Object({
   ok: Type.Boolean({ description: 'False on a syntax error, a forbidden construct, or a literal tool the caller could not call' }),
@@ -21,18 +22,29 @@ const CheckResult = Type.Object({
   })),
   toolCalls: Type.Array(Type.Object({ name: Type.String(), ...Position, exists: Type.Boolean(), enabled: Type.Boolean(), permitted: Type.Boolean() }), { description: 'Every callTool whose tool name is a literal' }),
   dynamicToolCalls: Type.Integer({ minimum: 0, description: 'Uses of callTool whose tool name is known only when the script runs' })
-})
+}, { $id: 'ScriptCheck' })
 
 const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   // Per instance, like the worker threads the checks use.
   const checkSlots = new CheckSlots()
   fastify.post('/execute', {
     schema: {
-      tags: ['execution'],
-      summary: 'Run a script in the caller\'s isolate; 200 also when the script failed',
+      operationId: 'runScript',
+      tags: ['scripts'],
+      summary: 'Run a script and wait for its result',
+      description: 'Runs the script in an isolate of the caller\'s tenant and answers its ExecutionResult: 200 also when the script failed (`success: false`, `error`). With `Accept: text/event-stream` or `application/x-ndjson` the answer streams the run\'s ExecutionEvents instead, numbered as GET /api/executions/{id}/events numbers them, ending with `final` (which holds the result); a client that leaves cancels the run. A refusal (413, 429) or error before the run starts is always a plain JSON answer, whatever Accept asked for.',
       body: ExecutionRequestBodySchema,
-      produces: ['application/json', 'text/event-stream', 'application/x-ndjson'],
-      response: { 200: ExecutionResultSchema, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 429: RefusalBodySchema, 503: ErrorBody }
+      response: {
+        200: {
+          description: 'The run\'s result (JSON), or its events as they happen (event stream, NDJSON)',
+          content: { 'application/json': { schema: ExecutionResultSchema }, ...EVENT_STREAM_CONTENT },
+          headers: rl
+        },
+        ...errors([400, 401]),
+        413: json('The script is over the tier\'s maxCodeSizeKB (CODE_TOO_LARGE), or the body over BODY_LIMIT_BYTES (BODY_TOO_LARGE)', RefusalBodySchema),
+        429: json('Over the per-minute rate limit, the daily execution quota or the concurrency limit: retry after Retry-After seconds', RefusalBodySchema, { ...RETRY_AFTER, ...rl }),
+        ...errors([503])
+      }
     }
   }, async (request, reply) => {
     const executionId = newExecutionId()
@@ -77,10 +89,19 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/execute/check', {
     schema: {
-      tags: ['execution'],
-      summary: 'Pre-flight check: parse and check a script as a run would, and look up its literal tool calls; runs nothing, consumes no quota (but counts against the request rate and the tier\'s check bounds)',
+      operationId: 'checkScript',
+      tags: ['scripts'],
+      summary: 'Check a script without running it',
+      description: 'Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier\'s check bounds (checks in flight, TypeScript size, parse time).',
       body: CheckBody,
-      response: { 200: CheckResult, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody }
+      response: {
+        200: json('What a run would refuse, and the tools the script calls', CheckResult, rl),
+        ...errors([400, 401]),
+        413: json('The script is over the tier\'s maxCodeSizeKB (CODE_TOO_LARGE), a TypeScript script over the tier\'s check size (CHECK_TOO_LARGE), or the body over BODY_LIMIT_BYTES', RefusalBodySchema),
+        ...errors([422], { 422: 'The check took longer than the tier allows and was stopped (CHECK_TIMEOUT)' }),
+        ...errors([429], { 429: 'Over the per-minute request rate (RATE_LIMITED), or the tenant already has its tier\'s checks in flight (CHECK_LIMIT_EXCEEDED): retry after Retry-After seconds' }),
+        ...errors([503])
+      }
     }
   }, async (request, reply) => {
     const { tenantId, permissions, quotas } = request.tenant

@@ -1,9 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody, ServiceError } from '../../services/errors/index.ts'
+import { ServiceError } from '../../services/errors/index.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
-import { StreamEventSchema, type StreamEvent } from '../../schemas/execution-event.ts'
+import { EVENT_STREAM_CONTENT, type StreamEvent } from '../../schemas/execution-event.ts'
+import { errors, json, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schemas/responses.ts'
 import { follow, followIfAllowed } from '../../services/executions/event-log.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { eventStreamLimit, OpenStreams } from '../../services/executions/open-streams.ts'
@@ -11,23 +12,26 @@ import { ExecutionRequestBodySchema, RefusalBodySchema, refusalAnswer } from '..
 import { BeforeCursor, ExecutionIdParams, PageLimit } from '../../schemas/paging.ts'
 import { listFilterOf } from '../../services/executions/list-filter.ts'
 
+const NOT_FOUND = 'No execution with this id in the caller\'s tenant (NOT_FOUND); an id that is no UUID included'
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
 const PAGE_DEFAULT = 50
 
 const SubmitHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'The same key from the same tenant within 24 h returns the first execution; with a different body, 422 IDEMPOTENCY_KEY_REUSED' }))
 })
-const Submitted = Type.Object({ executionId: Type.String({ format: 'uuid' }), status: Type.Enum(STATUSES) })
+const Status = Type.Enum(STATUSES, { $id: 'ExecutionStatus' })
+const Submitted = Type.Object({ executionId: Type.String({ format: 'uuid' }), status: Status }, { $id: 'SubmittedExecution' })
 const ExecutionView = Type.Object({
   executionId: Type.String({ format: 'uuid' }),
-  status: Type.Enum(STATUSES),
+  status: Status,
   submittedAt: Type.String({ format: 'date-time' }),
   startedAt: Type.Optional(Type.String({ format: 'date-time' })),
   finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
   result: Type.Optional(ExecutionResultSchema)
-})
+}, { $id: 'Execution', description: 'A queued run: its status, and its result once finished' })
+const ExecutionPage = Type.Object({ executions: Type.Array(ExecutionView), nextBefore: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `before` for the next page; null on the last one' }) }, { $id: 'ExecutionPage' })
 const ListQuery = Type.Object({
-  status: Type.Optional(Type.String({ description: `Only runs in this status: ${STATUSES.join(', ')}` })),
+  status: Type.Optional(Status),
   from: Type.Optional(Type.String({ description: 'Only runs submitted at or after this ISO date (midnight UTC) or date-time' })),
   to: Type.Optional(Type.String({ description: 'Only runs submitted before this ISO date-time, or on or before this ISO date' })),
   code: Type.Optional(Type.String({ description: 'Only finished runs with this outcome: OK (succeeded) or an execution error code (TIMEOUT, CANCELLED...)' })),
@@ -38,7 +42,7 @@ const EventsQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0
 const EventsHeaders = Type.Object({ 'last-event-id': Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })) })
 const EventStream = {
   description: 'Events until `final`: text/event-stream (`id: <seq>` then `data: <event>`), or one JSON event per line with Accept: application/x-ndjson',
-  content: { 'text/event-stream': { schema: StreamEventSchema }, 'application/x-ndjson': { schema: StreamEventSchema } }
+  content: EVENT_STREAM_CONTENT
 }
 
 const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -54,11 +58,20 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/executions', {
     schema: {
+      operationId: 'submitExecution',
       tags: ['executions'],
-      summary: 'Queue a run; watch it with /events, read its result with GET, stop it with DELETE',
+      summary: 'Queue a run',
+      description: 'Queues the script and answers at once with its execution id: follow it with streamExecutionEvents, read its result with getExecution, stop it with cancelExecution. The same Idempotency-Key from the same tenant within 24 h answers the first execution again.',
       body: ExecutionRequestBodySchema,
       headers: SubmitHeaders,
-      response: { 202: Submitted, 400: ErrorBody, 401: ErrorBody, 413: RefusalBodySchema, 422: ErrorBody, 429: RefusalBodySchema, 503: ErrorBody }
+      response: {
+        202: json('Queued', Submitted, { location: Type.String({ description: 'The execution: /api/executions/{executionId}' }), ...rl }),
+        ...errors([400, 401]),
+        ...errors([422], { 422: 'The Idempotency-Key was used with a different body in the last 24 hours (IDEMPOTENCY_KEY_REUSED): send a new key' }),
+        413: json('The script is over the tier\'s maxCodeSizeKB (CODE_TOO_LARGE), or the body over BODY_LIMIT_BYTES (BODY_TOO_LARGE)', RefusalBodySchema),
+        429: json('Over the per-minute rate limit, the daily execution quota or the queue bound: retry after Retry-After seconds', RefusalBodySchema, { ...RETRY_AFTER, ...rl }),
+        ...errors([503])
+      }
     }
   }, async (request, reply) => {
     const outcome = await fastify.executions.submit(request.tenant, request.body, request.headers['idempotency-key'])
@@ -75,10 +88,12 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/executions', {
     schema: {
+      operationId: 'listExecutions',
       tags: ['executions'],
-      summary: 'The caller\'s tenant\'s executions, newest first; filtered by status, submittedAt range and outcome code',
+      summary: 'List executions',
+      description: 'The caller\'s tenant\'s queued runs, newest first, a page at a time (pass `nextBefore` as `before`), optionally filtered by status, submission date range (`from`, `to`) and outcome (`code`).',
       querystring: ListQuery,
-      response: { 200: Type.Object({ executions: Type.Array(ExecutionView), nextBefore: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorBody, 401: ErrorBody, 503: ErrorBody }
+      response: { 200: json('A page of executions, newest first', ExecutionPage, rl), ...errors([400, 401, 429, 503]) }
     }
   }, async (request) => {
     // The schema refuses a malformed before or limit with 400 (a cursor that is no UUID
@@ -93,10 +108,12 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     // An id that is no UUID names no execution: the schema checks it, and the answer is a 404.
     attachValidation: true,
     schema: {
+      operationId: 'getExecution',
       tags: ['executions'],
-      summary: 'An execution\'s status, and its result once finished',
+      summary: 'Get an execution',
+      description: 'An execution\'s status, and its result once finished.',
       params: ExecutionIdParams,
-      response: { 200: ExecutionView, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody }
+      response: { 200: json('The execution', ExecutionView, rl), ...errors([401, 404, 429, 503], { 404: NOT_FOUND }) }
     }
   }, async (request) => {
     const view = await fastify.executions.get(request.tenant.tenantId, executionIdOf(request))
@@ -108,13 +125,19 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     // An id that is no UUID names no execution: the schema checks it, and the answer is a 404.
     attachValidation: true,
     schema: {
+      operationId: 'streamExecutionEvents',
       tags: ['executions'],
-      summary: 'The execution\'s events, live, until `final`; resumes after Last-Event-ID or ?after',
+      summary: 'Follow an execution\'s events',
+      description: 'The execution\'s ExecutionEvents, from the first or after Last-Event-ID / `after`, live until `final`. Error answers (401, 404, 429, 503) are JSON ErrorBody, whatever Accept asked for.',
       params: ExecutionIdParams,
       querystring: EventsQuery,
       headers: EventsHeaders,
-      produces: ['text/event-stream', 'application/x-ndjson'],
-      response: { 200: EventStream, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: RefusalBodySchema, 503: ErrorBody }
+      response: {
+        200: { ...EventStream, headers: rl },
+        ...errors([400, 401, 404], { 404: NOT_FOUND }),
+        429: json('Over the per-minute rate limit (Retry-After), or the tenant holds its limit of open event streams on this instance (`limit`)', RefusalBodySchema, { ...RETRY_AFTER, ...rl }),
+        ...errors([503])
+      }
     }
   }, async (request, reply) => {
     const executionId = executionIdOf(request)
@@ -170,10 +193,15 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     // An id that is no UUID names no execution: the schema checks it, and the answer is a 404.
     attachValidation: true,
     schema: {
+      operationId: 'cancelExecution',
       tags: ['executions'],
-      summary: 'Cancel a queued or running execution: it ends within 100 ms with CANCELLED',
+      summary: 'Cancel an execution',
+      description: 'Cancels a queued or running execution: it ends within 100 ms with the CANCELLED error.',
       params: ExecutionIdParams,
-      response: { 202: Type.Object({ executionId: Type.String({ format: 'uuid' }) }), 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody }
+      response: {
+        202: json('Cancelling', Type.Object({ executionId: Type.String({ format: 'uuid' }) }, { $id: 'CancelledExecution' }), rl),
+        ...errors([401, 404, 409, 429, 503], { 404: NOT_FOUND, 409: 'The execution has already finished (EXECUTION_FINISHED)' })
+      }
     }
   }, async (request, reply) => {
     const executionId = executionIdOf(request)

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { errors, json, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schemas/responses.ts'
 import { Compile } from 'typebox/compile'
 import { ErrorBody, formatMessage, ServiceError } from '../../services/errors/index.ts'
 import { enclaveError } from '../../services/enclave/index.ts'
@@ -15,18 +16,18 @@ const FrameSchema = Type.Object({
   counter: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Strictly increasing per direction, from 0; bytes 4-11 of the nonce' }),
   ciphertext: Base64url('AES-256-GCM ciphertext then its 16-byte tag')
 }, { additionalProperties: false })
-const Encrypted = Type.Object({ frame: FrameSchema }, { additionalProperties: false })
+const Encrypted = Type.Object({ frame: FrameSchema }, { $id: 'EncryptedFrame', description: 'One sealed frame of an encrypted session', additionalProperties: false })
 
 const OpenBody = Type.Object({
   clientPublicKey: Base64url('The client\'s ephemeral P-256 key: an uncompressed point (65 bytes)', { maxLength: 128 })
-}, { additionalProperties: false })
+}, { $id: 'SessionOpenRequest', additionalProperties: false })
 const Opened = Type.Object({
   sessionId: Type.String(),
   serverPublicKey: Base64url('The server\'s ephemeral P-256 key: an uncompressed point'),
   signature: Base64url('ES256 (r ‖ s, 64 bytes) by the identity key over sessionId (UTF-8) ‖ clientPublicKey ‖ serverPublicKey'),
   kid: Type.String({ description: 'The identity key that signed, as in /.well-known/jwks.json' }),
   expiresAt: Type.String({ format: 'date-time' })
-})
+}, { $id: 'SessionOpened' })
 const SessionParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-z]{1,11}\\.[A-Za-z0-9_-]{22}$' }) })
 
 // The plaintext of a client frame: an /api/execute body, checked by the same schema.
@@ -47,10 +48,12 @@ function parseJson (bytes: Buffer): { ok: true, value: unknown } | { ok: false }
 const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/sessions', {
     schema: {
-      tags: ['execution'],
-      summary: 'Open an encrypted session: ephemeral ECDH, signed by the identity key',
+      operationId: 'openSession',
+      tags: ['sessions'],
+      summary: 'Open an encrypted session',
+      description: 'Ephemeral ECDH (P-256): the answer holds the server\'s key, signed by the identity key of /.well-known/enclave-session.json.',
       body: OpenBody,
-      response: { 201: Opened, 400: ErrorBody, 401: ErrorBody, 503: ErrorBody }
+      response: { 201: json('The session is open', Opened, rl), ...errors([400, 401, 429, 503]) }
     }
   }, async (request, reply) => {
     const opened = await fastify.sessions.open(request.tenant, request.body.clientPublicKey)
@@ -59,25 +62,29 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/sessions/:id/execute', {
     schema: {
-      tags: ['execution'],
-      summary: 'Run a script sent as an encrypted frame; the result (or a refusal) comes back as one, or as a stream of them',
-      description: 'With `Accept: text/event-stream` or `application/x-ndjson` the answer streams the events streaming POST /api/execute sends, each sealed as one `{frame}` (SSE event or NDJSON line), the last being `final`; a refusal before the run is the same answer as without streaming.',
+      operationId: 'runSessionScript',
+      tags: ['sessions'],
+      summary: 'Run a script sent as an encrypted frame',
+      description: 'The frame\'s plaintext is a runScript body; the result (or a refusal) comes back sealed as one frame. With `Accept: text/event-stream` or `application/x-ndjson` the answer streams the events streaming POST /api/execute sends, each sealed as one `{frame}` (SSE event or NDJSON line), the last being `final`; a refusal before the run is the same answer as without streaming.',
       params: SessionParams,
       body: Encrypted,
-      produces: ['application/json', 'text/event-stream', 'application/x-ndjson'],
       // Encrypted answers keep the status they would have in the clear (200, 400 bad body, 413,
       // 429); the session's own refusals (400 DECRYPTION_FAILED, 403, 404, 409, 410) are clear.
       response: {
-        200: Encrypted,
-        400: Type.Union([Encrypted, ErrorBody]),
-        401: ErrorBody,
-        403: ErrorBody,
-        404: ErrorBody,
-        409: ErrorBody,
-        410: ErrorBody,
-        413: Type.Union([Encrypted, ErrorBody]),
-        429: Type.Union([Encrypted, ErrorBody]),
-        503: ErrorBody
+        200: {
+          description: 'The sealed ExecutionResult (JSON), or the sealed events as they happen: each SSE event or NDJSON line is one EncryptedFrame',
+          content: { 'application/json': { schema: Encrypted }, 'text/event-stream': { schema: Encrypted }, 'application/x-ndjson': { schema: Encrypted } },
+          headers: rl
+        },
+        400: json('A sealed ErrorBody (the plaintext is no runScript body), or a clear one: the frame does not decrypt (DECRYPTION_FAILED) or does not match its schema', Type.Union([Encrypted, ErrorBody])),
+        ...errors([401]),
+        403: json('The session belongs to another user (FORBIDDEN)', ErrorBody),
+        404: json('No such session (SESSION_NOT_FOUND)', ErrorBody),
+        409: json('The frame\'s counter is not the next one: a replay or a frame lost', ErrorBody),
+        410: json('The session has expired', ErrorBody),
+        413: json('A sealed Refusal (the script is over maxCodeSizeKB), or a clear ErrorBody (the body is over BODY_LIMIT_BYTES)', Type.Union([Encrypted, ErrorBody])),
+        429: json('A sealed Refusal (a quota or limit), or a clear ErrorBody (the per-minute rate limit): retry after Retry-After seconds', Type.Union([Encrypted, ErrorBody]), { ...RETRY_AFTER, ...rl }),
+        ...errors([503])
       }
     }
   }, async (request, reply) => {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors/index.ts'
+import { empty, errors, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { ToolDeclarationCache } from '../../services/code-mode/tool-declarations.ts'
 
 /** Whether an If-None-Match header names this ETag (a list, weak forms, or `*`). */
@@ -17,14 +17,19 @@ const toolDeclarationRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/tools.d.ts', {
     schema: {
-      tags: ['execution'],
-      summary: 'TypeScript declarations of the tools this caller may call (permitted and enabled), for an LLM\'s prompt or a type check',
-      produces: ['text/plain'],
+      operationId: 'getToolDeclarations',
+      tags: ['tools'],
+      summary: 'TypeScript declarations of the callable tools',
+      description: 'A global declaration file for the tools this caller may call (permitted and enabled): one callTool overload per tool, and console, for an LLM\'s prompt or a type check. Send the ETag back as If-None-Match to get a 304 while nothing changed.',
+      headers: Type.Object({ 'if-none-match': Type.Optional(Type.String({ description: 'The ETag of the declarations the caller holds' })) }),
       response: {
-        200: Type.String({ description: 'A global declaration file: one callTool overload per callable tool, and console' }),
-        304: Type.Null({ description: 'If-None-Match named the current ETag' }),
-        401: ErrorBody,
-        503: ErrorBody
+        200: {
+          description: 'The declarations',
+          content: { 'text/plain': { schema: Type.String({ description: 'A TypeScript declaration file' }) } },
+          headers: { etag: Type.String({ description: 'Names these declarations; send it as If-None-Match' }), ...rl }
+        },
+        304: empty('If-None-Match named the current ETag: the caller\'s copy is current', { etag: Type.String({ description: 'The current ETag' }) }),
+        ...errors([401, 429, 503])
       }
     }
   }, async (request, reply) => {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors/index.ts'
+import { errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { ToolRateLimitSchema } from '../../services/tools/tool-settings.ts'
 import { matchesSearch, searchWords } from '../../services/code-mode/tool-search.ts'
 
@@ -12,7 +12,7 @@ const Tool = Type.Object({
   enabled: Type.Boolean({ description: 'Enabled in this tenant\'s registry' }),
   permitted: Type.Boolean({ description: 'The caller\'s token carries tool:<name>' }),
   rateLimit: Type.Union([ToolRateLimitSchema, Type.Null()])
-})
+}, { $id: 'Tool', description: 'A tool a script can call with callTool(name, args)' })
 
 const ToolsQuery = Type.Object({
   search: Type.Optional(Type.String({ maxLength: 500, description: 'Words (space-separated, case-insensitive) that must all appear in the tool\'s name or description' }))
@@ -21,10 +21,12 @@ const ToolsQuery = Type.Object({
 const toolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/tools', {
     schema: {
-      tags: ['execution'],
-      summary: 'The tools a script can call, with this tenant\'s settings and the caller\'s permissions',
+      operationId: 'listTools',
+      tags: ['tools'],
+      summary: 'List tools',
+      description: 'The tools a script can call, with this tenant\'s settings and the caller\'s permissions; `search` filters by words in the name or description.',
       querystring: ToolsQuery,
-      response: { 200: Type.Object({ tools: Type.Array(Tool) }), 400: ErrorBody, 401: ErrorBody, 503: ErrorBody }
+      response: { 200: json('The tools', Type.Object({ tools: Type.Array(Tool) }, { $id: 'ToolList' }), rl), ...errors([400, 401, 429, 503]) }
     }
   }, async (request) => {
     const { tenantId, permissions } = request.tenant

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorBody } from '../../services/errors/index.ts'
+import { errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { readUsage } from '../../services/quotas/usage.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import { readUsageHistory } from '../../services/audit/usage-history.ts'
@@ -15,7 +15,7 @@ const Usage = Type.Object({
   quotas: TenantQuotasSchema,
   periodStart: Type.String({ format: 'date-time' }),
   periodEnd: Type.String({ format: 'date-time', description: 'When the daily counters reset' })
-})
+}, { $id: 'Usage' })
 
 const UsageHistoryQuery = Type.Object({
   days: Type.Optional(Type.Integer({ minimum: 1, maximum: 90, default: 30, description: 'How many UTC days, today included' }))
@@ -28,24 +28,28 @@ const UsageHistory = Type.Object({
     failures: Type.Integer({ description: 'Executions that did not succeed' }),
     toolCalls: Type.Integer(),
     p50DurationMs: Type.Integer({ description: 'Median execution duration; 0 on a day without runs' })
-  }), { description: 'Oldest first, one entry per day, days without runs as zeros' })
-})
+  }, { $id: 'UsageDay' }), { description: 'Oldest first, one entry per day, days without runs as zeros' })
+}, { $id: 'UsageHistory' })
 
 const usageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/usage', {
     schema: {
-      tags: ['execution'],
-      summary: 'The caller\'s usage for the current UTC day, with its quotas',
-      response: { 200: Usage, 401: ErrorBody, 503: ErrorBody }
+      operationId: 'getUsage',
+      tags: ['usage'],
+      summary: 'Today\'s usage and quotas',
+      description: 'The caller\'s tenant\'s executions, tool calls and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset.',
+      response: { 200: json('Usage for the current UTC day', Usage, rl), ...errors([401, 429, 503]) }
     }
   }, async (request) => await readUsage(fastify.store, request.tenant))
 
   fastify.get('/usage/history', {
     schema: {
-      tags: ['execution'],
-      summary: 'The caller\'s executions, failures, tool calls and median duration per UTC day, from the audit log',
+      operationId: 'getUsageHistory',
+      tags: ['usage'],
+      summary: 'Usage per UTC day',
+      description: 'The caller\'s tenant\'s executions, failures, tool calls and median duration per UTC day, from the audit log, oldest first.',
       querystring: UsageHistoryQuery,
-      response: { 200: UsageHistory, 400: ErrorBody, 401: ErrorBody, 503: ErrorBody }
+      response: { 200: json('One entry per day, days without runs as zeros', UsageHistory, rl), ...errors([400, 401, 429, 503]) }
     }
   }, async (request) => {
     // The validator converts types but applies no defaults (routes/api/audit.ts does the same).

@@ -18,7 +18,7 @@ export const ExecutionRequestBodySchema = Type.Object({
   code: ScriptCode,
   language: Type.Optional(ScriptLanguage),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_REQUESTED_TIMEOUT_MS, description: 'May lower the tier\'s maxExecutionDurationMs, never raise it' }))
-}, { additionalProperties: false })
+}, { $id: 'ExecutionRequest', additionalProperties: false })
 export type ExecutionRequestBody = Static<typeof ExecutionRequestBodySchema>
 
 /**
@@ -31,7 +31,7 @@ export const RefusalBodySchema = Type.Object({
   message: Type.Optional(Type.String()),
   limit: Type.Optional(Type.Integer({ description: 'The limit that refused it: maxCodeSizeKB, the concurrency, the daily quota or the queue bound' })),
   reset: Type.Optional(Type.String({ format: 'date-time', description: 'When the daily quota resets (UTC midnight)' }))
-})
+}, { $id: 'Refusal', description: 'A run refused before it started: too large, over a quota or limit, or the queue full' })
 export type RefusalBody = Static<typeof RefusalBodySchema>
 
 /**

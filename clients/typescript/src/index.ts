@@ -1,17 +1,29 @@
-// A small typed client for tenant-enclave. The types come from the service's OpenAPI document
-// (src/schema.ts, generated); requests go through openapi-fetch, except the event stream, which
-// is read line by line and resumed after a dropped connection.
-import createClient from 'openapi-fetch'
-import type { paths } from './schema.ts'
-import type { StreamEvent } from './session.ts'
+// A small typed client for tenant-enclave on the code @hey-api/openapi-ts generates from the
+// service's OpenAPI document (src/generated/, committed; scripts/generate.ts): its types and its
+// one function per operation. The helpers below add what a generated client does not: errors
+// thrown as EnclaveError, and the event stream read line by line and resumed after a dropped
+// connection.
+import { createClient, type Client } from './generated/client/index.ts'
+import {
+  cancelExecution, checkScript, getExecution, getExecutionAudit, getUsage, getUsageHistory, listAudit, listExecutions,
+  listTools, runScript, submitExecution
+} from './generated/sdk.gen.ts'
+import type {
+  AuditPage, ErrorBody, Execution, ExecutionAudit, ExecutionEvent, ExecutionPage, ExecutionRequest, ExecutionResult,
+  ExecutionStatus, Refusal, ScriptCheck, SubmittedExecution, Tool, Usage, UsageHistory
+} from './generated/types.gen.ts'
 
-export type { paths }
-export type ExecutionResult = paths['/api/execute']['post']['responses'][200]['content']['application/json']
-export type Execution = paths['/api/executions/{id}']['get']['responses'][200]['content']['application/json']
-export type ExecutionStatus = Execution['status']
+// Every shape and operation of the API, as generated: `import { type Usage, getUsage } from ...`.
+export type * from './generated/types.gen.ts'
+export * from './generated/sdk.gen.ts'
+export { createClient, type Client } from './generated/client/index.ts'
+export type {
+  AuditPage, ErrorBody, Execution, ExecutionAudit, ExecutionEvent, ExecutionPage, ExecutionResult, ExecutionStatus,
+  Refusal, ScriptCheck, SubmittedExecution, Tool, Usage, UsageHistory
+}
 
-// One event shape for the clear streams and the sealed ones: declared once, in session.ts.
-export type { StreamEvent } from './session.ts'
+/** One event of a run, told apart by `type`: `event.type === 'final'` makes `event.data.result` an ExecutionResult. */
+export type StreamEvent = ExecutionEvent
 
 export interface ClientOptions {
   /** The service's origin, e.g. http://127.0.0.1:3000 */
@@ -22,22 +34,34 @@ export interface ClientOptions {
 }
 
 export interface RunOptions {
-  language?: 'javascript' | 'typescript'
+  language?: ExecutionRequest['language']
   timeoutMs?: number
 }
 
-/** A refusal or failure from the service: its status and body ({error, code, ...}). */
+/** A refusal or failure from the service: its status and body (an ErrorBody or a Refusal). */
 export class EnclaveError extends Error {
   readonly status: number
-  readonly body: unknown
+  readonly body: ErrorBody | Refusal | undefined
 
   constructor (status: number, body: unknown) {
     const b = body as { error?: unknown, code?: unknown } | undefined
     super(`${status} ${typeof b?.error === 'string' ? b.error : 'request failed'}${typeof b?.code === 'string' ? ` (${b.code})` : ''}`)
     this.name = 'EnclaveError'
     this.status = status
-    this.body = body
+    this.body = typeof b?.code === 'string' ? body as ErrorBody | Refusal : undefined
   }
+
+  /** The service's error code (ErrorBody.code, or a Refusal's). */
+  get code (): string | undefined {
+    return this.body?.code
+  }
+}
+
+/** What a generated call answers: its data, or an EnclaveError with the status and typed body. */
+async function ok<T> (call: Promise<{ data?: T, error?: unknown, response?: Response }>): Promise<T> {
+  const { data, error, response } = await call
+  if (data === undefined || error !== undefined) throw new EnclaveError(response?.status ?? 0, error)
+  return data
 }
 
 const RETRY_MIN_MS = 100
@@ -48,9 +72,9 @@ export function createEnclaveClient (options: ClientOptions) {
   const fetchFn = options.fetch ?? globalThis.fetch
   const baseUrl = options.baseUrl.replace(/\/$/, '')
   const authorization = `Bearer ${options.token}`
-  const api = createClient<paths>({ baseUrl, headers: { authorization }, fetch: fetchFn })
+  const client: Client = createClient({ baseUrl, headers: { authorization }, fetch: fetchFn })
 
-  function body (code: string, run: RunOptions): { code: string, language?: 'javascript' | 'typescript', timeoutMs?: number } {
+  function body (code: string, run: RunOptions): ExecutionRequest {
     return { code, ...(run.language !== undefined ? { language: run.language } : {}), ...(run.timeoutMs !== undefined ? { timeoutMs: run.timeoutMs } : {}) }
   }
 
@@ -91,38 +115,39 @@ export function createEnclaveClient (options: ClientOptions) {
   }
 
   return {
-    /** The openapi-fetch client, for every other route. */
-    api,
+    /** The generated client, set up with the base URL and token: pass it as `{ client }` to any generated operation. */
+    client,
 
-    /** Runs a script and waits for its result (POST /api/execute). */
+    /** Runs a script and waits for its result (runScript). */
     async execute (code: string, run: RunOptions = {}): Promise<ExecutionResult> {
-      const { data, error, response } = await api.POST('/api/execute', { body: body(code, run) })
-      if (data === undefined) throw new EnclaveError(response.status, error)
-      return data
+      return await ok(runScript({ client, body: body(code, run) }))
     },
 
-    /** Queues a run (POST /api/executions); the same idempotency key within 24 h returns the first. */
-    async submit (code: string, run: RunOptions & { idempotencyKey?: string } = {}): Promise<{ executionId: string, status: ExecutionStatus }> {
-      const { data, error, response } = await api.POST('/api/executions', {
-        body: body(code, run),
-        params: { header: run.idempotencyKey !== undefined ? { 'idempotency-key': run.idempotencyKey } : {} }
-      })
-      if (data === undefined) throw new EnclaveError(response.status, error)
-      return data
+    /** Checks a script without running it (checkScript). */
+    async check (code: string, run: Pick<RunOptions, 'language'> = {}): Promise<ScriptCheck> {
+      return await ok(checkScript({ client, body: { code, ...(run.language !== undefined ? { language: run.language } : {}) } }))
+    },
+
+    /** Queues a run (submitExecution); the same idempotency key within 24 h returns the first. */
+    async submit (code: string, run: RunOptions & { idempotencyKey?: string } = {}): Promise<SubmittedExecution> {
+      return await ok(submitExecution({ client, body: body(code, run), ...(run.idempotencyKey !== undefined ? { headers: { 'idempotency-key': run.idempotencyKey } } : {}) }))
     },
 
     async get (executionId: string): Promise<Execution> {
-      const { data, error, response } = await api.GET('/api/executions/{id}', { params: { path: { id: executionId } } })
-      if (data === undefined) throw new EnclaveError(response.status, error)
-      return data
+      return await ok(getExecution({ client, path: { id: executionId } }))
+    },
+
+    /** A page of the tenant's executions, newest first (listExecutions); pass `nextBefore` as `before`. */
+    async list (query: { status?: ExecutionStatus, limit?: number, before?: string } = {}): Promise<ExecutionPage> {
+      return await ok(listExecutions({ client, query }))
     },
 
     /** Cancels a run: true when it is being cancelled, false when it had already finished. */
     async cancel (executionId: string): Promise<boolean> {
-      const { error, response } = await api.DELETE('/api/executions/{id}', { params: { path: { id: executionId } } })
-      if (response.status === 202) return true
-      if (response.status === 409) return false
-      throw new EnclaveError(response.status, error)
+      const { error, response } = await cancelExecution({ client, path: { id: executionId } })
+      if (response?.status === 202) return true
+      if (response?.status === 409) return false
+      throw new EnclaveError(response?.status ?? 0, error)
     },
 
     events,
@@ -130,9 +155,34 @@ export function createEnclaveClient (options: ClientOptions) {
     /** Follows a run to its end and returns its result. */
     async wait (executionId: string, opts: { signal?: AbortSignal } = {}): Promise<ExecutionResult> {
       for await (const event of events(executionId, opts)) {
-        if (event.type === 'final') return (event.data as { result: ExecutionResult }).result
+        if (event.type === 'final') return event.data.result
       }
       throw new Error('the event stream ended without a result')
+    },
+
+    /** Today's usage and quotas (getUsage). */
+    async usage (): Promise<Usage> {
+      return await ok(getUsage({ client }))
+    },
+
+    /** Usage per UTC day, oldest first (getUsageHistory). */
+    async usageHistory (days?: number): Promise<UsageHistory> {
+      return await ok(getUsageHistory({ client, query: days !== undefined ? { days } : {} }))
+    },
+
+    /** A page of audit entries, newest first (listAudit); pass `nextBefore` as `before`. */
+    async audit (query: { limit?: number, before?: string } = {}): Promise<AuditPage> {
+      return await ok(listAudit({ client, query }))
+    },
+
+    /** One execution's audit entry and its tool calls (getExecutionAudit). */
+    async executionAudit (executionId: string): Promise<ExecutionAudit> {
+      return await ok(getExecutionAudit({ client, path: { executionId } }))
+    },
+
+    /** The tools a script can call (listTools), optionally filtered by words. */
+    async tools (search?: string): Promise<Tool[]> {
+      return (await ok(listTools({ client, query: search !== undefined ? { search } : {} }))).tools
     }
   }
 }
@@ -144,6 +194,7 @@ async function pause (attempt: number): Promise<void> {
 }
 
 async function * lines (res: Response): AsyncGenerator<StreamEvent> {
+  // The service's own NDJSON: one ExecutionEvent per line.
   if (res.body === null) return
   const decoder = new TextDecoder()
   let buffer = ''

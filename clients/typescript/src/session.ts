@@ -1,5 +1,5 @@
 // Encrypted sessions, client side (docs/api.md "Encrypted sessions"): Web Crypto and fetch only, no
-// imports, so it runs unchanged in browsers and in Node 20 or later.
+// runtime imports (types only), so it runs unchanged in browsers and in Node 20 or later.
 //
 //   const session = await openSession({ baseUrl, token, pinnedThumbprint })
 //   const result = await session.execute('return 1 + 1')   // an ExecutionResult
@@ -9,31 +9,21 @@
 // before the handshake's signature by that key checks out: a relay that answers with its own keys
 // is refused. The service itself decrypts to run the code.
 
+// The shapes come from the code generated from the service's OpenAPI document (types only, erased).
+import type { ExecutionEvent, ExecutionResult } from './generated/types.gen.ts'
+export type { ExecutionEvent, ExecutionResult }
+
 export const PROTOCOL = 'tenant-enclave/v1'
 const C2S = 0
 const S2C = 1
-
-export interface ExecutionResult {
-  executionId: string
-  success: boolean
-  value?: unknown
-  error?: { name: string, code: string, message: string }
-  logs: Array<{ level: string, message: string }>
-  stats: { duration: number, toolCallCount: number, memoryUsage?: number, cpuTime?: number }
-}
 
 export interface Frame {
   counter: number
   ciphertext: string
 }
 
-/** One event of a run, as the clear streams send it (the package's `events()` yields the same). */
-export interface StreamEvent {
-  seq: number
-  type: 'queued' | 'started' | 'log' | 'tool_call' | 'tool_result' | 'heartbeat' | 'final'
-  at: string
-  data: Record<string, unknown>
-}
+/** One event of a run, told apart by `type` (the package's `events()` yields the same). */
+export type StreamEvent = ExecutionEvent
 
 const EVENT_TYPES = new Set(['queued', 'started', 'log', 'tool_call', 'tool_result', 'heartbeat', 'final'])
 

@@ -59,7 +59,9 @@ test('events() resumes after a dropped connection: every event once, in order', 
   assert.ok(eventRequests >= 2, 'it reconnected')
   assert.deepEqual(seen.map((e) => e.seq), seen.map((_e, i) => i + 1))
   assert.deepEqual(seen.map((e) => e.type), ['queued', 'started', 'log', 'log', 'log', 'log', 'log', 'final'])
-  assert.equal((seen.at(-1)!.data.result as { value: unknown }).value, 'done')
+  const last = seen.at(-1)
+  // The union narrows on `type`: the result needs no cast.
+  assert.equal(last?.type === 'final' ? last.data.result.value : undefined, 'done')
 })
 
 test('cancel a running execution; a finished one cannot be cancelled; refusals throw EnclaveError', async () => {
@@ -71,4 +73,21 @@ test('cancel a running execution; a finished one cannot be cancelled; refusals t
   assert.equal(result.error?.code, 'CANCELLED')
   assert.equal(await client.cancel(executionId), false)
   await assert.rejects(client.get('00000000-0000-4000-8000-000000000000'), (err: unknown) => err instanceof EnclaveError && err.status === 404)
+})
+
+test('usage, audit and the list of executions', async () => {
+  const client = createEnclaveClient({ baseUrl, token: token('client-d') })
+  const { executionId } = await client.submit('return 3')
+  assert.equal((await client.wait(executionId)).value, 3)
+  assert.ok((await client.usage()).executions >= 1)
+  assert.equal((await client.usageHistory(7)).days.length, 7)
+  assert.ok((await client.list({ limit: 5 })).executions.some((e) => e.executionId === executionId))
+  let entries = (await client.audit({ limit: 10 })).entries
+  for (let i = 0; i < 50 && !entries.some((e) => e.executionId === executionId); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    entries = (await client.audit({ limit: 10 })).entries
+  }
+  assert.ok(entries.some((e) => e.executionId === executionId), 'audited')
+  assert.equal((await client.executionAudit(executionId)).entry.executionId, executionId)
+  await assert.rejects(client.executionAudit('no-such-execution'), (err: unknown) => err instanceof EnclaveError && err.status === 404 && err.code === 'NOT_FOUND')
 })
