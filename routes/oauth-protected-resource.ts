@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { json } from '../schemas/responses.ts'
+import { errors, json } from '../schemas/responses.ts'
 import { listSetting, type Config } from '../plugins/config.ts'
 
 const ProtectedResource = Type.Object({
@@ -30,7 +30,7 @@ const oauthProtectedResourceRoutes: FastifyPluginAsyncTypebox = async (fastify) 
         summary: 'Protected resource metadata of /mcp',
         description: 'RFC 9728: the authorization servers that issue /mcp\'s bearer tokens (MCP_AUTHORIZATION_SERVERS). Also served at the path-suffixed form MCP clients try first.',
         security: [],
-        response: { 200: json('The metadata document', ProtectedResource) }
+        response: { 200: json('The metadata document', ProtectedResource), ...errors([429]) }
       }
     }, async (request, reply) => {
       void reply.header('cache-control', 'public, max-age=300').header('access-control-allow-origin', '*')

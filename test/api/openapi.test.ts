@@ -47,7 +47,7 @@ t.test('the OpenAPI document', async (t) => {
       for (const [status, response] of Object.entries(op.responses)) {
         t.not(response.description, 'Default Response', `${where} ${status} says what it means`)
       }
-      const needsToken = path.startsWith('/api/') || path.startsWith('/admin/')
+      const needsToken = path.startsWith('/api/') || path.startsWith('/admin/') || path === '/mcp'
       if (needsToken) t.same(op.security, [{ bearerAuth: [] }], `${where} needs the token`)
       else if (path !== '/metrics') t.same(op.security, [], `${where} is public, and says so`)
       // Every route but the probes and /metrics goes through the per-tenant rate limit.
