@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { withAppRole } from '../db/with-app-role.ts'
 import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
 import { TtlCache } from '../ttl-cache.ts'
 import { quotasFor, type QuotaOverrides, type TenantQuotas, type Tier } from './tiers.ts'
@@ -37,13 +37,6 @@ export interface TenantPage {
   nextAfter: string | null
 }
 
-/**
- * The key the list's transactions take in the per-tenant connection cap and set as their
- * tenant: parentheses are not allowed in a tenant id, so it is no tenant's and matches no row
- * under tenant_isolation; the rows come from the tenant_directory policy alone.
- */
-const DIRECTORY_SCOPE = '(tenant-directory)'
-
 /** `%`, `_` and `\` match themselves in the search, not as LIKE wildcards. */
 function likePattern (search: string): string {
   return `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
@@ -77,8 +70,7 @@ export class TenantDirectory {
    * every row to SELECT and nothing more. Only the admin route calls it.
    */
   async list (query: TenantListQuery): Promise<TenantPage> {
-    const rows = await withTenant(this.db, DIRECTORY_SCOPE, async (trx) => {
-      await sql`select set_config('app.tenant_directory', 'on', true)`.execute(trx)
+    const rows = await withAppRole(this.db, async (trx) => {
       let select = trx.selectFrom('tenants').select(['tenant_id', 'name', 'tier', 'created_at'])
       const search = query.search?.trim() ?? ''
       if (search !== '') {
@@ -88,7 +80,7 @@ export class TenantDirectory {
       if (query.after !== undefined) select = select.where('tenant_id', '>', query.after)
       // One more than asked: whether there is a next page.
       return await select.orderBy('tenant_id').limit(query.limit + 1).execute()
-    })
+    }, { 'app.tenant_directory': 'on' })
     const page = rows.slice(0, query.limit)
     return {
       tenants: page.map((row) => ({ tenantId: row.tenant_id, name: row.name, tier: row.tier, createdAt: new Date(row.created_at).toISOString() })),

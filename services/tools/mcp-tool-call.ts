@@ -13,12 +13,12 @@ const CAUSES: Record<string, string> = {
   UND_ERR_CONNECT_TIMEOUT: 'connection timed out'
 }
 
-/** The code of the first error in a cause chain that has one. */
-function causeCode (err: unknown): unknown {
+/** The first error in a cause chain that has a code, and its code. */
+function causeWithCode (err: unknown): { code: unknown, message: string } | undefined {
   let current: unknown = err
   for (let i = 0; i < 5 && current instanceof Error; i++) {
     const code = (current as { code?: unknown }).code
-    if (code !== undefined) return code
+    if (code !== undefined) return { code, message: current.message }
     current = current.cause
   }
   return undefined
@@ -59,9 +59,11 @@ export async function callMcpTool (
     if (call.runEnded?.aborted === true) throw new HttpToolError('the run ended before the upstream answered')
     const cause = err instanceof Error && err.cause instanceof HttpToolError ? err.cause : undefined
     if (cause !== undefined) throw cause
-    const code = causeCode(err)
+    const found = causeWithCode(err)
+    const code = found?.code
     if (typeof code === 'number' && code >= 300 && code < 600) throw new HttpToolError(`upstream answered ${code}`, code)
-    if (code === 'ELINKLOCAL') throw new HttpToolError('refused address (link-local)')
+    // The address guard refused what the server's name resolved to: its message says which and why.
+    if (code === 'EREFUSEDADDRESS') throw new HttpToolError(found?.message ?? 'refused address')
     throw new HttpToolError(typeof code === 'string' && CAUSES[code] !== undefined ? CAUSES[code] : 'the MCP server failed to answer')
   } finally {
     clearTimeout(timer)

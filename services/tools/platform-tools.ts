@@ -1,8 +1,8 @@
-import { sql, type Transaction } from 'kysely'
+import { sql } from 'kysely'
 import type { TSchema } from 'typebox'
 import type { AppDatabase } from '../db/with-tenant.ts'
-import type { Database } from '../db/schema.ts'
 import { ServiceError } from '../errors/index.ts'
+import { withAppRole } from '../db/with-app-role.ts'
 import { schemaProblem, withoutCodeKeywords } from './schema-validation.ts'
 import type { HttpMethod, HttpToolSpec, ToolDefinition } from './tool-definition.ts'
 
@@ -109,19 +109,6 @@ export function checkPlatformTool (
   }
 }
 
-type Trx = Transaction<Database>
-
-/**
- * platform_tools is global: no tenant is set, and the transaction runs as the app role like
- * every tenant transaction (PGlite's session user is a superuser).
- */
-async function asAppRole<T> (db: AppDatabase, fn: (trx: Trx) => Promise<T>): Promise<T> {
-  return await db.kysely.transaction().execute(async (trx) => {
-    await sql`select set_config('role', ${db.appRole}, true)`.execute(trx)
-    return await fn(trx)
-  })
-}
-
 const COLUMNS = ['name', 'description', 'args_schema', 'result_schema', 'http', 'default_enabled', 'version', 'created_at', 'updated_at'] as const
 
 function toTool (row: { name: string, description: string, args_schema: Record<string, unknown>, result_schema: Record<string, unknown> | null, http: unknown, default_enabled: boolean, version: number, created_at: Date, updated_at: Date }): PlatformTool {
@@ -139,12 +126,12 @@ function toTool (row: { name: string, description: string, args_schema: Record<s
 }
 
 export async function listPlatformTools (db: AppDatabase): Promise<PlatformTool[]> {
-  const rows = await asAppRole(db, async (trx) => await trx.selectFrom('platform_tools').select(COLUMNS).orderBy('name').execute())
+  const rows = await withAppRole(db, async (trx) => await trx.selectFrom('platform_tools').select(COLUMNS).orderBy('name').execute())
   return rows.map(toTool)
 }
 
 export async function getPlatformTool (db: AppDatabase, name: string): Promise<PlatformTool | undefined> {
-  const row = await asAppRole(db, async (trx) => await trx.selectFrom('platform_tools').select(COLUMNS).where('name', '=', name).executeTakeFirst())
+  const row = await withAppRole(db, async (trx) => await trx.selectFrom('platform_tools').select(COLUMNS).where('name', '=', name).executeTakeFirst())
   return row === undefined ? undefined : toTool(row)
 }
 
@@ -157,7 +144,7 @@ export async function putPlatformTool (db: AppDatabase, tool: Omit<PlatformTool,
     default_enabled: tool.defaultEnabled,
     updated_at: new Date()
   }
-  const row = await asAppRole(db, async (trx) => await trx.insertInto('platform_tools')
+  const row = await withAppRole(db, async (trx) => await trx.insertInto('platform_tools')
     .values({ name: tool.name, ...values })
     .onConflict((oc) => oc.column('name').doUpdateSet({ ...values, version: sql`platform_tools.version + 1` }))
     .returning(COLUMNS)
@@ -166,7 +153,7 @@ export async function putPlatformTool (db: AppDatabase, tool: Omit<PlatformTool,
 }
 
 export async function deletePlatformTool (db: AppDatabase, name: string): Promise<boolean> {
-  const result = await asAppRole(db, async (trx) => await trx.deleteFrom('platform_tools').where('name', '=', name).executeTakeFirst())
+  const result = await withAppRole(db, async (trx) => await trx.deleteFrom('platform_tools').where('name', '=', name).executeTakeFirst())
   return result.numDeletedRows > 0n
 }
 

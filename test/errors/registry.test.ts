@@ -52,7 +52,7 @@ function sources (dir: string): string[] {
 const INTERNAL_CODES = new Set([
   'STORE_UNAVAILABLE', // StoreUnavailableError: DEPENDENCY_UNAVAILABLE
   'DATABASE_UNAVAILABLE', // DatabaseUnavailableError: DEPENDENCY_UNAVAILABLE
-  'ELINKLOCAL', // an HTTP tool's refused address: TOOL_ERROR
+  'EREFUSEDADDRESS', // the upstream address guard's refusal inside undici's connect: TOOL_ERROR
   'ALLOCATION_FAILED', // the isolate's alarm: MEMORY_LIMIT_EXCEEDED
   'OK' // not an error: a tool_result event's code for a call that succeeded
 ])
