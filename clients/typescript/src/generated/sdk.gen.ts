@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.ts';
 import type { Client, ClientMeta, Options as Options2, RequestResult, ServerSentEventsResult, TDataShape } from './client/index.ts';
-import type { CancelExecutionData, CancelExecutionErrors, CancelExecutionResponses, CheckScriptData, CheckScriptErrors, CheckScriptResponses, DeletePlatformToolData, DeletePlatformToolErrors, DeletePlatformToolResponses, DeleteTenantToolSettingData, DeleteTenantToolSettingErrors, DeleteTenantToolSettingResponses, GetExecutionAuditData, GetExecutionAuditErrors, GetExecutionAuditResponses, GetExecutionData, GetExecutionErrors, GetExecutionResponses, GetHealthData, GetHealthResponses, GetJwksData, GetJwksErrors, GetJwksResponses, GetMetricsData, GetMetricsErrors, GetMetricsResponses, GetPlatformToolData, GetPlatformToolErrors, GetPlatformToolResponses, GetReadinessData, GetReadinessErrors, GetReadinessResponses, GetSessionInfoData, GetSessionInfoErrors, GetSessionInfoResponses, GetTenantData, GetTenantErrors, GetTenantResponses, GetToolDeclarationsData, GetToolDeclarationsErrors, GetToolDeclarationsResponses, GetUsageData, GetUsageErrors, GetUsageHistoryData, GetUsageHistoryErrors, GetUsageHistoryResponses, GetUsageResponses, ImportPlatformToolsData, ImportPlatformToolsErrors, ImportPlatformToolsResponses, ListAuditData, ListAuditErrors, ListAuditResponses, ListExecutionsData, ListExecutionsErrors, ListExecutionsResponses, ListPlatformToolsData, ListPlatformToolsErrors, ListPlatformToolsResponses, ListTenantsData, ListTenantsErrors, ListTenantsResponses, ListToolsData, ListToolsErrors, ListToolsResponses, OpenSessionData, OpenSessionErrors, OpenSessionResponses, PutPlatformToolData, PutPlatformToolErrors, PutPlatformToolResponses, PutTenantData, PutTenantErrors, PutTenantResponses, PutTenantToolSettingData, PutTenantToolSettingErrors, PutTenantToolSettingResponses, RunScriptData, RunScriptErrors, RunScriptResponses, RunSessionScriptData, RunSessionScriptErrors, RunSessionScriptResponses, StreamExecutionEventsData, StreamExecutionEventsErrors, StreamExecutionEventsResponse, StreamExecutionEventsResponses, SubmitExecutionData, SubmitExecutionErrors, SubmitExecutionResponses } from './types.gen.ts';
+import type { CancelExecutionData, CancelExecutionErrors, CancelExecutionResponses, CheckScriptData, CheckScriptErrors, CheckScriptResponses, DeleteMcpServerData, DeleteMcpServerErrors, DeleteMcpServerResponses, DeletePlatformToolData, DeletePlatformToolErrors, DeletePlatformToolResponses, DeleteTenantToolSettingData, DeleteTenantToolSettingErrors, DeleteTenantToolSettingResponses, GetExecutionAuditData, GetExecutionAuditErrors, GetExecutionAuditResponses, GetExecutionData, GetExecutionErrors, GetExecutionResponses, GetHealthData, GetHealthResponses, GetJwksData, GetJwksErrors, GetJwksResponses, GetMcpProtectedResourceMetadataData, GetMcpProtectedResourceMetadataErrors, GetMcpProtectedResourceMetadataResponses, GetMetricsData, GetMetricsErrors, GetMetricsResponses, GetPlatformToolData, GetPlatformToolErrors, GetPlatformToolResponses, GetProtectedResourceMetadataData, GetProtectedResourceMetadataErrors, GetProtectedResourceMetadataResponses, GetReadinessData, GetReadinessErrors, GetReadinessResponses, GetSessionInfoData, GetSessionInfoErrors, GetSessionInfoResponses, GetTenantData, GetTenantErrors, GetTenantResponses, GetToolDeclarationsData, GetToolDeclarationsErrors, GetToolDeclarationsResponses, GetUsageData, GetUsageErrors, GetUsageHistoryData, GetUsageHistoryErrors, GetUsageHistoryResponses, GetUsageResponses, ImportPlatformToolsData, ImportPlatformToolsErrors, ImportPlatformToolsResponses, ListAuditData, ListAuditErrors, ListAuditResponses, ListExecutionsData, ListExecutionsErrors, ListExecutionsResponses, ListMcpServersData, ListMcpServersErrors, ListMcpServersResponses, ListPlatformToolsData, ListPlatformToolsErrors, ListPlatformToolsResponses, ListTenantsData, ListTenantsErrors, ListTenantsResponses, ListToolsData, ListToolsErrors, ListToolsResponses, McpRequestData, McpRequestErrors, McpRequestResponses, OpenSessionData, OpenSessionErrors, OpenSessionResponses, PutPlatformToolData, PutPlatformToolErrors, PutPlatformToolResponses, PutTenantData, PutTenantErrors, PutTenantResponses, PutTenantToolSettingData, PutTenantToolSettingErrors, PutTenantToolSettingResponses, RefreshMcpServerData, RefreshMcpServerErrors, RefreshMcpServerResponses, RegisterMcpServerData, RegisterMcpServerErrors, RegisterMcpServerResponses, RunScriptData, RunScriptErrors, RunScriptResponses, RunSessionScriptData, RunSessionScriptErrors, RunSessionScriptResponses, StreamExecutionEventsData, StreamExecutionEventsErrors, StreamExecutionEventsResponse, StreamExecutionEventsResponses, SubmitExecutionData, SubmitExecutionErrors, SubmitExecutionResponses } from './types.gen.ts';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -64,7 +64,7 @@ export const runScript = <ThrowOnError extends boolean = false>(options: Options
 /**
  * Check a script without running it
  *
- * Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota.
+ * Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier's check bounds (checks in flight, TypeScript size, parse time).
  */
 export const checkScript = <ThrowOnError extends boolean = false>(options: Options<CheckScriptData, ThrowOnError>): RequestResult<CheckScriptResponses, CheckScriptErrors, ThrowOnError> => (options.client ?? client).post<CheckScriptResponses, CheckScriptErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
@@ -145,7 +145,7 @@ export const getExecutionAudit = <ThrowOnError extends boolean = false>(options:
 /**
  * List executions
  *
- * The caller's tenant's queued runs, newest first, a page at a time (pass `nextBefore` as `before`), optionally only those in one status.
+ * The caller's tenant's queued runs, newest first, a page at a time (pass `nextBefore` as `before`), optionally filtered by status, submission date range (`from`, `to`) and outcome (`code`).
  */
 export const listExecutions = <ThrowOnError extends boolean = false>(options?: Options<ListExecutionsData, ThrowOnError>): RequestResult<ListExecutionsResponses, ListExecutionsErrors, ThrowOnError> => (options?.client ?? client).get<ListExecutionsResponses, ListExecutionsErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
@@ -323,7 +323,7 @@ export const importPlatformTools = <ThrowOnError extends boolean = false>(option
 /**
  * Delete a platform tool
  *
- * Deletes a platform tool: calls to it fail with UNKNOWN_TOOL on every instance.
+ * Deletes a platform tool: calls to it fail with TOOL_NOT_FOUND on every instance.
  */
 export const deletePlatformTool = <ThrowOnError extends boolean = false>(options: Options<DeletePlatformToolData, ThrowOnError>): RequestResult<DeletePlatformToolResponses, DeletePlatformToolErrors, ThrowOnError> => (options.client ?? client).delete<DeletePlatformToolResponses, DeletePlatformToolErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
@@ -358,8 +358,81 @@ export const putPlatformTool = <ThrowOnError extends boolean = false>(options: O
 });
 
 /**
+ * List remote MCP servers
+ *
+ * The registered remote MCP servers and their tools (header names only, never their values).
+ */
+export const listMcpServers = <ThrowOnError extends boolean = false>(options?: Options<ListMcpServersData, ThrowOnError>): RequestResult<ListMcpServersResponses, ListMcpServersErrors, ThrowOnError> => (options?.client ?? client).get<ListMcpServersResponses, ListMcpServersErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/admin/mcp-servers',
+    ...options
+});
+
+/**
+ * Register or update a remote MCP server
+ *
+ * Reads the server's tools/list and stores each tool as the platform tool `<prefix>:<tool>`; registering the same name again refreshes it and drops the tools it no longer lists.
+ */
+export const registerMcpServer = <ThrowOnError extends boolean = false>(options: Options<RegisterMcpServerData, ThrowOnError>): RequestResult<RegisterMcpServerResponses, RegisterMcpServerErrors, ThrowOnError> => (options.client ?? client).post<RegisterMcpServerResponses, RegisterMcpServerErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/admin/mcp-servers',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Refresh a remote MCP server's tools
+ *
+ * Reads the server's tools/list again now (a timer does it every MCP_UPSTREAM_REFRESH_MS).
+ */
+export const refreshMcpServer = <ThrowOnError extends boolean = false>(options: Options<RefreshMcpServerData, ThrowOnError>): RequestResult<RefreshMcpServerResponses, RefreshMcpServerErrors, ThrowOnError> => (options.client ?? client).post<RefreshMcpServerResponses, RefreshMcpServerErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/admin/mcp-servers/{name}/refresh',
+    ...options
+});
+
+/**
+ * Unregister a remote MCP server
+ *
+ * Deletes the server and its tools: calls to them fail with TOOL_NOT_FOUND on every instance.
+ */
+export const deleteMcpServer = <ThrowOnError extends boolean = false>(options: Options<DeleteMcpServerData, ThrowOnError>): RequestResult<DeleteMcpServerResponses, DeleteMcpServerErrors, ThrowOnError> => (options.client ?? client).delete<DeleteMcpServerResponses, DeleteMcpServerErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/admin/mcp-servers/{name}',
+    ...options
+});
+
+/**
  * The encrypted sessions' identity key
  *
  * The identity key that signs session openings, its thumbprint (pin it) and the algorithms of the session protocol. Public.
  */
 export const getSessionInfo = <ThrowOnError extends boolean = false>(options?: Options<GetSessionInfoData, ThrowOnError>): RequestResult<GetSessionInfoResponses, GetSessionInfoErrors, ThrowOnError> => (options?.client ?? client).get<GetSessionInfoResponses, GetSessionInfoErrors, ThrowOnError>({ url: '/.well-known/enclave-session.json', ...options });
+
+/**
+ * Send one MCP message
+ *
+ * MCP Streamable HTTP (revision 2025-11-25), stateless: one JSON-RPC message per POST, answered with an SSE stream (notifications, then the result) or JSON; a notification gets 202. Tools: search_tools, describe_tools, check_script, execute_script. A 401 names the protected resource metadata in WWW-Authenticate.
+ */
+export const mcpRequest = <ThrowOnError extends boolean = false>(options?: Options<McpRequestData, ThrowOnError>): RequestResult<McpRequestResponses, McpRequestErrors, ThrowOnError> => (options?.client ?? client).post<McpRequestResponses, McpRequestErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/mcp',
+    ...options
+});
+
+/**
+ * Protected resource metadata of /mcp
+ *
+ * RFC 9728: the authorization servers that issue /mcp's bearer tokens (MCP_AUTHORIZATION_SERVERS). Also served at the path-suffixed form MCP clients try first.
+ */
+export const getProtectedResourceMetadata = <ThrowOnError extends boolean = false>(options?: Options<GetProtectedResourceMetadataData, ThrowOnError>): RequestResult<GetProtectedResourceMetadataResponses, GetProtectedResourceMetadataErrors, ThrowOnError> => (options?.client ?? client).get<GetProtectedResourceMetadataResponses, GetProtectedResourceMetadataErrors, ThrowOnError>({ url: '/.well-known/oauth-protected-resource', ...options });
+
+/**
+ * Protected resource metadata of /mcp
+ *
+ * RFC 9728: the authorization servers that issue /mcp's bearer tokens (MCP_AUTHORIZATION_SERVERS). Also served at the path-suffixed form MCP clients try first.
+ */
+export const getMcpProtectedResourceMetadata = <ThrowOnError extends boolean = false>(options?: Options<GetMcpProtectedResourceMetadataData, ThrowOnError>): RequestResult<GetMcpProtectedResourceMetadataResponses, GetMcpProtectedResourceMetadataErrors, ThrowOnError> => (options?.client ?? client).get<GetMcpProtectedResourceMetadataResponses, GetMcpProtectedResourceMetadataErrors, ThrowOnError>({ url: '/.well-known/oauth-protected-resource/mcp', ...options });

@@ -34,7 +34,7 @@ export type ErrorBody = {
     /**
      * Stable machine-readable code (docs/api.md lists them)
      */
-    code: 'UNAUTHORIZED' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'INTERNAL_ERROR';
+    code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'INTERNAL_ERROR';
     message?: string;
     [key: string]: unknown;
 };
@@ -122,7 +122,7 @@ export type ScriptCheck = {
      */
     ok: boolean;
     errors: Array<{
-        code: 'VALIDATION_ERROR' | 'UNKNOWN_TOOL' | 'TOOL_DISABLED' | 'PERMISSION_DENIED';
+        code: 'VALIDATION_ERROR' | 'TOOL_NOT_FOUND' | 'TOOL_DISABLED' | 'PERMISSION_DENIED';
         message: string;
         line: number;
         column: number;
@@ -386,6 +386,26 @@ export type PlatformTool = {
     updatedAt: string;
 };
 
+export type McpServerSync = {
+    name: string;
+    /**
+     * The platform tools it now has
+     */
+    tools: Array<string>;
+    /**
+     * Tools it no longer lists, deleted
+     */
+    removed: Array<string>;
+    skipped: Array<{
+        tool: string;
+        reason: string;
+    }>;
+};
+
+export type McpServerList = {
+    servers: Array<McpServer>;
+};
+
 export type SessionInfo = {
     /**
      * The identity key's kid in /.well-known/jwks.json
@@ -414,6 +434,14 @@ export type SessionInfo = {
 };
 
 /**
+ * A JSON-RPC 2.0 message (MCP)
+ */
+export type JsonRpcMessage = {
+    jsonrpc: '2.0';
+    [key: string]: unknown;
+};
+
+/**
  * Why the script failed
  */
 export type ExecutionError = {
@@ -425,7 +453,7 @@ export type ExecutionError = {
 /**
  * Why a run failed (the error registry's execution codes)
  */
-export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'UNKNOWN_TOOL' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'CANCELLED';
+export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
 
 /**
  * One console call of the script
@@ -626,7 +654,10 @@ export type AuditEntry = {
     id: string;
     executionId: string;
     userId: string;
-    action: 'code_execution' | 'execution_refused';
+    /**
+     * mcp.execute: a run started by execute_script over /mcp; counted like code_execution
+     */
+    action: 'code_execution' | 'execution_refused' | 'mcp.execute';
     codeSha256: string | null;
     success: boolean;
     errorCode: string | null;
@@ -657,6 +688,14 @@ export type AuditToolCall = {
 };
 
 export type ExecutionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export type McpServer = {
+    name: string;
+    url: string;
+    prefix: string;
+    tools: Array<string>;
+    headerNames: Array<string>;
+};
 
 export type GetHealthData = {
     body?: never;
@@ -758,11 +797,11 @@ export type RunScriptData = {
 
 export type RunScriptErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -799,19 +838,23 @@ export type CheckScriptData = {
 
 export type CheckScriptErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
-     * The script is over the tier's maxCodeSizeKB (CODE_TOO_LARGE), or the body over BODY_LIMIT_BYTES
+     * The script is over the tier's maxCodeSizeKB (CODE_TOO_LARGE), a TypeScript script over the tier's check size (CHECK_TOO_LARGE), or the body over BODY_LIMIT_BYTES
      */
     413: Refusal;
     /**
-     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     * The check took longer than the tier allows and was stopped (CHECK_TIMEOUT)
+     */
+    422: ErrorBody;
+    /**
+     * Over the per-minute request rate (RATE_LIMITED), or the tenant already has its tier's checks in flight (CHECK_LIMIT_EXCEEDED): retry after Retry-After seconds
      */
     429: ErrorBody;
     /**
@@ -840,7 +883,7 @@ export type GetUsageData = {
 
 export type GetUsageErrors = {
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -878,11 +921,11 @@ export type GetUsageHistoryData = {
 
 export type GetUsageHistoryErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -920,11 +963,11 @@ export type ListToolsData = {
 
 export type ListToolsErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -963,7 +1006,7 @@ export type GetToolDeclarationsData = {
 
 export type GetToolDeclarationsErrors = {
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1002,11 +1045,11 @@ export type ListAuditData = {
 
 export type ListAuditErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1041,11 +1084,11 @@ export type GetExecutionAuditData = {
 
 export type GetExecutionAuditErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1078,6 +1121,18 @@ export type ListExecutionsData = {
     path?: never;
     query?: {
         status?: ExecutionStatus;
+        /**
+         * Only runs submitted at or after this ISO date (midnight UTC) or date-time
+         */
+        from?: string;
+        /**
+         * Only runs submitted before this ISO date-time, or on or before this ISO date
+         */
+        to?: string;
+        /**
+         * Only finished runs with this outcome: OK (succeeded) or an execution error code (TIMEOUT, CANCELLED...)
+         */
+        code?: string;
         limit?: number;
         /**
          * nextBefore of the previous page (an execution id)
@@ -1089,11 +1144,11 @@ export type ListExecutionsData = {
 
 export type ListExecutionsErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1121,7 +1176,7 @@ export type SubmitExecutionData = {
     body: ExecutionRequest;
     headers?: {
         /**
-         * The same key from the same tenant within 24 h returns the first execution
+         * The same key from the same tenant within 24 h returns the first execution; with a different body, 422 IDEMPOTENCY_KEY_REUSED
          */
         'idempotency-key'?: string;
     };
@@ -1132,17 +1187,21 @@ export type SubmitExecutionData = {
 
 export type SubmitExecutionErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
      * The script is over the tier's maxCodeSizeKB (CODE_TOO_LARGE), or the body over BODY_LIMIT_BYTES (BODY_TOO_LARGE)
      */
     413: Refusal;
+    /**
+     * The Idempotency-Key was used with a different body in the last 24 hours (IDEMPOTENCY_KEY_REUSED): send a new key
+     */
+    422: ErrorBody;
     /**
      * Over the per-minute rate limit, the daily execution quota or the queue bound: retry after Retry-After seconds
      */
@@ -1178,7 +1237,7 @@ export type CancelExecutionData = {
 
 export type CancelExecutionErrors = {
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1224,7 +1283,7 @@ export type GetExecutionData = {
 
 export type GetExecutionErrors = {
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1274,11 +1333,11 @@ export type StreamExecutionEventsData = {
 
 export type StreamExecutionEventsErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1315,11 +1374,11 @@ export type OpenSessionData = {
 
 export type OpenSessionErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1375,12 +1434,12 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1421,7 +1480,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
@@ -1447,7 +1506,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
@@ -1487,11 +1546,11 @@ export type ListTenantsData = {
 
 export type ListTenantsErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1530,11 +1589,11 @@ export type GetTenantData = {
 
 export type GetTenantErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1573,11 +1632,11 @@ export type PutTenantData = {
 
 export type PutTenantErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1617,11 +1676,11 @@ export type DeleteTenantToolSettingData = {
 
 export type DeleteTenantToolSettingErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1674,11 +1733,11 @@ export type PutTenantToolSettingData = {
 
 export type PutTenantToolSettingErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1719,7 +1778,7 @@ export type ListPlatformToolsData = {
 
 export type ListPlatformToolsErrors = {
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1776,11 +1835,11 @@ export type ImportPlatformToolsData = {
 
 export type ImportPlatformToolsErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1819,11 +1878,11 @@ export type DeletePlatformToolData = {
 
 export type DeletePlatformToolErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1866,11 +1925,11 @@ export type GetPlatformToolData = {
 
 export type GetPlatformToolErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1954,11 +2013,11 @@ export type PutPlatformToolData = {
 
 export type PutPlatformToolErrors = {
     /**
-     * The request does not match its schema (VALIDATION_ERROR) or is otherwise malformed
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
      */
     400: ErrorBody;
     /**
-     * No bearer token, or one that does not verify (UNAUTHORIZED, INVALID_TOKEN). Always a JSON ErrorBody, also when the request asked for an event stream
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
     /**
@@ -1986,6 +2045,218 @@ export type PutPlatformToolResponses = {
 
 export type PutPlatformToolResponse = PutPlatformToolResponses[keyof PutPlatformToolResponses];
 
+export type ListMcpServersData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/admin/mcp-servers';
+};
+
+export type ListMcpServersErrors = {
+    /**
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
+     */
+    401: ErrorBody;
+    /**
+     * The token lacks the permission this route needs (FORBIDDEN)
+     */
+    403: ErrorBody;
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+    /**
+     * PostgreSQL or Redis does not answer, or the instance is shutting down (DEPENDENCY_UNAVAILABLE): retry later
+     */
+    503: ErrorBody;
+};
+
+export type ListMcpServersError = ListMcpServersErrors[keyof ListMcpServersErrors];
+
+export type ListMcpServersResponses = {
+    /**
+     * The servers
+     */
+    200: McpServerList;
+};
+
+export type ListMcpServersResponse = ListMcpServersResponses[keyof ListMcpServersResponses];
+
+export type RegisterMcpServerData = {
+    body: {
+        name: string;
+        /**
+         * The server's Streamable HTTP endpoint (e.g. https://notes.example.com/mcp); its origin must be in TOOL_UPSTREAMS
+         */
+        url: string;
+        /**
+         * Its tools become <prefix>:<tool>
+         */
+        prefix: string;
+        /**
+         * Static headers sent with every request (an API key, say); Authorization is always the tenant assertion
+         */
+        headers?: {
+            [key: string]: string;
+        };
+        /**
+         * Whether tenants with no setting may use its tools; default false
+         */
+        defaultEnabled?: boolean;
+        /**
+         * Per call; default 10000
+         */
+        timeoutMs?: number;
+        /**
+         * Default 1024
+         */
+        maxResponseKB?: number;
+    };
+    path?: never;
+    query?: never;
+    url: '/admin/mcp-servers';
+};
+
+export type RegisterMcpServerErrors = {
+    /**
+     * The body does not match its schema, or the URL is refused (MCP_SERVER_REFUSED)
+     */
+    400: ErrorBody;
+    /**
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
+     */
+    401: ErrorBody;
+    /**
+     * The token lacks the permission this route needs (FORBIDDEN)
+     */
+    403: ErrorBody;
+    /**
+     * The prefix is taken by another server (MCP_SERVER_CONFLICT)
+     */
+    409: ErrorBody;
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+    /**
+     * The server could not be reached or did not answer as MCP (MCP_SERVER_UNREACHABLE)
+     */
+    502: ErrorBody;
+    /**
+     * PostgreSQL or Redis does not answer, or the instance is shutting down (DEPENDENCY_UNAVAILABLE): retry later
+     */
+    503: ErrorBody;
+};
+
+export type RegisterMcpServerError = RegisterMcpServerErrors[keyof RegisterMcpServerErrors];
+
+export type RegisterMcpServerResponses = {
+    /**
+     * The tools stored, removed and skipped
+     */
+    200: McpServerSync;
+};
+
+export type RegisterMcpServerResponse = RegisterMcpServerResponses[keyof RegisterMcpServerResponses];
+
+export type RefreshMcpServerData = {
+    body?: never;
+    path: {
+        name: string;
+    };
+    query?: never;
+    url: '/admin/mcp-servers/{name}/refresh';
+};
+
+export type RefreshMcpServerErrors = {
+    /**
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
+     */
+    400: ErrorBody;
+    /**
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
+     */
+    401: ErrorBody;
+    /**
+     * The token lacks the permission this route needs (FORBIDDEN)
+     */
+    403: ErrorBody;
+    /**
+     * No server by that name (MCP_SERVER_NOT_FOUND)
+     */
+    404: ErrorBody;
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+    /**
+     * The server could not be reached or did not answer as MCP (MCP_SERVER_UNREACHABLE)
+     */
+    502: ErrorBody;
+    /**
+     * PostgreSQL or Redis does not answer, or the instance is shutting down (DEPENDENCY_UNAVAILABLE): retry later
+     */
+    503: ErrorBody;
+};
+
+export type RefreshMcpServerError = RefreshMcpServerErrors[keyof RefreshMcpServerErrors];
+
+export type RefreshMcpServerResponses = {
+    /**
+     * The tools stored, removed and skipped
+     */
+    200: McpServerSync;
+};
+
+export type RefreshMcpServerResponse = RefreshMcpServerResponses[keyof RefreshMcpServerResponses];
+
+export type DeleteMcpServerData = {
+    body?: never;
+    path: {
+        name: string;
+    };
+    query?: never;
+    url: '/admin/mcp-servers/{name}';
+};
+
+export type DeleteMcpServerErrors = {
+    /**
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
+     */
+    400: ErrorBody;
+    /**
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
+     */
+    401: ErrorBody;
+    /**
+     * The token lacks the permission this route needs (FORBIDDEN)
+     */
+    403: ErrorBody;
+    /**
+     * No server by that name (MCP_SERVER_NOT_FOUND)
+     */
+    404: ErrorBody;
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+    /**
+     * PostgreSQL or Redis does not answer, or the instance is shutting down (DEPENDENCY_UNAVAILABLE): retry later
+     */
+    503: ErrorBody;
+};
+
+export type DeleteMcpServerError = DeleteMcpServerErrors[keyof DeleteMcpServerErrors];
+
+export type DeleteMcpServerResponses = {
+    /**
+     * Unregistered
+     */
+    204: void;
+};
+
+export type DeleteMcpServerResponse = DeleteMcpServerResponses[keyof DeleteMcpServerResponses];
+
 export type GetSessionInfoData = {
     body?: never;
     path?: never;
@@ -2010,3 +2281,114 @@ export type GetSessionInfoResponses = {
 };
 
 export type GetSessionInfoResponse = GetSessionInfoResponses[keyof GetSessionInfoResponses];
+
+export type McpRequestData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/mcp';
+};
+
+export type McpRequestErrors = {
+    /**
+     * No bearer token, or one that does not verify: WWW-Authenticate names resource_metadata
+     */
+    401: ErrorBody;
+    /**
+     * The Origin header is not in MCP_ALLOWED_ORIGINS (ORIGIN_NOT_ALLOWED)
+     */
+    403: ErrorBody;
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+    /**
+     * PostgreSQL or Redis does not answer, or the instance is shutting down (DEPENDENCY_UNAVAILABLE): retry later
+     */
+    503: ErrorBody;
+};
+
+export type McpRequestError = McpRequestErrors[keyof McpRequestErrors];
+
+export type McpRequestResponses = {
+    /**
+     * The answer: an SSE stream of JSON-RPC messages (log and progress notifications, then the response), or one JSON-RPC response
+     */
+    200: JsonRpcMessage;
+    /**
+     * A notification was accepted
+     */
+    202: unknown;
+};
+
+export type McpRequestResponse = McpRequestResponses[keyof McpRequestResponses];
+
+export type GetProtectedResourceMetadataData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/.well-known/oauth-protected-resource';
+};
+
+export type GetProtectedResourceMetadataErrors = {
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+};
+
+export type GetProtectedResourceMetadataError = GetProtectedResourceMetadataErrors[keyof GetProtectedResourceMetadataErrors];
+
+export type GetProtectedResourceMetadataResponses = {
+    /**
+     * The metadata document
+     */
+    200: {
+        /**
+         * The MCP endpoint's URL
+         */
+        resource: string;
+        /**
+         * MCP_AUTHORIZATION_SERVERS
+         */
+        authorization_servers: Array<string>;
+        bearer_methods_supported: Array<string>;
+    };
+};
+
+export type GetProtectedResourceMetadataResponse = GetProtectedResourceMetadataResponses[keyof GetProtectedResourceMetadataResponses];
+
+export type GetMcpProtectedResourceMetadataData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/.well-known/oauth-protected-resource/mcp';
+};
+
+export type GetMcpProtectedResourceMetadataErrors = {
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+};
+
+export type GetMcpProtectedResourceMetadataError = GetMcpProtectedResourceMetadataErrors[keyof GetMcpProtectedResourceMetadataErrors];
+
+export type GetMcpProtectedResourceMetadataResponses = {
+    /**
+     * The metadata document
+     */
+    200: {
+        /**
+         * The MCP endpoint's URL
+         */
+        resource: string;
+        /**
+         * MCP_AUTHORIZATION_SERVERS
+         */
+        authorization_servers: Array<string>;
+        bearer_methods_supported: Array<string>;
+    };
+};
+
+export type GetMcpProtectedResourceMetadataResponse = GetMcpProtectedResourceMetadataResponses[keyof GetMcpProtectedResourceMetadataResponses];
