@@ -32,7 +32,7 @@ module.exports = {
     {
       name: 'enclave-runner-not-host',
       severity: 'error',
-      comment: 'Code of the runner child never loads the supervisor: they meet in protocol/ and shared/.',
+      comment: 'Code of the runner child never loads the supervisor: they meet in protocol/ and common/.',
       from: { path: '^services/enclave/runner/' },
       to: { path: '^services/enclave/(host/|index[.]ts$)' }
     },
@@ -44,10 +44,10 @@ module.exports = {
       to: { path: '^services/enclave/runner/' }
     },
     {
-      name: 'enclave-protocol-and-shared-stand-alone',
+      name: 'enclave-protocol-and-common-stand-alone',
       severity: 'error',
-      comment: 'protocol/ and shared/ are what both sides use: they import neither side.',
-      from: { path: '^services/enclave/(protocol|shared)/' },
+      comment: 'protocol/ and common/ are what both sides use: they import neither side.',
+      from: { path: '^services/enclave/(protocol|common)/' },
       to: { path: '^services/enclave/(host/|runner/|index[.]ts$)' }
     },
     {

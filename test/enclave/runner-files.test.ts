@@ -15,7 +15,7 @@ const isRoot = process.getuid?.() === 0
 
 t.test('the runner\'s modules and packages are found from its entry', async (t) => {
   const { modules, packages } = runnerModules(ENTRY)
-  for (const file of ['runner/runner-main.ts', 'runner/isolate-run.ts', 'runner/isolate-pool.ts', 'protocol/line-channel.ts', 'shared/ast-check.ts']) {
+  for (const file of ['runner/runner-main.ts', 'runner/isolate-run.ts', 'runner/isolate-pool.ts', 'protocol/line-channel.ts', 'common/ast-check.ts']) {
     t.ok(modules.includes(join(ROOT, 'services/enclave', file)), file)
   }
   t.ok(modules.includes(join(ROOT, 'schemas/execution-result.ts')), 'a module outside services/enclave')

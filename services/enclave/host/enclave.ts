@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { availableParallelism } from 'node:os'
 import { CpuFairness } from './cpu-fairness.ts'
-import { cancelledError, enclaveError, timeoutError } from '../shared/errors.ts'
+import { cancelledError, enclaveError, timeoutError } from '../common/errors.ts'
 import { isSecurityLevel } from './levels.ts'
 import type { DoneMessage, LogMessage, RunLimits, ToMain } from '../protocol/messages.ts'
 import { decodeDone, failure, parseLogs } from './run-result.ts'
@@ -21,7 +21,7 @@ import { newPendingRun, reportEvent, type PendingRun } from './pending-run.ts'
 import type {
   EnclaveLogger, EnclaveOptions, EnclaveStats, ExecutionError, ExecutionResult, RunEvent, RunOptions, RunnerExitInfo,
   SecurityLevel, ToolHandler
-} from '../shared/types.ts'
+} from '../common/types.ts'
 
 type Runner = PoolRunner<PendingRun>
 

@@ -1,4 +1,4 @@
-import type { SecurityLevel } from '../shared/types.ts'
+import type { SecurityLevel } from '../common/types.ts'
 
 export interface LevelDefaults {
   timeoutMs: number

@@ -3,7 +3,7 @@
 import type { FairRun } from './cpu-fairness.ts'
 import type { RunLimits } from '../protocol/messages.ts'
 import type { Runner } from './runner-pool.ts'
-import type { EnclaveEvent, EnclaveLogger, ExecutionResult, RunOptions, ToolHandler } from '../shared/types.ts'
+import type { EnclaveEvent, EnclaveLogger, ExecutionResult, RunOptions, ToolHandler } from '../common/types.ts'
 
 export interface PendingRun {
   wireId: string

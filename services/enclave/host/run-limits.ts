@@ -1,8 +1,8 @@
 // A run's options resolved against its security level's defaults and the enclave's bounds.
 import { BOUNDS, COMMON_DEFAULTS, LEVELS } from './levels.ts'
 import type { RunLimits } from '../protocol/messages.ts'
-import { enclaveError } from '../shared/errors.ts'
-import type { ExecutionError, RunOptions, SecurityLevel } from '../shared/types.ts'
+import { enclaveError } from '../common/errors.ts'
+import type { ExecutionError, RunOptions, SecurityLevel } from '../common/types.ts'
 
 export type ResolvedLimits =
   | { ok: true, limits: RunLimits, maxCodeBytes: number }

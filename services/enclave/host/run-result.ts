@@ -1,8 +1,8 @@
 // What a runner reports, decoded into the ExecutionResult callers see.
-import { enclaveError } from '../shared/errors.ts'
+import { enclaveError } from '../common/errors.ts'
 import type { DoneMessage } from '../protocol/messages.ts'
 import { LOG_LEVELS as LEVELS } from '../../../schemas/execution-result.ts'
-import type { ExecutionError, ExecutionResult, LogEntry, LogLevel } from '../shared/types.ts'
+import type { ExecutionError, ExecutionResult, LogEntry, LogLevel } from '../common/types.ts'
 
 const LOG_LEVELS = new Set<LogLevel>(LEVELS)
 

@@ -3,10 +3,10 @@
 // and its tenant is quarantined. The others are collateral: not their tenants' loss. A run that
 // had made no tool call had no effect outside its isolate and is retried on another runner; one
 // that had called tools cannot be replayed safely and ends RUNNER_CRASHED.
-import { enclaveError, memoryLimitError, runnerCrashedError, timeoutError } from '../shared/errors.ts'
+import { enclaveError, memoryLimitError, runnerCrashedError, timeoutError } from '../common/errors.ts'
 import type { PendingRun } from './pending-run.ts'
 import type { Runner } from './runner-pool.ts'
-import type { ExecutionError } from '../shared/types.ts'
+import type { ExecutionError } from '../common/types.ts'
 
 /** A run killed with its runner is retried once elsewhere when it had made no tool call. */
 const MAX_ATTEMPTS = 2

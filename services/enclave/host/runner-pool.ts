@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os'
 import type { PoolConfig, ToMain } from '../protocol/messages.ts'
 import type { RunnerProtections } from './runner-launch.ts'
 import { RunnerProcess } from './runner-process.ts'
-import type { EnclaveLogger, EnclaveOptions } from '../shared/types.ts'
+import type { EnclaveLogger, EnclaveOptions } from '../common/types.ts'
 
 const READY_TIMEOUT_MS = 30_000
 const MAX_STDERR_LINES = 50

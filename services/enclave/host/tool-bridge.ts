@@ -1,4 +1,4 @@
-import { CATCHABLE_TOOL_CODES, EnclaveToolError, FATAL_TOOL_CODES, isErrorCode, scrubMessage } from '../shared/errors.ts'
+import { CATCHABLE_TOOL_CODES, EnclaveToolError, FATAL_TOOL_CODES, isErrorCode, scrubMessage } from '../common/errors.ts'
 
 /**
  * Arguments as the handler sees them: parsed from the isolate's JSON, so they are plain data

@@ -1,6 +1,6 @@
 // A tool call forwarded from a runner to the handler, and its reply back in the runner's terms.
 import type { CallMessage } from '../protocol/messages.ts'
-import type { EnclaveLogger, ToolHandler } from '../shared/types.ts'
+import type { EnclaveLogger, ToolHandler } from '../common/types.ts'
 import { reportEvent, type PendingRun } from './pending-run.ts'
 import { parseToolArgs, toolFailure, toolResultJson } from './tool-bridge.ts'
 

@@ -1,6 +1,6 @@
 // Messages between the main process and a runner (one JSON object per line, see line-channel.ts), and
 // between a runner and the bootstrap inside an isolate.
-import type { ExecutionError } from '../shared/types.ts'
+import type { ExecutionError } from '../common/types.ts'
 
 /** Limits of one run as the runner applies them (all resolved, no defaults left). */
 export interface RunLimits {

@@ -2,15 +2,15 @@
 // lines because it is one state machine (isolate, limits, logs, tool calls, the end and whether
 // the isolate really stopped); what the isolate's reports mean is decided in isolate-verdicts.ts.
 import ivm from 'isolated-vm'
-import { checkStrict } from '../shared/ast-check.ts'
+import { checkStrict } from '../common/ast-check.ts'
 import {
   cancelledError, consoleLimitError, enclaveError, isErrorCode, memoryLimitError, timeoutError, toolCallLimitError
-} from '../shared/errors.ts'
+} from '../common/errors.ts'
 import { heapAfterRun, type IsolatePool, type Slot, type WarmContext } from './isolate-pool.ts'
 import {
   ISOLATE_CALL, ISOLATE_LOGS, ISOLATE_REFUSED, ISOLATE_RESULT, type DoneMessage, type RefusedCallCode, type RunLimits, type RunMessage, type ToMain, type ToolResultMessage
 } from '../protocol/messages.ts'
-import type { ExecutionError } from '../shared/types.ts'
+import type { ExecutionError } from '../common/types.ts'
 import { checkToolCall, isolateFailure, refusedName, resultVerdict } from './isolate-verdicts.ts'
 import type { IsolateConfig } from './isolate/script-outcome.ts'
 

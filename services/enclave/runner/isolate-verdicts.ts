@@ -1,9 +1,9 @@
 // What the isolate's reports mean for a run, decided without the run's state: a tool call's name
 // and arguments, the script's outcome, an error isolated-vm raised. isolate-run.ts acts on them.
-import { syntaxError } from '../shared/ast-check.ts'
-import { enclaveError, memoryLimitError, parseIsolateError, scriptError, timeoutError } from '../shared/errors.ts'
+import { syntaxError } from '../common/ast-check.ts'
+import { enclaveError, memoryLimitError, parseIsolateError, scriptError, timeoutError } from '../common/errors.ts'
 import type { DoneMessage, RefusedCallCode, RunLimits } from '../protocol/messages.ts'
-import type { ExecutionError } from '../shared/types.ts'
+import type { ExecutionError } from '../common/types.ts'
 
 // Tool names are plain ASCII: homoglyphs, invisible and bidi characters never reach a handler.
 const TOOL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/

@@ -1,6 +1,6 @@
 // The script's console, captured into JSON entries that travel with the next tool call or the
 // result (or, for a live run, once per task), bounded by the console limit.
-import type { LogLevel } from '../../shared/types.ts'
+import type { LogLevel } from '../../common/types.ts'
 import type { Intrinsics } from './intrinsics.ts'
 import type { RunState } from './run-state.ts'
 
