@@ -31,6 +31,14 @@ const ServerSummary = Type.Object({
   headerNames: Type.Array(Type.String())
 }, { $id: 'McpServer' })
 
+/** What reading a server's tools/list answers, registering or refreshing it. */
+const SYNC_RESPONSES = {
+  200: json('The tools stored, removed and skipped', SyncResult, rl),
+  ...errors([401, 403, 429]),
+  ...errors([502], { 502: 'The server could not be reached or did not answer as MCP (MCP_SERVER_UNREACHABLE)' }),
+  ...errors([503])
+}
+
 /** /admin/mcp-servers: remote MCP servers whose tools are platform tools (docs/api.md "MCP"). */
 const adminMcpServerRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/mcp-servers', {
@@ -41,12 +49,9 @@ const adminMcpServerRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       description: 'Reads the server\'s tools/list and stores each tool as the platform tool `<prefix>:<tool>`; registering the same name again refreshes it and drops the tools it no longer lists.',
       body: ServerBody,
       response: {
-        200: json('The tools stored, removed and skipped', SyncResult, rl),
-        ...errors([400, 401, 403], { 400: 'The body does not match its schema, or the URL is refused (MCP_SERVER_REFUSED)' }),
-        ...errors([409], { 409: 'The prefix is taken by another server (MCP_SERVER_CONFLICT)' }),
-        ...errors([429]),
-        ...errors([502], { 502: 'The server could not be reached or did not answer as MCP (MCP_SERVER_UNREACHABLE)' }),
-        ...errors([503])
+        ...SYNC_RESPONSES,
+        ...errors([400], { 400: 'The body does not match its schema, or the URL is refused (MCP_SERVER_REFUSED)' }),
+        ...errors([409], { 409: 'The prefix is taken by another server (MCP_SERVER_CONFLICT)' })
       }
     }
   }, async (request) => {
@@ -74,14 +79,7 @@ const adminMcpServerRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Refresh a remote MCP server\'s tools',
       description: 'Reads the server\'s tools/list again now (a timer does it every MCP_UPSTREAM_REFRESH_MS).',
       params: Type.Object({ name: ServerName }),
-      response: {
-        200: json('The tools stored, removed and skipped', SyncResult, rl),
-        ...errors([400, 401, 403], {}),
-        ...errors([404], { 404: 'No server by that name (MCP_SERVER_NOT_FOUND)' }),
-        ...errors([429]),
-        ...errors([502], { 502: 'The server could not be reached or did not answer as MCP (MCP_SERVER_UNREACHABLE)' }),
-        ...errors([503])
-      }
+      response: { ...SYNC_RESPONSES, ...errors([400, 404], { 404: 'No server by that name (MCP_SERVER_NOT_FOUND)' }) }
     }
   }, async (request) => {
     const result = await fastify.mcpUpstreams.refresh(request.params.name)
