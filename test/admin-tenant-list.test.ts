@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import { adminHeaders, bearer, buildApp, tokenFor } from './helper.ts'
 import { withTenant } from '../services/db/with-tenant.ts'
+import { withAppRole } from '../services/db/with-app-role.ts'
 
 t.test('GET /admin/tenants lists registered tenants, searches id and name, pages alphabetically', async (t) => {
   const app = await buildApp(t)
@@ -58,12 +59,15 @@ t.test('GET /admin/tenants lists registered tenants, searches id and name, pages
   t.test('the directory policy does not widen what a tenant transaction sees or writes', async (t) => {
     const seen = await withTenant(app.db, ids[0] as string, async (trx) => await trx.selectFrom('tenants').select('tenant_id').execute())
     t.same(seen.map((r) => r.tenant_id), [ids[0]], 'a tenant sees its own row only')
-    // Even with the directory setting on, writes pass tenant_isolation alone.
-    const updated = await withTenant(app.db, ids[0] as string, async (trx) => {
+    // A tenant transaction cannot turn the directory on: its settings are not its code's to change.
+    await t.rejects(withTenant(app.db, ids[0] as string, async (trx) => {
       await sql`select set_config('app.tenant_directory', 'on', true)`.execute(trx)
+    }), { name: 'TenantScopeError' })
+    // And with the directory setting on, writes still pass tenant_isolation alone.
+    const updated = await withAppRole(app.db, async (trx) => {
       const result = await trx.updateTable('tenants').set({ name: 'taken over' }).where('tenant_id', '=', ids[1] as string).executeTakeFirst()
       return Number(result.numUpdatedRows)
-    })
+    }, { 'app.tenant_directory': 'on', 'app.tenant_id': ids[0] as string })
     t.equal(updated, 0, 'no other tenant\'s row can be updated')
     t.match((await app.inject({ url: `/admin/tenants/${ids[1] as string}`, headers })).json(), { name: `Acme Widgets ${u}` })
   })
