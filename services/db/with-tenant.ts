@@ -14,6 +14,7 @@ import {
 import pg from 'pg'
 import type { KeyedSemaphore } from '../fifo-semaphore.ts'
 import type { Database } from './schema.ts'
+import { cancelOnRunEnd, runIsOver, RunEndedError, statementTimeoutMs, type RunBounds } from './run-bounds.ts'
 
 declare const tenantScoped: unique symbol
 
@@ -77,7 +78,8 @@ export interface AppDatabase {
  *   is not seen, and what was read meanwhile stays read: the check guards what is committed.
  * - use the trx after withTenant returned: its connection may belong to someone else by then.
  */
-export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx: TenantTrx) => Promise<T>): Promise<T> {
+export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx: TenantTrx) => Promise<T>, bounds?: RunBounds): Promise<T> {
+  if (bounds !== undefined) statementTimeoutMs(bounds)
   const release = await db.tenantConnections.acquire(tenantId)
   try {
     const executor = db.kysely.getExecutor()
@@ -91,16 +93,23 @@ export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx
       }
       const appRole = roleToSwitchTo(db)
       let result: T
+      const watch = await cancelOnRunEnd(bounds, connection, async (consumer) => { await executor.provideConnection(consumer) })
       try {
-        await own(beginTenantTransaction(tenantId, appRole))
+        await own(beginTenantTransaction(tenantId, appRole, bounds === undefined ? undefined : statementTimeoutMs(bounds)))
         result = await fn(scopedTransaction(executor.withConnectionProvider(provider)))
+        // A run that ended meanwhile commits nothing: its caller was told TIMEOUT or CANCELLED.
+        // No cancel may reach the commit, so the watch stops first.
+        await watch.stop()
+        if (runIsOver(bounds)) throw new RunEndedError()
         await own(`${assertTenantScope(tenantId, db.appRole)}; commit`)
       } catch (err) {
         // A rollback that fails means the connection broke; pg's pool then drops it.
         await own('rollback').catch(() => {})
-        throw scopeFailure(err)
+        throw runIsOver(bounds) && !(err instanceof RunEndedError) ? new RunEndedError(undefined, { cause: err }) : scopeFailure(err)
       } finally {
         scope.open = false
+        // A cancel still on its way must land before the connection serves anyone else.
+        await watch.stop()
       }
       return result
     })
@@ -205,10 +214,12 @@ function scopedTransaction (executor: QueryExecutor): TenantTrx {
  * write is committed when the answer comes, and a failing statement takes everything with it.
  * Answers the statement's rows (use `returning` to see what a write did).
  */
-export async function statementAsTenant<R> (db: AppDatabase, tenantId: string, statement: CompiledQuery<R>): Promise<R[]> {
-  const text = `${tenantSettings(tenantId, roleToSwitchTo(db))}; ${inlineParameters(statement)}`
+export async function statementAsTenant<R> (db: AppDatabase, tenantId: string, statement: CompiledQuery<R>, bounds?: RunBounds): Promise<R[]> {
+  if (bounds !== undefined) statementTimeoutMs(bounds)
   const release = await db.tenantConnections.acquire(tenantId)
   try {
+    // The timeout is worked out once the connection is near: the wait above took some of the run.
+    const text = `${tenantSettings(tenantId, roleToSwitchTo(db), bounds === undefined ? undefined : statementTimeoutMs(bounds))}; ${inlineParameters(statement)}`
     return await db.simpleQuery(text) as R[]
   } finally {
     release()
@@ -241,16 +252,20 @@ function roleToSwitchTo (db: AppDatabase): string | undefined {
   return db.switchRole === false ? undefined : db.appRole
 }
 
-/** `select set_config(...)` for the tenant, every value a quoted literal (see withTenant); no role switch without appRole. */
-function tenantSettings (tenantId: string, appRole: string | undefined): string {
+/**
+ * `select set_config(...)` for the tenant, every value a quoted literal (see withTenant); no role
+ * switch without appRole; a statement_timeout (local to the transaction, like the rest) when given.
+ */
+function tenantSettings (tenantId: string, appRole: string | undefined, timeoutMs?: number): string {
   const lit = pg.escapeLiteral
   const role = appRole === undefined ? '' : `, set_config('role', ${lit(appRole)}, true)`
-  return `select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)`
+  const timeout = timeoutMs === undefined ? '' : `, set_config('statement_timeout', '${String(Math.max(1, Math.floor(timeoutMs)))}', true)`
+  return `select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)${timeout}`
 }
 
 /** `begin; select set_config(...)` (see tenantSettings). */
-export function beginTenantTransaction (tenantId: string, appRole: string | undefined): string {
-  return `begin; ${tenantSettings(tenantId, appRole)}`
+export function beginTenantTransaction (tenantId: string, appRole: string | undefined, timeoutMs?: number): string {
+  return `begin; ${tenantSettings(tenantId, appRole, timeoutMs)}`
 }
 
 // PostgreSQL keeps 63 bytes of application_name; tenant ids are ASCII (the token's pattern).

@@ -2,6 +2,7 @@ import { sql, type CompiledQuery, type Expression, type ExpressionBuilder, type 
 import { Type, type Static, type TSchema } from 'typebox'
 import type { Database } from '../db/schema.ts'
 import { statementAsTenant, type AppDatabase, type TenantTrx } from '../db/with-tenant.ts'
+import type { RunBounds } from '../db/run-bounds.ts'
 import { ToolResultTooLargeError, type ToolCaller, type ToolDefinition, type ToolLimits } from './tool-definition.ts'
 
 // Fields the service owns: a document can neither set nor fake them.
@@ -98,8 +99,8 @@ interface MeasuredDocument { id: string, tenant_id: string, created_by: string, 
  * when the whole page fits, so a result over the budget never enters this process. One statement
  * sees one snapshot: no row can grow between its measure and its read.
  */
-async function query (db: AppDatabase, caller: ToolCaller, args: Static<typeof QueryArgs>, config: Record<string, unknown>, limits: ToolLimits): Promise<StoredDocument[]> {
-  const rows = await statementAsTenant(db, caller.tenantId, dataQueryStatement(db.kysely, args, config, limits))
+async function query (db: AppDatabase, caller: ToolCaller, args: Static<typeof QueryArgs>, config: Record<string, unknown>, limits: ToolLimits, bounds?: RunBounds): Promise<StoredDocument[]> {
+  const rows = await statementAsTenant(db, caller.tenantId, dataQueryStatement(db.kysely, args, config, limits), bounds)
   if (rows.length > 0 && Number(rows[0]?.total) > limits.maxResultBytes) throw new ToolResultTooLargeError('data:query', limits.maxResultBytes)
   return rows.map((row) => {
     if (row.body === null) throw new Error('data:query read a document without its body')

@@ -1,5 +1,6 @@
 import type { TSchema } from 'typebox'
 import type { AppDatabase, TenantTrx } from '../db/with-tenant.ts'
+import type { RunBounds } from '../db/run-bounds.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
 import type { McpToolSpec } from './mcp-tool-client.ts'
 
@@ -75,5 +76,5 @@ export interface ToolDefinition {
    * Instead of `run`, for a built-in that reads with one statement: it scopes that statement to
    * the caller's tenant itself (statementAsTenant), which saves the transaction's round trips.
    */
-  runAsTenant?: (db: AppDatabase, caller: ToolCaller, args: unknown, config: Record<string, unknown>, limits: ToolLimits) => Promise<unknown>
+  runAsTenant?: (db: AppDatabase, caller: ToolCaller, args: unknown, config: Record<string, unknown>, limits: ToolLimits, bounds?: RunBounds) => Promise<unknown>
 }
