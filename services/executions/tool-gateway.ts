@@ -8,7 +8,7 @@ import type { LimitStore } from '../store/index.ts'
 import { toolWindowKey } from '../quotas/counter-keys.ts'
 import { ToolQuotaReservation } from '../quotas/tool-quota-reservation.ts'
 import type { ToolRegistry } from '../tools/tool-registry.ts'
-import { ToolResultTooLargeError, type ToolCaller } from '../tools/tool-definition.ts'
+import { ToolLimitError, type ToolCaller } from '../tools/tool-definition.ts'
 import { FifoSemaphore, SemaphoreTimeoutError } from '../fifo-semaphore.ts'
 import { EnclaveToolError } from '../enclave/index.ts'
 import { validatorFor as jsonSchemaValidator } from '../tools/schema-validation.ts'
@@ -223,7 +223,7 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
     } catch (err) {
       report(name, 'TOOL_ERROR')
       // The limit is the script's to know; database details stay on the host.
-      if (err instanceof ToolResultTooLargeError) throw new EnclaveToolError('TOOL_ERROR', err.message, { cause: err })
+      if (err instanceof ToolLimitError) throw new EnclaveToolError('TOOL_ERROR', err.message, { cause: err })
       throw new EnclaveToolError('TOOL_ERROR', `Tool ${name} failed`, { cause: err })
     }
   }
