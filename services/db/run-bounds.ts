@@ -1,4 +1,5 @@
 import type { ControlConnectionProvider, DatabaseConnection } from 'kysely'
+import type { Tier } from '../tenants/tiers.ts'
 
 /**
  * What a run allows the database work it starts: the time it has left and the signal that it
@@ -14,6 +15,8 @@ export interface RunBounds {
   ceilingMs: number
   /** Aborted when the run ends (TIMEOUT, CANCELLED, a crash). */
   ended?: AbortSignal
+  /** The tenant's tier: whose share of the pool the run's connections come from (absent: free). */
+  tier?: Tier
 }
 
 /**

@@ -14,6 +14,7 @@ import {
 import pg from 'pg'
 import type { KeyedSemaphore } from '../fifo-semaphore.ts'
 import type { Database } from './schema.ts'
+import { acquireConnectionShare, type TierConnections } from './connection-shares.ts'
 import { cancelOnRunEnd, runIsOver, RunEndedError, statementTimeoutMs, type RunBounds } from './run-bounds.ts'
 
 declare const tenantScoped: unique symbol
@@ -36,6 +37,8 @@ export interface AppDatabase {
    * so one tenant can never hold the whole pool while the others wait for it.
    */
   tenantConnections: KeyedSemaphore
+  /** Connections each bounded tier's runs may hold together (see connection-shares.ts); absent: no tier bound. */
+  tierConnections?: TierConnections
   /**
    * false only when the pool already logs in as appRole (checked at open): switching to the role
    * one already is would cost a catalog lookup per transaction for nothing. Absent means true.
@@ -80,7 +83,7 @@ export interface AppDatabase {
  */
 export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx: TenantTrx) => Promise<T>, bounds?: RunBounds): Promise<T> {
   if (bounds !== undefined) statementTimeoutMs(bounds)
-  const release = await db.tenantConnections.acquire(tenantId)
+  const release = await acquireConnectionShare(db.tenantConnections, db.tierConnections, tenantId, bounds)
   try {
     const executor = db.kysely.getExecutor()
     return await executor.provideConnection(async (connection) => {
@@ -216,7 +219,7 @@ function scopedTransaction (executor: QueryExecutor): TenantTrx {
  */
 export async function statementAsTenant<R> (db: AppDatabase, tenantId: string, statement: CompiledQuery<R>, bounds?: RunBounds): Promise<R[]> {
   if (bounds !== undefined) statementTimeoutMs(bounds)
-  const release = await db.tenantConnections.acquire(tenantId)
+  const release = await acquireConnectionShare(db.tenantConnections, db.tierConnections, tenantId, bounds)
   try {
     // The timeout is worked out once the connection is near: the wait above took some of the run.
     const text = `${tenantSettings(tenantId, roleToSwitchTo(db), bounds === undefined ? undefined : statementTimeoutMs(bounds))}; ${inlineParameters(statement)}`
