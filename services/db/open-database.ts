@@ -79,13 +79,20 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
     }
     // pg answers a message of several statements with one result per statement (Kysely's
     // driver would keep none of them), and a pooled client is back in the pool at once.
-    const simpleQuery = async (text: string): Promise<unknown[]> => {
+    const simpleQuery = async (text: string, ended?: AbortSignal): Promise<unknown[]> => {
       const client = await pool.connect()
+      // A run that ends cancels its statement now (from another pooled connection); the cancel
+      // must land before the client serves anyone else.
+      let cancelling: Promise<unknown> | undefined
+      const onEnd = (): void => { cancelling = sql`select pg_cancel_backend(${(client as unknown as { processID: number }).processID})`.execute(kysely).catch(() => {}) }
+      ended?.addEventListener('abort', onEnd, { once: true })
       try {
         // No parameters: pg sends the simple protocol, which takes several statements.
         const results = await client.query(text, []) as unknown as pg.QueryResult | pg.QueryResult[]
         return Array.isArray(results) ? results[results.length - 1]?.rows ?? [] : results.rows
       } finally {
+        ended?.removeEventListener('abort', onEnd)
+        await cancelling
         client.release()
       }
     }

@@ -46,9 +46,10 @@ export interface AppDatabase {
   switchRole?: boolean
   /**
    * Sends one parameterless simple-protocol message (several statements, one round trip, which
-   * PostgreSQL runs as one implicit transaction) and answers the last statement's rows.
+   * PostgreSQL runs as one implicit transaction) and answers the last statement's rows. When
+   * `ended` aborts, the statement is cancelled (PostgreSQL; PGlite cannot).
    */
-  simpleQuery: (text: string) => Promise<unknown[]>
+  simpleQuery: (text: string, ended?: AbortSignal) => Promise<unknown[]>
 }
 
 /**
@@ -223,7 +224,7 @@ export async function statementAsTenant<R> (db: AppDatabase, tenantId: string, s
   try {
     // The timeout is worked out once the connection is near: the wait above took some of the run.
     const text = `${tenantSettings(tenantId, roleToSwitchTo(db), bounds === undefined ? undefined : statementTimeoutMs(bounds))}; ${inlineParameters(statement)}`
-    return await db.simpleQuery(text) as R[]
+    return await db.simpleQuery(text, bounds?.ended) as R[]
   } finally {
     release()
   }

@@ -1,8 +1,8 @@
 import t from 'tap'
 import pg from 'pg'
-import { sql } from 'kysely'
+import { CompiledQuery, sql } from 'kysely'
 import { buildApp, createTenant } from '../helper.ts'
-import { withTenant } from '../../services/db/with-tenant.ts'
+import { statementAsTenant, withTenant } from '../../services/db/with-tenant.ts'
 import { RunEndedError } from '../../services/db/run-bounds.ts'
 
 // Issue 28, item 2: a data:update still running when its run timed out went on and committed.
@@ -60,4 +60,17 @@ t.test('a write still running when its run ends commits nothing', async (t) => {
     t.ok(Date.now() - cancelledAt < SLEEP_S * 1000, 'at once: PostgreSQL cancelled the statement')
   }
   t.equal(await marked(), 0, 'and committed nothing')
+
+  // A read (data:query's one statement) is cancelled too: it would hold its connection otherwise.
+  const reader = new AbortController()
+  const readAt = Date.now()
+  const read = statementAsTenant(app.db, tenant.tenantId, CompiledQuery.raw(`select pg_sleep(${SLEEP_S})`), { deadline: Date.now() + 30_000, ceilingMs: 30_000, ended: reader.signal })
+  setTimeout(() => { reader.abort() }, 200)
+  if (process.env.DATABASE_URL !== undefined) {
+    await t.rejects(read, { code: '57014' }, 'a read of a run that ended is cancelled')
+    t.ok(Date.now() - readAt < SLEEP_S * 1000, 'at once')
+  } else {
+    await read
+    t.pass('PGlite cannot cancel a read: it runs to its end')
+  }
 })
