@@ -1,4 +1,5 @@
 import t from 'tap'
+import { buildApp, createTenant } from '../helper.ts'
 import { KeyedSemaphore } from '../../services/fifo-semaphore.ts'
 import { acquireConnectionShare, DatabaseBusyError, tierConnections } from '../../services/db/connection-shares.ts'
 import { RunEndedError, type RunBounds } from '../../services/db/run-bounds.ts'
@@ -53,4 +54,18 @@ t.test('a wait is bounded by the run: a catchable busy error, or the run\'s end'
   t.pass('the ended wait left no place taken')
   next()
   t.equal(tenants.inUse('other'), 0)
+})
+
+t.test('a run\'s call that finds its tier\'s share taken gets a catchable TOOL_ERROR in time', async (t) => {
+  const app = await buildApp(t, { DATABASE_POOL_SIZE: '10', DATABASE_FREE_SHARE_PERCENT: '10' })
+  const free = await createTenant(app, 'busy-free', { tier: 'free' })
+  const enterprise = await createTenant(app, 'busy-enterprise', { tier: 'enterprise' })
+  // The free tier's one connection, held as four free tenants' scans would hold it.
+  const hold = await app.db.tierConnections!.free!.acquire()
+  t.teardown(hold)
+  const script = "try { await callTool('data:query', {}); return 'answered' } catch (e) { return e.code + ': ' + e.message }"
+  const refused = (await free.execute(script, { timeoutMs: 1000 })).json()
+  t.match(refused.value, /^TOOL_ERROR: The database is busy for the free tier: .*retry later$/, 'the script is told, and can still act on it')
+  const answered = (await enterprise.execute(script, { timeoutMs: 1000 })).json()
+  t.equal(answered.value, 'answered', 'an enterprise tenant is not held back')
 })
