@@ -46,3 +46,19 @@ t.test('data:update and data:delete are bounded per call by the tier', async (t)
   const one = await run('return await callTool(\'data:update\', { collection: \'big\', filter: { g: 1 }, set: { hit: true } })')
   t.same(one.value, { updated: 1 }, 'one of them is within the bound')
 })
+
+t.test('a queued run writes within its own tier\'s bounds, not the free fallback', async (t) => {
+  const app = await sharedApp()
+  const tenant = await createTenant(app, 'queued-writer', { tier: 'starter' })
+  await withTenant(app.db, tenant.tenantId, async (trx) => {
+    await sql`insert into documents (tenant_id, collection, body, created_by)
+      select ${tenant.tenantId}, 'q', jsonb_build_object('g', g), 'seed' from generate_series(1, ${FREE.maxRowsWrittenPerCall + 1}) as g`.execute(trx)
+  })
+  const submitted = await app.inject({ method: 'POST', url: '/api/executions', headers: tenant.headers, payload: { code: "return await callTool('data:update', { collection: 'q', filter: {}, set: { hit: true } })" } })
+  t.equal(submitted.statusCode, 202)
+  const { executionId } = submitted.json() as { executionId: string }
+  // The event stream ends with the run's `final` event.
+  const stream = await app.inject({ method: 'GET', url: `/api/executions/${executionId}/events`, headers: { ...tenant.headers, accept: 'application/x-ndjson' } })
+  const final = stream.body.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l)).at(-1)
+  t.same(final?.data?.result?.value, { updated: FREE.maxRowsWrittenPerCall + 1 }, 'a starter tenant\'s queued run updates more than the free tier may')
+})
