@@ -7,13 +7,18 @@
 // tool's upstream, alone and beside 4 starter tenants flooding a slow endpoint of the same
 // origin. `-- --upstream-only` runs that row alone; `-- --uncapped` lifts the per-tenant and
 // per-tier caps (to show what they prevent). `-- --real` runs on DATABASE_URL and REDIS_URL.
+// The database flood (issue 28, bench/database-flood.ts): an enterprise bystander's one-row
+// data:query beside four free tenants scanning; `-- --database-only` runs that row alone
+// (`--uncapped` lifts the tiers' shares of the pool too).
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { closedLoop, fmt, startBenchApp } from './support.ts'
 import { signToken } from '../services/tokens.ts'
+import { databaseFlood } from './database-flood.ts'
 
 const quick = process.argv.includes('--quick')
-const upstreamOnly = process.argv.includes('--upstream-only')
+const databaseOnly = process.argv.includes('--database-only')
+const upstreamOnly = process.argv.includes('--upstream-only') || databaseOnly
 const uncapped = process.argv.includes('--uncapped')
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (quick ? 1 : 5))
 const SLOW_MS = quick ? 500 : 2000
@@ -42,7 +47,7 @@ await new Promise<void>((resolve) => upstreamServer.listen(0, '127.0.0.1', resol
 const origin = `http://127.0.0.1:${(upstreamServer.address() as AddressInfo).port}`
 const bench = await startBenchApp({
   TOOL_UPSTREAMS: origin,
-  ...(uncapped ? { TOOL_UPSTREAM_TENANT_MAX_IN_FLIGHT: '1024', TOOL_UPSTREAM_STARTER_SHARE_PERCENT: '100', TOOL_UPSTREAM_FREE_SHARE_PERCENT: '100' } : {})
+  ...(uncapped ? { TOOL_UPSTREAM_TENANT_MAX_IN_FLIGHT: '1024', TOOL_UPSTREAM_STARTER_SHARE_PERCENT: '100', TOOL_UPSTREAM_FREE_SHARE_PERCENT: '100', DATABASE_FREE_SHARE_PERCENT: '100', DATABASE_STARTER_SHARE_PERCENT: '100' } : {})
 })
 const bystander = await bench.tenant('bench-bystander', {}, 'starter')
 const TRIVIAL = 'return 1 + 1'
@@ -88,7 +93,8 @@ for (const attack of upstreamOnly ? [] : ATTACKS) {
   rows.push(`${attack.name.padEnd(44)} ${fmt(trivial.p50).padStart(7)} ${fmt(trivial.p99).padStart(7)} ${fmt(r1).padStart(6)} ${fmt(tools.p50).padStart(8)} ${fmt(tools.p99).padStart(8)} ${fmt(r2).padStart(6)}  ${attackRuns} attack runs`)
 }
 
-const flood = await upstreamFlood()
+const flood = databaseOnly ? undefined : await upstreamFlood()
+const dbFlood = await databaseFlood(bench, execute, SECONDS)
 
 if (!upstreamOnly) {
   console.log(`hostile-tenant benchmark: ${SECONDS} s per phase; bystander = starter tier, one request at a time`)
@@ -97,11 +103,18 @@ if (!upstreamOnly) {
   for (const row of rows) console.log(row)
   console.log('\nratio = bystander p99 beside the attack / bystander p99 alone; target <= 2.00 for every row\n')
 }
-console.log(`upstream flood${uncapped ? ' (caps lifted: --uncapped)' : ''}: 4 starter tenants x ${FLOOD_RUNS} runs x ${FLOOD_CALLS} parallel calls to a ${SLOW_MS} ms endpoint; bystander = enterprise, ${BYSTANDER_CALLS} calls to a fast endpoint of the same origin per run, one run at a time`)
+if (flood !== undefined) {
+  console.log(`upstream flood${uncapped ? ' (caps lifted: --uncapped)' : ''}: 4 starter tenants x ${FLOOD_RUNS} runs x ${FLOOD_CALLS} parallel calls to a ${SLOW_MS} ms endpoint; bystander = enterprise, ${BYSTANDER_CALLS} calls to a fast endpoint of the same origin per run, one run at a time`)
+  console.log(`${''.padEnd(44)}     p50     p99  ratio`)
+  console.log(`${'(alone)'.padEnd(44)} ${fmt(flood.alone.p50).padStart(7)} ${fmt(flood.alone.p99).padStart(7)} ${'1.00'.padStart(6)}`)
+  console.log(`${'beside the upstream flood'.padEnd(44)} ${fmt(flood.beside.p50).padStart(7)} ${fmt(flood.beside.p99).padStart(7)} ${fmt(flood.beside.p99 / flood.alone.p99).padStart(6)}  ${flood.answered} slow calls answered, ${flood.refused} refused at a cap`)
+  console.log('ratio = bystander p99 beside the flood / alone; target <= 2.00')
+}
+console.log(`\ndatabase flood${uncapped ? ' (tier shares lifted: --uncapped)' : ''}: 4 free tenants x 3 runs x 4 parallel scans; bystander = enterprise, a one-row data:query per run, one run at a time`)
 console.log(`${''.padEnd(44)}     p50     p99  ratio`)
-console.log(`${'(alone)'.padEnd(44)} ${fmt(flood.alone.p50).padStart(7)} ${fmt(flood.alone.p99).padStart(7)} ${'1.00'.padStart(6)}`)
-console.log(`${'beside the upstream flood'.padEnd(44)} ${fmt(flood.beside.p50).padStart(7)} ${fmt(flood.beside.p99).padStart(7)} ${fmt(flood.beside.p99 / flood.alone.p99).padStart(6)}  ${flood.answered} slow calls answered, ${flood.refused} refused at a cap`)
-console.log('ratio = bystander p99 beside the flood / alone; target <= 2.00')
+console.log(`${'(alone)'.padEnd(44)} ${fmt(dbFlood.alone.p50).padStart(7)} ${fmt(dbFlood.alone.p99).padStart(7)} ${'1.00'.padStart(6)}`)
+console.log(`${'beside the database flood'.padEnd(44)} ${fmt(dbFlood.beside.p50).padStart(7)} ${fmt(dbFlood.beside.p99).padStart(7)} ${fmt(dbFlood.beside.p99 / dbFlood.alone.p99).padStart(6)}  ${dbFlood.floodCalls} flood calls answered, ${dbFlood.busy} told busy, ${dbFlood.failed} failed`)
+console.log('ratio = bystander p99 beside the flood / alone; target <= 2.00 (on real PostgreSQL: -- --real)')
 await bench.fastify.close()
 upstreamServer.closeAllConnections()
 upstreamServer.close()

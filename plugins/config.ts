@@ -45,6 +45,10 @@ export const ConfigSchema = Type.Object({
   TOOL_MAX_CONCURRENT_PER_RUN: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   // 0 → max(1, floor(DATABASE_POOL_SIZE / 3)), worked out in services/db/open-database.ts
   DATABASE_TENANT_MAX_CONNECTIONS: Type.Integer({ minimum: 0, maximum: 200, default: 0 }),
+  // Connections all free (starter) tenants' runs may hold together, in % of DATABASE_POOL_SIZE
+  // (at least 1); enterprise is bounded per tenant only. services/db/connection-shares.ts
+  DATABASE_FREE_SHARE_PERCENT: Type.Integer({ minimum: 1, maximum: 100, default: 30 }),
+  DATABASE_STARTER_SHARE_PERCENT: Type.Integer({ minimum: 1, maximum: 100, default: 60 }),
   SERVICE_ROLE: Type.Enum(['all', 'api', 'worker'], { default: 'all' }),
   EXECUTION_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 7 }),
   EXECUTION_LEASE_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),

@@ -63,6 +63,7 @@ export default fp(async (fastify) => {
     tenantIndex,
     cancels,
     quotasOf: async (tenantId) => (await fastify.tenants.get(tenantId)).quotas,
+    tierOf: async (tenantId) => (await fastify.tenants.get(tenantId)).tier,
     log: fastify.log
   })
   const work = config.SERVICE_ROLE !== 'api'

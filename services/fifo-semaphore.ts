@@ -75,14 +75,22 @@ export class KeyedSemaphore {
     return this.byKey.get(key)?.inUse ?? 0
   }
 
-  async acquire (key: string): Promise<() => void> {
+  /** As FifoSemaphore.acquire, for `key`'s semaphore. */
+  async acquire (key: string, waitMs?: number): Promise<() => void> {
     let semaphore = this.byKey.get(key)
     if (semaphore === undefined) {
       semaphore = new FifoSemaphore(this.limit)
       this.byKey.set(key, semaphore)
     }
-    const release = await semaphore.acquire()
     const owner = semaphore
+    let release
+    try {
+      release = await semaphore.acquire(waitMs)
+    } catch (err) {
+      // A wait that timed out may have been the key's last user.
+      if (owner.idle && this.byKey.get(key) === owner) this.byKey.delete(key)
+      throw err
+    }
     return () => {
       release()
       if (owner.idle && this.byKey.get(key) === owner) this.byKey.delete(key)

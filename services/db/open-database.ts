@@ -8,6 +8,7 @@ import type { Database } from './schema.ts'
 import { tenantConnectionCap, type AppDatabase } from './with-tenant.ts'
 import { KeyedSemaphore } from '../fifo-semaphore.ts'
 import { taggingPool } from './pg-errors.ts'
+import { tierConnections as tierConnectionsFor } from './connection-shares.ts'
 
 export interface DatabaseSettings {
   DATABASE_URL?: string
@@ -15,6 +16,8 @@ export interface DatabaseSettings {
   DATABASE_APP_ROLE: string
   DATABASE_POOL_SIZE: number
   DATABASE_TENANT_MAX_CONNECTIONS: number
+  DATABASE_FREE_SHARE_PERCENT: number
+  DATABASE_STARTER_SHARE_PERCENT: number
   PGLITE_DIR?: string
   /**
    * Not an environment setting: a data dir dumped by PGliteThread.dumpDataDir (already
@@ -50,6 +53,7 @@ function postgresKysely (connectionString: string, max: number, log: FastifyBase
 export async function openDatabase (settings: DatabaseSettings, log: FastifyBaseLogger): Promise<OpenedDatabase> {
   const appRole = settings.DATABASE_APP_ROLE
   const tenantConnections = new KeyedSemaphore(tenantConnectionCap(settings.DATABASE_POOL_SIZE, settings.DATABASE_TENANT_MAX_CONNECTIONS))
+  const tierConnections = tierConnectionsFor(settings.DATABASE_POOL_SIZE, settings.DATABASE_FREE_SHARE_PERCENT, settings.DATABASE_STARTER_SHARE_PERCENT)
   if (settings.DATABASE_URL !== undefined) {
     const { kysely, pool } = postgresKysely(settings.DATABASE_URL, settings.DATABASE_POOL_SIZE, log)
     try {
@@ -75,17 +79,24 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
     }
     // pg answers a message of several statements with one result per statement (Kysely's
     // driver would keep none of them), and a pooled client is back in the pool at once.
-    const simpleQuery = async (text: string): Promise<unknown[]> => {
+    const simpleQuery = async (text: string, ended?: AbortSignal): Promise<unknown[]> => {
       const client = await pool.connect()
+      // A run that ends cancels its statement now (from another pooled connection); the cancel
+      // must land before the client serves anyone else.
+      let cancelling: Promise<unknown> | undefined
+      const onEnd = (): void => { cancelling = sql`select pg_cancel_backend(${(client as unknown as { processID: number }).processID})`.execute(kysely).catch(() => {}) }
+      ended?.addEventListener('abort', onEnd, { once: true })
       try {
         // No parameters: pg sends the simple protocol, which takes several statements.
         const results = await client.query(text, []) as unknown as pg.QueryResult | pg.QueryResult[]
         return Array.isArray(results) ? results[results.length - 1]?.rows ?? [] : results.rows
       } finally {
+        ended?.removeEventListener('abort', onEnd)
+        await cancelling
         client.release()
       }
     }
-    return { kysely, appRole, tenantConnections, switchRole, simpleQuery, embedded: false, close: async () => { await kysely.destroy() } }
+    return { kysely, appRole, tenantConnections, tierConnections, switchRole, simpleQuery, embedded: false, close: async () => { await kysely.destroy() } }
   }
 
   // In a worker thread: PGlite's WASM would otherwise run every query on the event loop.
@@ -108,5 +119,5 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
   // Through the dialect, which hands PGlite's one session to one holder at a time; a message of
   // several statements goes to PGlite's exec, which answers the last one's rows.
   const simpleQuery = async (text: string): Promise<unknown[]> => (await sql.raw(text).execute(kysely)).rows
-  return { kysely, appRole, tenantConnections, switchRole: true, simpleQuery, embedded: true, close: async () => { await kysely.destroy() } }
+  return { kysely, appRole, tenantConnections, tierConnections, switchRole: true, simpleQuery, embedded: true, close: async () => { await kysely.destroy() } }
 }

@@ -14,6 +14,8 @@ import {
 import pg from 'pg'
 import type { KeyedSemaphore } from '../fifo-semaphore.ts'
 import type { Database } from './schema.ts'
+import { acquireConnectionShare, type TierConnections } from './connection-shares.ts'
+import { cancelOnRunEnd, runIsOver, RunEndedError, statementTimeoutMs, type RunBounds } from './run-bounds.ts'
 
 declare const tenantScoped: unique symbol
 
@@ -35,6 +37,8 @@ export interface AppDatabase {
    * so one tenant can never hold the whole pool while the others wait for it.
    */
   tenantConnections: KeyedSemaphore
+  /** Connections each bounded tier's runs may hold together (see connection-shares.ts); absent: no tier bound. */
+  tierConnections?: TierConnections
   /**
    * false only when the pool already logs in as appRole (checked at open): switching to the role
    * one already is would cost a catalog lookup per transaction for nothing. Absent means true.
@@ -42,9 +46,10 @@ export interface AppDatabase {
   switchRole?: boolean
   /**
    * Sends one parameterless simple-protocol message (several statements, one round trip, which
-   * PostgreSQL runs as one implicit transaction) and answers the last statement's rows.
+   * PostgreSQL runs as one implicit transaction) and answers the last statement's rows. When
+   * `ended` aborts, the statement is cancelled (PostgreSQL; PGlite cannot).
    */
-  simpleQuery: (text: string) => Promise<unknown[]>
+  simpleQuery: (text: string, ended?: AbortSignal) => Promise<unknown[]>
 }
 
 /**
@@ -77,8 +82,9 @@ export interface AppDatabase {
  *   is not seen, and what was read meanwhile stays read: the check guards what is committed.
  * - use the trx after withTenant returned: its connection may belong to someone else by then.
  */
-export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx: TenantTrx) => Promise<T>): Promise<T> {
-  const release = await db.tenantConnections.acquire(tenantId)
+export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx: TenantTrx) => Promise<T>, bounds?: RunBounds): Promise<T> {
+  if (bounds !== undefined) statementTimeoutMs(bounds)
+  const release = await acquireConnectionShare(db.tenantConnections, db.tierConnections, tenantId, bounds)
   try {
     const executor = db.kysely.getExecutor()
     return await executor.provideConnection(async (connection) => {
@@ -91,16 +97,23 @@ export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx
       }
       const appRole = roleToSwitchTo(db)
       let result: T
+      const watch = await cancelOnRunEnd(bounds, connection, async (consumer) => { await executor.provideConnection(consumer) })
       try {
-        await own(beginTenantTransaction(tenantId, appRole))
+        await own(beginTenantTransaction(tenantId, appRole, bounds === undefined ? undefined : statementTimeoutMs(bounds)))
         result = await fn(scopedTransaction(executor.withConnectionProvider(provider)))
+        // A run that ended meanwhile commits nothing: its caller was told TIMEOUT or CANCELLED.
+        // No cancel may reach the commit, so the watch stops first.
+        await watch.stop()
+        if (runIsOver(bounds)) throw new RunEndedError()
         await own(`${assertTenantScope(tenantId, db.appRole)}; commit`)
       } catch (err) {
         // A rollback that fails means the connection broke; pg's pool then drops it.
         await own('rollback').catch(() => {})
-        throw scopeFailure(err)
+        throw runIsOver(bounds) && !(err instanceof RunEndedError) ? new RunEndedError(undefined, { cause: err }) : scopeFailure(err)
       } finally {
         scope.open = false
+        // A cancel still on its way must land before the connection serves anyone else.
+        await watch.stop()
       }
       return result
     })
@@ -205,11 +218,13 @@ function scopedTransaction (executor: QueryExecutor): TenantTrx {
  * write is committed when the answer comes, and a failing statement takes everything with it.
  * Answers the statement's rows (use `returning` to see what a write did).
  */
-export async function statementAsTenant<R> (db: AppDatabase, tenantId: string, statement: CompiledQuery<R>): Promise<R[]> {
-  const text = `${tenantSettings(tenantId, roleToSwitchTo(db))}; ${inlineParameters(statement)}`
-  const release = await db.tenantConnections.acquire(tenantId)
+export async function statementAsTenant<R> (db: AppDatabase, tenantId: string, statement: CompiledQuery<R>, bounds?: RunBounds): Promise<R[]> {
+  if (bounds !== undefined) statementTimeoutMs(bounds)
+  const release = await acquireConnectionShare(db.tenantConnections, db.tierConnections, tenantId, bounds)
   try {
-    return await db.simpleQuery(text) as R[]
+    // The timeout is worked out once the connection is near: the wait above took some of the run.
+    const text = `${tenantSettings(tenantId, roleToSwitchTo(db), bounds === undefined ? undefined : statementTimeoutMs(bounds))}; ${inlineParameters(statement)}`
+    return await db.simpleQuery(text, bounds?.ended) as R[]
   } finally {
     release()
   }
@@ -241,16 +256,20 @@ function roleToSwitchTo (db: AppDatabase): string | undefined {
   return db.switchRole === false ? undefined : db.appRole
 }
 
-/** `select set_config(...)` for the tenant, every value a quoted literal (see withTenant); no role switch without appRole. */
-function tenantSettings (tenantId: string, appRole: string | undefined): string {
+/**
+ * `select set_config(...)` for the tenant, every value a quoted literal (see withTenant); no role
+ * switch without appRole; a statement_timeout (local to the transaction, like the rest) when given.
+ */
+function tenantSettings (tenantId: string, appRole: string | undefined, timeoutMs?: number): string {
   const lit = pg.escapeLiteral
   const role = appRole === undefined ? '' : `, set_config('role', ${lit(appRole)}, true)`
-  return `select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)`
+  const timeout = timeoutMs === undefined ? '' : `, set_config('statement_timeout', '${String(Math.max(1, Math.floor(timeoutMs)))}', true)`
+  return `select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)${timeout}`
 }
 
 /** `begin; select set_config(...)` (see tenantSettings). */
-export function beginTenantTransaction (tenantId: string, appRole: string | undefined): string {
-  return `begin; ${tenantSettings(tenantId, appRole)}`
+export function beginTenantTransaction (tenantId: string, appRole: string | undefined, timeoutMs?: number): string {
+  return `begin; ${tenantSettings(tenantId, appRole, timeoutMs)}`
 }
 
 // PostgreSQL keeps 63 bytes of application_name; tenant ids are ASCII (the token's pattern).

@@ -153,7 +153,7 @@ async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: Ex
   const onAbort = (): void => { deps.enclave.cancel(request.executionId) }
   signal?.addEventListener('abort', onAbort, { once: true })
   let result: ExecutionResult
-  const tools = gatedTools(createToolGateway(deps, caller, request.executionId), request.mayAct)
+  const tools = gatedTools(createToolGateway(deps, caller, request.executionId, runTimeoutMs(request.timeoutMs, quotas)), request.mayAct)
   try {
     // The slot is held until the run's CPU is really free, which can be after the result (a run
     // that timed out inside a builtin V8 stops late): until then it counts as concurrent.

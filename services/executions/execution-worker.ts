@@ -53,6 +53,7 @@ export class ExecutionWorker {
     // was cancelled or failed as lost meanwhile never acts, without a transaction of its own to
     // read the row first.
     const quotas = await this.deps.quotasOf(tenantId)
+    const tier = await this.deps.tierOf?.(tenantId)
     const slot = await acquireRunSlot(this.deps.store, tenantId, executionId, quotas, job.timeoutMs)
     if (slot === null) {
       // Waiting for a slot is the slow path: here a job whose run already ended stops retrying.
@@ -105,7 +106,7 @@ export class ExecutionWorker {
       }
       let result: ExecutionResult
       try {
-        const outcome = await executeScript(this.deps.execution, { tenantId, userId: job.userId, permissions: job.permissions, quotas }, {
+        const outcome = await executeScript(this.deps.execution, { tenantId, userId: job.userId, permissions: job.permissions, quotas, ...(tier !== undefined ? { tier } : {}) }, {
           executionId,
           code: job.code,
           timeoutMs: job.timeoutMs,

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { AppDatabase } from '../db/with-tenant.ts'
 import type { LimitStore } from '../store/index.ts'
-import type { TenantQuotas } from '../tenants/tiers.ts'
+import type { TenantQuotas, Tier } from '../tenants/tiers.ts'
 import type { CancelRequests } from './cancel-requests.ts'
 import type { EventLog } from './event-log.ts'
 import type { ExecutionDeps } from './execute-script.ts'
@@ -22,5 +22,7 @@ export interface QueuedExecutionsDeps {
   tenantIndex: TenantIndex
   cancels: CancelRequests
   quotasOf: (tenantId: string) => Promise<TenantQuotas>
+  /** The tenant's tier, for the database bounds that are not quotas (TIER_WRITE_LIMITS); absent: the free tier's. */
+  tierOf?: (tenantId: string) => Promise<Tier>
   log: FastifyBaseLogger
 }

@@ -3,11 +3,13 @@ import { Compile } from 'typebox/compile'
 import type { TSchema } from 'typebox'
 import type { Validator } from 'typebox/compile'
 import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
+import type { RunBounds } from '../db/run-bounds.ts'
+import { DatabaseBusyError } from '../db/connection-shares.ts'
 import type { LimitStore } from '../store/index.ts'
 import { toolWindowKey } from '../quotas/counter-keys.ts'
 import { ToolQuotaReservation } from '../quotas/tool-quota-reservation.ts'
 import type { ToolRegistry } from '../tools/tool-registry.ts'
-import { ToolResultTooLargeError, type ToolCaller } from '../tools/tool-definition.ts'
+import { ToolLimitError, type ToolCaller } from '../tools/tool-definition.ts'
 import { FifoSemaphore, SemaphoreTimeoutError } from '../fifo-semaphore.ts'
 import { EnclaveToolError } from '../enclave/index.ts'
 import { validatorFor as jsonSchemaValidator } from '../tools/schema-validation.ts'
@@ -57,10 +59,15 @@ function validatorFor (schema: TSchema): Validator {
  * same checks, outside any transaction. Every call, allowed or refused, is audited in the order
  * the script made them (`executionId` and call index; the idempotency key upstreams receive).
  */
-export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, executionId = 'unknown') {
+export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, executionId = 'unknown', runTimeoutMs?: number) {
   let calls = 0
   const inProgress = new FifoSemaphore(deps.tools.limits.maxConcurrentPerRun)
   const waitUntil = Date.now() + caller.quotas.maxExecutionDurationMs
+  // When the run ends at the latest: its database statements may not outlive it.
+  const runDeadline = Date.now() + (runTimeoutMs ?? caller.quotas.maxExecutionDurationMs)
+  // Database calls in progress: `settle` waits for them, so the run's result goes out only
+  // once each has committed or been rolled back (see RunBounds).
+  const inDatabase = new Set<Promise<unknown>>()
   // The daily tool quota is reserved in blocks for this run; `settle` gives back what is unused.
   const dailyQuota = new ToolQuotaReservation(deps.store, caller.tenantId, caller.quotas.maxToolCallsPerDay, caller.quotas.maxToolCallsPerExecution)
 
@@ -108,7 +115,10 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
   }
 
   /** Call once the run has ended: returns the run's unused daily tool calls to the shared counter. */
-  const settle = async (): Promise<void> => { await dailyQuota.giveBack() }
+  const settle = async (): Promise<void> => {
+    await Promise.allSettled([...inDatabase])
+    await dailyQuota.giveBack()
+  }
 
   /**
    * A call the sandbox refused before it got here (see RunOptions.onToolRefused): it takes the
@@ -204,16 +214,20 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
     }
     try {
       const { run, runAsTenant } = definition
-      let result: unknown
-      if (runAsTenant !== undefined) result = await runAsTenant(deps.db, caller, args, tool.config, deps.tools.limits)
-      else if (run !== undefined) result = await withTenant(deps.db, caller.tenantId, async (trx) => await run(trx, caller, args, tool.config, deps.tools.limits))
+      const bounds: RunBounds = { deadline: runDeadline, ceilingMs: caller.quotas.maxExecutionDurationMs, ...(runEnded !== undefined ? { ended: runEnded } : {}), ...(caller.tier !== undefined ? { tier: caller.tier } : {}) }
+      let work: Promise<unknown>
+      if (runAsTenant !== undefined) work = runAsTenant(deps.db, caller, args, tool.config, deps.tools.limits, bounds)
+      else if (run !== undefined) work = withTenant(deps.db, caller.tenantId, async (trx) => await run(trx, caller, args, tool.config, deps.tools.limits), bounds)
       else throw new Error(`Tool ${name} has nothing to run`)
+      inDatabase.add(work)
+      let result: unknown
+      try { result = await work } finally { inDatabase.delete(work) }
       report(name, 'OK', { resultBytes: Buffer.byteLength(JSON.stringify(result ?? null)) })
       return result
     } catch (err) {
       report(name, 'TOOL_ERROR')
       // The limit is the script's to know; database details stay on the host.
-      if (err instanceof ToolResultTooLargeError) throw new EnclaveToolError('TOOL_ERROR', err.message, { cause: err })
+      if (err instanceof ToolLimitError || err instanceof DatabaseBusyError) throw new EnclaveToolError('TOOL_ERROR', err.message, { cause: err })
       throw new EnclaveToolError('TOOL_ERROR', `Tool ${name} failed`, { cause: err })
     }
   }

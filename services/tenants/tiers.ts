@@ -63,3 +63,21 @@ export function quotasFor (tier: Tier, overrides: QuotaOverrides = {}): TenantQu
   }
   return quotas
 }
+
+/**
+ * What one data:update or data:delete call may write, per tier: a call over either bound is
+ * refused whole (nothing written). One call rewriting a tenant's every document was enough to
+ * grow the table by gigabytes in minutes (issue #28). Not a quota override: the database's to bound.
+ */
+export interface TierWriteLimits {
+  maxRowsWrittenPerCall: number
+  /** The JSON text of the documents written (an update: their new bodies; a delete: the bodies removed). */
+  maxBytesWrittenPerCall: number
+}
+
+const MB = 1024 * 1024
+export const TIER_WRITE_LIMITS: Record<Tier, TierWriteLimits> = {
+  free: { maxRowsWrittenPerCall: 100, maxBytesWrittenPerCall: 1 * MB },
+  starter: { maxRowsWrittenPerCall: 1000, maxBytesWrittenPerCall: 10 * MB },
+  enterprise: { maxRowsWrittenPerCall: 10_000, maxBytesWrittenPerCall: 100 * MB }
+}

@@ -2,7 +2,9 @@ import { sql, type CompiledQuery, type Expression, type ExpressionBuilder, type 
 import { Type, type Static, type TSchema } from 'typebox'
 import type { Database } from '../db/schema.ts'
 import { statementAsTenant, type AppDatabase, type TenantTrx } from '../db/with-tenant.ts'
-import { ToolResultTooLargeError, type ToolCaller, type ToolDefinition, type ToolLimits } from './tool-definition.ts'
+import type { RunBounds } from '../db/run-bounds.ts'
+import { TIER_WRITE_LIMITS } from '../tenants/tiers.ts'
+import { ToolResultTooLargeError, ToolWriteLimitError, type ToolCaller, type ToolDefinition, type ToolLimits } from './tool-definition.ts'
 
 // Fields the service owns: a document can neither set nor fake them.
 const SYSTEM_FIELDS = new Set(['id', 'tenantId', 'createdBy', 'createdAt'])
@@ -98,8 +100,8 @@ interface MeasuredDocument { id: string, tenant_id: string, created_by: string, 
  * when the whole page fits, so a result over the budget never enters this process. One statement
  * sees one snapshot: no row can grow between its measure and its read.
  */
-async function query (db: AppDatabase, caller: ToolCaller, args: Static<typeof QueryArgs>, config: Record<string, unknown>, limits: ToolLimits): Promise<StoredDocument[]> {
-  const rows = await statementAsTenant(db, caller.tenantId, dataQueryStatement(db.kysely, args, config, limits))
+async function query (db: AppDatabase, caller: ToolCaller, args: Static<typeof QueryArgs>, config: Record<string, unknown>, limits: ToolLimits, bounds?: RunBounds): Promise<StoredDocument[]> {
+  const rows = await statementAsTenant(db, caller.tenantId, dataQueryStatement(db.kysely, args, config, limits), bounds)
   if (rows.length > 0 && Number(rows[0]?.total) > limits.maxResultBytes) throw new ToolResultTooLargeError('data:query', limits.maxResultBytes)
   return rows.map((row) => {
     if (row.body === null) throw new Error('data:query read a document without its body')
@@ -147,19 +149,46 @@ async function insert (trx: TenantTrx, caller: ToolCaller, args: Static<typeof I
   return toDocument(row)
 }
 
-async function update (trx: TenantTrx, _caller: ToolCaller, args: Static<typeof UpdateArgs>): Promise<{ updated: number }> {
-  const result = await trx.updateTable('documents')
-    .set((eb) => ({ body: sql`${eb.ref('body')} || ${JSON.stringify(withoutSystemFields(args.set))}::jsonb` }))
+/** What a bounded write's one statement answers: the targets it saw (at most the bound + 1), their bytes, and the rows it wrote. */
+interface WriteOutcome { targets: number | string, bytes: number | string | null, written: number | string }
+
+/**
+ * Runs data:update or data:delete as one statement that first counts and sizes its targets (at
+ * most the tier's row bound + 1 of them) and writes only when both bounds hold, so a call over
+ * them writes nothing at all, not even its first rows, and no row is read twice. The statement
+ * sees one snapshot: the rows it measured are the rows it writes.
+ */
+async function boundedWrite (trx: TenantTrx, caller: ToolCaller, tool: 'data:update' | 'data:delete', args: { collection?: string, filter: Record<string, unknown> }, set?: string): Promise<number> {
+  const limits = TIER_WRITE_LIMITS[caller.tier ?? 'free']
+  const body = sql.ref('body')
+  const written = set === undefined ? body : sql`${body} || ${set}::jsonb`
+  const targets = trx.selectFrom('documents')
+    .select(['id', sql<number>`octet_length((${written})::text)`.as('bytes')])
     .where(matches(args.collection ?? 'data', args.filter))
-    .executeTakeFirst()
-  return { updated: Number(result.numUpdatedRows) }
+    .limit(limits.maxRowsWrittenPerCall + 1)
+  const within = sql`(select count(*) from targets) <= ${limits.maxRowsWrittenPerCall} and (select coalesce(sum(bytes), 0) from targets) <= ${limits.maxBytesWrittenPerCall}`
+  const write = set === undefined
+    ? sql`delete from documents where id in (select id from targets) and ${within} returning 1`
+    : sql`update documents set body = ${written} where id in (select id from targets) and ${within} returning 1`
+  const result = await sql<WriteOutcome>`with targets as (${targets}), written as (${write})
+    select (select count(*) from targets) as targets, (select sum(bytes) from targets) as bytes, (select count(*) from written) as written`.execute(trx)
+  const outcome = result.rows[0]
+  if (outcome === undefined) throw new Error(`${tool} answered no outcome`)
+  const count = Number(outcome.targets)
+  const bytes = Number(outcome.bytes ?? 0)
+  if (count > limits.maxRowsWrittenPerCall || bytes > limits.maxBytesWrittenPerCall) {
+    const what = count > limits.maxRowsWrittenPerCall ? `matches more than ${limits.maxRowsWrittenPerCall} documents` : `would write ${bytes} bytes`
+    throw new ToolWriteLimitError(`${tool} ${what}: over the ${caller.tier ?? 'free'} tier's limit of ${limits.maxRowsWrittenPerCall} documents and ${limits.maxBytesWrittenPerCall} bytes written per call; nothing was written, narrow the filter`)
+  }
+  return Number(outcome.written)
 }
 
-async function remove (trx: TenantTrx, _caller: ToolCaller, args: Static<typeof DeleteArgs>): Promise<{ deleted: number }> {
-  const result = await trx.deleteFrom('documents')
-    .where(matches(args.collection ?? 'data', args.filter))
-    .executeTakeFirst()
-  return { deleted: Number(result.numDeletedRows) }
+async function update (trx: TenantTrx, caller: ToolCaller, args: Static<typeof UpdateArgs>): Promise<{ updated: number }> {
+  return { updated: await boundedWrite(trx, caller, 'data:update', args, JSON.stringify(withoutSystemFields(args.set))) }
+}
+
+async function remove (trx: TenantTrx, caller: ToolCaller, args: Static<typeof DeleteArgs>): Promise<{ deleted: number }> {
+  return { deleted: await boundedWrite(trx, caller, 'data:delete', args) }
 }
 
 export const DATA_TOOLS: ToolDefinition[] = [

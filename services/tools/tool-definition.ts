@@ -1,6 +1,7 @@
 import type { TSchema } from 'typebox'
 import type { AppDatabase, TenantTrx } from '../db/with-tenant.ts'
-import type { TenantQuotas } from '../tenants/tiers.ts'
+import type { RunBounds } from '../db/run-bounds.ts'
+import type { TenantQuotas, Tier } from '../tenants/tiers.ts'
 import type { McpToolSpec } from './mcp-tool-client.ts'
 
 /** Who is calling a tool: the run's tenant, user, token permissions and quotas. */
@@ -9,6 +10,8 @@ export interface ToolCaller {
   userId: string
   permissions: string[]
   quotas: TenantQuotas
+  /** The tenant's tier, for bounds that are not quotas (TIER_WRITE_LIMITS); absent: the free tier's. */
+  tier?: Tier
 }
 
 /** Bounds every tool honours while it works, so no call can hold more than the host allows. */
@@ -18,10 +21,15 @@ export interface ToolLimits {
 }
 
 /**
- * A result over ToolLimits.maxResultBytes. Its message names the limit and reaches the script
- * (a catchable TOOL_ERROR), unlike other tool failures, whose details stay on the host.
+ * A call refused by a bound the script should know: its message names the limit and reaches the
+ * script (a catchable TOOL_ERROR), unlike other tool failures, whose details stay on the host.
  */
-export class ToolResultTooLargeError extends Error {
+export class ToolLimitError extends Error {
+  override name = 'ToolLimitError'
+}
+
+/** A result over ToolLimits.maxResultBytes. */
+export class ToolResultTooLargeError extends ToolLimitError {
   override name = 'ToolResultTooLargeError'
   readonly limit: number
 
@@ -29,6 +37,11 @@ export class ToolResultTooLargeError extends Error {
     super(`Result of ${tool} exceeds the tool result limit of ${limit} bytes (TOOL_RESULT_MAX_BYTES); ask for fewer or smaller documents`)
     this.limit = limit
   }
+}
+
+/** A data:update or data:delete over its tier's TIER_WRITE_LIMITS: nothing was written. */
+export class ToolWriteLimitError extends ToolLimitError {
+  override name = 'ToolWriteLimitError'
 }
 
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
@@ -75,5 +88,5 @@ export interface ToolDefinition {
    * Instead of `run`, for a built-in that reads with one statement: it scopes that statement to
    * the caller's tenant itself (statementAsTenant), which saves the transaction's round trips.
    */
-  runAsTenant?: (db: AppDatabase, caller: ToolCaller, args: unknown, config: Record<string, unknown>, limits: ToolLimits) => Promise<unknown>
+  runAsTenant?: (db: AppDatabase, caller: ToolCaller, args: unknown, config: Record<string, unknown>, limits: ToolLimits, bounds?: RunBounds) => Promise<unknown>
 }

@@ -1,0 +1,71 @@
+import t from 'tap'
+import { buildApp, createTenant } from '../helper.ts'
+import { KeyedSemaphore } from '../../services/fifo-semaphore.ts'
+import { acquireConnectionShare, DatabaseBusyError, tierConnections } from '../../services/db/connection-shares.ts'
+import { RunEndedError, type RunBounds } from '../../services/db/run-bounds.ts'
+import { tenantConnectionCap } from '../../services/db/with-tenant.ts'
+import type { Tier } from '../../services/tenants/tiers.ts'
+
+// Issue 28, item 1: with a per-tenant cap of a third of the pool, four free tenants held 12
+// connections of 10 and an enterprise tenant's one-row query waited seconds or failed. The
+// tiers' shares bound what all free (starter) tenants hold together.
+
+const POOL = 10
+const run = (tier: Tier, ms = 10_000, ended?: AbortSignal): RunBounds => ({ deadline: Date.now() + ms, ceilingMs: ms, tier, ...(ended !== undefined ? { ended } : {}) })
+const settled = async (p: Promise<unknown>): Promise<boolean> => await Promise.race([p.then(() => true, () => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 50))])
+
+t.test('four free tenants hold at most the free share; a paid tenant still finds a connection', async (t) => {
+  const tenants = new KeyedSemaphore(tenantConnectionCap(POOL, 0))
+  const tiers = tierConnections(POOL, 30, 60)
+  const held: Array<() => void> = []
+  const waiting: Array<Promise<() => void>> = []
+  for (const tenant of ['f1', 'f2', 'f3', 'f4']) {
+    for (let i = 0; i < tenants.limit; i++) {
+      const p = acquireConnectionShare(tenants, tiers, tenant, run('free'))
+      if (await settled(p)) held.push(await p); else waiting.push(p)
+    }
+  }
+  t.equal(held.length, 3, 'all free tenants together hold 30 % of the pool')
+  t.equal(waiting.length, 4 * tenants.limit - 3, 'the rest of their calls wait')
+  const starter = await acquireConnectionShare(tenants, tiers, 's1', run('starter'))
+  const enterprise = await acquireConnectionShare(tenants, tiers, 'e1', run('enterprise'))
+  t.pass('a starter and an enterprise tenant get a connection at once')
+  starter(); enterprise()
+  for (const release of held) release()
+  for (const p of waiting) (await p)()
+  t.equal(tenants.inUse('f1'), 0, 'no place is left behind')
+})
+
+t.test('a wait is bounded by the run: a catchable busy error, or the run\'s end', async (t) => {
+  const tenants = new KeyedSemaphore(3)
+  const tiers = tierConnections(POOL, 10, 60)
+  const hog = await acquireConnectionShare(tenants, tiers, 'hog', run('free'))
+  const started = Date.now()
+  await t.rejects(acquireConnectionShare(tenants, tiers, 'other', run('free', 400)), DatabaseBusyError, 'a free call waits at most half its run\'s remaining time')
+  t.ok(Date.now() - started < 400, 'and is told before its run ends')
+  await t.rejects(acquireConnectionShare(tenants, tiers, 'other', run('free', 400)), { message: /The database is busy for the free tier.*retry later/ })
+
+  const controller = new AbortController()
+  const ending = acquireConnectionShare(tenants, tiers, 'other', run('free', 10_000, controller.signal))
+  controller.abort()
+  await t.rejects(ending, RunEndedError, 'a run that ends gives up its wait at once')
+  hog()
+  const next = await acquireConnectionShare(tenants, tiers, 'next', run('free'))
+  t.pass('the ended wait left no place taken')
+  next()
+  t.equal(tenants.inUse('other'), 0)
+})
+
+t.test('a run\'s call that finds its tier\'s share taken gets a catchable TOOL_ERROR in time', async (t) => {
+  const app = await buildApp(t, { DATABASE_POOL_SIZE: '10', DATABASE_FREE_SHARE_PERCENT: '10' })
+  const free = await createTenant(app, 'busy-free', { tier: 'free' })
+  const enterprise = await createTenant(app, 'busy-enterprise', { tier: 'enterprise' })
+  // The free tier's one connection, held as four free tenants' scans would hold it.
+  const hold = await app.db.tierConnections!.free!.acquire()
+  t.teardown(hold)
+  const script = "try { await callTool('data:query', {}); return 'answered' } catch (e) { return e.code + ': ' + e.message }"
+  const refused = (await free.execute(script, { timeoutMs: 1000 })).json()
+  t.match(refused.value, /^TOOL_ERROR: The database is busy for the free tier: .*retry later$/, 'the script is told, and can still act on it')
+  const answered = (await enterprise.execute(script, { timeoutMs: 1000 })).json()
+  t.equal(answered.value, 'answered', 'an enterprise tenant is not held back')
+})
