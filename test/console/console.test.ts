@@ -293,7 +293,7 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   const docsWatch = await watchPage(docs)
   await docs.goto(`${server.url}/docs/`)
   await docs.locator('.swagger-ui .info .title').waitFor()
-  const health = docs.locator('#operations-health-get_health')
+  const health = docs.locator('#operations-health-getHealth')
   await health.locator('.opblock-summary').click()
   await health.getByRole('button', { name: 'Try it out' }).click()
   await health.getByRole('button', { name: 'Execute' }).click()
