@@ -22,7 +22,7 @@ t.test('metrics and logs', async (t) => {
   t.match(body, /tenant_enclave_executions_total\{code="EXECUTION_ERROR"\} 1/)
   t.match(body, /tenant_enclave_execution_duration_seconds_count 2/)
   t.match(body, /tenant_enclave_tool_calls_total\{tool="data:query",outcome="OK"\} 1/)
-  t.match(body, /tenant_enclave_tool_calls_total\{tool="\(unknown\)",outcome="PERMISSION_DENIED"\} 6/)
+  t.match(body, /tenant_enclave_tool_calls_total\{tool="\(unknown\)",outcome="TOOL_NOT_FOUND"\} 6/)
   t.notMatch(body, /data:nope|made-up/, 'no series for a name the service does not know')
   t.match(body, /tenant_enclave_quota_refusals_total\{kind="daily-executions"\} 1/)
   t.match(body, /tenant_enclave_executions_in_flight 0/)

@@ -22,16 +22,27 @@ export async function startServer (env: Record<string, string | undefined>, tear
     DATABASE_URL: process.env.DATABASE_URL,
     DATABASE_ADMIN_URL: process.env.DATABASE_ADMIN_URL,
     REDIS_URL: process.env.REDIS_URL,
+    // Its V8 coverage counts with the suite's (c8 sets this); written when the process exits.
+    NODE_V8_COVERAGE: process.env.NODE_V8_COVERAGE,
+    SHUTDOWN_GRACE_MS: '2000',
     ...env,
     // The "Server listening" line is logged at info.
     LOG_LEVEL: 'info'
   }
   for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key]
   const child = spawn(process.execPath, ['--no-node-snapshot', 'server.ts'], { env: merged, stdio: ['pipe', 'pipe', 'pipe'] })
-  teardown(() => { child.kill('SIGKILL') })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
+  // Stopped as a deployment stops it (SIGTERM, the graceful shutdown), so it writes its coverage;
+  // killed only when it has not exited within a few seconds.
+  teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, 5000)
+    await exited
+    clearTimeout(timer)
+  })
   let output = ''
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString()
