@@ -25,7 +25,8 @@ test('execute, submit and wait, get', async () => {
   assert.equal(status, 'queued')
   assert.equal((await client.wait(executionId)).value, 'queued')
   assert.equal((await client.get(executionId)).status, 'succeeded')
-  assert.equal((await client.submit('return 2', { idempotencyKey: 'once' })).executionId, executionId)
+  assert.equal((await client.submit('return "queued"', { idempotencyKey: 'once' })).executionId, executionId, 'the same key and body: the first execution')
+  await assert.rejects(client.submit('return 2', { idempotencyKey: 'once' }), (err: { status?: number, body?: { code?: string } }) => err.status === 422 && err.body?.code === 'IDEMPOTENCY_KEY_REUSED', 'the same key with another body is refused')
 })
 
 test('events() resumes after a dropped connection: every event once, in order', async () => {
