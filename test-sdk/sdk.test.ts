@@ -85,7 +85,7 @@ t.test('the generated SDK against a running service', async (t) => {
     const anonymous = createClient({ baseUrl: server.url })
     const unauthorized = await runScript({ client: anonymous, body: { code: 'return 1' } })
     t.equal(unauthorized.response?.status, 401)
-    t.equal(unauthorized.error?.code, 'UNAUTHORIZED')
+    t.equal(unauthorized.error?.code, 'MISSING_TOKEN')
 
     const missing = await getExecution({ client, path: { id: '00000000-0000-4000-8000-000000000000' } })
     t.equal(missing.response?.status, 404)
