@@ -98,6 +98,11 @@ t.test('the OpenAPI document', async (t) => {
     t.same(skipped.filter((s) => s.reason === 'no operationId'), [], 'no operation is skipped for want of an operationId')
     t.same(names.length + skipped.length, operations.length, 'every operation is imported, or skipped with its reason')
     t.ok(names.includes('self:runScript') && names.includes('self:listExecutions'))
+    // Platform tools are global: on a shared database they would show in every later test's catalogue.
+    for (const name of names) {
+      const deleted = await app.inject({ method: 'DELETE', url: `/admin/tools/${name}`, headers: adminHeaders() })
+      t.equal(deleted.statusCode, 204, `${name} deleted again`)
+    }
     t.comment(`skipped: ${JSON.stringify(skipped)}`)
   })
 

@@ -143,7 +143,8 @@ t.test('GET /api/tools?search=', async (t) => {
     t.equal(res.statusCode, 200)
     return res.json().tools.map((tool: { name: string }) => tool.name)
   }
-  t.same(await names(''), ['data:query', 'data:insert', 'data:update', 'data:delete'], 'no words: every tool')
+  // Platform tools are global: on a shared database another test file's may be listed too.
+  t.same((await names('')).filter((name: string) => name.startsWith('data:')), ['data:query', 'data:insert', 'data:update', 'data:delete'], 'no words: every tool')
   t.same(await names('QUERY'), ['data:query'], 'case-insensitive, inside a name')
   t.same(await names('document matching'), ['data:update', 'data:delete'], 'every word, in the description')
   t.same(await names('data  filter  merge'), ['data:update'], 'words from name and description together')
