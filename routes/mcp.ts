@@ -3,6 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { listSetting } from '../plugins/config.ts'
 import { checkScript } from '../services/code-mode/check-script.ts'
+import { checkLimitsOf } from '../services/code-mode/check-limits.ts'
 import { ToolDeclarationCache } from '../services/code-mode/tool-declarations.ts'
 import { LEVELS } from '../services/enclave/index.ts'
 import { createCodeModeServer, type CodeModeCaller } from '../services/mcp/code-mode-server.ts'
@@ -87,7 +88,24 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
         // The size a run would refuse, refused the same way (neither counted nor audited).
         const tooLarge = codeSizeRefusalOf(body.code, quotas)
         if (tooLarge !== undefined) return { refusal: refusalAnswer(tooLarge) }
-        return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck }) }
+        // The REST check's bounds, shared with it: checks in flight, TypeScript size, parse time.
+        const limits = checkLimitsOf(quotas)
+        let release: (cpuMs?: number) => void
+        let cpuMs: number | undefined
+        try {
+          release = fastify.checkSlots.admit(tenantId, limits, body)
+        } catch (err) {
+          if (err instanceof ServiceError) return { refusal: { status: err.statusCode, body: err.body() } }
+          throw err
+        }
+        try {
+          return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms } }) }
+        } catch (err) {
+          if (err instanceof ServiceError) return { refusal: { status: err.statusCode, body: err.body() } }
+          throw err
+        } finally {
+          release(cpuMs)
+        }
       },
       execute: async (body, live) => {
         const executionId = newExecutionId()
