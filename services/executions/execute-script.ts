@@ -166,10 +166,7 @@ async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: Ex
       maxOutputBytes: quotas.maxOutputSizeKB * 1024,
       maxCodeBytes: maxCodeBytes(quotas),
       tools,
-      // Released once the turn that settled the run is over, so its answer is written first: the
-      // release's write to the store (a wake-up of Redis) left the response waiting behind it.
-      // A next request on this instance is read in a later turn, after the release went out.
-      onSettled: () => { setImmediate(() => { admission.release().catch(() => {}) }) },
+      onSettled: () => { admission.release().catch(() => {}) },
       onToolRefused: tools.refused,
       ...(onEvent !== undefined
         ? { onEvent: (e: EnclaveEvent) => { const { type, ...data } = e; emit({ type, data } as ExecutionEvent) } }
