@@ -20,7 +20,7 @@ import { tenantStatementText } from '../services/db/with-tenant.ts'
 import { backendLabel, fmt, REAL, startBenchApp } from './support.ts'
 
 const QUICK = process.argv.includes('--quick')
-const N = QUICK ? 30 : 300
+const N = QUICK ? 30 : Number(process.env.BENCH_RUNS ?? 300)
 const CALLS = 20
 
 async function timeEach (n: number, once: () => Promise<void>): Promise<number> {
