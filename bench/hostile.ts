@@ -109,7 +109,7 @@ if (!upstreamOnly) {
   console.log('\nratio = bystander p99 beside the attack / bystander p99 alone; target <= 2.00 for every row\n')
 }
 if (checks !== undefined) {
-  console.log('check floods: 1 enterprise tenant (4 checks in flight), 8 connections back to back; bystander = starter, a trivial run, one at a time')
+  console.log('check floods: an enterprise tenant per row (4 checks in flight), 8 connections back to back; bystander = starter, a trivial run, one at a time')
   console.log(`${''.padEnd(52)}     p50     p99  ratio`)
   console.log(`${'(alone)'.padEnd(52)} ${fmt(checks.alone.p50).padStart(7)} ${fmt(checks.alone.p99).padStart(7)} ${'1.00'.padStart(6)}`)
   for (const row of checks.rows) console.log(`${row.name.padEnd(52)} ${fmt(row.beside.p50).padStart(7)} ${fmt(row.beside.p99).padStart(7)} ${fmt(row.beside.p99 / checks.alone.p99).padStart(6)}  ${row.checks} checks answered, ${row.refused} refused (429)`)
