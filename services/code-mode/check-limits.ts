@@ -68,11 +68,14 @@ export class CheckSlots {
   }
 
   /**
-   * Throws 429 CHECK_TIME_EXCEEDED while the tenant's checks have used more than their share of
-   * time. Also called before a check's body is read: a flood of refused checks then costs no
-   * parsing of what they carry.
+   * Throws 429 CHECK_LIMIT_EXCEEDED while the tenant has its checks in flight, and 429
+   * CHECK_TIME_EXCEEDED while its checks have used more than their share of time. Also called
+   * before a check's body is read: a flood of refused checks then costs no parsing of what they
+   * carry (admit checks again once it has been read).
    */
   refuseOverTime (tenantId: string, limits: CheckLimits): void {
+    const inFlight = this.inFlight.get(tenantId) ?? 0
+    if (inFlight >= limits.concurrent) throw new ServiceError('CHECK_LIMIT_EXCEEDED', { limit: limits.concurrent }, { fields: { limit: limits.concurrent } })
     const owed = this.owed(tenantId, limits.msPerSecond, this.now())
     if (owed <= BURST_MS) return
     const seconds = Math.max(1, Math.ceil((owed - BURST_MS) / limits.msPerSecond))
