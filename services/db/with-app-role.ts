@@ -8,11 +8,18 @@ import type { AppDatabase } from './with-tenant.ts'
  * read a policy opens across tenants on purpose (the tenant directory's admin list). No tenant is
  * set, so every tenant policy sees nothing. `settings` are set with set_config(..., true): they
  * end with the transaction.
+ *
+ * app.tenant_id and app.tenant_directory are cleared for the transaction (unless `settings`
+ * names them): behind a transaction pooler a server connection is shared by every client of
+ * the pooler with the app role's login, and a session-level setting one of them left there
+ * (`set app.tenant_id = ...` from psql, say) must not widen what this transaction sees.
  */
 export async function withAppRole<T> (db: AppDatabase, fn: (trx: Transaction<Database>) => Promise<T>, settings: Record<string, string> = {}): Promise<T> {
   return await db.kysely.transaction().execute(async (trx) => {
-    await sql`select set_config('role', ${db.appRole}, true)`.execute(trx)
-    for (const [name, value] of Object.entries(settings)) await sql`select set_config(${name}, ${value}, true)`.execute(trx)
+    const scoped: Record<string, string> = { 'app.tenant_id': '', 'app.tenant_directory': '', ...settings }
+    const names = Object.keys(scoped)
+    // One statement: the role and every setting, each local to the transaction.
+    await sql`select set_config('role', ${db.appRole}, true), ${sql.join(names.map((name) => sql`set_config(${name}, ${scoped[name]}, true)`))}`.execute(trx)
     return await fn(trx)
   })
 }
