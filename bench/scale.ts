@@ -181,8 +181,12 @@ for (let i = 0; i < 5; i++) {
   await fetch(`${api.url}/api/execute`, { method: 'POST', headers, body: JSON.stringify({ code: `await callTool("data:insert", { document: { i: ${i} } }); return 1` }) })
 }
 
+// Submissions refused with a retryable answer (503: a dependency slow to answer on a loaded
+// machine; 429): counted, and the feeder tries again at its next poll.
+let refused = 0
 async function submit (code: string): Promise<void> {
   const res = await fetch(`${api.url}/api/executions`, { method: 'POST', headers, body: JSON.stringify({ code }) })
+  if (res.status === 503 || res.status === 429) { refused++; await res.arrayBuffer(); return }
   if (res.status !== 202) throw new Error(`submission answered ${res.status}: ${await res.text()}`)
   await res.arrayBuffer()
 }
@@ -283,7 +287,8 @@ redis.disconnect()
 
 const cores = readFileSync('/proc/cpuinfo', 'utf8').match(/^processor\s*:/gm)?.length ?? 0
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
-console.log(`\n${cores} cores, load average now ${load} (a shared machine: other work runs beside this; compare within one run). Backlog kept at 1.5 × ${CONCURRENCY} slots per worker; ${SECONDS} s per cell.`)
+console.log(`\n${refused} submissions refused with 503/429 and sent again.`)
+console.log(`${cores} cores, load average now ${load} (a shared machine: other work runs beside this; compare within one run). Backlog kept at 1.5 × ${CONCURRENCY} slots per worker; ${SECONDS} s per cell.`)
 for (const kind of KINDS) {
   const curve = rows.filter((r) => r.kind === kind)
   const base = curve[0]
