@@ -46,6 +46,12 @@ const tenantId = `scale-${randomBytes(4).toString('hex')}`
 
 interface Service { role: string, child: ChildProcess, url: string, exited: Promise<void> }
 
+// Whatever happens to this script (an error, Ctrl-C), the services it started stop with it: a
+// worker left behind would go on taking the next run's jobs from the same queue.
+const children = new Set<ChildProcess>()
+process.on('exit', () => { for (const child of children) child.kill('SIGKILL') })
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => { process.exit(130) })
+
 async function freePort (): Promise<number> {
   const server = createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -77,7 +83,8 @@ async function startService (role: 'api' | 'worker'): Promise<Service> {
       SHUTDOWN_GRACE_MS: '5000'
     }
   })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
+  children.add(child)
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { children.delete(child); resolve() }))
   const url = `http://127.0.0.1:${port}`
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${role} exited at start (${String(child.exitCode)})`)
@@ -212,8 +219,7 @@ interface Row { workers: number, kind: string, runs: number, perSec: number, p50
 const rows: Row[] = []
 
 for (const count of WORKER_COUNTS) {
-  const workers: Service[] = []
-  for (let i = 0; i < count; i++) workers.push(await startService('worker'))
+  const workers = await Promise.all(Array.from({ length: count }, async () => await startService('worker')))
   for (const kind of KINDS) {
     const code = SCRIPTS[kind] as string
     const backlog = Math.ceil(1.5 * count * CONCURRENCY)
@@ -278,7 +284,7 @@ for (const count of WORKER_COUNTS) {
       `redis ${fmt(r.redisOps, 1)} cmds/run (${r.topRedis})  postgres ${fmt(r.xacts, 1)} xacts/run`)
     await drained()
   }
-  for (const worker of workers) await stopService(worker)
+  await Promise.all(workers.map(stopService))
 }
 
 await stopService(api)
