@@ -39,31 +39,8 @@ export function usageRollupsMigration (appRole: string): Migration {
           duration_histogram integer[] not null,
           primary key (tenant_id, day, user_id)
         )`.execute(db)
-      const bounds = sql.raw(`array[${HISTOGRAM_BOUNDS.join(',')}]::integer[]`)
       await sql`alter table audit_log no force row level security`.execute(db)
-      await sql`
-        insert into usage_daily (tenant_id, day, user_id, executions, failures, tool_calls, cpu_ms, wall_ms, bytes_in, bytes_out, duration_histogram)
-        select s.tenant_id, s.day, s.user_id, s.executions, s.failures, s.tool_calls, s.cpu_ms, s.wall_ms, s.bytes_in, s.bytes_out, h.counts
-        from (
-          select tenant_id, (created_at at time zone 'UTC')::date as day, user_id,
-                 count(*) as executions, count(*) filter (where not success) as failures,
-                 coalesce(sum(tool_calls), 0) as tool_calls, coalesce(sum(cpu_ms), 0) as cpu_ms,
-                 coalesce(sum(duration_ms), 0) as wall_ms, coalesce(sum(bytes_in), 0) as bytes_in,
-                 coalesce(sum(bytes_out), 0) as bytes_out
-          from audit_log where ${RUNS}
-          group by 1, 2, 3
-        ) as s
-        cross join lateral (
-          select array_agg(coalesce(k.n, 0)::integer order by b.i) as counts
-          from generate_series(1, ${HISTOGRAM_BUCKETS}) as b(i)
-          left join (
-            select width_bucket(a.duration_ms, ${bounds}) as bucket, count(*) as n
-            from audit_log a
-            where a.tenant_id = s.tenant_id and a.user_id = s.user_id and ${RUNS} and a.duration_ms is not null
-              and a.created_at >= (s.day::timestamp at time zone 'UTC') and a.created_at < ((s.day + 1)::timestamp at time zone 'UTC')
-            group by 1
-          ) as k on k.bucket = b.i
-        ) as h`.execute(db)
+      await rollUpAuditLog(db)
       await sql`alter table audit_log force row level security`.execute(db)
       await sql`alter table usage_daily enable row level security`.execute(db)
       await sql`alter table usage_daily force row level security`.execute(db)
@@ -83,4 +60,34 @@ export function usageRollupsMigration (appRole: string): Migration {
       }
     }
   }
+}
+
+/**
+ * Adds every audit row the executor can see to usage_daily (which must not hold them yet). The
+ * migration runs it once with audit_log's RLS force lifted (all tenants); bench/usage-history.ts
+ * runs it in a transaction set to one tenant (RLS scopes both tables to it).
+ */
+export async function rollUpAuditLog (db: Kysely<any>): Promise<void> {
+  const bounds = sql.raw(`array[${HISTOGRAM_BOUNDS.join(',')}]::integer[]`)
+  // One pass over the audit rows: sums per (tenant, day, user, duration bucket), then per
+  // (tenant, day, user) with the buckets' counts gathered into the dense histogram array.
+  await sql`
+    insert into usage_daily (tenant_id, day, user_id, executions, failures, tool_calls, cpu_ms, wall_ms, bytes_in, bytes_out, duration_histogram)
+    select tenant_id, day, user_id, executions, failures, tool_calls, cpu_ms, wall_ms, bytes_in, bytes_out,
+           array(select coalesce((counts ->> b::text)::integer, 0) from generate_series(1, ${HISTOGRAM_BUCKETS}) as b order by b)
+    from (
+      select tenant_id, day, user_id, sum(executions) as executions, sum(failures) as failures, sum(tool_calls) as tool_calls,
+             sum(cpu_ms) as cpu_ms, sum(wall_ms) as wall_ms, sum(bytes_in) as bytes_in, sum(bytes_out) as bytes_out,
+             coalesce(jsonb_object_agg(bucket::text, executions) filter (where bucket is not null), '{}'::jsonb) as counts
+      from (
+        select tenant_id, (created_at at time zone 'UTC')::date as day, user_id, width_bucket(duration_ms, ${bounds}) as bucket,
+               count(*) as executions, count(*) filter (where not success) as failures,
+               coalesce(sum(tool_calls), 0) as tool_calls, coalesce(sum(cpu_ms), 0) as cpu_ms,
+               coalesce(sum(duration_ms), 0) as wall_ms, coalesce(sum(bytes_in), 0) as bytes_in,
+               coalesce(sum(bytes_out), 0) as bytes_out
+        from audit_log where ${RUNS}
+        group by 1, 2, 3, 4
+      ) as per_bucket
+      group by 1, 2, 3
+    ) as per_user`.execute(db)
 }

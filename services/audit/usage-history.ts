@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { sql, type RawBuilder } from 'kysely'
 import type { TenantTrx } from '../db/with-tenant.ts'
 import { emptyHistogram, histogramMedian } from './duration-histogram.ts'
 
@@ -39,6 +39,21 @@ interface DayRow {
   histograms: number[][] | number[] | null
 }
 
+/** The SQL of readUsageHistory (bench/usage-history.ts runs it under EXPLAIN ANALYZE). */
+export function usageHistoryQuery (days: number, now: Date, options: { userId?: string } = {}): RawBuilder<DayRow> {
+  const today = utcMidnight(now)
+  const from = today - (days - 1) * DAY_MS
+  const user = options.userId === undefined ? sql`` : sql`and user_id = ${options.userId}`
+  // Days as text both ways: a `date` read back through a driver becomes a local-time Date.
+  return sql<DayRow>`
+    select to_char(day, 'YYYY-MM-DD') as day, sum(executions) as executions, sum(failures) as failures,
+           sum(tool_calls) as tool_calls, sum(cpu_ms) as cpu_ms, sum(wall_ms) as wall_ms,
+           sum(bytes_in) as bytes_in, sum(bytes_out) as bytes_out, array_agg(duration_histogram) as histograms
+    from usage_daily
+    where day >= ${isoDay(from)}::date and day <= ${isoDay(today)}::date ${user}
+    group by day`
+}
+
 /**
  * The tenant's runs per UTC day for the last `days` days, today included, oldest first; a day
  * without runs is all zeros. Read from usage_daily (a few rows a day: one per user who ran
@@ -48,17 +63,8 @@ interface DayRow {
  * AUDIT_BATCH_DELAY_MS of a run's end).
  */
 export async function readUsageHistory (trx: TenantTrx, days: number, now = new Date(), options: { userId?: string } = {}): Promise<UsageDay[]> {
-  const today = utcMidnight(now)
-  const from = today - (days - 1) * DAY_MS
-  const user = options.userId === undefined ? sql`` : sql`and user_id = ${options.userId}`
-  // Days as text both ways: a `date` read back through a driver becomes a local-time Date.
-  const result = await sql<DayRow>`
-    select to_char(day, 'YYYY-MM-DD') as day, sum(executions) as executions, sum(failures) as failures,
-           sum(tool_calls) as tool_calls, sum(cpu_ms) as cpu_ms, sum(wall_ms) as wall_ms,
-           sum(bytes_in) as bytes_in, sum(bytes_out) as bytes_out, array_agg(duration_histogram) as histograms
-    from usage_daily
-    where day >= ${isoDay(from)}::date and day <= ${isoDay(today)}::date ${user}
-    group by day`.execute(trx)
+  const from = utcMidnight(now) - (days - 1) * DAY_MS
+  const result = await usageHistoryQuery(days, now, options).execute(trx)
   const byDay = new Map(result.rows.map((row) => [row.day, row]))
   const out: UsageDay[] = []
   for (let i = 0; i < days; i++) {
