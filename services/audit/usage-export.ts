@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import { withAppRole } from '../db/with-app-role.ts'
 import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
 import { ServiceError } from '../errors/index.ts'
-import { DAY_MS } from './usage-history.ts'
+import { DAY_MS, OWN_TENANT } from './usage-history.ts'
 
 export type ExportFormat = 'csv' | 'ndjson'
 
@@ -97,7 +97,7 @@ export async function * tenantUsageExport (db: AppDatabase, tenantId: string, ra
   for (;;) {
     const cursor = after === undefined ? sql`` : sql`and (day, user_id) > (${after[0]}::date, ${after[1]})`
     const rows = await withTenant(db, tenantId, async (trx) => (await sql<Row>`${SELECT}
-      where day >= ${range.from}::date and day <= ${range.to}::date ${user} ${cursor}
+      where ${OWN_TENANT} and day >= ${range.from}::date and day <= ${range.to}::date ${user} ${cursor}
       order by day, user_id limit ${PAGE_ROWS}`.execute(trx)).rows)
     // The header follows the first read, so a database that is down fails the request before anything is sent.
     if (!started) { started = true; if (head !== '') yield head }

@@ -33,7 +33,9 @@ const entryArb = fc.record({
   flushAfter: fc.boolean()
 })
 
-function toEntry (tenantId: string, e: fc.infer<typeof entryArb>): AuditEntry {
+type Generated = typeof entryArb extends fc.Arbitrary<infer T> ? T : never
+
+function toEntry (tenantId: string, e: Generated): AuditEntry {
   return {
     tenantId,
     executionId: `run-${e.id}`,
