@@ -45,8 +45,21 @@ export async function listAuditEntries (trx: TenantTrx, options: { limit: number
 const count = (value: string | null): number | null => value === null ? null : Number(value)
 
 function toEntry (row: {
-  public_id: string, execution_id: string, user_id: string, action: AuditFacts['action'], code_sha256: string | null, success: boolean, error_code: string | null, duration_ms: number | null, tool_calls: number
-  cpu_ms: number | null, peak_heap_bytes: string | null, tool_time_ms: number | null, bytes_in: string | null, bytes_out: string | null, created_at: Date
+  public_id: string,
+  execution_id: string,
+  user_id: string,
+  action: AuditFacts['action'],
+  code_sha256: string | null,
+  success: boolean,
+  error_code: string | null,
+  duration_ms: number | null,
+  tool_calls: number
+  cpu_ms: number | null,
+  peak_heap_bytes: string | null,
+  tool_time_ms: number | null,
+  bytes_in: string | null,
+  bytes_out: string | null,
+  created_at: Date
 }): AuditLogEntry {
   return {
     id: row.public_id,

@@ -47,8 +47,18 @@ t.test('usage by end user', async (t) => {
   await run(as(other.tenantId, 'mallory'), 'return 4')
   // Earlier days, written as audit rows: a user whose id needs CSV quoting.
   const row = (tenantId: string, id: string, userId: string, daysAgo: number, fields: Partial<AuditEntry> = {}): AuditEntry => ({
-    tenantId, executionId: id, userId, action: 'code_execution', codeSha256: null, success: true, errorCode: null, durationMs: 40, toolCalls: 2,
-    meter: { cpuMs: 7, peakHeapBytes: 1000, toolTimeMs: 5, bytesIn: 100, bytesOut: 30 }, createdAt: new Date(today - daysAgo * DAY_MS + 3_600_000), ...fields
+    tenantId,
+    executionId: id,
+    userId,
+    action: 'code_execution',
+    codeSha256: null,
+    success: true,
+    errorCode: null,
+    durationMs: 40,
+    toolCalls: 2,
+    meter: { cpuMs: 7, peakHeapBytes: 1000, toolTimeMs: 5, bytesIn: 100, bytesOut: 30 },
+    createdAt: new Date(today - daysAgo * DAY_MS + 3_600_000),
+    ...fields
   })
   app.audit.enqueue(row(tenant.tenantId, 'e1', 'ann', 2))
   app.audit.enqueue(row(tenant.tenantId, 'e2', 'dé,"x"', 2, { success: false, errorCode: 'TIMEOUT' }))
