@@ -53,7 +53,7 @@ function toEntry (row: {
   success: boolean,
   error_code: string | null,
   duration_ms: number | null,
-  tool_calls: number
+  tool_calls: number,
   cpu_ms: number | null,
   peak_heap_bytes: string | null,
   tool_time_ms: number | null,
