@@ -53,9 +53,9 @@ interface Row {
   bytes_out: string
 }
 
-type Record = { [K in typeof ADMIN_EXPORT_COLUMNS[number]]: K extends 'date' | 'tenantId' | 'userId' ? string : number }
+type ExportRow = { [K in typeof ADMIN_EXPORT_COLUMNS[number]]: K extends 'date' | 'tenantId' | 'userId' ? string : number }
 
-function toRecord (row: Row): Record {
+function toRecord (row: Row): ExportRow {
   return {
     date: row.day,
     tenantId: row.tenant_id,
@@ -76,8 +76,8 @@ function csvField (value: string | number): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
 }
 
-function formatter (format: ExportFormat, columns: readonly string[]): { head: string, line: (r: Record) => string } {
-  const pick = (r: Record): Array<[string, string | number]> => columns.map((c) => [c, r[c as keyof Record]])
+function formatter (format: ExportFormat, columns: readonly string[]): { head: string, line: (r: ExportRow) => string } {
+  const pick = (r: ExportRow): Array<[string, string | number]> => columns.map((c) => [c, r[c as keyof ExportRow]])
   if (format === 'csv') return { head: `${columns.join(',')}\r\n`, line: (r) => `${pick(r).map(([, v]) => csvField(v)).join(',')}\r\n` }
   return { head: '', line: (r) => `${JSON.stringify(Object.fromEntries(pick(r)))}\n` }
 }
