@@ -23,9 +23,11 @@ t.test('the meter', async (t) => {
   t.equal((await tenant.execute('return 1')).statusCode, 200)
 
   t.test('a CPU-bound run: CPU within 20 % of its wall time', async (t) => {
-    const res = await tenant.execute('const end = Date.now() + 400; let n = 0; while (Date.now() < end) n++; return n > 0')
+    // Long enough that what is not the script's (admission, the runner's hop, the heap probe at
+    // the end: tens of ms on a busy host) stays well inside the 20 %.
+    const res = await tenant.execute('const end = Date.now() + 1500; let n = 0; while (Date.now() < end) n++; return n > 0')
     const { stats } = res.json() as { stats: Stats }
-    t.ok(stats.wallMs >= 400, `wall ${stats.wallMs} ms`)
+    t.ok(stats.wallMs >= 1500, `wall ${stats.wallMs} ms`)
     t.ok(Math.abs(stats.cpuMs - stats.wallMs) <= 0.2 * stats.wallMs, `cpu ${stats.cpuMs} ms, wall ${stats.wallMs} ms`)
     t.equal(stats.cpuMs, Math.round(stats.cpuTime ?? -1), 'cpuMs is the isolate\'s cpuTime, rounded')
     t.equal(stats.wallMs, Math.round(stats.duration), 'wallMs is the duration, rounded')
