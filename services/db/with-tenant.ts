@@ -264,6 +264,14 @@ function roleToSwitchTo (db: AppDatabase): string | undefined {
 }
 
 /**
+ * The settings that open a policy across tenants on purpose (migrations 007 and the usage
+ * rollups'): a tenant transaction, and a non-tenant one unless it asks, sets them empty for
+ * itself. Behind a transaction pooler a server connection is shared by every client with the
+ * app role's login, and one of them may have left such a setting on it for the session.
+ */
+export const CROSS_TENANT_SETTINGS = ['app.tenant_directory', 'app.usage_directory'] as const
+
+/**
  * `select set_config(...)` for the tenant, every value a quoted literal (see withTenant); no role
  * switch without appRole; a statement_timeout (local to the transaction, like the rest) when given.
  */
@@ -271,7 +279,8 @@ function tenantSettings (tenantId: string, appRole: string | undefined, timeoutM
   const lit = pg.escapeLiteral
   const role = appRole === undefined ? '' : `, set_config('role', ${lit(appRole)}, true)`
   const timeout = timeoutMs === undefined ? '' : `, set_config('statement_timeout', '${String(Math.max(1, Math.floor(timeoutMs)))}', true)`
-  return `select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)${timeout}`
+  const closed = CROSS_TENANT_SETTINGS.map((name) => `, set_config('${name}', '', true)`).join('')
+  return `select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)${timeout}${closed}`
 }
 
 /**

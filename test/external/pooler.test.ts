@@ -83,7 +83,7 @@ t.test('no tenant setting outlives its transaction through a transaction pooler'
       const client = new pg.Client({ connectionString: pooler.url })
       await client.connect()
       await client.query('begin')
-      await client.query("select set_config('app.tenant_id', $1, false)", [tenants[0]])
+      await client.query("select set_config('app.tenant_id', $1, false), set_config('app.tenant_directory', 'on', false)", [tenants[0]])
       return client
     }))
     for (const client of others) { await client.query('commit'); await client.end() }
@@ -93,12 +93,16 @@ t.test('no tenant setting outlives its transaction through a transaction pooler'
     t.same(seenByB.map((row) => row.tenant_id), [tenants[1]], 'a tenant transaction sets its own tenant over it')
     const seenByAppRole = await withAppRole(db, async (trx) => (await probe.execute(trx)).rows[0])
     t.equal(seenByAppRole?.tenant, null, 'a non-tenant transaction clears it')
+    // The setting that opens the tenants table across tenants (the admin list's) is closed in both.
+    const directory = sql<{ on: string | null }>`select nullif(current_setting('app.tenant_directory', true), '') as on`
+    t.equal((await withTenant(db, tenants[1], async (trx) => (await directory.execute(trx)).rows[0]))?.on, null, 'a tenant transaction closes the directory setting left on')
+    t.equal((await withAppRole(db, async (trx) => (await directory.execute(trx)).rows[0]))?.on, null, 'so does a non-tenant one')
     // Leave the server connections as they were.
     await Promise.all(Array.from({ length: SERVER_CONNECTIONS }, async () => {
       const client = new pg.Client({ connectionString: pooler.url })
       await client.connect()
       await client.query('begin')
-      await client.query("select set_config('app.tenant_id', '', false), pg_sleep(0.05)")
+      await client.query("select set_config('app.tenant_id', '', false), set_config('app.tenant_directory', '', false), pg_sleep(0.05)")
       await client.query('commit')
       await client.end()
     }))
