@@ -60,13 +60,20 @@ export async function startPgbouncer (serverUrl: string, loginUrl: string, poolS
     ''
   ].join('\n'), { mode: 0o644 })
   const args = [...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), path.join(dir, 'pgbouncer.ini')]
-  const child: ChildProcess = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  // Through a shell that stops PgBouncer when its stdin (a pipe from this process) closes: at
+  // stop(), and also when this process dies without a teardown (a test runner's timeout kills
+  // it), so no pooler outlives its test.
+  // Its directory goes with it.
+  const child: ChildProcess = spawn('sh', ['-c', '"$0" "$@" </dev/null & p=$!; read _; kill -TERM $p; wait $p; rm -rf "$POOLER_DIR"', binary, ...args], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+    env: { ...process.env, POOLER_DIR: dir }
+  })
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000) })
   const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
   const url = `postgres://${login.username}:${login.password}@127.0.0.1:${port}/${server.pathname.slice(1)}`
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+    child.stdin?.end()
     await exited
     rmSync(dir, { recursive: true, force: true })
   }
