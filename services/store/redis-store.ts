@@ -1,11 +1,14 @@
-import { Redis } from 'ioredis'
 import { withCheckedArguments } from './checked-store.ts'
 import { deliver, StoreUnavailableError, type AdmitResult, type ConsumeResult, type LimitStore, type TakeResult } from './limit-store.ts'
 import { ACQUIRE_LEASE, ADMIT, CONSUME, CONSUME_UP_TO, COUNT_LEASES, REFUND } from './redis-scripts.ts'
 import { toStoreError, untilSettled } from './redis-errors.ts'
+import { duplicateRedis, openRedis, type RedisClient } from './redis-connection.ts'
 
 export interface RedisStoreOptions {
-  /** Prepended to every key and pub/sub channel, so deployments can share one Redis. */
+  /**
+   * Prepended to every key and pub/sub channel, so deployments can share one Redis. No braces:
+   * a key's cluster slot is decided by its first `{...}`, which must be the key's own hash tag.
+   */
   keyPrefix?: string
   /** How long to wait for a TCP connection; default 2000 ms. */
   connectTimeoutMs?: number
@@ -35,10 +38,11 @@ function backoff (attempt: number): number {
  * Commands fail fast (no offline queue, one retry, command timeout) with StoreUnavailableError
  * while Redis is down, so requests get a quick 503 instead of piling up.
  */
-export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { store: LimitStore, client: Redis } {
+export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { store: LimitStore, client: RedisClient } {
   const connectTimeout = opts.connectTimeoutMs ?? 2000
   const prefix = opts.keyPrefix ?? ''
-  const client = new Redis(url, {
+  if (/[{}]/.test(prefix)) throw new Error('keyPrefix must not contain { or }: it would take the place of every key\'s hash tag')
+  const client = openRedis(url, {
     keyPrefix: prefix,
     connectTimeout,
     commandTimeout: opts.commandTimeoutMs ?? connectTimeout,
@@ -61,12 +65,12 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
   client.defineCommand('limitStoreCountLeases', { numberOfKeys: 1, lua: COUNT_LEASES })
   const scripts = client as unknown as Scripts
 
-  let subscriber: Redis | undefined
+  let subscriber: RedisClient | undefined
   const handlers = new Map<string, Array<(message: string) => void>>() // full channel → handlers
   const resubscribed = new Map<string, Array<() => void>>() // full channel → onResubscribed
   let closed = false
 
-  async function run<T> (conn: Redis, command: () => Promise<T>): Promise<T> {
+  async function run<T> (conn: RedisClient, command: () => Promise<T>): Promise<T> {
     if (closed) throw new StoreUnavailableError('Redis store is closed')
     await untilSettled(conn, connectTimeout)
     try {
@@ -78,9 +82,9 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
 
   // Pub/sub needs its own connection (a subscribed connection can run nothing else); it is
   // opened on first use, and ioredis resubscribes its channels after every reconnect.
-  function subscriberConnection (): Redis {
+  function subscriberConnection (): RedisClient {
     if (subscriber !== undefined) return subscriber
-    const sub = client.duplicate(opts.connectionName === undefined ? {} : { connectionName: `${opts.connectionName}:sub` })
+    const sub = duplicateRedis(client, opts.connectionName === undefined ? undefined : `${opts.connectionName}:sub`)
     sub.on('error', () => {})
     sub.on('message', (channel: string, message: string) => {
       for (const onMessage of handlers.get(channel) ?? []) deliver(onMessage, message)
@@ -101,7 +105,7 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
     return sub
   }
 
-  async function quit (conn: Redis): Promise<void> {
+  async function quit (conn: RedisClient): Promise<void> {
     try {
       if (conn.status === 'ready') {
         await conn.quit()
