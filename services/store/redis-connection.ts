@@ -83,9 +83,9 @@ export function openRedis (url: string, options: RedisClientOptions = {}): Redis
   }
   const clusterOptions: ClusterOptions = {
     redisOptions,
-    // Slots move and masters fail over: the slot map is read again at once when a node answers
-    // MOVED, and every few seconds regardless.
-    slotsRefreshInterval: 5000,
+    // The slot map is read again when a node answers MOVED or a node's connection is lost (a
+    // failover). No periodic refresh: its timer can outlive disconnect() when a refresh is under
+    // way then, and would keep the process alive.
     ...(keyPrefix === undefined ? {} : { keyPrefix }),
     ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
     ...(retryStrategy === undefined ? {} : { clusterRetryStrategy: retryStrategy }),

@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis'
 import { withCheckedArguments } from './checked-store.ts'
 import { deliver, StoreUnavailableError, type AdmitResult, type ConsumeResult, type LimitStore, type TakeResult } from './limit-store.ts'
 import { ACQUIRE_LEASE, ADMIT, CONSUME, CONSUME_UP_TO, COUNT_LEASES, REFUND } from './redis-scripts.ts'
@@ -27,6 +28,10 @@ interface Scripts {
   limitStoreAcquireLease: (key: string, holderId: string, limit: number, leaseMs: number) => Promise<number>
   limitStoreCountLeases: (key: string) => Promise<number>
 }
+
+// A cluster's subscription is confirmed this many times, this far apart, while it moves node.
+const CLUSTER_CONFIRM_RETRIES = 20
+const CLUSTER_CONFIRM_RETRY_MS = 250
 
 /** Reconnect forever with a capped backoff, so the service recovers without restart when Redis returns. */
 function backoff (attempt: number): number {
@@ -93,14 +98,26 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
     // channels really hold (its reply comes after ioredis's) before subscribers re-check what
     // they may have missed, so nothing published after their check can be lost too.
     let connectedBefore = false
-    sub.on('ready', () => {
-      if (!connectedBefore) { connectedBefore = true; return }
+    const confirm = (attemptsLeft: number): void => {
       const channels = [...resubscribed.keys()].filter((channel) => handlers.has(channel))
-      if (channels.length === 0) return
+      if (channels.length === 0 || closed) return
       run(sub, async () => await sub.subscribe(...channels)).then(() => {
         for (const channel of channels) for (const listener of resubscribed.get(channel) ?? []) deliver(listener, '')
-      }, () => {}) // lost again: the next ready tries again
+      }, () => {
+        // Lost again: on one server the next ready tries again; a cluster may not say so.
+        if (attemptsLeft > 0) setTimeout(() => { confirm(attemptsLeft - 1) }, CLUSTER_CONFIRM_RETRY_MS).unref()
+      })
+    }
+    sub.on('ready', () => {
+      if (!connectedBefore) { connectedBefore = true; return }
+      confirm(0)
     })
+    // On a cluster the subscription sits on one node and moves to another by itself when that
+    // node goes (no ready of the cluster client): a node leaving or joining the layout (a
+    // failover) is when a notice may have been lost, so subscribers re-check then too.
+    if (client instanceof Cluster) {
+      for (const event of ['-node', '+node']) sub.on(event, () => { if (connectedBefore) confirm(CLUSTER_CONFIRM_RETRIES) })
+    }
     subscriber = sub
     return sub
   }
