@@ -8,6 +8,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2'
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1'
 import { ConfigSchema, loadConfig } from '../../plugins/config.ts'
+import { BULLMQ_PREFIX } from '../../services/executions/bullmq-queue.ts'
 
 // deploy/kubernetes/ is validated two ways. (1) Against Kubernetes' own OpenAPI schemas and
 // KEDA's CRD schemas, as kubernetes-models (npm) compiles them: types, required fields, enums.
@@ -112,13 +113,9 @@ t.test('Service, PodDisruptionBudgets and autoscalers point at the right pods', 
 })
 
 t.test('the KEDA trigger reads BullMQ\'s wait list of the configured queue', async (t) => {
-  // The prefix is the one constant bullmq-queue.ts passes to BullMQ's Queue and Worker.
-  const source = readFileSync(path.join(import.meta.dirname, '../../services/executions/bullmq-queue.ts'), 'utf8')
-  const prefix = /const (?:BULLMQ_)?PREFIX = '([^']+)'/.exec(source)?.[1]
-  t.ok(prefix, 'bullmq-queue.ts names its prefix')
   const [trigger] = find('ScaledObject', 'tenant-enclave-worker').spec.triggers
   t.equal(trigger.type, 'redis')
-  t.equal(trigger.metadata.listName, `${String(prefix)}:${settings.EXECUTION_QUEUE_NAME}:wait`)
+  t.equal(trigger.metadata.listName, `${BULLMQ_PREFIX}:${settings.EXECUTION_QUEUE_NAME}:wait`, 'the prefix bullmq-queue.ts gives BullMQ, the ConfigMap\'s queue name')
 })
 
 function pick (object: Record<string, string>, keys: string[]): Record<string, string> {
