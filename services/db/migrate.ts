@@ -8,6 +8,7 @@ import { executionsMigration } from '../../migrations/005-executions.ts'
 import { auditUsageHistoryMigration } from '../../migrations/006-audit-usage-history.ts'
 import { tenantDirectoryMigration } from '../../migrations/007-tenant-directory.ts'
 import { executionRequestHashMigration } from '../../migrations/008-execution-request-hash.ts'
+import { storageUsageMigration } from '../../migrations/010-storage-usage.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {
@@ -21,7 +22,8 @@ function migrationProvider (appRole: string): MigrationProvider {
         '005-executions': executionsMigration(appRole),
         '006-audit-usage-history': auditUsageHistoryMigration,
         '007-tenant-directory': tenantDirectoryMigration,
-        '008-execution-request-hash': executionRequestHashMigration
+        '008-execution-request-hash': executionRequestHashMigration,
+        '010-storage-usage': storageUsageMigration(appRole)
       }
     }
   }
@@ -35,5 +37,12 @@ export async function migrateToLatest (db: Kysely<any>, appRole: string): Promis
     const failed = resultSet.results?.find((result) => result.status === 'Error')
     throw new Error(`Migration ${failed?.migrationName ?? '(unknown)'} failed: ${(resultSet.error as Error).message}`, { cause: resultSet.error })
   }
+  return resultSet
+}
+
+/** Brings the schema up to `migrationName` and no further: for tests of what a later migration does to existing rows. */
+export async function migrateTo (db: Kysely<any>, appRole: string, migrationName: string): Promise<MigrationResultSet> {
+  const resultSet = await new Migrator({ db, provider: migrationProvider(appRole) }).migrateTo(migrationName)
+  if (resultSet.error !== undefined) throw new Error(`Migration to ${migrationName} failed: ${(resultSet.error as Error).message}`, { cause: resultSet.error })
   return resultSet
 }
