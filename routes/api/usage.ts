@@ -4,6 +4,7 @@ import { errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.
 import { readUsage } from '../../services/quotas/usage.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import { readUsageHistory } from '../../services/audit/usage-history.ts'
+import { readStorage } from '../../services/tools/document-storage.ts'
 import { TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.ts'
 
 const Usage = Type.Object({
@@ -11,7 +12,14 @@ const Usage = Type.Object({
   tier: TierSchema,
   executions: Type.Integer({ description: 'Executions started today (UTC)' }),
   toolCalls: Type.Integer({ description: 'Tool calls made today (UTC)' }),
+  cpuMs: Type.Integer({ description: 'Isolate CPU ms of today\'s finished runs (UTC), against quotas.maxCpuSecondsPerDay' }),
   concurrentExecutions: Type.Integer({ description: 'Executions running now, across all instances' }),
+  storage: Type.Object({
+    bytes: Type.Integer({ description: 'Bytes the tenant\'s documents take (the JSON text of their bodies)' }),
+    documents: Type.Integer({ description: 'Documents the tenant keeps' }),
+    limitBytes: Type.Integer({ description: 'quotas.storageBytes' }),
+    limitDocuments: Type.Integer({ description: 'quotas.storageDocuments' })
+  }, { description: 'What the tenant keeps now, and its bounds: data:insert past them fails with STORAGE_QUOTA_EXCEEDED' }),
   quotas: TenantQuotasSchema,
   periodStart: Type.String({ format: 'date-time' }),
   periodEnd: Type.String({ format: 'date-time', description: 'When the daily counters reset' })
@@ -37,10 +45,17 @@ const usageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'getUsage',
       tags: ['usage'],
       summary: 'Today\'s usage and quotas',
-      description: 'The caller\'s tenant\'s executions, tool calls and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset.',
+      description: 'The caller\'s tenant\'s executions, tool calls, CPU and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset, and the storage its documents take.',
       response: { 200: json('Usage for the current UTC day', Usage, rl), ...errors([401, 429, 503]) }
     }
-  }, async (request) => await readUsage(fastify.store, request.tenant))
+  }, async (request) => {
+    const { tenant } = request
+    const [usage, storage] = await Promise.all([
+      readUsage(fastify.store, tenant),
+      withTenant(fastify.db, tenant.tenantId, async (trx) => await readStorage(trx, tenant.tenantId, tenant.quotas))
+    ])
+    return { ...usage, storage }
+  })
 
   fastify.get('/usage/history', {
     schema: {

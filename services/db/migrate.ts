@@ -29,9 +29,12 @@ function migrationProvider (appRole: string): MigrationProvider {
   }
 }
 
+/** Where the migrator keeps its own tables: a schema other than the first on the search path (tests that migrate a scratch schema). */
+export interface MigrateOptions { migrationTableSchema?: string }
+
 /** Brings the schema to the latest version; `db` must connect as the owner of the tables. */
-export async function migrateToLatest (db: Kysely<any>, appRole: string): Promise<MigrationResultSet> {
-  const migrator = new Migrator({ db, provider: migrationProvider(appRole) })
+export async function migrateToLatest (db: Kysely<any>, appRole: string, options: MigrateOptions = {}): Promise<MigrationResultSet> {
+  const migrator = new Migrator({ db, provider: migrationProvider(appRole), ...options })
   const resultSet = await migrator.migrateToLatest()
   if (resultSet.error !== undefined) {
     const failed = resultSet.results?.find((result) => result.status === 'Error')
@@ -41,8 +44,8 @@ export async function migrateToLatest (db: Kysely<any>, appRole: string): Promis
 }
 
 /** Brings the schema up to `migrationName` and no further: for tests of what a later migration does to existing rows. */
-export async function migrateTo (db: Kysely<any>, appRole: string, migrationName: string): Promise<MigrationResultSet> {
-  const resultSet = await new Migrator({ db, provider: migrationProvider(appRole) }).migrateTo(migrationName)
+export async function migrateTo (db: Kysely<any>, appRole: string, migrationName: string, options: MigrateOptions = {}): Promise<MigrationResultSet> {
+  const resultSet = await new Migrator({ db, provider: migrationProvider(appRole), ...options }).migrateTo(migrationName)
   if (resultSet.error !== undefined) throw new Error(`Migration to ${migrationName} failed: ${(resultSet.error as Error).message}`, { cause: resultSet.error })
   return resultSet
 }
