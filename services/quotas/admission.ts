@@ -63,8 +63,9 @@ const LEASE_MARGIN_MS = 5_000
 
 /**
  * Takes a concurrency slot and one of today's executions in one atomic store call (one Redis
- * round trip). A refused request consumes neither: the slot is checked first, and it is taken
- * only when the day's counter has room.
+ * round trip), checking the day's CPU budget and, when the tenant limits its users, the user's
+ * executions and CPU in the same call (daily-counters.ts). A refused request consumes nothing:
+ * the slot is checked first, and it and the counters are taken only when every counter has room.
  */
 export async function admitExecution (
   store: LimitStore,
