@@ -10,6 +10,7 @@ import type { ScriptPool } from '../code-mode/script-pool.ts'
 import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.ts'
 import { codeSizeRefusalOf, maxCodeBytes, runTimeoutMs } from './execution-request.ts'
 import type { ExecutionFacts, ExecutionHooks } from './execution-hooks.ts'
+import { newToolMeter, withMeter, type ToolMeter } from './execution-meter.ts'
 
 export interface ExecutionDeps extends ToolGatewayDeps {
   enclave: Enclave
@@ -97,11 +98,13 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   }
   hooks.started(execution)
   let result: ExecutionResult
+  const meter = newToolMeter()
   try {
-    result = await runAdmitted(deps, caller, request, admission)
-    // Before anyone hears of the end, so the tenant's next run already sees this one's CPU.
+    result = withMeter(await runAdmitted(deps, caller, request, admission, meter), request.code, meter)
+    // Before anyone hears of the end, so the tenant's next run already sees this one's CPU: the
+    // meter's cpuMs, the figure billing and the rollups read.
     // If the store is down the run goes uncharged: the next admission fails closed anyway.
-    await chargeCpu(deps.store, caller, result.stats.cpuTime, utcDayWindow()).catch(() => {})
+    await chargeCpu(deps.store, caller, result.stats.cpuMs ?? result.stats.cpuTime, utcDayWindow()).catch(() => {})
   } finally {
     hooks.settled(execution)
   }
@@ -114,7 +117,7 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
 }
 
 /** The run itself, once admitted: cancelled before it began, types stripped, then the enclave. */
-async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: ExecutionRequest, admission: HeldAdmission): Promise<ExecutionResult> {
+async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: ExecutionRequest, admission: HeldAdmission, meter: ToolMeter): Promise<ExecutionResult> {
   const { quotas } = caller
   const { onEvent, signal } = request
   const started = performance.now()
@@ -157,7 +160,7 @@ async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: Ex
   const onAbort = (): void => { deps.enclave.cancel(request.executionId) }
   signal?.addEventListener('abort', onAbort, { once: true })
   let result: ExecutionResult
-  const tools = gatedTools(createToolGateway(deps, caller, request.executionId, runTimeoutMs(request.timeoutMs, quotas)), request.mayAct)
+  const tools = gatedTools(createToolGateway(deps, caller, request.executionId, runTimeoutMs(request.timeoutMs, quotas), meter), request.mayAct)
   try {
     // The slot is held until the run's CPU is really free, which can be after the result (a run
     // that timed out inside a builtin V8 stops late): until then it counts as concurrent.
