@@ -65,6 +65,7 @@ export default fp(async (fastify) => {
     cancels,
     quotasOf: async (tenantId) => (await fastify.tenants.get(tenantId)).quotas,
     tierOf: async (tenantId) => (await fastify.tenants.get(tenantId)).tier,
+    perUserOf: async (tenantId) => (await fastify.tenants.get(tenantId)).perUser,
     log: fastify.log
   })
   const work = config.SERVICE_ROLE !== 'api'
