@@ -1,7 +1,6 @@
 // GET /api/executions: the tenant's rows (ended runs) and its records not stored yet (accepted
 // runs: queued, running, or ended while their row is being written), as one newest-first list.
 import { withTenant } from '../db/with-tenant.ts'
-import type { EventLog } from './event-log.ts'
 import type { RunRecord } from './execution-records.ts'
 import { getExecution, listExecutions, type ListCursor } from './execution-repository.ts'
 import { viewWithFinal, type ExecutionView } from './execution-view.ts'

@@ -48,10 +48,8 @@ export async function submitExecution (deps: QueuedExecutionsDeps, caller: Submi
   if (tooLarge !== undefined) return refuse(tooLarge)
   const timeoutMs = runTimeoutMs(body.timeoutMs, quotas)
 
-  const record: RunRecord = {
-    executionId, tenantId, userId: caller.userId, status: 'queued', submittedAt: new Date().toISOString(), codeSha256, timeoutMs,
-    ...(idempotencyKey !== undefined ? { idempotencyKey, requestSha256: requestSha256(body) } : {})
-  }
+  const keyed = idempotencyKey !== undefined ? { idempotencyKey, requestSha256: requestSha256(body) } : {}
+  const record: RunRecord = { executionId, tenantId, userId: caller.userId, status: 'queued', submittedAt: new Date().toISOString(), codeSha256, timeoutMs, ...keyed }
   const queue = { key: queuedKey(tenantId), bound: QUEUE_FACTOR * quotas.maxConcurrentExecutions, leaseMs: QUEUED_LEASE_MS }
   const undo = async (): Promise<void> => { await deps.records.forget(record) }
   let admission: SubmissionAdmission
