@@ -11,6 +11,7 @@ import { createMemoryCancelRequests, createRedisCancelRequests, type CancelReque
 import { createMemoryTenantIndex, createRedisTenantIndex, type TenantIndex } from '../services/executions/tenant-index.ts'
 import { createMemoryExecutionRecords, type ExecutionRecords } from '../services/executions/execution-records.ts'
 import { createRedisExecutionRecords } from '../services/executions/redis-execution-records.ts'
+import { redisUrl } from './config.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,7 +32,7 @@ const PRUNE_EVERY_MS = 60 * 60_000
  */
 export default fp(async (fastify) => {
   const { config } = fastify
-  const url = config.REDIS_URL
+  const url = redisUrl(config)
   const queue: ExecutionQueue = url === undefined ? createMemoryQueue() : createBullmqQueue(url, { leaseMs: config.EXECUTION_LEASE_MS, queueName: config.EXECUTION_QUEUE_NAME })
   // Its Redis calls' failures are StoreUnavailableError (a 503), as the store's are: ioredis
   // reports a lost connection with plain Errors that only the call site can tell apart.

@@ -3,16 +3,11 @@
 // unstored run is due to be stored (for the sweep), and a key per idempotency key. Each command
 // or script touches the keys of one hash tag only (a run's, a tenant's), so Redis Cluster can
 // place them; what spans two is sent side by side and undone as a whole when part of it fails.
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../store/redis-connection.ts'
 import type { ExecutionStatus } from '../db/schema.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
+import { DUE_KEY, idempotencyKey, recordKey, unstoredKey } from './execution-keys.ts'
 import { firstDue, IDEMPOTENCY_WINDOW_MS, RECORD_TTL_MS, STORE_GRACE_MS, STORED_RECORD_TTL_MS, type ExecutionRecords, type RunChange, type RunRecord } from './execution-records.ts'
-
-// Every key of the records, built here alone.
-const recordKey = (executionId: string): string => `tenant-enclave:executions:{${executionId}}:record`
-const unstoredKey = (tenantId: string): string => `tenant-enclave:executions:{${tenantId}}:unstored`
-const idempotencyKey = (tenantId: string, key: string): string => `tenant-enclave:executions:{${tenantId}}:idempotency:${key}`
-const DUE_KEY = 'tenant-enclave:executions:due'
 
 // KEYS: record. ARGV: ttl ms, then field/value pairs. A new record whole, with its expiry.
 const CREATE = `
@@ -89,7 +84,7 @@ function pairsToHash (pairs: string[]): Record<string, string> {
   return hash
 }
 
-export function createRedisExecutionRecords (redis: Redis): ExecutionRecords {
+export function createRedisExecutionRecords (redis: RedisClient): ExecutionRecords {
   redis.defineCommand('executionRecordCreate', { numberOfKeys: 1, lua: CREATE })
   redis.defineCommand('executionRecordMove', { numberOfKeys: 1, lua: MOVE })
   redis.defineCommand('executionRecordsTakeDue', { numberOfKeys: 1, lua: TAKE_DUE })

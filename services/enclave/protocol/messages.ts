@@ -56,6 +56,8 @@ export interface DoneMessage {
   tc: number
   cpu?: number
   mem?: number
+  /** The largest isolate heap (used + external bytes) sampled during the run. */
+  pk?: number
   iso?: string
   reused?: boolean
   /** The isolate may still be running (a 'freed' or 'stuck' message follows). */

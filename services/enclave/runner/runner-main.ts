@@ -31,6 +31,7 @@ function sampleCpu (): void {
   const samples: Array<[string, number]> = []
   for (const run of runs.values()) {
     const ms = run.cpuMs()
+    run.sampleHeap()
     if (ms !== undefined) samples.push([run.id, Math.round(ms * 10) / 10])
   }
   if (samples.length > 0) send({ t: 'cpu', s: samples })
