@@ -15,7 +15,7 @@ import {
 import pg from 'pg'
 import type { KeyedSemaphore } from '../fifo-semaphore.ts'
 import type { Database } from './schema.ts'
-import { acquireConnectionShare, type TierConnections } from './connection-shares.ts'
+import { acquireConnectionShare, type TierConnections, type TierStatementMs } from './connection-shares.ts'
 import { cancelOnRunEnd, runIsOver, RunEndedError, statementTimeoutMs, type RunBounds } from './run-bounds.ts'
 
 declare const tenantScoped: unique symbol
@@ -40,6 +40,7 @@ export interface AppDatabase {
   tenantConnections: KeyedSemaphore
   /** Connections each bounded tier's runs may hold together (see connection-shares.ts); absent: no tier bound. */
   tierConnections?: TierConnections
+  tierStatementMs?: TierStatementMs // a tier's longest statement, if shorter than its runs
   /**
    * false only when the pool already logs in as appRole (checked at open): switching to the role
    * one already is would cost a catalog lookup per transaction for nothing. Absent means true.
