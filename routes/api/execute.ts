@@ -8,7 +8,7 @@ import { errors, json, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schem
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { checkScript } from '../../services/code-mode/check-script.ts'
-import { checkLimitsOf } from '../../services/code-mode/check-limits.ts'
+import { checkLimitsOf, estimatedCheckMs } from '../../services/code-mode/check-limits.ts'
 import { LEVELS } from '../../services/enclave/index.ts'
 
 const CheckBody = Type.Object({ code: ScriptCode, language: Type.Optional(ScriptLanguage) }, { $id: 'ScriptCheckRequest', additionalProperties: false })
@@ -86,8 +86,9 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/execute/check', {
-    // A tenant over its check time is refused before its body is read and parsed.
-    preParsing: async (request) => { fastify.checkSlots.refuseOverTime(request.tenant.tenantId, checkLimitsOf(request.tenant.quotas)) },
+    // A tenant over its check time (what it owes, what its checks in flight and this one, by its
+    // length, are expected to cost) is refused before its body is read and parsed.
+    preParsing: async (request) => { fastify.checkSlots.refuseOverTime(request.tenant.tenantId, checkLimitsOf(request.tenant.quotas), estimatedCheckMs(Number(request.headers['content-length'] ?? 0) || 0, undefined)) },
     schema: {
       operationId: 'checkScript',
       tags: ['scripts'],
