@@ -9,7 +9,7 @@
 // per-tier caps (to show what they prevent). `-- --real` runs on DATABASE_URL and REDIS_URL.
 // The database flood (issue 28, bench/database-flood.ts): an enterprise bystander's one-row
 // data:query beside four free tenants scanning; `-- --database-only` runs that row alone
-// (`--uncapped` lifts the tiers' shares of the pool too).
+// (`--uncapped` lifts the tiers' shares of the pool and of the database's cores too).
 // The check floods (issue 28, bench/check-flood.ts): a bystander's trivial run beside a tenant
 // flooding /api/execute/check and /mcp's check_script; `-- --check-only` runs those rows alone.
 import { createServer } from 'node:http'
@@ -51,7 +51,7 @@ await new Promise<void>((resolve) => upstreamServer.listen(0, '127.0.0.1', resol
 const origin = `http://127.0.0.1:${(upstreamServer.address() as AddressInfo).port}`
 const bench = await startBenchApp({
   TOOL_UPSTREAMS: origin,
-  ...(uncapped ? { TOOL_UPSTREAM_TENANT_MAX_IN_FLIGHT: '1024', TOOL_UPSTREAM_STARTER_SHARE_PERCENT: '100', TOOL_UPSTREAM_FREE_SHARE_PERCENT: '100', DATABASE_FREE_SHARE_PERCENT: '100', DATABASE_STARTER_SHARE_PERCENT: '100' } : {})
+  ...(uncapped ? { TOOL_UPSTREAM_TENANT_MAX_IN_FLIGHT: '1024', TOOL_UPSTREAM_STARTER_SHARE_PERCENT: '100', TOOL_UPSTREAM_FREE_SHARE_PERCENT: '100', DATABASE_FREE_SHARE_PERCENT: '100', DATABASE_STARTER_SHARE_PERCENT: '100', DATABASE_CPU_CORES: '1024' } : {})
 })
 const bystander = await bench.tenant('bench-bystander', {}, 'starter')
 const TRIVIAL = 'return 1 + 1'
