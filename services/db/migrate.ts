@@ -9,6 +9,7 @@ import { auditUsageHistoryMigration } from '../../migrations/006-audit-usage-his
 import { tenantDirectoryMigration } from '../../migrations/007-tenant-directory.ts'
 import { executionRequestHashMigration } from '../../migrations/008-execution-request-hash.ts'
 import { usageRollupsMigration } from '../../migrations/009-usage-rollups.ts'
+import { approvalsMigration } from '../../migrations/011-approvals.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {
@@ -23,7 +24,8 @@ function migrationProvider (appRole: string): MigrationProvider {
         '006-audit-usage-history': auditUsageHistoryMigration,
         '007-tenant-directory': tenantDirectoryMigration,
         '008-execution-request-hash': executionRequestHashMigration,
-        '009-usage-rollups': usageRollupsMigration(appRole)
+        '009-usage-rollups': usageRollupsMigration(appRole),
+        '011-approvals': approvalsMigration
       }
     }
   }

@@ -343,6 +343,10 @@ export type TenantToolSetting = {
     config: {
         [key: string]: unknown;
     };
+    /**
+     * The tenant's override; null: the tool's default
+     */
+    approval: 'never' | 'always' | null;
     updatedAt: string;
 };
 
@@ -382,6 +386,10 @@ export type PlatformTool = {
         bodyArg?: string;
     };
     defaultEnabled: boolean;
+    /**
+     * always: each call waits for a decision (POST /api/executions/:id/approvals); never: calls run at once
+     */
+    approval: 'never' | 'always';
     /**
      * Grows with every change
      */
@@ -457,7 +465,7 @@ export type ExecutionError = {
 /**
  * Why a run failed (the error registry's execution codes)
  */
-export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
+export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
 
 /**
  * One console call of the script
@@ -1853,8 +1861,11 @@ export type DeleteTenantToolSettingResponses = {
 export type DeleteTenantToolSettingResponse = DeleteTenantToolSettingResponses[keyof DeleteTenantToolSettingResponses];
 
 export type PutTenantToolSettingData = {
+    /**
+     * At least one field
+     */
     body: {
-        enabled: boolean;
+        enabled?: boolean;
         rateLimit?: {
             calls: number;
             windowMs: number;
@@ -1862,6 +1873,10 @@ export type PutTenantToolSettingData = {
         config?: {
             [key: string]: unknown;
         };
+        /**
+         * Overrides the tool's approval default; null returns to it
+         */
+        approval?: 'never' | 'always' | null;
     };
     path: {
         tenantId: string;
@@ -2143,6 +2158,10 @@ export type PutPlatformToolData = {
          * Whether a tenant with no setting may use it; default false
          */
         defaultEnabled?: boolean;
+        /**
+         * always: each call waits for a decision (POST /api/executions/:id/approvals); never: calls run at once
+         */
+        approval?: 'never' | 'always';
     };
     path: {
         name: string;
@@ -2243,6 +2262,10 @@ export type RegisterMcpServerData = {
          * Whether tenants with no setting may use its tools; default false
          */
         defaultEnabled?: boolean;
+        /**
+         * always: each call waits for a decision (POST /api/executions/:id/approvals); never: calls run at once
+         */
+        approval?: 'never' | 'always';
         /**
          * Per call; default 10000
          */
