@@ -1,5 +1,6 @@
 import t from 'tap'
 import { adminHeaders, buildApp, createTenant } from '../helper.ts'
+import { rawSession } from '../sessions/fixtures.ts'
 
 // The approval setting: the platform's default on a tool, a tenant's override, and runs that
 // cannot wait for a decision (POST /api/execute) ending with APPROVAL_REQUIRED.
@@ -39,6 +40,17 @@ t.test('approval setting', async (t) => {
     t.equal(after.json().value, 0, 'nothing was inserted')
     const ok = await tenant.execute("await callTool('data:insert', { document: { n: 2 } }); return 'done'")
     t.equal(ok.json().value, 'done', 'the override never lets the call through at once')
+  })
+
+  t.test('a session\'s run cannot wait either: APPROVAL_REQUIRED', async (t) => {
+    const tenant = await createTenant(app, 'appr-session')
+    await app.inject({ method: 'PUT', url: `/admin/tenants/${tenant.tenantId}/tools/data:insert`, headers: admin, payload: { approval: 'always' } })
+    const session = await rawSession(app, tenant.headers)
+    const res = await session.execute(session.frame(0, { code: "await callTool('data:insert', { document: { n: 1 } })" }))
+    t.equal(res.statusCode, 200)
+    const result = session.open(res.json().frame)
+    t.equal(result.success, false)
+    t.equal(result.error.code, 'APPROVAL_REQUIRED')
   })
 
   t.test('a platform tool\'s default: stored, shown, and followed by tenants without an override', async (t) => {
