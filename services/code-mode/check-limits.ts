@@ -4,6 +4,7 @@
 // at once per tenant on an instance, how large a TypeScript check may be, and how long its parse
 // may take on a worker thread (ScriptPool) before the thread is stopped.
 import { ServiceError } from '../errors/index.ts'
+import { KeyedCounter } from '../fifo-semaphore.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
 import type { ScriptLanguage } from './strip-types.ts'
 
@@ -30,7 +31,7 @@ export function checkLimitsOf (quotas: TenantQuotas): CheckLimits {
 
 /** Checks in flight per tenant on this instance. */
 export class CheckSlots {
-  private readonly inFlight = new Map<string, number>()
+  private readonly inFlight = new KeyedCounter()
 
   /**
    * Admits one check for the tenant (its release answered), or throws 429 CHECK_LIMIT_EXCEEDED
@@ -41,16 +42,8 @@ export class CheckSlots {
       const limit = Math.floor(limits.maxTypeScriptBytes / 1024)
       throw new ServiceError('CHECK_TOO_LARGE', { limit }, { fields: { limit } })
     }
-    const count = this.inFlight.get(tenantId) ?? 0
-    if (count >= limits.concurrent) throw new ServiceError('CHECK_LIMIT_EXCEEDED', { limit: limits.concurrent }, { fields: { limit: limits.concurrent } })
-    this.inFlight.set(tenantId, count + 1)
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      const left = (this.inFlight.get(tenantId) ?? 1) - 1
-      if (left > 0) this.inFlight.set(tenantId, left)
-      else this.inFlight.delete(tenantId)
-    }
+    const release = this.inFlight.tryTake(tenantId, limits.concurrent)
+    if (release === undefined) throw new ServiceError('CHECK_LIMIT_EXCEEDED', { limit: limits.concurrent }, { fields: { limit: limits.concurrent } })
+    return release
   }
 }
