@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
+import { errors, json, operation, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { readUsage } from '../../services/quotas/usage.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import { readUsageHistory } from '../../services/audit/usage-history.ts'
@@ -33,24 +33,16 @@ const UsageHistory = Type.Object({
 
 const usageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/usage', {
-    schema: {
-      operationId: 'getUsage',
-      tags: ['usage'],
-      summary: 'Today\'s usage and quotas',
-      description: 'The caller\'s tenant\'s executions, tool calls and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset.',
+    schema: operation('usage', 'getUsage', 'Today\'s usage and quotas', 'The caller\'s tenant\'s executions, tool calls and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset.', {
       response: { 200: json('Usage for the current UTC day', Usage, rl), ...errors([401, 429, 503]) }
-    }
+    })
   }, async (request) => await readUsage(fastify.store, request.tenant))
 
   fastify.get('/usage/history', {
-    schema: {
-      operationId: 'getUsageHistory',
-      tags: ['usage'],
-      summary: 'Usage per UTC day',
-      description: 'The caller\'s tenant\'s executions, failures, tool calls and median duration per UTC day, from the audit log, oldest first.',
+    schema: operation('usage', 'getUsageHistory', 'Usage per UTC day', 'The caller\'s tenant\'s executions, failures, tool calls and median duration per UTC day, from the audit log, oldest first.', {
       querystring: UsageHistoryQuery,
       response: { 200: json('One entry per day, days without runs as zeros', UsageHistory, rl), ...errors([400, 401, 429, 503]) }
-    }
+    })
   }, async (request) => {
     // The validator converts types but applies no defaults (routes/api/audit.ts does the same).
     const { days = 30 } = request.query
