@@ -14,6 +14,11 @@ export const AuditEntrySchema = Type.Object({
   errorCode: Type.Union([Type.String(), Type.Null()]),
   durationMs: Type.Union([Type.Integer(), Type.Null()]),
   toolCalls: Type.Integer(),
+  cpuMs: Type.Union([Type.Integer(), Type.Null()], { description: 'The run\'s meter (its stats): null for refusals and entries written before the meter was kept' }),
+  peakHeapBytes: Type.Union([Type.Integer(), Type.Null()]),
+  toolTimeMs: Type.Union([Type.Integer(), Type.Null()]),
+  bytesIn: Type.Union([Type.Integer(), Type.Null()]),
+  bytesOut: Type.Union([Type.Integer(), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' })
 }, { $id: 'AuditEntry' })
 

@@ -23,7 +23,15 @@ export const ExecutionStatsSchema = Type.Object({
   duration: Type.Number({ description: 'Wall time in ms from the start of the run to its result' }),
   toolCallCount: Type.Integer(),
   memoryUsage: Type.Optional(Type.Number({ description: 'Bytes of isolate heap in use after the run, where it could be measured' })),
-  cpuTime: Type.Optional(Type.Number({ description: 'CPU ms the isolate spent on this run' }))
+  cpuTime: Type.Optional(Type.Number({ description: 'CPU ms the isolate spent on this run' })),
+  // The meter (docs/api.md "Metering"): whole numbers, set on every run that was admitted; the
+  // audit row and the usage rollups carry the same figures.
+  wallMs: Type.Optional(Type.Integer({ description: 'Wall time of the run in ms (duration, rounded)' })),
+  cpuMs: Type.Optional(Type.Integer({ description: 'CPU ms the isolate measured for this run (isolated-vm cpuTime), rounded; 0 when nothing ran in an isolate' })),
+  peakHeapBytes: Type.Optional(Type.Integer({ description: 'Largest isolate heap in use (V8 used heap + external bytes) sampled during the run; 0 when not measured' })),
+  toolTimeMs: Type.Optional(Type.Integer({ description: 'Sum of the durations of the tool calls the host received, in ms (parallel calls each count)' })),
+  bytesIn: Type.Optional(Type.Integer({ description: 'UTF-8 bytes of the submitted code plus the JSON arguments of each tool call the host received' })),
+  bytesOut: Type.Optional(Type.Integer({ description: 'UTF-8 bytes of the JSON of the returned value plus the JSON of each log entry ({level, message})' }))
 }, { $id: 'ExecutionStats' })
 export type ExecutionStats = Static<typeof ExecutionStatsSchema>
 

@@ -3,13 +3,20 @@ import type { TenantTrx } from '../db/with-tenant.ts'
 import type { AuditFacts, ToolCallEntry } from './audit-writer.ts'
 
 /** An audit row as the tenant reads it back. */
-export interface AuditLogEntry extends AuditFacts {
+export interface AuditLogEntry extends Omit<AuditFacts, 'meter'> {
   id: string
+  /** The run's meter; null for refusals and rows written before it was kept. */
+  cpuMs: number | null
+  peakHeapBytes: number | null
+  toolTimeMs: number | null
+  bytesIn: number | null
+  bytesOut: number | null
   createdAt: string
 }
 
 const ENTRY_COLUMNS = [
-  sql<string>`public_id::text`.as('public_id'), 'execution_id', 'user_id', 'action', 'code_sha256', 'success', 'error_code', 'duration_ms', 'tool_calls', 'created_at'
+  sql<string>`public_id::text`.as('public_id'), 'execution_id', 'user_id', 'action', 'code_sha256', 'success', 'error_code', 'duration_ms', 'tool_calls',
+  'cpu_ms', 'peak_heap_bytes', 'tool_time_ms', 'bytes_in', 'bytes_out', 'created_at'
 ] as const
 
 /**
@@ -35,7 +42,25 @@ export async function listAuditEntries (trx: TenantTrx, options: { limit: number
   return rows.map(toEntry)
 }
 
-function toEntry (row: { public_id: string, execution_id: string, user_id: string, action: AuditFacts['action'], code_sha256: string | null, success: boolean, error_code: string | null, duration_ms: number | null, tool_calls: number, created_at: Date }): AuditLogEntry {
+const count = (value: string | null): number | null => value === null ? null : Number(value)
+
+function toEntry (row: {
+  public_id: string,
+  execution_id: string,
+  user_id: string,
+  action: AuditFacts['action'],
+  code_sha256: string | null,
+  success: boolean,
+  error_code: string | null,
+  duration_ms: number | null,
+  tool_calls: number,
+  cpu_ms: number | null,
+  peak_heap_bytes: string | null,
+  tool_time_ms: number | null,
+  bytes_in: string | null,
+  bytes_out: string | null,
+  created_at: Date
+}): AuditLogEntry {
   return {
     id: row.public_id,
     executionId: row.execution_id,
@@ -46,6 +71,11 @@ function toEntry (row: { public_id: string, execution_id: string, user_id: strin
     errorCode: row.error_code,
     durationMs: row.duration_ms,
     toolCalls: row.tool_calls,
+    cpuMs: row.cpu_ms,
+    peakHeapBytes: count(row.peak_heap_bytes),
+    toolTimeMs: row.tool_time_ms,
+    bytesIn: count(row.bytes_in),
+    bytesOut: count(row.bytes_out),
     createdAt: new Date(row.created_at).toISOString()
   }
 }

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
+import { addToRollups } from './usage-rollup.ts'
 
 /** What one audit row says about one execution or refused request. */
 export interface AuditFacts {
@@ -11,6 +12,17 @@ export interface AuditFacts {
   errorCode: string | null
   durationMs: number | null
   toolCalls: number
+  /** The run's meter (result stats); absent for refusals and runs nobody measured. */
+  meter?: AuditMeter
+}
+
+/** The meter's figures an audit row keeps beside durationMs (the wall time) and toolCalls. */
+export interface AuditMeter {
+  cpuMs: number
+  peakHeapBytes: number
+  toolTimeMs: number
+  bytesIn: number
+  bytesOut: number
 }
 
 export interface AuditEntry extends AuditFacts {
@@ -186,7 +198,9 @@ export class AuditWriter {
       try {
         await withTenant(this.db, tenantId, async (trx) => {
           if (entries.length > 0) {
-            await trx.insertInto('audit_log').values(entries.map((e) => ({
+            // Only the rows this insert wrote come back: those, and no retried duplicate, go into
+            // the day's rollup, in the same transaction, so the rollup equals a recount.
+            const inserted = await trx.insertInto('audit_log').values(entries.map((e) => ({
               tenant_id: e.tenantId,
               execution_id: e.executionId,
               user_id: e.userId,
@@ -196,8 +210,16 @@ export class AuditWriter {
               error_code: e.errorCode,
               duration_ms: e.durationMs,
               tool_calls: e.toolCalls,
+              cpu_ms: e.meter?.cpuMs ?? null,
+              peak_heap_bytes: e.meter?.peakHeapBytes ?? null,
+              tool_time_ms: e.meter?.toolTimeMs ?? null,
+              bytes_in: e.meter?.bytesIn ?? null,
+              bytes_out: e.meter?.bytesOut ?? null,
               created_at: e.createdAt
-            }))).onConflict((oc) => oc.columns(['tenant_id', 'execution_id']).doNothing()).execute()
+            }))).onConflict((oc) => oc.columns(['tenant_id', 'execution_id']).doNothing())
+              .returning(['user_id', 'action', 'success', 'duration_ms', 'tool_calls', 'cpu_ms', 'bytes_in', 'bytes_out', 'created_at'])
+              .execute()
+            await addToRollups(trx, tenantId, inserted)
           }
           if (toolCalls.length > 0) {
             await trx.insertInto('tool_calls').values(toolCalls.map((c) => ({

@@ -8,6 +8,7 @@ import { executionsMigration } from '../../migrations/005-executions.ts'
 import { auditUsageHistoryMigration } from '../../migrations/006-audit-usage-history.ts'
 import { tenantDirectoryMigration } from '../../migrations/007-tenant-directory.ts'
 import { executionRequestHashMigration } from '../../migrations/008-execution-request-hash.ts'
+import { usageRollupsMigration } from '../../migrations/009-usage-rollups.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {
@@ -21,7 +22,8 @@ function migrationProvider (appRole: string): MigrationProvider {
         '005-executions': executionsMigration(appRole),
         '006-audit-usage-history': auditUsageHistoryMigration,
         '007-tenant-directory': tenantDirectoryMigration,
-        '008-execution-request-hash': executionRequestHashMigration
+        '008-execution-request-hash': executionRequestHashMigration,
+        '009-usage-rollups': usageRollupsMigration(appRole)
       }
     }
   }

@@ -44,7 +44,31 @@ export interface AuditLogTable {
   error_code: string | null
   duration_ms: number | null
   tool_calls: number
+  /** The run's meter (009); null for refusals and rows written before it. */
+  cpu_ms: number | null
+  peak_heap_bytes: ColumnType<string | null, number | null, number | null>
+  tool_time_ms: number | null
+  bytes_in: ColumnType<string | null, number | null, number | null>
+  bytes_out: ColumnType<string | null, number | null, number | null>
   created_at: Timestamp
+}
+
+type Sum = ColumnType<string, number | string, number | string>
+
+/** Per tenant, UTC day and user: the sums of its runs (refusals not counted), kept by the audit writer. */
+export interface UsageDailyTable {
+  tenant_id: string
+  day: ColumnType<Date | string, string, string>
+  user_id: string
+  executions: Sum
+  failures: Sum
+  tool_calls: Sum
+  cpu_ms: Sum
+  wall_ms: Sum
+  bytes_in: Sum
+  bytes_out: Sum
+  /** Runs per duration bucket (services/audit/duration-histogram.ts). */
+  duration_histogram: ColumnType<number[], number[], number[]>
 }
 
 export type ExecutionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled'
@@ -99,6 +123,7 @@ export interface Database {
   platform_tools: PlatformToolsTable
   tool_calls: ToolCallsTable
   executions: ExecutionsTable
+  usage_daily: UsageDailyTable
 }
 
 export type TenantRow = Selectable<TenantsTable>

@@ -9,6 +9,7 @@ import type { ScriptPool } from '../code-mode/script-pool.ts'
 import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.ts'
 import { codeSizeRefusalOf, maxCodeBytes, runTimeoutMs } from './execution-request.ts'
 import type { ExecutionFacts, ExecutionHooks } from './execution-hooks.ts'
+import { newToolMeter, withMeter, type ToolMeter } from './execution-meter.ts'
 
 export interface ExecutionDeps extends ToolGatewayDeps {
   enclave: Enclave
@@ -96,8 +97,9 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   }
   hooks.started(execution)
   let result: ExecutionResult
+  const meter = newToolMeter()
   try {
-    result = await runAdmitted(deps, caller, request, admission)
+    result = withMeter(await runAdmitted(deps, caller, request, admission, meter), request.code, meter)
   } finally {
     hooks.settled(execution)
   }
@@ -110,7 +112,7 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
 }
 
 /** The run itself, once admitted: cancelled before it began, types stripped, then the enclave. */
-async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: ExecutionRequest, admission: HeldAdmission): Promise<ExecutionResult> {
+async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: ExecutionRequest, admission: HeldAdmission, meter: ToolMeter): Promise<ExecutionResult> {
   const { quotas } = caller
   const { onEvent, signal } = request
   const started = performance.now()
@@ -153,7 +155,7 @@ async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: Ex
   const onAbort = (): void => { deps.enclave.cancel(request.executionId) }
   signal?.addEventListener('abort', onAbort, { once: true })
   let result: ExecutionResult
-  const tools = gatedTools(createToolGateway(deps, caller, request.executionId, runTimeoutMs(request.timeoutMs, quotas)), request.mayAct)
+  const tools = gatedTools(createToolGateway(deps, caller, request.executionId, runTimeoutMs(request.timeoutMs, quotas), meter), request.mayAct)
   try {
     // The slot is held until the run's CPU is really free, which can be after the result (a run
     // that timed out inside a builtin V8 stops late): until then it counts as concurrent.

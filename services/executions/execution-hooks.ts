@@ -3,7 +3,7 @@
 // queued, a lost run) call these, so a synchronous, a session and a queued run are counted and
 // audited the same way, and no entry point does it by hand.
 import type { FastifyBaseLogger } from 'fastify'
-import type { AuditEntry } from '../audit/audit-writer.ts'
+import type { AuditEntry, AuditMeter } from '../audit/audit-writer.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 import type { QueueFullRefusal, Refusal } from '../quotas/admission.ts'
 
@@ -57,10 +57,16 @@ export function auditedExecutions (audit: { enqueue: (entry: AuditEntry) => void
         success: result.success,
         errorCode: result.error?.code ?? null,
         durationMs: timing.measured ? Math.round(result.stats.duration) : null,
-        toolCalls: result.stats.toolCallCount
+        toolCalls: result.stats.toolCallCount,
+        ...(timing.measured ? { meter: meterOf(result) } : {})
       })
     }
   }
+}
+
+/** The meter's figures for the audit row; 0 for what a result without a meter (nothing ran) lacks. */
+function meterOf ({ stats }: ExecutionResult): AuditMeter {
+  return { cpuMs: stats.cpuMs ?? 0, peakHeapBytes: stats.peakHeapBytes ?? 0, toolTimeMs: stats.toolTimeMs ?? 0, bytesIn: stats.bytesIn ?? 0, bytesOut: stats.bytesOut ?? 0 }
 }
 
 /** The metrics an execution moves; prom-client's Counter, Gauge and Histogram fit. */

@@ -3,6 +3,7 @@
 import { withTenant } from '../db/with-tenant.ts'
 import type { ExecutionStatus } from '../db/schema.ts'
 import { admitSubmission, type QueueFullRefusal, type Refusal, type SubmissionAdmission } from '../quotas/admission.ts'
+import { queuedKey } from '../quotas/counter-keys.ts'
 import type { TenantQuotas } from '../tenants/tiers.ts'
 import { sha256 } from './execute-script.ts'
 import { codeSizeRefusalOf, newExecutionId, requestSha256, runTimeoutMs, type ExecutionRequestBody } from './execution-request.ts'
@@ -15,8 +16,9 @@ export const QUEUE_FACTOR = 10
 /** A queued run's place in its tenant's queue bound expires after this, should its instance die. */
 const QUEUED_LEASE_MS = 60 * 60_000
 
-/** The lease set that bounds a tenant's queued runs; a run leaves it once it is marked running. */
-export const queuedKey = (tenantId: string): string => `executions:queued:${tenantId}`
+// The lease set that bounds a tenant's queued runs; a run leaves it once it is marked running.
+// It sits in the tenant's slot with the daily counter it is admitted with.
+export { queuedKey }
 
 export type SubmitRefusal = Refusal | QueueFullRefusal
 

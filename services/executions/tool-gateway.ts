@@ -16,6 +16,7 @@ import { validatorFor as jsonSchemaValidator } from '../tools/schema-validation.
 import { HttpToolError } from '../tools/http-tool-runner.ts'
 import { callableToolNames, permissionDeniedMessage, toolDisabledMessage, toolNotFoundMessage } from '../tools/tool-not-found.ts'
 import type { ToolCallEntry } from '../audit/audit-writer.ts'
+import { newToolMeter, type ToolMeter } from './execution-meter.ts'
 
 export type { ToolCaller }
 
@@ -59,7 +60,7 @@ function validatorFor (schema: TSchema): Validator {
  * same checks, outside any transaction. Every call, allowed or refused, is audited in the order
  * the script made them (`executionId` and call index; the idempotency key upstreams receive).
  */
-export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, executionId = 'unknown', runTimeoutMs?: number) {
+export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, executionId = 'unknown', runTimeoutMs?: number, meter: ToolMeter = newToolMeter()) {
   let calls = 0
   const inProgress = new FifoSemaphore(deps.tools.limits.maxConcurrentPerRun)
   const waitUntil = Date.now() + caller.quotas.maxExecutionDurationMs
@@ -78,6 +79,9 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
     const started = performance.now()
     const argsJson = JSON.stringify(args ?? null)
     const report = (tool: string, code: string, facts: CallFacts = {}): void => {
+      const durationMs = performance.now() - started
+      meter.argsBytes += Buffer.byteLength(argsJson)
+      meter.toolTimeMs += durationMs
       deps.onToolCall?.(tool, code)
       deps.audit?.enqueueToolCall({
         tenantId: caller.tenantId,
@@ -86,7 +90,7 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
         // The name comes from the script: bounded before it is stored.
         tool: tool.slice(0, 200),
         code,
-        durationMs: Math.round(performance.now() - started),
+        durationMs: Math.round(durationMs),
         argsSha256: createHash('sha256').update(argsJson).digest('hex'),
         argsBytes: Buffer.byteLength(argsJson),
         resultBytes: facts.resultBytes ?? null,

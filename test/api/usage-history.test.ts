@@ -26,17 +26,20 @@ t.test('GET /api/usage/history counts runs per UTC day, zeros on empty days, onl
   const res = await app.inject({ method: 'GET', url: '/api/usage/history?days=7', headers: tenant.headers })
   t.equal(res.statusCode, 200)
   const { days } = res.json() as { days: Array<{ date: string, executions: number, failures: number, toolCalls: number, p50DurationMs: number }> }
+  const zero = { cpuMs: 0, wallMs: 0, bytesIn: 0, bytesOut: 0 }
   t.equal(days.length, 7)
   t.equal(days[6]?.date, new Date().toISOString().slice(0, 10), 'the last day is today (UTC)')
   t.same(days.map((d) => d.date), [...days.map((d) => d.date)].sort(), 'oldest first')
   const date = twoDaysAgo.toISOString().slice(0, 10)
-  t.same(days.find((d) => d.date === date), { date, executions: 3, failures: 1, toolCalls: 3, p50DurationMs: 20 })
+  // The median comes from the rollup's histogram: the middle of 20 ms's bucket [16, 23), 19 ms.
+  t.same(days.find((d) => d.date === date), { date, executions: 3, failures: 1, toolCalls: 3, ...zero, wallMs: 60, p50DurationMs: 19 })
   for (const day of days.filter((d) => d.date !== date)) {
-    t.same(day, { date: day.date, executions: 0, failures: 0, toolCalls: 0, p50DurationMs: 0 }, `${day.date} is all zeros`)
+    t.same(day, { date: day.date, executions: 0, failures: 0, toolCalls: 0, ...zero, p50DurationMs: 0 }, `${day.date} is all zeros`)
   }
 
   const otherDays = (await app.inject({ method: 'GET', url: '/api/usage/history?days=7', headers: other.headers })).json().days
-  t.match(otherDays.find((d: { date: string }) => d.date === date), { executions: 5, failures: 5, toolCalls: 35, p50DurationMs: 1000 })
+  // 1000 ms lies in the bucket [724, 1024): its middle is 861 ms, within the ±19 % the field promises.
+  t.match(otherDays.find((d: { date: string }) => d.date === date), { executions: 5, failures: 5, toolCalls: 35, wallMs: 5000, p50DurationMs: 861 })
 
   const defaults = (await app.inject({ method: 'GET', url: '/api/usage/history', headers: tenant.headers })).json()
   t.equal(defaults.days.length, 30, '30 days unless `days` says otherwise')

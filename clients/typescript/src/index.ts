@@ -160,14 +160,14 @@ export function createEnclaveClient (options: ClientOptions) {
       throw new Error('the event stream ended without a result')
     },
 
-    /** Today's usage and quotas (getUsage). */
-    async usage (): Promise<Usage> {
-      return await ok(getUsage({ client }))
+    /** Today's usage and quotas (getUsage); `groupBy: 'user'` adds `users`. */
+    async usage (query: { groupBy?: 'user' } = {}): Promise<Usage> {
+      return await ok(getUsage({ client, query }))
     },
 
-    /** Usage per UTC day, oldest first (getUsageHistory). */
-    async usageHistory (days?: number): Promise<UsageHistory> {
-      return await ok(getUsageHistory({ client, query: days !== undefined ? { days } : {} }))
+    /** Usage per UTC day, oldest first (getUsageHistory); `userId` for one user's days. */
+    async usageHistory (days?: number, opts: { userId?: string } = {}): Promise<UsageHistory> {
+      return await ok(getUsageHistory({ client, query: { ...(days !== undefined ? { days } : {}), ...opts } }))
     },
 
     /** A page of audit entries, newest first (listAudit); pass `nextBefore` as `before`. */

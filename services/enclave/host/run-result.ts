@@ -18,6 +18,7 @@ export function decodeDone (executionId: string, started: number, msg: DoneMessa
   const stats: ExecutionResult['stats'] = { duration: elapsed(started), toolCallCount: msg.tc }
   if (msg.mem !== undefined) stats.memoryUsage = msg.mem
   if (msg.cpu !== undefined) stats.cpuTime = Math.round(msg.cpu * 1000) / 1000
+  if (msg.pk !== undefined) stats.peakHeapBytes = msg.pk
   const result: ExecutionResult = { executionId, success: msg.ok, logs: parseLogs(msg.l), stats }
   if (!msg.ok) {
     result.error = msg.e ?? enclaveError('INTERNAL_ERROR', 'The execution failed without an error')

@@ -12,6 +12,7 @@ import {
 } from '../protocol/messages.ts'
 import type { ExecutionError } from '../common/types.ts'
 import { checkToolCall, isolateFailure, refusedName, resultVerdict } from './isolate-verdicts.ts'
+import { HeapPeak } from './heap-peak.ts'
 import type { IsolateConfig } from './isolate/script-outcome.ts'
 
 const IDLE_PROBE_MS = 100
@@ -36,6 +37,7 @@ export class IsolateRun {
   /** Calls refused before the supervisor saw them, told to it (at most maxToolCalls + 1). */
   private refusedCalls = 0
   private cpu0 = 0n
+  private readonly heap = new HeapPeak()
   /** Calls into the isolate not yet returned: while > 0 its thread is running tenant code. */
   private busy = 0
   private waitingForFree = false
@@ -67,6 +69,12 @@ export class IsolateRun {
     try { return Number(slot.isolate.cpuTime - this.cpu0) / 1e6 } catch { return undefined }
   }
 
+  /** Takes a heap sample for the run's peak (on the runner's CPU sampling tick). */
+  sampleHeap (): void {
+    const slot = this.slot
+    if (slot !== undefined && !slot.disposed && !this.finished) this.heap.sample(slot.isolate)
+  }
+
   async start (): Promise<void> {
     const { o, code, key } = this.msg
     // The wall clock covers everything: waiting for an isolate, sync code, awaits, tool calls.
@@ -90,6 +98,7 @@ export class IsolateRun {
     slot.current = this.msg.id
     slot.runs++
     try { this.cpu0 = slot.isolate.cpuTime } catch { /* disposed meanwhile */ }
+    this.heap.sample(slot.isolate)
     // `send` queues (isolated-vm delivers it when the isolate's task ends); `alarm` is
     // synchronous, for limits that must end the run even inside a loop that never yields.
     const send = new ivm.Callback(this.onIsolate, { ignored: true })
@@ -255,6 +264,7 @@ export class IsolateRun {
       return
     }
     try { done.cpu = Number(slot.isolate.cpuTime - this.cpu0) / 1e6 } catch { /* disposed */ }
+    if (this.heap.bytes > 0) done.pk = this.heap.bytes
     if (!reusable) {
       // Timeouts, memory, aborts and fatal tool errors: the script may still be running, and
       // disposing the isolate is the one thing that stops it for sure. Deferred: this may run
@@ -277,6 +287,7 @@ export class IsolateRun {
         Object.assign(done, { ok: false, v: undefined, e: memoryLimitError(this.limits.memoryLimitMB, ` (${Math.ceil(used / MB)} MB in use at the end)`) })
         delete done.v
       } else if (used !== undefined) done.mem = used
+      if (used !== undefined) { this.heap.seen(used); done.pk = this.heap.bytes }
       this.pool.release(slot, used !== undefined && !over)
       this.out(done)
       this.onEnd()

@@ -31,6 +31,7 @@ function sampleCpu (): void {
   const samples: Array<[string, number]> = []
   for (const run of runs.values()) {
     const ms = run.cpuMs()
+    run.sampleHeap()
     if (ms !== undefined) samples.push([run.id, Math.round(ms * 10) / 10])
   }
   if (samples.length > 0) send({ t: 'cpu', s: samples })
@@ -50,6 +51,8 @@ function onMessage (msg: ToRunner): void {
     runs.get(msg.id)?.onToolResult(msg)
   } else if (msg.t === 'cancel') {
     runs.get(msg.id)?.cancel()
+  } else if (msg.t === 'ping') {
+    send({ t: 'pong', n: msg.n })
   }
 }
 

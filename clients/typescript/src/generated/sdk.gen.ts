@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.ts';
 import type { Client, ClientMeta, Options as Options2, RequestResult, ServerSentEventsResult, TDataShape } from './client/index.ts';
-import type { CancelExecutionData, CancelExecutionErrors, CancelExecutionResponses, CheckScriptData, CheckScriptErrors, CheckScriptResponses, DeleteMcpServerData, DeleteMcpServerErrors, DeleteMcpServerResponses, DeletePlatformToolData, DeletePlatformToolErrors, DeletePlatformToolResponses, DeleteTenantToolSettingData, DeleteTenantToolSettingErrors, DeleteTenantToolSettingResponses, GetExecutionAuditData, GetExecutionAuditErrors, GetExecutionAuditResponses, GetExecutionData, GetExecutionErrors, GetExecutionResponses, GetHealthData, GetHealthResponses, GetJwksData, GetJwksErrors, GetJwksResponses, GetMcpProtectedResourceMetadataData, GetMcpProtectedResourceMetadataErrors, GetMcpProtectedResourceMetadataResponses, GetMetricsData, GetMetricsErrors, GetMetricsResponses, GetPlatformToolData, GetPlatformToolErrors, GetPlatformToolResponses, GetProtectedResourceMetadataData, GetProtectedResourceMetadataErrors, GetProtectedResourceMetadataResponses, GetReadinessData, GetReadinessErrors, GetReadinessResponses, GetSessionInfoData, GetSessionInfoErrors, GetSessionInfoResponses, GetTenantData, GetTenantErrors, GetTenantResponses, GetToolDeclarationsData, GetToolDeclarationsErrors, GetToolDeclarationsResponses, GetUsageData, GetUsageErrors, GetUsageHistoryData, GetUsageHistoryErrors, GetUsageHistoryResponses, GetUsageResponses, ImportPlatformToolsData, ImportPlatformToolsErrors, ImportPlatformToolsResponses, ListAuditData, ListAuditErrors, ListAuditResponses, ListExecutionsData, ListExecutionsErrors, ListExecutionsResponses, ListMcpServersData, ListMcpServersErrors, ListMcpServersResponses, ListPlatformToolsData, ListPlatformToolsErrors, ListPlatformToolsResponses, ListTenantsData, ListTenantsErrors, ListTenantsResponses, ListToolsData, ListToolsErrors, ListToolsResponses, McpRequestData, McpRequestErrors, McpRequestResponses, OpenSessionData, OpenSessionErrors, OpenSessionResponses, PutPlatformToolData, PutPlatformToolErrors, PutPlatformToolResponses, PutTenantData, PutTenantErrors, PutTenantResponses, PutTenantToolSettingData, PutTenantToolSettingErrors, PutTenantToolSettingResponses, RefreshMcpServerData, RefreshMcpServerErrors, RefreshMcpServerResponses, RegisterMcpServerData, RegisterMcpServerErrors, RegisterMcpServerResponses, RunScriptData, RunScriptErrors, RunScriptResponses, RunSessionScriptData, RunSessionScriptErrors, RunSessionScriptResponses, StreamExecutionEventsData, StreamExecutionEventsErrors, StreamExecutionEventsResponse, StreamExecutionEventsResponses, SubmitExecutionData, SubmitExecutionErrors, SubmitExecutionResponses } from './types.gen.ts';
+import type { AdminExportUsageData, AdminExportUsageErrors, AdminExportUsageResponses, CancelExecutionData, CancelExecutionErrors, CancelExecutionResponses, CheckScriptData, CheckScriptErrors, CheckScriptResponses, DeleteMcpServerData, DeleteMcpServerErrors, DeleteMcpServerResponses, DeletePlatformToolData, DeletePlatformToolErrors, DeletePlatformToolResponses, DeleteTenantToolSettingData, DeleteTenantToolSettingErrors, DeleteTenantToolSettingResponses, ExportUsageData, ExportUsageErrors, ExportUsageResponses, GetExecutionAuditData, GetExecutionAuditErrors, GetExecutionAuditResponses, GetExecutionData, GetExecutionErrors, GetExecutionResponses, GetHealthData, GetHealthResponses, GetJwksData, GetJwksErrors, GetJwksResponses, GetMcpProtectedResourceMetadataData, GetMcpProtectedResourceMetadataErrors, GetMcpProtectedResourceMetadataResponses, GetMetricsData, GetMetricsErrors, GetMetricsResponses, GetPlatformToolData, GetPlatformToolErrors, GetPlatformToolResponses, GetProtectedResourceMetadataData, GetProtectedResourceMetadataErrors, GetProtectedResourceMetadataResponses, GetReadinessData, GetReadinessErrors, GetReadinessResponses, GetSessionInfoData, GetSessionInfoErrors, GetSessionInfoResponses, GetTenantData, GetTenantErrors, GetTenantResponses, GetToolDeclarationsData, GetToolDeclarationsErrors, GetToolDeclarationsResponses, GetUsageData, GetUsageErrors, GetUsageHistoryData, GetUsageHistoryErrors, GetUsageHistoryResponses, GetUsageResponses, ImportPlatformToolsData, ImportPlatformToolsErrors, ImportPlatformToolsResponses, ListAuditData, ListAuditErrors, ListAuditResponses, ListExecutionsData, ListExecutionsErrors, ListExecutionsResponses, ListMcpServersData, ListMcpServersErrors, ListMcpServersResponses, ListPlatformToolsData, ListPlatformToolsErrors, ListPlatformToolsResponses, ListTenantsData, ListTenantsErrors, ListTenantsResponses, ListToolsData, ListToolsErrors, ListToolsResponses, McpRequestData, McpRequestErrors, McpRequestResponses, OpenSessionData, OpenSessionErrors, OpenSessionResponses, PutPlatformToolData, PutPlatformToolErrors, PutPlatformToolResponses, PutTenantData, PutTenantErrors, PutTenantResponses, PutTenantToolSettingData, PutTenantToolSettingErrors, PutTenantToolSettingResponses, RefreshMcpServerData, RefreshMcpServerErrors, RefreshMcpServerResponses, RegisterMcpServerData, RegisterMcpServerErrors, RegisterMcpServerResponses, RunScriptData, RunScriptErrors, RunScriptResponses, RunSessionScriptData, RunSessionScriptErrors, RunSessionScriptResponses, StreamExecutionEventsData, StreamExecutionEventsErrors, StreamExecutionEventsResponse, StreamExecutionEventsResponses, SubmitExecutionData, SubmitExecutionErrors, SubmitExecutionResponses } from './types.gen.ts';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -79,7 +79,7 @@ export const checkScript = <ThrowOnError extends boolean = false>(options: Optio
 /**
  * Today's usage and quotas
  *
- * The caller's tenant's executions, tool calls and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset.
+ * The caller's tenant's executions, tool calls and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset. `groupBy=user` adds today's runs per user (only the caller's own without usage:read-all).
  */
 export const getUsage = <ThrowOnError extends boolean = false>(options?: Options<GetUsageData, ThrowOnError>): RequestResult<GetUsageResponses, GetUsageErrors, ThrowOnError> => (options?.client ?? client).get<GetUsageResponses, GetUsageErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
@@ -90,11 +90,22 @@ export const getUsage = <ThrowOnError extends boolean = false>(options?: Options
 /**
  * Usage per UTC day
  *
- * The caller's tenant's executions, failures, tool calls and median duration per UTC day, from the audit log, oldest first.
+ * The caller's tenant's executions, failures, tool calls, CPU, wall time, bytes and approximate median duration per UTC day, from the daily rollup, oldest first; `userId` for one user (another user than the caller needs usage:read-all).
  */
 export const getUsageHistory = <ThrowOnError extends boolean = false>(options?: Options<GetUsageHistoryData, ThrowOnError>): RequestResult<GetUsageHistoryResponses, GetUsageHistoryErrors, ThrowOnError> => (options?.client ?? client).get<GetUsageHistoryResponses, GetUsageHistoryErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/usage/history',
+    ...options
+});
+
+/**
+ * Daily usage per user, for billing
+ *
+ * The caller's tenant's daily rows per user from `from` to `to` (UTC days, both included, at most a year), streamed as CSV or NDJSON with the columns date,userId,executions,failures,toolCalls,cpuMs,wallMs,bytesIn,bytesOut. Without usage:read-all only the caller's own rows.
+ */
+export const exportUsage = <ThrowOnError extends boolean = false>(options: Options<ExportUsageData, ThrowOnError>): RequestResult<ExportUsageResponses, ExportUsageErrors, ThrowOnError> => (options.client ?? client).get<ExportUsageResponses, ExportUsageErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/usage/export',
     ...options
 });
 
@@ -402,6 +413,17 @@ export const refreshMcpServer = <ThrowOnError extends boolean = false>(options: 
 export const deleteMcpServer = <ThrowOnError extends boolean = false>(options: Options<DeleteMcpServerData, ThrowOnError>): RequestResult<DeleteMcpServerResponses, DeleteMcpServerErrors, ThrowOnError> => (options.client ?? client).delete<DeleteMcpServerResponses, DeleteMcpServerErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/admin/mcp-servers/{name}',
+    ...options
+});
+
+/**
+ * Daily usage per tenant and user, for the platform
+ *
+ * Every tenant's daily rows per user from `from` to `to` (UTC days, both included, at most a year), streamed as CSV or NDJSON with the columns date,tenantId,userId,executions,failures,toolCalls,cpuMs,wallMs,bytesIn,bytesOut; `tenantId` for one tenant.
+ */
+export const adminExportUsage = <ThrowOnError extends boolean = false>(options: Options<AdminExportUsageData, ThrowOnError>): RequestResult<AdminExportUsageResponses, AdminExportUsageErrors, ThrowOnError> => (options.client ?? client).get<AdminExportUsageResponses, AdminExportUsageErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/admin/usage',
     ...options
 });
 

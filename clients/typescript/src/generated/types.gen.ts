@@ -174,6 +174,10 @@ export type Usage = {
      * When the daily counters reset
      */
     periodEnd: string;
+    /**
+     * With groupBy=user: today's runs per user from the daily rollup, most executions first, at most 1000 (the export lists all)
+     */
+    users?: Array<UserUsage>;
 };
 
 export type UsageHistory = {
@@ -479,6 +483,30 @@ export type ExecutionStats = {
      * CPU ms the isolate spent on this run
      */
     cpuTime?: number;
+    /**
+     * Wall time of the run in ms (duration, rounded)
+     */
+    wallMs?: number;
+    /**
+     * CPU ms the isolate measured for this run (isolated-vm cpuTime), rounded; 0 when nothing ran in an isolate
+     */
+    cpuMs?: number;
+    /**
+     * Largest isolate heap in use (V8 used heap + external bytes) sampled during the run; 0 when not measured
+     */
+    peakHeapBytes?: number;
+    /**
+     * Sum of the durations of the tool calls the host received, in ms (parallel calls each count)
+     */
+    toolTimeMs?: number;
+    /**
+     * UTF-8 bytes of the submitted code plus the JSON arguments of each tool call the host received
+     */
+    bytesIn?: number;
+    /**
+     * UTF-8 bytes of the JSON of the returned value plus the JSON of each log entry ({level, message})
+     */
+    bytesOut?: number;
 };
 
 /**
@@ -599,6 +627,19 @@ export type FinalEventData = {
     result: ExecutionResult;
 };
 
+export type UserUsage = {
+    userId: string;
+    /**
+     * Runs today (UTC), refusals not counted
+     */
+    executions: number;
+    toolCalls: number;
+    /**
+     * Isolate CPU ms of those runs
+     */
+    cpuMs: number;
+};
+
 export type UsageDay = {
     /**
      * The UTC day
@@ -614,7 +655,23 @@ export type UsageDay = {
     failures: number;
     toolCalls: number;
     /**
-     * Median execution duration; 0 on a day without runs
+     * Isolate CPU ms, summed
+     */
+    cpuMs: number;
+    /**
+     * Wall ms of the runs, summed
+     */
+    wallMs: number;
+    /**
+     * Code and tool arguments, bytes, summed
+     */
+    bytesIn: number;
+    /**
+     * Results and logs, bytes, summed
+     */
+    bytesOut: number;
+    /**
+     * Approximate median execution duration, from a histogram with buckets √2 apart (within ±19 %); 0 on a day without runs
      */
     p50DurationMs: number;
 };
@@ -663,6 +720,14 @@ export type AuditEntry = {
     errorCode: string | null;
     durationMs: number | null;
     toolCalls: number;
+    /**
+     * The run's meter (its stats): null for refusals and entries written before the meter was kept
+     */
+    cpuMs: number | null;
+    peakHeapBytes: number | null;
+    toolTimeMs: number | null;
+    bytesIn: number | null;
+    bytesOut: number | null;
     createdAt: string;
 };
 
@@ -877,11 +942,20 @@ export type CheckScriptResponse = CheckScriptResponses[keyof CheckScriptResponse
 export type GetUsageData = {
     body?: never;
     path?: never;
-    query?: never;
+    query?: {
+        /**
+         * user: add `users`, today's runs per user (the caller's own only, unless the token has usage:read-all)
+         */
+        groupBy?: 'user';
+    };
     url: '/api/usage';
 };
 
 export type GetUsageErrors = {
+    /**
+     * The request does not match its schema, or is otherwise malformed (BAD_REQUEST): the message names the field and the allowed values
+     */
+    400: ErrorBody;
     /**
      * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
@@ -915,6 +989,10 @@ export type GetUsageHistoryData = {
          * How many UTC days, today included
          */
         days?: number;
+        /**
+         * One user's days only; another user than the caller needs usage:read-all
+         */
+        userId?: string;
     };
     url: '/api/usage/history';
 };
@@ -928,6 +1006,10 @@ export type GetUsageHistoryErrors = {
      * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
      */
     401: ErrorBody;
+    /**
+     * userId names another user and the token lacks usage:read-all (FORBIDDEN)
+     */
+    403: ErrorBody;
     /**
      * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
      */
@@ -948,6 +1030,64 @@ export type GetUsageHistoryResponses = {
 };
 
 export type GetUsageHistoryResponse = GetUsageHistoryResponses[keyof GetUsageHistoryResponses];
+
+export type ExportUsageData = {
+    body?: never;
+    path?: never;
+    query: {
+        /**
+         * The first UTC day, YYYY-MM-DD, included
+         */
+        from: string;
+        /**
+         * The last UTC day, YYYY-MM-DD, included
+         */
+        to: string;
+        /**
+         * csv (RFC 4180, a header line) or ndjson (one JSON object a line)
+         */
+        format?: 'csv' | 'ndjson';
+        /**
+         * One user only; without usage:read-all the export has the caller's own rows only
+         */
+        userId?: string;
+    };
+    url: '/api/usage/export';
+};
+
+export type ExportUsageErrors = {
+    /**
+     * A date that is not YYYY-MM-DD, from after to, a range over 366 days, or a format other than csv or ndjson (BAD_REQUEST): the message says what to send
+     */
+    400: ErrorBody;
+    /**
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
+     */
+    401: ErrorBody;
+    /**
+     * userId names another user and the token lacks usage:read-all (FORBIDDEN)
+     */
+    403: ErrorBody;
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+    /**
+     * PostgreSQL or Redis does not answer, or the instance is shutting down (DEPENDENCY_UNAVAILABLE): retry later
+     */
+    503: ErrorBody;
+};
+
+export type ExportUsageError = ExportUsageErrors[keyof ExportUsageErrors];
+
+export type ExportUsageResponses = {
+    /**
+     * A header line date,userId,executions,failures,toolCalls,cpuMs,wallMs,bytesIn,bytesOut, then one line per day and user (CRLF)
+     */
+    200: string;
+};
+
+export type ExportUsageResponse = ExportUsageResponses[keyof ExportUsageResponses];
 
 export type ListToolsData = {
     body?: never;
@@ -2256,6 +2396,64 @@ export type DeleteMcpServerResponses = {
 };
 
 export type DeleteMcpServerResponse = DeleteMcpServerResponses[keyof DeleteMcpServerResponses];
+
+export type AdminExportUsageData = {
+    body?: never;
+    path?: never;
+    query: {
+        /**
+         * The first UTC day, YYYY-MM-DD, included
+         */
+        from: string;
+        /**
+         * The last UTC day, YYYY-MM-DD, included
+         */
+        to: string;
+        /**
+         * csv (RFC 4180, a header line) or ndjson (one JSON object a line)
+         */
+        format?: 'csv' | 'ndjson';
+        /**
+         * One tenant only
+         */
+        tenantId?: string;
+    };
+    url: '/admin/usage';
+};
+
+export type AdminExportUsageErrors = {
+    /**
+     * A date that is not YYYY-MM-DD, from after to, a range over 366 days, or a format other than csv or ndjson (BAD_REQUEST): the message says what to send
+     */
+    400: ErrorBody;
+    /**
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
+     */
+    401: ErrorBody;
+    /**
+     * The token lacks the permission this route needs (FORBIDDEN)
+     */
+    403: ErrorBody;
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+    /**
+     * PostgreSQL or Redis does not answer, or the instance is shutting down (DEPENDENCY_UNAVAILABLE): retry later
+     */
+    503: ErrorBody;
+};
+
+export type AdminExportUsageError = AdminExportUsageErrors[keyof AdminExportUsageErrors];
+
+export type AdminExportUsageResponses = {
+    /**
+     * A header line date,tenantId,userId,executions,failures,toolCalls,cpuMs,wallMs,bytesIn,bytesOut, then one line per day and user (CRLF)
+     */
+    200: string;
+};
+
+export type AdminExportUsageResponse = AdminExportUsageResponses[keyof AdminExportUsageResponses];
 
 export type GetSessionInfoData = {
     body?: never;
