@@ -12,7 +12,7 @@ import { executeScript } from '../services/executions/execute-script.ts'
 import { codeSizeRefusalOf, newExecutionId, refusalAnswer } from '../services/executions/execution-request.ts'
 import { ServiceError } from '../services/errors/index.ts'
 import { Type } from 'typebox'
-import { empty, errors } from '../schemas/responses.ts'
+import { empty, errors, operation } from '../schemas/responses.ts'
 import { publicBase } from './oauth-protected-resource.ts'
 
 /**
@@ -46,11 +46,7 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
 
   fastify.post('/mcp', {
     onRequest: [checkOrigin, authenticate],
-    schema: {
-      operationId: 'mcpRequest',
-      tags: ['mcp'],
-      summary: 'Send one MCP message',
-      description: 'MCP Streamable HTTP (revision 2025-11-25), stateless: one JSON-RPC message per POST, answered with an SSE stream (notifications, then the result) or JSON; a notification gets 202. Tools: search_tools, describe_tools, check_script, execute_script. A 401 names the protected resource metadata in WWW-Authenticate.',
+    schema: operation('mcp', 'mcpRequest', 'Send one MCP message', 'MCP Streamable HTTP (revision 2025-11-25), stateless: one JSON-RPC message per POST, answered with an SSE stream (notifications, then the result) or JSON; a notification gets 202. Tools: search_tools, describe_tools, check_script, execute_script. A 401 names the protected resource metadata in WWW-Authenticate.', {
       response: {
         200: {
           description: 'The answer: an SSE stream of JSON-RPC messages (log and progress notifications, then the response), or one JSON-RPC response',
@@ -64,7 +60,7 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
         ...errors([403], { 403: 'The Origin header is not in MCP_ALLOWED_ORIGINS (ORIGIN_NOT_ALLOWED)' }),
         ...errors([429, 503])
       }
-    }
+    })
   }, async (request, reply) => {
     const { tenant } = request
     const { tenantId, permissions, quotas } = tenant

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
+import { errors, json, operation, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { TENANT_ID_PATTERN, TenantIdSchema } from '../../schemas/tenant.ts'
 import { PerUserQuotasSchema, QuotaOverridesSchema, TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.ts'
 
@@ -43,26 +43,18 @@ const TenantList = Type.Object({
 
 const adminTenantRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/tenants', {
-    schema: {
-      operationId: 'listTenants',
-      tags: ['admin'],
-      summary: 'List tenants',
-      description: 'Registered tenants, alphabetical by id, filtered by a substring of id or name, a page at a time (pass `nextAfter` as `after`).',
+    schema: operation('admin', 'listTenants', 'List tenants', 'Registered tenants, alphabetical by id, filtered by a substring of id or name, a page at a time (pass `nextAfter` as `after`).', {
       querystring: TenantListQuery,
       response: { 200: json('A page of tenants', TenantList, rl), ...errors([400, 401, 403, 429, 503]) }
-    }
+    })
   }, async (request) => await fastify.tenants.list({ ...request.query, limit: request.query.limit ?? 50 }))
 
   fastify.put('/tenants/:tenantId', {
-    schema: {
-      operationId: 'putTenant',
-      tags: ['admin'],
-      summary: 'Create or update a tenant',
-      description: 'Sets a tenant\'s tier, name, quota overrides and per-user daily limits (`perUser`; absent: none); every instance picks the change up at once.',
+    schema: operation('admin', 'putTenant', 'Create or update a tenant', 'Sets a tenant\'s tier, name, quota overrides and per-user daily limits (`perUser`; absent: none); every instance picks the change up at once.', {
       params: TenantParams,
       body: TenantBody,
       response: { 200: json('The tenant as stored, with its effective quotas', Tenant, rl), ...errors([400, 401, 403, 429, 503]) }
-    }
+    })
   }, async (request) => {
     const record = await fastify.tenants.upsert(request.params.tenantId, request.body)
     await fastify.announceTenantChange(request.params.tenantId)
@@ -71,14 +63,10 @@ const adminTenantRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/tenants/:tenantId', {
-    schema: {
-      operationId: 'getTenant',
-      tags: ['admin'],
-      summary: 'Get a tenant',
-      description: 'A tenant\'s tier, overrides and effective quotas (the free tier when it has no row).',
+    schema: operation('admin', 'getTenant', 'Get a tenant', 'A tenant\'s tier, overrides and effective quotas (the free tier when it has no row).', {
       params: TenantParams,
       response: { 200: json('The tenant', Tenant, rl), ...errors([400, 401, 403, 429, 503]) }
-    }
+    })
   }, async (request) => await fastify.tenants.get(request.params.tenantId))
 }
 

@@ -4,7 +4,7 @@ import { executeScript } from '../../services/executions/execute-script.ts'
 import { codeSizeRefusalOf, ExecutionRequestBodySchema, newExecutionId, RefusalBodySchema, refusalAnswer, ScriptCode, ScriptLanguage } from '../../services/executions/execution-request.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import { EVENT_STREAM_CONTENT } from '../../schemas/execution-event.ts'
-import { errors, json, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schemas/responses.ts'
+import { errors, json, operation, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schemas/responses.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { checkScript } from '../../services/code-mode/check-script.ts'
@@ -26,11 +26,7 @@ const CheckResult = Type.Object({
 
 const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/execute', {
-    schema: {
-      operationId: 'runScript',
-      tags: ['scripts'],
-      summary: 'Run a script and wait for its result',
-      description: 'Runs the script in an isolate of the caller\'s tenant and answers its ExecutionResult: 200 also when the script failed (`success: false`, `error`). With `Accept: text/event-stream` or `application/x-ndjson` the answer streams the run\'s ExecutionEvents instead, numbered as GET /api/executions/{id}/events numbers them, ending with `final` (which holds the result); a client that leaves cancels the run. A refusal (413, 429) or error before the run starts is always a plain JSON answer, whatever Accept asked for.',
+    schema: operation('scripts', 'runScript', 'Run a script and wait for its result', 'Runs the script in an isolate of the caller\'s tenant and answers its ExecutionResult: 200 also when the script failed (`success: false`, `error`). With `Accept: text/event-stream` or `application/x-ndjson` the answer streams the run\'s ExecutionEvents instead, numbered as GET /api/executions/{id}/events numbers them, ending with `final` (which holds the result); a client that leaves cancels the run. A refusal (413, 429) or error before the run starts is always a plain JSON answer, whatever Accept asked for.', {
       body: ExecutionRequestBodySchema,
       response: {
         200: {
@@ -43,7 +39,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         429: json('Over the per-minute rate limit, the daily execution or CPU quota (EXECUTION_QUOTA_EXCEEDED, CPU_QUOTA_EXCEEDED), a per-user limit (USER_QUOTA_EXCEEDED) or the concurrency limit: retry after Retry-After seconds', RefusalBodySchema, { ...RETRY_AFTER, ...rl }),
         ...errors([503])
       }
-    }
+    })
   }, async (request, reply) => {
     const executionId = newExecutionId()
     const log = request.log.child({ tenantId: request.tenant.tenantId, executionId })
@@ -89,11 +85,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     // A tenant over its check time (what it owes, what its checks in flight and this one, by its
     // length, are expected to cost) is refused before its body is read and parsed.
     preParsing: async (request) => { fastify.checkSlots.refuseOverTime(request.tenant.tenantId, checkLimitsOf(request.tenant.quotas), estimatedCheckMs(Number(request.headers['content-length'] ?? 0) || 0, undefined)) },
-    schema: {
-      operationId: 'checkScript',
-      tags: ['scripts'],
-      summary: 'Check a script without running it',
-      description: 'Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier\'s check bounds (checks in flight, TypeScript size, parse time, check time per second).',
+    schema: operation('scripts', 'checkScript', 'Check a script without running it', 'Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier\'s check bounds (checks in flight, TypeScript size, parse time, check time per second).', {
       body: CheckBody,
       response: {
         200: json('What a run would refuse, and the tools the script calls', CheckResult, rl),
@@ -103,7 +95,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         ...errors([429], { 429: 'Over the per-minute request rate (RATE_LIMITED), the tenant already has its tier\'s checks in flight (CHECK_LIMIT_EXCEEDED), or its checks have used the tier\'s check time (CHECK_TIME_EXCEEDED): retry after Retry-After seconds' }),
         ...errors([503])
       }
-    }
+    })
   }, async (request, reply) => {
     const { tenantId, permissions, quotas } = request.tenant
     // The size a run would refuse, refused the same way (but neither counted nor audited).

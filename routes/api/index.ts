@@ -10,13 +10,7 @@ import sessionRoutes from './sessions.ts'
 /** /api/*: every route needs a tenant token. */
 const apiRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.addHook('onRequest', fastify.authenticate)
-  await fastify.register(executeRoutes)
-  await fastify.register(usageRoutes)
-  await fastify.register(toolRoutes)
-  await fastify.register(toolDeclarationRoutes)
-  await fastify.register(auditRoutes)
-  await fastify.register(executionsRoutes)
-  await fastify.register(sessionRoutes)
+  for (const routes of [executeRoutes, usageRoutes, toolRoutes, toolDeclarationRoutes, auditRoutes, executionsRoutes, sessionRoutes]) await fastify.register(routes)
 }
 
 export default apiRoutes

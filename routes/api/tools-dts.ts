@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { empty, errors, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
+import { empty, errors, operation, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { ToolDeclarationCache } from '../../services/code-mode/tool-declarations.ts'
 
 /** Whether an If-None-Match header names this ETag (a list, weak forms, or `*`). */
@@ -16,11 +16,7 @@ const toolDeclarationRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const cache = new ToolDeclarationCache()
 
   fastify.get('/tools.d.ts', {
-    schema: {
-      operationId: 'getToolDeclarations',
-      tags: ['tools'],
-      summary: 'TypeScript declarations of the callable tools',
-      description: 'A global declaration file for the tools this caller may call (permitted and enabled): one callTool overload per tool, and console, for an LLM\'s prompt or a type check. Send the ETag back as If-None-Match to get a 304 while nothing changed.',
+    schema: operation('tools', 'getToolDeclarations', 'TypeScript declarations of the callable tools', 'A global declaration file for the tools this caller may call (permitted and enabled): one callTool overload per tool, and console, for an LLM\'s prompt or a type check. Send the ETag back as If-None-Match to get a 304 while nothing changed.', {
       headers: Type.Object({ 'if-none-match': Type.Optional(Type.String({ description: 'The ETag of the declarations the caller holds' })) }),
       response: {
         200: {
@@ -31,7 +27,7 @@ const toolDeclarationRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         304: empty('If-None-Match named the current ETag: the caller\'s copy is current', { etag: Type.String({ description: 'The current ETag' }) }),
         ...errors([401, 429, 503])
       }
-    }
+    })
   }, async (request, reply) => {
     const { tenantId, permissions } = request.tenant
     const callable = (await fastify.tools.list(tenantId))

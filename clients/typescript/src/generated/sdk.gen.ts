@@ -293,7 +293,7 @@ export const deleteTenantToolSetting = <ThrowOnError extends boolean = false>(op
 /**
  * Set a tenant's tool setting
  *
- * Enables or disables a tool for a tenant, with an optional rate limit and config.
+ * Enables or disables a tool for a tenant, with an optional rate limit, config and approval override; fields left out keep what is stored.
  */
 export const putTenantToolSetting = <ThrowOnError extends boolean = false>(options: Options<PutTenantToolSettingData, ThrowOnError>): RequestResult<PutTenantToolSettingResponses, PutTenantToolSettingErrors, ThrowOnError> => (options.client ?? client).put<PutTenantToolSettingResponses, PutTenantToolSettingErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],

@@ -454,6 +454,10 @@ export type TenantToolSetting = {
     config: {
         [key: string]: unknown;
     };
+    /**
+     * The tenant's override; null: the tool's default
+     */
+    approval: 'never' | 'always' | null;
     updatedAt: string;
 };
 
@@ -493,6 +497,10 @@ export type PlatformTool = {
         bodyArg?: string;
     };
     defaultEnabled: boolean;
+    /**
+     * always: each call waits for a decision (POST /api/executions/:id/approvals); never: calls run at once
+     */
+    approval: 'never' | 'always';
     /**
      * Grows with every change
      */
@@ -568,7 +576,7 @@ export type ExecutionError = {
 /**
  * Why a run failed (the error registry's execution codes)
  */
-export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
+export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
 
 /**
  * One console call of the script
@@ -1964,8 +1972,11 @@ export type DeleteTenantToolSettingResponses = {
 export type DeleteTenantToolSettingResponse = DeleteTenantToolSettingResponses[keyof DeleteTenantToolSettingResponses];
 
 export type PutTenantToolSettingData = {
+    /**
+     * At least one field
+     */
     body: {
-        enabled: boolean;
+        enabled?: boolean;
         rateLimit?: {
             calls: number;
             windowMs: number;
@@ -1973,6 +1984,10 @@ export type PutTenantToolSettingData = {
         config?: {
             [key: string]: unknown;
         };
+        /**
+         * Overrides the tool's approval default; null returns to it
+         */
+        approval?: 'never' | 'always' | null;
     };
     path: {
         tenantId: string;
@@ -2254,6 +2269,10 @@ export type PutPlatformToolData = {
          * Whether a tenant with no setting may use it; default false
          */
         defaultEnabled?: boolean;
+        /**
+         * always: each call waits for a decision (POST /api/executions/:id/approvals); never: calls run at once
+         */
+        approval?: 'never' | 'always';
     };
     path: {
         name: string;
@@ -2354,6 +2373,10 @@ export type RegisterMcpServerData = {
          * Whether tenants with no setting may use its tools; default false
          */
         defaultEnabled?: boolean;
+        /**
+         * always: each call waits for a decision (POST /api/executions/:id/approvals); never: calls run at once
+         */
+        approval?: 'never' | 'always';
         /**
          * Per call; default 10000
          */
