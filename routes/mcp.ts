@@ -85,7 +85,7 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
         // The size a run would refuse, refused the same way (neither counted nor audited).
         const tooLarge = codeSizeRefusalOf(body.code, quotas)
         if (tooLarge !== undefined) return { refusal: refusalAnswer(tooLarge) }
-        return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck }) }
+        return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, modules: fastify.sandboxModules.names }) }
       },
       execute: async (body, live) => {
         const executionId = newExecutionId()

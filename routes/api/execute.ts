@@ -115,7 +115,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const limits = checkLimitsOf(quotas)
     const release = checkSlots.admit(tenantId, limits, request.body)
     try {
-      return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs })
+      return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, modules: fastify.sandboxModules.names })
     } finally {
       release()
     }

@@ -7,7 +7,7 @@ import { stripTypes, type ScriptLanguage, type StripOutcome } from './strip-type
 
 export type ScriptTask =
   | { kind: 'strip', code: string, language: ScriptLanguage }
-  | { kind: 'analyze', code: string, language: ScriptLanguage, strict: boolean }
+  | { kind: 'analyze', code: string, language: ScriptLanguage, strict: boolean, modules?: string[] }
 
 /** `stripped` when stripping failed or was all that was asked; otherwise the analysis. */
 export type ScriptTaskResult = { stripped: StripOutcome, analysis?: undefined } | { analysis: ScriptAnalysis, stripped?: undefined }
@@ -24,5 +24,5 @@ export function runScriptTask (task: ScriptTask): ScriptTaskResult {
     if (!stripped.ok || task.kind === 'strip') return { stripped }
     code = stripped.code
   }
-  return task.kind === 'strip' ? { stripped: { ok: true, code } } : { analysis: analyzeScript(code, { strict: task.strict }) }
+  return task.kind === 'strip' ? { stripped: { ok: true, code } } : { analysis: analyzeScript(code, { strict: task.strict, ...(task.modules !== undefined ? { modules: task.modules } : {}) }) }
 }

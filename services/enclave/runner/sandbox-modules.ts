@@ -15,9 +15,10 @@
 import ivm from 'isolated-vm'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { IMPORT_FUNCTION } from '../common/module-imports.ts'
 
-/** The global through which rewritten imports reach the modules loaded into a context. */
-export const IMPORT_FUNCTION = '__enclaveImport'
+export { IMPORT_FUNCTION }
+
 
 // Installs `__enclaveImport` and returns `register(name, namespace)`; runs once per context
 // that imports anything. `allowed` is only for the message of a name not loaded.
