@@ -3,6 +3,7 @@ import executeRoutes from './execute.ts'
 import usageRoutes from './usage.ts'
 import toolRoutes from './tools.ts'
 import toolDeclarationRoutes from './tools-dts.ts'
+import sandboxModuleRoutes from './modules.ts'
 import auditRoutes from './audit.ts'
 import executionsRoutes from './executions.ts'
 import sessionRoutes from './sessions.ts'
@@ -14,6 +15,7 @@ const apiRoutes: FastifyPluginAsync = async (fastify) => {
   await fastify.register(usageRoutes)
   await fastify.register(toolRoutes)
   await fastify.register(toolDeclarationRoutes)
+  await fastify.register(sandboxModuleRoutes)
   await fastify.register(auditRoutes)
   await fastify.register(executionsRoutes)
   await fastify.register(sessionRoutes)

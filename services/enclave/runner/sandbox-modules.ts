@@ -19,7 +19,6 @@ import { IMPORT_FUNCTION } from '../common/module-imports.ts'
 
 export { IMPORT_FUNCTION }
 
-
 // Installs `__enclaveImport` and returns `register(name, namespace)`; runs once per context
 // that imports anything. `allowed` is only for the message of a name not loaded.
 const INSTALLER = `(function () {
