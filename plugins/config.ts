@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
 import { IdentityKeyError, loadIdentityKey } from '../services/sessions/identity-key.ts'
+import { clusterUrlOfNodes, isClusterUrl, parseClusterUrl } from '../services/store/redis-connection.ts'
 
 // The one description of every setting; docs/operations.md documents each variable.
 export const ConfigSchema = Type.Object({
@@ -16,7 +17,10 @@ export const ConfigSchema = Type.Object({
   DATABASE_APP_ROLE: Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$', default: 'enclave_app' }),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
   PGLITE_DIR: Type.Optional(Type.String({ minLength: 1 })),
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  // One server (redis://, rediss://) or a Redis Cluster (redis+cluster://h1:p1,h2:p2,...,
+  // rediss+cluster:// for TLS); REDIS_CLUSTER_NODES (h1:p1,h2:p2,...) names a cluster too.
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?(\\+cluster)?://' })),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ minLength: 1 })),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN PUBLIC KEY-----' })),
   JWT_REQUIRE_EXP: Type.Boolean({ default: true }),
@@ -102,6 +106,17 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (config.DATABASE_ADMIN_URL !== undefined && config.DATABASE_URL === undefined) {
     throw new ConfigError('Invalid configuration: DATABASE_ADMIN_URL needs DATABASE_URL')
   }
+  if (config.REDIS_URL !== undefined && config.REDIS_CLUSTER_NODES !== undefined) {
+    throw new ConfigError('Invalid configuration: set only one of REDIS_URL and REDIS_CLUSTER_NODES (a cluster with a password or TLS: REDIS_URL=redis+cluster://user:password@host1:port1,host2:port2)')
+  }
+  const redis = redisUrl(config)
+  if (redis !== undefined && isClusterUrl(redis)) {
+    try {
+      parseClusterUrl(redis)
+    } catch (err) {
+      throw new ConfigError(`Invalid configuration: ${config.REDIS_URL === undefined ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL'}: ${(err as Error).message}`)
+    }
+  }
   // Node refuses a header timeout longer than the whole request's.
   if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError('Invalid configuration: HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS')
@@ -139,6 +154,11 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     }
   }
   return config
+}
+
+/** Where Redis is: REDIS_URL, or REDIS_CLUSTER_NODES as a cluster URL; undefined: in process. */
+export function redisUrl (config: Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>): string | undefined {
+  return config.REDIS_CLUSTER_NODES === undefined ? config.REDIS_URL : clusterUrlOfNodes(config.REDIS_CLUSTER_NODES)
 }
 
 /** The origins TOOL_UPSTREAMS lists (comma-separated; empty = none), without a trailing slash. */

@@ -9,6 +9,7 @@ import { createBullmqQueue } from '../services/executions/bullmq-queue.ts'
 import { QueuedExecutions } from '../services/executions/queued-executions.ts'
 import { createMemoryCancelRequests, createRedisCancelRequests, type CancelRequests } from '../services/executions/cancel-requests.ts'
 import { createMemoryTenantIndex, createRedisTenantIndex, type TenantIndex } from '../services/executions/tenant-index.ts'
+import { redisUrl } from './config.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,7 +30,7 @@ const PRUNE_EVERY_MS = 60 * 60_000
  */
 export default fp(async (fastify) => {
   const { config } = fastify
-  const url = config.REDIS_URL
+  const url = redisUrl(config)
   const queue: ExecutionQueue = url === undefined ? createMemoryQueue() : createBullmqQueue(url, { leaseMs: config.EXECUTION_LEASE_MS, queueName: config.EXECUTION_QUEUE_NAME })
   // Its Redis calls' failures are StoreUnavailableError (a 503), as the store's are: ioredis
   // reports a lost connection with plain Errors that only the call site can tell apart.
@@ -65,6 +66,7 @@ export default fp(async (fastify) => {
     cancels,
     quotasOf: async (tenantId) => (await fastify.tenants.get(tenantId)).quotas,
     tierOf: async (tenantId) => (await fastify.tenants.get(tenantId)).tier,
+    perUserOf: async (tenantId) => (await fastify.tenants.get(tenantId)).perUser,
     log: fastify.log
   })
   const work = config.SERVICE_ROLE !== 'api'

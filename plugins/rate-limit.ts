@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import fastifyRateLimit from '@fastify/rate-limit'
 import { reservingRateStore } from '../services/quotas/request-rate-reservation.ts'
 import { ServiceError } from '../services/errors/index.ts'
+import { tenantTag } from '../services/quotas/counter-keys.ts'
 
 const NAME_SPACE = 'tenant-enclave:rate:'
 
@@ -22,7 +23,8 @@ export default fp(async (fastify) => {
     // The per-minute limit fails open when Redis is away; quotas (admission) still fail closed.
     skipOnError: true,
     ...(fastify.store.kind === 'redis' ? { store: reservingRateStore(fastify.store, NAME_SPACE) } : {}),
-    keyGenerator: (request) => request.tenant?.tenantId !== undefined ? `tenant:${request.tenant.tenantId}` : `ip:${request.ip}`,
+    // A tenant's window carries its hash tag, so it sits in the tenant's cluster slot.
+    keyGenerator: (request) => request.tenant?.tenantId !== undefined ? `tenant:${tenantTag(request.tenant.tenantId)}` : `ip:${request.ip}`,
     // Thrown by the plugin, answered by the error handler (the plugin has set Retry-After).
     errorResponseBuilder: (_request, context) => new ServiceError('RATE_LIMITED', { what: `at most ${context.max} requests per minute`, after: context.after }, { fields: { limit: context.max } })
   })

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
-import { corsOrigins, loadConfig } from '../plugins/config.ts'
+import { corsOrigins, loadConfig, redisUrl } from '../plugins/config.ts'
+import { parseClusterUrl } from '../services/store/redis-connection.ts'
 
 const SECRET = 'x'.repeat(32)
 
@@ -35,11 +36,25 @@ t.test('a bad value names its variable', async (t) => {
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example.com/path' }, /CORS_ORIGINS/],
     [{ JWT_SECRET: SECRET, HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' }, /HTTP_HEADERS_TIMEOUT_MS/],
     [{ JWT_SECRET: SECRET, EXECUTION_QUEUE_NAME: 'Runs:all' }, /EXECUTION_QUEUE_NAME/],
-    [{ JWT_SECRET: SECRET, RUNNER_SANDBOX: 'off' }, /RUNNER_SANDBOX/]
+    [{ JWT_SECRET: SECRET, RUNNER_SANDBOX: 'off' }, /RUNNER_SANDBOX/],
+    [{ JWT_SECRET: SECRET, REDIS_URL: 'redis+cluster://a:1', REDIS_CLUSTER_NODES: 'b:2' }, /only one of REDIS_URL and REDIS_CLUSTER_NODES/],
+    [{ JWT_SECRET: SECRET, REDIS_URL: 'redis+cluster://a:1,b' }, /REDIS_URL: "b" is not a cluster node like host:port/],
+    [{ JWT_SECRET: SECRET, REDIS_URL: 'redis+cluster://a:1/3' }, /REDIS_URL: a Redis Cluster has only database 0/],
+    [{ JWT_SECRET: SECRET, REDIS_CLUSTER_NODES: 'a:1,b:99999' }, /REDIS_CLUSTER_NODES: "b:99999"/]
   ]
   for (const [env, pattern] of cases) {
     t.throws(() => loadConfig(env), pattern, JSON.stringify(env))
   }
+})
+
+t.test('Redis: one server, or a cluster by URL or by its nodes', async (t) => {
+  t.equal(redisUrl(loadConfig({ JWT_SECRET: SECRET })), undefined, 'unset: in process')
+  t.equal(redisUrl(loadConfig({ JWT_SECRET: SECRET, REDIS_URL: 'redis://r:6379/2' })), 'redis://r:6379/2')
+  t.equal(redisUrl(loadConfig({ JWT_SECRET: SECRET, REDIS_CLUSTER_NODES: ' r1:7000, r2:7001 ' })), 'redis+cluster://r1:7000,r2:7001')
+  const url = 'rediss+cluster://app:p%40ss@r1:7000,[::1]:7001/'
+  t.equal(redisUrl(loadConfig({ JWT_SECRET: SECRET, REDIS_URL: url })), url)
+  t.same(parseClusterUrl(url), { tls: true, username: 'app', password: 'p@ss', nodes: [{ host: 'r1', port: 7000 }, { host: '::1', port: 7001 }] })
+  t.same(parseClusterUrl('redis+cluster://:secret@r1:7000'), { tls: false, password: 'secret', nodes: [{ host: 'r1', port: 7000 }] })
 })
 
 t.test('the server refuses to start on a bad value and says which', async (t) => {

@@ -3,11 +3,14 @@
 // execution id, so a job is added once), locks renewed while a worker lives and a stalled-job
 // check when it dies (our lease), delayed jobs (a run waiting for its tenant's slot waits there,
 // not on a worker), and removal of jobs not yet started.
-import { Redis } from 'ioredis'
 import { DelayedError, Job, Queue, Worker } from 'bullmq'
 import type { ExecutionJob, ExecutionQueue } from './execution-queue.ts'
+import { openRedis } from '../store/redis-connection.ts'
 
-const PREFIX = 'tenant-enclave:bull'
+// BullMQ's scripts take many keys of one queue at once: the prefix is a hash tag (as BullMQ's
+// docs ask for Redis Cluster), so all of a queue's keys live in one slot. Queue names are
+// [a-z0-9-] (the config's pattern), so nothing else in a key has a brace.
+export const BULLMQ_PREFIX = '{tenant-enclave:bull}'
 const CLOSE_WAIT_MS = 5000
 // A step of closing that needs no Redis ends within a few event-loop turns; this only bounds it.
 const CUT_WAIT_MS = 1000
@@ -26,7 +29,8 @@ function unreachable (): Error {
 
 export function createBullmqQueue (url: string, opts: BullmqQueueOptions): ExecutionQueue {
   // BullMQ's connections block (BRPOPLPUSH and the like): it needs maxRetriesPerRequest null.
-  const connection = new Redis(url, { maxRetriesPerRequest: null })
+  // On a cluster BullMQ duplicates it for its blocking reads as it does on one server.
+  const connection = openRedis(url, { maxRetriesPerRequest: null })
   connection.on('error', () => {})
   // The Queue and Worker are made only once Redis has answered: made while it is unreachable,
   // they wait for it in ways close() cannot end (a worker's lock-renewal timer and a duplicated
@@ -40,7 +44,7 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
   let whenIdle: (() => void) | undefined
   const ensureQueue = (): Queue<ExecutionJob> => {
     if (queue === undefined) {
-      queue = new Queue<ExecutionJob>(opts.queueName, { connection, prefix: PREFIX })
+      queue = new Queue<ExecutionJob>(opts.queueName, { connection, prefix: BULLMQ_PREFIX })
       queue.on('error', () => {})
     }
     return queue
@@ -85,7 +89,7 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
           throw new DelayedError()
         }, {
           connection,
-          prefix: PREFIX,
+          prefix: BULLMQ_PREFIX,
           concurrency,
           lockDuration: opts.leaseMs,
           stalledInterval: opts.leaseMs,

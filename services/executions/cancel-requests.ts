@@ -1,7 +1,8 @@
-import type { Redis } from 'ioredis'
 import { cancelledError } from '../enclave/index.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 import type { LimitStore } from '../store/index.ts'
+import type { RedisClient } from '../store/redis-connection.ts'
+import { cancelKey, endKey } from './execution-keys.ts'
 
 /** Where a cancel is announced to every instance (pub/sub); the record below backs it up. */
 export const CANCEL_CHANNEL = 'tenant-enclave:executions:cancel'
@@ -25,22 +26,21 @@ export function createMemoryCancelRequests (): CancelRequests {
   }
 }
 
-const CANCEL_KEY = 'tenant-enclave:executions:cancel:'
 // A cancel matters while its run can still be running: at most its timeout (≤ 1 h), plus margin.
 const CANCEL_TTL_MS = 2 * 60 * 60_000
 
 /** Several instances: a cancel is kept on Redis until its run can no longer be running. */
-export function createRedisCancelRequests (redis: Redis): CancelRequests {
+export function createRedisCancelRequests (redis: RedisClient): CancelRequests {
   return {
-    async record (executionId) { await redis.set(CANCEL_KEY + executionId, '1', 'PX', CANCEL_TTL_MS) },
+    async record (executionId) { await redis.set(cancelKey(executionId), '1', 'PX', CANCEL_TTL_MS) },
     async pending (executionIds) {
-      const found = await redis.mget(executionIds.map((id) => CANCEL_KEY + id))
+      // One GET each, not an MGET: on a cluster the runs' keys are in different slots. They are
+      // this instance's running runs, a handful, checked only after a reconnect.
+      const found = await Promise.all(executionIds.map(async (id) => await redis.get(cancelKey(id))))
       return executionIds.filter((_id, i) => found[i] !== null)
     }
   }
 }
-
-const END_KEY = 'executions:end:'
 
 /**
  * A running run's end is decided once, across instances: a cancel and the run's own finish (or
@@ -49,7 +49,7 @@ const END_KEY = 'executions:end:'
  * cancelled, whatever it computed. The counter outlives any run (CANCEL_TTL_MS).
  */
 export async function claimEnd (store: LimitStore, executionId: string): Promise<boolean> {
-  return (await store.consume(END_KEY + executionId, 1, 1, CANCEL_TTL_MS)).allowed
+  return (await store.consume(endKey(executionId), 1, 1, CANCEL_TTL_MS)).allowed
 }
 
 /** The result of a run whose end a cancel claimed: its logs and stats kept, its outcome CANCELLED. */

@@ -3,7 +3,8 @@
 import { withTenant } from '../db/with-tenant.ts'
 import type { ExecutionStatus } from '../db/schema.ts'
 import { admitSubmission, type QueueFullRefusal, type Refusal, type SubmissionAdmission } from '../quotas/admission.ts'
-import type { TenantQuotas } from '../tenants/tiers.ts'
+import { queuedKey } from '../quotas/counter-keys.ts'
+import type { PerUserQuotas, TenantQuotas } from '../tenants/tiers.ts'
 import { sha256 } from './execute-script.ts'
 import { codeSizeRefusalOf, newExecutionId, requestSha256, runTimeoutMs, type ExecutionRequestBody } from './execution-request.ts'
 import type { ExecutionJob } from './execution-queue.ts'
@@ -15,8 +16,9 @@ export const QUEUE_FACTOR = 10
 /** A queued run's place in its tenant's queue bound expires after this, should its instance die. */
 const QUEUED_LEASE_MS = 60 * 60_000
 
-/** The lease set that bounds a tenant's queued runs; a run leaves it once it is marked running. */
-export const queuedKey = (tenantId: string): string => `executions:queued:${tenantId}`
+// The lease set that bounds a tenant's queued runs; a run leaves it once it is marked running.
+// It sits in the tenant's slot with the daily counter it is admitted with.
+export { queuedKey }
 
 export type SubmitRefusal = Refusal | QueueFullRefusal
 
@@ -25,6 +27,7 @@ export interface Submitter {
   userId: string
   permissions: string[]
   quotas: TenantQuotas
+  perUser?: PerUserQuotas
 }
 
 export type Submission =
@@ -51,7 +54,7 @@ export async function submitExecution (deps: QueuedExecutionsDeps, caller: Submi
   if (idempotencyKey === undefined) {
     // No key, so no earlier submission to find: the row and the admission go side by side (one
     // round trip less), and whichever fails undoes the other.
-    const [inserted, admitted] = await Promise.allSettled([insertExecution(deps.db, row), admitSubmission(deps.store, tenantId, executionId, quotas, queue)])
+    const [inserted, admitted] = await Promise.allSettled([insertExecution(deps.db, row), admitSubmission(deps.store, caller, executionId, queue)])
     if (inserted.status === 'rejected') {
       if (admitted.status === 'fulfilled' && admitted.value.admitted) await admitted.value.withdraw().catch(() => {})
       throw inserted.reason
@@ -72,7 +75,7 @@ export async function submitExecution (deps: QueuedExecutionsDeps, caller: Submi
       return { accepted: true, executionId: inserted.row.execution_id, status: inserted.row.status, created: false }
     }
     try {
-      admission = await admitSubmission(deps.store, tenantId, executionId, quotas, queue)
+      admission = await admitSubmission(deps.store, caller, executionId, queue)
     } catch (err) {
       await undo().catch(() => {})
       throw err

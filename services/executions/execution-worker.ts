@@ -54,7 +54,9 @@ export class ExecutionWorker {
     // read the row first.
     const quotas = await this.deps.quotasOf(tenantId)
     const tier = await this.deps.tierOf?.(tenantId)
-    const slot = await acquireRunSlot(this.deps.store, tenantId, executionId, quotas, job.timeoutMs)
+    const perUser = await this.deps.perUserOf?.(tenantId)
+    const caller = { tenantId, userId: job.userId, permissions: job.permissions, quotas, ...(tier !== undefined ? { tier } : {}), ...(perUser !== undefined ? { perUser } : {}) }
+    const slot = await acquireRunSlot(this.deps.store, caller, executionId, job.timeoutMs)
     if (slot === null) {
       // Waiting for a slot is the slow path: here a job whose run already ended stops retrying.
       const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
@@ -106,7 +108,7 @@ export class ExecutionWorker {
       }
       let result: ExecutionResult
       try {
-        const outcome = await executeScript(this.deps.execution, { tenantId, userId: job.userId, permissions: job.permissions, quotas, ...(tier !== undefined ? { tier } : {}) }, {
+        const outcome = await executeScript(this.deps.execution, caller, {
           executionId,
           code: job.code,
           timeoutMs: job.timeoutMs,

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { AppDatabase } from '../db/with-tenant.ts'
 import type { LimitStore } from '../store/index.ts'
-import type { TenantQuotas, Tier } from '../tenants/tiers.ts'
+import type { PerUserQuotas, TenantQuotas, Tier } from '../tenants/tiers.ts'
 import type { CancelRequests } from './cancel-requests.ts'
 import type { EventLog } from './event-log.ts'
 import type { ExecutionDeps } from './execute-script.ts'
@@ -24,5 +24,7 @@ export interface QueuedExecutionsDeps {
   quotasOf: (tenantId: string) => Promise<TenantQuotas>
   /** The tenant's tier, for the database bounds that are not quotas (TIER_WRITE_LIMITS); absent: the free tier's. */
   tierOf?: (tenantId: string) => Promise<Tier>
+  /** The tenant's per-user daily limits, for the user tool calls and CPU of a queued run; absent: none. */
+  perUserOf?: (tenantId: string) => Promise<PerUserQuotas>
   log: FastifyBaseLogger
 }

@@ -2,9 +2,10 @@
 // numbers, appends and announces each event atomically, so events from several instances (the
 // API's `queued`, the worker's run, a cancel's `final`) share one gapless sequence.
 import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
+import { duplicateRedis, openRedis, type RedisClient } from '../store/redis-connection.ts'
 import { EVENTS_TTL_MS, MAX_EVENTS_PER_EXECUTION, type EventLog, type StreamEvent } from './event-log.ts'
 import { EventWatchers } from './event-watchers.ts'
+import { eventKeys } from './execution-keys.ts'
 
 const CHANNEL = 'tenant-enclave:execution-events'
 const RECENT_APPENDS = 64
@@ -73,23 +74,22 @@ interface Scripts {
   executionEventAppend: (stream: string, counter: string, owner: string, appends: string, type: string, data: string, at: string, maxlen: number, ttlMs: number, channel: string, id: string, ownerValue: string, appendId: string) => Promise<string>
 }
 
-// The braces keep both keys of one execution in one cluster slot.
-const streamKey = (id: string): string => `tenant-enclave:events:{${id}}`
-const counterKey = (id: string): string => `tenant-enclave:events:{${id}}:seq`
-const ownerKey = (id: string): string => `tenant-enclave:events:{${id}}:owner`
-const appendsKey = (id: string): string => `tenant-enclave:events:{${id}}:appends`
+// The four keys of one execution share its hash tag (execution-keys.ts): one cluster slot.
+const streamKey = (id: string): string => eventKeys(id).stream
+const ownerKey = (id: string): string => eventKeys(id).owner
+const appendsKey = (id: string): string => eventKeys(id).appends
 
 export function createRedisEventLog (url: string): EventLog {
-  const client = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false })
+  const client = openRedis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false })
   client.on('error', () => {})
   client.defineCommand('executionEventAppend', { numberOfKeys: 4, lua: APPEND })
   const scripts = client as unknown as Scripts
   const watchers = new EventWatchers()
-  let subscriber: Redis | undefined
+  let subscriber: RedisClient | undefined
 
   const subscribe = (): void => {
     if (subscriber !== undefined) return
-    subscriber = client.duplicate()
+    subscriber = duplicateRedis(client)
     subscriber.on('error', () => {})
     subscriber.on('message', (_channel: string, message: string) => {
       const space = message.indexOf(' ')
@@ -104,7 +104,8 @@ export function createRedisEventLog (url: string): EventLog {
 
   return {
     async append (executionId, type, data, owner) {
-      const json = await scripts.executionEventAppend(streamKey(executionId), counterKey(executionId), ownerKey(executionId), appendsKey(executionId), type, JSON.stringify(data), new Date().toISOString(), MAX_EVENTS_PER_EXECUTION, EVENTS_TTL_MS, CHANNEL, executionId, owner ?? '', randomUUID())
+      const keys = eventKeys(executionId)
+      const json = await scripts.executionEventAppend(keys.stream, keys.counter, keys.owner, keys.appends, type, JSON.stringify(data), new Date().toISOString(), MAX_EVENTS_PER_EXECUTION, EVENTS_TTL_MS, CHANNEL, executionId, owner ?? '', randomUUID())
       return JSON.parse(json) as StreamEvent
     },
     async ownerOf (executionId) {

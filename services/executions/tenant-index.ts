@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../store/redis-connection.ts'
 
 /** Tenants that have executions, so retention can prune them one tenant (one RLS scope) at a time. */
 export interface TenantIndex {
@@ -16,10 +16,11 @@ export function createMemoryTenantIndex (): TenantIndex {
   }
 }
 
+// One global set, touched by single-key commands only: any slot will do.
 const TENANT_INDEX_KEY = 'tenant-enclave:executions:tenants'
 
 /** Shared by every instance, so whichever prunes sees every tenant's executions. */
-export function createRedisTenantIndex (redis: Redis): TenantIndex {
+export function createRedisTenantIndex (redis: RedisClient): TenantIndex {
   return {
     async add (tenantId) { await redis.sadd(TENANT_INDEX_KEY, tenantId) },
     async list () { return await redis.smembers(TENANT_INDEX_KEY) },

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../store/redis-connection.ts'
 import { toStoreError, untilSettled } from '../store/redis-errors.ts'
 
 /** What a session keeps besides its counters. `keys` is sealed with the identity's store key. */
@@ -104,7 +104,7 @@ interface Scripts {
 }
 
 /** Sessions in Redis, on the store's command connection (its prefix, timeouts and 503 mapping). */
-export function createRedisSessionStore (client: Redis, options: { keyPrefix?: string, timeoutMs?: number } = {}): SessionStore {
+export function createRedisSessionStore (client: RedisClient, options: { keyPrefix?: string, timeoutMs?: number } = {}): SessionStore {
   const prefix = options.keyPrefix ?? 'tenant-enclave:session:'
   const timeoutMs = options.timeoutMs ?? 2000
   client.defineCommand('enclaveSessionAccept', { numberOfKeys: 1, lua: ACCEPT_FRAME })

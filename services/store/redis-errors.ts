@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis'
 import { StoreUnavailableError } from './limit-store.ts'
+import type { RedisClient } from './redis-connection.ts'
 
 // Error replies whose code means "Redis cannot serve now", not "this command is wrong". A Redis
 // error reply starts with its code (RESP: "-LOADING Redis is loading..."); ioredis keeps it as
@@ -22,14 +22,14 @@ export function toStoreError (err: unknown): Error {
 }
 
 // One shared wait per connection, so a burst of requests at startup adds one set of listeners.
-const pending = new WeakMap<Redis, Promise<void>>()
+const pending = new WeakMap<RedisClient, Promise<void>>()
 
 /**
  * While a connection attempt is under way (at startup, or a reconnect already dialling), wait for
  * its outcome, at most `timeoutMs`; otherwise return at once. Without this, enableOfflineQueue:
  * false would fail every command sent in the first milliseconds after start.
  */
-export async function untilSettled (conn: Redis, timeoutMs: number): Promise<void> {
+export async function untilSettled (conn: RedisClient, timeoutMs: number): Promise<void> {
   if (conn.status !== 'wait' && conn.status !== 'connecting' && conn.status !== 'connect') return
   let wait = pending.get(conn)
   if (wait === undefined) {

@@ -7,6 +7,7 @@ import { call, startTwoInstances } from '../support/two-instances.ts'
 import { proxyFor } from '../support/tcp-proxy.ts'
 import { waitFor } from '../support/wait-for.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
+import { isClusterUrl } from '../../services/store/redis-connection.ts'
 
 const ndjson = (text: string): StreamEvent[] => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as StreamEvent)
 // Heartbeats fill every 5 s of silence (a lease running out, a slow machine): they belong to the
@@ -90,39 +91,43 @@ if (DATABASE_URL !== undefined && REDIS_URL !== undefined) {
       t.match(entries, [{ errorCode: 'INTERNAL_ERROR' }], 'failed')
     })
 
-    t.test('a cancel whose notice the running instance missed (its Redis link was down) takes effect once the link is back', async (t) => {
-      const own = (fn: () => unknown): void => { t.teardown(fn) }
-      const proxy = await proxyFor(REDIS_URL)
-      t.teardown(async () => { await proxy.down() })
-      // The default lease (30 s): the outage must not make the run look lost. Last in this file:
-      // BullMQ's stalled check is one lock per queue, held for the longest interval that took
-      // it, so a 30 s worker would delay the short-lease lost-run check above.
-      const longLease = { ...env, EXECUTION_LEASE_MS: '30000' }
-      const api = await startServer({ ...longLease, SERVICE_ROLE: 'api' }, own)
-      const [worker, cutOff] = await Promise.all([
-        startServer({ ...longLease, SERVICE_ROLE: 'worker', REDIS_URL: proxy.urlFor(REDIS_URL) }, own),
-        startServer({ ...longLease, SERVICE_ROLE: 'api', REDIS_URL: proxy.urlFor(REDIS_URL) }, own)
-      ]) as [ServerProcess, ServerProcess]
-      const headers = await newTenant(api, 'two-cancel-relink')
-      const id = (await call(api, 'POST', '/api/executions', headers, { code: 'while (true) {}' })).json.executionId as string
-      await waitFor(async () => (await call(api, 'GET', `/api/executions/${id}`, headers)).json.status === 'running', { message: 'the worker runs it' })
-      // The row says running a moment before the worker has written its started event to Redis.
-      await seen(api, id, headers, 'started')
-      await proxy.down()
-      // An instance that cannot reach Redis cannot deliver the cancel: it says so.
-      const refused = await call(cutOff, 'DELETE', `/api/executions/${id}`, headers)
-      t.equal(refused.status, 503)
-      t.match(refused.json, { error: 'Service unavailable', code: 'DEPENDENCY_UNAVAILABLE' })
-      // The notice goes out while the worker is not subscribed: pub/sub alone would lose it.
-      const del = await call(api, 'DELETE', `/api/executions/${id}`, headers)
-      t.equal(del.status, 202)
-      t.equal((await call(api, 'GET', `/api/executions/${id}`, headers)).json.status, 'running', 'nothing reached the worker yet')
-      await proxy.up()
-      const events = withoutHeartbeats(ndjson((await call(api, 'GET', `/api/executions/${id}/events`, headers, undefined, { accept: 'application/x-ndjson' })).text))
-      t.same(events.map((e) => e.type), ['queued', 'started', 'final'])
-      t.match(events.at(-1)?.data, { result: { success: false, error: { code: 'CANCELLED' } } })
-      t.equal((await call(api, 'GET', `/api/executions/${id}`, headers)).json.status, 'cancelled')
-      t.equal(worker.child.exitCode, null, 'the worker lives on')
-    })
+    // The proxy stands in front of one server (a cluster client would go round it): this one
+    // runs in CI's standalone Redis pass.
+    if (!isClusterUrl(REDIS_URL)) {
+      t.test('a cancel whose notice the running instance missed (its Redis link was down) takes effect once the link is back', async (t) => {
+        const own = (fn: () => unknown): void => { t.teardown(fn) }
+        const proxy = await proxyFor(REDIS_URL)
+        t.teardown(async () => { await proxy.down() })
+        // The default lease (30 s): the outage must not make the run look lost. Last in this file:
+        // BullMQ's stalled check is one lock per queue, held for the longest interval that took
+        // it, so a 30 s worker would delay the short-lease lost-run check above.
+        const longLease = { ...env, EXECUTION_LEASE_MS: '30000' }
+        const api = await startServer({ ...longLease, SERVICE_ROLE: 'api' }, own)
+        const [worker, cutOff] = await Promise.all([
+          startServer({ ...longLease, SERVICE_ROLE: 'worker', REDIS_URL: proxy.urlFor(REDIS_URL) }, own),
+          startServer({ ...longLease, SERVICE_ROLE: 'api', REDIS_URL: proxy.urlFor(REDIS_URL) }, own)
+        ]) as [ServerProcess, ServerProcess]
+        const headers = await newTenant(api, 'two-cancel-relink')
+        const id = (await call(api, 'POST', '/api/executions', headers, { code: 'while (true) {}' })).json.executionId as string
+        await waitFor(async () => (await call(api, 'GET', `/api/executions/${id}`, headers)).json.status === 'running', { message: 'the worker runs it' })
+        // The row says running a moment before the worker has written its started event to Redis.
+        await seen(api, id, headers, 'started')
+        await proxy.down()
+        // An instance that cannot reach Redis cannot deliver the cancel: it says so.
+        const refused = await call(cutOff, 'DELETE', `/api/executions/${id}`, headers)
+        t.equal(refused.status, 503)
+        t.match(refused.json, { error: 'Service unavailable', code: 'DEPENDENCY_UNAVAILABLE' })
+        // The notice goes out while the worker is not subscribed: pub/sub alone would lose it.
+        const del = await call(api, 'DELETE', `/api/executions/${id}`, headers)
+        t.equal(del.status, 202)
+        t.equal((await call(api, 'GET', `/api/executions/${id}`, headers)).json.status, 'running', 'nothing reached the worker yet')
+        await proxy.up()
+        const events = withoutHeartbeats(ndjson((await call(api, 'GET', `/api/executions/${id}/events`, headers, undefined, { accept: 'application/x-ndjson' })).text))
+        t.same(events.map((e) => e.type), ['queued', 'started', 'final'])
+        t.match(events.at(-1)?.data, { result: { success: false, error: { code: 'CANCELLED' } } })
+        t.equal((await call(api, 'GET', `/api/executions/${id}`, headers)).json.status, 'cancelled')
+        t.equal(worker.child.exitCode, null, 'the worker lives on')
+      })
+    }
   })
 }

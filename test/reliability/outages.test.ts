@@ -4,10 +4,13 @@ import t from 'tap'
 import { buildApp, createTenant } from '../helper.ts'
 import { proxyFor } from '../support/tcp-proxy.ts'
 import { waitFor } from '../support/wait-for.ts'
+import { isClusterUrl } from '../../services/store/redis-connection.ts'
 
 const { DATABASE_URL, REDIS_URL } = process.env
 
-if (REDIS_URL !== undefined) {
+// The proxy stands in front of one server (a cluster client would go round it to the nodes'
+// own addresses): this runs in CI's standalone Redis pass.
+if (REDIS_URL !== undefined && !isClusterUrl(REDIS_URL)) {
   t.test('Redis outage: fail closed with 503, recover without restart', async (t) => {
     const proxy = await proxyFor(REDIS_URL)
     t.teardown(async () => { await proxy.down() })

@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
-import { Redis } from 'ioredis'
 import { loadConfig } from '../../plugins/config.ts'
 import { loadIdentityKey } from '../../services/sessions/identity-key.ts'
+import { openRedis } from '../../services/store/redis-connection.ts'
 import { createMemorySessionStore, createRedisSessionStore, type SessionStore } from '../../services/sessions/session-store.ts'
 import { buildApp } from '../helper.ts'
 import { IDENTITY_PEM, KAT } from './fixtures.ts'
@@ -67,7 +67,7 @@ const { REDIS_URL } = process.env
 // Runs in CI's real pass, where REDIS_URL is set.
 if (REDIS_URL !== undefined) {
   t.test('Redis session store', async (t) => {
-    const client = new Redis(REDIS_URL as string, { maxRetriesPerRequest: 1 })
+    const client = openRedis(REDIS_URL, { maxRetriesPerRequest: 1 })
     t.teardown(async () => { await client.quit() })
     const store = createRedisSessionStore(client)
     await storeContract(t, store)

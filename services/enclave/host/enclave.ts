@@ -1,8 +1,7 @@
 // The enclave's public API and the life of a run in the main process: admission by CPU share,
 // placement on a runner, tool calls, completion, and what a runner's death means for its runs.
-// Over 250 lines because those steps share one PendingRun record (pending-run.ts); the decisions
-// themselves live beside it (run-limits, cpu-fairness, runner-pool, runner-crash, runner-messages,
-// tool-forwarding, run-result).
+// Over 250 lines because those steps share one PendingRun record (pending-run.ts); the decisions live
+// beside it (run-limits, cpu-fairness, runner-pool, runner-crash, runner-messages, tool-forwarding, run-result).
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { availableParallelism } from 'node:os'
@@ -157,6 +156,13 @@ export class Enclave extends EventEmitter {
     }
   }
 
+  /** A bare round trip to runner `index` (a ping its event loop answers) in ms: a tool call's floor. */
+  async pingRunner (index = 0): Promise<number> {
+    const runner = this.pool.normal[index]
+    if (runner?.ready !== true) throw new Error(`Runner ${index} is not ready`)
+    return await runner.ping()
+  }
+
   /** Pids of the live runner processes, by index (for supervision tests and diagnostics). */
   runnerPids (): Array<number | undefined> {
     return this.pool.normal.map((r) => r === undefined || r.exited ? undefined : r.runnerPid ?? r.pid)
@@ -216,6 +222,7 @@ export class Enclave extends EventEmitter {
           if (run !== undefined) this.fairness.sample(run.fair, cpuMs)
         }
         return
+      case 'pong': runner.onPong(msg.n); return
       case 'freed': {
         const run = runner.draining.get(msg.id)!
         runner.draining.delete(msg.id)

@@ -67,6 +67,8 @@ export function checkRunnerMessage (runner: Runner<PendingRun>, msg: ToMain): st
         if (!isString(sample[0], MAX_ID) || (!runner.inFlight.has(sample[0]) && !runner.draining.has(sample[0]))) return 'CPU samples for executions it was not given'
       }
       return null
+    case 'pong':
+      return isCount(m.n, 2 ** 31) && runner.pings?.has(m.n as number) === true ? null : 'a pong for no ping'
     case 'freed':
     case 'stuck':
       return isString(m.id, MAX_ID) && runner.draining.has(m.id) ? null : `'${m.t}' for an execution that is not draining`

@@ -38,6 +38,9 @@ export class RunnerProcess<Run = unknown> {
   readonly draining = new Map<string, Run>()
   /** Runs that a catastrophic isolate error named, by wire id. */
   readonly catastrophic = new Map<string, string>()
+  /** Pings sent and not yet answered, by number: what each pong must match. */
+  readonly pings = new Map<number, { resolve: () => void, reject: (err: Error) => void }>()
+  private pingSeq = 0
   private stderrTail = ''
   private stderrPartial = ''
   private readonly channel: LineChannel<ToMain, ToRunner>
@@ -87,6 +90,8 @@ export class RunnerProcess<Run = unknown> {
         clearTimeout(fallback)
         this.exited = true
         this.ready = false
+        for (const ping of this.pings.values()) ping.reject(new Error('The runner exited'))
+        this.pings.clear()
         events.exit(this, code, signal)
         resolve()
       }
@@ -120,6 +125,25 @@ export class RunnerProcess<Run = unknown> {
 
   send (msg: ToRunner): void {
     if (!this.exited) this.channel.send(msg)
+  }
+
+  /** One ping → pong round trip over the pipe, in ms (no isolate: the floor of a tool call's hop). */
+  async ping (): Promise<number> {
+    const n = this.pingSeq = (this.pingSeq + 1) % 2 ** 31
+    const t0 = performance.now()
+    await new Promise<void>((resolve, reject) => {
+      if (this.exited) { reject(new Error('The runner has exited')); return }
+      this.pings.set(n, { resolve, reject })
+      this.channel.send({ t: 'ping', n })
+    })
+    return performance.now() - t0
+  }
+
+  /** A pong the supervisor checked (its number is one of ours). */
+  onPong (n: number): void {
+    const ping = this.pings.get(n)
+    this.pings.delete(n)
+    ping?.resolve()
   }
 
   kill (signal: NodeJS.Signals = 'SIGKILL'): void {

@@ -1,19 +1,20 @@
 // A tool call forwarded from a runner to the handler, and its reply back in the runner's terms.
-import type { CallMessage } from '../protocol/messages.ts'
+// This is on every tool call's path, so it does no work for what nobody asked for (events are built
+// only for watched runs) and adds no promise hops of its own around the handler's.
+import type { CallMessage, ToolResultMessage } from '../protocol/messages.ts'
 import type { EnclaveLogger, ToolHandler } from '../common/types.ts'
 import { reportEvent, type PendingRun } from './pending-run.ts'
 import { parseToolArgs, toolFailure, toolResultJson } from './tool-bridge.ts'
 
-export type ToolReply = { v: string } | ReturnType<typeof toolFailure>
-
-export async function forwardToolCall (run: PendingRun, msg: CallMessage, fallback: ToolHandler | undefined): Promise<ToolReply> {
+/** Starts the handler; a synchronous throw (bad arguments, no handler) becomes its rejection. */
+function startHandler (run: PendingRun, msg: CallMessage, fallback: ToolHandler | undefined): Promise<unknown> {
   try {
     const args = parseToolArgs(msg.a)
     const handler = run.tools ?? fallback
     if (handler === undefined) throw Object.assign(new Error(`Tool not found: ${msg.n}`), { code: 'TOOL_NOT_FOUND' })
-    return { v: toolResultJson(await handler(msg.n, args, run.context, run.ended.signal)) }
+    return Promise.resolve(handler(msg.n, args, run.context, run.ended.signal))
   } catch (err) {
-    return toolFailure(err)
+    return Promise.reject(err)
   }
 }
 
@@ -21,11 +22,24 @@ export async function forwardToolCall (run: PendingRun, msg: CallMessage, fallba
 export function onToolCall (run: PendingRun, msg: CallMessage, fallback: ToolHandler | undefined, logger: EnclaveLogger | undefined): void {
   run.toolCalls++
   run.callIds.add(msg.c)
-  const callStarted = performance.now()
-  reportEvent(run, { type: 'tool_call', index: msg.c, tool: msg.n }, logger)
-  void forwardToolCall(run, msg, fallback).then((reply) => {
+  const watched = run.onEvent !== undefined
+  const callStarted = watched ? performance.now() : 0
+  if (watched) reportEvent(run, { type: 'tool_call', index: msg.c, tool: msg.n }, logger)
+  const answer = (ret: ToolResultMessage): void => {
     run.callIds.delete(msg.c)
-    reportEvent(run, { type: 'tool_result', index: msg.c, code: 'e' in reply && reply.e !== undefined ? reply.e.code : 'OK', durationMs: Math.round((performance.now() - callStarted) * 1000) / 1000 }, logger)
-    if (!run.done) run.runner?.send({ t: 'ret', id: run.wireId, c: msg.c, ...reply })
-  })
+    if (watched) {
+      const code = ret.e === undefined ? 'OK' : ret.e.code
+      reportEvent(run, { type: 'tool_result', index: msg.c, code, durationMs: Math.round((performance.now() - callStarted) * 1000) / 1000 }, logger)
+    }
+    if (!run.done) run.runner?.send(ret)
+  }
+  const failed = (err: unknown): void => {
+    const { e, f } = toolFailure(err)
+    answer(f === true ? { t: 'ret', id: run.wireId, c: msg.c, e, f } : { t: 'ret', id: run.wireId, c: msg.c, e })
+  }
+  startHandler(run, msg, fallback).then((value) => {
+    let v: string
+    try { v = toolResultJson(value) } catch (err) { failed(err); return }
+    answer({ t: 'ret', id: run.wireId, c: msg.c, v })
+  }, failed)
 }

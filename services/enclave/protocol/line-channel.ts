@@ -2,8 +2,13 @@ import type { Duplex } from 'node:stream'
 
 /**
  * Newline-delimited JSON over a pipe. A raw pipe beats Node's IPC channel on latency, and
- * messages produced in one tick are written with one syscall. JSON.stringify never emits a raw
- * newline, so '\n' is a safe frame delimiter.
+ * messages produced in one turn of the event loop are written with one syscall. JSON.stringify
+ * never emits a raw newline, so '\n' is a safe frame delimiter.
+ *
+ * The flush waits for setImmediate, not a microtask: isolated-vm hands each message of an isolate
+ * (20 parallel tool calls, say) to this thread as a callback of its own, with a microtask
+ * checkpoint after each, so a microtask flush wrote every call with a syscall of its own and woke
+ * the other side for each; the check phase comes right after the poll phase that delivered them all.
  */
 export class LineChannel<In, Out> {
   private pending: string[] = []
@@ -60,7 +65,7 @@ export class LineChannel<In, Out> {
     this.pending.push(JSON.stringify(msg))
     if (!this.scheduled) {
       this.scheduled = true
-      queueMicrotask(this.flush)
+      setImmediate(this.flush)
     }
   }
 

@@ -69,7 +69,10 @@ export interface DoneMessage {
 /** Console output of a live run (`ev` in its run message) as it happens: a JSON array of {level, message}. */
 export interface LogMessage { t: 'log', id: string, l: string }
 
-export type ToMain = ReadyMessage | CallMessage | RefusedCallMessage | CpuMessage | FreedMessage | StuckMessage | DoneMessage | LogMessage
+/** The answer to a ping, at once from the runner's event loop: the floor of every round trip. */
+export interface PongMessage { t: 'pong', n: number }
+
+export type ToMain = ReadyMessage | CallMessage | RefusedCallMessage | CpuMessage | FreedMessage | StuckMessage | DoneMessage | LogMessage | PongMessage
 
 // ---- main -> runner
 
@@ -81,7 +84,10 @@ export interface ToolResultMessage { t: 'ret', id: string, c: number, v?: string
 /** The caller cancelled the run: end it at once, as a timeout does. */
 export interface CancelMessage { t: 'cancel', id: string }
 
-export type ToRunner = RunMessage | ToolResultMessage | CancelMessage
+/** Asks for a pong with the same `n` (no isolate involved): measures the bare process round trip. */
+export interface PingMessage { t: 'ping', n: number }
+
+export type ToRunner = RunMessage | ToolResultMessage | CancelMessage | PingMessage
 
 // ---- isolate -> runner: the bootstrap calls `send(type, ...)` and `alarm(code, message, logs)`
 

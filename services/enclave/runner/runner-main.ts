@@ -51,6 +51,8 @@ function onMessage (msg: ToRunner): void {
     runs.get(msg.id)?.onToolResult(msg)
   } else if (msg.t === 'cancel') {
     runs.get(msg.id)?.cancel()
+  } else if (msg.t === 'ping') {
+    send({ t: 'pong', n: msg.n })
   }
 }
 

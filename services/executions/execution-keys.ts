@@ -1,0 +1,19 @@
+// Every Redis key of one execution, in one place. They share the execution's hash tag, so on a
+// Redis Cluster they live in one slot and the event log's script (which takes four of them)
+// runs on one node. An execution's keys are tagged by its id rather than its tenant's: every
+// reader has the id in hand, and one busy tenant's event streams spread over the cluster.
+
+/** The hash tag of every key of one execution. */
+export const executionTag = (executionId: string): string => `{${executionId}}`
+
+/** The event log's keys: the stream, its sequence counter, the owner, the recent append ids. */
+export function eventKeys (executionId: string): { stream: string, counter: string, owner: string, appends: string } {
+  const stream = `tenant-enclave:events:${executionTag(executionId)}`
+  return { stream, counter: `${stream}:seq`, owner: `${stream}:owner`, appends: `${stream}:appends` }
+}
+
+/** A cancel recorded for a running run, for the instance that missed its notice. */
+export const cancelKey = (executionId: string): string => `tenant-enclave:executions:cancel:${executionTag(executionId)}`
+
+/** The one-unit counter a run's end is claimed with. */
+export const endKey = (executionId: string): string => `executions:end:${executionTag(executionId)}`
