@@ -39,9 +39,3 @@ export function modulesFor (catalog: ModuleCatalog, narrowed: readonly string[] 
   if (narrowed === undefined || narrowed === null) return catalog.names
   return catalog.names.filter((name) => narrowed.includes(name))
 }
-
-/** The declarations of some modules only (`?modules=zod,date-fns`). */
-export function declarationsOf (catalog: ModuleCatalog, names: readonly string[]): string {
-  const blocks = catalog.declarations.split(/\n(?=declare module ')/)
-  return blocks.filter((block) => names.some((name) => block.startsWith(`declare module '${name}' {`))).join('\n')
-}
