@@ -6,6 +6,7 @@ import type { CancelRequests } from './cancel-requests.ts'
 import type { EventLog } from './event-log.ts'
 import type { ExecutionDeps } from './execute-script.ts'
 import type { ExecutionQueue } from './execution-queue.ts'
+import type { ExecutionRecords } from './execution-records.ts'
 import type { TenantIndex } from './tenant-index.ts'
 
 /**
@@ -18,6 +19,8 @@ export interface QueuedExecutionsDeps {
   db: AppDatabase
   store: LimitStore
   queue: ExecutionQueue
+  /** Accepted runs until their row is written: the record of acceptance. */
+  records: ExecutionRecords
   events: EventLog
   tenantIndex: TenantIndex
   cancels: CancelRequests

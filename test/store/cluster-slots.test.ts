@@ -8,7 +8,7 @@ import t from 'tap'
 import { QueueKeys } from 'bullmq'
 import { admitExecution, admitSubmission } from '../../services/quotas/admission.ts'
 import { concurrencyKey, cpuMsKey, executionsKey, queuedKey, toolCallsKey, toolWindowKey, userCpuMsKey, userExecutionsKey, userToolCallsKey } from '../../services/quotas/counter-keys.ts'
-import { eventKeys, endKey } from '../../services/executions/execution-keys.ts'
+import { DUE_KEY, eventKeys, endKey, idempotencyKey, recordKey, unstoredKey } from '../../services/executions/execution-keys.ts'
 import { BULLMQ_PREFIX } from '../../services/executions/bullmq-queue.ts'
 import { QUEUE_FACTOR } from '../../services/executions/execution-submission.ts'
 import { newExecutionId } from '../../services/executions/execution-request.ts'
@@ -64,6 +64,11 @@ async function scriptTable (): Promise<Record<string, string[][]>> {
     limitStoreAcquireLease: single,
     limitStoreCountLeases: single,
     executionEventAppend: EXECUTIONS.map((id) => { const k = eventKeys(id); return [k.stream, k.counter, k.owner, k.appends] }),
+    // A queued run's record: each script takes one key (the record, the due set, an idempotency key).
+    executionRecordCreate: EXECUTIONS.map((id) => [recordKey(id)]),
+    executionRecordMove: EXECUTIONS.map((id) => [recordKey(id)]),
+    executionRecordsTakeDue: [[DUE_KEY]],
+    executionRecordReleaseKey: TENANTS.map((tenantId) => [idempotencyKey(tenantId, 'order-{7}')]),
     enclaveSessionAccept: [['tenant-enclave:session:s1']],
     enclaveSessionReserve: [['tenant-enclave:session:s1']],
     // BullMQ's own scripts take any number of one queue's keys: all of them together.
@@ -110,12 +115,13 @@ t.test("a tenant's keys carry the tenant's tag, an execution's keys the executio
   const day = utcDayWindow().dayKey
   for (const tenantId of ['acme', 'tenant-42']) {
     for (const key of [executionsKey(tenantId, day), toolCallsKey(tenantId, day), concurrencyKey(tenantId), toolWindowKey(tenantId, 'x', 0), queuedKey(tenantId),
-      cpuMsKey(tenantId, day), userExecutionsKey(tenantId, 'u{1}', day), userToolCallsKey(tenantId, 'u{1}', day), userCpuMsKey(tenantId, 'u{1}', day)]) {
+      cpuMsKey(tenantId, day), userExecutionsKey(tenantId, 'u{1}', day), userToolCallsKey(tenantId, 'u{1}', day), userCpuMsKey(tenantId, 'u{1}', day),
+      unstoredKey(tenantId), idempotencyKey(tenantId, '{k}')]) {
       t.equal(hashedPart(key), `t:${tenantId}`, key)
     }
   }
   const id = EXECUTIONS[0] as string
-  for (const key of [...Object.values(eventKeys(id)), endKey(id)]) t.equal(hashedPart(key), id, key)
+  for (const key of [...Object.values(eventKeys(id)), endKey(id), recordKey(id)]) t.equal(hashedPart(key), id, key)
   // Two tenants' keys are not pinned to one slot: the cluster spreads tenants over its nodes.
   t.not(keySlot(concurrencyKey('acme')), keySlot(concurrencyKey('tenant-42')))
 })
