@@ -53,6 +53,7 @@ export default fp(async (fastify) => {
     audit: fastify.audit,
     scripts: fastify.scripts,
     modules: fastify.sandboxModules,
+    modulesOf: async (tenantId) => (await fastify.tenants.get(tenantId)).sandboxModules,
     // Every run, whichever entry point started it, is audited, counted and logged here alone.
     hooks: combineExecutionHooks(auditedExecutions(fastify.audit), measuredExecutions(metrics, fastify.log)),
     // A script names its tools: a made-up name gets no series of its own, or every new name

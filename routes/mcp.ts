@@ -9,6 +9,7 @@ import { createCodeModeServer, type CodeModeCaller } from '../services/mcp/code-
 import { executeScript } from '../services/executions/execute-script.ts'
 import { codeSizeRefusalOf, newExecutionId, refusalAnswer } from '../services/executions/execution-request.ts'
 import { ServiceError } from '../services/errors/index.ts'
+import { modulesFor } from '../services/sandbox-modules/catalog.ts'
 import { Type } from 'typebox'
 import { empty, errors } from '../schemas/responses.ts'
 import { publicBase } from './oauth-protected-resource.ts'
@@ -85,7 +86,7 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
         // The size a run would refuse, refused the same way (neither counted nor audited).
         const tooLarge = codeSizeRefusalOf(body.code, quotas)
         if (tooLarge !== undefined) return { refusal: refusalAnswer(tooLarge) }
-        return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, modules: fastify.sandboxModules.names }) }
+        return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) }) }
       },
       execute: async (body, live) => {
         const executionId = newExecutionId()

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { empty, errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
+import { declarationsOf, modulesFor } from '../../services/sandbox-modules/catalog.ts'
 
 const SandboxModule = Type.Object({
   name: Type.String({ description: 'What a script imports: `import { … } from \'name\'`' }),
@@ -10,16 +11,21 @@ const SandboxModule = Type.Object({
 
 const sandboxModuleRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const catalog = fastify.sandboxModules
+  // A tenant's settings may narrow the build's list (PUT /admin/tenants/:id).
+  const allowed = async (tenantId: string): Promise<string[]> => modulesFor(catalog, (await fastify.tenants.get(tenantId)).sandboxModules)
 
   fastify.get('/modules', {
     schema: {
       operationId: 'listModules',
       tags: ['tools'],
       summary: 'List the modules scripts may import',
-      description: 'The npm libraries a script may import (`import { z } from \'zod\'` at the top, or `await import(\'zod\')`), bundled and checked when the service was built. Any other specifier is refused with VALIDATION_ERROR.',
+      description: 'The npm libraries this tenant\'s scripts may import (`import { z } from \'zod\'` at the top, or `await import(\'zod\')`), bundled and checked when the service was built, narrowed by the tenant\'s settings. Any other specifier is refused with VALIDATION_ERROR.',
       response: { 200: json('The modules', Type.Object({ modules: Type.Array(SandboxModule) }, { $id: 'SandboxModuleList' }), rl), ...errors([401, 429, 503]) }
     }
-  }, async () => ({ modules: catalog.modules }))
+  }, async (request) => {
+    const names = await allowed(request.tenant.tenantId)
+    return { modules: catalog.modules.filter((m) => names.includes(m.name)) }
+  })
 
   fastify.get('/modules.d.ts', {
     schema: {
@@ -39,10 +45,11 @@ const sandboxModuleRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     }
   }, async (request, reply) => {
-    void reply.header('etag', catalog.etag).header('cache-control', 'private, no-cache')
+    const { text, etag } = declarationsOf(catalog, await allowed(request.tenant.tenantId))
+    void reply.header('etag', etag).header('cache-control', 'private, no-cache').header('vary', 'authorization')
     const held = request.headers['if-none-match']
-    if (held !== undefined && held.split(',').some((tag) => [catalog.etag, `W/${catalog.etag}`, '*'].includes(tag.trim()))) return await reply.code(304).send(null)
-    return await reply.type('text/plain; charset=utf-8').send(catalog.declarations)
+    if (held !== undefined && held.split(',').some((tag) => [etag, `W/${etag}`, '*'].includes(tag.trim()))) return await reply.code(304).send(null)
+    return await reply.type('text/plain; charset=utf-8').send(text)
   })
 }
 

@@ -10,6 +10,7 @@ import { tenantDirectoryMigration } from '../../migrations/007-tenant-directory.
 import { executionRequestHashMigration } from '../../migrations/008-execution-request-hash.ts'
 import { usageRollupsMigration } from '../../migrations/009-usage-rollups.ts'
 import { storageUsageMigration } from '../../migrations/010-storage-usage.ts'
+import { tenantSandboxModulesMigration } from '../../migrations/012-tenant-sandbox-modules.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {
@@ -25,7 +26,8 @@ function migrationProvider (appRole: string): MigrationProvider {
         '007-tenant-directory': tenantDirectoryMigration,
         '008-execution-request-hash': executionRequestHashMigration,
         '009-usage-rollups': usageRollupsMigration(appRole),
-        '010-storage-usage': storageUsageMigration(appRole)
+        '010-storage-usage': storageUsageMigration(appRole),
+        '012-tenant-sandbox-modules': tenantSandboxModulesMigration
       }
     }
   }

@@ -22,6 +22,8 @@ export interface ExecutionDeps extends ToolGatewayDeps {
   scripts?: ScriptPool
   /** The sandbox modules scripts may import; none without it. */
   modules?: ModuleCatalog
+  /** A tenant's own narrower list of them (null: all). */
+  modulesOf?: (tenantId: string) => Promise<readonly string[] | null>
 }
 
 /** A run's admission: the concurrency slot it holds, and today's execution it took. */
@@ -175,7 +177,7 @@ async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: Ex
       maxToolCalls: quotas.maxToolCallsPerExecution,
       maxOutputBytes: quotas.maxOutputSizeKB * 1024,
       maxCodeBytes: maxCodeBytes(quotas),
-      ...(deps.modules !== undefined ? { modules: modulesFor(deps.modules, undefined) } : {}),
+      ...(deps.modules !== undefined ? { modules: modulesFor(deps.modules, await deps.modulesOf?.(caller.tenantId)) } : {}),
       tools,
       onSettled: () => { admission.release().catch(() => {}) },
       onToolRefused: tools.refused,

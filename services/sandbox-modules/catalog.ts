@@ -39,3 +39,11 @@ export function modulesFor (catalog: ModuleCatalog, narrowed: readonly string[] 
   if (narrowed === undefined || narrowed === null) return catalog.names
   return catalog.names.filter((name) => narrowed.includes(name))
 }
+
+/** The declarations of some modules only, and an ETag naming them. */
+export function declarationsOf (catalog: ModuleCatalog, names: readonly string[]): { text: string, etag: string } {
+  if (names.length === catalog.names.length) return { text: catalog.declarations, etag: catalog.etag }
+  const blocks = catalog.declarations.split(/\n(?=declare module ')/)
+  const text = blocks.filter((block) => names.some((name) => block.startsWith(`declare module '${name}' {`))).join('\n')
+  return { text, etag: `"${createHash('sha256').update(text).digest('base64url').slice(0, 27)}"` }
+}

@@ -2,7 +2,7 @@
 // importing them through /api/execute and /api/executions.
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, createTenant, type TestTenant } from '../helper.ts'
+import { adminHeaders, buildApp, createTenant, type TestTenant } from '../helper.ts'
 import { waitFor } from '../support/wait-for.ts'
 
 async function queued (app: FastifyInstance, tenant: TestTenant, code: string, language?: string): Promise<{ status: string, result?: { success: boolean, value?: unknown, error?: { code: string, message: string } } }> {
@@ -61,4 +61,32 @@ t.test('modules over HTTP', async (t) => {
   const report = check.json() as { ok: boolean, errors: Array<{ message: string, line: number }> }
   t.equal(report.ok, false)
   t.same(report.errors.map((e) => e.line), [2, 3], 'the check names every refused import')
+})
+
+t.test('a tenant narrowed to one module: the list, the declarations and runs follow; widening is refused', async (t) => {
+  const app = await buildApp(t)
+  const tenant = await createTenant(app, 'narrow')
+  const put = async (sandboxModules: unknown): Promise<{ statusCode: number, body: string }> =>
+    await app.inject({ method: 'PUT', url: `/admin/tenants/${tenant.tenantId}`, headers: adminHeaders(), payload: { tier: 'free', sandboxModules } })
+  const stored = await put(['zod'])
+  t.equal(stored.statusCode, 200, stored.body)
+  t.same((JSON.parse(stored.body) as { sandboxModules: unknown }).sandboxModules, ['zod'])
+
+  const list = (await app.inject({ method: 'GET', url: '/api/modules', headers: tenant.headers })).json() as { modules: Array<{ name: string }> }
+  t.same(list.modules.map((m) => m.name), ['zod'])
+  const dts = (await app.inject({ method: 'GET', url: '/api/modules.d.ts', headers: tenant.headers })).body
+  t.ok(dts.includes("declare module 'zod' {"))
+  t.notOk(dts.includes("declare module 'lodash-es' {"))
+
+  const other = await app.inject({ method: 'POST', url: '/api/execute', headers: tenant.headers, payload: { code: "import { groupBy } from 'lodash-es'\nreturn 1" } })
+  t.match(other.json(), { success: false, error: { code: 'VALIDATION_ERROR', message: "Module 'lodash-es' cannot be imported: scripts may import only zod (line 1, column 25)" } })
+  const zod = await app.inject({ method: 'POST', url: '/api/execute', headers: tenant.headers, payload: { code: "const { z } = await import('zod')\nreturn z.boolean().parse(true)" } })
+  t.match(zod.json(), { success: true, value: true })
+
+  const widen = await put(['zod', 'left-pad'])
+  t.equal(widen.statusCode, 400)
+  t.match(JSON.parse(widen.body), { code: 'BAD_REQUEST', message: /^sandboxModules: left-pad is not a sandbox module; the build offers date-fns, decimal.js, lodash-es, yaml, zod$/ })
+  t.equal((await put(null)).statusCode, 200, 'null gives back every module')
+  const all = (await app.inject({ method: 'GET', url: '/api/modules', headers: tenant.headers })).json() as { modules: unknown[] }
+  t.equal(all.modules.length, 5)
 })

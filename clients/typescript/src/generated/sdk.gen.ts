@@ -134,7 +134,7 @@ export const getToolDeclarations = <ThrowOnError extends boolean = false>(option
 /**
  * List the modules scripts may import
  *
- * The npm libraries a script may import (`import { z } from 'zod'` at the top, or `await import('zod')`), bundled and checked when the service was built. Any other specifier is refused with VALIDATION_ERROR.
+ * The npm libraries this tenant's scripts may import (`import { z } from 'zod'` at the top, or `await import('zod')`), bundled and checked when the service was built, narrowed by the tenant's settings. Any other specifier is refused with VALIDATION_ERROR.
  */
 export const listModules = <ThrowOnError extends boolean = false>(options?: Options<ListModulesData, ThrowOnError>): RequestResult<ListModulesResponses, ListModulesErrors, ThrowOnError> => (options?.client ?? client).get<ListModulesResponses, ListModulesErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
@@ -289,7 +289,7 @@ export const getTenant = <ThrowOnError extends boolean = false>(options: Options
 /**
  * Create or update a tenant
  *
- * Sets a tenant's tier, name, quota overrides and per-user daily limits (`perUser`; absent: none); every instance picks the change up at once.
+ * Sets a tenant's tier, name, quota overrides, per-user daily limits (`perUser`; absent: none) and the sandbox modules its scripts may import (`sandboxModules`; absent: all); every instance picks the change up at once.
  */
 export const putTenant = <ThrowOnError extends boolean = false>(options: Options<PutTenantData, ThrowOnError>): RequestResult<PutTenantResponses, PutTenantErrors, ThrowOnError> => (options.client ?? client).put<PutTenantResponses, PutTenantErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],

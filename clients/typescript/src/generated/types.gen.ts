@@ -373,6 +373,10 @@ export type TenantUpdate = {
          */
         cpuSecondsPerDay?: number;
     };
+    /**
+     * The sandbox modules (GET /api/modules) this tenant's scripts may import; null or absent: all of them. A list can only narrow what the build offers.
+     */
+    sandboxModules?: Array<string> | null;
 };
 
 export type Tenant = {
@@ -440,6 +444,10 @@ export type Tenant = {
          */
         cpuSecondsPerDay?: number;
     };
+    /**
+     * The sandbox modules (GET /api/modules) this tenant's scripts may import; null or absent: all of them. A list can only narrow what the build offers.
+     */
+    sandboxModules: Array<string> | null;
     /**
      * false when the tenant has no row and runs on the free tier
      */
