@@ -3,9 +3,11 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { listSetting } from '../plugins/config.ts'
 import { checkScript } from '../services/code-mode/check-script.ts'
+import { checkLimitsOf } from '../services/code-mode/check-limits.ts'
 import { ToolDeclarationCache } from '../services/code-mode/tool-declarations.ts'
 import { LEVELS } from '../services/enclave/index.ts'
 import { createCodeModeServer, type CodeModeCaller } from '../services/mcp/code-mode-server.ts'
+import { OneRequestTransport, oneRequestOf } from '../services/mcp/one-request-transport.ts'
 import { executeScript } from '../services/executions/execute-script.ts'
 import { codeSizeRefusalOf, newExecutionId, refusalAnswer } from '../services/executions/execution-request.ts'
 import { ServiceError } from '../services/errors/index.ts'
@@ -17,8 +19,9 @@ import { publicBase } from './oauth-protected-resource.ts'
 /**
  * /mcp: the Model Context Protocol over Streamable HTTP (2025-11-25), stateless. Every POST gets
  * a fresh SDK server and transport, so any instance answers any request and nothing is kept in a
- * session store; the answer is an SSE stream (log and progress notifications, then the result) or
- * JSON. GET and DELETE are 405: there is no server-initiated stream and no session state to end.
+ * session store; the answer is JSON, or an SSE stream (log and progress notifications, then the
+ * result) once the handler has something to send before its result. GET and DELETE are 405:
+ * there is no server-initiated stream and no session state to end.
  */
 const JsonRpcMessage = Type.Object({ jsonrpc: Type.Literal('2.0') }, { additionalProperties: true, $id: 'JsonRpcMessage', description: 'A JSON-RPC 2.0 message (MCP)' })
 
@@ -86,7 +89,24 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
         // The size a run would refuse, refused the same way (neither counted nor audited).
         const tooLarge = codeSizeRefusalOf(body.code, quotas)
         if (tooLarge !== undefined) return { refusal: refusalAnswer(tooLarge) }
-        return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) }) }
+        // The REST check's bounds, shared with it: checks in flight, TypeScript size, parse time.
+        const limits = checkLimitsOf(quotas)
+        let release: (cpuMs?: number) => void
+        let cpuMs: number | undefined
+        try {
+          release = fastify.checkSlots.admit(tenantId, limits, body)
+        } catch (err) {
+          if (err instanceof ServiceError) return { refusal: { status: err.statusCode, body: err.body() } }
+          throw err
+        }
+        try {
+          return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) }) }
+        } catch (err) {
+          if (err instanceof ServiceError) return { refusal: { status: err.statusCode, body: err.body() } }
+          throw err
+        } finally {
+          release(cpuMs)
+        }
       },
       execute: async (body, live) => {
         const executionId = newExecutionId()
@@ -111,10 +131,13 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
       cancel: (requestId) => { void fastify.mcp.cancel(callerKey, requestId) }
     }
     const server = createCodeModeServer(caller)
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
-    // From here the SDK writes the response. A client that leaves closes the transport, which
-    // aborts its calls: a run in flight ends CANCELLED and frees its slot.
-    // Headers earlier hooks put on the reply (CORS, rate limit) go out with the SDK's response.
+    // A single request (the usual case: tools/call, tools/list, ping) is answered by the
+    // transport that picks JSON or SSE as late as it can; everything else by the SDK's own.
+    const single = oneRequestOf(request.headers, request.body)
+    const transport = single !== undefined ? new OneRequestTransport(reply.raw, single.id) : new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
+    // From here the transport writes the response. A client that leaves closes the transport,
+    // which aborts its calls: a run in flight ends CANCELLED and frees its slot.
+    // Headers earlier hooks put on the reply (CORS, rate limit) go out with the response.
     for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value)
     reply.hijack()
     reply.raw.on('close', () => {
@@ -123,7 +146,8 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
     })
     try {
       await server.connect(transport)
-      await transport.handleRequest(request.raw, reply.raw, request.body)
+      if (transport instanceof OneRequestTransport) transport.deliver(single!, request.headers)
+      else await transport.handleRequest(request.raw, reply.raw, request.body)
     } catch (err) {
       request.log.error({ err, tenantId }, 'mcp request failed')
       if (!reply.raw.headersSent) {

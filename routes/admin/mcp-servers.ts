@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { ApprovalModeSchema } from '../../services/tools/tool-settings.ts'
 import { empty, errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { ServiceError } from '../../services/errors/index.ts'
 import { deleteMcpServer, listMcpServers } from '../../services/tools/mcp-servers.ts'
@@ -12,6 +13,7 @@ const ServerBody = Type.Object({
   prefix: Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$', description: 'Its tools become <prefix>:<tool>' }),
   headers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$' }), Type.String({ maxLength: 4096 }), { description: 'Static headers sent with every request (an API key, say); Authorization is always the tenant assertion' })),
   defaultEnabled: Type.Optional(Type.Boolean({ description: 'Whether tenants with no setting may use its tools; default false' })),
+  approval: Type.Optional(ApprovalModeSchema),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000, description: 'Per call; default 10000' })),
   maxResponseKB: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_536, description: 'Default 1024' }))
 }, { additionalProperties: false })

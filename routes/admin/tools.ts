@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { ApprovalModeSchema } from '../../services/tools/tool-settings.ts'
 import { empty, errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { ServiceError } from '../../services/errors/index.ts'
 import { toolUpstreams } from '../../plugins/config.ts'
@@ -28,7 +29,8 @@ const ToolBody = Type.Object({
   argsSchema: JsonSchema,
   resultSchema: Type.Optional(JsonSchema),
   http: HttpSpec,
-  defaultEnabled: Type.Optional(Type.Boolean({ description: 'Whether a tenant with no setting may use it; default false' }))
+  defaultEnabled: Type.Optional(Type.Boolean({ description: 'Whether a tenant with no setting may use it; default false' })),
+  approval: Type.Optional(ApprovalModeSchema)
 }, { additionalProperties: false })
 
 const StoredHttpSpec = Type.Object({
@@ -47,6 +49,7 @@ const PlatformToolSchema = Type.Object({
   resultSchema: Type.Union([JsonSchema, Type.Null()]),
   http: StoredHttpSpec,
   defaultEnabled: Type.Boolean(),
+  approval: ApprovalModeSchema,
   version: Type.Integer({ description: 'Grows with every change' }),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' })

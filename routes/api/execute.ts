@@ -8,7 +8,7 @@ import { errors, json, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schem
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { checkScript } from '../../services/code-mode/check-script.ts'
-import { checkLimitsOf, CheckSlots } from '../../services/code-mode/check-limits.ts'
+import { checkLimitsOf } from '../../services/code-mode/check-limits.ts'
 import { LEVELS } from '../../services/enclave/index.ts'
 import { modulesFor } from '../../services/sandbox-modules/catalog.ts'
 
@@ -26,8 +26,6 @@ const CheckResult = Type.Object({
 }, { $id: 'ScriptCheck' })
 
 const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  // Per instance, like the worker threads the checks use.
-  const checkSlots = new CheckSlots()
   fastify.post('/execute', {
     schema: {
       operationId: 'runScript',
@@ -89,18 +87,20 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/execute/check', {
+    // A tenant over its check time is refused before its body is read and parsed.
+    preParsing: async (request) => { fastify.checkSlots.refuseOverTime(request.tenant.tenantId, checkLimitsOf(request.tenant.quotas)) },
     schema: {
       operationId: 'checkScript',
       tags: ['scripts'],
       summary: 'Check a script without running it',
-      description: 'Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier\'s check bounds (checks in flight, TypeScript size, parse time).',
+      description: 'Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier\'s check bounds (checks in flight, TypeScript size, parse time, check time per second).',
       body: CheckBody,
       response: {
         200: json('What a run would refuse, and the tools the script calls', CheckResult, rl),
         ...errors([400, 401]),
         413: json('The script is over the tier\'s maxCodeSizeKB (CODE_TOO_LARGE), a TypeScript script over the tier\'s check size (CHECK_TOO_LARGE), or the body over BODY_LIMIT_BYTES', RefusalBodySchema),
         ...errors([422], { 422: 'The check took longer than the tier allows and was stopped (CHECK_TIMEOUT)' }),
-        ...errors([429], { 429: 'Over the per-minute request rate (RATE_LIMITED), or the tenant already has its tier\'s checks in flight (CHECK_LIMIT_EXCEEDED): retry after Retry-After seconds' }),
+        ...errors([429], { 429: 'Over the per-minute request rate (RATE_LIMITED), the tenant already has its tier\'s checks in flight (CHECK_LIMIT_EXCEEDED), or its checks have used the tier\'s check time (CHECK_TIME_EXCEEDED): retry after Retry-After seconds' }),
         ...errors([503])
       }
     }
@@ -114,11 +114,12 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     // The tier's bounds: TypeScript size, checks in flight, and the parse's time on a thread.
     const limits = checkLimitsOf(quotas)
-    const release = checkSlots.admit(tenantId, limits, request.body)
+    const release = fastify.checkSlots.admit(tenantId, limits, request.body)
+    let cpuMs: number | undefined
     try {
-      return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) })
+      return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) })
     } finally {
-      release()
+      release(cpuMs)
     }
   })
 }

@@ -22,6 +22,8 @@ export interface TenantToolsTable {
   enabled: boolean
   rate_limit: Json<{ calls: number, windowMs: number } | null>
   config: Json<Record<string, unknown>>
+  /** null: the tool's default. */
+  approval: 'never' | 'always' | null
   updated_at: Timestamp
 }
 
@@ -100,6 +102,7 @@ export interface PlatformToolsTable {
   result_schema: Json<Record<string, unknown> | null>
   http: Json<{ method: string, url: string, timeoutMs: number, maxResponseKB: number }>
   default_enabled: boolean
+  approval: Generated<'never' | 'always'>
   version: Generated<number>
   created_at: Timestamp
   updated_at: Timestamp

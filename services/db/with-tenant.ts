@@ -230,11 +230,15 @@ export async function statementAsTenant<R> (db: AppDatabase, tenantId: string, s
   const release = await acquireConnectionShare(db.tenantConnections, db.tierConnections, tenantId, bounds)
   try {
     // The timeout is worked out once the connection is near: the wait above took some of the run.
-    const text = `${tenantSettings(tenantId, roleToSwitchTo(db), bounds === undefined ? undefined : statementTimeoutMs(bounds))}; ${inlineParameters(statement)}`
-    return await db.simpleQuery(text, bounds?.ended) as R[]
+    return await db.simpleQuery(tenantStatementText(db, tenantId, statement, bounds === undefined ? undefined : statementTimeoutMs(bounds)), bounds?.ended) as R[]
   } finally {
     release()
   }
+}
+
+/** The one message statementAsTenant sends: the tenant's settings, then the statement (also timed alone by `npm run bench:tool-path`). */
+export function tenantStatementText (db: AppDatabase, tenantId: string, statement: CompiledQuery, timeoutMs?: number): string {
+  return `${tenantSettings(tenantId, roleToSwitchTo(db), timeoutMs)}; ${inlineParameters(statement)}`
 }
 
 /**

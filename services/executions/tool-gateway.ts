@@ -10,7 +10,8 @@ import { toolWindowKey } from '../quotas/counter-keys.ts'
 import { ToolQuotaReservation } from '../quotas/tool-quota-reservation.ts'
 import { userToolQuotaMessage } from '../quotas/daily-counters.ts'
 import type { ToolRegistry } from '../tools/tool-registry.ts'
-import { ToolLimitError, type ToolCaller } from '../tools/tool-definition.ts'
+import { ToolLimitError, type ApprovalMode, type ToolCaller } from '../tools/tool-definition.ts'
+import { formatMessage } from '../errors/registry.ts'
 import { FifoSemaphore, SemaphoreTimeoutError } from '../fifo-semaphore.ts'
 import { EnclaveToolError } from '../enclave/index.ts'
 import { validatorFor as jsonSchemaValidator } from '../tools/schema-validation.ts'
@@ -152,6 +153,13 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
   return Object.assign(callTool, { settle, refused })
 
   async function checkedCall (name: string, args: unknown, callIndex: number, report: (tool: string, code: string, facts?: CallFacts) => void, runEnded: AbortSignal | undefined): Promise<unknown> {
+    // Checked once the arguments are valid, so no one is asked to approve a call that would fail.
+    // A run that cannot wait for a decision (this one answers its caller directly) ends here.
+    const approvalRequired = (approval: ApprovalMode): void => {
+      if (approval === 'never') return
+      report(name, 'APPROVAL_REQUIRED')
+      throw new EnclaveToolError('APPROVAL_REQUIRED', formatMessage('APPROVAL_REQUIRED', { tool: name }), { fatal: true })
+    }
     let daily
     try {
       daily = await dailyQuota.take()
@@ -200,6 +208,7 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
         report(name, 'TOOL_ERROR')
         throw new EnclaveToolError('TOOL_ERROR', `Invalid arguments for ${name}: args${validator.firstError().startsWith('/') ? '' : ' '}${validator.firstError()}`)
       }
+      approvalRequired(tool.approval)
       const runner = deps.tools.httpRunner
       if (runner === undefined) {
         report(name, 'TOOL_ERROR')
@@ -223,6 +232,7 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
       report(name, 'TOOL_ERROR')
       throw new EnclaveToolError('TOOL_ERROR', `Invalid arguments for ${name}: ${where} ${first?.message ?? 'is invalid'}`)
     }
+    approvalRequired(tool.approval)
     try {
       const { run, runAsTenant } = definition
       const bounds: RunBounds = { deadline: runDeadline, ceilingMs: caller.quotas.maxExecutionDurationMs, ...(runEnded !== undefined ? { ended: runEnded } : {}), ...(caller.tier !== undefined ? { tier: caller.tier } : {}) }

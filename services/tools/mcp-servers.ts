@@ -8,6 +8,7 @@ import {
   listPlatformTools, putPlatformTool, type PlatformTool
 } from './platform-tools.ts'
 import type { ToolSigner } from './tool-signer.ts'
+import type { ApprovalMode } from './tool-definition.ts'
 
 // A remote MCP server registered by an admin: its tools/list becomes platform tools
 // `<prefix>:<tool>` (stored like any platform tool, their http spec naming the server), so they
@@ -20,6 +21,8 @@ export interface McpServerInput {
   prefix: string
   headers?: Record<string, string>
   defaultEnabled?: boolean
+  /** The approval default of each of its tools. */
+  approval?: ApprovalMode
   timeoutMs?: number
   maxResponseKB?: number
 }
@@ -76,7 +79,7 @@ export async function storedMcpServer (db: AppDatabase, name: string): Promise<M
   const tool = (await listPlatformTools(db)).filter(isMcpTool).find((t) => t.http.mcp.server === name)
   if (tool === undefined) return undefined
   const { prefix, headers } = tool.http.mcp
-  return { name, url: tool.http.url, prefix, ...(headers !== undefined ? { headers } : {}), defaultEnabled: tool.defaultEnabled, timeoutMs: tool.http.timeoutMs, maxResponseKB: tool.http.maxResponseKB }
+  return { name, url: tool.http.url, prefix, ...(headers !== undefined ? { headers } : {}), defaultEnabled: tool.defaultEnabled, approval: tool.approval, timeoutMs: tool.http.timeoutMs, maxResponseKB: tool.http.maxResponseKB }
 }
 
 /** The URL checks an HTTP tool's URL gets: http(s), no credentials, a TOOL_UPSTREAMS origin, no metadata address. */
@@ -127,7 +130,8 @@ export async function syncMcpServer (deps: McpServerDeps, input: McpServerInput)
         argsSchema: withoutDialect(tool.inputSchema),
         ...(tool.outputSchema !== undefined ? { resultSchema: withoutDialect(tool.outputSchema) } : {}),
         http: { method: 'POST', url: input.url, timeoutMs, maxResponseKB },
-        defaultEnabled: input.defaultEnabled ?? false
+        defaultEnabled: input.defaultEnabled ?? false,
+        approval: input.approval ?? 'never'
       }, { builtinNames: deps.builtinNames, upstreams: deps.upstreams })
     } catch (err) {
       if (!isDefinitionRejection(err)) throw err
@@ -139,7 +143,7 @@ export async function syncMcpServer (deps: McpServerDeps, input: McpServerInput)
     const before = mine.get(name)
     mine.delete(name)
     stored.push(name)
-    if (before !== undefined && canonical([before.description, before.argsSchema, before.resultSchema, before.http, before.defaultEnabled]) === canonical([next.description, next.argsSchema, next.resultSchema, next.http, next.defaultEnabled])) continue
+    if (before !== undefined && canonical([before.description, before.argsSchema, before.resultSchema, before.http, before.defaultEnabled, before.approval]) === canonical([next.description, next.argsSchema, next.resultSchema, next.http, next.defaultEnabled, next.approval])) continue
     await putPlatformTool(deps.db, next)
     changed = true
   }

@@ -4,7 +4,7 @@ import type { AppDatabase } from '../db/with-tenant.ts'
 import { ServiceError } from '../errors/index.ts'
 import { withAppRole } from '../db/with-app-role.ts'
 import { schemaProblem, withoutCodeKeywords } from './schema-validation.ts'
-import type { HttpMethod, HttpToolSpec, ToolDefinition } from './tool-definition.ts'
+import type { ApprovalMode, HttpMethod, HttpToolSpec, ToolDefinition } from './tool-definition.ts'
 
 export const PLATFORM_TOOL_NAME_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$'
 export const DEFAULT_TIMEOUT_MS = 10_000
@@ -20,6 +20,7 @@ export interface PlatformTool {
   resultSchema: Record<string, unknown> | null
   http: HttpToolSpec
   defaultEnabled: boolean
+  approval: ApprovalMode
   version: number
   createdAt: string
   updatedAt: string
@@ -31,6 +32,7 @@ export interface PlatformToolInput {
   resultSchema?: Record<string, unknown>
   http: { method: HttpMethod, url: string, timeoutMs?: number, maxResponseKB?: number, queryArgs?: string[], bodyArg?: string }
   defaultEnabled?: boolean
+  approval?: ApprovalMode
 }
 
 // The one rejection that is about the upstream, not the definition: an import refuses it whole.
@@ -105,13 +107,14 @@ export function checkPlatformTool (
       ...(input.http.queryArgs === undefined ? {} : { queryArgs: input.http.queryArgs }),
       ...(input.http.bodyArg === undefined ? {} : { bodyArg: input.http.bodyArg })
     },
-    defaultEnabled: input.defaultEnabled ?? false
+    defaultEnabled: input.defaultEnabled ?? false,
+    approval: input.approval ?? 'never'
   }
 }
 
-const COLUMNS = ['name', 'description', 'args_schema', 'result_schema', 'http', 'default_enabled', 'version', 'created_at', 'updated_at'] as const
+const COLUMNS = ['name', 'description', 'args_schema', 'result_schema', 'http', 'default_enabled', 'approval', 'version', 'created_at', 'updated_at'] as const
 
-function toTool (row: { name: string, description: string, args_schema: Record<string, unknown>, result_schema: Record<string, unknown> | null, http: unknown, default_enabled: boolean, version: number, created_at: Date, updated_at: Date }): PlatformTool {
+function toTool (row: { name: string, description: string, args_schema: Record<string, unknown>, result_schema: Record<string, unknown> | null, http: unknown, default_enabled: boolean, approval: ApprovalMode, version: number, created_at: Date, updated_at: Date }): PlatformTool {
   return {
     name: row.name,
     description: row.description,
@@ -119,6 +122,7 @@ function toTool (row: { name: string, description: string, args_schema: Record<s
     resultSchema: row.result_schema,
     http: row.http as HttpToolSpec,
     defaultEnabled: row.default_enabled,
+    approval: row.approval,
     version: row.version,
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString()
@@ -142,6 +146,7 @@ export async function putPlatformTool (db: AppDatabase, tool: Omit<PlatformTool,
     result_schema: JSON.stringify(tool.resultSchema),
     http: JSON.stringify(tool.http),
     default_enabled: tool.defaultEnabled,
+    approval: tool.approval,
     updated_at: new Date()
   }
   const row = await withAppRole(db, async (trx) => await trx.insertInto('platform_tools')
@@ -166,6 +171,7 @@ export function toDefinition (tool: PlatformTool): ToolDefinition {
     argsSchema: tool.argsSchema as unknown as TSchema,
     ...(tool.resultSchema === null ? {} : { resultSchema: tool.resultSchema }),
     defaultEnabled: tool.defaultEnabled,
+    approval: tool.approval,
     http: tool.http,
     version: tool.version,
     run: async () => { throw new Error(`${tool.name} is an HTTP tool: the gateway's HTTP runner calls it`) }

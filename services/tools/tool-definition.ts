@@ -46,6 +46,10 @@ export class ToolWriteLimitError extends ToolLimitError {
   override name = 'ToolWriteLimitError'
 }
 
+/** Whether a call of the tool waits for a person's decision first (queued runs only). */
+export const APPROVAL_MODES = ['never', 'always'] as const
+export type ApprovalMode = typeof APPROVAL_MODES[number]
+
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 export type HttpMethod = typeof HTTP_METHODS[number]
 
@@ -80,6 +84,8 @@ export interface ToolDefinition {
   resultSchema?: Record<string, unknown>
   /** Whether a tenant with no setting for the tool may use it; built-ins: true. */
   defaultEnabled?: boolean
+  /** The platform's default for approvals; a tenant's setting may override it. Absent: never. */
+  approval?: ApprovalMode
   /** Present on platform tools only. */
   http?: HttpToolSpec
   /** A platform tool's stored version (grows with every write; restarts when the tool is re-created). */

@@ -1,7 +1,7 @@
 import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
 import { TtlCache } from '../ttl-cache.ts'
 import { deleteToolSetting, listToolSettings, putToolSetting, type ToolRateLimit, type ToolSetting, type ToolSettingUpdate } from './tool-settings.ts'
-import type { ToolDefinition, ToolLimits } from './tool-definition.ts'
+import type { ApprovalMode, ToolDefinition, ToolLimits } from './tool-definition.ts'
 import type { HttpToolRunner } from './http-tool-runner.ts'
 
 /** A tool as one tenant sees it: the definition plus that tenant's setting. */
@@ -10,6 +10,8 @@ export interface TenantTool {
   enabled: boolean
   rateLimit: ToolRateLimit | null
   config: Record<string, unknown>
+  /** The tenant's override, else the tool's default, else never. */
+  approval: ApprovalMode
 }
 
 /**
@@ -17,7 +19,7 @@ export interface TenantTool {
  * unless the admin said otherwise), unlimited, with an empty config.
  */
 function asSeenBy (definition: ToolDefinition, setting: ToolSetting | undefined): TenantTool {
-  return { definition, enabled: setting?.enabled ?? definition.defaultEnabled ?? true, rateLimit: setting?.rateLimit ?? null, config: setting?.config ?? {} }
+  return { definition, enabled: setting?.enabled ?? definition.defaultEnabled ?? true, rateLimit: setting?.rateLimit ?? null, config: setting?.config ?? {}, approval: setting?.approval ?? definition.approval ?? 'never' }
 }
 
 export interface ToolRegistryOptions {
@@ -133,7 +135,8 @@ export class ToolRegistry {
 
   /** Stores the tenant's setting for a known tool and drops every instance's cached copy. */
   async putSetting (tenantId: string, tool: string, update: ToolSettingUpdate): Promise<ToolSetting> {
-    const setting = await withTenant(this.db, tenantId, async (trx) => await putToolSetting(trx, tenantId, tool, update))
+    const defaultEnabled = (await this.byName()).get(tool)?.defaultEnabled ?? true
+    const setting = await withTenant(this.db, tenantId, async (trx) => await putToolSetting(trx, tenantId, tool, update, defaultEnabled))
     await this.announceChange(tenantId)
     return setting
   }

@@ -4,6 +4,9 @@
 import t from 'tap'
 import { buildApp, createTenant } from '../helper.ts'
 import { ScriptPool, ScriptTimeoutError } from '../../services/code-mode/script-pool.ts'
+import { CheckSlots, checkLimitsOf } from '../../services/code-mode/check-limits.ts'
+import { ServiceError } from '../../services/errors/index.ts'
+import { quotasFor } from '../../services/tenants/tiers.ts'
 
 // About `kb` KB of JavaScript (also valid TypeScript), each line a typed-looking call.
 const bigScript = (kb: number, typed = false): string => {
@@ -49,6 +52,24 @@ t.test('hostile checks', async (t) => {
     await t.rejects(pool.run({ kind: 'analyze', code, language: 'typescript', strict: true }, { timeoutMs: 5 }), ScriptTimeoutError)
     const done = await pool.run({ kind: 'analyze', code: 'return 1', language: 'javascript', strict: true }, { timeoutMs: 5000 })
     t.ok(done.analysis !== undefined, 'the pool works on')
+  })
+
+  t.test('a tenant\'s checks get their tier\'s share of CPU over time: past it, 429 CHECK_TIME_EXCEEDED with Retry-After until paid off', async (t) => {
+    let now = 0
+    const slots = new CheckSlots(() => now)
+    const limits = checkLimitsOf(quotasFor('free'))
+    t.equal(limits.msPerSecond, 50)
+    const check = { code: 'return 1' }
+    // Back to back, 300 ms of parse each: the burst (a second's worth) goes, then the tenant waits.
+    for (let i = 0; i < 4; i++) slots.admit('flooder', limits, check)(300)
+    const refused = (() => { try { slots.admit('flooder', limits, check); return undefined } catch (err) { return err } })()
+    t.ok(refused instanceof ServiceError)
+    t.match((refused as ServiceError).body(), { code: 'CHECK_TIME_EXCEEDED', limit: 50 })
+    t.equal((refused as ServiceError).statusCode, 429)
+    t.equal((refused as ServiceError).retryAfterSeconds, 4, '200 ms over the burst at 50 ms a second')
+    t.doesNotThrow(() => { slots.admit('bystander', limits, check)() }, 'another tenant is not held back')
+    now += 4000
+    t.doesNotThrow(() => { slots.admit('flooder', limits, check)(10) }, 'paid off, it checks again')
   })
 
   t.test('checks count against the tenant\'s request rate', async (t) => {

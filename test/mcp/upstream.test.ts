@@ -118,6 +118,23 @@ t.test('a remote MCP server as platform tools', async (t) => {
     t.ok(performance.now() - started < 3000, 'the call was cut off at its deadline')
     t.equal((await fetch(`${base}/admin/mcp-servers/tiny`, { method: 'DELETE', headers: adminHeaders() })).status, 204)
 
+    // A server registered with approval 'always': each of its tools waits for a person's decision,
+    // which the MCP endpoint's direct runs cannot: APPROVAL_REQUIRED, and the upstream is not called.
+    const gated = await register({ name: 'gated', url: upstream.url, prefix: 'gated', defaultEnabled: true, approval: 'always' })
+    t.equal(gated.status, 200)
+    const stored = await (await fetch(`${base}/admin/tools/gated:add_note`, { headers: adminHeaders() })).json() as { approval: string }
+    t.equal(stored.approval, 'always', 'the registration\'s approval is each tool\'s default')
+    const g = await connectClient(`${base}/mcp`, tokenFor({ tenantId: tenantA, userId: 'alice', permissions: ['tool:gated:add_note'] }))
+    t.teardown(g.close)
+    const before = upstream.callers.length
+    const refused = await waitFor(async () => {
+      const res = await g.client.callTool({ name: 'execute_script', arguments: { code: 'await callTool("gated:add_note", { text: "needs a yes" })' } })
+      return structured(res).error?.code === 'APPROVAL_REQUIRED' ? res : undefined
+    }, { message: 'the gated tool is refused' })
+    t.match(structured(refused).error.message, /gated:add_note/)
+    t.equal(upstream.callers.length, before, 'the upstream never saw the gated call')
+    t.equal((await fetch(`${base}/admin/mcp-servers/gated`, { method: 'DELETE', headers: adminHeaders() })).status, 204)
+
     const removed = await fetch(`${base}/admin/mcp-servers/notes`, { method: 'DELETE', headers: adminHeaders() })
     t.equal(removed.status, 204)
     const gone = await waitFor(async () => {

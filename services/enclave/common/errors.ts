@@ -31,6 +31,7 @@ const NAMES: Record<EnclaveErrorCode, string> = {
   TOOL_NOT_FOUND: 'ToolError',
   TOOL_RATE_LIMITED: 'ToolError',
   TOOL_ERROR: 'ToolError',
+  APPROVAL_REQUIRED: 'ApprovalRequiredError',
   RUNNER_CRASHED: 'RunnerCrashedError',
   INTERNAL_ERROR: 'InternalError',
   CANCELLED: 'CancelledError',

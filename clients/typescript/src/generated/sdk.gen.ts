@@ -64,7 +64,7 @@ export const runScript = <ThrowOnError extends boolean = false>(options: Options
 /**
  * Check a script without running it
  *
- * Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier's check bounds (checks in flight, TypeScript size, parse time).
+ * Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier's check bounds (checks in flight, TypeScript size, parse time, check time per second).
  */
 export const checkScript = <ThrowOnError extends boolean = false>(options: Options<CheckScriptData, ThrowOnError>): RequestResult<CheckScriptResponses, CheckScriptErrors, ThrowOnError> => (options.client ?? client).post<CheckScriptResponses, CheckScriptErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
@@ -315,7 +315,7 @@ export const deleteTenantToolSetting = <ThrowOnError extends boolean = false>(op
 /**
  * Set a tenant's tool setting
  *
- * Enables or disables a tool for a tenant, with an optional rate limit and config.
+ * Enables or disables a tool for a tenant, with an optional rate limit, config and approval override; fields left out keep what is stored.
  */
 export const putTenantToolSetting = <ThrowOnError extends boolean = false>(options: Options<PutTenantToolSettingData, ThrowOnError>): RequestResult<PutTenantToolSettingResponses, PutTenantToolSettingErrors, ThrowOnError> => (options.client ?? client).put<PutTenantToolSettingResponses, PutTenantToolSettingErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],

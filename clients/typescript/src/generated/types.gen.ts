@@ -34,7 +34,7 @@ export type ErrorBody = {
     /**
      * Stable machine-readable code (docs/api.md lists them)
      */
-    code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
+    code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
     message?: string;
     [key: string]: unknown;
 };
@@ -466,6 +466,10 @@ export type TenantToolSetting = {
     config: {
         [key: string]: unknown;
     };
+    /**
+     * The tenant's override; null: the tool's default
+     */
+    approval: 'never' | 'always' | null;
     updatedAt: string;
 };
 
@@ -505,6 +509,10 @@ export type PlatformTool = {
         bodyArg?: string;
     };
     defaultEnabled: boolean;
+    /**
+     * always: each call waits for a decision (POST /api/executions/:id/approvals); never: calls run at once
+     */
+    approval: 'never' | 'always';
     /**
      * Grows with every change
      */
@@ -580,7 +588,7 @@ export type ExecutionError = {
 /**
  * Why a run failed (the error registry's execution codes)
  */
-export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
+export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
 
 /**
  * One console call of the script
@@ -1060,7 +1068,7 @@ export type CheckScriptErrors = {
      */
     422: ErrorBody;
     /**
-     * Over the per-minute request rate (RATE_LIMITED), or the tenant already has its tier's checks in flight (CHECK_LIMIT_EXCEEDED): retry after Retry-After seconds
+     * Over the per-minute request rate (RATE_LIMITED), the tenant already has its tier's checks in flight (CHECK_LIMIT_EXCEEDED), or its checks have used the tier's check time (CHECK_TIME_EXCEEDED): retry after Retry-After seconds
      */
     429: ErrorBody;
     /**
@@ -1787,7 +1795,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
@@ -1833,7 +1841,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
@@ -1859,7 +1867,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
@@ -2066,8 +2074,11 @@ export type DeleteTenantToolSettingResponses = {
 export type DeleteTenantToolSettingResponse = DeleteTenantToolSettingResponses[keyof DeleteTenantToolSettingResponses];
 
 export type PutTenantToolSettingData = {
+    /**
+     * At least one field
+     */
     body: {
-        enabled: boolean;
+        enabled?: boolean;
         rateLimit?: {
             calls: number;
             windowMs: number;
@@ -2075,6 +2086,10 @@ export type PutTenantToolSettingData = {
         config?: {
             [key: string]: unknown;
         };
+        /**
+         * Overrides the tool's approval default; null returns to it
+         */
+        approval?: 'never' | 'always' | null;
     };
     path: {
         tenantId: string;
@@ -2356,6 +2371,10 @@ export type PutPlatformToolData = {
          * Whether a tenant with no setting may use it; default false
          */
         defaultEnabled?: boolean;
+        /**
+         * always: each call waits for a decision (POST /api/executions/:id/approvals); never: calls run at once
+         */
+        approval?: 'never' | 'always';
     };
     path: {
         name: string;
@@ -2456,6 +2475,10 @@ export type RegisterMcpServerData = {
          * Whether tenants with no setting may use its tools; default false
          */
         defaultEnabled?: boolean;
+        /**
+         * always: each call waits for a decision (POST /api/executions/:id/approvals); never: calls run at once
+         */
+        approval?: 'never' | 'always';
         /**
          * Per call; default 10000
          */
