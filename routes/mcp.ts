@@ -11,6 +11,7 @@ import { OneRequestTransport, oneRequestOf } from '../services/mcp/one-request-t
 import { executeScript } from '../services/executions/execute-script.ts'
 import { codeSizeRefusalOf, newExecutionId, refusalAnswer } from '../services/executions/execution-request.ts'
 import { ServiceError } from '../services/errors/index.ts'
+import { modulesFor } from '../services/sandbox-modules/catalog.ts'
 import { Type } from 'typebox'
 import { empty, errors, operation } from '../schemas/responses.ts'
 import { publicBase } from './oauth-protected-resource.ts'
@@ -95,7 +96,7 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
           throw err
         }
         try {
-          return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms } }) }
+          return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) }) }
         } catch (err) {
           if (err instanceof ServiceError) return { refusal: { status: err.statusCode, body: err.body() } }
           throw err

@@ -10,6 +10,7 @@ import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executio
 import { checkScript } from '../../services/code-mode/check-script.ts'
 import { checkLimitsOf, estimatedCheckMs } from '../../services/code-mode/check-limits.ts'
 import { LEVELS } from '../../services/enclave/index.ts'
+import { modulesFor } from '../../services/sandbox-modules/catalog.ts'
 
 const CheckBody = Type.Object({ code: ScriptCode, language: Type.Optional(ScriptLanguage) }, { $id: 'ScriptCheckRequest', additionalProperties: false })
 const Position = { line: Type.Integer({ minimum: 1 }), column: Type.Integer({ minimum: 1 }) }
@@ -109,7 +110,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const release = fastify.checkSlots.admit(tenantId, limits, request.body)
     let cpuMs: number | undefined
     try {
-      return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms } })
+      return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) })
     } finally {
       release(cpuMs)
     }

@@ -38,9 +38,9 @@ export interface CheckCaller {
  * walk as a run (analyzeScript), and the same registry the tool gateway asks, so a tool the
  * check calls callable is callable (until a setting changes).
  */
-export async function checkScript (deps: { tools: ToolRegistry, scripts: ScriptPool }, caller: CheckCaller, request: { code: string, language?: ScriptLanguage }, options: { strict: boolean, timeoutMs?: number, onCpu?: (cpuMs: number) => void }): Promise<CheckReport> {
+export async function checkScript (deps: { tools: ToolRegistry, scripts: ScriptPool }, caller: CheckCaller, request: { code: string, language?: ScriptLanguage }, options: { strict: boolean, timeoutMs?: number, onCpu?: (cpuMs: number) => void, modules?: readonly string[] }): Promise<CheckReport> {
   const { tools } = deps
-  const task = { kind: 'analyze' as const, code: request.code, language: request.language ?? 'javascript', strict: options.strict }
+  const task = { kind: 'analyze' as const, code: request.code, language: request.language ?? 'javascript', strict: options.strict, modules: [...options.modules ?? []] }
   const { stripped, analysis, cpuMs } = await deps.scripts.run(task, options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}).catch((err: unknown) => {
     // The tier's CPU bound for a check (check-limits.ts): the parse was stopped.
     if (err instanceof ScriptTimeoutError) {

@@ -7,7 +7,7 @@ import { stripTypes, type ScriptLanguage, type StripOutcome } from './strip-type
 
 export type ScriptTask =
   | { kind: 'strip', code: string, language: ScriptLanguage }
-  | { kind: 'analyze', code: string, language: ScriptLanguage, strict: boolean }
+  | { kind: 'analyze', code: string, language: ScriptLanguage, strict: boolean, modules?: string[] }
 
 /**
  * `stripped` when stripping failed or was all that was asked; otherwise the analysis. `cpuMs`:
@@ -35,5 +35,5 @@ function scriptTask (task: ScriptTask): { stripped: StripOutcome, analysis?: und
     if (!stripped.ok || task.kind === 'strip') return { stripped }
     code = stripped.code
   }
-  return task.kind === 'strip' ? { stripped: { ok: true, code } } : { analysis: analyzeScript(code, { strict: task.strict }) }
+  return task.kind === 'strip' ? { stripped: { ok: true, code } } : { analysis: analyzeScript(code, { strict: task.strict, ...(task.modules !== undefined ? { modules: task.modules } : {}) }) }
 }

@@ -89,6 +89,8 @@ export interface RunOptions {
   onToolRefused?: (call: { tool: string, code: string, argsBytes: number }) => void
   /** Isolates are reused only between runs with the same key (e.g. the tenant id), never across keys. */
   isolateKey?: string
+  /** Sandbox modules this run may import (names from the built allow-list); none by default. */
+  modules?: readonly string[]
 }
 
 /**

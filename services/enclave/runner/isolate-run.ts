@@ -2,7 +2,7 @@
 // lines because it is one state machine (isolate, limits, logs, tool calls, the end and whether
 // the isolate really stopped); what the isolate's reports mean is decided in isolate-verdicts.ts.
 import ivm from 'isolated-vm'
-import { checkStrict } from '../common/ast-check.ts'
+import { prepareScript } from '../common/ast-check.ts'
 import {
   cancelledError, consoleLimitError, enclaveError, isErrorCode, memoryLimitError, timeoutError, toolCallLimitError
 } from '../common/errors.ts'
@@ -14,6 +14,10 @@ import type { ExecutionError } from '../common/types.ts'
 import { checkToolCall, isolateFailure, refusedName, resultVerdict } from './isolate-verdicts.ts'
 import { HeapPeak } from './heap-peak.ts'
 import type { IsolateConfig } from './isolate/script-outcome.ts'
+import { ModuleHost } from './sandbox-modules.ts'
+
+/** The sandbox modules' compiled scripts and code caches, shared by this runner's isolates. */
+const moduleHost = new ModuleHost()
 
 const IDLE_PROBE_MS = 100
 /**
@@ -79,10 +83,8 @@ export class IsolateRun {
     const { o, code, key } = this.msg
     // The wall clock covers everything: waiting for an isolate, sync code, awaits, tool calls.
     this.timer = setTimeout(() => this.end(timeoutError(o.timeoutMs), false), Math.max(1, o.timeoutMs - o.waitedMs))
-    if (o.astCheck) {
-      const problem = checkStrict(code)
-      if (problem !== null) { this.end(enclaveError('VALIDATION_ERROR', problem), true); return }
-    }
+    const prepared = prepareScript(code, o.astCheck, o.modules ?? [])
+    if (!prepared.ok) { this.end(enclaveError('VALIDATION_ERROR', prepared.message), true); return }
     let acquired = this.pool.acquire(key, o.memoryLimitMB)
     let warm = await acquired.slot.next
     if (warm === null) { // that isolate went bad while idle: one more try with another
@@ -106,9 +108,23 @@ export class IsolateRun {
     const config = JSON.stringify({
       maxLog: this.maxLog, maxOut: o.maxOutputBytes, maxCalls: o.maxToolCalls, maxArgs: o.maxToolArgsBytes, memBytes: o.memoryLimitMB * MB, live: this.msg.ev === true
     } satisfies IsolateConfig)
+    if (prepared.modules.length > 0) {
+      // Evaluated in this run's context, on its clock, CPU and heap (see sandbox-modules.ts).
+      this.busy++
+      try {
+        await moduleHost.load(slot.isolate, warm.context, prepared.modules, o.timeoutMs)
+      } catch (err) {
+        this.left()
+        this.onIsolateError(err)
+        if (!this.finished) this.end(enclaveError('INTERNAL_ERROR', 'A sandbox module failed to load'), false)
+        return
+      }
+      this.left()
+      if (this.finished) return
+    }
     // No isolated-vm timeout here: the wall-clock timer disposes the isolate, which also stops
     // work the script left running after it returned (and makes that outcome a TIMEOUT).
-    this.enter(warm.init, [send, alarm, config, code])
+    this.enter(warm.init, [send, alarm, config, prepared.code])
   }
 
   /** A tool result or refusal from the main process. */

@@ -232,6 +232,10 @@ export type ToolList = {
     tools: Array<Tool>;
 };
 
+export type SandboxModuleList = {
+    modules: Array<SandboxModule>;
+};
+
 export type AuditPage = {
     entries: Array<AuditEntry>;
     /**
@@ -369,6 +373,10 @@ export type TenantUpdate = {
          */
         cpuSecondsPerDay?: number;
     };
+    /**
+     * The sandbox modules (GET /api/modules) this tenant's scripts may import; null or absent: all of them. A list can only narrow what the build offers.
+     */
+    sandboxModules?: Array<string> | null;
 };
 
 export type Tenant = {
@@ -436,6 +444,10 @@ export type Tenant = {
          */
         cpuSecondsPerDay?: number;
     };
+    /**
+     * The sandbox modules (GET /api/modules) this tenant's scripts may import; null or absent: all of them. A list can only narrow what the build offers.
+     */
+    sandboxModules: Array<string> | null;
     /**
      * false when the tenant has no row and runs on the free tier
      */
@@ -821,6 +833,24 @@ export type Tool = {
         calls: number;
         windowMs: number;
     } | null;
+};
+
+/**
+ * An npm library scripts may import inside the isolate
+ */
+export type SandboxModule = {
+    /**
+     * What a script imports: `import { … } from 'name'`
+     */
+    name: string;
+    /**
+     * The bundled version (locked at build time)
+     */
+    version: string;
+    /**
+     * The package's own description
+     */
+    description: string;
 };
 
 export type AuditEntry = {
@@ -1288,6 +1318,78 @@ export type GetToolDeclarationsResponses = {
 };
 
 export type GetToolDeclarationsResponse = GetToolDeclarationsResponses[keyof GetToolDeclarationsResponses];
+
+export type ListModulesData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/api/modules';
+};
+
+export type ListModulesErrors = {
+    /**
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
+     */
+    401: ErrorBody;
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+    /**
+     * PostgreSQL or Redis does not answer, or the instance is shutting down (DEPENDENCY_UNAVAILABLE): retry later
+     */
+    503: ErrorBody;
+};
+
+export type ListModulesError = ListModulesErrors[keyof ListModulesErrors];
+
+export type ListModulesResponses = {
+    /**
+     * The modules
+     */
+    200: SandboxModuleList;
+};
+
+export type ListModulesResponse = ListModulesResponses[keyof ListModulesResponses];
+
+export type GetModuleDeclarationsData = {
+    body?: never;
+    headers?: {
+        /**
+         * The ETag of the declarations the caller holds
+         */
+        'if-none-match'?: string;
+    };
+    path?: never;
+    query?: never;
+    url: '/api/modules.d.ts';
+};
+
+export type GetModuleDeclarationsErrors = {
+    /**
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
+     */
+    401: ErrorBody;
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+    /**
+     * PostgreSQL or Redis does not answer, or the instance is shutting down (DEPENDENCY_UNAVAILABLE): retry later
+     */
+    503: ErrorBody;
+};
+
+export type GetModuleDeclarationsError = GetModuleDeclarationsErrors[keyof GetModuleDeclarationsErrors];
+
+export type GetModuleDeclarationsResponses = {
+    /**
+     * A TypeScript declaration file
+     */
+    200: string;
+};
+
+export type GetModuleDeclarationsResponse = GetModuleDeclarationsResponses[keyof GetModuleDeclarationsResponses];
 
 export type ListAuditData = {
     body?: never;
