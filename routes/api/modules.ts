@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { empty, errors, json, operation, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
+import { declarationFileSchema, sendDeclarationFile } from '../../schemas/declaration-file.ts'
+import { errors, json, operation, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { declarationsOf, modulesFor } from '../../services/sandbox-modules/catalog.ts'
 
 const SandboxModule = Type.Object({
@@ -25,23 +26,10 @@ const sandboxModuleRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/modules.d.ts', {
     schema: operation('tools', 'getModuleDeclarations', 'TypeScript declarations of the modules scripts may import', 'One `declare module \'name\' { … }` block per module, bundled from each package\'s own type declarations, for an LLM\'s prompt or a type check. Send the ETag back as If-None-Match to get a 304 while nothing changed.', {
-      headers: Type.Object({ 'if-none-match': Type.Optional(Type.String({ description: 'The ETag of the declarations the caller holds' })) }),
-      response: {
-        200: {
-          description: 'The declarations',
-          content: { 'text/plain': { schema: Type.String({ description: 'A TypeScript declaration file' }) } },
-          headers: { etag: Type.String({ description: 'Names these declarations; send it as If-None-Match' }), ...rl }
-        },
-        304: empty('If-None-Match named the current ETag: the caller\'s copy is current', { etag: Type.String({ description: 'The current ETag' }) }),
-        ...errors([401, 429, 503])
-      }
+      ...declarationFileSchema
     })
   }, async (request, reply) => {
-    const { text, etag } = declarationsOf(catalog, await allowed(request.tenant.tenantId))
-    void reply.header('etag', etag).header('cache-control', 'private, no-cache').header('vary', 'authorization')
-    const held = request.headers['if-none-match']
-    if (held !== undefined && held.split(',').some((tag) => [etag, `W/${etag}`, '*'].includes(tag.trim()))) return await reply.code(304).send(null)
-    return await reply.type('text/plain; charset=utf-8').send(text)
+    return await sendDeclarationFile(request, reply, declarationsOf(catalog, await allowed(request.tenant.tenantId)))
   })
 }
 
