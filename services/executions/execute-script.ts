@@ -12,6 +12,7 @@ import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool
 import { codeSizeRefusalOf, maxCodeBytes, runTimeoutMs } from './execution-request.ts'
 import type { ExecutionFacts, ExecutionHooks } from './execution-hooks.ts'
 import { newToolMeter, withMeter, type ToolMeter } from './execution-meter.ts'
+import type { RunJournal } from './approvals/run-journal.ts'
 
 export interface ExecutionDeps extends ToolGatewayDeps {
   enclave: Enclave
@@ -60,13 +61,19 @@ export interface ExecutionRequest {
    * claimed the run's end first, and then the run ends cancelled whatever it computed).
    */
   settle?: (result: ExecutionResult) => Promise<ExecutionResult>
+  /**
+   * A queued run, which may wait for approval: a gated call suspends the start instead of
+   * ending the run. `journal`: what earlier starts did (absent on the first start), replayed.
+   */
+  approvals?: { journal?: RunJournal }
 }
 
 /** What a run reports while it goes on; the event stream numbers and timestamps them. */
 export type ExecutionEvent = { type: 'started', data: Record<string, never> } | { [K in EnclaveEvent['type']]: { type: K, data: Omit<Extract<EnclaveEvent, { type: K }>, 'type'> } }[EnclaveEvent['type']]
 
 export type ExecutionOutcome =
-  | { ran: true, result: ExecutionResult }
+  /** suspended: the start stopped at gated calls; the run waits for decisions on its journal. */
+  | { ran: true, result: ExecutionResult, suspended?: { journal: RunJournal } }
   | { ran: false, refusal: Refusal }
 
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex')

@@ -32,6 +32,7 @@ const NAMES: Record<EnclaveErrorCode, string> = {
   TOOL_RATE_LIMITED: 'ToolError',
   TOOL_ERROR: 'ToolError',
   APPROVAL_REQUIRED: 'ApprovalRequiredError',
+  APPROVAL_EXPIRED: 'ApprovalExpiredError',
   RUNNER_CRASHED: 'RunnerCrashedError',
   INTERNAL_ERROR: 'InternalError',
   CANCELLED: 'CancelledError',
