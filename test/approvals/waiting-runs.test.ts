@@ -173,7 +173,7 @@ t.test('runs waiting for approval', async (t) => {
     t.equal(final?.type, 'final')
     t.same(await journalRows(app, tenant), [])
     const row = await waitFor(async () => await withTenant(app.db, tenant.tenantId, async (trx) => await trx.selectFrom('executions').select(['status']).where('execution_id', '=', id).executeTakeFirst()), { message: 'the row is written' })
-    t.equal(row.status, 'failed')
+    t.equal(row?.status, 'failed')
     await app.audit.flush()
     const audit = (await app.inject({ method: 'GET', url: '/api/audit?limit=50', headers: tenant.headers })).json() as { entries: Array<{ executionId: string, errorCode: string | null }> }
     t.match(audit.entries.find((e) => e.executionId === id), { errorCode: 'APPROVAL_EXPIRED' })
