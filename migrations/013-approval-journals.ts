@@ -32,7 +32,7 @@ export function approvalJournalsMigration (appRole: string): Migration {
       await sql`
         create table approval_decisions (
           tenant_id text not null,
-          execution_id uuid not null,
+          execution_id text not null,
           call_id text not null,
           tool text not null,
           approve boolean not null,

@@ -120,11 +120,14 @@ t.test('runs waiting for approval', async (t) => {
     t.not(second.json().execution.status, 'awaiting_approval', 'nothing pending: it is queued again')
     const done = await waitFor(async () => { const view = await get(app, tenant, id); return view.status === 'succeeded' ? view : undefined }, { message: 'the resumed run ends' })
     t.equal(done.result.value, 7)
-    const rows = await withTenant(app.db, tenant.tenantId, async (trx) => await trx.selectFrom('approval_decisions').select(['call_id', 'tool', 'approve', 'reason', 'decided_by']).orderBy('call_id').execute())
-    t.same(rows, [
-      { call_id: 'call-1', tool: 'data:insert', approve: true, reason: null, decided_by: 'alice' },
-      { call_id: 'call-2', tool: 'data:insert', approve: false, reason: 'too many', decided_by: 'bob' }
+    await app.audit.flush()
+    const audit = await app.inject({ method: 'GET', url: `/api/audit/${id}`, headers: tenant.headers })
+    t.equal(audit.statusCode, 200, audit.body)
+    t.match(audit.json().approvals, [
+      { callId: 'call-1', tool: 'data:insert', approve: true, reason: null, decidedBy: 'alice', decidedAt: String },
+      { callId: 'call-2', tool: 'data:insert', approve: false, reason: 'too many', decidedBy: 'bob', decidedAt: String }
     ])
+    t.equal(audit.json().approvals.length, 2)
     const events = await eventsOf(app, tenant, id)
     t.same(events.filter((e) => e.type === 'approval_decided').map((e) => e.data), [{ callId: 'call-1', approve: true, by: 'alice' }, { callId: 'call-2', approve: false, by: 'bob' }])
     t.same(events.slice(-2).map((e) => e.type), ['started', 'final'], 'the second start ran after the decisions')

@@ -247,6 +247,10 @@ export type AuditPage = {
 export type ExecutionAudit = {
     entry: AuditEntry;
     toolCalls: Array<AuditToolCall>;
+    /**
+     * Decisions on the run's gated calls (POST /api/executions/:id/approvals), in the order they were made
+     */
+    approvals: Array<AuditApprovalDecision>;
 };
 
 export type SubmittedExecution = {
@@ -981,6 +985,21 @@ export type AuditToolCall = {
      */
     upstreamStatus: number | null;
     createdAt: string;
+};
+
+export type AuditApprovalDecision = {
+    /**
+     * call-<position>, or grant-<n> for an approveAll with forTool and maxCalls (its further calls)
+     */
+    callId: string;
+    tool: string;
+    approve: boolean;
+    reason: string | null;
+    /**
+     * The deciding token's userId
+     */
+    decidedBy: string;
+    decidedAt: string;
 };
 
 export type ExecutionStatus = 'queued' | 'running' | 'awaiting_approval' | 'succeeded' | 'failed' | 'cancelled';
