@@ -127,7 +127,7 @@ const bare = Fastify()
 const floorQuotas = quotasFor('enterprise', { maxExecutionsPerDay: 1_000_000_000, maxConcurrentExecutions: 1000 })
 let floorRunsInFlight = 0
 bare.post('/run', async () => {
-  const admission = await admitExecution(bench.fastify.store, 'bench-floor', randomUUID(), floorQuotas, 30_000)
+  const admission = await admitExecution(bench.fastify.store, { tenantId: 'bench-floor', userId: 'bench', quotas: floorQuotas }, randomUUID(), 30_000)
   if (!admission.admitted) throw new Error(`floor run refused: ${admission.refusal.code}`)
   floorRunsInFlight++
   try {

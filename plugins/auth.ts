@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { ServiceError } from '../services/errors/index.ts'
-import type { TenantQuotas, Tier } from '../services/tenants/tiers.ts'
+import type { PerUserQuotas, TenantQuotas, Tier } from '../services/tenants/tiers.ts'
 import { TenantIdSchema } from '../schemas/tenant.ts'
 import type { Config } from './config.ts'
 
@@ -23,6 +23,8 @@ export interface TenantContext {
   permissions: string[]
   tier: Tier
   quotas: TenantQuotas
+  /** The tenant's daily limits for each of its users (perUser); {} when none. */
+  perUser: PerUserQuotas
 }
 
 declare module 'fastify' {
@@ -244,7 +246,8 @@ export default fp(async (fastify) => {
       userId,
       permissions: claims.permissions,
       tier: record.tier,
-      quotas: record.quotas
+      quotas: record.quotas,
+      perUser: record.perUser
     }
   }
   fastify.decorate('authenticate', async (request: FastifyRequest) => { await authenticate(request) })

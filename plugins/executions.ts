@@ -9,6 +9,8 @@ import { createBullmqQueue } from '../services/executions/bullmq-queue.ts'
 import { QueuedExecutions } from '../services/executions/queued-executions.ts'
 import { createMemoryCancelRequests, createRedisCancelRequests, type CancelRequests } from '../services/executions/cancel-requests.ts'
 import { createMemoryTenantIndex, createRedisTenantIndex, type TenantIndex } from '../services/executions/tenant-index.ts'
+import { createMemoryExecutionRecords, type ExecutionRecords } from '../services/executions/execution-records.ts'
+import { createRedisExecutionRecords } from '../services/executions/redis-execution-records.ts'
 import { redisUrl } from './config.ts'
 
 declare module 'fastify' {
@@ -37,6 +39,8 @@ export default fp(async (fastify) => {
   const events: EventLog = url === undefined ? createMemoryEventLog() : withStoreErrors(createRedisEventLog(url), ['append', 'ownerOf', 'finalOf', 'read'])
   const redis = fastify.redis
   const tenantIndex: TenantIndex = redis === null ? createMemoryTenantIndex() : withStoreErrors<TenantIndex>(createRedisTenantIndex(redis), ['add', 'list', 'remove'])
+  // The record of each accepted run: where it is until its row is written (the row is the worker's).
+  const records: ExecutionRecords = redis === null ? createMemoryExecutionRecords() : withStoreErrors<ExecutionRecords>(createRedisExecutionRecords(redis), ['accept', 'get', 'move', 'unstored', 'due', 'dueAt', 'stored', 'forget'])
   const cancels: CancelRequests = redis === null ? createMemoryCancelRequests() : withStoreErrors<CancelRequests>(createRedisCancelRequests(redis), ['record', 'pending'])
   const { metrics } = fastify
   // What a run needs, whichever entry point starts it: /api/execute, a session frame, a queued run.
@@ -60,11 +64,13 @@ export default fp(async (fastify) => {
     db: fastify.db,
     store: fastify.store,
     queue,
+    records,
     events,
     tenantIndex,
     cancels,
     quotasOf: async (tenantId) => (await fastify.tenants.get(tenantId)).quotas,
     tierOf: async (tenantId) => (await fastify.tenants.get(tenantId)).tier,
+    perUserOf: async (tenantId) => (await fastify.tenants.get(tenantId)).perUser,
     log: fastify.log
   })
   const work = config.SERVICE_ROLE !== 'api'

@@ -56,7 +56,7 @@ t.test('HS256 tokens', async (t) => {
   t.test('a valid token yields the tenant context; an unknown tenant is free', async (t) => {
     const res = await get(bearer(tokenFor({ tenantId, userId: 'alice', permissions: ['tool:data:query'] })))
     t.equal(res.statusCode, 200)
-    t.same(res.json(), { tenantId, userId: 'alice', permissions: ['tool:data:query'], tier: 'free', quotas: TIER_QUOTAS.free })
+    t.same(res.json(), { tenantId, userId: 'alice', permissions: ['tool:data:query'], tier: 'free', quotas: TIER_QUOTAS.free, perUser: {} })
   })
 
   t.test('sub stands in for userId', async (t) => {

@@ -71,19 +71,24 @@ t.test('row-level security', async (t) => {
   })
 
   t.test('raw SQL as the app role with a forged setting for A cannot read B', async (t) => {
-    const forgeA = "select set_config('app.tenant_id', $1, false)"
+    const forgeA = "select set_config('app.tenant_id', $1, true)"
     const readAll = 'select tenant_id from documents'
     const readB = 'select tenant_id from documents where tenant_id = $1'
     let everything: Array<{ tenant_id: string }>
     let onlyB: unknown[]
     if (process.env.DATABASE_URL !== undefined) {
-      // On a real server: a plain connection that logs in as the app role itself.
+      // On a real server: a plain connection that logs in as the app role itself. One
+      // transaction, its setting local to it: behind a transaction pooler each statement outside
+      // a transaction may reach another server connection, and a session-level setting would
+      // stay on one for the next client.
       const client = new pg.Client({ connectionString: process.env.DATABASE_URL })
       await client.connect()
       try {
+        await client.query('begin')
         await client.query(forgeA, [tenantA])
         everything = (await client.query(readAll)).rows
         onlyB = (await client.query(readB, [tenantB])).rows
+        await client.query('rollback')
       } finally { await client.end() }
     } else {
       // Embedded: the login role is a superuser, so switch to the app role first, as the app does.

@@ -103,13 +103,18 @@ export interface Quotas {
   maxMemoryMB: number
   maxCodeSizeKB: number
   maxOutputSizeKB: number
+  maxCpuSecondsPerDay: number
+  storageBytes: number
+  storageDocuments: number
 }
 export interface Usage {
   tenantId: string
   tier: string
   executions: number
   toolCalls: number
+  cpuMs: number
   concurrentExecutions: number
+  storage: { bytes: number, documents: number, limitBytes: number, limitDocuments: number }
   quotas: Quotas
   periodStart: string
   periodEnd: string
@@ -164,8 +169,11 @@ export interface Tenant {
   tier: 'free' | 'starter' | 'enterprise'
   quotaOverrides: Partial<Quotas>
   quotas: Quotas
+  /** Daily limits for each end user of the tenant; absent fields are unlimited. */
+  perUser: Partial<Record<PerUserKey, number>>
   registered: boolean
 }
+export type PerUserKey = 'executionsPerDay' | 'toolCallsPerDay' | 'cpuSecondsPerDay'
 /** GET /admin/tenants: registered tenants, alphabetical by id, a page at a time. */
 export interface TenantPage {
   tenants: Array<{ tenantId: string, name: string | null, tier: Tenant['tier'], createdAt: string }>

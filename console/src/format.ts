@@ -20,3 +20,13 @@ export function formatDuration (ms: number | null | undefined): string {
 function oneDecimal (n: number): string {
   return n.toFixed(1).replace(/\.0$/, '')
 }
+
+/** A size in bytes as people read it: `512 B`, `1.5 KB`, `10 MB`, `1 GB` (units of 1024). */
+export function formatBytes (bytes: number): string {
+  if (!Number.isFinite(bytes)) return '–'
+  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB']
+  let value = bytes
+  let unit = 0
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) { value /= 1024; unit++ }
+  return unit === 0 ? `${value} B` : `${value < 9.95 ? oneDecimal(value) : Math.round(value)} ${units[unit] as string}`
+}

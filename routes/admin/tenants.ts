@@ -2,14 +2,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { TENANT_ID_PATTERN, TenantIdSchema } from '../../schemas/tenant.ts'
-import { QuotaOverridesSchema, TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.ts'
+import { PerUserQuotasSchema, QuotaOverridesSchema, TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.ts'
 
 export const TenantParams = Type.Object({ tenantId: TenantIdSchema })
 
 const TenantBody = Type.Object({
   tier: TierSchema,
   name: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 200 }), Type.Null()])),
-  quotaOverrides: Type.Optional(QuotaOverridesSchema)
+  quotaOverrides: Type.Optional(QuotaOverridesSchema),
+  perUser: Type.Optional(PerUserQuotasSchema)
 }, { $id: 'TenantUpdate', additionalProperties: false })
 
 const Tenant = Type.Object({
@@ -18,6 +19,7 @@ const Tenant = Type.Object({
   tier: TierSchema,
   quotaOverrides: QuotaOverridesSchema,
   quotas: TenantQuotasSchema,
+  perUser: PerUserQuotasSchema,
   registered: Type.Boolean({ description: 'false when the tenant has no row and runs on the free tier' }),
   createdAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   updatedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()])
@@ -56,7 +58,7 @@ const adminTenantRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'putTenant',
       tags: ['admin'],
       summary: 'Create or update a tenant',
-      description: 'Sets a tenant\'s tier, name and quota overrides; every instance picks the change up at once.',
+      description: 'Sets a tenant\'s tier, name, quota overrides and per-user daily limits (`perUser`; absent: none); every instance picks the change up at once.',
       params: TenantParams,
       body: TenantBody,
       response: { 200: json('The tenant as stored, with its effective quotas', Tenant, rl), ...errors([400, 401, 403, 429, 503]) }

@@ -42,7 +42,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         },
         ...errors([400, 401]),
         413: json('The script is over the tier\'s maxCodeSizeKB (CODE_TOO_LARGE), or the body over BODY_LIMIT_BYTES (BODY_TOO_LARGE)', RefusalBodySchema),
-        429: json('Over the per-minute rate limit, the daily execution quota or the concurrency limit: retry after Retry-After seconds', RefusalBodySchema, { ...RETRY_AFTER, ...rl }),
+        429: json('Over the per-minute rate limit, the daily execution or CPU quota (EXECUTION_QUOTA_EXCEEDED, CPU_QUOTA_EXCEEDED), a per-user limit (USER_QUOTA_EXCEEDED) or the concurrency limit: retry after Retry-After seconds', RefusalBodySchema, { ...RETRY_AFTER, ...rl }),
         ...errors([503])
       }
     }

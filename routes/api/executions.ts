@@ -69,7 +69,7 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         ...errors([400, 401]),
         ...errors([422], { 422: 'The Idempotency-Key was used with a different body in the last 24 hours (IDEMPOTENCY_KEY_REUSED): send a new key' }),
         413: json('The script is over the tier\'s maxCodeSizeKB (CODE_TOO_LARGE), or the body over BODY_LIMIT_BYTES (BODY_TOO_LARGE)', RefusalBodySchema),
-        429: json('Over the per-minute rate limit, the daily execution quota or the queue bound: retry after Retry-After seconds', RefusalBodySchema, { ...RETRY_AFTER, ...rl }),
+        429: json('Over the per-minute rate limit, the daily execution or CPU quota (EXECUTION_QUOTA_EXCEEDED, CPU_QUOTA_EXCEEDED), a per-user limit (USER_QUOTA_EXCEEDED) or the queue bound: retry after Retry-After seconds', RefusalBodySchema, { ...RETRY_AFTER, ...rl }),
         ...errors([503])
       }
     }

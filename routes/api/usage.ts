@@ -8,6 +8,7 @@ import { withTenant } from '../../services/db/with-tenant.ts'
 import { readUsageHistory, readUsersToday } from '../../services/audit/usage-history.ts'
 import { checkExportRange, EXPORT_COLUMNS, tenantUsageExport, type ExportFormat } from '../../services/audit/usage-export.ts'
 import { ServiceError } from '../../services/errors/index.ts'
+import { readStorage } from '../../services/tools/document-storage.ts'
 import { TenantQuotasSchema, TierSchema } from '../../services/tenants/tiers.ts'
 import { exportResponse, UsageExportQuery, UsageHistory, UsageHistoryQuery, UsageQuery, UsersField } from '../../schemas/usage.ts'
 
@@ -19,7 +20,14 @@ const Usage = Type.Object({
   tier: TierSchema,
   executions: Type.Integer({ description: 'Executions started today (UTC)' }),
   toolCalls: Type.Integer({ description: 'Tool calls made today (UTC)' }),
+  cpuMs: Type.Integer({ description: 'Isolate CPU ms of today\'s finished runs (UTC), against quotas.maxCpuSecondsPerDay' }),
   concurrentExecutions: Type.Integer({ description: 'Executions running now, across all instances' }),
+  storage: Type.Object({
+    bytes: Type.Integer({ description: 'Bytes the tenant\'s documents take (the JSON text of their bodies)' }),
+    documents: Type.Integer({ description: 'Documents the tenant keeps' }),
+    limitBytes: Type.Integer({ description: 'quotas.storageBytes' }),
+    limitDocuments: Type.Integer({ description: 'quotas.storageDocuments' })
+  }, { description: 'What the tenant keeps now, and its bounds: data:insert past them fails with STORAGE_QUOTA_EXCEEDED' }),
   quotas: TenantQuotasSchema,
   periodStart: Type.String({ format: 'date-time' }),
   periodEnd: Type.String({ format: 'date-time', description: 'When the daily counters reset' }),
@@ -49,16 +57,20 @@ const usageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'getUsage',
       tags: ['usage'],
       summary: 'Today\'s usage and quotas',
-      description: 'The caller\'s tenant\'s executions, tool calls and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset. `groupBy=user` adds today\'s runs per user (only the caller\'s own without usage:read-all).',
+      description: 'The caller\'s tenant\'s executions, tool calls, CPU and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset, and the storage its documents take. `groupBy=user` adds today\'s runs per user (only the caller\'s own without usage:read-all).',
       querystring: UsageQuery,
       response: { 200: json('Usage for the current UTC day', Usage, rl), ...errors([400, 401, 429, 503]) }
     }
   }, async (request) => {
-    const usage = await readUsage(fastify.store, request.tenant)
-    if (request.query.groupBy !== 'user') return usage
-    const userId = readsAll(request) ? undefined : request.tenant.userId
-    const users = await withTenant(fastify.db, request.tenant.tenantId, async (trx) => await readUsersToday(trx, new Date(), userId === undefined ? {} : { userId }))
-    return { ...usage, users }
+    const { tenant } = request
+    const [usage, storage] = await Promise.all([
+      readUsage(fastify.store, tenant),
+      withTenant(fastify.db, tenant.tenantId, async (trx) => await readStorage(trx, tenant.tenantId, tenant.quotas))
+    ])
+    if (request.query.groupBy !== 'user') return { ...usage, storage }
+    const userId = readsAll(request) ? undefined : tenant.userId
+    const users = await withTenant(fastify.db, tenant.tenantId, async (trx) => await readUsersToday(trx, new Date(), userId === undefined ? {} : { userId }))
+    return { ...usage, storage, users }
   })
 
   fastify.get('/usage/history', {

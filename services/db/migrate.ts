@@ -9,6 +9,7 @@ import { auditUsageHistoryMigration } from '../../migrations/006-audit-usage-his
 import { tenantDirectoryMigration } from '../../migrations/007-tenant-directory.ts'
 import { executionRequestHashMigration } from '../../migrations/008-execution-request-hash.ts'
 import { usageRollupsMigration } from '../../migrations/009-usage-rollups.ts'
+import { storageUsageMigration } from '../../migrations/010-storage-usage.ts'
 import { approvalsMigration } from '../../migrations/011-approvals.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
@@ -25,19 +26,30 @@ function migrationProvider (appRole: string): MigrationProvider {
         '007-tenant-directory': tenantDirectoryMigration,
         '008-execution-request-hash': executionRequestHashMigration,
         '009-usage-rollups': usageRollupsMigration(appRole),
+        '010-storage-usage': storageUsageMigration(appRole),
         '011-approvals': approvalsMigration
       }
     }
   }
 }
 
+/** Where the migrator keeps its own tables: a schema other than the first on the search path (tests that migrate a scratch schema). */
+export interface MigrateOptions { migrationTableSchema?: string }
+
 /** Brings the schema to the latest version; `db` must connect as the owner of the tables. */
-export async function migrateToLatest (db: Kysely<any>, appRole: string): Promise<MigrationResultSet> {
-  const migrator = new Migrator({ db, provider: migrationProvider(appRole) })
+export async function migrateToLatest (db: Kysely<any>, appRole: string, options: MigrateOptions = {}): Promise<MigrationResultSet> {
+  const migrator = new Migrator({ db, provider: migrationProvider(appRole), ...options })
   const resultSet = await migrator.migrateToLatest()
   if (resultSet.error !== undefined) {
     const failed = resultSet.results?.find((result) => result.status === 'Error')
     throw new Error(`Migration ${failed?.migrationName ?? '(unknown)'} failed: ${(resultSet.error as Error).message}`, { cause: resultSet.error })
   }
+  return resultSet
+}
+
+/** Brings the schema up to `migrationName` and no further: for tests of what a later migration does to existing rows. */
+export async function migrateTo (db: Kysely<any>, appRole: string, migrationName: string, options: MigrateOptions = {}): Promise<MigrationResultSet> {
+  const resultSet = await new Migrator({ db, provider: migrationProvider(appRole), ...options }).migrateTo(migrationName)
+  if (resultSet.error !== undefined) throw new Error(`Migration to ${migrationName} failed: ${(resultSet.error as Error).message}`, { cause: resultSet.error })
   return resultSet
 }

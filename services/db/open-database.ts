@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect, sql, type PostgresPool } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { PGliteThread } from './pglite-thread.ts'
 import type { FastifyBaseLogger } from 'fastify'
@@ -7,7 +7,7 @@ import { migrateToLatest } from './migrate.ts'
 import type { Database } from './schema.ts'
 import { tenantConnectionCap, type AppDatabase } from './with-tenant.ts'
 import { KeyedSemaphore } from '../fifo-semaphore.ts'
-import { taggingPool } from './pg-errors.ts'
+import { taggingPool, type TaggingPool } from './pg-errors.ts'
 import { tierConnections as tierConnectionsFor } from './connection-shares.ts'
 
 export interface DatabaseSettings {
@@ -33,7 +33,7 @@ export interface OpenedDatabase extends AppDatabase {
   close: () => Promise<void>
 }
 
-function postgresKysely (connectionString: string, max: number, log: FastifyBaseLogger): { kysely: Kysely<Database>, pool: PostgresPool } {
+function postgresKysely (connectionString: string, max: number, log: FastifyBaseLogger): { kysely: Kysely<Database>, pool: TaggingPool } {
   // A short connect timeout turns an unreachable server into a quick 503 rather than a hang.
   const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000 })
   // An idle client losing its server must not crash the process; the next query reports it.
@@ -77,19 +77,20 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
       await kysely.destroy()
       throw err
     }
-    // pg answers a message of several statements with one result per statement (Kysely's
-    // driver would keep none of them), and a pooled client is back in the pool at once.
+    // One pooled client for the message (the tagging pool answers its last statement's rows).
     const simpleQuery = async (text: string, ended?: AbortSignal): Promise<unknown[]> => {
       const client = await pool.connect()
-      // A run that ends cancels its statement now (from another pooled connection); the cancel
-      // must land before the client serves anyone else.
+      // A run that ends cancels its statement now, by the protocol's cancel request (which a
+      // pooler such as PgBouncer routes to the server connection running it; pg_cancel_backend
+      // of the client's processID would name no backend there). The cancel must land before
+      // the client serves anyone else.
       let cancelling: Promise<unknown> | undefined
-      const onEnd = (): void => { cancelling = sql`select pg_cancel_backend(${(client as unknown as { processID: number }).processID})`.execute(kysely).catch(() => {}) }
+      const onEnd = (): void => { cancelling = client.cancel() }
       ended?.addEventListener('abort', onEnd, { once: true })
       try {
         // No parameters: pg sends the simple protocol, which takes several statements.
-        const results = await client.query(text, []) as unknown as pg.QueryResult | pg.QueryResult[]
-        return Array.isArray(results) ? results[results.length - 1]?.rows ?? [] : results.rows
+        const result = await client.query(text, []) as unknown as pg.QueryResult
+        return result.rows
       } finally {
         ended?.removeEventListener('abort', onEnd)
         await cancelling

@@ -1,4 +1,4 @@
-import type { ControlConnectionProvider, DatabaseConnection } from 'kysely'
+import { CompiledQuery, type ControlConnectionProvider } from 'kysely'
 import type { Tier } from '../tenants/tiers.ts'
 
 /**
@@ -46,19 +46,25 @@ export function statementTimeoutMs (bounds: RunBounds): number {
 }
 
 /**
- * While a tenant transaction holds `connection`: when the run ends, its statement in progress is
- * cancelled (pg_cancel_backend from another pooled connection, as Kysely's PostgreSQL driver does
- * it), so the transaction fails and is rolled back now rather than at its statement_timeout.
- * `stop` waits for a cancel already sent: it must land before the connection is reused. PGlite's
- * one session has no second connection to cancel from; there the statement_timeout ends it.
+ * While a tenant transaction runs on the PostgreSQL backend `backendPid`: when the run ends, its
+ * statement in progress is cancelled (pg_cancel_backend from another pooled connection), so the
+ * transaction fails and is rolled back now rather than at its statement_timeout. The pid is the
+ * one the transaction itself read (pg_backend_pid() in its BEGIN message), not the one the
+ * client was given at login: behind a transaction pooler (PgBouncer) the login's "pid" names no
+ * backend, and the backend changes from one transaction to the next, but stays the same while
+ * the transaction is open. `stop` waits for a cancel already sent: it must land before the
+ * transaction ends, so that it can only ever hit this transaction's statement. Without a pid
+ * (PGlite's one session has no second connection to cancel from) the statement_timeout ends it.
  */
-export async function cancelOnRunEnd (bounds: RunBounds | undefined, connection: DatabaseConnection, control: ControlConnectionProvider): Promise<{ stop: () => Promise<void> }> {
+export function cancelOnRunEnd (bounds: RunBounds | undefined, backendPid: number | undefined, control: ControlConnectionProvider): { stop: () => Promise<void> } {
   const ended = bounds?.ended
-  if (ended === undefined || connection.cancelQuery === undefined) return { stop: async () => {} }
-  // The backend's pid; pg's client already knows it, so this costs no round trip there.
-  await connection.collectSessionInfo?.()
+  if (ended === undefined || backendPid === undefined || !Number.isSafeInteger(backendPid)) return { stop: async () => {} }
   let cancelling: Promise<void> | undefined
-  const onEnd = (): void => { cancelling = connection.cancelQuery!(control).catch(() => {}) }
+  const onEnd = (): void => {
+    cancelling = control(async (connection) => {
+      await connection.executeQuery(CompiledQuery.raw(`select pg_cancel_backend(${String(backendPid)})`))
+    }).catch(() => {})
+  }
   if (ended.aborted) onEnd()
   else ended.addEventListener('abort', onEnd, { once: true })
   return {

@@ -8,6 +8,8 @@ export interface TenantsTable {
   name: string | null
   tier: 'free' | 'starter' | 'enterprise'
   quota_overrides: Json<Record<string, number>>
+  /** Daily limits for each end user of the tenant (migration 010); {} when none. */
+  per_user_quotas: ColumnType<Record<string, number>, string | undefined, string>
   created_at: Timestamp
   updated_at: Timestamp
 }
@@ -118,6 +120,15 @@ export interface ToolCallsTable {
   created_at: Timestamp
 }
 
+/** What a tenant keeps: its documents' count and bytes, kept with every write (migration 010). */
+export interface TenantStorageTable {
+  tenant_id: string
+  /** bigint: the driver answers a string. */
+  bytes: ColumnType<string | number, number | undefined, number>
+  documents: ColumnType<string | number, number | undefined, number>
+  updated_at: Timestamp
+}
+
 export interface Database {
   tenants: TenantsTable
   tenant_tools: TenantToolsTable
@@ -127,6 +138,7 @@ export interface Database {
   tool_calls: ToolCallsTable
   executions: ExecutionsTable
   usage_daily: UsageDailyTable
+  tenant_storage: TenantStorageTable
 }
 
 export type TenantRow = Selectable<TenantsTable>

@@ -4,6 +4,7 @@ import {
   SingleConnectionProvider,
   Transaction,
   type AbortableOperationOptions,
+  type ControlConnectionProvider,
   type DatabaseConnection,
   type Dialect,
   type Driver,
@@ -92,14 +93,18 @@ export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx
       // withTenant's own statements go through the same provider as the trx's, so a statement
       // `fn` left running is answered before the commit is sent (as Kysely's transactions do).
       const provider = new SingleConnectionProvider(new ScopedConnection(connection, scope))
-      const own = async (text: string): Promise<void> => {
+      const own = async (text: string): Promise<QueryResult<unknown>> =>
         await provider.provideConnection(async () => await connection.executeQuery(CompiledQuery.raw(text)))
-      }
       const appRole = roleToSwitchTo(db)
+      // Only a driver that can cancel (PostgreSQL; PGlite cannot) asks for the backend's pid,
+      // and only for a run that can end while the transaction is open.
+      const cancellable = bounds?.ended !== undefined && connection.cancelQuery !== undefined
+      const control: ControlConnectionProvider = async (consumer) => { await executor.provideConnection(consumer) }
       let result: T
-      const watch = await cancelOnRunEnd(bounds, connection, async (consumer) => { await executor.provideConnection(consumer) })
+      let watch: { stop: () => Promise<void> } = { stop: async () => {} }
       try {
-        await own(beginTenantTransaction(tenantId, appRole, bounds === undefined ? undefined : statementTimeoutMs(bounds)))
+        const begun = await own(beginTenantTransaction(tenantId, appRole, bounds === undefined ? undefined : statementTimeoutMs(bounds), cancellable))
+        if (cancellable) watch = cancelOnRunEnd(bounds, Number((begun.rows[0] as { pid?: unknown } | undefined)?.pid), control)
         result = await fn(scopedTransaction(executor.withConnectionProvider(provider)))
         // A run that ended meanwhile commits nothing: its caller was told TIMEOUT or CANCELLED.
         // No cancel may reach the commit, so the watch stops first.
@@ -107,6 +112,8 @@ export async function withTenant<T> (db: AppDatabase, tenantId: string, fn: (trx
         if (runIsOver(bounds)) throw new RunEndedError()
         await own(`${assertTenantScope(tenantId, db.appRole)}; commit`)
       } catch (err) {
+        // A cancel on its way lands before the rollback ends the transaction (see cancelOnRunEnd).
+        await watch.stop()
         // A rollback that fails means the connection broke; pg's pool then drops it.
         await own('rollback').catch(() => {})
         throw runIsOver(bounds) && !(err instanceof RunEndedError) ? new RunEndedError(undefined, { cause: err }) : scopeFailure(err)
@@ -257,6 +264,14 @@ function roleToSwitchTo (db: AppDatabase): string | undefined {
 }
 
 /**
+ * The settings that open a policy across tenants on purpose (migrations 007 and the usage
+ * rollups'): a tenant transaction, and a non-tenant one unless it asks, sets them empty for
+ * itself. Behind a transaction pooler a server connection is shared by every client with the
+ * app role's login, and one of them may have left such a setting on it for the session.
+ */
+export const CROSS_TENANT_SETTINGS = ['app.tenant_directory', 'app.usage_directory'] as const
+
+/**
  * `select set_config(...)` for the tenant, every value a quoted literal (see withTenant); no role
  * switch without appRole; a statement_timeout (local to the transaction, like the rest) when given.
  */
@@ -264,12 +279,16 @@ function tenantSettings (tenantId: string, appRole: string | undefined, timeoutM
   const lit = pg.escapeLiteral
   const role = appRole === undefined ? '' : `, set_config('role', ${lit(appRole)}, true)`
   const timeout = timeoutMs === undefined ? '' : `, set_config('statement_timeout', '${String(Math.max(1, Math.floor(timeoutMs)))}', true)`
-  return `select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)${timeout}`
+  const closed = CROSS_TENANT_SETTINGS.map((name) => `, set_config('${name}', '', true)`).join('')
+  return `select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)${timeout}${closed}`
 }
 
-/** `begin; select set_config(...)` (see tenantSettings). */
-export function beginTenantTransaction (tenantId: string, appRole: string | undefined, timeoutMs?: number): string {
-  return `begin; ${tenantSettings(tenantId, appRole, timeoutMs)}`
+/**
+ * `begin; select set_config(...)` (see tenantSettings); with `backendPid`, the same select also
+ * answers `pid`, the backend the transaction runs on (what a cancel must name: cancelOnRunEnd).
+ */
+export function beginTenantTransaction (tenantId: string, appRole: string | undefined, timeoutMs?: number, backendPid = false): string {
+  return `begin; ${tenantSettings(tenantId, appRole, timeoutMs)}${backendPid ? ', pg_backend_pid() as pid' : ''}`
 }
 
 // PostgreSQL keeps 63 bytes of application_name; tenant ids are ASCII (the token's pattern).

@@ -3,7 +3,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Enclave, EnclaveEvent, ExecutionResult } from '../enclave/index.ts'
 import { cancelledError, enclaveError, failure } from '../enclave/index.ts'
 import { admitExecution, type Refusal } from '../quotas/admission.ts'
-import type { LimitStore } from '../store/index.ts'
+import { utcDayWindow, type LimitStore } from '../store/index.ts'
+import { chargeCpu } from '../quotas/daily-counters.ts'
 import { stripTypes, type ScriptLanguage } from '../code-mode/strip-types.ts'
 import type { ScriptPool } from '../code-mode/script-pool.ts'
 import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.ts'
@@ -88,7 +89,7 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
     const tooLarge = codeSizeRefusalOf(request.code, quotas)
     const admitted = tooLarge !== undefined
       ? { admitted: false as const, refusal: tooLarge }
-      : await admitExecution(deps.store, caller.tenantId, request.executionId, quotas, runTimeoutMs(request.timeoutMs, quotas))
+      : await admitExecution(deps.store, caller, request.executionId, runTimeoutMs(request.timeoutMs, quotas))
     if (!admitted.admitted) {
       hooks.refused(execution, admitted.refusal)
       return { ran: false, refusal: admitted.refusal }
@@ -100,6 +101,10 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   const meter = newToolMeter()
   try {
     result = withMeter(await runAdmitted(deps, caller, request, admission, meter), request.code, meter)
+    // Before anyone hears of the end, so the tenant's next run already sees this one's CPU: the
+    // meter's cpuMs, the figure billing and the rollups read.
+    // If the store is down the run goes uncharged: the next admission fails closed anyway.
+    await chargeCpu(deps.store, caller, result.stats.cpuMs ?? result.stats.cpuTime, utcDayWindow()).catch(() => {})
   } finally {
     hooks.settled(execution)
   }

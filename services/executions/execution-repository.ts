@@ -4,6 +4,7 @@ import { sql, type Kysely } from 'kysely'
 import { statementAsTenant, withTenant, type AppDatabase, type TenantTrx } from '../db/with-tenant.ts'
 import type { Database, ExecutionRow, ExecutionStatus } from '../db/schema.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
+import type { RunRecord } from './execution-records.ts'
 import type { ListFilter } from './list-filter.ts'
 
 export const FINISHED: ReadonlySet<ExecutionStatus> = new Set(['succeeded', 'failed', 'cancelled'])
@@ -11,64 +12,56 @@ export const FINISHED: ReadonlySet<ExecutionStatus> = new Set(['succeeded', 'fai
 /** An idempotency key holds for this long; after it the same key makes a new execution. */
 export const IDEMPOTENCY_WINDOW_HOURS = 24
 
-export interface NewExecution {
-  tenantId: string
-  executionId: string
-  userId: string
-  timeoutMs: number
-  codeSha256: string
-  idempotencyKey: string | undefined
-  /** With a key: the SHA-256 of the request (requestSha256 in execution-request.ts). */
-  requestSha256?: string
-}
-
 /**
- * Inserts a queued execution, or finds the one the same idempotency key made within 24 h.
- * `created` false: another submission (maybe a concurrent one) owns the key; its row is returned.
- * Without a key it is one INSERT, sent with the tenant's settings in one round trip.
+ * Writes an ended run's row from its record (the row is written once, by whoever ended the run,
+ * or by the sweep). A row already there (a write retried after its answer was lost) is left as
+ * it is. Without a key it is one INSERT, sent with the tenant's settings in one round trip.
  */
-export async function insertExecution (db: AppDatabase, row: NewExecution): Promise<{ created: boolean, row: ExecutionRow }> {
-  const key = row.idempotencyKey
+export async function insertFinishedExecution (db: AppDatabase, record: RunRecord): Promise<void> {
+  const key = record.idempotencyKey
   if (key === undefined) {
-    const [inserted] = await statementAsTenant(db, row.tenantId, insertQueued(db.kysely, row).compile())
-    if (inserted === undefined) throw new Error('the queued execution was not inserted')
-    return { created: true, row: inserted }
+    await statementAsTenant(db, record.tenantId, insertFinished(db.kysely, record, null).compile())
+    return
   }
-  return await withTenant(db, row.tenantId, async (trx) => {
+  await withTenant(db, record.tenantId, async (trx) => {
     // An expired key is let go, so the unique constraint only ever sees keys still in force.
     await trx.updateTable('executions').set({ idempotency_key: null })
       .where('idempotency_key', '=', key)
       .where('submitted_at', '<', sql<Date>`now() - make_interval(hours => ${IDEMPOTENCY_WINDOW_HOURS})`)
       .execute()
-    const inserted = await insertQueued(trx, row).executeTakeFirst()
-    if (inserted !== undefined) return { created: true, row: inserted }
-    const existing = await trx.selectFrom('executions').selectAll().where('idempotency_key', '=', key).executeTakeFirstOrThrow()
-    return { created: false, row: existing }
+    const inserted = await insertFinished(trx, record, key).returning('execution_id').executeTakeFirst()
+    if (inserted !== undefined || await getExecution(trx, record.executionId) !== undefined) return
+    // The key's record in Redis is what decides; a row from before that record (Redis lost it)
+    // keeps the key, and this run is stored without it rather than not at all.
+    await insertFinished(trx, record, null).execute()
   })
 }
 
-function insertQueued (kysely: Kysely<Database>, row: NewExecution) {
+function insertFinished (kysely: Kysely<Database>, record: RunRecord, key: string | null) {
   return kysely.insertInto('executions').values({
-    tenant_id: row.tenantId,
-    execution_id: row.executionId,
-    user_id: row.userId,
-    status: 'queued',
-    idempotency_key: row.idempotencyKey ?? null,
-    code_sha256: row.codeSha256,
-    request_sha256: row.requestSha256 ?? null,
-    timeout_ms: row.timeoutMs
-  }).onConflict((oc) => oc.columns(['tenant_id', 'idempotency_key']).doNothing()).returningAll()
+    tenant_id: record.tenantId,
+    execution_id: record.executionId,
+    user_id: record.userId,
+    status: record.status,
+    idempotency_key: key,
+    code_sha256: record.codeSha256,
+    request_sha256: record.requestSha256 ?? null,
+    timeout_ms: record.timeoutMs,
+    submitted_at: record.submittedAt,
+    started_at: record.startedAt ?? null,
+    finished_at: record.finishedAt ?? null,
+    result: record.result === undefined ? null : JSON.stringify(record.result)
+  }).onConflict((oc) => oc.doNothing())
 }
 
 export async function getExecution (trx: TenantTrx, executionId: string): Promise<ExecutionRow | undefined> {
   return await trx.selectFrom('executions').selectAll().where('execution_id', '=', executionId).executeTakeFirst()
 }
 
-export async function deleteExecution (trx: TenantTrx, executionId: string): Promise<void> {
-  await trx.deleteFrom('executions').where('execution_id', '=', executionId).execute()
-}
+/** Where a page starts: after the run submitted at `submittedAt` with this id (newest first). */
+export interface ListCursor { submittedAt: Date, executionId: string }
 
-export async function listExecutions (trx: TenantTrx, options: ListFilter & { limit: number, before?: string }): Promise<ExecutionRow[]> {
+export async function listExecutions (trx: TenantTrx, options: ListFilter & { limit: number, before?: ListCursor }): Promise<ExecutionRow[]> {
   let query = trx.selectFrom('executions').selectAll()
   if (options.status !== undefined) query = query.where('status', '=', options.status)
   if (options.from !== undefined) query = query.where('submitted_at', '>=', options.from)
@@ -76,48 +69,19 @@ export async function listExecutions (trx: TenantTrx, options: ListFilter & { li
   // OK: a success; another code: the result's error code (a finished run's row holds its result).
   if (options.code === 'OK') query = query.where('status', '=', 'succeeded')
   else if (options.code !== undefined) query = query.where(sql<string>`result->'error'->>'code'`, '=', options.code)
-  if (options.before !== undefined) {
-    const cursor = await getExecution(trx, options.before)
-    if (cursor === undefined) return []
+  const cursor = options.before
+  if (cursor !== undefined) {
     query = query.where((eb) => eb.or([
-      eb('submitted_at', '<', cursor.submitted_at),
-      eb.and([eb('submitted_at', '=', cursor.submitted_at), eb('execution_id', '<', cursor.execution_id)])
+      eb('submitted_at', '<', cursor.submittedAt),
+      eb.and([eb('submitted_at', '=', cursor.submittedAt), eb('execution_id', '<', cursor.executionId)])
     ]))
   }
   return await query.orderBy('submitted_at', 'desc').orderBy('execution_id', 'desc').limit(options.limit).execute()
 }
 
-/** queued → running; false when it is no longer queued (cancelled, or failed as lost). One statement, one round trip. */
-export async function markRunning (db: AppDatabase, tenantId: string, executionId: string): Promise<boolean> {
-  const updated = await statementAsTenant(db, tenantId, db.kysely.updateTable('executions').set({ status: 'running', started_at: sql<Date>`now()` })
-    .where('execution_id', '=', executionId).where('status', '=', 'queued').returning('execution_id').compile())
-  return updated.length > 0
-}
-
 export function statusOf (result: ExecutionResult): ExecutionStatus {
   if (result.success) return 'succeeded'
   return result.error?.code === 'CANCELLED' ? 'cancelled' : 'failed'
-}
-
-/**
- * Records the result, only if the execution is still in one of `from`: whoever finishes it first
- * (its worker, a cancel of a queued run, the lost-run check) wins, and only the winner sends `final`.
- */
-export async function finishExecution (trx: TenantTrx, executionId: string, result: ExecutionResult, from: ExecutionStatus[]): Promise<boolean> {
-  const updated = await finishQuery(trx, executionId, result, from).executeTakeFirst()
-  return updated.numUpdatedRows > 0n
-}
-
-/** finishExecution as one statement with the tenant's settings: one round trip, no transaction. */
-export async function finishExecutionAsTenant (db: AppDatabase, tenantId: string, executionId: string, result: ExecutionResult, from: ExecutionStatus[]): Promise<boolean> {
-  const updated = await statementAsTenant(db, tenantId, finishQuery(db.kysely, executionId, result, from).returning('execution_id').compile())
-  return updated.length > 0
-}
-
-function finishQuery (kysely: Kysely<Database>, executionId: string, result: ExecutionResult, from: ExecutionStatus[]) {
-  return kysely.updateTable('executions')
-    .set({ status: statusOf(result), finished_at: sql<Date>`now()`, result: JSON.stringify(result) })
-    .where('execution_id', '=', executionId).where('status', 'in', from)
 }
 
 /** Deletes this tenant's executions finished before `cutoff`; how many went. */

@@ -29,7 +29,8 @@ export const RefusalBodySchema = Type.Object({
   error: Type.String(),
   code: Type.String(),
   message: Type.Optional(Type.String()),
-  limit: Type.Optional(Type.Integer({ description: 'The limit that refused it: maxCodeSizeKB, the concurrency, the daily quota or the queue bound' })),
+  limit: Type.Optional(Type.Integer({ description: 'The limit that refused it: maxCodeSizeKB, the concurrency, a daily quota (executions; CPU seconds) or the queue bound' })),
+  quota: Type.Optional(Type.Enum(['executionsPerDay', 'toolCallsPerDay', 'cpuSecondsPerDay'], { description: 'USER_QUOTA_EXCEEDED: which of the tenant\'s per-user limits the user has used up' })),
   reset: Type.Optional(Type.String({ format: 'date-time', description: 'When the daily quota resets (UTC midnight)' }))
 }, { $id: 'Refusal', description: 'A run refused before it started: too large, over a quota or limit, or the queue full' })
 export type RefusalBody = Static<typeof RefusalBodySchema>

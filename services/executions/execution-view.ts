@@ -1,8 +1,9 @@
-// An execution as the API shows it: its row, or, while the row still says queued or running,
-// the result its `final` event already carries.
+// An execution as the API shows it: its record until its row is written, then its row; while
+// either still says the run is not over, with the result its `final` event already carries.
 import type { ExecutionRow, ExecutionStatus } from '../db/schema.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 import type { EventLog } from './event-log.ts'
+import type { RunRecord } from './execution-records.ts'
 import { FINISHED, statusOf } from './execution-repository.ts'
 
 export interface ExecutionView {
@@ -24,15 +25,23 @@ export function toView (row: ExecutionRow): ExecutionView {
   return view
 }
 
+export function recordToView (record: RunRecord): ExecutionView {
+  const view: ExecutionView = { executionId: record.executionId, status: record.status, submittedAt: record.submittedAt }
+  if (record.startedAt !== undefined) view.startedAt = record.startedAt
+  if (record.finishedAt !== undefined) view.finishedAt = record.finishedAt
+  if (record.result !== undefined) view.result = record.result
+  return view
+}
+
 /**
- * A row as the API shows it. A run's `final` goes out before its row is written (the worker's
- * finish), so a row that still says queued or running is read with its `final`, if it has one:
+ * A row or record as the API shows it. A run's `final` goes out before its record says so (the
+ * worker's finish), so one that still says queued or running is read with its `final`, if any:
  * whoever saw the final finds the result, by id and in the list alike.
  */
-export async function viewWithFinal (events: EventLog, row: ExecutionRow): Promise<ExecutionView> {
-  const view = toView(row)
-  if (FINISHED.has(row.status)) return view
-  const final = await finalOf(events, row.execution_id)
+export async function viewWithFinal (events: EventLog, run: ExecutionRow | RunRecord): Promise<ExecutionView> {
+  const view = 'execution_id' in run ? toView(run) : recordToView(run)
+  if (FINISHED.has(view.status)) return view
+  const final = await finalOf(events, view.executionId)
   return final === undefined ? view : { ...view, status: statusOf(final.result), finishedAt: final.at, result: final.result }
 }
 

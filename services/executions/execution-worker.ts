@@ -1,7 +1,6 @@
-// The worker's side of a queued run: wait for the tenant's slot, mark it running, run it on the
-// one execution path with its events going to the log, then `final` and the row; and the end of
-// a run whose worker died (never re-run).
-import { withTenant } from '../db/with-tenant.ts'
+// The worker's side of a queued run: wait for the tenant's slot, mark its record running, run it
+// on the one execution path with its events going to the log, then `final`, the record and the
+// row; and the end of a run whose worker died (never re-run).
 import type { ExecutionStatus } from '../db/schema.ts'
 import { enclaveError } from '../enclave/index.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
@@ -11,23 +10,22 @@ import { executeScript, type ExecutionEvent } from './execute-script.ts'
 import type { EventLog } from './event-log.ts'
 import type { ExecutionFacts } from './execution-hooks.ts'
 import type { ExecutionJob, JobOutcome } from './execution-queue.ts'
-import { FINISHED, finishExecutionAsTenant, getExecution, markRunning } from './execution-repository.ts'
+import type { RunRecord } from './execution-records.ts'
+import { FINISHED, statusOf } from './execution-repository.ts'
 import { queuedKey } from './execution-submission.ts'
 import type { QueuedExecutionsDeps } from './queued-executions-deps.ts'
+import { storeRun } from './stored-runs.ts'
 
 // A run waiting for its tenant's slot is retried after these delays (doubling): no hot loop.
 const SLOT_RETRY_MIN_MS = 25
 const SLOT_RETRY_MAX_MS = 500
 const SLOT_FREE_WAIT_MS = 1000
-// A finished run's row is written again after these delays when PostgreSQL refused it.
-const FINISH_RETRY_MS = [100, 500, 2000, 5000]
 
 export class ExecutionWorker {
   private readonly deps: QueuedExecutionsDeps
   /** Runs this instance is running, by id: a cancel aborts the controller. */
   private readonly running = new Map<string, AbortController>()
   private readonly slotWaits = new Map<string, number>()
-  private stopped = false
 
   constructor (deps: QueuedExecutionsDeps) {
     this.deps = deps
@@ -43,39 +41,37 @@ export class ExecutionWorker {
     return run !== undefined
   }
 
-  /** No more retries of a row's write: the instance is shutting down. */
-  stop (): void { this.stopped = true }
-
   /** A worker's turn with a job: wait for a slot (as a delayed job), run, record, announce. */
   async runJob (job: ExecutionJob): Promise<JobOutcome> {
     const { executionId, tenantId } = job
-    // The slot first, then queued → running in one conditional UPDATE (markRunning): a run that
-    // was cancelled or failed as lost meanwhile never acts, without a transaction of its own to
-    // read the row first.
+    // The slot first, then queued → running in one conditional change of the record: a run that
+    // was cancelled or failed as lost meanwhile never acts, without a read of its own first.
     const quotas = await this.deps.quotasOf(tenantId)
     const tier = await this.deps.tierOf?.(tenantId)
-    const slot = await acquireRunSlot(this.deps.store, tenantId, executionId, quotas, job.timeoutMs)
+    const perUser = await this.deps.perUserOf?.(tenantId)
+    const caller = { tenantId, userId: job.userId, permissions: job.permissions, quotas, ...(tier !== undefined ? { tier } : {}), ...(perUser !== undefined ? { perUser } : {}) }
+    const slot = await acquireRunSlot(this.deps.store, caller, executionId, job.timeoutMs)
     if (slot === null) {
       // Waiting for a slot is the slow path: here a job whose run already ended stops retrying.
-      const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
-      if (row?.status !== 'queued') { this.slotWaits.delete(executionId); return { done: true } }
+      const record = await this.deps.records.get(executionId)
+      if (record?.status !== 'queued') { this.slotWaits.delete(executionId); return { done: true } }
       const waited = this.slotWaits.get(executionId) ?? 0
       this.slotWaits.set(executionId, waited + 1)
       return { done: false, retryInMs: Math.min(SLOT_RETRY_MAX_MS, SLOT_RETRY_MIN_MS * 2 ** waited) }
     }
     this.slotWaits.delete(executionId)
-    // Registered before the row says running, so a cancel that sees `running` finds it here.
+    // Registered before the record says running, so a cancel that sees `running` finds it here.
     const controller = new AbortController()
     this.running.set(executionId, controller)
     try {
       // queued → running is written while the run starts, not before it: the run computes
-      // meanwhile, but nothing leaves it (no event, no tool call) until the row says running.
+      // meanwhile, but nothing leaves it (no event, no tool call) until the record says running.
       // Should it not (cancelled or found lost while queued), the run is stopped unseen.
-      const marking = markRunning(this.deps.db, tenantId, executionId)
-      const mayAct = marking.then((started) => started, () => false)
+      const marking = this.deps.records.move(executionId, ['queued'], { status: 'running', startedAt: new Date().toISOString() })
+      const mayAct = marking.then((started) => started !== undefined, () => false)
 
       // Events are appended in order, one after the other, while the run goes on; those of the
-      // moment before the row said running wait for it.
+      // moment before the record said running wait for it.
       let tail: Promise<unknown> = Promise.resolve()
       const append = (type: Parameters<EventLog['append']>[1], data: Record<string, unknown>): void => {
         tail = tail.then(async () => await this.deps.events.append(executionId, type, data)).catch((err: unknown) => {
@@ -106,7 +102,7 @@ export class ExecutionWorker {
       }
       let result: ExecutionResult
       try {
-        const outcome = await executeScript(this.deps.execution, { tenantId, userId: job.userId, permissions: job.permissions, quotas, ...(tier !== undefined ? { tier } : {}) }, {
+        const outcome = await executeScript(this.deps.execution, caller, {
           executionId,
           code: job.code,
           timeoutMs: job.timeoutMs,
@@ -125,15 +121,15 @@ export class ExecutionWorker {
       let waited: NodeJS.Timeout | undefined
       await Promise.race([slotFreed, new Promise((resolve) => { waited = setTimeout(resolve, SLOT_FREE_WAIT_MS) })])
       clearTimeout(waited)
-      // Not marked running: another party ended it (and sent its final), or PostgreSQL refused
-      // the mark, which is the job's failure as before.
+      // Not marked running: another party ended it (and sent its final), or Redis refused the
+      // mark, which is the job's failure as before.
       if (!await mayAct) {
         await marking
         return { done: true }
       }
       result = await settle(result)
       await tail
-      await this.finish(tenantId, executionId, result, ['running'])
+      await this.finish(executionId, result, ['running'])
       return { done: true }
     } finally {
       this.running.delete(executionId)
@@ -146,17 +142,16 @@ export class ExecutionWorker {
     const lost: ExecutionResult = {
       executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The instance running this execution stopped; it was not re-run'), logs: [], stats: { duration: 0, toolCallCount: 0 }
     }
-    const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
-    if (row === undefined || FINISHED.has(row.status)) return
+    const record = await this.deps.records.get(executionId)
+    if (record === undefined || FINISHED.has(record.status)) return
     // A cancel answered 202 before the instance died: the run ends cancelled, as promised.
-    const result = row.status === 'running' ? await this.claim(executionId, lost) : lost
+    const result = record.status === 'running' ? await this.claim(executionId, lost) : lost
     await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
     // Its instance died before auditing the run: the check that ended it does, unless the run's
     // own end came first (then that instance lived to audit it).
-    const stands = await this.finish(tenantId, executionId, result, ['queued', 'running'])
-    // The log answers the final that stands as it stored it (a parsed copy on Redis): compared by content.
-    if (JSON.stringify(stands) === JSON.stringify(result)) {
-      const execution: ExecutionFacts = { tenantId, executionId, userId: job.userId, codeSha256: row.code_sha256 }
+    const ended = await this.finish(executionId, result, ['queued', 'running'])
+    if (ended !== undefined) {
+      const execution: ExecutionFacts = { tenantId, executionId, userId: job.userId, codeSha256: record.codeSha256 }
       this.deps.execution.hooks.ended(execution, result, { measured: false })
     }
   }
@@ -176,33 +171,29 @@ export class ExecutionWorker {
   }
 
   /**
-   * Ends a run: `final` first, so watchers learn the outcome without waiting for PostgreSQL, then
-   * the row. The event log keeps one `final` per run and answers a second append with the first,
-   * so a lost-run check racing the run's own end writes, like the run, the result that stands.
-   * GET and DELETE read that `final` while the row still says running. The row's write is
-   * retried: the run's outcome is already out and must not stay `running` in PostgreSQL.
-   * Answers the result that stands.
+   * Ends a run: `final` first, so watchers learn the outcome at once, then the record, then the
+   * row (off the final's path; stored-runs.ts). The event log keeps one `final` per run and
+   * answers a second append with the first, so a lost-run check racing the run's own end records,
+   * like the run, the result that stands. GET and DELETE read that `final` while the record still
+   * says running. Answers the ended record when this call ended the run (moved it out of
+   * `from`), undefined when another party had.
    */
-  private async finish (tenantId: string, executionId: string, result: ExecutionResult, from: ExecutionStatus[]): Promise<ExecutionResult> {
+  private async finish (executionId: string, result: ExecutionResult, from: ExecutionStatus[]): Promise<RunRecord | undefined> {
     let stands = result
+    let at = new Date().toISOString()
     try {
-      stands = (await this.deps.events.append(executionId, 'final', { result })).data.result as ExecutionResult
+      const final = await this.deps.events.append(executionId, 'final', { result })
+      stands = final.data.result as ExecutionResult
+      at = final.at
     } catch (err) {
-      // Watchers re-read the row's outcome once they resume; the row must not lose it too.
+      // Watchers re-read the run's outcome from its record once they resume.
       this.deps.log.warn({ err, executionId }, 'could not append an execution\'s final event')
     }
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await finishExecutionAsTenant(this.deps.db, tenantId, executionId, stands, from)
-        break
-      } catch (err) {
-        if (attempt >= FINISH_RETRY_MS.length || this.stopped) {
-          this.deps.log.error({ err, executionId }, 'could not record a finished execution; its result stays in its event stream')
-          break
-        }
-        await new Promise((resolve) => setTimeout(resolve, FINISH_RETRY_MS[attempt]))
-      }
-    }
-    return stands
+    const ended = await this.deps.records.move(executionId, from, { status: statusOf(stands), finishedAt: at, result: stands })
+    if (ended === undefined) return undefined
+    // Only a lost-run check whose result stood ended the run; a run's own end that came first
+    // (its final stands) has its own record move, and its instance audits it.
+    await storeRun(this.deps, ended)
+    return JSON.stringify(stands) === JSON.stringify(result) ? ended : undefined
   }
 }

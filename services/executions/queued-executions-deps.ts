@@ -1,11 +1,12 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { AppDatabase } from '../db/with-tenant.ts'
 import type { LimitStore } from '../store/index.ts'
-import type { TenantQuotas, Tier } from '../tenants/tiers.ts'
+import type { PerUserQuotas, TenantQuotas, Tier } from '../tenants/tiers.ts'
 import type { CancelRequests } from './cancel-requests.ts'
 import type { EventLog } from './event-log.ts'
 import type { ExecutionDeps } from './execute-script.ts'
 import type { ExecutionQueue } from './execution-queue.ts'
+import type { ExecutionRecords } from './execution-records.ts'
 import type { TenantIndex } from './tenant-index.ts'
 
 /**
@@ -18,11 +19,15 @@ export interface QueuedExecutionsDeps {
   db: AppDatabase
   store: LimitStore
   queue: ExecutionQueue
+  /** Accepted runs until their row is written: the record of acceptance. */
+  records: ExecutionRecords
   events: EventLog
   tenantIndex: TenantIndex
   cancels: CancelRequests
   quotasOf: (tenantId: string) => Promise<TenantQuotas>
   /** The tenant's tier, for the database bounds that are not quotas (TIER_WRITE_LIMITS); absent: the free tier's. */
   tierOf?: (tenantId: string) => Promise<Tier>
+  /** The tenant's per-user daily limits, for the user tool calls and CPU of a queued run; absent: none. */
+  perUserOf?: (tenantId: string) => Promise<PerUserQuotas>
   log: FastifyBaseLogger
 }

@@ -5,22 +5,29 @@ import { withTenant } from '../db/with-tenant.ts'
 import { cancelledError } from '../enclave/index.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 import { CANCEL_CHANNEL, claimEnd } from './cancel-requests.ts'
+import { listRuns, type ExecutionPage } from './execution-list.ts'
 import type { ExecutionRequestBody } from './execution-request.ts'
 import type { ExecutionJob, JobOutcome } from './execution-queue.ts'
-import { FINISHED, finishExecution, getExecution, hasExecutions, listExecutions, pruneExecutions } from './execution-repository.ts'
-import { queuedKey, submitExecution, type Submission, type Submitter } from './execution-submission.ts'
+import { FINISHED, getExecution, hasExecutions, pruneExecutions } from './execution-repository.ts'
+import { queuedKey, submitExecution, type Submitter } from './execution-submission.ts'
 import { finalOf, viewWithFinal, type ExecutionView } from './execution-view.ts'
 import { ExecutionWorker } from './execution-worker.ts'
 import type { QueuedExecutionsDeps } from './queued-executions-deps.ts'
 import type { ListFilter } from './list-filter.ts'
+import { storeRun, sweepUnstored } from './stored-runs.ts'
+import type { ExecutionStatus } from '../db/schema.ts'
 
 export type { QueuedExecutionsDeps }
 
-/** OK for a success, the error code for a failure, undefined while the run is not over. */
-const outcomeCodeOf = (view: ExecutionView): string | undefined => view.result === undefined ? undefined : view.result.success ? 'OK' : view.result.error?.code
-
 const RESUBSCRIBE_MS = 200
 const SUBSCRIBE_WAIT_MS = 5000
+/** How often a worker instance writes the rows of ended runs that were not stored in time. */
+const SWEEP_MS = 1000
+
+/** A submission as the route answers it. */
+export type SubmitAnswer =
+  | { accepted: true, executionId: string, status: ExecutionStatus }
+  | Exclude<Awaited<ReturnType<typeof submitExecution>>, { accepted: true }>
 
 export class QueuedExecutions {
   private readonly deps: QueuedExecutionsDeps
@@ -28,6 +35,7 @@ export class QueuedExecutions {
   private stopped = false
   private resubscribe: NodeJS.Timeout | undefined
   private recheck: NodeJS.Timeout | undefined
+  private sweeper: NodeJS.Timeout | undefined
 
   constructor (deps: QueuedExecutionsDeps) {
     this.deps = deps
@@ -55,50 +63,67 @@ export class QueuedExecutions {
     let gaveUp: NodeJS.Timeout | undefined
     await Promise.race([ready, new Promise((resolve) => { gaveUp = setTimeout(resolve, SUBSCRIBE_WAIT_MS) })])
     clearTimeout(gaveUp)
-    if (options.work) this.deps.queue.work(async (job) => await this.worker.runJob(job), options.concurrency, async (job) => { await this.worker.onLost(job) })
+    if (!options.work) return
+    this.deps.queue.work(async (job) => await this.worker.runJob(job), options.concurrency, async (job) => { await this.worker.onLost(job) })
+    // One sweep at a time: a slow PostgreSQL must not pile them up.
+    let sweeping = false
+    this.sweeper = setInterval(() => {
+      if (sweeping) return
+      sweeping = true
+      sweepUnstored(this.deps).catch((err: unknown) => { this.deps.log.warn({ err }, 'sweeping unstored executions failed') }).finally(() => { sweeping = false })
+    }, SWEEP_MS)
+    this.sweeper.unref()
   }
 
   stop (): void {
     this.stopped = true
-    this.worker.stop()
+    clearInterval(this.sweeper)
     clearTimeout(this.resubscribe)
     clearTimeout(this.recheck)
   }
 
-  async submit (caller: Submitter, body: ExecutionRequestBody, idempotencyKey: string | undefined): Promise<Submission> {
-    return await submitExecution(this.deps, caller, body, idempotencyKey)
+  async submit (caller: Submitter, body: ExecutionRequestBody, idempotencyKey: string | undefined): Promise<SubmitAnswer> {
+    const submitted = await submitExecution(this.deps, caller, body, idempotencyKey)
+    if (!submitted.accepted) return submitted
+    if (submitted.created) return { accepted: true, executionId: submitted.executionId, status: 'queued' }
+    // The key's first run, as it is now; a moment before its record is kept, it is queued.
+    const first = await this.get(caller.tenantId, submitted.executionId)
+    return { accepted: true, executionId: submitted.executionId, status: first?.status ?? 'queued' }
   }
 
+  /** The run's record while there is one (its row may not be written yet), else its row. */
   async get (tenantId: string, executionId: string): Promise<ExecutionView | undefined> {
+    const record = await this.deps.records.get(executionId)
+    if (record !== undefined) return record.tenantId === tenantId ? await viewWithFinal(this.deps.events, record) : undefined
     const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
     if (row === undefined) return undefined
     return await viewWithFinal(this.deps.events, row)
   }
 
-  async list (tenantId: string, options: ListFilter & { limit: number, before?: string }): Promise<{ executions: ExecutionView[], nextBefore: string | null }> {
-    const rows = await withTenant(this.deps.db, tenantId, async (trx) => await listExecutions(trx, options))
-    // Unfinished rows are few (a tenant's slots and queue bound), so their finals are looked up
-    // one by one. A row asked for as queued or running whose final is out has ended: it leaves
-    // the page (which may then be short; nextBefore still says whether more rows follow). A
-    // status filter for an end finds such a run once its row is written, a moment later.
-    const views = await Promise.all(rows.map(async (row) => await viewWithFinal(this.deps.events, row)))
-    const executions = views.filter((view) => (options.status === undefined || view.status === options.status) && (options.code === undefined || outcomeCodeOf(view) === options.code))
-    return { executions, nextBefore: rows.length === options.limit ? rows.at(-1)!.execution_id : null }
+  async list (tenantId: string, options: ListFilter & { limit: number, before?: string }): Promise<ExecutionPage> {
+    return await listRuns(this.deps, tenantId, options)
   }
 
   /** DELETE: 'accepted' once the run is ending (or ended, if it was queued). */
   async cancel (tenantId: string, userId: string, executionId: string): Promise<'accepted' | 'finished' | 'not-found'> {
-    const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
-    if (row === undefined) return 'not-found'
-    if (FINISHED.has(row.status)) return 'finished'
-    if (row.status === 'queued') {
+    const record = await this.deps.records.get(executionId)
+    if (record === undefined) {
+      // No record: the run was stored and its record expired (or never was, in another tenant).
+      const row = await withTenant(this.deps.db, tenantId, async (trx) => await getExecution(trx, executionId))
+      return row === undefined ? 'not-found' : 'finished'
+    }
+    if (record.tenantId !== tenantId) return 'not-found'
+    if (FINISHED.has(record.status)) return 'finished'
+    if (record.status === 'queued') {
       const result: ExecutionResult = { executionId, success: false, error: cancelledError(), logs: [], stats: { duration: 0, toolCallCount: 0 } }
-      const won = await withTenant(this.deps.db, tenantId, async (trx) => await finishExecution(trx, executionId, result, ['queued']))
-      if (won) {
+      const ended = await this.deps.records.move(executionId, ['queued'], { status: 'cancelled', finishedAt: new Date().toISOString(), result })
+      if (ended !== undefined) {
         await this.deps.queue.remove(executionId)
         await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
-        this.deps.execution.hooks.ended({ tenantId, executionId, userId, codeSha256: row.code_sha256 }, result)
+        this.deps.execution.hooks.ended({ tenantId, executionId, userId, codeSha256: record.codeSha256 }, result)
         await this.deps.events.append(executionId, 'final', { result })
+        // Off the answer's path, and never failing it: PostgreSQL away, the sweep stores it later.
+        void storeRun(this.deps, ended)
         return 'accepted'
       }
       // It started meanwhile: cancel it where it runs.

@@ -8,6 +8,7 @@ import { DatabaseBusyError } from '../db/connection-shares.ts'
 import type { LimitStore } from '../store/index.ts'
 import { toolWindowKey } from '../quotas/counter-keys.ts'
 import { ToolQuotaReservation } from '../quotas/tool-quota-reservation.ts'
+import { userToolQuotaMessage } from '../quotas/daily-counters.ts'
 import type { ToolRegistry } from '../tools/tool-registry.ts'
 import { ToolLimitError, type ApprovalMode, type ToolCaller } from '../tools/tool-definition.ts'
 import { formatMessage } from '../errors/registry.ts'
@@ -71,7 +72,9 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
   // once each has committed or been rolled back (see RunBounds).
   const inDatabase = new Set<Promise<unknown>>()
   // The daily tool quota is reserved in blocks for this run; `settle` gives back what is unused.
-  const dailyQuota = new ToolQuotaReservation(deps.store, caller.tenantId, caller.quotas.maxToolCallsPerDay, caller.quotas.maxToolCallsPerExecution)
+  const userToolCalls = caller.perUser?.toolCallsPerDay
+  const dailyQuota = new ToolQuotaReservation(deps.store, caller.tenantId, caller.quotas.maxToolCallsPerDay, caller.quotas.maxToolCallsPerExecution,
+    userToolCalls === undefined ? undefined : { userId: caller.userId, limit: userToolCalls })
 
   // `runEnded` is the enclave's signal that the run is over: a call still waiting for its place
   // then never starts (it would act after the run's own timeout or failure).
@@ -164,6 +167,10 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
       // A call that cannot be metered does not happen: the run ends (fail closed).
       report(name, 'INTERNAL_ERROR')
       throw new EnclaveToolError('INTERNAL_ERROR', 'Tool calls cannot be metered right now', { fatal: true, cause: err })
+    }
+    if (!daily && dailyQuota.refusedBy === 'user') {
+      report(name, 'USER_QUOTA_EXCEEDED')
+      throw new EnclaveToolError('USER_QUOTA_EXCEEDED', userToolQuotaMessage(userToolCalls ?? 0), { fatal: true })
     }
     if (!daily) {
       report(name, 'TOOL_QUOTA_EXCEEDED')

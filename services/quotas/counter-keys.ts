@@ -13,3 +13,10 @@ export const toolWindowKey = (tenantId: string, tool: string, windowStart: numbe
   `quota:${tenantTag(tenantId)}:tool-window:${tool}:${windowStart}`
 /** A tenant's queued runs (a lease each), bounded together with its daily executions. */
 export const queuedKey = (tenantId: string): string => `executions:${tenantTag(tenantId)}:queued`
+// CPU milliseconds charged today, the tenant's and (when the tenant limits its users) each user's.
+export const cpuMsKey = (tenantId: string, day: string): string => `quota:${tenantTag(tenantId)}:cpu-ms:${day}`
+// A tenant's end users' own counters (perUser limits): the tenant's tag first, so an admission
+// taking the tenant's and the user's counters stays in one slot (the userId may hold braces).
+export const userExecutionsKey = (tenantId: string, userId: string, day: string): string => `quota:${tenantTag(tenantId)}:user-executions:${day}:${userId}`
+export const userToolCallsKey = (tenantId: string, userId: string, day: string): string => `quota:${tenantTag(tenantId)}:user-tool-calls:${day}:${userId}`
+export const userCpuMsKey = (tenantId: string, userId: string, day: string): string => `quota:${tenantTag(tenantId)}:user-cpu-ms:${day}:${userId}`

@@ -1,5 +1,5 @@
 import { utcDayNumber, utcDayWindow, type LimitStore } from '../store/index.ts'
-import { toolCallsKey } from './counter-keys.ts'
+import { toolCallsKey, userToolCallsKey } from './counter-keys.ts'
 
 // Blocks double from 1 (a run with one call reserves one unit) up to this size, so a run with
 // many calls pays one store round trip per block instead of one per call.
@@ -18,19 +18,29 @@ export class ToolQuotaReservation {
   private readonly tenantId: string
   private readonly dailyLimit: number
   private readonly perRunMax: number
+  private readonly user: { userId: string, limit: number } | undefined
   private held = 0
-  private heldKey = ''
+  private heldKeys: string[] = []
   private heldDay = -1
   private reserved = 0
   private nextBlock = 1
   private refill: Promise<void> | undefined
   private closed = false
+  /** After take() answered false: whose day's calls are used up, the tenant's or the user's. */
+  refusedBy: 'tenant' | 'user' = 'tenant'
 
-  constructor (store: LimitStore, tenantId: string, dailyLimit: number, perRunMax: number) {
+  constructor (store: LimitStore, tenantId: string, dailyLimit: number, perRunMax: number, user?: { userId: string, limit: number }) {
     this.store = store
     this.tenantId = tenantId
     this.dailyLimit = dailyLimit
     this.perRunMax = perRunMax
+    this.user = user
+  }
+
+  private counters (dayKey: string): Array<{ key: string, limit: number }> {
+    const counters = [{ key: toolCallsKey(this.tenantId, dayKey), limit: this.dailyLimit }]
+    if (this.user !== undefined) counters.push({ key: userToolCallsKey(this.tenantId, this.user.userId, dayKey), limit: this.user.limit })
+    return counters
   }
 
   /**
@@ -49,18 +59,18 @@ export class ToolQuotaReservation {
       }
       if (this.held > 0) await this.returnHeld() // the day turned
       const day = utcDayWindow(now)
-      const key = toolCallsKey(this.tenantId, day.dayKey)
-      if (this.closed) return (await this.store.consume(key, 1, this.dailyLimit, day.ttlMs)).allowed
+      const counters = this.counters(day.dayKey)
+      if (this.closed) return this.answer(await this.store.consumeUpToAll(counters, 1, day.ttlMs))
       // Concurrent calls of one run share one refill instead of each reserving a block.
       if (this.refill === undefined) {
         const want = Math.max(1, Math.min(this.nextBlock, this.perRunMax - this.reserved))
-        this.refill = this.store.consumeUpTo(key, want, this.dailyLimit, day.ttlMs).then((r) => {
+        this.refill = this.store.consumeUpToAll(counters, want, day.ttlMs).then((r) => {
           this.held += r.taken
-          this.heldKey = key
+          this.heldKeys = counters.map((c) => c.key)
           this.heldDay = dayNumber
           this.reserved += r.taken
           this.nextBlock = Math.min(this.nextBlock * 2, MAX_BLOCK)
-          if (r.taken === 0) throw new QuotaUsedUp()
+          if (r.taken === 0) { this.answer(r); throw new QuotaUsedUp() }
         }).finally(() => { this.refill = undefined })
       }
       try {
@@ -70,6 +80,13 @@ export class ToolQuotaReservation {
         throw err
       }
     }
+  }
+
+  /** Whether units were taken; when none, notes whose counter had no room. */
+  private answer (r: { taken: number, limitedBy: number }): boolean {
+    if (r.taken > 0) return true
+    this.refusedBy = r.limitedBy === 1 ? 'user' : 'tenant'
+    return false
   }
 
   /** Gives the units this run reserved and did not use back to the day's counter. Idempotent. */
@@ -82,7 +99,7 @@ export class ToolQuotaReservation {
   private async returnHeld (): Promise<void> {
     const n = this.held
     this.held = 0
-    if (n > 0) await this.store.refund(this.heldKey, n)
+    if (n > 0) await Promise.all(this.heldKeys.map(async (key) => { await this.store.refund(key, n) }))
   }
 }
 

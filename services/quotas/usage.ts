@@ -1,12 +1,14 @@
 import { utcDayWindow, type LimitStore } from '../store/index.ts'
 import type { TenantQuotas, Tier } from '../tenants/tiers.ts'
-import { concurrencyKey, executionsKey, toolCallsKey } from './counter-keys.ts'
+import { concurrencyKey, cpuMsKey, executionsKey, toolCallsKey } from './counter-keys.ts'
 
 export interface Usage {
   tenantId: string
   tier: Tier
   executions: number
   toolCalls: number
+  /** Isolate CPU ms charged today, against quotas.maxCpuSecondsPerDay. */
+  cpuMs: number
   concurrentExecutions: number
   quotas: TenantQuotas
   periodStart: string
@@ -16,9 +18,10 @@ export interface Usage {
 /** Today's (UTC) counts, read from the same counters admission and the tool gateway consume. */
 export async function readUsage (store: LimitStore, tenant: { tenantId: string, tier: Tier, quotas: TenantQuotas }): Promise<Usage> {
   const day = utcDayWindow()
-  const [executions, toolCalls, concurrentExecutions] = await Promise.all([
+  const [executions, toolCalls, cpuMs, concurrentExecutions] = await Promise.all([
     store.get(executionsKey(tenant.tenantId, day.dayKey)),
     store.get(toolCallsKey(tenant.tenantId, day.dayKey)),
+    store.get(cpuMsKey(tenant.tenantId, day.dayKey)),
     store.countLeases(concurrencyKey(tenant.tenantId))
   ])
   return {
@@ -26,6 +29,7 @@ export async function readUsage (store: LimitStore, tenant: { tenantId: string, 
     tier: tenant.tier,
     executions,
     toolCalls,
+    cpuMs,
     concurrentExecutions,
     quotas: tenant.quotas,
     periodStart: day.periodStart,

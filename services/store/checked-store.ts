@@ -36,12 +36,23 @@ export function withCheckedArguments (store: LimitStore): LimitStore {
       assertCounterArgs(key, amount, limit, ttlMs)
       return await store.consumeUpTo(key, amount, limit, ttlMs)
     },
-    async admit (leaseKey, holderId, leaseLimit, leaseMs, counterKey, counterLimit, ttlMs) {
-      assertLeaseArgs(leaseKey, holderId, leaseLimit, leaseMs, ['leaseKey', 'leaseLimit', 'leaseMs'])
-      assertKey('counterKey', counterKey)
-      assertInteger('counterLimit', counterLimit, 0)
+    async consumeUpToAll (counters, amount, ttlMs) {
+      if (counters.length === 0) throw new RangeError('consumeUpToAll needs at least one counter')
+      for (const c of counters) { assertKey('key', c.key); assertInteger('limit', c.limit, 0) }
+      assertInteger('amount', amount, 1)
       assertInteger('ttlMs', ttlMs, 1)
-      return await store.admit(leaseKey, holderId, leaseLimit, leaseMs, counterKey, counterLimit, ttlMs)
+      return await store.consumeUpToAll(counters, amount, ttlMs)
+    },
+    async admit (lease, counters, ttlMs) {
+      assertLeaseArgs(lease.key, lease.holderId, lease.limit, lease.leaseMs, ['lease.key', 'lease.limit', 'lease.leaseMs'])
+      if (counters.length === 0) throw new RangeError('admit needs at least one counter')
+      for (const c of counters) {
+        assertKey('counter key', c.key)
+        assertInteger('counter take', c.take, 0)
+        assertInteger('counter limit', c.limit, 0)
+      }
+      assertInteger('ttlMs', ttlMs, 1)
+      return await store.admit(lease, counters, ttlMs)
     },
     async get (key) {
       assertKey('key', key)

@@ -5,10 +5,34 @@ export interface ConsumeResult {
   resetAt: number
 }
 
-/** Result of an admission: which check refused, or both taken; `count`/`resetAt` are the counter's. */
+/** The lease an admission takes (as acquireLease). */
+export interface AdmitLease { key: string, holderId: string, limit: number, leaseMs: number }
+
+/**
+ * A counter an admission checks: it refuses when count + max(take, 1) > limit, and adds `take`
+ * when everything admits. `take: 0` only checks that some of the limit is left (a budget that
+ * is charged later, such as CPU time).
+ */
+export interface AdmitCounter { key: string, take: number, limit: number }
+
+/**
+ * Result of an admission: which check refused, or all taken. `count`/`resetAt` are those of the
+ * counter that refused (its index is `refused`), or of the first counter when admitted.
+ */
 export interface AdmitResult {
   outcome: 'admitted' | 'lease-refused' | 'counter-refused'
   count: number
+  resetAt: number
+  /** The index in `counters` of the counter that refused (counter-refused only). */
+  refused?: number
+}
+
+/** Result of consumeUpToAll: units taken from every counter, and which counter held it back. */
+export interface TakeAllResult {
+  taken: number
+  /** The index of the counter with the least room when that was less than asked; -1 when none. */
+  limitedBy: number
+  /** When the limiting counter (or the first) expires, epoch ms. */
   resetAt: number
 }
 
@@ -33,10 +57,16 @@ export interface LimitStore {
    */
   consumeUpTo (key: string, amount: number, limit: number, ttlMs: number): Promise<TakeResult>
   /**
-   * Atomic admission in one step: a lease (as acquireLease) and one unit of a counter (as
-   * consume with amount 1). Either both are taken or neither; the lease is checked first.
+   * As consumeUpTo over several counters at once: takes the same min(amount, least room left)
+   * from each of them, or nothing when one has no room.
    */
-  admit (leaseKey: string, holderId: string, leaseLimit: number, leaseMs: number, counterKey: string, counterLimit: number, ttlMs: number): Promise<AdmitResult>
+  consumeUpToAll (counters: Array<{ key: string, limit: number }>, amount: number, ttlMs: number): Promise<TakeAllResult>
+  /**
+   * Atomic admission in one step: a lease (as acquireLease) and every counter's `take` (new
+   * counters expire after ttlMs). Either all are taken or none; the lease is checked first,
+   * then the counters in order, and the first that has no room is the refusal.
+   */
+  admit (lease: AdmitLease, counters: AdmitCounter[], ttlMs: number): Promise<AdmitResult>
   /** Current count (0 if absent or expired). */
   get (key: string): Promise<number>
   /** Undoes a consume (never below 0, never revives an expired key). */

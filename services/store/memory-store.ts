@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { withCheckedArguments } from './checked-store.ts'
-import { deliver, StoreUnavailableError, type AdmitResult, type ConsumeResult, type LimitStore, type TakeResult } from './limit-store.ts'
+import { deliver, StoreUnavailableError, type AdmitResult, type ConsumeResult, type LimitStore, type TakeAllResult, type TakeResult } from './limit-store.ts'
 
 interface Counter { count: number, expiresAt: number }
 
@@ -100,14 +100,33 @@ export function createMemoryStore (options: { now?: () => number } = {}): LimitS
       return { taken, count: r.count, resetAt: r.resetAt }
     },
 
-    async admit (leaseKey, holderId, leaseLimit, leaseMs, counterKey, counterLimit, ttlMs): Promise<AdmitResult> {
+    async consumeUpToAll (list, amount, ttlMs): Promise<TakeAllResult> {
       open()
       const now = clock()
-      if (leaseFull(leaseKey, holderId, leaseLimit, now)) return { outcome: 'lease-refused', count: 0, resetAt: now + ttlMs }
-      const counted = consumeNow(counterKey, 1, counterLimit, ttlMs)
-      if (!counted.allowed) return { outcome: 'counter-refused', count: counted.count, resetAt: counted.resetAt }
-      addLease(leaseKey, holderId, leaseMs, now)
-      return { outcome: 'admitted', count: counted.count, resetAt: counted.resetAt }
+      let taken = amount
+      let limitedBy = -1
+      list.forEach((c, i) => {
+        const left = c.limit - (liveCounter(c.key, now)?.count ?? 0)
+        if (left < taken) { taken = left; limitedBy = i }
+      })
+      const resetOf = (key: string | undefined): number => (key === undefined ? undefined : liveCounter(key, now)?.expiresAt) ?? now + ttlMs
+      if (taken <= 0) return { taken: 0, limitedBy, resetAt: resetOf(list[limitedBy]?.key) }
+      for (const c of list) consumeNow(c.key, taken, c.limit, ttlMs)
+      return { taken, limitedBy, resetAt: resetOf(list[Math.max(limitedBy, 0)]?.key) }
+    },
+
+    async admit (lease, list, ttlMs): Promise<AdmitResult> {
+      open()
+      const now = clock()
+      if (leaseFull(lease.key, lease.holderId, lease.limit, now)) return { outcome: 'lease-refused', count: 0, resetAt: now + ttlMs }
+      for (const [i, c] of list.entries()) {
+        const counter = liveCounter(c.key, now)
+        const count = counter?.count ?? 0
+        if (count + Math.max(c.take, 1) > c.limit) return { outcome: 'counter-refused', count, resetAt: counter?.expiresAt ?? now + ttlMs, refused: i }
+      }
+      const counted = list.map((c) => c.take > 0 ? consumeNow(c.key, c.take, c.limit, ttlMs) : { count: liveCounter(c.key, now)?.count ?? 0, resetAt: liveCounter(c.key, now)?.expiresAt ?? now + ttlMs })
+      addLease(lease.key, lease.holderId, lease.leaseMs, now)
+      return { outcome: 'admitted', count: counted[0]?.count ?? 0, resetAt: counted[0]?.resetAt ?? now + ttlMs }
     },
 
     async get (key) {

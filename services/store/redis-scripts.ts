@@ -80,26 +80,68 @@ return redis.call('ZCARD', KEYS[1])
 `
 
 /**
- * Admission in one round trip. KEYS[1] lease set, KEYS[2] day counter; ARGV holderId, leaseLimit,
- * leaseMs, counterLimit, ttlMs → {1 admitted | 0 lease refused | 2 counter refused, count, pttl}.
- * A refusal takes nothing: the lease is added only once the counter has room.
+ * KEYS counters; ARGV amount, ttlMs, then each counter's limit → {taken, limitedBy (0-based, -1
+ * none), pttl}: takes min(amount, the least room left) from every counter, or nothing.
+ */
+export const CONSUME_UP_TO_ALL = `
+local taken = tonumber(ARGV[1])
+local by = -1
+for i = 1, #KEYS do
+  local left = tonumber(ARGV[2 + i]) - tonumber(redis.call('GET', KEYS[i]) or '0')
+  if left < taken then
+    taken = left
+    by = i - 1
+  end
+end
+if taken <= 0 then
+  return {0, by, redis.call('PTTL', KEYS[by + 1])}
+end
+local pttl = 0
+for i = #KEYS, 1, -1 do
+  redis.call('INCRBY', KEYS[i], taken)
+  pttl = redis.call('PTTL', KEYS[i])
+  if pttl < 0 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    pttl = tonumber(ARGV[2])
+  end
+end
+if by >= 0 then pttl = redis.call('PTTL', KEYS[by + 1]) end
+return {taken, by, pttl}
+`
+
+/**
+ * Admission in one round trip. KEYS[1] lease set, KEYS[2..] counters; ARGV holderId, leaseLimit,
+ * leaseMs, ttlMs, then each counter's take and limit → {1 admitted | 0 lease refused | 2 counter
+ * refused, count, pttl, index of the refusing counter (0-based)}. A counter refuses when
+ * count + max(take, 1) > limit (take 0: a budget charged later, only checked here). A refusal
+ * takes nothing: the counters move and the lease is added only once all of them have room.
  */
 export const ADMIT = `${NOW_MS}${PURGE}
 local holder = ARGV[1]
 if not redis.call('ZSCORE', KEYS[1], holder) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  return {0, 0, 0}
+  return {0, 0, 0, 0}
 end
-local count = tonumber(redis.call('GET', KEYS[2]) or '0')
-if count + 1 > tonumber(ARGV[4]) then
-  return {2, count, redis.call('PTTL', KEYS[2])}
+local n = #KEYS - 1
+for i = 1, n do
+  local count = tonumber(redis.call('GET', KEYS[i + 1]) or '0')
+  if count + math.max(tonumber(ARGV[3 + 2 * i]), 1) > tonumber(ARGV[4 + 2 * i]) then
+    return {2, count, redis.call('PTTL', KEYS[i + 1]), i - 1}
+  end
 end
-count = redis.call('INCRBY', KEYS[2], 1)
-local pttl = redis.call('PTTL', KEYS[2])
-if pttl < 0 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
-  pttl = tonumber(ARGV[5])
+local result = {1, 0, 0, 0}
+for i = n, 1, -1 do
+  local key = KEYS[i + 1]
+  local take = tonumber(ARGV[3 + 2 * i])
+  local count = tonumber(redis.call('GET', key) or '0')
+  if take > 0 then count = redis.call('INCRBY', key, take) end
+  local pttl = redis.call('PTTL', key)
+  if take > 0 and pttl < 0 then
+    redis.call('PEXPIRE', key, ARGV[4])
+    pttl = tonumber(ARGV[4])
+  end
+  result = {1, count, pttl, 0}
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), holder)
 ${EXPIRE_WITH_LAST_LEASE}
-return {1, count, pttl}
+return result
 `

@@ -1,7 +1,7 @@
 import { Cluster } from 'ioredis'
 import { withCheckedArguments } from './checked-store.ts'
-import { deliver, StoreUnavailableError, type AdmitResult, type ConsumeResult, type LimitStore, type TakeResult } from './limit-store.ts'
-import { ACQUIRE_LEASE, ADMIT, CONSUME, CONSUME_UP_TO, COUNT_LEASES, REFUND } from './redis-scripts.ts'
+import { deliver, StoreUnavailableError, type AdmitResult, type ConsumeResult, type LimitStore, type TakeAllResult, type TakeResult } from './limit-store.ts'
+import { ACQUIRE_LEASE, ADMIT, CONSUME, CONSUME_UP_TO, CONSUME_UP_TO_ALL, COUNT_LEASES, REFUND } from './redis-scripts.ts'
 import { toStoreError, untilSettled } from './redis-errors.ts'
 import { duplicateRedis, openRedis, type RedisClient } from './redis-connection.ts'
 
@@ -24,7 +24,9 @@ interface Scripts {
   limitStoreConsume: (key: string, amount: number, limit: number, ttlMs: number) => Promise<[number, number, number]>
   limitStoreRefund: (key: string, amount: number) => Promise<number>
   limitStoreConsumeUpTo: (key: string, amount: number, limit: number, ttlMs: number) => Promise<[number, number, number]>
-  limitStoreAdmit: (leaseKey: string, counterKey: string, holderId: string, leaseLimit: number, leaseMs: number, counterLimit: number, ttlMs: number) => Promise<[number, number, number]>
+  // These two take a variable number of keys: the first argument is how many.
+  limitStoreConsumeUpToAll: (numberOfKeys: number, ...keysThenArgs: Array<string | number>) => Promise<[number, number, number]>
+  limitStoreAdmit: (numberOfKeys: number, ...keysThenArgs: Array<string | number>) => Promise<[number, number, number, number]>
   limitStoreAcquireLease: (key: string, holderId: string, limit: number, leaseMs: number) => Promise<number>
   limitStoreCountLeases: (key: string) => Promise<number>
 }
@@ -65,7 +67,8 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
   client.defineCommand('limitStoreConsume', { numberOfKeys: 1, lua: CONSUME })
   client.defineCommand('limitStoreRefund', { numberOfKeys: 1, lua: REFUND })
   client.defineCommand('limitStoreConsumeUpTo', { numberOfKeys: 1, lua: CONSUME_UP_TO })
-  client.defineCommand('limitStoreAdmit', { numberOfKeys: 2, lua: ADMIT })
+  client.defineCommand('limitStoreConsumeUpToAll', { lua: CONSUME_UP_TO_ALL })
+  client.defineCommand('limitStoreAdmit', { lua: ADMIT })
   client.defineCommand('limitStoreAcquireLease', { numberOfKeys: 1, lua: ACQUIRE_LEASE })
   client.defineCommand('limitStoreCountLeases', { numberOfKeys: 1, lua: COUNT_LEASES })
   const scripts = client as unknown as Scripts
@@ -146,12 +149,21 @@ export function createRedisStore (url: string, opts: RedisStoreOptions = {}): { 
       return { taken, count, resetAt: Date.now() + (pttl > 0 ? pttl : ttlMs) }
     },
 
-    async admit (leaseKey, holderId, leaseLimit, leaseMs, counterKey, counterLimit, ttlMs): Promise<AdmitResult> {
-      const [outcome, count, pttl] = await run(client, async () => await scripts.limitStoreAdmit(leaseKey, counterKey, holderId, leaseLimit, leaseMs, counterLimit, ttlMs))
+    async consumeUpToAll (counters, amount, ttlMs): Promise<TakeAllResult> {
+      const keys = counters.map((c) => c.key)
+      const [taken, limitedBy, pttl] = await run(client, async () => await scripts.limitStoreConsumeUpToAll(keys.length, ...keys, amount, ttlMs, ...counters.map((c) => c.limit)))
+      return { taken, limitedBy, resetAt: Date.now() + (pttl > 0 ? pttl : ttlMs) }
+    },
+
+    async admit (lease, counters, ttlMs): Promise<AdmitResult> {
+      const keys = [lease.key, ...counters.map((c) => c.key)]
+      const args = [lease.holderId, lease.limit, lease.leaseMs, ttlMs, ...counters.flatMap((c) => [c.take, c.limit])]
+      const [outcome, count, pttl, refused] = await run(client, async () => await scripts.limitStoreAdmit(keys.length, ...keys, ...args))
       return {
         outcome: outcome === 1 ? 'admitted' : outcome === 0 ? 'lease-refused' : 'counter-refused',
         count,
-        resetAt: Date.now() + (pttl > 0 ? pttl : ttlMs)
+        resetAt: Date.now() + (pttl > 0 ? pttl : ttlMs),
+        ...(outcome === 2 ? { refused } : {})
       }
     },
 

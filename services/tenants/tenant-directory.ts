@@ -1,7 +1,7 @@
 import { withAppRole } from '../db/with-app-role.ts'
 import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
 import { TtlCache } from '../ttl-cache.ts'
-import { quotasFor, type QuotaOverrides, type TenantQuotas, type Tier } from './tiers.ts'
+import { quotasFor, type PerUserQuotas, type QuotaOverrides, type TenantQuotas, type Tier } from './tiers.ts'
 
 export interface TenantRecord {
   tenantId: string
@@ -9,6 +9,8 @@ export interface TenantRecord {
   tier: Tier
   quotaOverrides: QuotaOverrides
   quotas: TenantQuotas
+  /** Daily limits for each of the tenant's end users; {} when none. */
+  perUser: PerUserQuotas
   /** false when the tenant has no row: it is then `free` with no overrides. */
   registered: boolean
   createdAt: string | null
@@ -46,6 +48,7 @@ export interface TenantUpdate {
   name?: string | null
   tier: Tier
   quotaOverrides?: QuotaOverrides
+  perUser?: PerUserQuotas
 }
 
 /** Tenants' tiers and overrides, read under RLS and cached briefly; every change drops the cache. */
@@ -94,13 +97,15 @@ export class TenantDirectory {
 
   async upsert (tenantId: string, update: TenantUpdate): Promise<TenantRecord> {
     const overrides = update.quotaOverrides ?? {}
+    const perUser = JSON.stringify(update.perUser ?? {})
     await withTenant(this.db, tenantId, async (trx) => {
       await trx.insertInto('tenants')
-        .values({ tenant_id: tenantId, name: update.name ?? null, tier: update.tier, quota_overrides: JSON.stringify(overrides) })
+        .values({ tenant_id: tenantId, name: update.name ?? null, tier: update.tier, quota_overrides: JSON.stringify(overrides), per_user_quotas: perUser })
         .onConflict((oc) => oc.column('tenant_id').doUpdateSet({
           name: update.name ?? null,
           tier: update.tier,
           quota_overrides: JSON.stringify(overrides),
+          per_user_quotas: perUser,
           updated_at: new Date()
         }))
         .execute()
@@ -113,7 +118,7 @@ export class TenantDirectory {
     const row = await withTenant(this.db, tenantId, async (trx) =>
       await trx.selectFrom('tenants').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst())
     if (row === undefined) {
-      return { tenantId, name: null, tier: 'free', quotaOverrides: {}, quotas: quotasFor('free'), registered: false, createdAt: null, updatedAt: null }
+      return { tenantId, name: null, tier: 'free', quotaOverrides: {}, quotas: quotasFor('free'), perUser: {}, registered: false, createdAt: null, updatedAt: null }
     }
     const overrides = row.quota_overrides
     return {
@@ -122,6 +127,7 @@ export class TenantDirectory {
       tier: row.tier,
       quotaOverrides: overrides,
       quotas: quotasFor(row.tier, overrides),
+      perUser: row.per_user_quotas,
       registered: true,
       createdAt: new Date(row.created_at).toISOString(),
       updatedAt: new Date(row.updated_at).toISOString()

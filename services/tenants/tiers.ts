@@ -5,6 +5,8 @@ export type Tier = typeof TIERS[number]
 export const TierSchema = Type.Enum([...TIERS])
 
 const Quota = Type.Integer({ minimum: 0, maximum: 1_000_000_000 })
+// Stored bytes go past a billion on the larger tiers: their own bound (1 PB).
+const storageQuota = (description: string) => Type.Integer({ minimum: 0, maximum: 1_000_000_000_000_000, description })
 export const TenantQuotasSchema = Type.Object({
   maxExecutionsPerDay: Quota,
   maxExecutionDurationMs: Quota,
@@ -13,7 +15,10 @@ export const TenantQuotasSchema = Type.Object({
   maxToolCallsPerDay: Quota,
   maxMemoryMB: Quota,
   maxCodeSizeKB: Quota,
-  maxOutputSizeKB: Quota
+  maxOutputSizeKB: Quota,
+  maxCpuSecondsPerDay: Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'Isolate CPU seconds a day: measured runs are charged when they end; over it, the next run is 429 CPU_QUOTA_EXCEEDED' }),
+  storageBytes: storageQuota('Bytes of documents the tenant may keep (the JSON text of their bodies)'),
+  storageDocuments: storageQuota('Documents the tenant may keep')
 }, { additionalProperties: false })
 export type TenantQuotas = Static<typeof TenantQuotasSchema>
 
@@ -21,7 +26,12 @@ export type TenantQuotas = Static<typeof TenantQuotasSchema>
 export const QuotaOverridesSchema = Type.Partial(TenantQuotasSchema, { additionalProperties: false })
 export type QuotaOverrides = Static<typeof QuotaOverridesSchema>
 
-// Exactly the guide's TIER_QUOTAS.
+const MB = 1024 * 1024
+const GB = 1024 * MB
+
+// The guide's TIER_QUOTAS exactly, plus three of our own (the guide has none): a daily CPU
+// budget, and what a tenant may keep in its documents (the guide bounded neither, so a free
+// tenant's daily tool calls could add about 500 MB a day, kept forever).
 export const TIER_QUOTAS: Record<Tier, TenantQuotas> = {
   free: {
     maxExecutionsPerDay: 100,
@@ -31,7 +41,10 @@ export const TIER_QUOTAS: Record<Tier, TenantQuotas> = {
     maxToolCallsPerDay: 500,
     maxMemoryMB: 32,
     maxCodeSizeKB: 50,
-    maxOutputSizeKB: 100
+    maxOutputSizeKB: 100,
+    maxCpuSecondsPerDay: 120,
+    storageBytes: 10 * MB,
+    storageDocuments: 10_000
   },
   starter: {
     maxExecutionsPerDay: 1000,
@@ -41,7 +54,10 @@ export const TIER_QUOTAS: Record<Tier, TenantQuotas> = {
     maxToolCallsPerDay: 10000,
     maxMemoryMB: 64,
     maxCodeSizeKB: 100,
-    maxOutputSizeKB: 500
+    maxOutputSizeKB: 500,
+    maxCpuSecondsPerDay: 3_600,
+    storageBytes: 1 * GB,
+    storageDocuments: 1_000_000
   },
   enterprise: {
     maxExecutionsPerDay: 100000,
@@ -51,9 +67,23 @@ export const TIER_QUOTAS: Record<Tier, TenantQuotas> = {
     maxToolCallsPerDay: 1000000,
     maxMemoryMB: 256,
     maxCodeSizeKB: 500,
-    maxOutputSizeKB: 5000
+    maxOutputSizeKB: 5000,
+    maxCpuSecondsPerDay: 360_000,
+    storageBytes: 100 * GB,
+    storageDocuments: 100_000_000
   }
 }
+
+/**
+ * A tenant's limits for each of its end users (the `userId` of the tokens), per UTC day; an
+ * absent field is no limit of its own (the tenant's quotas still apply to the sum).
+ */
+export const PerUserQuotasSchema = Type.Object({
+  executionsPerDay: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'Executions one user may start a UTC day' })),
+  toolCallsPerDay: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'Tool calls one user\'s runs may make a UTC day' })),
+  cpuSecondsPerDay: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'Isolate CPU seconds one user\'s runs may use a UTC day' }))
+}, { additionalProperties: false, description: 'Daily limits for each end user of the tenant; absent fields are unlimited' })
+export type PerUserQuotas = Static<typeof PerUserQuotasSchema>
 
 export function quotasFor (tier: Tier, overrides: QuotaOverrides = {}): TenantQuotas {
   const quotas = { ...TIER_QUOTAS[tier] }
@@ -75,7 +105,6 @@ export interface TierWriteLimits {
   maxBytesWrittenPerCall: number
 }
 
-const MB = 1024 * 1024
 export const TIER_WRITE_LIMITS: Record<Tier, TierWriteLimits> = {
   free: { maxRowsWrittenPerCall: 100, maxBytesWrittenPerCall: 1 * MB },
   starter: { maxRowsWrittenPerCall: 1000, maxBytesWrittenPerCall: 10 * MB },

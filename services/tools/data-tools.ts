@@ -5,6 +5,7 @@ import { statementAsTenant, type AppDatabase, type TenantTrx } from '../db/with-
 import type { RunBounds } from '../db/run-bounds.ts'
 import { TIER_WRITE_LIMITS } from '../tenants/tiers.ts'
 import { ToolResultTooLargeError, ToolWriteLimitError, type ToolCaller, type ToolDefinition, type ToolLimits } from './tool-definition.ts'
+import { insertCounted, readStorage, StorageQuotaError, storageRefusal } from './document-storage.ts'
 
 // Fields the service owns: a document can neither set nor fake them.
 const SYSTEM_FIELDS = new Set(['id', 'tenantId', 'createdBy', 'createdAt'])
@@ -136,49 +137,62 @@ export function dataQueryStatement (kysely: Kysely<Database>, args: Static<typeo
     order by created_at, id`.compile(kysely)
 }
 
+/** Stores the document if the tenant's storage has room for it (document-storage.ts), else writes nothing. */
 async function insert (trx: TenantTrx, caller: ToolCaller, args: Static<typeof InsertArgs>): Promise<StoredDocument> {
-  const row = await trx.insertInto('documents')
-    .values({
-      tenant_id: caller.tenantId,
-      collection: args.collection ?? 'data',
-      body: JSON.stringify(withoutSystemFields(args.document)),
-      created_by: caller.userId
-    })
-    .returning(['id', 'tenant_id', 'body', 'created_by', 'created_at'])
-    .executeTakeFirstOrThrow()
-  return toDocument(row)
+  return toDocument(await insertCounted(trx, caller, args.collection ?? 'data', JSON.stringify(withoutSystemFields(args.document)), caller.quotas))
 }
 
-/** What a bounded write's one statement answers: the targets it saw (at most the bound + 1), their bytes, and the rows it wrote. */
-interface WriteOutcome { targets: number | string, bytes: number | string | null, written: number | string }
+/** What a bounded write's one statement answers: the targets it saw (at most the bound + 1), their bytes, the bytes stored grew by, and the rows it wrote. */
+interface WriteOutcome { targets: number | string, bytes: number | string, grown: number | string, written: number | string }
 
 /**
- * Runs data:update or data:delete as one statement that first counts and sizes its targets (at
- * most the tier's row bound + 1 of them) and writes only when both bounds hold, so a call over
- * them writes nothing at all, not even its first rows, and no row is read twice. The statement
- * sees one snapshot: the rows it measured are the rows it writes.
+ * Runs data:update or data:delete as one statement that first counts, sizes and locks its
+ * targets (at most the tier's row bound + 1 of them) and writes only when both bounds hold, so
+ * a call over them writes nothing at all, not even its first rows, and no row is read twice.
+ * The targets are locked (FOR UPDATE), so the rows measured are the rows written, in the
+ * version written, even when another call changed or deleted them meanwhile.
+ *
+ * The same statement moves the tenant's storage counter by what the write adds or frees (never
+ * below 0): a delete frees its documents' bytes, an update adds or frees the difference, and an
+ * update that would take the tenant past its storage bound writes nothing (STORAGE_QUOTA_EXCEEDED).
  */
 async function boundedWrite (trx: TenantTrx, caller: ToolCaller, tool: 'data:update' | 'data:delete', args: { collection?: string, filter: Record<string, unknown> }, set?: string): Promise<number> {
   const limits = TIER_WRITE_LIMITS[caller.tier ?? 'free']
   const body = sql.ref('body')
   const written = set === undefined ? body : sql`${body} || ${set}::jsonb`
   const targets = trx.selectFrom('documents')
-    .select(['id', sql<number>`octet_length((${written})::text)`.as('bytes')])
+    .select(['id', sql<number>`octet_length(body::text)`.as('old_bytes'), sql<number>`octet_length((${written})::text)`.as('bytes')])
     .where(matches(args.collection ?? 'data', args.filter))
     .limit(limits.maxRowsWrittenPerCall + 1)
-  const within = sql`(select count(*) from targets) <= ${limits.maxRowsWrittenPerCall} and (select coalesce(sum(bytes), 0) from targets) <= ${limits.maxBytesWrittenPerCall}`
+    .forUpdate()
+  // A delete frees what it removes; an update grows (or shrinks) by the difference.
+  const totals = set === undefined
+    ? sql`select count(*) as n, coalesce(sum(bytes), 0) as bytes, -coalesce(sum(old_bytes), 0) as grown, -count(*) as docs from targets`
+    : sql`select count(*) as n, coalesce(sum(bytes), 0) as bytes, coalesce(sum(bytes) - sum(old_bytes), 0) as grown, 0 as docs from targets`
+  const { storageBytes } = caller.quotas
+  const within = sql`totals.n > 0 and totals.n <= ${limits.maxRowsWrittenPerCall} and totals.bytes <= ${limits.maxBytesWrittenPerCall}`
+  const charged = sql`insert into tenant_storage as s (tenant_id, bytes, documents)
+    select ${caller.tenantId}, greatest(0, totals.grown), 0 from totals where ${within} and totals.grown <= ${storageBytes}::bigint
+    on conflict (tenant_id) do update
+      set bytes = greatest(0, s.bytes + (select grown from totals)), documents = greatest(0, s.documents + (select docs from totals)), updated_at = now()
+      where (select grown from totals) <= 0 or s.bytes + (select grown from totals) <= ${storageBytes}::bigint
+    returning 1`
   const write = set === undefined
-    ? sql`delete from documents where id in (select id from targets) and ${within} returning 1`
-    : sql`update documents set body = ${written} where id in (select id from targets) and ${within} returning 1`
-  const result = await sql<WriteOutcome>`with targets as (${targets}), written as (${write})
-    select (select count(*) from targets) as targets, (select sum(bytes) from targets) as bytes, (select count(*) from written) as written`.execute(trx)
+    ? sql`delete from documents where id in (select id from targets) and exists (select 1 from charged) returning 1`
+    : sql`update documents set body = ${written} where id in (select id from targets) and exists (select 1 from charged) returning 1`
+  const result = await sql<WriteOutcome>`with targets as (${targets}), totals as (${totals}), charged as (${charged}), written as (${write})
+    select totals.n as targets, totals.bytes, totals.grown, (select count(*) from written) as written from totals`.execute(trx)
   const outcome = result.rows[0]
   if (outcome === undefined) throw new Error(`${tool} answered no outcome`)
   const count = Number(outcome.targets)
-  const bytes = Number(outcome.bytes ?? 0)
+  const bytes = Number(outcome.bytes)
   if (count > limits.maxRowsWrittenPerCall || bytes > limits.maxBytesWrittenPerCall) {
     const what = count > limits.maxRowsWrittenPerCall ? `matches more than ${limits.maxRowsWrittenPerCall} documents` : `would write ${bytes} bytes`
     throw new ToolWriteLimitError(`${tool} ${what}: over the ${caller.tier ?? 'free'} tier's limit of ${limits.maxRowsWrittenPerCall} documents and ${limits.maxBytesWrittenPerCall} bytes written per call; nothing was written, narrow the filter`)
+  }
+  const grown = Number(outcome.grown)
+  if (count > 0 && Number(outcome.written) === 0 && grown > 0) {
+    throw new StorageQuotaError(storageRefusal(`this update (${grown} bytes more) would take`, await readStorage(trx, caller.tenantId, caller.quotas)))
   }
   return Number(outcome.written)
 }

@@ -1,7 +1,7 @@
 import type { TSchema } from 'typebox'
 import type { AppDatabase, TenantTrx } from '../db/with-tenant.ts'
 import type { RunBounds } from '../db/run-bounds.ts'
-import type { TenantQuotas, Tier } from '../tenants/tiers.ts'
+import type { PerUserQuotas, TenantQuotas, Tier } from '../tenants/tiers.ts'
 import type { McpToolSpec } from './mcp-tool-client.ts'
 
 /** Who is calling a tool: the run's tenant, user, token permissions and quotas. */
@@ -12,6 +12,8 @@ export interface ToolCaller {
   quotas: TenantQuotas
   /** The tenant's tier, for bounds that are not quotas (TIER_WRITE_LIMITS); absent: the free tier's. */
   tier?: Tier
+  /** The tenant's daily limits for each of its users; absent: none. */
+  perUser?: PerUserQuotas
 }
 
 /** Bounds every tool honours while it works, so no call can hold more than the host allows. */

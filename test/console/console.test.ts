@@ -200,6 +200,11 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   await page.getByTestId('gauge-executions-value').waitFor()
   await waitFor(async () => (await executionsToday()) > before, { timeout: 10_000, interval: 200, message: 'the counter moved' })
   t.ok(await executionsToday() >= before + 2, 'today\'s executions counter moved by the two runs')
+  // Storage: what the tenant keeps against its tier's bound (the run above stored a document).
+  t.equal(await page.getByTestId('gauge-storage-bytes-max').textContent(), '10 MB', 'free tier: 10 MB stored')
+  t.equal(await page.getByTestId('gauge-storage-documents-max').textContent(), '10,000', 'free tier: 10,000 documents')
+  t.ok(Number((await page.getByTestId('gauge-storage-documents-value').textContent())?.replace(/,/g, '')) >= 1, 'the stored document counts')
+  t.equal(await page.getByTestId('gauge-cpu-max').textContent(), '2 min', 'free tier: 120 CPU seconds a day')
   await page.locator('.chart .uplot').waitFor()
   t.equal(await page.locator('[data-testid="history-table"] tbody tr').count(), 30, '30 days of history')
   // The chart's cursor and legend follow the pointer (uPlot moves them as one hovers).

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { formatDuration } from '../../console/src/format.ts'
+import { formatBytes, formatDuration } from '../../console/src/format.ts'
 
 t.test('durations are rounded to what a person reads', async (t) => {
   const cases: Array<[number | null | undefined, string]> = [
@@ -22,4 +22,9 @@ t.test('durations are rounded to what a person reads', async (t) => {
     [Number.NaN, '–']
   ]
   for (const [ms, expected] of cases) t.equal(formatDuration(ms), expected, String(ms))
+})
+
+t.test('sizes are in units of 1024, one decimal below 10', async (t) => {
+  const cases: Array<[number, string]> = [[0, '0 B'], [512, '512 B'], [1536, '1.5 KB'], [10 * 1024 * 1024, '10 MB'], [1024 ** 3, '1 GB'], [100 * 1024 ** 3, '100 GB']]
+  for (const [bytes, expected] of cases) t.equal(formatBytes(bytes), expected, String(bytes))
 })

@@ -16,8 +16,9 @@ t.test('withTenant in one round trip keeps its guarantees', async (t) => {
         (await sql<{ tenant: string, role: string }>`select current_setting('app.tenant_id') as tenant, current_user as role`.execute(trx)).rows[0])
       t.same(seen, { tenant: tenantId, role: db.appRole }, JSON.stringify(tenantId))
     }
-    t.equal(beginTenantTransaction("a'b", 'app'), "begin; select set_config('app.tenant_id', 'a''b', true), set_config('role', 'app', true), set_config('application_name', 'tenant:a''b', true)")
-    t.equal(beginTenantTransaction('t', undefined), "begin; select set_config('app.tenant_id', 't', true), set_config('application_name', 'tenant:t', true)", 'no role switch when logged in as the app role')
+    const closed = ", set_config('app.tenant_directory', '', true), set_config('app.usage_directory', '', true)"
+    t.equal(beginTenantTransaction("a'b", 'app'), `begin; select set_config('app.tenant_id', 'a''b', true), set_config('role', 'app', true), set_config('application_name', 'tenant:a''b', true)${closed}`)
+    t.equal(beginTenantTransaction('t', undefined), `begin; select set_config('app.tenant_id', 't', true), set_config('application_name', 'tenant:t', true)${closed}`, 'no role switch when logged in as the app role')
     t.equal(db.switchRole, process.env.DATABASE_URL === undefined, 'PGlite (a superuser session) switches; the app role login (CI) does not need to')
     const count = await withTenant(db, 'x', async (trx) => (await sql<{ n: number }>`select count(*)::int as n from pg_tables where tablename = 'documents'`.execute(trx)).rows[0]?.n)
     t.equal(count, 1, 'the documents table is still there')

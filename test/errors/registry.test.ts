@@ -20,7 +20,8 @@ t.test('every entry has a status for its surface, a message, retryable and a des
     if (spec.surface === 'execution') t.equal(spec.status, null, `${code} is never an HTTP status`)
     else t.ok(spec.status >= 400 && spec.status < 600, `${code} has an error status`)
   }
-  t.same([...HTTP_ERROR_CODES, ...EXECUTION_ERROR_CODES].sort(), [...ALL_ERROR_CODES, 'INTERNAL_ERROR'].sort(), 'only INTERNAL_ERROR is on both surfaces')
+  // USER_QUOTA_EXCEEDED: a 429 at admission, and a run's end when the user's tool calls run out.
+  t.same([...HTTP_ERROR_CODES, ...EXECUTION_ERROR_CODES].sort(), [...ALL_ERROR_CODES, 'INTERNAL_ERROR', 'USER_QUOTA_EXCEEDED'].sort(), 'only INTERNAL_ERROR and USER_QUOTA_EXCEEDED are on both surfaces')
 })
 
 t.test('the OpenAPI schemas list the registry\'s codes', async (t) => {

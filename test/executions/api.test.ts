@@ -6,7 +6,8 @@ import type { FastifyInstance } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import { buildApp, createTenant, type TestTenant } from '../helper.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
-import { finishExecution, getExecution, insertExecution, markRunning } from '../../services/executions/execution-repository.ts'
+import { getExecution } from '../../services/executions/execution-repository.ts'
+import type { QueuedExecutionsDeps } from '../../services/executions/queued-executions.ts'
 import { waitFor } from '../support/wait-for.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 
@@ -35,6 +36,8 @@ async function auditOf (app: FastifyInstance, tenant: TestTenant, executionId: s
   const res = await app.inject({ method: 'GET', url: '/api/audit?limit=500', headers: tenant.headers })
   return (res.json() as { entries: Array<{ executionId: string, action: string, errorCode: string | null }> }).entries.filter((e) => e.executionId === executionId)
 }
+/** The app's queued-run dependencies, to hold a run at a step a real run passes in a moment. */
+const depsOf = (app: FastifyInstance): QueuedExecutionsDeps => (app.executions as unknown as { deps: QueuedExecutionsDeps }).deps
 async function usage (app: FastifyInstance, tenant: TestTenant): Promise<{ executions: number, concurrentExecutions: number }> {
   return (await app.inject({ method: 'GET', url: '/api/usage', headers: tenant.headers })).json()
 }
@@ -140,13 +143,13 @@ t.test('queued executions', async (t) => {
 
   t.test('a submission that fails after its admission is not accepted, and gives back what it took', async (t) => {
     const tenant = await createTenant(app, 'exec-undo', { tier: 'free', quotaOverrides: { maxExecutionsPerDay: 5, maxConcurrentExecutions: 1 } })
-    // The service's neighbours refuse, as Redis or PostgreSQL do when they go away: the queue
-    // does not take the job, or the database does not take the row.
-    const deps = (app.executions as unknown as { deps: { queue: { add: (job: unknown) => Promise<void> }, db: { simpleQuery: (text: string) => Promise<unknown[]> } } }).deps
+    // The service's neighbours refuse, as Redis does when it goes away: the queue does not take
+    // the job, or the record of the run is not kept. (PostgreSQL is not on this path at all.)
+    const deps = depsOf(app)
     const unreachable = (): Error => Object.assign(new Error('unreachable'), { code: 'STORE_UNAVAILABLE' })
     const { add } = deps.queue
-    const { simpleQuery } = deps.db
-    t.teardown(() => { deps.queue.add = add; deps.db.simpleQuery = simpleQuery })
+    const { records } = deps
+    t.teardown(() => { deps.queue.add = add; deps.records = records })
     deps.queue.add = async () => { throw unreachable() }
     for (let i = 0; i < 3; i++) {
       const res = await submit(app, tenant, 'return 1')
@@ -154,14 +157,11 @@ t.test('queued executions', async (t) => {
       t.match(res.json(), { code: 'DEPENDENCY_UNAVAILABLE' })
     }
     deps.queue.add = add
-    deps.db.simpleQuery = async (text) => {
-      if (text.includes('insert into "executions"')) throw unreachable()
-      return await simpleQuery(text)
-    }
-    for (let i = 0; i < 3; i++) t.equal((await submit(app, tenant, 'return 1')).statusCode, 503, 'the row was not stored: not accepted')
-    deps.db.simpleQuery = simpleQuery
+    deps.records = Object.create(records, { accept: { value: async () => { throw unreachable() } } }) as typeof records
+    for (let i = 0; i < 3; i++) t.equal((await submit(app, tenant, 'return 1')).statusCode, 503, 'the record was not kept: not accepted')
+    deps.records = records
     t.equal((await usage(app, tenant)).executions, 0, 'no day\'s execution kept by a submission that failed')
-    t.same((await app.inject({ method: 'GET', url: '/api/executions', headers: tenant.headers })).json().executions, [], 'no row left behind')
+    t.same((await app.inject({ method: 'GET', url: '/api/executions', headers: tenant.headers })).json().executions, [], 'no run left behind')
     // maxExecutionsPerDay 5 and a queue bound of 10: six failed submissions holding anything would show here.
     const ids: string[] = []
     for (let i = 0; i < 5; i++) {
@@ -249,24 +249,25 @@ t.test('queued executions', async (t) => {
     })
   })
 
-  /** A run as a worker leaves it once started: its row says running, its stream has `queued`. */
-  async function runningRow (t: Test, tenant: TestTenant, codeSha256: string): Promise<string> {
+  /** A run as a worker leaves it once started: its record says running, its stream has `queued`. */
+  async function runningRun (t: Test, tenant: TestTenant, codeSha256: string): Promise<string> {
     const executionId = randomUUID()
-    await insertExecution(app.db, { tenantId: tenant.tenantId, executionId, userId: 'u', timeoutMs: 1000, codeSha256, idempotencyKey: undefined })
-    t.equal(await markRunning(app.db, tenant.tenantId, executionId), true)
+    const { records } = depsOf(app)
+    await records.accept({ executionId, tenantId: tenant.tenantId, userId: 'u', status: 'queued', submittedAt: new Date().toISOString(), codeSha256, timeoutMs: 1000 })
+    t.ok(await records.move(executionId, ['queued'], { status: 'running', startedAt: new Date().toISOString() }))
     await app.executionEvents.append(executionId, 'queued', {}, tenant.tenantId)
     return executionId
   }
 
-  t.test('a run\'s `final` goes out before its row is written: GET, the list and DELETE already see the end, and the stream keeps one `final`', async (t) => {
-    // The window between the two is a moment in a real run; here the row is held at `running`.
+  t.test('a run\'s `final` goes out before its record says so: GET, the list and DELETE already see the end, and the stream keeps one `final`', async (t) => {
+    // The window between the two is a moment in a real run; here the record is held at `running`.
     const tenant = await createTenant(app, 'exec-final-first')
-    const executionId = await runningRow(t, tenant, 'c')
+    const executionId = await runningRun(t, tenant, 'c')
     const result = { executionId, success: true, value: 7, logs: [], stats: { duration: 1, toolCallCount: 0 } }
     const final = await app.executionEvents.append(executionId, 'final', { result })
 
     const view = (await app.inject({ method: 'GET', url: `/api/executions/${executionId}`, headers: tenant.headers })).json() as { status: string, result?: { value: number }, finishedAt?: string }
-    t.equal(view.status, 'succeeded', 'GET: the status the final says, not the row\'s running')
+    t.equal(view.status, 'succeeded', 'GET: the status the final says, not the record\'s running')
     t.equal(view.result?.value, 7, 'GET: the result')
     t.equal(view.finishedAt, final.at)
     const list = async (query: string): Promise<Array<{ executionId: string, status: string, result?: { value: number } }>> => {
@@ -295,7 +296,7 @@ t.test('queued executions', async (t) => {
 
   t.test('a run found lost ends failed, and the check that ended it writes its one audit entry', async (t) => {
     const tenant = await createTenant(app, 'exec-lost-audit')
-    const executionId = await runningRow(t, tenant, 'c0de')
+    const executionId = await runningRun(t, tenant, 'c0de')
     await app.executions.onLost({ executionId, tenantId: tenant.tenantId, userId: 'u', permissions: [], code: 'while (true) {}', timeoutMs: 1000 })
     t.equal(await status(app, tenant, executionId), 'failed')
     t.match(await auditOf(app, tenant, executionId), [{ executionId, action: 'code_execution', success: false, errorCode: 'INTERNAL_ERROR', codeSha256: 'c0de', toolCalls: 0 }])
@@ -306,14 +307,15 @@ t.test('queued executions', async (t) => {
   })
 
   t.test('a worker that takes a run already ended (cancelled while queued) never lets it act: no tool call, no event', async (t) => {
-    // The run starts while its row is being marked running; the mark fails here, as it does when
-    // a cancel wins that race, so the script's first tool call must never reach the tool.
+    // The run starts while its record is being marked running; the mark fails here, as it does
+    // when a cancel wins that race, so the script's first tool call must never reach the tool.
     const tenant = await createTenant(app, 'exec-never-acts', { permissions: ['tool:data:insert', 'tool:data:query'] })
     const executionId = randomUUID()
-    const cancelled = { executionId, success: false, error: { code: 'CANCELLED', message: 'cancelled' }, logs: [], stats: { duration: 0, toolCallCount: 0 } }
-    await insertExecution(app.db, { tenantId: tenant.tenantId, executionId, userId: 'u', timeoutMs: 5000, codeSha256: 'c', idempotencyKey: undefined })
-    await withTenant(app.db, tenant.tenantId, async (trx) => { await finishExecution(trx, executionId, cancelled as never, ['queued']) })
-    t.equal(await markRunning(app.db, tenant.tenantId, executionId), false, 'a cancelled run is never marked running')
+    const cancelled = { executionId, success: false, error: { name: 'CancelledError', code: 'CANCELLED', message: 'The execution was cancelled' }, logs: [], stats: { duration: 0, toolCallCount: 0 } }
+    const { records } = depsOf(app)
+    await records.accept({ executionId, tenantId: tenant.tenantId, userId: 'u', status: 'queued', submittedAt: new Date().toISOString(), codeSha256: 'c', timeoutMs: 5000 })
+    t.ok(await records.move(executionId, ['queued'], { status: 'cancelled', finishedAt: new Date().toISOString(), result: cancelled as never }))
+    t.equal(await records.move(executionId, ['queued'], { status: 'running' }), undefined, 'a cancelled run is never marked running')
     await app.executionEvents.append(executionId, 'queued', {}, tenant.tenantId)
     await app.executionEvents.append(executionId, 'final', { result: cancelled })
     const outcome = await app.executions.runJob({ executionId, tenantId: tenant.tenantId, userId: 'u', permissions: ['tool:data:insert'], code: "console.log('acted')\nawait callTool('data:insert', { document: { acted: true } })\nreturn 1", timeoutMs: 5000 })
@@ -322,8 +324,7 @@ t.test('queued executions', async (t) => {
     const docs = await app.inject({ method: 'POST', url: '/api/execute', headers: tenant.headers, payload: { code: "return (await callTool('data:query', {})).length" } })
     t.equal(docs.statusCode, 200, 'the slot of the stopped run is free when its job ends')
     t.equal((docs.json() as { value: number }).value, 0, 'the insert never ran')
-    const row = await withTenant(app.db, tenant.tenantId, async (trx) => await getExecution(trx, executionId))
-    t.equal(row?.status, 'cancelled', 'the row keeps the cancel')
+    t.equal(await status(app, tenant, executionId), 'cancelled', 'the record keeps the cancel')
     t.equal((await usage(app, tenant)).concurrentExecutions, 0, 'its slot is free')
     t.same(await auditOf(app, tenant, executionId), [], 'the stopped run writes no audit entry: whoever ended it does')
   })

@@ -7,8 +7,8 @@ import { join } from 'node:path'
 import t from 'tap'
 import { QueueKeys } from 'bullmq'
 import { admitExecution, admitSubmission } from '../../services/quotas/admission.ts'
-import { concurrencyKey, executionsKey, queuedKey, toolCallsKey, toolWindowKey } from '../../services/quotas/counter-keys.ts'
-import { eventKeys, endKey } from '../../services/executions/execution-keys.ts'
+import { concurrencyKey, cpuMsKey, executionsKey, queuedKey, toolCallsKey, toolWindowKey, userCpuMsKey, userExecutionsKey, userToolCallsKey } from '../../services/quotas/counter-keys.ts'
+import { DUE_KEY, eventKeys, endKey, idempotencyKey, recordKey, unstoredKey } from '../../services/executions/execution-keys.ts'
 import { BULLMQ_PREFIX } from '../../services/executions/bullmq-queue.ts'
 import { QUEUE_FACTOR } from '../../services/executions/execution-submission.ts'
 import { newExecutionId } from '../../services/executions/execution-request.ts'
@@ -27,8 +27,8 @@ async function admitKeys (admitWith: (store: LimitStore) => Promise<unknown>): P
   let keys: string[] = []
   const recording = {
     kind: 'redis',
-    async admit (leaseKey: string, _holder: string, _leaseLimit: number, _leaseMs: number, counterKey: string) {
-      keys = [leaseKey, counterKey]
+    async admit (lease: { key: string }, counters: Array<{ key: string }>) {
+      keys = [lease.key, ...counters.map((c) => c.key)]
       return { outcome: 'admitted', count: 1, resetAt: 0 }
     }
   } as unknown as LimitStore
@@ -40,12 +40,17 @@ async function admitKeys (admitWith: (store: LimitStore) => Promise<unknown>): P
 async function scriptTable (): Promise<Record<string, string[][]>> {
   const day = utcDayWindow().dayKey
   const quotas = quotasFor('starter')
-  const perTenant = async (tenantId: string): Promise<{ admit: string[][], single: string[][] }> => ({
+  // With every per-user limit set, admission takes the user's counters too (a user id may hold braces).
+  const perUser = { executionsPerDay: 5, toolCallsPerDay: 5, cpuSecondsPerDay: 5 }
+  const perTenant = async (tenantId: string): Promise<{ admit: string[][], takeAll: string[][], single: string[][] }> => ({
     admit: [
-      await admitKeys(async (store) => await admitExecution(store, tenantId, EXECUTIONS[0] as string, quotas, 1000)),
-      await admitKeys(async (store) => await admitSubmission(store, tenantId, EXECUTIONS[0] as string, quotas, { key: queuedKey(tenantId), bound: QUEUE_FACTOR, leaseMs: 1000 }))
+      await admitKeys(async (store) => await admitExecution(store, { tenantId, userId: 'u', quotas }, EXECUTIONS[0] as string, 1000)),
+      await admitKeys(async (store) => await admitExecution(store, { tenantId, userId: 'odd{user}', quotas, perUser }, EXECUTIONS[0] as string, 1000)),
+      await admitKeys(async (store) => await admitSubmission(store, { tenantId, userId: 'u}{', quotas, perUser }, EXECUTIONS[0] as string, { key: queuedKey(tenantId), bound: QUEUE_FACTOR, leaseMs: 1000 }))
     ],
-    single: [[executionsKey(tenantId, day)], [toolCallsKey(tenantId, day)], [toolWindowKey(tenantId, 'http:get', 0)], [concurrencyKey(tenantId)], [queuedKey(tenantId)]]
+    takeAll: [[toolCallsKey(tenantId, day)], [toolCallsKey(tenantId, day), userToolCallsKey(tenantId, 'odd{user}', day)]],
+    single: [[executionsKey(tenantId, day)], [toolCallsKey(tenantId, day)], [toolWindowKey(tenantId, 'http:get', 0)], [concurrencyKey(tenantId)], [queuedKey(tenantId)],
+      [cpuMsKey(tenantId, day)], [userCpuMsKey(tenantId, 'odd{user}', day)], [userExecutionsKey(tenantId, 'odd{user}', day)], [userToolCallsKey(tenantId, 'odd{user}', day)]]
   })
   const tenants = await Promise.all(TENANTS.map(perTenant))
   const single = [...tenants.flatMap((x) => x.single), ...EXECUTIONS.map((id) => [endKey(id)]), ['tenant-enclave:rate:ip:127.0.0.1'], ['tenant-enclave:auth-failures:127.0.0.1:0']]
@@ -54,10 +59,16 @@ async function scriptTable (): Promise<Record<string, string[][]>> {
     limitStoreAdmit: tenants.flatMap((x) => x.admit),
     limitStoreConsume: single,
     limitStoreConsumeUpTo: single,
+    limitStoreConsumeUpToAll: tenants.flatMap((x) => x.takeAll),
     limitStoreRefund: single,
     limitStoreAcquireLease: single,
     limitStoreCountLeases: single,
     executionEventAppend: EXECUTIONS.map((id) => { const k = eventKeys(id); return [k.stream, k.counter, k.owner, k.appends] }),
+    // A queued run's record: each script takes one key (the record, the due set, an idempotency key).
+    executionRecordCreate: EXECUTIONS.map((id) => [recordKey(id)]),
+    executionRecordMove: EXECUTIONS.map((id) => [recordKey(id)]),
+    executionRecordsTakeDue: [[DUE_KEY]],
+    executionRecordReleaseKey: TENANTS.map((tenantId) => [idempotencyKey(tenantId, 'order-{7}')]),
     enclaveSessionAccept: [['tenant-enclave:session:s1']],
     enclaveSessionReserve: [['tenant-enclave:session:s1']],
     // BullMQ's own scripts take any number of one queue's keys: all of them together.
@@ -103,12 +114,14 @@ t.test("each script's keys hash to one slot", async (t) => {
 t.test("a tenant's keys carry the tenant's tag, an execution's keys the execution's", async (t) => {
   const day = utcDayWindow().dayKey
   for (const tenantId of ['acme', 'tenant-42']) {
-    for (const key of [executionsKey(tenantId, day), toolCallsKey(tenantId, day), concurrencyKey(tenantId), toolWindowKey(tenantId, 'x', 0), queuedKey(tenantId)]) {
+    for (const key of [executionsKey(tenantId, day), toolCallsKey(tenantId, day), concurrencyKey(tenantId), toolWindowKey(tenantId, 'x', 0), queuedKey(tenantId),
+      cpuMsKey(tenantId, day), userExecutionsKey(tenantId, 'u{1}', day), userToolCallsKey(tenantId, 'u{1}', day), userCpuMsKey(tenantId, 'u{1}', day),
+      unstoredKey(tenantId), idempotencyKey(tenantId, '{k}')]) {
       t.equal(hashedPart(key), `t:${tenantId}`, key)
     }
   }
   const id = EXECUTIONS[0] as string
-  for (const key of [...Object.values(eventKeys(id)), endKey(id)]) t.equal(hashedPart(key), id, key)
+  for (const key of [...Object.values(eventKeys(id)), endKey(id), recordKey(id)]) t.equal(hashedPart(key), id, key)
   // Two tenants' keys are not pinned to one slot: the cluster spreads tenants over its nodes.
   t.not(keySlot(concurrencyKey('acme')), keySlot(concurrencyKey('tenant-42')))
 })

@@ -1,8 +1,9 @@
 import { useEffect, useState } from 'preact/hooks'
-import { ApiError, getJson, sendJson, type Quotas, type Tenant, type TenantPage } from '../api.ts'
+import { ApiError, getJson, sendJson, type PerUserKey, type Quotas, type Tenant, type TenantPage } from '../api.ts'
 import { TableScroll } from '../table-scroll.tsx'
 
-const QUOTA_KEYS: Array<keyof Quotas> = ['maxExecutionsPerDay', 'maxExecutionDurationMs', 'maxConcurrentExecutions', 'maxToolCallsPerExecution', 'maxToolCallsPerDay', 'maxMemoryMB', 'maxCodeSizeKB', 'maxOutputSizeKB']
+const PER_USER_KEYS: PerUserKey[] = ['executionsPerDay', 'toolCallsPerDay', 'cpuSecondsPerDay']
+const QUOTA_KEYS: Array<keyof Quotas> = ['maxExecutionsPerDay', 'maxExecutionDurationMs', 'maxConcurrentExecutions', 'maxToolCallsPerExecution', 'maxToolCallsPerDay', 'maxMemoryMB', 'maxCodeSizeKB', 'maxOutputSizeKB', 'maxCpuSecondsPerDay', 'storageBytes', 'storageDocuments']
 
 export function AdminPage () {
   const [tenantId, setTenantId] = useState('')
@@ -108,11 +109,15 @@ function TenantEditor ({ tenant, onSaved, onError }: { tenant: Tenant, onSaved: 
   const [tier, setTier] = useState(tenant.tier)
   const [name, setName] = useState(tenant.name ?? '')
   const [overrides, setOverrides] = useState<Record<string, string>>(Object.fromEntries(Object.entries(tenant.quotaOverrides).map(([k, v]) => [k, String(v)])))
+  const [perUserText, setPerUser] = useState<Record<string, string>>(Object.fromEntries(Object.entries(tenant.perUser ?? {}).map(([k, v]) => [k, String(v)])))
   const save = async (e: Event): Promise<void> => {
     e.preventDefault()
-    const quotaOverrides = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v.trim() !== '').map(([k, v]) => [k, Number(v)]))
+    const numbers = (fields: Record<string, string>): Record<string, number> => Object.fromEntries(Object.entries(fields).filter(([, v]) => v.trim() !== '').map(([k, v]) => [k, Number(v)]))
+    const quotaOverrides = numbers(overrides)
+    // A PUT replaces the per-user limits too: the form sends the ones it shows.
+    const perUser = numbers(perUserText)
     try {
-      const saved = await sendJson<Tenant>('PUT', `/admin/tenants/${encodeURIComponent(tenant.tenantId)}`, { tier, name: name.trim() === '' ? null : name.trim(), quotaOverrides })
+      const saved = await sendJson<Tenant>('PUT', `/admin/tenants/${encodeURIComponent(tenant.tenantId)}`, { tier, name: name.trim() === '' ? null : name.trim(), quotaOverrides, perUser })
       onSaved(saved, `Saved ${saved.tenantId}: ${saved.tier} tier.`)
     } catch (err) {
       onError(err instanceof ApiError ? `${err.status}: ${err.message}` : (err as Error).message)
@@ -137,6 +142,16 @@ function TenantEditor ({ tenant, onSaved, onError }: { tenant: Tenant, onSaved: 
           {QUOTA_KEYS.map((k) => (
             <label key={k}>{k}{' '}
               <input type='number' min={0} step={1} name={k} placeholder={String(tenant.quotas[k])} value={overrides[k] ?? ''} onInput={(e) => { setOverrides({ ...overrides, [k]: (e.target as HTMLInputElement).value }) }} />
+            </label>
+          ))}
+        </div>
+      </fieldset>
+      <fieldset>
+        <legend>Limits for each user, per day (empty: none)</legend>
+        <div class='fields'>
+          {PER_USER_KEYS.map((k) => (
+            <label key={k}>{k}{' '}
+              <input type='number' min={0} step={1} name={`perUser.${k}`} value={perUserText[k] ?? ''} onInput={(e) => { setPerUser({ ...perUserText, [k]: (e.target as HTMLInputElement).value }) }} />
             </label>
           ))}
         </div>

@@ -1,15 +1,15 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { ApiError, getJson, type Usage, type UsageDay } from '../api.ts'
-import { formatDuration } from '../format.ts'
+import { formatBytes, formatDuration } from '../format.ts'
 import { TableScroll } from '../table-scroll.tsx'
 
-function Gauge ({ label, value, max, id }: { label: string, value: number, max: number, id: string }) {
+function Gauge ({ label, value, max, id, format = (n) => n.toLocaleString('en') }: { label: string, value: number, max: number, id: string, format?: (n: number) => string }) {
   const ratio = max > 0 ? value / max : 0
   return (
     <div class='gauge' data-testid={`gauge-${id}`}>
       <div class='gauge-head'>
         <span id={`g-${id}`}>{label}</span>
-        <span><strong data-testid={`gauge-${id}-value`}>{value.toLocaleString('en')}</strong> / <span data-testid={`gauge-${id}-max`}>{max.toLocaleString('en')}</span></span>
+        <span><strong data-testid={`gauge-${id}-value`}>{format(value)}</strong> / <span data-testid={`gauge-${id}-max`}>{format(max)}</span></span>
       </div>
       <meter aria-labelledby={`g-${id}`} min={0} max={max} value={value} low={max * 0.7} high={max * 0.9} optimum={0} />
       <span class='sr-only'>{Math.round(ratio * 100)}% used</span>
@@ -52,7 +52,13 @@ export function UsagePage () {
           <div class='gauges'>
             <Gauge id='executions' label='Executions today' value={usage.executions} max={usage.quotas.maxExecutionsPerDay} />
             <Gauge id='tool-calls' label='Tool calls today' value={usage.toolCalls} max={usage.quotas.maxToolCallsPerDay} />
+            <Gauge id='cpu' label='CPU today' value={usage.cpuMs} max={usage.quotas.maxCpuSecondsPerDay * 1000} format={formatDuration} />
             <Gauge id='concurrent' label='Running now' value={usage.concurrentExecutions} max={usage.quotas.maxConcurrentExecutions} />
+          </div>
+          <h2>Storage</h2>
+          <div class='gauges'>
+            <Gauge id='storage-bytes' label='Stored' value={usage.storage.bytes} max={usage.storage.limitBytes} format={formatBytes} />
+            <Gauge id='storage-documents' label='Documents' value={usage.storage.documents} max={usage.storage.limitDocuments} />
           </div>
           <h2>Limits per run</h2>
           <dl class='stats' data-testid='quotas'>

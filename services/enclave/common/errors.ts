@@ -10,7 +10,7 @@ export const CATCHABLE_TOOL_CODES: ReadonlySet<string> = new Set([
 ])
 
 /** Codes that end an execution at once when a tool handler raises them. */
-export const FATAL_TOOL_CODES: ReadonlySet<string> = new Set(['MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED'])
+export const FATAL_TOOL_CODES: ReadonlySet<string> = new Set(['MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED', 'USER_QUOTA_EXCEEDED'])
 
 const KNOWN = new Set<string>(ERROR_CODES)
 export function isErrorCode (code: unknown): code is EnclaveErrorCode {
@@ -25,6 +25,7 @@ const NAMES: Record<EnclaveErrorCode, string> = {
   OUTPUT_LIMIT_EXCEEDED: 'OutputLimitError',
   MAX_TOOL_CALLS: 'ToolCallLimitError',
   TOOL_QUOTA_EXCEEDED: 'ToolQuotaError',
+  USER_QUOTA_EXCEEDED: 'UserQuotaError',
   PERMISSION_DENIED: 'ToolError',
   TOOL_DISABLED: 'ToolError',
   TOOL_NOT_FOUND: 'ToolError',

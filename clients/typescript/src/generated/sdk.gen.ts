@@ -79,7 +79,7 @@ export const checkScript = <ThrowOnError extends boolean = false>(options: Optio
 /**
  * Today's usage and quotas
  *
- * The caller's tenant's executions, tool calls and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset. `groupBy=user` adds today's runs per user (only the caller's own without usage:read-all).
+ * The caller's tenant's executions, tool calls, CPU and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset, and the storage its documents take. `groupBy=user` adds today's runs per user (only the caller's own without usage:read-all).
  */
 export const getUsage = <ThrowOnError extends boolean = false>(options?: Options<GetUsageData, ThrowOnError>): RequestResult<GetUsageResponses, GetUsageErrors, ThrowOnError> => (options?.client ?? client).get<GetUsageResponses, GetUsageErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
@@ -267,7 +267,7 @@ export const getTenant = <ThrowOnError extends boolean = false>(options: Options
 /**
  * Create or update a tenant
  *
- * Sets a tenant's tier, name and quota overrides; every instance picks the change up at once.
+ * Sets a tenant's tier, name, quota overrides and per-user daily limits (`perUser`; absent: none); every instance picks the change up at once.
  */
 export const putTenant = <ThrowOnError extends boolean = false>(options: Options<PutTenantData, ThrowOnError>): RequestResult<PutTenantResponses, PutTenantErrors, ThrowOnError> => (options.client ?? client).put<PutTenantResponses, PutTenantErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],

@@ -34,7 +34,7 @@ export type ErrorBody = {
     /**
      * Stable machine-readable code (docs/api.md lists them)
      */
-    code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'INTERNAL_ERROR';
+    code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
     message?: string;
     [key: string]: unknown;
 };
@@ -96,9 +96,13 @@ export type Refusal = {
     code: string;
     message?: string;
     /**
-     * The limit that refused it: maxCodeSizeKB, the concurrency, the daily quota or the queue bound
+     * The limit that refused it: maxCodeSizeKB, the concurrency, a daily quota (executions; CPU seconds) or the queue bound
      */
     limit?: number;
+    /**
+     * USER_QUOTA_EXCEEDED: which of the tenant's per-user limits the user has used up
+     */
+    quota?: 'executionsPerDay' | 'toolCallsPerDay' | 'cpuSecondsPerDay';
     /**
      * When the daily quota resets (UTC midnight)
      */
@@ -156,9 +160,34 @@ export type Usage = {
      */
     toolCalls: number;
     /**
+     * Isolate CPU ms of today's finished runs (UTC), against quotas.maxCpuSecondsPerDay
+     */
+    cpuMs: number;
+    /**
      * Executions running now, across all instances
      */
     concurrentExecutions: number;
+    /**
+     * What the tenant keeps now, and its bounds: data:insert past them fails with STORAGE_QUOTA_EXCEEDED
+     */
+    storage: {
+        /**
+         * Bytes the tenant's documents take (the JSON text of their bodies)
+         */
+        bytes: number;
+        /**
+         * Documents the tenant keeps
+         */
+        documents: number;
+        /**
+         * quotas.storageBytes
+         */
+        limitBytes: number;
+        /**
+         * quotas.storageDocuments
+         */
+        limitDocuments: number;
+    };
     quotas: {
         maxExecutionsPerDay: number;
         maxExecutionDurationMs: number;
@@ -168,6 +197,18 @@ export type Usage = {
         maxMemoryMB: number;
         maxCodeSizeKB: number;
         maxOutputSizeKB: number;
+        /**
+         * Isolate CPU seconds a day: measured runs are charged when they end; over it, the next run is 429 CPU_QUOTA_EXCEEDED
+         */
+        maxCpuSecondsPerDay: number;
+        /**
+         * Bytes of documents the tenant may keep (the JSON text of their bodies)
+         */
+        storageBytes: number;
+        /**
+         * Documents the tenant may keep
+         */
+        storageDocuments: number;
     };
     periodStart: string;
     /**
@@ -298,6 +339,35 @@ export type TenantUpdate = {
         maxMemoryMB?: number;
         maxCodeSizeKB?: number;
         maxOutputSizeKB?: number;
+        /**
+         * Isolate CPU seconds a day: measured runs are charged when they end; over it, the next run is 429 CPU_QUOTA_EXCEEDED
+         */
+        maxCpuSecondsPerDay?: number;
+        /**
+         * Bytes of documents the tenant may keep (the JSON text of their bodies)
+         */
+        storageBytes?: number;
+        /**
+         * Documents the tenant may keep
+         */
+        storageDocuments?: number;
+    };
+    /**
+     * Daily limits for each end user of the tenant; absent fields are unlimited
+     */
+    perUser?: {
+        /**
+         * Executions one user may start a UTC day
+         */
+        executionsPerDay?: number;
+        /**
+         * Tool calls one user's runs may make a UTC day
+         */
+        toolCallsPerDay?: number;
+        /**
+         * Isolate CPU seconds one user's runs may use a UTC day
+         */
+        cpuSecondsPerDay?: number;
     };
 };
 
@@ -314,6 +384,18 @@ export type Tenant = {
         maxMemoryMB?: number;
         maxCodeSizeKB?: number;
         maxOutputSizeKB?: number;
+        /**
+         * Isolate CPU seconds a day: measured runs are charged when they end; over it, the next run is 429 CPU_QUOTA_EXCEEDED
+         */
+        maxCpuSecondsPerDay?: number;
+        /**
+         * Bytes of documents the tenant may keep (the JSON text of their bodies)
+         */
+        storageBytes?: number;
+        /**
+         * Documents the tenant may keep
+         */
+        storageDocuments?: number;
     };
     quotas: {
         maxExecutionsPerDay: number;
@@ -324,6 +406,35 @@ export type Tenant = {
         maxMemoryMB: number;
         maxCodeSizeKB: number;
         maxOutputSizeKB: number;
+        /**
+         * Isolate CPU seconds a day: measured runs are charged when they end; over it, the next run is 429 CPU_QUOTA_EXCEEDED
+         */
+        maxCpuSecondsPerDay: number;
+        /**
+         * Bytes of documents the tenant may keep (the JSON text of their bodies)
+         */
+        storageBytes: number;
+        /**
+         * Documents the tenant may keep
+         */
+        storageDocuments: number;
+    };
+    /**
+     * Daily limits for each end user of the tenant; absent fields are unlimited
+     */
+    perUser: {
+        /**
+         * Executions one user may start a UTC day
+         */
+        executionsPerDay?: number;
+        /**
+         * Tool calls one user's runs may make a UTC day
+         */
+        toolCallsPerDay?: number;
+        /**
+         * Isolate CPU seconds one user's runs may use a UTC day
+         */
+        cpuSecondsPerDay?: number;
     };
     /**
      * false when the tenant has no row and runs on the free tier
@@ -465,7 +576,7 @@ export type ExecutionError = {
 /**
  * Why a run failed (the error registry's execution codes)
  */
-export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
+export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
 
 /**
  * One console call of the script
@@ -882,7 +993,7 @@ export type RunScriptErrors = {
      */
     413: Refusal;
     /**
-     * Over the per-minute rate limit, the daily execution quota or the concurrency limit: retry after Retry-After seconds
+     * Over the per-minute rate limit, the daily execution or CPU quota (EXECUTION_QUOTA_EXCEEDED, CPU_QUOTA_EXCEEDED), a per-user limit (USER_QUOTA_EXCEEDED) or the concurrency limit: retry after Retry-After seconds
      */
     429: Refusal;
     /**
@@ -1351,7 +1462,7 @@ export type SubmitExecutionErrors = {
      */
     422: ErrorBody;
     /**
-     * Over the per-minute rate limit, the daily execution quota or the queue bound: retry after Retry-After seconds
+     * Over the per-minute rate limit, the daily execution or CPU quota (EXECUTION_QUOTA_EXCEEDED, CPU_QUOTA_EXCEEDED), a per-user limit (USER_QUOTA_EXCEEDED) or the queue bound: retry after Retry-After seconds
      */
     429: Refusal;
     /**
@@ -1582,7 +1693,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
@@ -1628,7 +1739,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
@@ -1654,7 +1765,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };

@@ -1,0 +1,70 @@
+// Migration 010 counts the documents that exist when it runs, once, into each tenant's storage
+// counter: on embedded PostgreSQL, and (when DATABASE_ADMIN_URL is set) on the real server as
+// the tables' owner, whom the documents table's forced RLS would otherwise show nothing.
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
+import { PGliteThread } from '../../services/db/pglite-thread.ts'
+import { PGliteDialect } from '../../services/db/pglite-dialect.ts'
+import { migrateTo, migrateToLatest } from '../../services/db/migrate.ts'
+
+const APP_ROLE = process.env.DATABASE_APP_ROLE ?? 'enclave_app'
+
+// Bodies whose stored text is known: {"k": "<pad>"} is 9 + pad bytes.
+const SEED: Record<string, number[]> = { 'mig-a': [1, 11, 91], 'mig-b': [41], 'mig-empty': [] }
+const expected = Object.fromEntries(Object.entries(SEED).filter(([, pads]) => pads.length > 0)
+  .map(([tenant, pads]) => [tenant, { bytes: pads.reduce((sum, pad) => sum + 9 + pad, 0), documents: pads.length }]))
+
+/** Seeds the documents of SEED, migrates to the latest, and answers every tenant's counter row. */
+async function countAfterMigration (db: Kysely<any>, asTenant: (tenantId: string) => Promise<void>, options: { migrationTableSchema?: string } = {}): Promise<Record<string, { bytes: number, documents: number }>> {
+  await migrateTo(db, APP_ROLE, '008-execution-request-hash', options)
+  for (const [tenantId, pads] of Object.entries(SEED)) {
+    await asTenant(tenantId)
+    for (const pad of pads) {
+      await sql`insert into documents (tenant_id, collection, body, created_by) values (${tenantId}, 'data', ${JSON.stringify({ k: 'x'.repeat(pad) })}::jsonb, 'seed')`.execute(db)
+    }
+  }
+  await migrateToLatest(db, APP_ROLE, options)
+  const rows: Record<string, { bytes: number, documents: number }> = {}
+  for (const tenantId of Object.keys(SEED)) {
+    await asTenant(tenantId)
+    const row = (await sql<{ bytes: string, documents: string }>`select bytes, documents from tenant_storage where tenant_id = ${tenantId}`.execute(db)).rows[0]
+    if (row !== undefined) rows[tenantId] = { bytes: Number(row.bytes), documents: Number(row.documents) }
+  }
+  return rows
+}
+
+t.test('embedded: existing documents are counted per tenant', async (t) => {
+  const thread = new PGliteThread('memory://')
+  const db = new Kysely<any>({ dialect: new PGliteDialect(thread) })
+  t.teardown(async () => { await db.destroy() })
+  // The embedded session is a superuser: RLS does not hide rows from it.
+  t.same(await countAfterMigration(db, async () => {}), expected)
+})
+
+const adminUrl = process.env.DATABASE_ADMIN_URL
+if (adminUrl !== undefined && adminUrl !== '') {
+  t.test('PostgreSQL as the owner: counted through forced RLS, which holds again afterwards', async (t) => {
+    const schema = `storage_migration_${randomBytes(4).toString('hex')}`
+    const setup = new pg.Client({ connectionString: adminUrl })
+    await setup.connect()
+    await setup.query(`create schema ${schema}`)
+    // One connection, so the tenant setting made between statements holds for the next one.
+    const pool = new pg.Pool({ connectionString: adminUrl, max: 1, options: `-c search_path=${schema}` })
+    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
+    t.teardown(async () => {
+      await db.destroy()
+      await setup.query(`drop schema ${schema} cascade`)
+      await setup.end()
+    })
+    const asTenant = async (tenantId: string): Promise<void> => { await sql`select set_config('app.tenant_id', ${tenantId}, false)`.execute(db) }
+    t.same(await countAfterMigration(db, asTenant, { migrationTableSchema: schema }), expected)
+    const forced = await sql<{ relname: string, relforcerowsecurity: boolean }>`
+      select c.relname, c.relforcerowsecurity from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = ${schema} and c.relname in ('documents', 'tenant_storage') order by c.relname`.execute(db)
+    t.same(forced.rows, [{ relname: 'documents', relforcerowsecurity: true }, { relname: 'tenant_storage', relforcerowsecurity: true }])
+    await sql`select set_config('app.tenant_id', '', false)`.execute(db)
+    t.same((await sql`select * from tenant_storage`.execute(db)).rows, [], 'without a tenant the owner sees no counter')
+  })
+}
