@@ -10,8 +10,9 @@ FROM ${NODE_IMAGE} AS build
 RUN npm install -g npm@11 && npm --version
 WORKDIR /app
 COPY package.json package-lock.json ./
-# The workspace (the TypeScript client) must be declared for npm ci to accept the lockfile.
+# The workspaces (the TypeScript client, the sandbox modules) must be declared for npm ci to accept the lockfile.
 COPY clients/typescript/package.json ./clients/typescript/package.json
+COPY sandbox-modules/package.json ./sandbox-modules/package.json
 # Optional dependencies stay in this stage: the console's bundler (Vite on Rolldown) loads its
 # native binding from one. The runtime stage drops them (prune below), the pinned `node` included.
 RUN npm ci --no-audit --no-fund
@@ -19,7 +20,7 @@ COPY . .
 RUN npm run build \
  && npm prune --omit=dev --omit=optional --no-audit --no-fund
 
-# ---- runtime: production dependencies (with the compiled addon), compiled JS, migrations
+# ---- runtime: production dependencies (with the compiled addon), compiled JS, migrations, sandbox modules
 FROM ${NODE_IMAGE} AS runtime
 # bubblewrap: the runners' OS sandbox (no network, read-only file system).
 RUN apt-get update \
@@ -38,6 +39,8 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/migrations ./migrations
+# The sandbox modules' bundles (npm run build made them): what scripts may import.
+COPY --from=build /app/sandbox-modules/dist ./sandbox-modules/dist
 # Code stays root-owned and read-only to every other user. The service runs as root (no USER):
 # only so can it start the runners, which hold tenants' code, as user nobody, a user apart from
 # the one that holds the secrets. /data is for PGLITE_DIR=/data.

@@ -19,6 +19,7 @@ import metricsPlugin from './plugins/metrics.ts'
 import auditPlugin from './plugins/audit.ts'
 import enclavePlugin from './plugins/enclave.ts'
 import codeModePlugin from './plugins/code-mode.ts'
+import sandboxModulesPlugin from './plugins/sandbox-modules.ts'
 import swaggerPlugin from './plugins/swagger.ts'
 import executionsPlugin from './plugins/executions.ts'
 import sessionIdentityPlugin from './plugins/session-identity.ts'
@@ -91,6 +92,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(auditPlugin)
   await fastify.register(enclavePlugin)
   await fastify.register(codeModePlugin)
+  await fastify.register(sandboxModulesPlugin)
   await fastify.register(swaggerPlugin)
   await fastify.register(executionsPlugin)
   await fastify.register(sessionIdentityPlugin)

@@ -29,6 +29,8 @@ export async function databaseFlood (bench: BenchApp, execute: Execute, seconds:
     const tenantId = `bench-db-flooder-${i}`
     const headers = await bench.tenant(tenantId, { maxConcurrentExecutions: RUNS_PER_FLOODER, maxToolCallsPerExecution: 1000 }, 'free')
     await withTenant(bench.fastify.db, tenantId, async (trx) => {
+      // The same scans each time on a reused database (--real): an earlier run's pad goes first.
+      await sql`delete from documents where collection = 'pad'`.execute(trx)
       await sql`insert into documents (tenant_id, collection, body, created_by)
         select ${tenantId}, 'pad', jsonb_build_object('i', g, 'pad', repeat('p', 2000)), 'bench' from generate_series(1, ${DOCUMENTS}) as g`.execute(trx)
     })

@@ -9,16 +9,20 @@
 // per-tier caps (to show what they prevent). `-- --real` runs on DATABASE_URL and REDIS_URL.
 // The database flood (issue 28, bench/database-flood.ts): an enterprise bystander's one-row
 // data:query beside four free tenants scanning; `-- --database-only` runs that row alone
-// (`--uncapped` lifts the tiers' shares of the pool too).
+// (`--uncapped` lifts the tiers' shares of the pool and of the database's cores too).
+// The check floods (issue 28, bench/check-flood.ts): a bystander's trivial run beside a tenant
+// flooding /api/execute/check and /mcp's check_script; `-- --check-only` runs those rows alone.
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { closedLoop, fmt, startBenchApp } from './support.ts'
 import { signToken } from '../services/tokens.ts'
 import { databaseFlood } from './database-flood.ts'
+import { checkFloods } from './check-flood.ts'
 
 const quick = process.argv.includes('--quick')
+const checkOnly = process.argv.includes('--check-only')
 const databaseOnly = process.argv.includes('--database-only')
-const upstreamOnly = process.argv.includes('--upstream-only') || databaseOnly
+const upstreamOnly = process.argv.includes('--upstream-only') || databaseOnly || checkOnly
 const uncapped = process.argv.includes('--uncapped')
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (quick ? 1 : 5))
 const SLOW_MS = quick ? 500 : 2000
@@ -47,7 +51,7 @@ await new Promise<void>((resolve) => upstreamServer.listen(0, '127.0.0.1', resol
 const origin = `http://127.0.0.1:${(upstreamServer.address() as AddressInfo).port}`
 const bench = await startBenchApp({
   TOOL_UPSTREAMS: origin,
-  ...(uncapped ? { TOOL_UPSTREAM_TENANT_MAX_IN_FLIGHT: '1024', TOOL_UPSTREAM_STARTER_SHARE_PERCENT: '100', TOOL_UPSTREAM_FREE_SHARE_PERCENT: '100', DATABASE_FREE_SHARE_PERCENT: '100', DATABASE_STARTER_SHARE_PERCENT: '100' } : {})
+  ...(uncapped ? { TOOL_UPSTREAM_TENANT_MAX_IN_FLIGHT: '1024', TOOL_UPSTREAM_STARTER_SHARE_PERCENT: '100', TOOL_UPSTREAM_FREE_SHARE_PERCENT: '100', DATABASE_FREE_SHARE_PERCENT: '100', DATABASE_STARTER_SHARE_PERCENT: '100', DATABASE_CPU_CORES: '1024' } : {})
 })
 const bystander = await bench.tenant('bench-bystander', {}, 'starter')
 const TRIVIAL = 'return 1 + 1'
@@ -93,8 +97,9 @@ for (const attack of upstreamOnly ? [] : ATTACKS) {
   rows.push(`${attack.name.padEnd(44)} ${fmt(trivial.p50).padStart(7)} ${fmt(trivial.p99).padStart(7)} ${fmt(r1).padStart(6)} ${fmt(tools.p50).padStart(8)} ${fmt(tools.p99).padStart(8)} ${fmt(r2).padStart(6)}  ${attackRuns} attack runs`)
 }
 
-const flood = databaseOnly ? undefined : await upstreamFlood()
-const dbFlood = await databaseFlood(bench, execute, SECONDS)
+const checks = databaseOnly || (upstreamOnly && !checkOnly) ? undefined : await checkFloods(bench, execute, SECONDS)
+const flood = databaseOnly || checkOnly ? undefined : await upstreamFlood()
+const dbFlood = checkOnly ? undefined : await databaseFlood(bench, execute, SECONDS)
 
 if (!upstreamOnly) {
   console.log(`hostile-tenant benchmark: ${SECONDS} s per phase; bystander = starter tier, one request at a time`)
@@ -103,6 +108,13 @@ if (!upstreamOnly) {
   for (const row of rows) console.log(row)
   console.log('\nratio = bystander p99 beside the attack / bystander p99 alone; target <= 2.00 for every row\n')
 }
+if (checks !== undefined) {
+  console.log('check floods: an enterprise tenant per row (4 checks in flight), 8 connections back to back; bystander = starter, a trivial run, one at a time')
+  console.log(`${''.padEnd(52)}     p50     p99  ratio`)
+  console.log(`${'(alone)'.padEnd(52)} ${fmt(checks.alone.p50).padStart(7)} ${fmt(checks.alone.p99).padStart(7)} ${'1.00'.padStart(6)}`)
+  for (const row of checks.rows) console.log(`${row.name.padEnd(52)} ${fmt(row.beside.p50).padStart(7)} ${fmt(row.beside.p99).padStart(7)} ${fmt(row.beside.p99 / checks.alone.p99).padStart(6)}  ${row.checks} checks answered, ${row.refused} refused (429)`)
+  console.log('ratio = bystander p99 beside the flood / alone; target <= 2.00\n')
+}
 if (flood !== undefined) {
   console.log(`upstream flood${uncapped ? ' (caps lifted: --uncapped)' : ''}: 4 starter tenants x ${FLOOD_RUNS} runs x ${FLOOD_CALLS} parallel calls to a ${SLOW_MS} ms endpoint; bystander = enterprise, ${BYSTANDER_CALLS} calls to a fast endpoint of the same origin per run, one run at a time`)
   console.log(`${''.padEnd(44)}     p50     p99  ratio`)
@@ -110,11 +122,13 @@ if (flood !== undefined) {
   console.log(`${'beside the upstream flood'.padEnd(44)} ${fmt(flood.beside.p50).padStart(7)} ${fmt(flood.beside.p99).padStart(7)} ${fmt(flood.beside.p99 / flood.alone.p99).padStart(6)}  ${flood.answered} slow calls answered, ${flood.refused} refused at a cap`)
   console.log('ratio = bystander p99 beside the flood / alone; target <= 2.00')
 }
-console.log(`\ndatabase flood${uncapped ? ' (tier shares lifted: --uncapped)' : ''}: 4 free tenants x 3 runs x 4 parallel scans; bystander = enterprise, a one-row data:query per run, one run at a time`)
-console.log(`${''.padEnd(44)}     p50     p99  ratio`)
-console.log(`${'(alone)'.padEnd(44)} ${fmt(dbFlood.alone.p50).padStart(7)} ${fmt(dbFlood.alone.p99).padStart(7)} ${'1.00'.padStart(6)}`)
-console.log(`${'beside the database flood'.padEnd(44)} ${fmt(dbFlood.beside.p50).padStart(7)} ${fmt(dbFlood.beside.p99).padStart(7)} ${fmt(dbFlood.beside.p99 / dbFlood.alone.p99).padStart(6)}  ${dbFlood.floodCalls} flood calls answered, ${dbFlood.busy} told busy, ${dbFlood.failed} failed`)
-console.log('ratio = bystander p99 beside the flood / alone; target <= 2.00 (on real PostgreSQL: -- --real)')
+if (dbFlood !== undefined) {
+  console.log(`\ndatabase flood${uncapped ? ' (tier shares lifted: --uncapped)' : ''}: 4 free tenants x 3 runs x 4 parallel scans; bystander = enterprise, a one-row data:query per run, one run at a time`)
+  console.log(`${''.padEnd(44)}     p50     p99  ratio`)
+  console.log(`${'(alone)'.padEnd(44)} ${fmt(dbFlood.alone.p50).padStart(7)} ${fmt(dbFlood.alone.p99).padStart(7)} ${'1.00'.padStart(6)}`)
+  console.log(`${'beside the database flood'.padEnd(44)} ${fmt(dbFlood.beside.p50).padStart(7)} ${fmt(dbFlood.beside.p99).padStart(7)} ${fmt(dbFlood.beside.p99 / dbFlood.alone.p99).padStart(6)}  ${dbFlood.floodCalls} flood calls answered, ${dbFlood.busy} told busy, ${dbFlood.failed} failed`)
+  console.log('ratio = bystander p99 beside the flood / alone; target <= 2.00 (on real PostgreSQL: -- --real)')
+}
 await bench.fastify.close()
 upstreamServer.closeAllConnections()
 upstreamServer.close()

@@ -1,11 +1,11 @@
 import { sql, type Kysely } from 'kysely'
 import type { Migration } from 'kysely/migration'
+import { isolateByTenant } from './tenant-isolation.ts'
 
 // Each tenant table: tenant_id leads every key and index (ready for distribution by tenant),
 // and RLS is enabled and forced, so even the table owner sees only the tenant set for the
 // transaction. A missing setting becomes NULL, which matches no row: the tables fail closed.
 const TENANT_TABLES = ['tenants', 'tenant_tools', 'documents', 'audit_log'] as const
-const CURRENT_TENANT = sql.raw("nullif(current_setting('app.tenant_id', true), '')")
 
 export function initialMigration (appRole: string): Migration {
   const role = sql.id(appRole)
@@ -74,14 +74,8 @@ export function initialMigration (appRole: string): Migration {
         )`.execute(db)
 
       for (const table of TENANT_TABLES) {
-        const name = sql.id(table)
-        await sql`alter table ${name} enable row level security`.execute(db)
-        await sql`alter table ${name} force row level security`.execute(db)
-        await sql`
-          create policy tenant_isolation on ${name}
-            using (tenant_id = ${CURRENT_TENANT})
-            with check (tenant_id = ${CURRENT_TENANT})`.execute(db)
-        await sql`grant select, insert, update, delete on ${name} to ${role}`.execute(db)
+        await isolateByTenant(db, table)
+        await sql`grant select, insert, update, delete on ${sql.id(table)} to ${role}`.execute(db)
       }
       await sql`grant usage on schema public to ${role}`.execute(db)
     },

@@ -1,7 +1,6 @@
 import { sql, type Kysely } from 'kysely'
 import type { Migration } from 'kysely/migration'
-
-const CURRENT_TENANT = sql.raw("nullif(current_setting('app.tenant_id', true), '')")
+import { isolateByTenant } from './tenant-isolation.ts'
 
 /**
  * platform_tools: the platform's HTTP tools, global (no tenant), written only through the admin
@@ -44,12 +43,7 @@ export function platformToolsMigration (appRole: string): Migration {
           primary key (tenant_id, execution_id, call_index)
         )`.execute(db)
       await sql`create index tool_calls_by_tenant_time on tool_calls (tenant_id, created_at)`.execute(db)
-      await sql`alter table tool_calls enable row level security`.execute(db)
-      await sql`alter table tool_calls force row level security`.execute(db)
-      await sql`
-        create policy tenant_isolation on tool_calls
-          using (tenant_id = ${CURRENT_TENANT})
-          with check (tenant_id = ${CURRENT_TENANT})`.execute(db)
+      await isolateByTenant(db, 'tool_calls')
       await sql`grant select, insert, update, delete on tool_calls to ${role}`.execute(db)
     },
     async down (db: Kysely<any>) {

@@ -1,7 +1,6 @@
 import { sql, type Kysely } from 'kysely'
 import type { Migration } from 'kysely/migration'
-
-const CURRENT_TENANT = sql.raw("nullif(current_setting('app.tenant_id', true), '')")
+import { isolateByTenant } from './tenant-isolation.ts'
 
 /**
  * Queued runs and their results. tenant_id leads the key and every index (as on every tenant
@@ -32,12 +31,7 @@ export function executionsMigration (appRole: string): Migration {
       await sql`create index executions_by_tenant_time on executions (tenant_id, submitted_at desc, execution_id desc)`.execute(db)
       // Retention pruning reads finished rows by age, one tenant at a time.
       await sql`create index executions_by_tenant_finished on executions (tenant_id, finished_at) where finished_at is not null`.execute(db)
-      await sql`alter table executions enable row level security`.execute(db)
-      await sql`alter table executions force row level security`.execute(db)
-      await sql`
-        create policy tenant_isolation on executions
-          using (tenant_id = ${CURRENT_TENANT})
-          with check (tenant_id = ${CURRENT_TENANT})`.execute(db)
+      await isolateByTenant(db, 'executions')
       await sql`grant select, insert, update, delete on executions to ${role}`.execute(db)
     },
     async down (db: Kysely<any>) {

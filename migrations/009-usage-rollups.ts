@@ -1,8 +1,8 @@
 import { sql, type Kysely } from 'kysely'
 import type { Migration } from 'kysely/migration'
+import { isolateByTenant } from './tenant-isolation.ts'
 import { HISTOGRAM_BOUNDS, HISTOGRAM_BUCKETS } from '../services/audit/duration-histogram.ts'
 
-const CURRENT_TENANT = sql.raw("nullif(current_setting('app.tenant_id', true), '')")
 const RUNS = sql.raw("action in ('code_execution', 'mcp.execute')")
 
 /**
@@ -42,12 +42,7 @@ export function usageRollupsMigration (appRole: string): Migration {
       await sql`alter table audit_log no force row level security`.execute(db)
       await rollUpAuditLog(db)
       await sql`alter table audit_log force row level security`.execute(db)
-      await sql`alter table usage_daily enable row level security`.execute(db)
-      await sql`alter table usage_daily force row level security`.execute(db)
-      await sql`
-        create policy tenant_isolation on usage_daily
-          using (tenant_id = ${CURRENT_TENANT})
-          with check (tenant_id = ${CURRENT_TENANT})`.execute(db)
+      await isolateByTenant(db, 'usage_daily')
       await sql`
         create policy usage_directory on usage_daily for select
           using (current_setting('app.usage_directory', true) = 'on')`.execute(db)

@@ -1,7 +1,6 @@
 import { sql, type Kysely } from 'kysely'
 import type { Migration } from 'kysely/migration'
-
-const CURRENT_TENANT = sql.raw("nullif(current_setting('app.tenant_id', true), '')")
+import { isolateByTenant } from './tenant-isolation.ts'
 
 /**
  * What each tenant keeps, bounded by its tier's storageBytes and storageDocuments: one counter
@@ -25,12 +24,7 @@ export function storageUsageMigration (appRole: string): Migration {
           documents bigint not null default 0 check (documents >= 0),
           updated_at timestamptz not null default now()
         )`.execute(db)
-      await sql`alter table tenant_storage enable row level security`.execute(db)
-      await sql`alter table tenant_storage force row level security`.execute(db)
-      await sql`
-        create policy tenant_isolation on tenant_storage
-          using (tenant_id = ${CURRENT_TENANT})
-          with check (tenant_id = ${CURRENT_TENANT})`.execute(db)
+      await isolateByTenant(db, 'tenant_storage')
       // The tools only ever add to a row or move it; nothing deletes one.
       await sql`grant select, insert, update on tenant_storage to ${role}`.execute(db)
 

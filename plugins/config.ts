@@ -53,6 +53,11 @@ export const ConfigSchema = Type.Object({
   // (at least 1); enterprise is bounded per tenant only. services/db/connection-shares.ts
   DATABASE_FREE_SHARE_PERCENT: Type.Integer({ minimum: 1, maximum: 100, default: 30 }),
   DATABASE_STARTER_SHARE_PERCENT: Type.Integer({ minimum: 1, maximum: 100, default: 60 }),
+  // The database server's cores: free runs' statements together take at most half of them, starter
+  // runs' all but one, so a paid tenant's statement finds a core. services/db/connection-shares.ts
+  DATABASE_CPU_CORES: Type.Integer({ minimum: 1, maximum: 1024, default: 2 }),
+  // The longest a free run's statement may take (a free scan that long holds the tier's cores).
+  DATABASE_FREE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 2000 }),
   SERVICE_ROLE: Type.Enum(['all', 'api', 'worker'], { default: 'all' }),
   EXECUTION_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 7 }),
   EXECUTION_LEASE_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),

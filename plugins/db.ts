@@ -23,7 +23,7 @@ export default fp(async (fastify) => {
   if (database.embedded) {
     fastify.log.info({ dir: fastify.config.PGLITE_DIR ?? 'memory' }, 'using embedded PGlite (DATABASE_URL is not set)')
   }
-  fastify.decorate('db', { kysely: database.kysely, appRole: database.appRole, tenantConnections: database.tenantConnections, tierConnections: database.tierConnections, switchRole: database.switchRole, simpleQuery: database.simpleQuery })
+  fastify.decorate('db', { kysely: database.kysely, appRole: database.appRole, tenantConnections: database.tenantConnections, tierConnections: database.tierConnections, tierStatementMs: database.tierStatementMs, switchRole: database.switchRole, simpleQuery: database.simpleQuery })
   fastify.decorate('pingDatabase', async () => { await sql`select 1`.execute(database.kysely) })
   fastify.addHook('onClose', async () => { await database.close() })
 }, { name: 'db', dependencies: ['config'] })

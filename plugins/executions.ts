@@ -52,6 +52,8 @@ export default fp(async (fastify) => {
     // Tool calls' rows; an execution's own row is the hooks'.
     audit: fastify.audit,
     scripts: fastify.scripts,
+    modules: fastify.sandboxModules,
+    modulesOf: async (tenantId) => (await fastify.tenants.get(tenantId)).sandboxModules,
     // Every run, whichever entry point started it, is audited, counted and logged here alone.
     hooks: combineExecutionHooks(auditedExecutions(fastify.audit), measuredExecutions(metrics, fastify.log)),
     // A script names its tools: a made-up name gets no series of its own, or every new name
@@ -95,4 +97,4 @@ export default fp(async (fastify) => {
     await queue.close()
     await events.close()
   })
-}, { name: 'executions', dependencies: ['config', 'db', 'store', 'tenants', 'tools', 'audit', 'enclave', 'code-mode', 'metrics'] })
+}, { name: 'executions', dependencies: ['config', 'db', 'store', 'tenants', 'tools', 'audit', 'enclave', 'code-mode', 'sandbox-modules', 'metrics'] })

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { json } from '../schemas/responses.ts'
+import { json, operation } from '../schemas/responses.ts'
 
 const Check = Type.Enum(['ok', 'in-process', 'unreachable'])
 // What confines the runners on this machine (detected at start; see docs/architecture.md "The sandbox under a
@@ -21,24 +21,16 @@ const Readiness = Type.Object({
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/health', {
     config: { rateLimit: false },
-    schema: {
-      operationId: 'getHealth',
-      tags: ['health'],
-      summary: 'Liveness',
-      description: 'The process is up. Public and not rate-limited.',
+    schema: operation('health', 'getHealth', 'Liveness', 'The process is up. Public and not rate-limited.', {
       response: { 200: json('The process is up', Type.Object({ status: Type.Literal('ok') }, { $id: 'Health' })) }
-    }
+    })
   }, async () => ({ status: 'ok' as const }))
 
   fastify.get('/ready', {
     config: { rateLimit: false },
-    schema: {
-      operationId: 'getReadiness',
-      tags: ['health'],
-      summary: 'Readiness',
-      description: 'Whether PostgreSQL and Redis answer, and which protections confine the sandbox runners on this machine. Public and not rate-limited.',
+    schema: operation('health', 'getReadiness', 'Readiness', 'Whether PostgreSQL and Redis answer, and which protections confine the sandbox runners on this machine. Public and not rate-limited.', {
       response: { 200: json('Ready to serve', Readiness), 503: json('Not ready: a dependency does not answer', Readiness) }
-    }
+    })
   }, async (request, reply) => {
     const [database, redis] = await Promise.all([
       fastify.pingDatabase().then(() => 'ok' as const, (err: unknown) => {

@@ -3,21 +3,25 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { listSetting } from '../plugins/config.ts'
 import { checkScript } from '../services/code-mode/check-script.ts'
+import { checkLimitsOf } from '../services/code-mode/check-limits.ts'
 import { ToolDeclarationCache } from '../services/code-mode/tool-declarations.ts'
 import { LEVELS } from '../services/enclave/index.ts'
 import { createCodeModeServer, type CodeModeCaller } from '../services/mcp/code-mode-server.ts'
+import { OneRequestTransport, oneRequestOf } from '../services/mcp/one-request-transport.ts'
 import { executeScript } from '../services/executions/execute-script.ts'
 import { codeSizeRefusalOf, newExecutionId, refusalAnswer } from '../services/executions/execution-request.ts'
 import { ServiceError } from '../services/errors/index.ts'
+import { modulesFor } from '../services/sandbox-modules/catalog.ts'
 import { Type } from 'typebox'
-import { empty, errors } from '../schemas/responses.ts'
+import { empty, errors, operation } from '../schemas/responses.ts'
 import { publicBase } from './oauth-protected-resource.ts'
 
 /**
  * /mcp: the Model Context Protocol over Streamable HTTP (2025-11-25), stateless. Every POST gets
  * a fresh SDK server and transport, so any instance answers any request and nothing is kept in a
- * session store; the answer is an SSE stream (log and progress notifications, then the result) or
- * JSON. GET and DELETE are 405: there is no server-initiated stream and no session state to end.
+ * session store; the answer is JSON, or an SSE stream (log and progress notifications, then the
+ * result) once the handler has something to send before its result. GET and DELETE are 405:
+ * there is no server-initiated stream and no session state to end.
  */
 const JsonRpcMessage = Type.Object({ jsonrpc: Type.Literal('2.0') }, { additionalProperties: true, $id: 'JsonRpcMessage', description: 'A JSON-RPC 2.0 message (MCP)' })
 
@@ -43,11 +47,7 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
 
   fastify.post('/mcp', {
     onRequest: [checkOrigin, authenticate],
-    schema: {
-      operationId: 'mcpRequest',
-      tags: ['mcp'],
-      summary: 'Send one MCP message',
-      description: 'MCP Streamable HTTP (revision 2025-11-25), stateless: one JSON-RPC message per POST, answered with an SSE stream (notifications, then the result) or JSON; a notification gets 202. Tools: search_tools, describe_tools, check_script, execute_script. A 401 names the protected resource metadata in WWW-Authenticate.',
+    schema: operation('mcp', 'mcpRequest', 'Send one MCP message', 'MCP Streamable HTTP (revision 2025-11-25), stateless: one JSON-RPC message per POST, answered with an SSE stream (notifications, then the result) or JSON; a notification gets 202. Tools: search_tools, describe_tools, check_script, execute_script. A 401 names the protected resource metadata in WWW-Authenticate.', {
       response: {
         200: {
           description: 'The answer: an SSE stream of JSON-RPC messages (log and progress notifications, then the response), or one JSON-RPC response',
@@ -61,7 +61,7 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
         ...errors([403], { 403: 'The Origin header is not in MCP_ALLOWED_ORIGINS (ORIGIN_NOT_ALLOWED)' }),
         ...errors([429, 503])
       }
-    }
+    })
   }, async (request, reply) => {
     const { tenant } = request
     const { tenantId, permissions, quotas } = tenant
@@ -85,7 +85,24 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
         // The size a run would refuse, refused the same way (neither counted nor audited).
         const tooLarge = codeSizeRefusalOf(body.code, quotas)
         if (tooLarge !== undefined) return { refusal: refusalAnswer(tooLarge) }
-        return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck }) }
+        // The REST check's bounds, shared with it: checks in flight, TypeScript size, parse time.
+        const limits = checkLimitsOf(quotas)
+        let release: (cpuMs?: number) => void
+        let cpuMs: number | undefined
+        try {
+          release = fastify.checkSlots.admit(tenantId, limits, body)
+        } catch (err) {
+          if (err instanceof ServiceError) return { refusal: { status: err.statusCode, body: err.body() } }
+          throw err
+        }
+        try {
+          return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) }) }
+        } catch (err) {
+          if (err instanceof ServiceError) return { refusal: { status: err.statusCode, body: err.body() } }
+          throw err
+        } finally {
+          release(cpuMs)
+        }
       },
       execute: async (body, live) => {
         const executionId = newExecutionId()
@@ -110,10 +127,13 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
       cancel: (requestId) => { void fastify.mcp.cancel(callerKey, requestId) }
     }
     const server = createCodeModeServer(caller)
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
-    // From here the SDK writes the response. A client that leaves closes the transport, which
-    // aborts its calls: a run in flight ends CANCELLED and frees its slot.
-    // Headers earlier hooks put on the reply (CORS, rate limit) go out with the SDK's response.
+    // A single request (the usual case: tools/call, tools/list, ping) is answered by the
+    // transport that picks JSON or SSE as late as it can; everything else by the SDK's own.
+    const single = oneRequestOf(request.headers, request.body)
+    const transport = single !== undefined ? new OneRequestTransport(reply.raw, single.id) : new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
+    // From here the transport writes the response. A client that leaves closes the transport,
+    // which aborts its calls: a run in flight ends CANCELLED and frees its slot.
+    // Headers earlier hooks put on the reply (CORS, rate limit) go out with the response.
     for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value)
     reply.hijack()
     reply.raw.on('close', () => {
@@ -122,7 +142,8 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
     })
     try {
       await server.connect(transport)
-      await transport.handleRequest(request.raw, reply.raw, request.body)
+      if (transport instanceof OneRequestTransport) transport.deliver(single!, request.headers)
+      else await transport.handleRequest(request.raw, reply.raw, request.body)
     } catch (err) {
       request.log.error({ err, tenantId }, 'mcp request failed')
       if (!reply.raw.headersSent) {

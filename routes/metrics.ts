@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { json } from '../schemas/responses.ts'
+import { json, operation } from '../schemas/responses.ts'
 import { ErrorBody, ServiceError } from '../services/errors/index.ts'
 
 // Compared as digests, so the comparison takes the same time whatever the length or content.
@@ -28,17 +28,13 @@ const metricsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/metrics', {
     config: { rateLimit: false },
     ...(token !== undefined ? { onRequest: metricsGuard(token) } : {}),
-    schema: {
-      operationId: 'getMetrics',
-      tags: ['health'],
-      summary: 'Prometheus metrics',
-      description: 'The Prometheus text exposition format. Public unless METRICS_TOKEN is set, which a scraper then sends as a bearer token. Not rate-limited.',
+    schema: operation('health', 'getMetrics', 'Prometheus metrics', 'The Prometheus text exposition format. Public unless METRICS_TOKEN is set, which a scraper then sends as a bearer token. Not rate-limited.', {
       ...(token !== undefined ? { security: [{ bearerAuth: [] }] } : {}),
       response: {
         200: { description: 'The metrics', content: { 'text/plain': { schema: Type.String({ description: 'Prometheus text exposition format' }) } } },
         401: json('METRICS_TOKEN is set and the request does not carry it (UNAUTHORIZED, INVALID_TOKEN)', ErrorBody)
       }
-    }
+    })
   }, async (_request, reply) => {
     const { registry } = fastify.metrics
     return await reply.type(registry.contentType).send(await registry.metrics())

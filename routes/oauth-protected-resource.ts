@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { errors, json } from '../schemas/responses.ts'
+import { errors, json, operation } from '../schemas/responses.ts'
 import { listSetting, type Config } from '../plugins/config.ts'
 
 const ProtectedResource = Type.Object({
@@ -24,14 +24,10 @@ const oauthProtectedResourceRoutes: FastifyPluginAsyncTypebox = async (fastify) 
   const servers = listSetting(fastify.config.MCP_AUTHORIZATION_SERVERS)
   for (const [url, operationId] of [['/.well-known/oauth-protected-resource', 'getProtectedResourceMetadata'], ['/.well-known/oauth-protected-resource/mcp', 'getMcpProtectedResourceMetadata']]) {
     fastify.get(url as string, {
-      schema: {
-        operationId,
-        tags: ['mcp'],
-        summary: 'Protected resource metadata of /mcp',
-        description: 'RFC 9728: the authorization servers that issue /mcp\'s bearer tokens (MCP_AUTHORIZATION_SERVERS). Also served at the path-suffixed form MCP clients try first.',
+      schema: operation('mcp', operationId as string, 'Protected resource metadata of /mcp', 'RFC 9728: the authorization servers that issue /mcp\'s bearer tokens (MCP_AUTHORIZATION_SERVERS). Also served at the path-suffixed form MCP clients try first.', {
         security: [],
         response: { 200: json('The metadata document', ProtectedResource), ...errors([429]) }
-      }
+      })
     }, async (request, reply) => {
       void reply.header('cache-control', 'public, max-age=300').header('access-control-allow-origin', '*')
       return { resource: `${publicBase(fastify.config, request)}/mcp`, authorization_servers: servers, bearer_methods_supported: ['header'] }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { errors, json, RATE_LIMIT_HEADERS as rl } from '../schemas/responses.ts'
+import { errors, json, operation, RATE_LIMIT_HEADERS as rl } from '../schemas/responses.ts'
 
 const Jwk = Type.Object({
   kty: Type.Literal('EC'),
@@ -38,13 +38,9 @@ const wellKnownSessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     jwk: identity.publicJwk
   } as const
   fastify.get('/.well-known/enclave-session.json', {
-    schema: {
-      operationId: 'getSessionInfo',
-      tags: ['sessions'],
-      summary: 'The encrypted sessions\' identity key',
-      description: 'The identity key that signs session openings, its thumbprint (pin it) and the algorithms of the session protocol. Public.',
+    schema: operation('sessions', 'getSessionInfo', 'The encrypted sessions\' identity key', 'The identity key that signs session openings, its thumbprint (pin it) and the algorithms of the session protocol. Public.', {
       response: { 200: json('The identity key and algorithms', SessionInfo, rl), ...errors([429]) }
-    }
+    })
   }, async () => body)
 }
 

@@ -11,6 +11,14 @@ export const Uuid = (description?: string) => Type.String({ pattern: UUID_PATTER
 /** How many items a page holds. The validator applies no defaults: the route applies `defaultLimit` itself. */
 export const PageLimit = (page: { max: number, defaultLimit: number }) => Type.Integer({ minimum: 1, maximum: page.max, default: page.defaultLimit })
 
+/**
+ * A list route's page as asked: `limit` with the route's default applied (the validator applies
+ * none), and `before` only when sent.
+ */
+export function pageAsked (query: { limit?: number, before?: string }, defaultLimit: number): { limit: number, before?: string } {
+  return { limit: query.limit ?? defaultLimit, ...(query.before !== undefined ? { before: query.before } : {}) }
+}
+
 /** The cursor of the next page: the last id of the previous one (its `nextBefore`). */
 export const BeforeCursor = (description: string) => Uuid(description)
 

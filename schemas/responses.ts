@@ -55,3 +55,12 @@ export function errors (statuses: readonly ErrorStatus[], meanings: Partial<Reco
   }
   return out
 }
+
+/**
+ * A route's schema with what the OpenAPI document says of it as an operation, all four always
+ * given: the tag it is listed under, its operationId (the generated client's method name), a
+ * one-line summary and what it does. `schema` is the rest (params, body, response...).
+ */
+export function operation<S extends object> (tag: string, operationId: string, summary: string, description: string, schema: S) {
+  return { operationId, tags: [tag], summary, description, ...schema }
+}

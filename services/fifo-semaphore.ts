@@ -97,3 +97,26 @@ export class KeyedSemaphore {
     }
   }
 }
+
+/**
+ * How many of something each key holds, taken only below a limit given at each take (it may
+ * differ by caller, e.g. by tier) and never waited for. A key's entry exists only while used.
+ */
+export class KeyedCounter {
+  private readonly counts = new Map<string, number>()
+
+  /** One more for `key` and its release (calling it twice releases once), or undefined at `limit`. */
+  tryTake (key: string, limit: number): (() => void) | undefined {
+    const count = this.counts.get(key) ?? 0
+    if (count >= limit) return undefined
+    this.counts.set(key, count + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const left = (this.counts.get(key) ?? 1) - 1
+      if (left > 0) this.counts.set(key, left)
+      else this.counts.delete(key)
+    }
+  }
+}

@@ -75,7 +75,12 @@ t.test('the generated SDK against a running service', async (t) => {
     const usage = await getUsage({ client })
     t.ok((usage.data?.executions ?? 0) >= 1, 'the runs are counted')
     t.type(usage.data?.quotas.maxExecutionsPerDay, 'number')
-    const audit = await listAudit({ client, query: { limit: 50 } })
+    // The audit log is written in batches after the answer (docs/api.md): poll until it lands.
+    let audit = await listAudit({ client, query: { limit: 50 } })
+    for (let i = 0; i < 50 && (audit.data?.entries.length ?? 0) === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      audit = await listAudit({ client, query: { limit: 50 } })
+    }
     t.equal(audit.response?.status, 200)
     t.ok((audit.data?.entries.length ?? 0) >= 1, 'the runs are audited')
     t.ok(audit.data?.entries.every((entry) => typeof entry.executionId === 'string'))

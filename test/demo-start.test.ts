@@ -9,7 +9,8 @@ const run = promisify(execFile)
 const listeningLine = (output: string): string => output.split('\n').find((line) => line.includes('Server listening')) ?? ''
 
 t.test('an embedded start without a key prints working demo tokens and curl lines', async (t) => {
-  const server = await startServer({ JWT_SECRET: undefined, DATABASE_URL: undefined, DATABASE_ADMIN_URL: undefined, REDIS_URL: undefined }, (fn) => t.teardown(fn))
+  // PGLITE_DIR unset: in memory, initdb and all, as on a bare machine.
+  const server = await startServer({ JWT_SECRET: undefined, DATABASE_URL: undefined, DATABASE_ADMIN_URL: undefined, REDIS_URL: undefined, PGLITE_DIR: undefined }, (fn) => t.teardown(fn))
   await waitFor(() => server.output().includes('API docs:'), { timeout: 30_000, interval: 100, message: 'the start banner was printed' })
   const output = server.output()
   // LOG_FORMAT=auto and stdout a pipe (as under any log collector): one JSON object per line.

@@ -8,6 +8,14 @@ import { pgliteSnapshot } from './support/pglite-snapshot.ts'
 
 export const TEST_SECRET = 'test-secret-that-is-at-least-32-characters-long'
 
+/**
+ * Runner processes of an app built by a test, unless the test sets ENCLAVE_RUNNERS itself. The
+ * default (one a core) would start two or more node processes for every app, most of whose runs
+ * are a line of code; placement over several runners is tested where it matters, with its own
+ * setting.
+ */
+export const TEST_RUNNERS = '1'
+
 interface TapLike { teardown: (fn: () => unknown) => void }
 
 /**
@@ -22,7 +30,7 @@ export async function buildApp (
   extend?: (fastify: FastifyInstance) => void,
   logStream?: { write: (line: string) => void }
 ): Promise<FastifyInstance> {
-  const merged: Record<string, string | undefined> = { ...process.env, JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', ...env }
+  const merged: Record<string, string | undefined> = { ...process.env, JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', ENCLAVE_RUNNERS: TEST_RUNNERS, ...env }
   for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key]
   const loaded = loadConfig(merged)
   // An in-memory PGlite starts from a migrated copy made once for the whole suite (see

@@ -120,6 +120,13 @@ export interface Usage {
   periodEnd: string
 }
 export interface UsageDay { date: string, executions: number, failures: number, toolCalls: number, p50DurationMs: number }
+/** An npm library scripts may import (GET /api/modules). */
+export interface SandboxModule {
+  name: string
+  version: string
+  description: string
+}
+
 export interface Tool {
   name: string
   description: string

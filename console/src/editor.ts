@@ -7,11 +7,14 @@ import { syntaxHighlighting, defaultHighlightStyle, bracketMatching, indentOnInp
 import { autocompletion, closeBrackets, completionKeymap, type CompletionContext, type CompletionResult } from '@codemirror/autocomplete'
 import { lintGutter, setDiagnostics } from '@codemirror/lint'
 import type { ToolCompletion } from './completions.ts'
+import type { SandboxModule } from './api.ts'
 
 export interface ScriptEditor {
   getCode: () => string
   setLanguage: (language: 'javascript' | 'typescript') => void
   setTools: (tools: ToolCompletion[]) => void
+  /** The modules `import … from '…'` and `import('…')` complete. */
+  setModules: (modules: SandboxModule[]) => void
   /** Marks the error at a 1-based line and column, or clears the mark with null. */
   markError: (at: { line: number, column: number, message: string } | null) => void
   focus: () => void
@@ -21,6 +24,7 @@ export interface ScriptEditor {
 export function createEditor (parent: HTMLElement, options: { doc: string, language: 'javascript' | 'typescript', onRun: () => void, labelledBy: string }): ScriptEditor {
   const languageConf = new Compartment()
   let tools: ToolCompletion[] = []
+  let modules: SandboxModule[] = []
 
   const complete = (context: CompletionContext): CompletionResult | null => {
     const before = context.state.sliceDoc(Math.max(0, context.pos - 300), context.pos)
@@ -32,6 +36,16 @@ export function createEditor (parent: HTMLElement, options: { doc: string, langu
         from: context.pos - (name[2] as string).length,
         options: tools.map((t) => ({ label: t.name, type: 'function', detail: t.detail, info: t.info, apply: `${t.name}${quote}` })),
         validFor: /^[\w:.-]*$/
+      }
+    }
+    // import { z } from 'zo|  or  import('zo|  → the sandbox modules
+    const spec = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)(['"])([\w@./-]*)$/m.exec(before)
+    if (spec !== null) {
+      const quote = spec[1] as string
+      return {
+        from: context.pos - (spec[2] as string).length,
+        options: modules.map((m) => ({ label: m.name, type: 'namespace', detail: m.version, info: m.description, apply: `${m.name}${quote}` })),
+        validFor: /^[\w@./-]*$/
       }
     }
     // callTool('data:query', { li|  → that tool's argument names
@@ -85,6 +99,7 @@ export function createEditor (parent: HTMLElement, options: { doc: string, langu
     getCode: () => view.state.doc.toString(),
     setLanguage: (language) => { view.dispatch({ effects: languageConf.reconfigure(javascript({ typescript: language === 'typescript' })) }) },
     setTools: (next) => { tools = next },
+    setModules: (next) => { modules = next },
     markError: (at) => {
       if (at === null) { view.dispatch(setDiagnostics(view.state, [])); return }
       const doc = view.state.doc

@@ -9,11 +9,7 @@ import adminUsageRoutes from './usage.ts'
 const adminRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.addHook('onRequest', fastify.authenticate)
   fastify.addHook('onRequest', fastify.requireAdmin)
-  await fastify.register(adminTenantRoutes)
-  await fastify.register(adminToolRoutes)
-  await fastify.register(adminPlatformToolRoutes)
-  await fastify.register(adminMcpServerRoutes)
-  await fastify.register(adminUsageRoutes)
+  for (const routes of [adminTenantRoutes, adminToolRoutes, adminPlatformToolRoutes, adminMcpServerRoutes, adminUsageRoutes]) await fastify.register(routes)
 }
 
 export default adminRoutes

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ApprovalModeSchema } from '../../services/tools/tool-settings.ts'
-import { empty, errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
+import { empty, errors, json, operation, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { ServiceError } from '../../services/errors/index.ts'
 import { deleteMcpServer, listMcpServers } from '../../services/tools/mcp-servers.ts'
 
@@ -44,18 +44,14 @@ const SYNC_RESPONSES = {
 /** /admin/mcp-servers: remote MCP servers whose tools are platform tools (docs/api.md "MCP"). */
 const adminMcpServerRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/mcp-servers', {
-    schema: {
-      operationId: 'registerMcpServer',
-      tags: ['admin'],
-      summary: 'Register or update a remote MCP server',
-      description: 'Reads the server\'s tools/list and stores each tool as the platform tool `<prefix>:<tool>`; registering the same name again refreshes it and drops the tools it no longer lists.',
+    schema: operation('admin', 'registerMcpServer', 'Register or update a remote MCP server', 'Reads the server\'s tools/list and stores each tool as the platform tool `<prefix>:<tool>`; registering the same name again refreshes it and drops the tools it no longer lists.', {
       body: ServerBody,
       response: {
         ...SYNC_RESPONSES,
         ...errors([400], { 400: 'The body does not match its schema, or the URL is refused (MCP_SERVER_REFUSED)' }),
         ...errors([409], { 409: 'The prefix is taken by another server (MCP_SERVER_CONFLICT)' })
       }
-    }
+    })
   }, async (request) => {
     // An unreachable server is a 502 MCP_SERVER_UNREACHABLE whose message says why: the cause is the admin's to fix.
     const result = await fastify.mcpUpstreams.sync(request.body)
@@ -65,24 +61,16 @@ const adminMcpServerRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/mcp-servers', {
-    schema: {
-      operationId: 'listMcpServers',
-      tags: ['admin'],
-      summary: 'List remote MCP servers',
-      description: 'The registered remote MCP servers and their tools (header names only, never their values).',
+    schema: operation('admin', 'listMcpServers', 'List remote MCP servers', 'The registered remote MCP servers and their tools (header names only, never their values).', {
       response: { 200: json('The servers', Type.Object({ servers: Type.Array(ServerSummary) }, { $id: 'McpServerList' }), rl), ...errors([401, 403, 429, 503]) }
-    }
+    })
   }, async () => ({ servers: await listMcpServers(fastify.db) }))
 
   fastify.post('/mcp-servers/:name/refresh', {
-    schema: {
-      operationId: 'refreshMcpServer',
-      tags: ['admin'],
-      summary: 'Refresh a remote MCP server\'s tools',
-      description: 'Reads the server\'s tools/list again now (a timer does it every MCP_UPSTREAM_REFRESH_MS).',
+    schema: operation('admin', 'refreshMcpServer', 'Refresh a remote MCP server\'s tools', 'Reads the server\'s tools/list again now (a timer does it every MCP_UPSTREAM_REFRESH_MS).', {
       params: Type.Object({ name: ServerName }),
       response: { ...SYNC_RESPONSES, ...errors([400, 404], { 404: 'No server by that name (MCP_SERVER_NOT_FOUND)' }) }
-    }
+    })
   }, async (request) => {
     const result = await fastify.mcpUpstreams.refresh(request.params.name)
     if (result === undefined) throw new ServiceError('MCP_SERVER_NOT_FOUND', { name: request.params.name })
@@ -91,14 +79,10 @@ const adminMcpServerRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.delete('/mcp-servers/:name', {
-    schema: {
-      operationId: 'deleteMcpServer',
-      tags: ['admin'],
-      summary: 'Unregister a remote MCP server',
-      description: 'Deletes the server and its tools: calls to them fail with TOOL_NOT_FOUND on every instance.',
+    schema: operation('admin', 'deleteMcpServer', 'Unregister a remote MCP server', 'Deletes the server and its tools: calls to them fail with TOOL_NOT_FOUND on every instance.', {
       params: Type.Object({ name: ServerName }),
       response: { 204: empty('Unregistered', rl), ...errors([400, 401, 403]), ...errors([404], { 404: 'No server by that name (MCP_SERVER_NOT_FOUND)' }), ...errors([429, 503]) }
-    }
+    })
   }, async (request, reply) => {
     if (!await deleteMcpServer(fastify.db, request.params.name)) throw new ServiceError('MCP_SERVER_NOT_FOUND', { name: request.params.name })
     await fastify.tools.catalogueChanged()

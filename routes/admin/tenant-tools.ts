@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { empty, errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
+import { empty, errors, json, operation, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { ApprovalModeSchema, ToolRateLimitSchema } from '../../services/tools/tool-settings.ts'
 import { TenantIdSchema } from '../../schemas/tenant.ts'
 import { PLATFORM_TOOL_NAME_PATTERN } from '../../services/tools/platform-tools.ts'
@@ -32,15 +32,11 @@ const ToolSetting = Type.Object({
 
 const adminToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.put('/tenants/:tenantId/tools/:tool', {
-    schema: {
-      operationId: 'putTenantToolSetting',
-      tags: ['admin'],
-      summary: 'Set a tenant\'s tool setting',
-      description: 'Enables or disables a tool for a tenant, with an optional rate limit, config and approval override; fields left out keep what is stored.',
+    schema: operation('admin', 'putTenantToolSetting', 'Set a tenant\'s tool setting', 'Enables or disables a tool for a tenant, with an optional rate limit, config and approval override; fields left out keep what is stored.', {
       params: Params,
       body: ToolSettingBody,
       response: { 200: json('The setting as stored', ToolSetting, rl), ...errors([400, 401, 403, 404, 429, 503], { 404: 'No such tenant or tool (NOT_FOUND)' }) }
-    }
+    })
   }, async (request) => {
     const { tenantId, tool } = request.params
     await fastify.assertKnownTool(tool)
@@ -48,14 +44,10 @@ const adminToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.delete('/tenants/:tenantId/tools/:tool', {
-    schema: {
-      operationId: 'deleteTenantToolSetting',
-      tags: ['admin'],
-      summary: 'Remove a tenant\'s tool setting',
-      description: 'Removes a tenant\'s setting for a tool: it returns to its default.',
+    schema: operation('admin', 'deleteTenantToolSetting', 'Remove a tenant\'s tool setting', 'Removes a tenant\'s setting for a tool: it returns to its default.', {
       params: Params,
       response: { 204: empty('Removed', rl), ...errors([400, 401, 403, 404, 429, 503], { 404: 'No such tenant or tool (NOT_FOUND)' }) }
-    }
+    })
   }, async (request, reply) => {
     const { tenantId, tool } = request.params
     await fastify.assertKnownTool(tool)

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ApprovalModeSchema } from '../../services/tools/tool-settings.ts'
-import { empty, errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
+import { empty, errors, json, operation, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { ServiceError } from '../../services/errors/index.ts'
 import { toolUpstreams } from '../../plugins/config.ts'
 import { HTTP_METHODS } from '../../services/tools/tool-definition.ts'
@@ -76,24 +76,16 @@ const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const check = (name: string, input: PlatformToolInput) => checkPlatformTool(name, input, { builtinNames: fastify.tools.builtinNames(), upstreams })
 
   fastify.get('/tools', {
-    schema: {
-      operationId: 'listPlatformTools',
-      tags: ['admin'],
-      summary: 'List platform tools',
-      description: 'Every platform tool (HTTP tools the platform declared).',
+    schema: operation('admin', 'listPlatformTools', 'List platform tools', 'Every platform tool (HTTP tools the platform declared).', {
       response: { 200: json('The platform tools', Type.Object({ tools: Type.Array(PlatformToolSchema) }, { $id: 'PlatformToolList' }), rl), ...errors([401, 403, 429, 503]) }
-    }
+    })
   }, async () => ({ tools: await listPlatformTools(fastify.db) }))
 
   fastify.post('/tools/import', {
-    schema: {
-      operationId: 'importPlatformTools',
-      tags: ['admin'],
-      summary: 'Import platform tools from an OpenAPI document',
-      description: 'Creates or replaces a tool for each operation of an OpenAPI document that has an operationId; the others are listed in `skipped` with the reason.',
+    schema: operation('admin', 'importPlatformTools', 'Import platform tools from an OpenAPI document', 'Creates or replaces a tool for each operation of an OpenAPI document that has an operationId; the others are listed in `skipped` with the reason.', {
       body: ImportBody,
       response: { 200: json('What was imported and what was skipped, and why', ImportResult, rl), ...errors([400, 401, 403, 429, 503]) }
-    }
+    })
   }, async (request) => {
     const plan = await planImport(request.body)
     const checked = []
@@ -114,15 +106,11 @@ const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.put('/tools/:name', {
-    schema: {
-      operationId: 'putPlatformTool',
-      tags: ['admin'],
-      summary: 'Create or replace a platform tool',
-      description: 'Creates or replaces a platform tool; every instance picks the change up at once.',
+    schema: operation('admin', 'putPlatformTool', 'Create or replace a platform tool', 'Creates or replaces a platform tool; every instance picks the change up at once.', {
       params: Params,
       body: ToolBody,
       response: { 200: json('The tool as stored', PlatformToolSchema, rl), ...errors([400, 401, 403, 429, 503]) }
-    }
+    })
   }, async (request) => {
     const stored = await putPlatformTool(fastify.db, check(request.params.name, request.body))
     await fastify.tools.catalogueChanged()
@@ -131,14 +119,10 @@ const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/tools/:name', {
-    schema: {
-      operationId: 'getPlatformTool',
-      tags: ['admin'],
-      summary: 'Get a platform tool',
-      description: 'One platform tool.',
+    schema: operation('admin', 'getPlatformTool', 'Get a platform tool', 'One platform tool.', {
       params: Params,
       response: { 200: json('The tool', PlatformToolSchema, rl), ...errors([400, 401, 403, 404, 429, 503], { 404: 'No such platform tool (NOT_FOUND)' }) }
-    }
+    })
   }, async (request) => {
     const tool = await getPlatformTool(fastify.db, request.params.name)
     if (tool === undefined) throw new ServiceError('NOT_FOUND', { what: `No platform tool ${request.params.name}` })
@@ -146,14 +130,10 @@ const adminPlatformToolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.delete('/tools/:name', {
-    schema: {
-      operationId: 'deletePlatformTool',
-      tags: ['admin'],
-      summary: 'Delete a platform tool',
-      description: 'Deletes a platform tool: calls to it fail with TOOL_NOT_FOUND on every instance.',
+    schema: operation('admin', 'deletePlatformTool', 'Delete a platform tool', 'Deletes a platform tool: calls to it fail with TOOL_NOT_FOUND on every instance.', {
       params: Params,
       response: { 204: empty('Deleted', rl), ...errors([400, 401, 403, 404, 429, 503], { 404: 'No such platform tool (NOT_FOUND)' }) }
-    }
+    })
   }, async (request, reply) => {
     if (!(await deletePlatformTool(fastify.db, request.params.name))) throw new ServiceError('NOT_FOUND', { what: `No platform tool ${request.params.name}` })
     await fastify.tools.catalogueChanged()

@@ -4,12 +4,13 @@ import { executeScript } from '../../services/executions/execute-script.ts'
 import { codeSizeRefusalOf, ExecutionRequestBodySchema, newExecutionId, RefusalBodySchema, refusalAnswer, ScriptCode, ScriptLanguage } from '../../services/executions/execution-request.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import { EVENT_STREAM_CONTENT } from '../../schemas/execution-event.ts'
-import { errors, json, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schemas/responses.ts'
+import { errors, json, operation, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schemas/responses.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { checkScript } from '../../services/code-mode/check-script.ts'
-import { checkLimitsOf, CheckSlots } from '../../services/code-mode/check-limits.ts'
+import { checkLimitsOf, estimatedCheckMs } from '../../services/code-mode/check-limits.ts'
 import { LEVELS } from '../../services/enclave/index.ts'
+import { modulesFor } from '../../services/sandbox-modules/catalog.ts'
 
 const CheckBody = Type.Object({ code: ScriptCode, language: Type.Optional(ScriptLanguage) }, { $id: 'ScriptCheckRequest', additionalProperties: false })
 const Position = { line: Type.Integer({ minimum: 1 }), column: Type.Integer({ minimum: 1 }) }
@@ -25,14 +26,8 @@ const CheckResult = Type.Object({
 }, { $id: 'ScriptCheck' })
 
 const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  // Per instance, like the worker threads the checks use.
-  const checkSlots = new CheckSlots()
   fastify.post('/execute', {
-    schema: {
-      operationId: 'runScript',
-      tags: ['scripts'],
-      summary: 'Run a script and wait for its result',
-      description: 'Runs the script in an isolate of the caller\'s tenant and answers its ExecutionResult: 200 also when the script failed (`success: false`, `error`). With `Accept: text/event-stream` or `application/x-ndjson` the answer streams the run\'s ExecutionEvents instead, numbered as GET /api/executions/{id}/events numbers them, ending with `final` (which holds the result); a client that leaves cancels the run. A refusal (413, 429) or error before the run starts is always a plain JSON answer, whatever Accept asked for.',
+    schema: operation('scripts', 'runScript', 'Run a script and wait for its result', 'Runs the script in an isolate of the caller\'s tenant and answers its ExecutionResult: 200 also when the script failed (`success: false`, `error`). With `Accept: text/event-stream` or `application/x-ndjson` the answer streams the run\'s ExecutionEvents instead, numbered as GET /api/executions/{id}/events numbers them, ending with `final` (which holds the result); a client that leaves cancels the run. A refusal (413, 429) or error before the run starts is always a plain JSON answer, whatever Accept asked for.', {
       body: ExecutionRequestBodySchema,
       response: {
         200: {
@@ -45,7 +40,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         429: json('Over the per-minute rate limit, the daily execution or CPU quota (EXECUTION_QUOTA_EXCEEDED, CPU_QUOTA_EXCEEDED), a per-user limit (USER_QUOTA_EXCEEDED) or the concurrency limit: retry after Retry-After seconds', RefusalBodySchema, { ...RETRY_AFTER, ...rl }),
         ...errors([503])
       }
-    }
+    })
   }, async (request, reply) => {
     const executionId = newExecutionId()
     const log = request.log.child({ tenantId: request.tenant.tenantId, executionId })
@@ -88,21 +83,20 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/execute/check', {
-    schema: {
-      operationId: 'checkScript',
-      tags: ['scripts'],
-      summary: 'Check a script without running it',
-      description: 'Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier\'s check bounds (checks in flight, TypeScript size, parse time).',
+    // A tenant over its check time (what it owes, what its checks in flight and this one, by its
+    // length, are expected to cost) is refused before its body is read and parsed.
+    preParsing: async (request) => { fastify.checkSlots.refuseOverTime(request.tenant.tenantId, checkLimitsOf(request.tenant.quotas), estimatedCheckMs(Number(request.headers['content-length'] ?? 0) || 0, undefined)) },
+    schema: operation('scripts', 'checkScript', 'Check a script without running it', 'Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier\'s check bounds (checks in flight, TypeScript size, parse time, check time per second).', {
       body: CheckBody,
       response: {
         200: json('What a run would refuse, and the tools the script calls', CheckResult, rl),
         ...errors([400, 401]),
         413: json('The script is over the tier\'s maxCodeSizeKB (CODE_TOO_LARGE), a TypeScript script over the tier\'s check size (CHECK_TOO_LARGE), or the body over BODY_LIMIT_BYTES', RefusalBodySchema),
         ...errors([422], { 422: 'The check took longer than the tier allows and was stopped (CHECK_TIMEOUT)' }),
-        ...errors([429], { 429: 'Over the per-minute request rate (RATE_LIMITED), or the tenant already has its tier\'s checks in flight (CHECK_LIMIT_EXCEEDED): retry after Retry-After seconds' }),
+        ...errors([429], { 429: 'Over the per-minute request rate (RATE_LIMITED), the tenant already has its tier\'s checks in flight (CHECK_LIMIT_EXCEEDED), or its checks have used the tier\'s check time (CHECK_TIME_EXCEEDED): retry after Retry-After seconds' }),
         ...errors([503])
       }
-    }
+    })
   }, async (request, reply) => {
     const { tenantId, permissions, quotas } = request.tenant
     // The size a run would refuse, refused the same way (but neither counted nor audited).
@@ -113,11 +107,12 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     // The tier's bounds: TypeScript size, checks in flight, and the parse's time on a thread.
     const limits = checkLimitsOf(quotas)
-    const release = checkSlots.admit(tenantId, limits, request.body)
+    const release = fastify.checkSlots.admit(tenantId, limits, request.body)
+    let cpuMs: number | undefined
     try {
-      return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs })
+      return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) })
     } finally {
-      release()
+      release(cpuMs)
     }
   })
 }

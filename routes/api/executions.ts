@@ -4,12 +4,12 @@ import { Type } from 'typebox'
 import { ServiceError } from '../../services/errors/index.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import { EVENT_STREAM_CONTENT, type StreamEvent } from '../../schemas/execution-event.ts'
-import { errors, json, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schemas/responses.ts'
+import { errors, json, operation, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schemas/responses.ts'
 import { follow, followIfAllowed } from '../../services/executions/event-log.ts'
 import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executions/event-writer.ts'
 import { eventStreamLimit, OpenStreams } from '../../services/executions/open-streams.ts'
 import { ExecutionRequestBodySchema, RefusalBodySchema, refusalAnswer } from '../../services/executions/execution-request.ts'
-import { BeforeCursor, ExecutionIdParams, PageLimit } from '../../schemas/paging.ts'
+import { BeforeCursor, ExecutionIdParams, pageAsked, PageLimit } from '../../schemas/paging.ts'
 import { listFilterOf } from '../../services/executions/list-filter.ts'
 
 const NOT_FOUND = 'No execution with this id in the caller\'s tenant (NOT_FOUND); an id that is no UUID included'
@@ -57,11 +57,7 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }
 
   fastify.post('/executions', {
-    schema: {
-      operationId: 'submitExecution',
-      tags: ['executions'],
-      summary: 'Queue a run',
-      description: 'Queues the script and answers at once with its execution id: follow it with streamExecutionEvents, read its result with getExecution, stop it with cancelExecution. The same Idempotency-Key from the same tenant within 24 h answers the first execution again.',
+    schema: operation('executions', 'submitExecution', 'Queue a run', 'Queues the script and answers at once with its execution id: follow it with streamExecutionEvents, read its result with getExecution, stop it with cancelExecution. The same Idempotency-Key from the same tenant within 24 h answers the first execution again.', {
       body: ExecutionRequestBodySchema,
       headers: SubmitHeaders,
       response: {
@@ -72,7 +68,7 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         429: json('Over the per-minute rate limit, the daily execution or CPU quota (EXECUTION_QUOTA_EXCEEDED, CPU_QUOTA_EXCEEDED), a per-user limit (USER_QUOTA_EXCEEDED) or the queue bound: retry after Retry-After seconds', RefusalBodySchema, { ...RETRY_AFTER, ...rl }),
         ...errors([503])
       }
-    }
+    })
   }, async (request, reply) => {
     const outcome = await fastify.executions.submit(request.tenant, request.body, request.headers['idempotency-key'])
     if (!outcome.accepted && 'reused' in outcome) throw new ServiceError('IDEMPOTENCY_KEY_REUSED', {})
@@ -87,34 +83,25 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/executions', {
-    schema: {
-      operationId: 'listExecutions',
-      tags: ['executions'],
-      summary: 'List executions',
-      description: 'The caller\'s tenant\'s queued runs, newest first, a page at a time (pass `nextBefore` as `before`), optionally filtered by status, submission date range (`from`, `to`) and outcome (`code`).',
+    schema: operation('executions', 'listExecutions', 'List executions', 'The caller\'s tenant\'s queued runs, newest first, a page at a time (pass `nextBefore` as `before`), optionally filtered by status, submission date range (`from`, `to`) and outcome (`code`).', {
       querystring: ListQuery,
       response: { 200: json('A page of executions, newest first', ExecutionPage, rl), ...errors([400, 401, 429, 503]) }
-    }
+    })
   }, async (request) => {
     // The schema refuses a malformed before or limit with 400 (a cursor that is no UUID
-    // used to read as an empty page, which looks like the end of the list).
-    const { limit = PAGE_DEFAULT, before } = request.query
-    // status, from, to and code are checked with messages that list what is allowed.
+    // used to read as an empty page, which looks like the end of the list); status, from, to
+    // and code are checked with messages that list what is allowed.
     const filter = listFilterOf(request.query)
-    return await fastify.executions.list(request.tenant.tenantId, { ...filter, limit, ...(before !== undefined ? { before } : {}) })
+    return await fastify.executions.list(request.tenant.tenantId, { ...filter, ...pageAsked(request.query, PAGE_DEFAULT) })
   })
 
   fastify.get('/executions/:id', {
     // An id that is no UUID names no execution: the schema checks it, and the answer is a 404.
     attachValidation: true,
-    schema: {
-      operationId: 'getExecution',
-      tags: ['executions'],
-      summary: 'Get an execution',
-      description: 'An execution\'s status, and its result once finished.',
+    schema: operation('executions', 'getExecution', 'Get an execution', 'An execution\'s status, and its result once finished.', {
       params: ExecutionIdParams,
       response: { 200: json('The execution', ExecutionView, rl), ...errors([401, 404, 429, 503], { 404: NOT_FOUND }) }
-    }
+    })
   }, async (request) => {
     const view = await fastify.executions.get(request.tenant.tenantId, executionIdOf(request))
     if (view === undefined) throw notFound()
@@ -124,11 +111,7 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/executions/:id/events', {
     // An id that is no UUID names no execution: the schema checks it, and the answer is a 404.
     attachValidation: true,
-    schema: {
-      operationId: 'streamExecutionEvents',
-      tags: ['executions'],
-      summary: 'Follow an execution\'s events',
-      description: 'The execution\'s ExecutionEvents, from the first or after Last-Event-ID / `after`, live until `final`. Error answers (401, 404, 429, 503) are JSON ErrorBody, whatever Accept asked for.',
+    schema: operation('executions', 'streamExecutionEvents', 'Follow an execution\'s events', 'The execution\'s ExecutionEvents, from the first or after Last-Event-ID / `after`, live until `final`. Error answers (401, 404, 429, 503) are JSON ErrorBody, whatever Accept asked for.', {
       params: ExecutionIdParams,
       querystring: EventsQuery,
       headers: EventsHeaders,
@@ -138,7 +121,7 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         429: json('Over the per-minute rate limit (Retry-After), or the tenant holds its limit of open event streams on this instance (`limit`)', RefusalBodySchema, { ...RETRY_AFTER, ...rl }),
         ...errors([503])
       }
-    }
+    })
   }, async (request, reply) => {
     const executionId = executionIdOf(request)
     const { tenantId } = request.tenant
@@ -192,17 +175,13 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.delete('/executions/:id', {
     // An id that is no UUID names no execution: the schema checks it, and the answer is a 404.
     attachValidation: true,
-    schema: {
-      operationId: 'cancelExecution',
-      tags: ['executions'],
-      summary: 'Cancel an execution',
-      description: 'Cancels a queued or running execution: it ends within 100 ms with the CANCELLED error.',
+    schema: operation('executions', 'cancelExecution', 'Cancel an execution', 'Cancels a queued or running execution: it ends within 100 ms with the CANCELLED error.', {
       params: ExecutionIdParams,
       response: {
         202: json('Cancelling', Type.Object({ executionId: Type.String({ format: 'uuid' }) }, { $id: 'CancelledExecution' }), rl),
         ...errors([401, 404, 409, 429, 503], { 404: NOT_FOUND, 409: 'The execution has already finished (EXECUTION_FINISHED)' })
       }
-    }
+    })
   }, async (request, reply) => {
     const executionId = executionIdOf(request)
     const outcome = await fastify.executions.cancel(request.tenant.tenantId, request.tenant.userId, executionId)

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { errors, json, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schemas/responses.ts'
+import { errors, json, operation, RATE_LIMIT_HEADERS as rl, RETRY_AFTER } from '../../schemas/responses.ts'
 import { Compile } from 'typebox/compile'
 import { ErrorBody, formatMessage, ServiceError } from '../../services/errors/index.ts'
 import { enclaveError } from '../../services/enclave/index.ts'
@@ -47,25 +47,17 @@ function parseJson (bytes: Buffer): { ok: true, value: unknown } | { ok: false }
 
 const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/sessions', {
-    schema: {
-      operationId: 'openSession',
-      tags: ['sessions'],
-      summary: 'Open an encrypted session',
-      description: 'Ephemeral ECDH (P-256): the answer holds the server\'s key, signed by the identity key of /.well-known/enclave-session.json.',
+    schema: operation('sessions', 'openSession', 'Open an encrypted session', 'Ephemeral ECDH (P-256): the answer holds the server\'s key, signed by the identity key of /.well-known/enclave-session.json.', {
       body: OpenBody,
       response: { 201: json('The session is open', Opened, rl), ...errors([400, 401, 429, 503]) }
-    }
+    })
   }, async (request, reply) => {
     const opened = await fastify.sessions.open(request.tenant, request.body.clientPublicKey)
     return await reply.code(201).send(opened)
   })
 
   fastify.post('/sessions/:id/execute', {
-    schema: {
-      operationId: 'runSessionScript',
-      tags: ['sessions'],
-      summary: 'Run a script sent as an encrypted frame',
-      description: 'The frame\'s plaintext is a runScript body; the result (or a refusal) comes back sealed as one frame. With `Accept: text/event-stream` or `application/x-ndjson` the answer streams the events streaming POST /api/execute sends, each sealed as one `{frame}` (SSE event or NDJSON line), the last being `final`; a refusal before the run is the same answer as without streaming.',
+    schema: operation('sessions', 'runSessionScript', 'Run a script sent as an encrypted frame', 'The frame\'s plaintext is a runScript body; the result (or a refusal) comes back sealed as one frame. With `Accept: text/event-stream` or `application/x-ndjson` the answer streams the events streaming POST /api/execute sends, each sealed as one `{frame}` (SSE event or NDJSON line), the last being `final`; a refusal before the run is the same answer as without streaming.', {
       params: SessionParams,
       body: Encrypted,
       // Encrypted answers keep the status they would have in the clear (200, 400 bad body, 413,
@@ -86,7 +78,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         429: json('A sealed Refusal (a quota or limit), or a clear ErrorBody (the per-minute rate limit): retry after Retry-After seconds', Type.Union([Encrypted, ErrorBody]), { ...RETRY_AFTER, ...rl }),
         ...errors([503])
       }
-    }
+    })
   }, async (request, reply) => {
     const format = eventFormat(request.headers.accept)
     const accepted = await fastify.sessions.accept(request.tenant, request.params.id, request.body.frame, { expectedFrames: format === undefined ? 1 : STREAM_FIRST_RESERVATION })

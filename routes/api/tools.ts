@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
+import { errors, json, operation, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { ToolRateLimitSchema } from '../../services/tools/tool-settings.ts'
 import { matchesSearch, searchWords } from '../../services/code-mode/tool-search.ts'
 
@@ -20,14 +20,10 @@ const ToolsQuery = Type.Object({
 
 const toolRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/tools', {
-    schema: {
-      operationId: 'listTools',
-      tags: ['tools'],
-      summary: 'List tools',
-      description: 'The tools a script can call, with this tenant\'s settings and the caller\'s permissions; `search` filters by words in the name or description.',
+    schema: operation('tools', 'listTools', 'List tools', 'The tools a script can call, with this tenant\'s settings and the caller\'s permissions; `search` filters by words in the name or description.', {
       querystring: ToolsQuery,
       response: { 200: json('The tools', Type.Object({ tools: Type.Array(Tool) }, { $id: 'ToolList' }), rl), ...errors([400, 401, 429, 503]) }
-    }
+    })
   }, async (request) => {
     const { tenantId, permissions } = request.tenant
     const words = searchWords(request.query.search)

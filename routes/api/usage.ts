@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Readable } from 'node:stream'
 import { Type } from 'typebox'
-import { errors, json, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
+import { errors, json, operation, RATE_LIMIT_HEADERS as rl } from '../../schemas/responses.ts'
 import { readUsage } from '../../services/quotas/usage.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import { readUsageHistory, readUsersToday } from '../../services/audit/usage-history.ts'
@@ -53,14 +53,10 @@ export function sendExport (reply: FastifyReply, rows: AsyncGenerator<string>, f
 
 const usageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/usage', {
-    schema: {
-      operationId: 'getUsage',
-      tags: ['usage'],
-      summary: 'Today\'s usage and quotas',
-      description: 'The caller\'s tenant\'s executions, tool calls, CPU and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset, and the storage its documents take. `groupBy=user` adds today\'s runs per user (only the caller\'s own without usage:read-all).',
+    schema: operation('usage', 'getUsage', 'Today\'s usage and quotas', 'The caller\'s tenant\'s executions, tool calls, CPU and concurrent runs for the current UTC day, with the quotas they count against and when the counters reset, and the storage its documents take. `groupBy=user` adds today\'s runs per user (only the caller\'s own without usage:read-all).', {
       querystring: UsageQuery,
       response: { 200: json('Usage for the current UTC day', Usage, rl), ...errors([400, 401, 429, 503]) }
-    }
+    })
   }, async (request) => {
     const { tenant } = request
     const [usage, storage] = await Promise.all([
@@ -74,14 +70,10 @@ const usageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/usage/history', {
-    schema: {
-      operationId: 'getUsageHistory',
-      tags: ['usage'],
-      summary: 'Usage per UTC day',
-      description: 'The caller\'s tenant\'s executions, failures, tool calls, CPU, wall time, bytes and approximate median duration per UTC day, from the daily rollup, oldest first; `userId` for one user (another user than the caller needs usage:read-all).',
+    schema: operation('usage', 'getUsageHistory', 'Usage per UTC day', 'The caller\'s tenant\'s executions, failures, tool calls, CPU, wall time, bytes and approximate median duration per UTC day, from the daily rollup, oldest first; `userId` for one user (another user than the caller needs usage:read-all).', {
       querystring: UsageHistoryQuery,
       response: { 200: json('One entry per day, days without runs as zeros', UsageHistory, rl), ...errors([400, 401, 403, 429, 503], { 403: `userId names another user and the token lacks ${READ_ALL_USAGE} (FORBIDDEN)` }) }
-    }
+    })
   }, async (request) => {
     // The validator converts types but applies no defaults (routes/api/audit.ts does the same).
     const { days = 30, userId } = request.query
@@ -90,14 +82,10 @@ const usageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/usage/export', {
-    schema: {
-      operationId: 'exportUsage',
-      tags: ['usage'],
-      summary: 'Daily usage per user, for billing',
-      description: `The caller's tenant's daily rows per user from \`from\` to \`to\` (UTC days, both included, at most a year), streamed as CSV or NDJSON with the columns ${EXPORT_COLUMNS.join(',')}. Without ${READ_ALL_USAGE} only the caller's own rows.`,
+    schema: operation('usage', 'exportUsage', 'Daily usage per user, for billing', `The caller's tenant's daily rows per user from \`from\` to \`to\` (UTC days, both included, at most a year), streamed as CSV or NDJSON with the columns ${EXPORT_COLUMNS.join(',')}. Without ${READ_ALL_USAGE} only the caller's own rows.`, {
       querystring: UsageExportQuery,
       response: { 200: exportResponse(EXPORT_COLUMNS), ...errors([400, 401, 403, 429, 503], { 400: 'A date that is not YYYY-MM-DD, from after to, a range over 366 days, or a format other than csv or ndjson (BAD_REQUEST): the message says what to send', 403: `userId names another user and the token lacks ${READ_ALL_USAGE} (FORBIDDEN)` }) }
-    }
+    })
   }, async (request, reply) => {
     const { from, to, format = 'csv', userId } = request.query
     const range = checkExportRange({ from, to })

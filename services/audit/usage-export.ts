@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import { withAppRole } from '../db/with-app-role.ts'
 import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
 import { ServiceError } from '../errors/index.ts'
-import { DAY_MS, OWN_TENANT } from './usage-history.ts'
+import { DAY_MS, OWN_TENANT, type SummedDayColumns } from './usage-history.ts'
 
 export type ExportFormat = 'csv' | 'ndjson'
 
@@ -40,17 +40,9 @@ export function checkExportRange (range: ExportRange): ExportRange {
   return range
 }
 
-interface Row {
-  day: string
+interface Row extends SummedDayColumns {
   tenant_id: string
   user_id: string
-  executions: string
-  failures: string
-  tool_calls: string
-  cpu_ms: string
-  wall_ms: string
-  bytes_in: string
-  bytes_out: string
 }
 
 type ExportRow = { [K in typeof ADMIN_EXPORT_COLUMNS[number]]: K extends 'date' | 'tenantId' | 'userId' ? string : number }

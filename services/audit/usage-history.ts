@@ -3,9 +3,8 @@ import type { TenantTrx } from '../db/with-tenant.ts'
 import { emptyHistogram, histogramMedian } from './duration-histogram.ts'
 
 /** The sums of one UTC day (of a tenant, or of one of its users), from the daily rollup. */
-export interface UsageDay {
-  /** The UTC day, YYYY-MM-DD. */
-  date: string
+/** The sums the daily rollup keeps, per (tenant, user, day). */
+export interface UsageCounts {
   executions: number
   failures: number
   toolCalls: number
@@ -13,6 +12,11 @@ export interface UsageDay {
   wallMs: number
   bytesIn: number
   bytesOut: number
+}
+
+export interface UsageDay extends UsageCounts {
+  /** The UTC day, YYYY-MM-DD. */
+  date: string
   /**
    * Approximate median duration of the day's executions in ms, from the rollup's histogram
    * (duration-histogram.ts: within ±19 %); 0 on a day without any, like the counts.
@@ -27,7 +31,8 @@ const isoDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10)
 /** The UTC midnight of `now`, in ms. */
 export const utcMidnight = (now: Date): number => Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate())
 
-interface DayRow {
+/** The rollup's summed columns as the driver returns them (bigint sums come back as text). */
+export interface SummedDayColumns {
   day: string
   executions: string
   failures: string
@@ -36,6 +41,9 @@ interface DayRow {
   wall_ms: string
   bytes_in: string
   bytes_out: string
+}
+
+interface DayRow extends SummedDayColumns {
   histograms: number[][] | number[] | null
 }
 

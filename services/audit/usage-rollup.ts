@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import type { TenantTrx } from '../db/with-tenant.ts'
 import { bucketOf, emptyHistogram } from './duration-histogram.ts'
+import type { UsageCounts } from './usage-history.ts'
 
 /** What a run's audit row adds to its day's rollup: the columns the insert returned. */
 export interface RolledRow {
@@ -15,16 +16,9 @@ export interface RolledRow {
   created_at: Date | string
 }
 
-interface DaySums {
+interface DaySums extends UsageCounts {
   day: string
   userId: string
-  executions: number
-  failures: number
-  toolCalls: number
-  cpuMs: number
-  wallMs: number
-  bytesIn: number
-  bytesOut: number
   histogram: number[]
 }
 

@@ -38,14 +38,18 @@ export interface CheckCaller {
  * walk as a run (analyzeScript), and the same registry the tool gateway asks, so a tool the
  * check calls callable is callable (until a setting changes).
  */
-export async function checkScript (deps: { tools: ToolRegistry, scripts: ScriptPool }, caller: CheckCaller, request: { code: string, language?: ScriptLanguage }, options: { strict: boolean, timeoutMs?: number }): Promise<CheckReport> {
+export async function checkScript (deps: { tools: ToolRegistry, scripts: ScriptPool }, caller: CheckCaller, request: { code: string, language?: ScriptLanguage }, options: { strict: boolean, timeoutMs?: number, onCpu?: (cpuMs: number) => void, modules?: readonly string[] }): Promise<CheckReport> {
   const { tools } = deps
-  const task = { kind: 'analyze' as const, code: request.code, language: request.language ?? 'javascript', strict: options.strict }
-  const { stripped, analysis } = await deps.scripts.run(task, options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}).catch((err: unknown) => {
+  const task = { kind: 'analyze' as const, code: request.code, language: request.language ?? 'javascript', strict: options.strict, modules: [...options.modules ?? []] }
+  const { stripped, analysis, cpuMs } = await deps.scripts.run(task, options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}).catch((err: unknown) => {
     // The tier's CPU bound for a check (check-limits.ts): the parse was stopped.
-    if (err instanceof ScriptTimeoutError) throw new ServiceError('CHECK_TIMEOUT', { timeoutMs: err.timeoutMs })
+    if (err instanceof ScriptTimeoutError) {
+      options.onCpu?.(err.timeoutMs)
+      throw new ServiceError('CHECK_TIMEOUT', { timeoutMs: err.timeoutMs })
+    }
     throw err
   })
+  options.onCpu?.(cpuMs)
   if (analysis === undefined) {
     const failure = stripped.ok ? { message: 'SyntaxError: The TypeScript could not be read', line: 1, column: 1 } : stripped
     return { ok: false, errors: [{ code: 'VALIDATION_ERROR', message: failure.message, line: failure.line, column: failure.column }], toolCalls: [], dynamicToolCalls: 0 }

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module'
+import { importHeader } from '../enclave/index.ts'
 
 export type ScriptLanguage = 'javascript' | 'typescript'
 
@@ -41,6 +42,23 @@ function discardStripper (): void {
  * is refused with its position. Types are not checked.
  */
 export function stripTypes (code: string): StripOutcome {
+  // Import declarations cannot stand in a function body: the script's leading ones are stripped
+  // as a module of their own (`import type`, `type` specifiers), the rest with them blanked out.
+  const header = importHeader(code)
+  const end = header.ok && header.imports.length > 0 ? header.imports[header.imports.length - 1].end : 0
+  if (end === 0) return stripBody(code)
+  let head: string
+  try {
+    head = stripper().transformSync(code.slice(0, end), { mode: 'strip-only' }).code
+  } catch {
+    head = code.slice(0, end) // left as written: the parse after stripping reports what is wrong
+  }
+  const body = stripBody(code.slice(0, end).replace(/[^\r\n]/g, ' ') + code.slice(end))
+  if (!body.ok || head.length !== end) return body
+  return { ok: true, code: head + body.code.slice(end) }
+}
+
+function stripBody (code: string): StripOutcome {
   const source = PREFIX + code + SUFFIX
   let output: string
   try {

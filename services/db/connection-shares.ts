@@ -1,6 +1,6 @@
 import { FifoSemaphore, SemaphoreTimeoutError, type KeyedSemaphore } from '../fifo-semaphore.ts'
 import type { Tier } from '../tenants/tiers.ts'
-import { RunEndedError, type RunBounds } from './run-bounds.ts'
+import { RunEndedError, runIsOver, type RunBounds } from './run-bounds.ts'
 
 /**
  * Pooled connections a tier's runs may hold together, in aggregate: with a per-tenant cap alone,
@@ -10,10 +10,59 @@ import { RunEndedError, type RunBounds } from './run-bounds.ts'
  */
 export type TierConnections = Partial<Record<Tier, FifoSemaphore>>
 
-/** DATABASE_FREE_SHARE_PERCENT / DATABASE_STARTER_SHARE_PERCENT of the pool, each at least one connection. */
-export function tierConnections (poolSize: number, freePercent: number, starterPercent: number): TierConnections {
-  const share = (percent: number): FifoSemaphore => new FifoSemaphore(Math.max(1, Math.floor(poolSize * percent / 100)))
-  return { free: share(freePercent), starter: share(starterPercent) }
+/**
+ * A tier's longest statement when shorter than its runs may last (free: a scan that long holds
+ * one of the few statements the tier may run at once). Past it the script is told (StatementTooLongError).
+ */
+export type TierStatementMs = Partial<Record<Tier, number>>
+
+/** A statement stopped at its tier's statement bound: the script is told which and what to do. */
+export class StatementTooLongError extends Error {
+  override name = 'StatementTooLongError'
+}
+
+/** The run's bounds with its tier's statement bound applied, and that bound when it is the one that binds. */
+export function tierBounded (bounds: RunBounds, statementMs: TierStatementMs | undefined): { bounds: RunBounds, tierMs?: number } {
+  const tierMs = statementMs?.[bounds.tier ?? 'free']
+  if (tierMs === undefined || tierMs >= bounds.ceilingMs) return { bounds }
+  return { bounds: { ...bounds, ceilingMs: tierMs }, tierMs }
+}
+
+/** A failure of work under tierBounded: a statement PostgreSQL stopped at the tier's bound (57014) becomes StatementTooLongError. */
+export function tierStatementFailure (err: unknown, bounded: { bounds: RunBounds, tierMs?: number }): unknown {
+  if (bounded.tierMs === undefined || (err as { code?: unknown } | undefined)?.code !== '57014' || runIsOver(bounded.bounds)) return err
+  const tier = bounded.bounds.tier ?? 'free'
+  return new StatementTooLongError(`A database statement ran past the ${tier} tier's ${bounded.tierMs} ms limit and was stopped: narrow it (a filter, a smaller limit) or split the work into smaller calls`, { cause: err })
+}
+
+/**
+ * What the lower tiers' statements may hold of the database, each tier in aggregate: a count of
+ * pool connections, and no more statements at once than the database has cores for them. A share
+ * of connections alone did not do: three CPU-bound scans (the free share of a pool of 10) on a
+ * database with two cores left a paid tenant's one-row statement competing for CPU inside
+ * PostgreSQL, where no share applies. Free statements may take half the cores, starter all but
+ * one, each at least one: a paid tenant's statement always finds a core the lower tiers leave.
+ */
+export interface TierShareSettings {
+  poolSize: number
+  freePercent: number
+  starterPercent: number
+  /** The database server's cores (DATABASE_CPU_CORES). */
+  cpuCores: number
+}
+
+/** Each lower tier's bound: the smaller of its share of the pool and its share of the cores. */
+export function tierStatementLimits (settings: TierShareSettings): { free: number, starter: number } {
+  const pool = (percent: number): number => Math.max(1, Math.floor(settings.poolSize * percent / 100))
+  return {
+    free: Math.min(pool(settings.freePercent), Math.max(1, Math.floor(settings.cpuCores / 2))),
+    starter: Math.min(pool(settings.starterPercent), Math.max(1, settings.cpuCores - 1))
+  }
+}
+
+export function tierConnections (settings: TierShareSettings): TierConnections {
+  const limits = tierStatementLimits(settings)
+  return { free: new FifoSemaphore(limits.free), starter: new FifoSemaphore(limits.starter) }
 }
 
 /**

@@ -11,6 +11,7 @@ import { executionRequestHashMigration } from '../../migrations/008-execution-re
 import { usageRollupsMigration } from '../../migrations/009-usage-rollups.ts'
 import { storageUsageMigration } from '../../migrations/010-storage-usage.ts'
 import { approvalsMigration } from '../../migrations/011-approvals.ts'
+import { tenantSandboxModulesMigration } from '../../migrations/012-tenant-sandbox-modules.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {
@@ -27,7 +28,8 @@ function migrationProvider (appRole: string): MigrationProvider {
         '008-execution-request-hash': executionRequestHashMigration,
         '009-usage-rollups': usageRollupsMigration(appRole),
         '010-storage-usage': storageUsageMigration(appRole),
-        '011-approvals': approvalsMigration
+        '011-approvals': approvalsMigration,
+        '012-tenant-sandbox-modules': tenantSandboxModulesMigration
       }
     }
   }

@@ -18,6 +18,8 @@ export interface DatabaseSettings {
   DATABASE_TENANT_MAX_CONNECTIONS: number
   DATABASE_FREE_SHARE_PERCENT: number
   DATABASE_STARTER_SHARE_PERCENT: number
+  DATABASE_CPU_CORES: number
+  DATABASE_FREE_STATEMENT_TIMEOUT_MS: number
   PGLITE_DIR?: string
   /**
    * Not an environment setting: a data dir dumped by PGliteThread.dumpDataDir (already
@@ -53,7 +55,8 @@ function postgresKysely (connectionString: string, max: number, log: FastifyBase
 export async function openDatabase (settings: DatabaseSettings, log: FastifyBaseLogger): Promise<OpenedDatabase> {
   const appRole = settings.DATABASE_APP_ROLE
   const tenantConnections = new KeyedSemaphore(tenantConnectionCap(settings.DATABASE_POOL_SIZE, settings.DATABASE_TENANT_MAX_CONNECTIONS))
-  const tierConnections = tierConnectionsFor(settings.DATABASE_POOL_SIZE, settings.DATABASE_FREE_SHARE_PERCENT, settings.DATABASE_STARTER_SHARE_PERCENT)
+  const tierConnections = tierConnectionsFor({ poolSize: settings.DATABASE_POOL_SIZE, freePercent: settings.DATABASE_FREE_SHARE_PERCENT, starterPercent: settings.DATABASE_STARTER_SHARE_PERCENT, cpuCores: settings.DATABASE_CPU_CORES })
+  const tierStatementMs = { free: settings.DATABASE_FREE_STATEMENT_TIMEOUT_MS }
   if (settings.DATABASE_URL !== undefined) {
     const { kysely, pool } = postgresKysely(settings.DATABASE_URL, settings.DATABASE_POOL_SIZE, log)
     try {
@@ -97,7 +100,7 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
         client.release()
       }
     }
-    return { kysely, appRole, tenantConnections, tierConnections, switchRole, simpleQuery, embedded: false, close: async () => { await kysely.destroy() } }
+    return { kysely, appRole, tenantConnections, tierConnections, tierStatementMs, switchRole, simpleQuery, embedded: false, close: async () => { await kysely.destroy() } }
   }
 
   // In a worker thread: PGlite's WASM would otherwise run every query on the event loop.
@@ -120,5 +123,5 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
   // Through the dialect, which hands PGlite's one session to one holder at a time; a message of
   // several statements goes to PGlite's exec, which answers the last one's rows.
   const simpleQuery = async (text: string): Promise<unknown[]> => (await sql.raw(text).execute(kysely)).rows
-  return { kysely, appRole, tenantConnections, tierConnections, switchRole: true, simpleQuery, embedded: true, close: async () => { await kysely.destroy() } }
+  return { kysely, appRole, tenantConnections, tierConnections, tierStatementMs, switchRole: true, simpleQuery, embedded: true, close: async () => { await kysely.destroy() } }
 }

@@ -10,6 +10,8 @@ export interface TenantsTable {
   quota_overrides: Json<Record<string, number>>
   /** Daily limits for each end user of the tenant (migration 010); {} when none. */
   per_user_quotas: ColumnType<Record<string, number>, string | undefined, string>
+  /** The sandbox modules its scripts may import (migration 012); null: all the build offers. */
+  sandbox_modules: ColumnType<string[] | null, string | null | undefined, string | null>
   created_at: Timestamp
   updated_at: Timestamp
 }

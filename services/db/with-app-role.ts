@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely'
 import type { Database } from './schema.ts'
-import { CROSS_TENANT_SETTINGS, type AppDatabase } from './with-tenant.ts'
+import type { AppDatabase } from './with-tenant.ts'
+import { CROSS_TENANT_SETTINGS } from './tenant-settings.ts'
 
 /**
  * A transaction on no tenant's behalf, as the app role (PGlite's session user is a superuser, so

@@ -15,8 +15,9 @@ import {
 import pg from 'pg'
 import type { KeyedSemaphore } from '../fifo-semaphore.ts'
 import type { Database } from './schema.ts'
-import { acquireConnectionShare, type TierConnections } from './connection-shares.ts'
+import { acquireConnectionShare, type TierConnections, type TierStatementMs } from './connection-shares.ts'
 import { cancelOnRunEnd, runIsOver, RunEndedError, statementTimeoutMs, type RunBounds } from './run-bounds.ts'
+import { beginTenantTransaction, inlineParameters, tenantSettings } from './tenant-settings.ts'
 
 declare const tenantScoped: unique symbol
 
@@ -40,6 +41,7 @@ export interface AppDatabase {
   tenantConnections: KeyedSemaphore
   /** Connections each bounded tier's runs may hold together (see connection-shares.ts); absent: no tier bound. */
   tierConnections?: TierConnections
+  tierStatementMs?: TierStatementMs // a tier's longest statement, if shorter than its runs
   /**
    * false only when the pool already logs in as appRole (checked at open): switching to the role
    * one already is would cost a catalog lookup per transaction for nothing. Absent means true.
@@ -230,70 +232,19 @@ export async function statementAsTenant<R> (db: AppDatabase, tenantId: string, s
   const release = await acquireConnectionShare(db.tenantConnections, db.tierConnections, tenantId, bounds)
   try {
     // The timeout is worked out once the connection is near: the wait above took some of the run.
-    const text = `${tenantSettings(tenantId, roleToSwitchTo(db), bounds === undefined ? undefined : statementTimeoutMs(bounds))}; ${inlineParameters(statement)}`
-    return await db.simpleQuery(text, bounds?.ended) as R[]
+    return await db.simpleQuery(tenantStatementText(db, tenantId, statement, bounds === undefined ? undefined : statementTimeoutMs(bounds)), bounds?.ended) as R[]
   } finally {
     release()
   }
 }
 
-/**
- * A compiled query with its parameters written into the text as literals, for the simple
- * protocol (statementAsTenant). Strings are quoted by pg's escapeLiteral (see withTenant); a NUL, which
- * PostgreSQL text cannot hold and the wire would read as the end of the message, is refused.
- * The query's own text must hold no `$n` other than its placeholders: build it with Kysely.
- */
-export function inlineParameters (query: CompiledQuery): string {
-  return query.sql.replace(/\$(\d+)/g, (_, n: string) => sqlLiteral(query.parameters[Number(n) - 1]))
-}
-
-function sqlLiteral (value: unknown): string {
-  if (value === null) return 'null'
-  if (typeof value === 'string') {
-    if (value.includes('\0')) throw new Error('A SQL literal cannot hold a NUL character')
-    return pg.escapeLiteral(value)
-  }
-  // A negative number goes in parentheses: after a minus sign its own would start a comment (`--`).
-  if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'bigint') return value < 0 ? `(${String(value)})` : String(value)
-  if (typeof value === 'boolean') return String(value)
-  throw new Error(`No SQL literal for a ${typeof value} parameter`)
+/** The one message statementAsTenant sends: the tenant's settings, then the statement (also timed alone by `npm run bench:tool-path`). */
+export function tenantStatementText (db: AppDatabase, tenantId: string, statement: CompiledQuery, timeoutMs?: number): string {
+  return `${tenantSettings(tenantId, roleToSwitchTo(db), timeoutMs)}; ${inlineParameters(statement)}`
 }
 
 function roleToSwitchTo (db: AppDatabase): string | undefined {
   return db.switchRole === false ? undefined : db.appRole
-}
-
-/**
- * The settings that open a policy across tenants on purpose (migrations 007 and the usage
- * rollups'): a tenant transaction, and a non-tenant one unless it asks, sets them empty for
- * itself. Behind a transaction pooler a server connection is shared by every client with the
- * app role's login, and one of them may have left such a setting on it for the session.
- */
-export const CROSS_TENANT_SETTINGS = ['app.tenant_directory', 'app.usage_directory'] as const
-
-/**
- * `select set_config(...)` for the tenant, every value a quoted literal (see withTenant); no role
- * switch without appRole; a statement_timeout (local to the transaction, like the rest) when given.
- */
-function tenantSettings (tenantId: string, appRole: string | undefined, timeoutMs?: number): string {
-  const lit = pg.escapeLiteral
-  const role = appRole === undefined ? '' : `, set_config('role', ${lit(appRole)}, true)`
-  const timeout = timeoutMs === undefined ? '' : `, set_config('statement_timeout', '${String(Math.max(1, Math.floor(timeoutMs)))}', true)`
-  const closed = CROSS_TENANT_SETTINGS.map((name) => `, set_config('${name}', '', true)`).join('')
-  return `select set_config('app.tenant_id', ${lit(tenantId)}, true)${role}, set_config('application_name', ${lit(applicationName(tenantId))}, true)${timeout}${closed}`
-}
-
-/**
- * `begin; select set_config(...)` (see tenantSettings); with `backendPid`, the same select also
- * answers `pid`, the backend the transaction runs on (what a cancel must name: cancelOnRunEnd).
- */
-export function beginTenantTransaction (tenantId: string, appRole: string | undefined, timeoutMs?: number, backendPid = false): string {
-  return `begin; ${tenantSettings(tenantId, appRole, timeoutMs)}${backendPid ? ', pg_backend_pid() as pid' : ''}`
-}
-
-// PostgreSQL keeps 63 bytes of application_name; tenant ids are ASCII (the token's pattern).
-export function applicationName (tenantId: string): string {
-  return `tenant:${tenantId}`.slice(0, 63)
 }
 
 /** DATABASE_TENANT_MAX_CONNECTIONS as configured, or its default: a third of the pool, at least 1. */

@@ -10,6 +10,7 @@ export {
   EnclaveToolError, ERROR_CODES, CATCHABLE_TOOL_CODES, FATAL_TOOL_CODES, isErrorCode, enclaveError, cancelledError
 } from './common/errors.ts'
 export { analyzeScript, type ScriptAnalysis } from './common/ast-check.ts'
+export { importHeader, allowedText } from './common/module-imports.ts'
 export type {
   SecurityLevel, EnclaveErrorCode, ExecutionResult, ExecutionError, ExecutionStats, LogEntry, LogLevel,
   ToolHandler, EnclaveOptions, RunOptions, EnclaveStats, EnclaveLogger, RunnerExitInfo, RunEvent, EnclaveEvent

@@ -38,6 +38,17 @@ function suggestionFor (name: string, allowed: string[]): string | undefined {
   return allowed.find((field) => ALIASES[field]?.includes(name.toLowerCase()) === true)
 }
 
+/** What a value past a schema's bound must be instead; `{limit}` is the bound (minLength 1 is said apart). */
+const BOUND_PHRASES: Record<string, string> = {
+  maxLength: 'must be at most {limit} characters long',
+  minimum: 'must be at least {limit}',
+  maximum: 'must be at most {limit}',
+  exclusiveMinimum: 'must be greater than {limit}',
+  exclusiveMaximum: 'must be less than {limit}',
+  minItems: 'must have at least {limit} items',
+  maxItems: 'must have at most {limit} items'
+}
+
 const TYPE_NAMES: Record<string, string> = {
   string: 'a string', integer: 'an integer', number: 'a number', boolean: 'true or false', object: 'a JSON object', array: 'an array', null: 'null'
 }
@@ -136,35 +147,16 @@ export function validationMessage (part: ValidationPart, issues: readonly Valida
       case 'minLength':
         parts.push(p.limit === 1 ? `${field} must not be empty` : `${field} must be at least ${String(p.limit)} characters long`)
         break
-      case 'maxLength':
-        parts.push(`${field} must be at most ${String(p.limit)} characters long`)
-        break
-      case 'minimum':
-        parts.push(`${field} must be at least ${String(p.limit)}`)
-        break
-      case 'maximum':
-        parts.push(`${field} must be at most ${String(p.limit)}`)
-        break
-      case 'exclusiveMinimum':
-        parts.push(`${field} must be greater than ${String(p.limit)}`)
-        break
-      case 'exclusiveMaximum':
-        parts.push(`${field} must be less than ${String(p.limit)}`)
-        break
-      case 'minItems':
-        parts.push(`${field} must have at least ${String(p.limit)} items`)
-        break
-      case 'maxItems':
-        parts.push(`${field} must have at most ${String(p.limit)} items`)
-        break
       case 'format':
         parts.push(`${field} must be ${FORMAT_NAMES[String(p.format)] ?? `a valid ${String(p.format)}`}`)
         break
       case 'pattern':
         parts.push(PATTERN_NAMES[String(p.pattern)] !== undefined ? `${field} must be ${PATTERN_NAMES[String(p.pattern)]}` : `${field} must match the pattern ${String(p.pattern)}`)
         break
-      default:
-        parts.push(`${field} ${issue.message ?? 'is not valid'}`)
+      default: {
+        const bound = BOUND_PHRASES[issue.keyword]
+        parts.push(bound !== undefined ? `${field} ${bound.replace('{limit}', String(p.limit))}` : `${field} ${issue.message ?? 'is not valid'}`)
+      }
     }
   }
   const unique = [...new Set(parts)]

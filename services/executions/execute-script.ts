@@ -7,6 +7,7 @@ import { utcDayWindow, type LimitStore } from '../store/index.ts'
 import { chargeCpu } from '../quotas/daily-counters.ts'
 import { stripTypes, type ScriptLanguage } from '../code-mode/strip-types.ts'
 import type { ScriptPool } from '../code-mode/script-pool.ts'
+import { modulesFor, type ModuleCatalog } from '../sandbox-modules/catalog.ts'
 import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool-gateway.ts'
 import { codeSizeRefusalOf, maxCodeBytes, runTimeoutMs } from './execution-request.ts'
 import type { ExecutionFacts, ExecutionHooks } from './execution-hooks.ts'
@@ -19,6 +20,10 @@ export interface ExecutionDeps extends ToolGatewayDeps {
   hooks: ExecutionHooks
   /** Strips large TypeScript scripts off the event loop; without it, stripping is inline. */
   scripts?: ScriptPool
+  /** The sandbox modules scripts may import; none without it. */
+  modules?: ModuleCatalog
+  /** A tenant's own narrower list of them (null: all). */
+  modulesOf?: (tenantId: string) => Promise<readonly string[] | null>
 }
 
 /** A run's admission: the concurrency slot it holds, and today's execution it took. */
@@ -172,6 +177,7 @@ async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: Ex
       maxToolCalls: quotas.maxToolCallsPerExecution,
       maxOutputBytes: quotas.maxOutputSizeKB * 1024,
       maxCodeBytes: maxCodeBytes(quotas),
+      ...(deps.modules !== undefined ? { modules: modulesFor(deps.modules, await deps.modulesOf?.(caller.tenantId)) } : {}),
       tools,
       onSettled: () => { admission.release().catch(() => {}) },
       onToolRefused: tools.refused,

@@ -1,4 +1,5 @@
 import type { TenantQuotas } from '../tenants/tiers.ts'
+import { KeyedCounter } from '../fifo-semaphore.ts'
 import { QUEUE_FACTOR } from './execution-submission.ts'
 
 /**
@@ -13,20 +14,10 @@ export function eventStreamLimit (quotas: TenantQuotas): number {
 
 /** The event streams each tenant holds open on this instance. */
 export class OpenStreams {
-  private readonly open = new Map<string, number>()
+  private readonly open = new KeyedCounter()
 
   /** Counts one more stream for the tenant and answers its release (once is enough), or undefined at `limit`. */
   tryOpen (tenantId: string, limit: number): (() => void) | undefined {
-    const count = this.open.get(tenantId) ?? 0
-    if (count >= limit) return undefined
-    this.open.set(tenantId, count + 1)
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      const left = (this.open.get(tenantId) ?? 1) - 1
-      if (left > 0) this.open.set(tenantId, left)
-      else this.open.delete(tenantId)
-    }
+    return this.open.tryTake(tenantId, limit)
   }
 }

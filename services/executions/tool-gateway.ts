@@ -4,7 +4,7 @@ import type { TSchema } from 'typebox'
 import type { Validator } from 'typebox/compile'
 import { withTenant, type AppDatabase } from '../db/with-tenant.ts'
 import type { RunBounds } from '../db/run-bounds.ts'
-import { DatabaseBusyError } from '../db/connection-shares.ts'
+import { DatabaseBusyError, StatementTooLongError, tierBounded, tierStatementFailure } from '../db/connection-shares.ts'
 import type { LimitStore } from '../store/index.ts'
 import { toolWindowKey } from '../quotas/counter-keys.ts'
 import { ToolQuotaReservation } from '../quotas/tool-quota-reservation.ts'
@@ -235,20 +235,21 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
     approvalRequired(tool.approval)
     try {
       const { run, runAsTenant } = definition
-      const bounds: RunBounds = { deadline: runDeadline, ceilingMs: caller.quotas.maxExecutionDurationMs, ...(runEnded !== undefined ? { ended: runEnded } : {}), ...(caller.tier !== undefined ? { tier: caller.tier } : {}) }
+      const bounded = tierBounded({ deadline: runDeadline, ceilingMs: caller.quotas.maxExecutionDurationMs, ...(runEnded !== undefined ? { ended: runEnded } : {}), ...(caller.tier !== undefined ? { tier: caller.tier } : {}) } satisfies RunBounds, deps.db.tierStatementMs)
+      const { bounds } = bounded
       let work: Promise<unknown>
       if (runAsTenant !== undefined) work = runAsTenant(deps.db, caller, args, tool.config, deps.tools.limits, bounds)
       else if (run !== undefined) work = withTenant(deps.db, caller.tenantId, async (trx) => await run(trx, caller, args, tool.config, deps.tools.limits), bounds)
       else throw new Error(`Tool ${name} has nothing to run`)
       inDatabase.add(work)
       let result: unknown
-      try { result = await work } finally { inDatabase.delete(work) }
+      try { result = await work.catch((err: unknown) => { throw tierStatementFailure(err, bounded) }) } finally { inDatabase.delete(work) }
       report(name, 'OK', { resultBytes: Buffer.byteLength(JSON.stringify(result ?? null)) })
       return result
     } catch (err) {
       report(name, 'TOOL_ERROR')
       // The limit is the script's to know; database details stay on the host.
-      if (err instanceof ToolLimitError || err instanceof DatabaseBusyError) throw new EnclaveToolError('TOOL_ERROR', err.message, { cause: err })
+      if (err instanceof ToolLimitError || err instanceof DatabaseBusyError || err instanceof StatementTooLongError) throw new EnclaveToolError('TOOL_ERROR', err.message, { cause: err })
       throw new EnclaveToolError('TOOL_ERROR', `Tool ${name} failed`, { cause: err })
     }
   }

@@ -11,6 +11,8 @@ export interface TenantRecord {
   quotas: TenantQuotas
   /** Daily limits for each of the tenant's end users; {} when none. */
   perUser: PerUserQuotas
+  /** The sandbox modules its scripts may import; null: every module the build offers. */
+  sandboxModules: string[] | null
   /** false when the tenant has no row: it is then `free` with no overrides. */
   registered: boolean
   createdAt: string | null
@@ -49,6 +51,8 @@ export interface TenantUpdate {
   tier: Tier
   quotaOverrides?: QuotaOverrides
   perUser?: PerUserQuotas
+  /** Narrows the sandbox modules (absent or null: all of them). */
+  sandboxModules?: string[] | null
 }
 
 /** Tenants' tiers and overrides, read under RLS and cached briefly; every change drops the cache. */
@@ -98,14 +102,16 @@ export class TenantDirectory {
   async upsert (tenantId: string, update: TenantUpdate): Promise<TenantRecord> {
     const overrides = update.quotaOverrides ?? {}
     const perUser = JSON.stringify(update.perUser ?? {})
+    const sandboxModules = update.sandboxModules === undefined || update.sandboxModules === null ? null : JSON.stringify(update.sandboxModules)
     await withTenant(this.db, tenantId, async (trx) => {
       await trx.insertInto('tenants')
-        .values({ tenant_id: tenantId, name: update.name ?? null, tier: update.tier, quota_overrides: JSON.stringify(overrides), per_user_quotas: perUser })
+        .values({ tenant_id: tenantId, name: update.name ?? null, tier: update.tier, quota_overrides: JSON.stringify(overrides), per_user_quotas: perUser, sandbox_modules: sandboxModules })
         .onConflict((oc) => oc.column('tenant_id').doUpdateSet({
           name: update.name ?? null,
           tier: update.tier,
           quota_overrides: JSON.stringify(overrides),
           per_user_quotas: perUser,
+          sandbox_modules: sandboxModules,
           updated_at: new Date()
         }))
         .execute()
@@ -118,7 +124,7 @@ export class TenantDirectory {
     const row = await withTenant(this.db, tenantId, async (trx) =>
       await trx.selectFrom('tenants').selectAll().where('tenant_id', '=', tenantId).executeTakeFirst())
     if (row === undefined) {
-      return { tenantId, name: null, tier: 'free', quotaOverrides: {}, quotas: quotasFor('free'), perUser: {}, registered: false, createdAt: null, updatedAt: null }
+      return { tenantId, name: null, tier: 'free', quotaOverrides: {}, quotas: quotasFor('free'), perUser: {}, sandboxModules: null, registered: false, createdAt: null, updatedAt: null }
     }
     const overrides = row.quota_overrides
     return {
@@ -128,6 +134,7 @@ export class TenantDirectory {
       quotaOverrides: overrides,
       quotas: quotasFor(row.tier, overrides),
       perUser: row.per_user_quotas,
+      sandboxModules: row.sandbox_modules ?? null,
       registered: true,
       createdAt: new Date(row.created_at).toISOString(),
       updatedAt: new Date(row.updated_at).toISOString()

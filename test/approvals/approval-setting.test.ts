@@ -53,6 +53,18 @@ t.test('approval setting', async (t) => {
     t.equal(result.error.code, 'APPROVAL_REQUIRED')
   })
 
+  t.test('a queued run cannot wait yet: it ends APPROVAL_REQUIRED too', async (t) => {
+    const tenant = await createTenant(app, 'appr-queued')
+    await app.inject({ method: 'PUT', url: `/admin/tenants/${tenant.tenantId}/tools/data:insert`, headers: admin, payload: { approval: 'always' } })
+    const res = await app.inject({ method: 'POST', url: '/api/executions', headers: tenant.headers, payload: { code: "await callTool('data:insert', { document: { n: 1 } })" } })
+    t.equal(res.statusCode, 202)
+    const { executionId } = res.json() as { executionId: string }
+    const stream = await app.inject({ method: 'GET', url: `/api/executions/${executionId}/events`, headers: { ...tenant.headers, accept: 'application/x-ndjson' } })
+    const final = stream.body.trim().split('\n').map((line) => JSON.parse(line) as { type: string, data: { result?: { error?: { code: string } } } }).at(-1)
+    t.equal(final?.type, 'final')
+    t.equal(final?.data.result?.error?.code, 'APPROVAL_REQUIRED')
+  })
+
   t.test('a platform tool\'s default: stored, shown, and followed by tenants without an override', async (t) => {
     const put = await app.inject({
       method: 'PUT',

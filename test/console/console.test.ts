@@ -124,6 +124,13 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   await page.keyboard.press('ArrowDown')
   await page.keyboard.press('Escape')
 
+  // Module names complete after `from '` (the sandbox modules of GET /api/modules).
+  await setScript(page, '')
+  await page.keyboard.type("import { z } from 'zo", { delay: 15 })
+  await completion.filter({ hasText: 'zod' }).waitFor()
+  t.match(await completion.textContent(), /zod/, 'module names are completed')
+  await page.keyboard.press('Escape')
+
   // A syntax error is marked where it is
   await setScript(page, 'const a = 1\nreturn a + * 2')
   await page.keyboard.press('Control+Enter')
@@ -216,6 +223,8 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   await goTo('Tools')
   await page.getByTestId('tools-table').waitFor()
   t.match(await page.getByTestId('tools-table').textContent(), /data:query/)
+  await page.getByTestId('modules-table').waitFor()
+  t.match(await page.getByTestId('modules-table').textContent(), /lodash-es[\s\S]*zod\s*4\./, 'the Tools page lists the importable modules')
   await accessible('tools')
   await shot('tools')
   t.equal(await page.getByRole('link', { name: 'Admin' }).count(), 0, 'no Admin page for a tenant token')

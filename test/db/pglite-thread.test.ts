@@ -3,11 +3,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { PGliteThread } from '../../services/db/pglite-thread.ts'
+import { pgliteSnapshot } from '../support/pglite-snapshot.ts'
+
+// Both start from the suite's migrated snapshot rather than initdb (seconds of CPU each): what is
+// tested is the hop to the thread and the dump, and initdb runs where the snapshot is made.
+const snapshot = await pgliteSnapshot('enclave_app')
 
 // Embedded PGlite runs in a worker thread; what crosses the thread must look like PGlite's own
 // answers: typed values, PostgreSQL error fields, a clean close.
 t.test('PGlite in a worker thread', async (t) => {
-  const db = new PGliteThread('memory://')
+  const db = new PGliteThread('memory://', snapshot)
   t.teardown(async () => { await db.close() })
   await db.waitReady
 
@@ -39,7 +44,7 @@ t.test('PGlite in a worker thread', async (t) => {
 t.test('a data dir dumped by one PGliteThread starts another', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'pglite-dump-'))
   t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
-  const first = new PGliteThread('memory://')
+  const first = new PGliteThread('memory://', snapshot)
   t.teardown(async () => { await first.close() })
   await first.exec("create table kept (v text); insert into kept values ('from the first')")
   const dump = join(dir, 'data.tar')

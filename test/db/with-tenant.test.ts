@@ -1,7 +1,8 @@
 import t from 'tap'
 import { sql } from 'kysely'
 import { buildApp, uniqueTenantId } from '../helper.ts'
-import { beginTenantTransaction, inlineParameters, statementAsTenant, withTenant } from '../../services/db/with-tenant.ts'
+import { statementAsTenant, withTenant } from '../../services/db/with-tenant.ts'
+import { beginTenantTransaction, inlineParameters } from '../../services/db/tenant-settings.ts'
 
 // withTenant sends BEGIN and its settings as one statement with quoted literals (one round trip
 // fewer). These prove the quoting holds, the settings end with the transaction, and a failure

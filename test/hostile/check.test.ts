@@ -4,6 +4,9 @@
 import t from 'tap'
 import { buildApp, createTenant } from '../helper.ts'
 import { ScriptPool, ScriptTimeoutError } from '../../services/code-mode/script-pool.ts'
+import { CheckSlots, checkLimitsOf, estimatedCheckMs } from '../../services/code-mode/check-limits.ts'
+import { ServiceError } from '../../services/errors/index.ts'
+import { quotasFor } from '../../services/tenants/tiers.ts'
 
 // About `kb` KB of JavaScript (also valid TypeScript), each line a typed-looking call.
 const bigScript = (kb: number, typed = false): string => {
@@ -49,6 +52,58 @@ t.test('hostile checks', async (t) => {
     await t.rejects(pool.run({ kind: 'analyze', code, language: 'typescript', strict: true }, { timeoutMs: 5 }), ScriptTimeoutError)
     const done = await pool.run({ kind: 'analyze', code: 'return 1', language: 'javascript', strict: true }, { timeoutMs: 5000 })
     t.ok(done.analysis !== undefined, 'the pool works on')
+  })
+
+  t.test('a tenant\'s checks get their tier\'s share of CPU over time: past it, 429 CHECK_TIME_EXCEEDED with Retry-After until paid off', async (t) => {
+    let now = 0
+    const slots = new CheckSlots(() => now)
+    const limits = checkLimitsOf(quotasFor('free'))
+    t.equal(limits.msPerSecond, 50)
+    const check = { code: 'return 1' }
+    // Back to back, 300 ms of parse each: the burst (a second's worth) goes, then the tenant waits.
+    for (let i = 0; i < 4; i++) slots.admit('flooder', limits, check)(300)
+    const refused = (() => { try { slots.admit('flooder', limits, check); return undefined } catch (err) { return err } })()
+    t.ok(refused instanceof ServiceError)
+    t.match((refused as ServiceError).body(), { code: 'CHECK_TIME_EXCEEDED', limit: 50 })
+    t.equal((refused as ServiceError).statusCode, 429)
+    t.equal((refused as ServiceError).retryAfterSeconds, 4, '200 ms over the burst at 50 ms a second')
+    t.doesNotThrow(() => { slots.admit('bystander', limits, check)() }, 'another tenant is not held back')
+    now += 4000
+    t.doesNotThrow(() => { slots.admit('flooder', limits, check)(10) }, 'paid off, it checks again')
+  })
+
+  t.test('checks in flight are admitted by what they are expected to cost, not only by what was spent', async (t) => {
+    let now = 0
+    const slots = new CheckSlots(() => now)
+    const limits = checkLimitsOf(quotasFor('enterprise'))
+    t.same([limits.concurrent, limits.msPerSecond], [4, 200])
+    const large = { code: 'x'.repeat(240 * 1024), language: 'typescript' as const }
+    t.equal(estimatedCheckMs(240 * 1024, 'typescript'), 240, 'a 240 KB TypeScript check is expected to take 240 ms')
+    t.equal(estimatedCheckMs(240 * 1024, undefined), 60, 'JavaScript (and a body not yet read) a quarter of that')
+    t.equal(estimatedCheckMs(10 * 1024 * 1024, 'typescript'), 1000, 'never more than the burst')
+    const refusal = (tenantId: string, request: { code: string, language?: 'typescript' }): unknown => { try { slots.admit(tenantId, limits, request); return undefined } catch (err) { return err } }
+    // A tenant that owes 500 ms: two large checks fit what is left of its burst (500 + 2 × 240),
+    // a third does not, though the tier allows four in flight.
+    slots.admit('flooder', limits, { code: 'return 1' })(500)
+    const first = slots.admit('flooder', limits, large)
+    slots.admit('flooder', limits, large)
+    const third = refusal('flooder', large) as ServiceError
+    t.match(third.body(), { code: 'CHECK_TIME_EXCEEDED', limit: 200 }, 'refused while two are in flight')
+    t.equal(third.statusCode, 429)
+    t.equal(third.retryAfterSeconds, 2, '220 ms over the burst at 200 ms a second')
+    t.equal(refusal('flooder', { code: 'return 1' }), undefined, 'a small check still fits (500 + 480 + 0 ms)')
+    const fourth = slots.admit('flooder', limits, { code: 'return 1' })
+    t.match((refusal('flooder', { code: 'return 1' }) as ServiceError).body(), { code: 'CHECK_LIMIT_EXCEEDED', limit: 4 }, 'the in-flight count still applies')
+    // The first ends having taken 100 ms: the difference is refunded, and the next fits again.
+    first(100)
+    t.throws(() => { slots.refuseOverTime('flooder', limits, estimatedCheckMs(240 * 1024, 'typescript')) }, { code: 'CHECK_TIME_EXCEEDED' }, '600 owed + 240 in flight + 240 = 1080')
+    t.doesNotThrow(() => { slots.refuseOverTime('flooder', limits, estimatedCheckMs(240 * 1024, undefined)) }, 'before its body is read it is judged by its length as JavaScript: 600 + 240 + 60')
+    fourth(0)
+    now += 500
+    t.equal(refusal('flooder', large), undefined, 'half a second later: 500 owed + 240 in flight + 240')
+    // A fresh tenant may still use its whole burst at once: four 240 ms checks.
+    for (let i = 0; i < 4; i++) slots.admit('fresh', limits, large)
+    t.pass('four large checks of a fresh tenant fit its burst')
   })
 
   t.test('checks count against the tenant\'s request rate', async (t) => {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { buildApp, createTenant } from '../helper.ts'
 import { KeyedSemaphore } from '../../services/fifo-semaphore.ts'
-import { acquireConnectionShare, DatabaseBusyError, tierConnections } from '../../services/db/connection-shares.ts'
+import { acquireConnectionShare, DatabaseBusyError, StatementTooLongError, tierBounded, tierConnections, tierStatementFailure, tierStatementLimits } from '../../services/db/connection-shares.ts'
 import { RunEndedError, type RunBounds } from '../../services/db/run-bounds.ts'
 import { tenantConnectionCap } from '../../services/db/with-tenant.ts'
 import type { Tier } from '../../services/tenants/tiers.ts'
@@ -16,7 +16,7 @@ const settled = async (p: Promise<unknown>): Promise<boolean> => await Promise.r
 
 t.test('four free tenants hold at most the free share; a paid tenant still finds a connection', async (t) => {
   const tenants = new KeyedSemaphore(tenantConnectionCap(POOL, 0))
-  const tiers = tierConnections(POOL, 30, 60)
+  const tiers = tierConnections({ poolSize: POOL, freePercent: 30, starterPercent: 60, cpuCores: 8 })
   const held: Array<() => void> = []
   const waiting: Array<Promise<() => void>> = []
   for (const tenant of ['f1', 'f2', 'f3', 'f4']) {
@@ -38,7 +38,7 @@ t.test('four free tenants hold at most the free share; a paid tenant still finds
 
 t.test('a wait is bounded by the run: a catchable busy error, or the run\'s end', async (t) => {
   const tenants = new KeyedSemaphore(3)
-  const tiers = tierConnections(POOL, 10, 60)
+  const tiers = tierConnections({ poolSize: POOL, freePercent: 10, starterPercent: 60, cpuCores: 2 })
   const hog = await acquireConnectionShare(tenants, tiers, 'hog', run('free'))
   const started = Date.now()
   await t.rejects(acquireConnectionShare(tenants, tiers, 'other', run('free', 400)), DatabaseBusyError, 'a free call waits at most half its run\'s remaining time')
@@ -68,4 +68,50 @@ t.test('a run\'s call that finds its tier\'s share taken gets a catchable TOOL_E
   t.match(refused.value, /^TOOL_ERROR: The database is busy for the free tier: .*retry later$/, 'the script is told, and can still act on it')
   const answered = (await enterprise.execute(script, { timeoutMs: 1000 })).json()
   t.equal(answered.value, 'answered', 'an enterprise tenant is not held back')
+})
+
+// Three free connections' CPU-bound scans were more than the database's two cores: the bystander's
+// one-row statement then waited for CPU inside PostgreSQL. The lower tiers' statements are also
+// bounded by the database's cores (DATABASE_CPU_CORES).
+t.test('the lower tiers hold no more statements at once than the database has cores for them', async (t) => {
+  const limits = (cpuCores: number): { free: number, starter: number } => tierStatementLimits({ poolSize: POOL, freePercent: 30, starterPercent: 60, cpuCores })
+  t.same(limits(1), { free: 1, starter: 1 }, 'one core: each lower tier one statement')
+  t.same(limits(2), { free: 1, starter: 1 }, 'two cores (the default): free half of them, starter all but one')
+  t.same(limits(4), { free: 2, starter: 3 })
+  t.same(limits(8), { free: 3, starter: 6 }, 'many cores: the pool shares bind (3 and 6 of 10)')
+  const app = await buildApp(t, { DATABASE_POOL_SIZE: '10' })
+  t.equal(app.db.tierConnections?.free?.limit, 1, 'by default (DATABASE_CPU_CORES=2) all free runs together hold one statement')
+  t.equal(app.db.tierConnections?.starter?.limit, 1)
+  t.equal(app.db.tierConnections?.enterprise, undefined, 'enterprise has no tier bound')
+})
+
+t.test('a free run\'s statement is bounded by DATABASE_FREE_STATEMENT_TIMEOUT_MS, and told why when stopped', async (t) => {
+  const statementMs = { free: 2000 }
+  const free = tierBounded(run('free', 5000), statementMs)
+  t.equal(free.bounds.ceilingMs, 2000, 'a free statement may take 2 s of its 5 s run')
+  t.equal(free.tierMs, 2000)
+  const enterprise = tierBounded(run('enterprise', 60_000), statementMs)
+  t.equal(enterprise.bounds.ceilingMs, 60_000, 'other tiers keep their run\'s bound')
+  t.equal(enterprise.tierMs, undefined)
+  const stopped = Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' })
+  const told = tierStatementFailure(stopped, free)
+  t.type(told, StatementTooLongError)
+  t.equal((told as Error).message, "A database statement ran past the free tier's 2000 ms limit and was stopped: narrow it (a filter, a smaller limit) or split the work into smaller calls")
+  t.equal(tierStatementFailure(stopped, enterprise), stopped, 'a statement stopped by its run\'s own time is not blamed on the tier')
+  const other = Object.assign(new Error('syntax'), { code: '42601' })
+  t.equal(tierStatementFailure(other, free), other, 'other failures pass unchanged')
+  const ended = tierBounded(run('free', -1), statementMs)
+  t.equal(tierStatementFailure(stopped, ended), stopped, 'nor one stopped because its run is over')
+})
+
+t.test('with the default cores, a second free tenant\'s call is told the free tier is busy', async (t) => {
+  const app = await buildApp(t, { DATABASE_POOL_SIZE: '10', DATABASE_CPU_CORES: '2' })
+  const free = await createTenant(app, 'cores-free', { tier: 'free' })
+  const enterprise = await createTenant(app, 'cores-enterprise', { tier: 'enterprise' })
+  // The free tier's one statement, as another free tenant's scan would hold it.
+  const hold = await app.db.tierConnections!.free!.acquire()
+  t.teardown(hold)
+  const script = "try { await callTool('data:query', {}); return 'answered' } catch (e) { return e.code + ': ' + e.message }"
+  t.match((await free.execute(script, { timeoutMs: 1000 })).json().value, /^TOOL_ERROR: The database is busy for the free tier: .*retry later$/)
+  t.equal((await enterprise.execute(script, { timeoutMs: 1000 })).json().value, 'answered', 'an enterprise tenant finds a statement')
 })

@@ -111,6 +111,36 @@ return found.map((d: any) => d.text)`
     await t.rejects(client.callTool({ name: 'execute_script', arguments: { code: '' } }), /Invalid arguments for execute_script/)
   })
 
+  t.test('a request is answered with JSON unless something goes out before its result, then with SSE', async (t) => {
+    const headers = { ...bearer(tokenFor({ tenantId: uniqueTenantId('mcp-json'), permissions: DATA_TOOLS })), 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' }
+    const call = async (id: number, code: string, meta?: Record<string, unknown>): Promise<Response> => await fetch(mcpUrl, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'execute_script', arguments: { code }, ...(meta !== undefined ? { _meta: meta } : {}) } })
+    })
+    const quiet = await call(1, 'return 41 + 1')
+    t.equal(quiet.status, 200)
+    t.match(quiet.headers.get('content-type'), /^application\/json/)
+    const answer = await quiet.json() as { id: number, result: { structuredContent: { value: unknown } } }
+    t.equal(answer.id, 1)
+    t.equal(answer.result.structuredContent.value, 42)
+
+    const talking = await call(2, "console.log('on the way'); return 1")
+    t.equal(talking.status, 200)
+    t.equal(talking.headers.get('content-type'), 'text/event-stream')
+    const events = (await talking.text()).split('\n\n').filter((event) => event !== '').map((event) => JSON.parse(event.split('\n').find((line) => line.startsWith('data: '))!.slice(6)))
+    t.same(events.map((event) => event.method ?? 'result'), ['notifications/message', 'result'])
+    t.equal(events[0].params.data, 'on the way')
+    t.equal(events[1].id, 2)
+
+    const progress = await call(3, 'return 1', { progressToken: 'p' })
+    t.equal(progress.headers.get('content-type'), 'text/event-stream', 'a progress token: the run reports its start')
+    t.match(await progress.text(), /notifications\/progress[\s\S]*"id":3/)
+
+    const badVersion = await fetch(mcpUrl, { method: 'POST', headers: { ...headers, 'mcp-protocol-version': '1999-01-01' }, body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'ping' }) })
+    t.equal(badVersion.status, 400, 'an unsupported protocol version is still refused (by the SDK\'s transport)')
+  })
+
   t.test('tenant A never sees tenant B\'s tools or rows', async (t) => {
     const a = await connectClient(mcpUrl, tokenFor({ tenantId: uniqueTenantId('mcp-iso-a'), permissions: DATA_TOOLS }))
     const b = await connectClient(mcpUrl, tokenFor({ tenantId: uniqueTenantId('mcp-iso-b'), permissions: ['tool:data:query'] }))

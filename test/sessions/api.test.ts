@@ -3,7 +3,7 @@
 import t from 'tap'
 import { createECDH } from 'node:crypto'
 import { bearer, buildApp, createTenant, tokenFor } from '../helper.ts'
-import { rawSession } from './fixtures.ts'
+import { rawSession, sessionOnTwoInstances } from './fixtures.ts'
 
 const flipBit = (base64url: string, byteIndex: number): string => {
   const bytes = Buffer.from(base64url, 'base64url')
@@ -196,11 +196,7 @@ t.test('an expired session: 410, nothing runs', async (t) => {
 const { REDIS_URL, DATABASE_URL } = process.env
 if (REDIS_URL !== undefined && DATABASE_URL !== undefined) {
   t.test('two instances on one Redis: any instance serves a session, a frame runs once', async (t) => {
-    const { IDENTITY_PEM } = await import('./fixtures.ts')
-    const env = { SESSION_IDENTITY_KEY: IDENTITY_PEM, RATE_LIMIT_PER_MINUTE: '100000' }
-    const [a, b] = await Promise.all([buildApp(t, env), buildApp(t, env)])
-    const tenant = await createTenant(a, 'sess-two')
-    const session = await rawSession(a, tenant.headers)
+    const { a, b, tenant, session } = await sessionOnTwoInstances(t, 'sess-two')
     const onB = await b.inject({ method: 'POST', url: `/api/sessions/${session.sessionId}/execute`, headers: tenant.headers, payload: { frame: session.frame(0, { code: 'return 2' }) } })
     t.equal(onB.statusCode, 200, 'opened on A, served by B')
     t.equal(session.open(onB.json().frame).value, 2)

@@ -66,3 +66,16 @@ export async function rawSession (app: FastifyInstance, headers: Record<string, 
     execute: async (frame, other = headers) => await app.inject({ method: 'POST', url: `/api/sessions/${sessionId}/execute`, headers: other, payload: { frame } })
   }
 }
+
+/**
+ * The two-instance tests' setup: two apps with the same identity key (on the Redis and PostgreSQL
+ * they share), a tenant, and a raw session opened on the first.
+ */
+export async function sessionOnTwoInstances (t: { teardown: (fn: () => unknown) => void }, label: string, tier?: 'enterprise') {
+  // Imported here: the other fixtures' users need no app.
+  const { buildApp, createTenant } = await import('../helper.ts')
+  const env = { SESSION_IDENTITY_KEY: IDENTITY_PEM, RATE_LIMIT_PER_MINUTE: '100000' }
+  const [a, b] = await Promise.all([buildApp(t, env), buildApp(t, env)])
+  const tenant = await createTenant(a, label, tier === undefined ? {} : { tier })
+  return { a, b, tenant, session: await rawSession(a, tenant.headers) }
+}

@@ -4,7 +4,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, createTenant, tokenFor, bearer } from '../helper.ts'
 import { waitFor } from '../support/wait-for.ts'
-import { rawSession, type RawSession } from './fixtures.ts'
+import { rawSession, sessionOnTwoInstances, type RawSession } from './fixtures.ts'
 import type { Frame } from '../../services/sessions/key-schedule.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 
@@ -202,11 +202,7 @@ t.test('streaming over an encrypted session', async (t) => {
 const { REDIS_URL, DATABASE_URL } = process.env
 if (REDIS_URL !== undefined && DATABASE_URL !== undefined) {
   t.test('two instances on one Redis: a stream on one and answers on the other never share a counter', async (t) => {
-    const { IDENTITY_PEM } = await import('./fixtures.ts')
-    const env = { SESSION_IDENTITY_KEY: IDENTITY_PEM, RATE_LIMIT_PER_MINUTE: '100000' }
-    const [a, b] = await Promise.all([buildApp(t, env), buildApp(t, env)])
-    const tenant = await createTenant(a, 'sess-stream-two', { tier: 'enterprise' })
-    const session = await rawSession(a, tenant.headers)
+    const { a, b, tenant, session } = await sessionOnTwoInstances(t, 'sess-stream-two', 'enterprise')
     const onB = async (counter: number, code: string) => await b.inject({ method: 'POST', url: `/api/sessions/${session.sessionId}/execute`, headers: tenant.headers, payload: { frame: session.frame(counter, { code }) } })
     // A's stream is accepted (its headers are here) and still running while B answers frames.
     await a.listen({ port: 0, host: '127.0.0.1' })

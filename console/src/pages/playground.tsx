@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
-import { ApiError, AuthError, getJson, getOptionalText, request, type ExecutionResult, type Tool } from '../api.ts'
+import { ApiError, AuthError, getJson, getOptionalText, request, type ExecutionResult, type SandboxModule, type Tool } from '../api.ts'
 import { completionsFromTools, mergeCompletions, parseToolsDts } from '../completions.ts'
 import type { ScriptEditor } from '../editor.ts'
 import { formatDuration } from '../format.ts'
@@ -46,6 +46,7 @@ export function Playground () {
       setEditorReady(true)
       void loadCompletions().then((c) => {
         editorRef.current?.setTools(c.tools)
+        editorRef.current?.setModules(c.modules)
         if (!cancelled) setCompletionNote(c.note)
       })
     })
@@ -196,15 +197,18 @@ async function readEvents (body: ReadableStream<BufferSource>, onEvent: (e: Exec
   if (buffered.trim() !== '') onEvent(JSON.parse(buffered) as ExecEvent)
 }
 
-async function loadCompletions (): Promise<{ tools: ReturnType<typeof mergeCompletions>, note: string }> {
+async function loadCompletions (): Promise<{ tools: ReturnType<typeof mergeCompletions>, modules: SandboxModule[], note: string }> {
   try {
-    const [dts, tools] = await Promise.all([
+    const [dts, tools, modules] = await Promise.all([
       getOptionalText('/api/tools.d.ts'),
-      getJson<{ tools: Tool[] }>('/api/tools').then((r) => r.tools).catch(() => [])
+      getJson<{ tools: Tool[] }>('/api/tools').then((r) => r.tools).catch(() => []),
+      // A server without sandbox modules (or an older one) completes no imports.
+      getJson<{ modules: SandboxModule[] }>('/api/modules').then((r) => r.modules).catch(() => [])
     ])
     const merged = mergeCompletions(dts === null ? [] : parseToolsDts(dts), completionsFromTools(tools))
-    return { tools: merged, note: merged.length === 0 ? 'No tools to complete.' : `Completes ${merged.length} tools${dts === null ? ' (from /api/tools)' : ''}.` }
+    const toolNote = merged.length === 0 ? 'No tools to complete.' : `Completes ${merged.length} tools${dts === null ? ' (from /api/tools)' : ''}`
+    return { tools: merged, modules, note: modules.length === 0 ? toolNote : `${toolNote.replace(/\.$/, '')} and ${modules.length} importable modules.` }
   } catch {
-    return { tools: [], note: 'Tool completion unavailable.' }
+    return { tools: [], modules: [], note: 'Tool completion unavailable.' }
   }
 }

@@ -11,6 +11,18 @@ const NO_FILTERS: Filters = { status: '', code: '', from: '', to: '' }
 
 const outcomeOf = (run: ExecutionRun): string => run.result === undefined ? '' : run.result.success ? 'OK' : run.result.error?.code ?? ''
 
+/** A filter's drop-down: All (no filter) and each value. */
+function FilterSelect ({ label, value, options, onChange }: { label: string, value: string, options: readonly string[], onChange: (e: Event) => void }) {
+  return (
+    <label>{label}{' '}
+      <select value={value} onChange={onChange}>
+        <option value=''>All</option>
+        {options.map((o) => <option key={o} value={o}>{o}</option>)}
+      </select>
+    </label>
+  )
+}
+
 export function RunsPage () {
   // The filters go to the server (GET /api/executions), so every page is of filtered runs.
   const [filters, setFilters] = useState<Filters>(NO_FILTERS)
@@ -39,18 +51,8 @@ export function RunsPage () {
     <section aria-labelledby='page-title'>
       <h1 id='page-title' tabIndex={-1}>Runs</h1>
       <div class='toolbar'>
-        <label>Status{' '}
-          <select value={filters.status} onChange={filter('status')}>
-            <option value=''>All</option>
-            {STATUSES.map((s) => <option key={s} value={s}>{s}</option>)}
-          </select>
-        </label>
-        <label>Outcome{' '}
-          <select value={filters.code} onChange={filter('code')}>
-            <option value=''>All</option>
-            {OUTCOME_CODES.map((c) => <option key={c} value={c}>{c}</option>)}
-          </select>
-        </label>
+        <FilterSelect label='Status' value={filters.status} options={STATUSES} onChange={filter('status')} />
+        <FilterSelect label='Outcome' value={filters.code} options={OUTCOME_CODES} onChange={filter('code')} />
         <label>From <input type='date' value={filters.from} onChange={filter('from')} /></label>
         <label>To <input type='date' value={filters.to} onChange={filter('to')} /></label>
         <button type='button' class='secondary' disabled={cursors.length === 1} onClick={() => { setCursors(cursors.slice(0, -1)) }}>Newer</button>

@@ -1,4 +1,5 @@
 import { parse, type Node, type Options } from 'acorn'
+import { allowedText, blankImports, importHeader, rewriteImports, type ScriptImports } from './module-imports.ts'
 
 // The code is the body of an async function (top-level `return`, `await`, `using`, `new.target`),
 // so it is parsed as one: wrapped on its first line, with positions on that line shifted back.
@@ -71,6 +72,14 @@ export interface ScriptAnalysis {
   toolCalls: LiteralToolCall[]
   /** Calls (or other uses) of `callTool` whose tool name cannot be read without running the code. */
   dynamicToolCalls: number
+  /** Sandbox modules the script imports (header declarations, literal `import()`), allowed ones only. */
+  imports: ScriptImports
+}
+
+export interface AnalyzeOptions {
+  strict: boolean
+  /** The sandbox modules this script may import; none when absent. */
+  modules?: readonly string[]
 }
 
 /**
@@ -78,14 +87,23 @@ export interface ScriptAnalysis {
  * a function body; with `strict`, collect every construct STRICT refuses; also list the
  * `callTool` calls. A run keeps only the first problem; the check route reports them all.
  */
-export function analyzeScript (code: string, options: { strict: boolean }): ScriptAnalysis {
+export function analyzeScript (code: string, options: AnalyzeOptions): ScriptAnalysis {
+  const allowed = options.modules ?? []
+  const imports: ScriptImports = { header: [], dynamic: [], modules: [] }
+  const header = importHeader(code)
+  if (!header.ok) return { problems: [{ message: header.message, line: header.line, column: header.column }], toolCalls: [], dynamicToolCalls: 0, imports }
   let body: AnyNode
   try {
-    body = parseBody(code)
+    body = parseBody(blankImports(code, header.imports))
   } catch (err) {
-    return { problems: [parseProblem(err, code)], toolCalls: [], dynamicToolCalls: 0 }
+    return { problems: [parseProblem(err, code)], toolCalls: [], dynamicToolCalls: 0, imports }
   }
-  const analysis: ScriptAnalysis = { problems: [], toolCalls: [], dynamicToolCalls: 0 }
+  const analysis: ScriptAnalysis = { problems: [], toolCalls: [], dynamicToolCalls: 0, imports }
+  // Imports are the same rule at every level: allowed modules by name, nothing else.
+  for (const imp of header.imports) {
+    if (allowed.includes(imp.source)) imports.header.push(imp)
+    else analysis.problems.push(notAllowed(imp.source, imp, allowed))
+  }
   // Iterative walk: a deep AST that acorn could still build must not overflow this stack.
   const stack: Array<[AnyNode, AnyNode | undefined, string]> = [[body, undefined, '']]
   while (stack.length > 0) {
@@ -98,6 +116,11 @@ export function analyzeScript (code: string, options: { strict: boolean }): Scri
       }
     }
     noteToolCall(node, parent, key, analysis)
+    if (node.type === 'ImportExpression') noteImport(node, analysis, allowed)
+    else if (options.strict && node.type === 'CallExpression' && (node.callee as AnyNode).type === 'Identifier' && (node.callee as AnyNode).name === 'require') {
+      const at = position(node)
+      analysis.problems.push({ message: `Forbidden construct: \`require()\` is not available, use \`import … from\`; ${allowedText(allowed)} (line ${at.line}, column ${at.column})`, ...at })
+    }
     for (const k in node) {
       if (k === 'loc' || k === 'start' || k === 'end' || k === 'type') continue
       const child = node[k]
@@ -111,7 +134,26 @@ export function analyzeScript (code: string, options: { strict: boolean }): Scri
       }
     }
   }
+  const modules = new Set([...imports.header.map((i) => i.source), ...imports.dynamic.map((d) => d.source)])
+  imports.modules = [...modules]
   return analysis
+}
+
+function notAllowed (source: string, at: { line: number, column: number }, allowed: readonly string[]): ScriptProblem {
+  return { message: `Module '${source}' cannot be imported: ${allowedText(allowed)} (line ${at.line}, column ${at.column})`, line: at.line, column: at.column }
+}
+
+/** `import('name')` of an allowed name is kept (and rewritten for the run); any other is refused. */
+function noteImport (node: AnyNode, analysis: ScriptAnalysis, allowed: readonly string[]): void {
+  const at = position(node)
+  const source = staticKey(node.source as AnyNode, true)
+  if (source === undefined) {
+    analysis.problems.push({ message: `Forbidden construct: import() needs a string literal naming a module; ${allowedText(allowed)} (line ${at.line}, column ${at.column})`, ...at })
+  } else if (!allowed.includes(source)) {
+    analysis.problems.push(notAllowed(source, at, allowed))
+  } else {
+    analysis.imports.dynamic.push({ source, offset: node.start - PREFIX.length })
+  }
 }
 
 /** A syntax error as a message with line and column, or null when the code parses. */
@@ -126,6 +168,20 @@ export function syntaxError (code: string): string | null {
  */
 export function checkStrict (code: string): string | null {
   return analyzeScript(code, { strict: true }).problems[0]?.message ?? null
+}
+
+export type PreparedScript = { ok: true, code: string, modules: string[] } | { ok: false, message: string }
+
+/**
+ * What a run executes: with `strict`, STRICT's checks; at every level, the import rules (allowed
+ * modules by literal name only); then the imports rewritten for the isolate (module-imports.ts).
+ */
+export function prepareScript (code: string, strict: boolean, modules: readonly string[]): PreparedScript {
+  if (!strict && !code.includes('import')) return { ok: true, code, modules: [] }
+  const analysis = analyzeScript(code, { strict, modules })
+  const problem = analysis.problems[0]
+  if (problem !== undefined) return { ok: false, message: problem.message }
+  return { ok: true, code: rewriteImports(code, analysis.imports), modules: analysis.imports.modules }
 }
 
 function parseProblem (err: unknown, code: string): ScriptProblem {
@@ -189,7 +245,6 @@ function isReference (parent: AnyNode | undefined, key: string): boolean {
 function inspect (node: AnyNode, parent: AnyNode | undefined, key: string): string | null {
   switch (node.type) {
     case 'WithStatement': return '`with` statements are not allowed'
-    case 'ImportExpression': return 'dynamic `import()` is not allowed'
     case 'MetaProperty':
       return (node.meta as AnyNode).name === 'import' ? '`import.meta` is not allowed' : null
     case 'Identifier': {

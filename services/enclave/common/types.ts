@@ -100,6 +100,8 @@ export interface RunOptions {
    * for runs given this; null: the record went over its bound and was dropped (not replayable).
    */
   onDrawn?: (values: number[] | null) => void
+  /** Sandbox modules this run may import (names from the built allow-list); none by default. */
+  modules?: readonly string[]
 }
 
 /**

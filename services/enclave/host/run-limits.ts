@@ -32,7 +32,9 @@ export function resolveRunLimits (level: SecurityLevel, options: RunOptions): Re
   }
   for (const value of Object.values(values)) if (typeof value === 'string') return { ok: false, message: value }
   const { maxCodeBytes, ...limits } = values as Record<keyof typeof values, number>
-  return { ok: true, limits: { ...limits, waitedMs: 0, astCheck: defaults.astCheck }, maxCodeBytes }
+  const modules = options.modules
+  if (modules !== undefined && (!Array.isArray(modules) || modules.some((m) => typeof m !== 'string'))) return { ok: false, message: 'Invalid modules: not a list of module names' }
+  return { ok: true, limits: { ...limits, waitedMs: 0, astCheck: defaults.astCheck, ...(modules !== undefined && modules.length > 0 ? { modules: [...modules] } : {}) }, maxCodeBytes }
 }
 
 export type RunRequest =

@@ -119,6 +119,9 @@ export function stageRunnerFiles (node: string, entry: string, appRoot: string, 
       place(file, join(app, rel), false)
     }
     for (const root of packages) placeTree(root, join(app, 'node_modules', root.slice(root.lastIndexOf(`${sep}node_modules${sep}`) + 14)))
+    // The sandbox modules' bundles, which the runner reads when a script imports one.
+    const bundles = join(appRoot, 'sandbox-modules', 'dist')
+    if (existsSync(bundles)) placeTree(bundles, join(app, 'sandbox-modules', 'dist'))
     // The app's modules are ES modules, as the app's package.json says.
     writeFileSync(join(app, 'package.json'), '{ "type": "module" }\n')
     chmodSync(join(app, 'package.json'), 0o644)

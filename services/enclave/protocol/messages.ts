@@ -13,6 +13,8 @@ export interface RunLimits {
   maxConsoleBytes: number
   maxToolArgsBytes: number
   astCheck: boolean
+  /** Sandbox modules the run may import (names the build made); none when absent. */
+  modules?: string[]
 }
 
 /** How a runner keeps its isolates: given on its command line when it starts. */

@@ -2,7 +2,7 @@
 // lines because it is one state machine (isolate, limits, logs, tool calls, the end and whether
 // the isolate really stopped); what the isolate's reports mean is decided in isolate-verdicts.ts.
 import ivm from 'isolated-vm'
-import { checkStrict } from '../common/ast-check.ts'
+import { prepareScript } from '../common/ast-check.ts'
 import {
   cancelledError, consoleLimitError, enclaveError, isErrorCode, memoryLimitError, timeoutError, toolCallLimitError
 } from '../common/errors.ts'
@@ -14,15 +14,13 @@ import type { ExecutionError } from '../common/types.ts'
 import { checkToolCall, isolateFailure, refusedName, resultVerdict } from './isolate-verdicts.ts'
 import { HeapPeak } from './heap-peak.ts'
 import type { IsolateConfig } from './isolate/script-outcome.ts'
+import { ModuleHost } from './sandbox-modules.ts'
+import { IsolateEntries } from './isolate-entries.ts'
+
+/** The sandbox modules' compiled scripts and code caches, shared by this runner's isolates. */
+const moduleHost = new ModuleHost()
 
 const IDLE_PROBE_MS = 100
-/**
- * After a run ends while its isolate is still executing (a timeout, a limit), the isolate is
- * disposed; V8 stops it at its next interrupt check. Some builtins (a sort of long strings, say)
- * check rarely: if the isolate is still busy this long after, the runner reports it as stuck and
- * the supervisor takes the runner out of service.
- */
-export const STUCK_AFTER_MS = 250
 const MB = 1024 * 1024
 
 export class IsolateRun {
@@ -40,12 +38,14 @@ export class IsolateRun {
   private refusedCalls = 0
   private cpu0 = 0n
   private readonly heap = new HeapPeak()
-  /** Calls into the isolate not yet returned: while > 0 its thread is running tenant code. */
-  private busy = 0
-  private waitingForFree = false
+  private readonly entries = new IsolateEntries({
+    error: (err) => this.onIsolateError(err),
+    freed: () => this.out({ t: 'freed', id: this.msg.id }),
+    stuck: () => this.out({ t: 'stuck', id: this.msg.id })
+  })
+
   /** V8 refused an ArrayBuffer for this run (told by the bootstrap, which the script cannot fake). */
   private allocationFailed = false
-  private stuckTimer: NodeJS.Timeout | undefined
   private readonly limits: RunLimits
   private readonly maxLog: number
   private readonly msg: RunMessage
@@ -81,10 +81,8 @@ export class IsolateRun {
     const { o, code, key } = this.msg
     // The wall clock covers everything: waiting for an isolate, sync code, awaits, tool calls.
     this.timer = setTimeout(() => this.end(timeoutError(o.timeoutMs), false), Math.max(1, o.timeoutMs - o.waitedMs))
-    if (o.astCheck) {
-      const problem = checkStrict(code)
-      if (problem !== null) { this.end(enclaveError('VALIDATION_ERROR', problem), true); return }
-    }
+    const prepared = prepareScript(code, o.astCheck, o.modules ?? [])
+    if (!prepared.ok) { this.end(enclaveError('VALIDATION_ERROR', prepared.message), true); return }
     let acquired = this.pool.acquire(key, o.memoryLimitMB)
     let warm = await acquired.slot.next
     if (warm === null) { // that isolate went bad while idle: one more try with another
@@ -115,9 +113,20 @@ export class IsolateRun {
       ...(this.msg.rp !== undefined ? { replay: this.msg.rp } : {}),
       ...(this.msg.rec !== undefined ? { record: this.msg.rec } : {})
     } satisfies IsolateConfig)
+    if (prepared.modules.length > 0) {
+      // Evaluated in this run's context, on its clock, CPU and heap (see sandbox-modules.ts).
+      try {
+        await this.entries.around(async () => { await moduleHost.load(slot.isolate, warm.context, prepared.modules, o.timeoutMs) })
+      } catch (err) {
+        this.onIsolateError(err)
+        if (!this.finished) this.end(enclaveError('INTERNAL_ERROR', 'A sandbox module failed to load'), false)
+        return
+      }
+      if (this.finished) return
+    }
     // No isolated-vm timeout here: the wall-clock timer disposes the isolate, which also stops
     // work the script left running after it returned (and makes that outcome a TIMEOUT).
-    this.enter(warm.init, [send, alarm, config, code])
+    this.entries.enter(warm.init, [send, alarm, config, prepared.code])
   }
 
   /** A tool result or refusal from the main process. */
@@ -142,25 +151,6 @@ export class IsolateRun {
   /** The caller cancelled: ends the run as a timeout does (the isolate is disposed, nothing catches it). */
   cancel (): void {
     this.end(cancelledError(), false)
-  }
-
-  /** Calls into the isolate, counting the call until V8 returns from it. */
-  private enter (ref: ivm.Reference<(...args: unknown[]) => unknown>, args: unknown[]): void {
-    this.busy++
-    let entered: Promise<unknown>
-    // Not applyIgnored: the tenant code this runs may hit the memory limit, and isolated-vm
-    // reports that only to the caller.
-    try { entered = ref.apply(undefined, args as never[]) } catch (err) { this.left(); this.onIsolateError(err); return }
-    entered.then(() => this.left(), (err: unknown) => { this.left(); this.onIsolateError(err) })
-  }
-
-  private left (): void {
-    this.busy--
-    if (this.busy === 0 && this.waitingForFree) {
-      this.waitingForFree = false
-      clearTimeout(this.stuckTimer)
-      this.out({ t: 'freed', id: this.msg.id })
-    }
   }
 
   // Messages from the isolate: (ISOLATE_CALL, id, name, argsJson, logs) | (ISOLATE_RESULT, kind, payload, logs)
@@ -252,7 +242,7 @@ export class IsolateRun {
   }
 
   private deliver (callId: number, kind: 'v' | 'e', data: string): void {
-    if (this.warm !== undefined && !this.finished) this.enter(this.warm.deliver, [callId, kind, data])
+    if (this.warm !== undefined && !this.finished) this.entries.enter(this.warm.deliver, [callId, kind, data])
   }
 
   /** Ends the run with an error. `reusable`: the isolate is clean enough to serve the key again. */
@@ -280,11 +270,7 @@ export class IsolateRun {
       // disposing the isolate is the one thing that stops it for sure. Deferred: this may run
       // inside a synchronous call from that very isolate.
       setImmediate(() => this.pool.release(slot, false))
-      if (this.busy > 0) {
-        done.busy = true
-        this.waitingForFree = true
-        this.stuckTimer = setTimeout(() => { if (this.waitingForFree) this.out({ t: 'stuck', id: this.msg.id }) }, STUCK_AFTER_MS)
-      }
+      if (this.entries.watchUntilFree()) done.busy = true
       this.out(done)
       this.onEnd()
       return

@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.ts';
 import type { Client, ClientMeta, Options as Options2, RequestResult, ServerSentEventsResult, TDataShape } from './client/index.ts';
-import type { AdminExportUsageData, AdminExportUsageErrors, AdminExportUsageResponses, CancelExecutionData, CancelExecutionErrors, CancelExecutionResponses, CheckScriptData, CheckScriptErrors, CheckScriptResponses, DeleteMcpServerData, DeleteMcpServerErrors, DeleteMcpServerResponses, DeletePlatformToolData, DeletePlatformToolErrors, DeletePlatformToolResponses, DeleteTenantToolSettingData, DeleteTenantToolSettingErrors, DeleteTenantToolSettingResponses, ExportUsageData, ExportUsageErrors, ExportUsageResponses, GetExecutionAuditData, GetExecutionAuditErrors, GetExecutionAuditResponses, GetExecutionData, GetExecutionErrors, GetExecutionResponses, GetHealthData, GetHealthResponses, GetJwksData, GetJwksErrors, GetJwksResponses, GetMcpProtectedResourceMetadataData, GetMcpProtectedResourceMetadataErrors, GetMcpProtectedResourceMetadataResponses, GetMetricsData, GetMetricsErrors, GetMetricsResponses, GetPlatformToolData, GetPlatformToolErrors, GetPlatformToolResponses, GetProtectedResourceMetadataData, GetProtectedResourceMetadataErrors, GetProtectedResourceMetadataResponses, GetReadinessData, GetReadinessErrors, GetReadinessResponses, GetSessionInfoData, GetSessionInfoErrors, GetSessionInfoResponses, GetTenantData, GetTenantErrors, GetTenantResponses, GetToolDeclarationsData, GetToolDeclarationsErrors, GetToolDeclarationsResponses, GetUsageData, GetUsageErrors, GetUsageHistoryData, GetUsageHistoryErrors, GetUsageHistoryResponses, GetUsageResponses, ImportPlatformToolsData, ImportPlatformToolsErrors, ImportPlatformToolsResponses, ListAuditData, ListAuditErrors, ListAuditResponses, ListExecutionsData, ListExecutionsErrors, ListExecutionsResponses, ListMcpServersData, ListMcpServersErrors, ListMcpServersResponses, ListPlatformToolsData, ListPlatformToolsErrors, ListPlatformToolsResponses, ListTenantsData, ListTenantsErrors, ListTenantsResponses, ListToolsData, ListToolsErrors, ListToolsResponses, McpRequestData, McpRequestErrors, McpRequestResponses, OpenSessionData, OpenSessionErrors, OpenSessionResponses, PutPlatformToolData, PutPlatformToolErrors, PutPlatformToolResponses, PutTenantData, PutTenantErrors, PutTenantResponses, PutTenantToolSettingData, PutTenantToolSettingErrors, PutTenantToolSettingResponses, RefreshMcpServerData, RefreshMcpServerErrors, RefreshMcpServerResponses, RegisterMcpServerData, RegisterMcpServerErrors, RegisterMcpServerResponses, RunScriptData, RunScriptErrors, RunScriptResponses, RunSessionScriptData, RunSessionScriptErrors, RunSessionScriptResponses, StreamExecutionEventsData, StreamExecutionEventsErrors, StreamExecutionEventsResponse, StreamExecutionEventsResponses, SubmitExecutionData, SubmitExecutionErrors, SubmitExecutionResponses } from './types.gen.ts';
+import type { AdminExportUsageData, AdminExportUsageErrors, AdminExportUsageResponses, CancelExecutionData, CancelExecutionErrors, CancelExecutionResponses, CheckScriptData, CheckScriptErrors, CheckScriptResponses, DeleteMcpServerData, DeleteMcpServerErrors, DeleteMcpServerResponses, DeletePlatformToolData, DeletePlatformToolErrors, DeletePlatformToolResponses, DeleteTenantToolSettingData, DeleteTenantToolSettingErrors, DeleteTenantToolSettingResponses, ExportUsageData, ExportUsageErrors, ExportUsageResponses, GetExecutionAuditData, GetExecutionAuditErrors, GetExecutionAuditResponses, GetExecutionData, GetExecutionErrors, GetExecutionResponses, GetHealthData, GetHealthResponses, GetJwksData, GetJwksErrors, GetJwksResponses, GetMcpProtectedResourceMetadataData, GetMcpProtectedResourceMetadataErrors, GetMcpProtectedResourceMetadataResponses, GetMetricsData, GetMetricsErrors, GetMetricsResponses, GetModuleDeclarationsData, GetModuleDeclarationsErrors, GetModuleDeclarationsResponses, GetPlatformToolData, GetPlatformToolErrors, GetPlatformToolResponses, GetProtectedResourceMetadataData, GetProtectedResourceMetadataErrors, GetProtectedResourceMetadataResponses, GetReadinessData, GetReadinessErrors, GetReadinessResponses, GetSessionInfoData, GetSessionInfoErrors, GetSessionInfoResponses, GetTenantData, GetTenantErrors, GetTenantResponses, GetToolDeclarationsData, GetToolDeclarationsErrors, GetToolDeclarationsResponses, GetUsageData, GetUsageErrors, GetUsageHistoryData, GetUsageHistoryErrors, GetUsageHistoryResponses, GetUsageResponses, ImportPlatformToolsData, ImportPlatformToolsErrors, ImportPlatformToolsResponses, ListAuditData, ListAuditErrors, ListAuditResponses, ListExecutionsData, ListExecutionsErrors, ListExecutionsResponses, ListMcpServersData, ListMcpServersErrors, ListMcpServersResponses, ListModulesData, ListModulesErrors, ListModulesResponses, ListPlatformToolsData, ListPlatformToolsErrors, ListPlatformToolsResponses, ListTenantsData, ListTenantsErrors, ListTenantsResponses, ListToolsData, ListToolsErrors, ListToolsResponses, McpRequestData, McpRequestErrors, McpRequestResponses, OpenSessionData, OpenSessionErrors, OpenSessionResponses, PutPlatformToolData, PutPlatformToolErrors, PutPlatformToolResponses, PutTenantData, PutTenantErrors, PutTenantResponses, PutTenantToolSettingData, PutTenantToolSettingErrors, PutTenantToolSettingResponses, RefreshMcpServerData, RefreshMcpServerErrors, RefreshMcpServerResponses, RegisterMcpServerData, RegisterMcpServerErrors, RegisterMcpServerResponses, RunScriptData, RunScriptErrors, RunScriptResponses, RunSessionScriptData, RunSessionScriptErrors, RunSessionScriptResponses, StreamExecutionEventsData, StreamExecutionEventsErrors, StreamExecutionEventsResponse, StreamExecutionEventsResponses, SubmitExecutionData, SubmitExecutionErrors, SubmitExecutionResponses } from './types.gen.ts';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -64,7 +64,7 @@ export const runScript = <ThrowOnError extends boolean = false>(options: Options
 /**
  * Check a script without running it
  *
- * Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier's check bounds (checks in flight, TypeScript size, parse time).
+ * Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier's check bounds (checks in flight, TypeScript size, parse time, check time per second).
  */
 export const checkScript = <ThrowOnError extends boolean = false>(options: Options<CheckScriptData, ThrowOnError>): RequestResult<CheckScriptResponses, CheckScriptErrors, ThrowOnError> => (options.client ?? client).post<CheckScriptResponses, CheckScriptErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
@@ -128,6 +128,28 @@ export const listTools = <ThrowOnError extends boolean = false>(options?: Option
 export const getToolDeclarations = <ThrowOnError extends boolean = false>(options?: Options<GetToolDeclarationsData, ThrowOnError>): RequestResult<GetToolDeclarationsResponses, GetToolDeclarationsErrors, ThrowOnError> => (options?.client ?? client).get<GetToolDeclarationsResponses, GetToolDeclarationsErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/tools.d.ts',
+    ...options
+});
+
+/**
+ * List the modules scripts may import
+ *
+ * The npm libraries this tenant's scripts may import (`import { z } from 'zod'` at the top, or `await import('zod')`), bundled and checked when the service was built, narrowed by the tenant's settings. Any other specifier is refused with VALIDATION_ERROR.
+ */
+export const listModules = <ThrowOnError extends boolean = false>(options?: Options<ListModulesData, ThrowOnError>): RequestResult<ListModulesResponses, ListModulesErrors, ThrowOnError> => (options?.client ?? client).get<ListModulesResponses, ListModulesErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/modules',
+    ...options
+});
+
+/**
+ * TypeScript declarations of the modules scripts may import
+ *
+ * One `declare module 'name' { … }` block per module, bundled from each package's own type declarations, for an LLM's prompt or a type check. Send the ETag back as If-None-Match to get a 304 while nothing changed.
+ */
+export const getModuleDeclarations = <ThrowOnError extends boolean = false>(options?: Options<GetModuleDeclarationsData, ThrowOnError>): RequestResult<GetModuleDeclarationsResponses, GetModuleDeclarationsErrors, ThrowOnError> => (options?.client ?? client).get<GetModuleDeclarationsResponses, GetModuleDeclarationsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/modules.d.ts',
     ...options
 });
 
@@ -267,7 +289,7 @@ export const getTenant = <ThrowOnError extends boolean = false>(options: Options
 /**
  * Create or update a tenant
  *
- * Sets a tenant's tier, name, quota overrides and per-user daily limits (`perUser`; absent: none); every instance picks the change up at once.
+ * Sets a tenant's tier, name, quota overrides, per-user daily limits (`perUser`; absent: none) and the sandbox modules its scripts may import (`sandboxModules`; absent: all); every instance picks the change up at once.
  */
 export const putTenant = <ThrowOnError extends boolean = false>(options: Options<PutTenantData, ThrowOnError>): RequestResult<PutTenantResponses, PutTenantErrors, ThrowOnError> => (options.client ?? client).put<PutTenantResponses, PutTenantErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],

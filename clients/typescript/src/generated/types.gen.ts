@@ -34,7 +34,7 @@ export type ErrorBody = {
     /**
      * Stable machine-readable code (docs/api.md lists them)
      */
-    code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
+    code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
     message?: string;
     [key: string]: unknown;
 };
@@ -232,6 +232,10 @@ export type ToolList = {
     tools: Array<Tool>;
 };
 
+export type SandboxModuleList = {
+    modules: Array<SandboxModule>;
+};
+
 export type AuditPage = {
     entries: Array<AuditEntry>;
     /**
@@ -369,6 +373,10 @@ export type TenantUpdate = {
          */
         cpuSecondsPerDay?: number;
     };
+    /**
+     * The sandbox modules (GET /api/modules) this tenant's scripts may import; null or absent: all of them. A list can only narrow what the build offers.
+     */
+    sandboxModules?: Array<string> | null;
 };
 
 export type Tenant = {
@@ -436,6 +444,10 @@ export type Tenant = {
          */
         cpuSecondsPerDay?: number;
     };
+    /**
+     * The sandbox modules (GET /api/modules) this tenant's scripts may import; null or absent: all of them. A list can only narrow what the build offers.
+     */
+    sandboxModules: Array<string> | null;
     /**
      * false when the tenant has no row and runs on the free tier
      */
@@ -823,6 +835,24 @@ export type Tool = {
     } | null;
 };
 
+/**
+ * An npm library scripts may import inside the isolate
+ */
+export type SandboxModule = {
+    /**
+     * What a script imports: `import { … } from 'name'`
+     */
+    name: string;
+    /**
+     * The bundled version (locked at build time)
+     */
+    version: string;
+    /**
+     * The package's own description
+     */
+    description: string;
+};
+
 export type AuditEntry = {
     /**
      * Opaque; pass as `before` to read the next page
@@ -1038,7 +1068,7 @@ export type CheckScriptErrors = {
      */
     422: ErrorBody;
     /**
-     * Over the per-minute request rate (RATE_LIMITED), or the tenant already has its tier's checks in flight (CHECK_LIMIT_EXCEEDED): retry after Retry-After seconds
+     * Over the per-minute request rate (RATE_LIMITED), the tenant already has its tier's checks in flight (CHECK_LIMIT_EXCEEDED), or its checks have used the tier's check time (CHECK_TIME_EXCEEDED): retry after Retry-After seconds
      */
     429: ErrorBody;
     /**
@@ -1288,6 +1318,78 @@ export type GetToolDeclarationsResponses = {
 };
 
 export type GetToolDeclarationsResponse = GetToolDeclarationsResponses[keyof GetToolDeclarationsResponses];
+
+export type ListModulesData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/api/modules';
+};
+
+export type ListModulesErrors = {
+    /**
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
+     */
+    401: ErrorBody;
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+    /**
+     * PostgreSQL or Redis does not answer, or the instance is shutting down (DEPENDENCY_UNAVAILABLE): retry later
+     */
+    503: ErrorBody;
+};
+
+export type ListModulesError = ListModulesErrors[keyof ListModulesErrors];
+
+export type ListModulesResponses = {
+    /**
+     * The modules
+     */
+    200: SandboxModuleList;
+};
+
+export type ListModulesResponse = ListModulesResponses[keyof ListModulesResponses];
+
+export type GetModuleDeclarationsData = {
+    body?: never;
+    headers?: {
+        /**
+         * The ETag of the declarations the caller holds
+         */
+        'if-none-match'?: string;
+    };
+    path?: never;
+    query?: never;
+    url: '/api/modules.d.ts';
+};
+
+export type GetModuleDeclarationsErrors = {
+    /**
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
+     */
+    401: ErrorBody;
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+    /**
+     * PostgreSQL or Redis does not answer, or the instance is shutting down (DEPENDENCY_UNAVAILABLE): retry later
+     */
+    503: ErrorBody;
+};
+
+export type GetModuleDeclarationsError = GetModuleDeclarationsErrors[keyof GetModuleDeclarationsErrors];
+
+export type GetModuleDeclarationsResponses = {
+    /**
+     * A TypeScript declaration file
+     */
+    200: string;
+};
+
+export type GetModuleDeclarationsResponse = GetModuleDeclarationsResponses[keyof GetModuleDeclarationsResponses];
 
 export type ListAuditData = {
     body?: never;
@@ -1693,7 +1795,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
@@ -1739,7 +1841,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
@@ -1765,7 +1867,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
