@@ -18,9 +18,10 @@ export function installToolCalls (k: Intrinsics, run: RunState, drawn: Nondeterm
 
   function toolError (code: string, message: string): Error {
     const e = new ErrorCtor(message)
-    hide(e, 'name', 'ToolError')
+    const name = code === 'APPROVAL_REJECTED' ? 'ApprovalRejectedError' : 'ToolError'
+    hide(e, 'name', name)
     defineProperty(e, 'code', { value: code, writable: true, enumerable: true, configurable: true })
-    hide(e, 'stack', 'ToolError: ' + message)
+    hide(e, 'stack', name + ': ' + message)
     apply(weakSet, toolErrors, [e, { code, message }])
     return e
   }
