@@ -227,7 +227,7 @@ async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: Ex
   // Stopped with its runner by another tenant's script: not this tenant's loss.
   if (result.error?.code === 'RUNNER_CRASHED') await admission.refund().catch(() => {})
   if (replaying === undefined) return { result }
-  const { suspension, error } = replaying.finish(result)
+  const { suspension, error } = await replaying.finish(result)
   if (error !== undefined) return { result: { ...result, success: false, value: undefined, error } }
   return { result, ...(suspension !== undefined ? { suspension } : {}) }
 }

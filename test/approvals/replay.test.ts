@@ -167,6 +167,29 @@ t.test('replay of a run waiting for approvals', async (t) => {
     t.equal(usage.json().toolCalls, 3)
   })
 
+  t.test('a plain call made in the same turn as a gated one finishes and is recorded; the next start answers it from the record', async (t) => {
+    const run = await tenantFor('replay-same-turn')
+    const code = "const [g, p] = await Promise.all([callTool('gated', { pay: 1 }), callTool('plain', { read: 1 })]); return [g.n, p.n]"
+    const first = await run.start(code)
+    t.same(pendingCalls(first.journal!).map((c) => c.callId), ['call-0'])
+    t.match(first.journal!.calls[1], { callId: 'call-1', tool: 'plain', outcome: { ok: true, value: { n: 1 } } })
+    t.equal(run.count('plain'), 1)
+    const second = await run.start(code, decide(first.journal!, true))
+    t.same(second.result.value, [1, 1])
+    t.equal(run.count('plain'), 1, 'not made again')
+    t.equal(run.count('gated'), 1)
+  })
+
+  t.test('a run whose record of drawn values is over its bound cannot wait: REPLAY_RECORD_TOO_LARGE', async (t) => {
+    const run = await tenantFor('replay-too-large')
+    const first = await run.start("for (let i = 0; i < 200000; i++) Math.random(); await callTool('gated', {}); return 1")
+    t.equal(first.journal, undefined, 'nothing to keep')
+    t.equal(ended(first.result).code, 'REPLAY_RECORD_TOO_LARGE')
+    t.match(first.result.error?.message, /Math.random/)
+    t.equal(first.events.filter((e) => e.type === 'approval_required').length, 0)
+    t.equal(run.count('gated'), 0)
+  })
+
   t.test('property: scripts branching on Math.random and the clock never diverge across suspend and replay', async (t) => {
     const run = await tenantFor('replay-property')
     const condition = fc.constantFrom('Math.random() < 0.5', 'Date.now() % 2 === 0', 'new Date().getMilliseconds() < 500', 'Math.random() * 10 > 3')

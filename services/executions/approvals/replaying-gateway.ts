@@ -44,6 +44,7 @@ export function replayingGateway (gateway: ToolGateway, previous: RunJournal | u
   /** A call ended the run (fatal): the run is over, nothing waits. */
   let ended = false
   const held: Array<(err: Error) => void> = []
+  const idle: Array<() => void> = []
   // Isolate call ids (tool_call events) answered from the record: their events went out before.
   const replayedIds = new Set<number>()
   let logEvents = 0
@@ -141,6 +142,7 @@ export function replayingGateway (gateway: ToolGateway, previous: RunJournal | u
       if (!suspending || ended) throw err
     } finally {
       inProgress--
+      if (inProgress === 0) for (const resolve of idle.splice(0)) resolve()
       stopWhenQuiet()
     }
     // Once the start suspends, no answer reaches the script: it stops where it is.
@@ -182,11 +184,18 @@ export function replayingGateway (gateway: ToolGateway, previous: RunJournal | u
 
   /**
    * After the enclave's answer: the journal to keep when the start suspended, or the error the
-   * run ends with instead (its record too large to keep); nothing when the run ended.
+   * run ends with instead (its record too large to keep); nothing when the run ended. A script
+   * that returned (or threw) with a call still waiting suspends too: that call has not happened,
+   * and the next start makes it before it returns the same way again.
    */
-  const finish = (result: ExecutionResult): { suspension?: Suspension, error?: ExecutionError } => {
-    if (stopped === undefined || ended || result.error?.code !== stopped.code) return {}
+  const finish = async (result: ExecutionResult): Promise<{ suspension?: Suspension, error?: ExecutionError }> => {
+    // Calls still running finish and are recorded (a call without an outcome reads as pending).
+    while (inProgress > 0) await new Promise<void>((resolve) => { idle.push(resolve) })
+    if (!suspending || ended) return {}
+    const stoppedHere = stopped !== undefined && result.error?.code === stopped.code
+    if (!stoppedHere && !result.success && result.error?.code !== 'EXECUTION_ERROR') return {}
     clearTimeout(quiet)
+    if (stopped === undefined) stop()
     const journal: RunJournal = { version: 1, calls, drawn: drawn ?? [], logLines: result.logs.length, grants, starts: before.starts + 1 }
     if (drawn === null || JSON.stringify(journal).length > MAX_JOURNAL_CHARS) {
       const what = drawn === null ? 'Math.random and clock values' : 'tool results'
