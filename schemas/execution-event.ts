@@ -37,10 +37,10 @@ export const ToolResultEventDataSchema = Type.Object({
   durationMs: Type.Number()
 }, { $id: 'ToolResultEventData' })
 export const ApprovalRequiredEventDataSchema = Type.Object({
-  callId: Type.String({ description: 'call-<position>: what a decision names' }),
+  callId: Type.String({ description: '`call-<position>`: the id a decision names (POST /api/executions/:id/approvals)' }),
   tool: Type.String(),
-  args: Type.Unknown({ description: 'The arguments the script passed' }),
-  position: Type.Integer({ minimum: 0, description: 'The call\'s place among the run\'s tool calls (0-based)' })
+  args: Type.Unknown({ description: 'The call\'s arguments, as the script passed them' }),
+  position: Type.Integer({ minimum: 0, description: 'Order of the call among all the run\'s tool calls (0-based), replayed ones included' })
 }, { $id: 'ApprovalRequiredEventData' })
 export const ApprovalDecidedEventDataSchema = Type.Object({
   callId: Type.String(),
@@ -58,7 +58,7 @@ export const ExecutionEventSchema = Type.Union([
   event('log', 'LogEvent', LogEntrySchema, 'The script called console'),
   event('tool_call', 'ToolCallEvent', ToolCallEventDataSchema, 'The script called a tool'),
   event('tool_result', 'ToolResultEvent', ToolResultEventDataSchema, 'A tool call ended'),
-  event('approval_required', 'ApprovalRequiredEvent', ApprovalRequiredEventDataSchema, 'A queued run reached a tool call that needs a person\'s approval: it waits (awaiting_approval), one event per pending call'),
+  event('approval_required', 'ApprovalRequiredEvent', ApprovalRequiredEventDataSchema, 'A gated tool call waits for a decision; the run waits (awaiting_approval) without an isolate'),
   event('approval_decided', 'ApprovalDecidedEvent', ApprovalDecidedEventDataSchema, 'A person decided on a pending call (POST /api/executions/:id/approvals)'),
   event('heartbeat', 'HeartbeatEvent', NoData, 'Nothing happened for a while; keeps proxies from closing the stream'),
   event('final', 'FinalEvent', FinalEventDataSchema, 'The last event: the run\'s result')

@@ -132,7 +132,7 @@ export class ExecutionWorker {
           settle,
           approvals: journal === undefined ? {} : { journal },
           onEvent: (event) => {
-            if ((event.type as string) === 'approval_required') forTheWait.push({ type: 'approval_required', data: event.data })
+            if (event.type === 'approval_required') forTheWait.push({ type: 'approval_required', data: event.data })
             else if (held !== undefined) held.push(event)
             else append(event.type, event.data)
           }

@@ -1,7 +1,8 @@
-// A run's journal: what a run that waits for approval did before it stopped, so a later start
-// replays it (the gateway returns the recorded outcomes, the isolate the recorded drawn values)
-// and goes on live only past the record. The replay engine reads and extends it inside a start;
-// the run flow keeps it between starts (journal-store.ts) and records the decisions on it.
+// The record one queued run keeps between its starts while it waits for approvals: every tool call
+// it made (by position), what each returned or threw, the decisions on the gated ones, the values
+// it drew from Math.random and the clock, and how many console lines it already printed. A start
+// replays it from the beginning (replaying-gateway.ts) and so reaches the decided calls with the
+// same state it had when it stopped. Stored between starts by the run's owner (the worker) as JSON.
 
 /** One tool call of a run, by its position (the gateway's callIndex: 0, 1, 2 … in the order the script made calls). */
 export interface JournalCall {
@@ -13,7 +14,7 @@ export interface JournalCall {
   argsJson: string
   /** Settled calls (live or refused): what replay returns/throws without calling the tool. */
   outcome?: { ok: true, value: unknown } | { ok: false, code: string, message: string }
-  /** Gated calls only: undefined while pending; set by POST …/approvals (flow) or by a grant (replay). */
+  /** Gated calls only: undefined while pending; set by POST …/approvals or by a grant (replay). */
   decision?: { approve: boolean, reason?: string, by: string, at: string }
 }
 
@@ -31,6 +32,21 @@ export interface RunJournal {
   starts: number
 }
 
-/** Calls with no decision and no outcome: those a person has yet to decide. */
+/** The largest journal a run may keep (its JSON, in UTF-16 units): past it the run ends REPLAY_RECORD_TOO_LARGE. */
+export const MAX_JOURNAL_CHARS = 8 * 1024 * 1024
+
+export const callIdOf = (position: number): string => `call-${position}`
+
+/** Calls waiting for a decision: gated, with no decision and no outcome. */
 export const pendingCalls = (journal: RunJournal): JournalCall[] =>
   journal.calls.filter((call) => call.decision === undefined && call.outcome === undefined)
+
+export const emptyJournal = (): RunJournal => ({ version: 1, calls: [], drawn: [], logLines: 0, grants: [], starts: 0 })
+
+/**
+ * Thrown by a gated call that must wait (no decision, no grant): the gateway gives back the call's
+ * daily tool unit and its place among the run's calls in progress; the call never reaches its tool.
+ */
+export class ApprovalPending extends Error {
+  constructor () { super('The call waits for a decision') }
+}

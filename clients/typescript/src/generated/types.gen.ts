@@ -623,7 +623,7 @@ export type ExecutionError = {
 /**
  * Why a run failed (the error registry's execution codes)
  */
-export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'APPROVAL_EXPIRED' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
+export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'APPROVAL_EXPIRED' | 'APPROVAL_REJECTED' | 'REPLAY_DIVERGED' | 'REPLAY_RECORD_TOO_LARGE' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
 
 /**
  * One console call of the script
@@ -762,7 +762,7 @@ export type ToolResultEventData = {
 };
 
 /**
- * A queued run reached a tool call that needs a person's approval: it waits (awaiting_approval), one event per pending call
+ * A gated tool call waits for a decision; the run waits (awaiting_approval) without an isolate
  */
 export type ApprovalRequiredEvent = {
     /**
@@ -776,16 +776,16 @@ export type ApprovalRequiredEvent = {
 
 export type ApprovalRequiredEventData = {
     /**
-     * call-<position>: what a decision names
+     * `call-<position>`: the id a decision names (POST /api/executions/:id/approvals)
      */
     callId: string;
     tool: string;
     /**
-     * The arguments the script passed
+     * The call's arguments, as the script passed them
      */
     args: unknown;
     /**
-     * The call's place among the run's tool calls (0-based)
+     * Order of the call among all the run's tool calls (0-based), replayed ones included
      */
     position: number;
 };
