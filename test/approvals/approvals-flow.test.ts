@@ -26,7 +26,8 @@ async function submit (app: FastifyInstance, tenant: TestTenant, code: string): 
 }
 const view = async (app: FastifyInstance, tenant: TestTenant, id: string): Promise<View> => (await app.inject({ method: 'GET', url: `/api/executions/${id}`, headers: tenant.headers })).json()
 async function reaches (app: FastifyInstance, tenant: TestTenant, id: string, status: string): Promise<View> {
-  return await waitFor(async () => { const v = await view(app, tenant, id); return v.status === status ? v : undefined }, { message: `${id} ${status}`, timeout: 30_000 })
+  const reached = await waitFor(async () => { const v = await view(app, tenant, id); return v.status === status ? v : undefined }, { message: `${id} ${status}`, timeout: 30_000 })
+  return reached!
 }
 const eventsOf = async (app: FastifyInstance, id: string): Promise<StreamEvent[]> => await depsOf(app).events.read(id, 0, 1000)
 /**
@@ -34,7 +35,7 @@ const eventsOf = async (app: FastifyInstance, id: string): Promise<StreamEvent[]
  * the status says awaiting_approval, so a reader waits until `count` are there.
  */
 const pendingOf = async (app: FastifyInstance, id: string, count?: number): Promise<string[]> => {
-  if (count !== undefined) return await waitFor(async () => { const ids = await pendingOf(app, id); return ids.length === count ? ids : undefined }, { message: `${count} pending calls`, timeout: 30_000 })
+  if (count !== undefined) return (await waitFor(async () => { const ids = await pendingOf(app, id); return ids.length === count ? ids : undefined }, { message: `${count} pending calls`, timeout: 30_000 }))!
   const events = await eventsOf(app, id)
   const decided = new Set(events.filter((e) => e.type === 'approval_decided').map((e) => e.data.callId))
   return events.filter((e) => e.type === 'approval_required' && !decided.has(e.data.callId)).map((e) => e.data.callId as string)
