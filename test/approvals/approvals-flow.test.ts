@@ -3,49 +3,9 @@
 // The gated tool is data:insert (its approval set to always for the tenant), so the documents
 // the tenant holds count the side effects: each must happen exactly once.
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
-import { adminHeaders, bearer, buildApp, createTenant, tokenFor, type TestTenant } from '../helper.ts'
+import { adminHeaders, buildApp } from '../helper.ts'
 import { waitFor } from '../support/wait-for.ts'
-import type { StreamEvent } from '../../schemas/execution-event.ts'
-import type { QueuedExecutionsDeps } from '../../services/executions/queued-executions.ts'
-
-interface View { executionId: string, status: string, result?: { success: boolean, value?: unknown, error?: { code: string, message: string } } }
-
-const depsOf = (app: FastifyInstance): QueuedExecutionsDeps => (app.executions as unknown as { deps: QueuedExecutionsDeps }).deps
-
-async function gatedTenant (app: FastifyInstance, label: string, options: Parameters<typeof createTenant>[2] = {}): Promise<TestTenant & { decider: Record<string, string> }> {
-  const tenant = await createTenant(app, label, options)
-  const put = await app.inject({ method: 'PUT', url: `/admin/tenants/${tenant.tenantId}/tools/data:insert`, headers: adminHeaders(), payload: { approval: 'always' } })
-  if (put.statusCode !== 200) throw new Error(put.body)
-  return { ...tenant, decider: bearer(tokenFor({ tenantId: tenant.tenantId, userId: `${label}-approver`, permissions: ['approvals:decide'] })) }
-}
-async function submit (app: FastifyInstance, tenant: TestTenant, code: string): Promise<string> {
-  const res = await app.inject({ method: 'POST', url: '/api/executions', headers: tenant.headers, payload: { code } })
-  if (res.statusCode !== 202) throw new Error(res.body)
-  return (res.json() as { executionId: string }).executionId
-}
-const view = async (app: FastifyInstance, tenant: TestTenant, id: string): Promise<View> => (await app.inject({ method: 'GET', url: `/api/executions/${id}`, headers: tenant.headers })).json()
-async function reaches (app: FastifyInstance, tenant: TestTenant, id: string, status: string): Promise<View> {
-  const reached = await waitFor(async () => { const v = await view(app, tenant, id); return v.status === status ? v : undefined }, { message: `${id} ${status}`, timeout: 30_000 })
-  return reached!
-}
-const eventsOf = async (app: FastifyInstance, id: string): Promise<StreamEvent[]> => await depsOf(app).events.read(id, 0, 1000)
-/**
- * The calls a run waits on, as its events tell: the approval_required events go out right after
- * the status says awaiting_approval, so a reader waits until `count` are there.
- */
-const pendingOf = async (app: FastifyInstance, id: string, count?: number): Promise<string[]> => {
-  if (count !== undefined) return (await waitFor(async () => { const ids = await pendingOf(app, id); return ids.length === count ? ids : undefined }, { message: `${count} pending calls`, timeout: 30_000 }))!
-  const events = await eventsOf(app, id)
-  const decided = new Set(events.filter((e) => e.type === 'approval_decided').map((e) => e.data.callId))
-  return events.filter((e) => e.type === 'approval_required' && !decided.has(e.data.callId)).map((e) => e.data.callId as string)
-}
-const decide = async (app: FastifyInstance, tenant: { decider: Record<string, string> }, id: string, payload: Record<string, unknown>) => {
-  const res = await app.inject({ method: 'POST', url: `/api/executions/${id}/approvals`, headers: tenant.decider, payload })
-  if (res.statusCode !== 200) throw new Error(`decide: ${res.statusCode} ${res.body}`)
-  return res.json() as { execution: View }
-}
-const documents = async (tenant: TestTenant): Promise<number> => (await tenant.execute("return (await callTool('data:query', {})).length")).json().value
+import { decide, documents, eventsOf, gatedTenant, pendingOf, reaches, submit, view } from '../support/approvals.ts'
 
 t.test('approvals end to end', async (t) => {
   const app = await buildApp(t)
@@ -63,15 +23,15 @@ t.test('approvals end to end', async (t) => {
       return [before.length, mid.length, after.length]`)
     await reaches(app, tenant, id, 'awaiting_approval')
     t.same(await pendingOf(app, id, 1), ['call-1'])
-    t.equal(await documents(tenant), 0, 'the gated insert did not act')
+    t.equal(await documents(app, tenant), 0, 'the gated insert did not act')
     t.equal((await decide(app, tenant, id, { decisions: [{ callId: 'call-1', approve: true }] })).execution.status, 'queued')
     await waitFor(async () => (await pendingOf(app, id)).includes('call-3'), { message: 'the second gated call waits', timeout: 30_000 })
     await reaches(app, tenant, id, 'awaiting_approval')
-    t.equal(await documents(tenant), 1, 'the first insert happened once')
+    t.equal(await documents(app, tenant), 1, 'the first insert happened once')
     await decide(app, tenant, id, { approveAll: true })
     const done = await reaches(app, tenant, id, 'succeeded')
     t.same(done.result?.value, [0, 1, 2])
-    t.equal(await documents(tenant), 2, 'each insert happened exactly once')
+    t.equal(await documents(app, tenant), 2, 'each insert happened exactly once')
     const events = await eventsOf(app, id)
     t.same(events.filter((e) => e.type === 'log').map((e) => e.data.message), ['start', 'end'], 'console lines are not sent twice')
     t.same(events.filter((e) => e.type === 'started').length, 3, 'three starts')
@@ -93,7 +53,7 @@ t.test('approvals end to end', async (t) => {
     await decide(app, tenant, id, { decisions: [{ callId: 'call-0', approve: false, reason: 'not today' }] })
     const done = await reaches(app, tenant, id, 'succeeded')
     t.match(done.result?.value, /^caught APPROVAL_REJECTED: .*not today/)
-    t.equal(await documents(tenant), 0)
+    t.equal(await documents(app, tenant), 0)
   })
 
   t.test('a batch: Promise.all of 40 gated calls waits once with 40 pending, one approveAll runs them, call 41 waits again', async (t) => {
@@ -108,7 +68,7 @@ t.test('approvals end to end', async (t) => {
     await waitFor(async () => (await pendingOf(app, id)).includes('call-40'), { message: 'call 41 waits', timeout: 30_000 })
     await reaches(app, tenant, id, 'awaiting_approval')
     t.same(await pendingOf(app, id, 1), ['call-40'])
-    t.equal(await documents(tenant), 40, 'the 40 approved inserts ran, once each')
+    t.equal(await documents(app, tenant), 40, 'the 40 approved inserts ran, once each')
     await decide(app, tenant, id, { approveAll: true })
     t.equal((await reaches(app, tenant, id, 'succeeded')).result?.value, 41)
   })
@@ -122,7 +82,7 @@ t.test('approvals end to end', async (t) => {
     t.same(await pendingOf(app, id, 1), ['call-0'])
     await decide(app, tenant, id, { approveAll: true, forTool: 'data:insert', maxCalls: 39 })
     await waitFor(async () => (await pendingOf(app, id)).includes('call-40'), { message: 'call 41 waits', timeout: 30_000 })
-    t.equal(await documents(tenant), 40, 'one approved and 39 granted calls ran')
+    t.equal(await documents(app, tenant), 40, 'one approved and 39 granted calls ran')
     await decide(app, tenant, id, { decisions: [{ callId: 'call-40', approve: true }] })
     t.equal((await reaches(app, tenant, id, 'succeeded')).result?.value, 41)
   })
