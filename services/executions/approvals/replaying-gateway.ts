@@ -18,7 +18,7 @@ type ToolGateway = ReturnType<typeof createToolGateway>
  * script made in one turn (a Promise.all) reach the host one message each. One that comes later
  * is not lost: it was never answered, so the next start makes it again.
  */
-const QUIET_MS = 20
+const QUIET_MS = 50
 
 // The isolate is stopped with this fatal error; its result is not the run's (the run waits).
 const STOP_MESSAGE = 'The run waits for a decision on a gated tool call'
