@@ -180,6 +180,16 @@ t.test('replay of a run waiting for approvals', async (t) => {
     t.equal(run.count('gated'), 1)
   })
 
+  t.test('a call the sandbox refused keeps its position on replay', async (t) => {
+    const run = await tenantFor('replay-refused')
+    const code = "const e = await callTool('plain', { n: 1n }).catch((e) => e.code); const g = await callTool('gated', { after: e }); return [e, g.n]"
+    const first = await run.start(code)
+    t.same(pendingCalls(first.journal!).map((c) => c.callId), ['call-1'])
+    const second = await run.start(code, decide(first.journal!, true))
+    t.same(second.result.value, ['TOOL_ERROR', 1])
+    t.equal(run.count('plain'), 0)
+  })
+
   t.test('a run whose record of drawn values is over its bound cannot wait: REPLAY_RECORD_TOO_LARGE', async (t) => {
     const run = await tenantFor('replay-too-large')
     const first = await run.start("for (let i = 0; i < 200000; i++) Math.random(); await callTool('gated', {}); return 1")

@@ -18,7 +18,7 @@ type ToolGateway = ReturnType<typeof createToolGateway>
  * script made in one turn (a Promise.all) reach the host one message each. One that comes later
  * is not lost: it was never answered, so the next start makes it again.
  */
-const QUIET_MS = 20
+const QUIET_MS = 50
 
 // The isolate is stopped with this fatal error; its result is not the run's (the run waits).
 const STOP_MESSAGE = 'The run waits for a decision on a gated tool call'
@@ -43,6 +43,8 @@ export function replayingGateway (gateway: ToolGateway, previous: RunJournal | u
   let quiet: NodeJS.Timeout | undefined
   /** A call ended the run (fatal): the run is over, nothing waits. */
   let ended = false
+  /** Set once the run left its record: every later call ends it (nothing different runs live). */
+  let divergence: EnclaveToolError | undefined
   const held: Array<(err: Error) => void> = []
   const idle: Array<() => void> = []
   // Isolate call ids (tool_call events) answered from the record: their events went out before.
@@ -79,15 +81,20 @@ export function replayingGateway (gateway: ToolGateway, previous: RunJournal | u
     }, QUIET_MS)
   }
 
+  function diverged (p: number, actual: string, recorded: string): EnclaveToolError {
+    ended = true
+    divergence ??= new EnclaveToolError('REPLAY_DIVERGED', formatMessage('REPLAY_DIVERGED', { position: p, actual, recorded }), { fatal: true })
+    return divergence
+  }
+
   async function callOne (p: number, name: string, args: unknown, runEnded: AbortSignal | undefined): Promise<unknown> {
+    if (divergence !== undefined) throw divergence
     const argsJson = JSON.stringify(args ?? null)
     let entry = p < known ? calls[p] : undefined
     if (entry !== undefined) {
       if (entry.tool !== name || entry.argsJson !== argsJson) {
-        ended = true
-        const recorded = entry.tool !== name ? entry.tool : `${name} with ${clip(entry.argsJson)}`
-        const actual = entry.tool !== name ? name : `${name} with ${clip(argsJson)}`
-        throw new EnclaveToolError('REPLAY_DIVERGED', formatMessage('REPLAY_DIVERGED', { position: p, actual, recorded }), { fatal: true })
+        const sameTool = entry.tool === name
+        throw diverged(p, sameTool ? `${name} with ${clip(argsJson)}` : name, sameTool ? `${name} with ${clip(entry.argsJson)}` : entry.tool)
       }
       const { outcome, decision } = entry
       if (outcome !== undefined) {
@@ -154,7 +161,12 @@ export function replayingGateway (gateway: ToolGateway, previous: RunJournal | u
   const refused = (call: { tool: string, code: string, argsBytes: number }): void => {
     if (stopped !== undefined) return
     const p = position++
-    if (p < known) return
+    if (p < known) {
+      // A sandbox refusal is recorded with no arguments ('' is no call's JSON).
+      const recorded = calls[p]!
+      if (recorded.argsJson !== '' || recorded.tool !== call.tool) diverged(p, `${call.tool} (refused in the sandbox)`, recorded.tool)
+      return
+    }
     calls[p] = { position: p, callId: callIdOf(p), tool: call.tool, argsJson: '', outcome: { ok: false, code: call.code, message: 'refused in the sandbox' } }
     gateway.refused(call, p)
     stopWhenQuiet()
@@ -175,7 +187,7 @@ export function replayingGateway (gateway: ToolGateway, previous: RunJournal | u
     if (event.type === 'tool_call') {
       const next = calls[position]
       if (position >= known || next === undefined) return true
-      if (next.outcome !== undefined || next.decision?.approve === false) replayedIds.add(event.index)
+      if (next.outcome !== undefined) replayedIds.add(event.index)
       return false
     }
     if (replayedIds.has(event.index)) return false
@@ -189,9 +201,10 @@ export function replayingGateway (gateway: ToolGateway, previous: RunJournal | u
    * and the next start makes it before it returns the same way again.
    */
   const finish = async (result: ExecutionResult): Promise<{ suspension?: Suspension, error?: ExecutionError }> => {
-    // Calls still running finish and are recorded (a call without an outcome reads as pending).
-    while (inProgress > 0) await new Promise<void>((resolve) => { idle.push(resolve) })
     if (!suspending || ended) return {}
+    // Calls still running finish and are recorded (a call without an outcome reads as pending).
+    if (inProgress > 0) await new Promise<void>((resolve) => { idle.push(resolve) })
+    if (ended) return {}
     const stoppedHere = stopped !== undefined && result.error?.code === stopped.code
     if (!stoppedHere && !result.success && result.error?.code !== 'EXECUTION_ERROR') return {}
     clearTimeout(quiet)
