@@ -18,11 +18,14 @@ import { sweepUnstored } from './stored-runs.ts'
 import type { ExecutionStatus } from '../db/schema.ts'
 import { decideApprovals, type Decider, type DecisionRequest } from './approvals/decisions.ts'
 import { endNotRunning, expireIfDue } from './approvals/waiting-runs.ts'
+import { hasJournals, pruneJournals } from './approvals/journal-store.ts'
 
 export type { QueuedExecutionsDeps }
 
 const RESUBSCRIBE_MS = 200
 const SUBSCRIBE_WAIT_MS = 5000
+/** A journal this long past its run's expiry belongs to no run any more. */
+const JOURNAL_ORPHAN_AFTER_MS = 24 * 3600_000
 /** How often a worker instance writes the rows of ended runs that were not stored in time. */
 const SWEEP_MS = 1000
 
@@ -178,7 +181,12 @@ export class QueuedExecutions {
     const cutoff = new Date(Date.now() - retentionDays * 24 * 3600_000)
     let total = 0
     for (const tenantId of await this.deps.tenantIndex.list()) {
-      const { deleted, left } = await withTenant(this.deps.db, tenantId, async (trx) => ({ deleted: await pruneExecutions(trx, cutoff), left: await hasExecutions(trx) }))
+      const { deleted, left } = await withTenant(this.deps.db, tenantId, async (trx) => {
+        const pruned = await pruneExecutions(trx, cutoff)
+        // Orphaned journals only: a waiting run's expiry (or any end) deletes its own before this.
+        await pruneJournals(trx, new Date(Date.now() - JOURNAL_ORPHAN_AFTER_MS))
+        return { deleted: pruned, left: await hasExecutions(trx) || await hasJournals(trx) }
+      })
       total += deleted
       if (!left) await this.deps.tenantIndex.remove(tenantId)
     }

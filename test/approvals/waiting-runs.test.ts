@@ -11,6 +11,7 @@ import type { QueuedExecutionsDeps } from '../../services/executions/queued-exec
 import type { ExecutionJob } from '../../services/executions/execution-queue.ts'
 import type { RunJournal } from '../../services/executions/approvals/run-journal.ts'
 import { suspendRun } from '../../services/executions/approvals/waiting-runs.ts'
+import { saveJournal } from '../../services/executions/approvals/journal-store.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { waitFor } from '../support/wait-for.ts'
 
@@ -180,5 +181,16 @@ t.test('runs waiting for approval', async (t) => {
     await app.audit.flush()
     const audit = (await app.inject({ method: 'GET', url: '/api/audit?limit=50', headers: tenant.headers })).json() as { entries: Array<{ executionId: string, errorCode: string | null }> }
     t.match(audit.entries.find((e) => e.executionId === id), { errorCode: 'APPROVAL_EXPIRED' })
+  })
+
+  t.test('retention deletes a journal left behind (its run long past its expiry), never a waiting run\'s', async (t) => {
+    const tenant = await createTenant(app, 'wait-orphan')
+    const waiting = await waitingRun(app, tenant)
+    const orphan = randomUUID()
+    const job = { executionId: orphan, tenantId: tenant.tenantId, userId: 'runner', permissions: [], code: 'return 1', timeoutMs: 5000 }
+    await saveJournal(app.db, tenant.tenantId, orphan, { journal: journalOf(), job, expiresAt: new Date(Date.now() - 2 * 24 * 3600_000) })
+    await app.executions.prune(7)
+    t.same((await journalRows(app, tenant)).map((r) => r.execution_id), [waiting])
+    t.equal((await get(app, tenant, waiting)).status, 'awaiting_approval')
   })
 })

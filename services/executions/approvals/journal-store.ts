@@ -56,3 +56,18 @@ export async function writeJournal (trx: TenantTrx, executionId: string, journal
 export async function deleteJournal (db: AppDatabase, tenantId: string, executionId: string): Promise<void> {
   await withTenant(db, tenantId, async (trx) => { await trx.deleteFrom('execution_journals').where('execution_id', '=', executionId).execute() })
 }
+
+/**
+ * Journals left behind: a waiting run ends by its expiry at the latest, and its end deletes its
+ * journal, so one past `before` (well after its expiry) belongs to no run (its delete failed, or
+ * Redis lost the run's record). Answers how many went.
+ */
+export async function pruneJournals (trx: TenantTrx, before: Date): Promise<number> {
+  const deleted = await trx.deleteFrom('execution_journals').where('expires_at', '<', before).executeTakeFirst()
+  return Number(deleted.numDeletedRows)
+}
+
+/** Whether the tenant has a journal left (a tenant with one stays on retention's list). */
+export async function hasJournals (trx: TenantTrx): Promise<boolean> {
+  return await trx.selectFrom('execution_journals').select('execution_id').limit(1).executeTakeFirst() !== undefined
+}

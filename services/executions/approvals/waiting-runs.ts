@@ -39,8 +39,10 @@ export async function suspendRun (deps: QueuedExecutionsDeps, job: ExecutionJob,
     await deleteJournal(deps.db, tenantId, executionId).catch(() => {})
     return false
   }
-  // The sweep looks at it again when it expires (its row is not due before it ends).
+  // The sweep looks at it again when it expires (its row is not due before it ends); retention
+  // looks at the tenant, so a journal its run's end failed to delete goes in time too.
   await deps.records.dueAt(executionId, expiresAt.getTime()).catch(() => {})
+  await deps.tenantIndex.add(tenantId).catch(() => {})
   for (const event of held) await deps.events.append(executionId, event.type, event.data).catch(() => {})
   await deps.events.keep(executionId, waitingEventsTtlMs(deps)).catch(() => {})
   return true
