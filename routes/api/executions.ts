@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
+import { Type, type Static } from 'typebox'
 import { ServiceError } from '../../services/errors/index.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import { EVENT_STREAM_CONTENT, type StreamEvent } from '../../schemas/execution-event.ts'
@@ -11,6 +11,7 @@ import { eventStreamLimit, OpenStreams } from '../../services/executions/open-st
 import { ExecutionRequestBodySchema, RefusalBodySchema, refusalAnswer } from '../../services/executions/execution-request.ts'
 import { BeforeCursor, ExecutionIdParams, pageAsked, PageLimit } from '../../schemas/paging.ts'
 import { EXECUTION_STATUSES, listFilterOf } from '../../services/executions/list-filter.ts'
+import type { DecisionRequest } from '../../services/executions/approvals/decisions.ts'
 
 const NOT_FOUND = 'No execution with this id in the caller\'s tenant (NOT_FOUND); an id that is no UUID included'
 const STATUSES = EXECUTION_STATUSES
@@ -36,14 +37,29 @@ const Decision = Type.Object({
   approve: Type.Boolean(),
   reason: Type.Optional(Type.String({ maxLength: 1000, description: 'Shown to the script in APPROVAL_REJECTED\'s message, and kept in the audit' }))
 }, { additionalProperties: false })
-const DecisionsBody = Type.Union([
-  Type.Object({ decisions: Type.Array(Decision, { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false }),
-  Type.Object({
-    approveAll: Type.Literal(true),
-    forTool: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Only this tool\'s pending calls (others stay pending)' })),
-    maxCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'With forTool: also approves up to this many further calls of that tool in this run, without waiting again' }))
-  }, { additionalProperties: false })
-], { $id: 'ApprovalDecisions', description: 'Decisions on named pending calls, or approve every pending call (of one tool)' })
+// One object rather than a union of the two forms: a mistake is then named field by field, and
+// which form it is gets checked below with a message that says what to send.
+const DecisionsBody = Type.Object({
+  decisions: Type.Optional(Type.Array(Decision, { minItems: 1, maxItems: 1000, description: 'Decisions on named pending calls (the others stay pending)' })),
+  approveAll: Type.Optional(Type.Literal(true, { description: 'Approve every pending call (of forTool only, when given) instead of naming them' })),
+  forTool: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'With approveAll: only this tool\'s pending calls (others stay pending)' })),
+  maxCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'With approveAll and forTool: also approves up to this many further calls of that tool in this run, without waiting again' }))
+}, { $id: 'ApprovalDecisions', additionalProperties: false, description: 'Either `decisions`, or `approveAll: true` (with `forTool` and `maxCalls` optionally)' })
+type DecisionsBodyType = Static<typeof DecisionsBody>
+
+/** The body's form, checked: one of the two, and the fields that go with it. */
+function decisionRequestOf (body: DecisionsBodyType): DecisionRequest {
+  const bad = (detail: string): ServiceError => new ServiceError('BAD_REQUEST', { detail })
+  if (body.decisions !== undefined && body.approveAll !== undefined) throw bad('body has both decisions and approveAll: send one of them')
+  if (body.decisions !== undefined) {
+    if (body.forTool !== undefined || body.maxCalls !== undefined) throw bad('body/forTool and body/maxCalls go with approveAll, not with decisions')
+    return { decisions: body.decisions }
+  }
+  if (body.approveAll === undefined) throw bad('body needs decisions: [{callId, approve, reason?}] or approveAll: true')
+  if (body.maxCalls !== undefined && body.forTool === undefined) throw bad('body/maxCalls needs forTool: the tool whose further calls it approves')
+  return { approveAll: true, ...(body.forTool !== undefined ? { forTool: body.forTool } : {}), ...(body.maxCalls !== undefined ? { maxCalls: body.maxCalls } : {}) }
+}
+
 const ExecutionPage = Type.Object({ executions: Type.Array(ExecutionView), nextBefore: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `before` for the next page; null on the last one' }) }, { $id: 'ExecutionPage' })
 const ListQuery = Type.Object({
   status: Type.Optional(Status),
@@ -195,7 +211,7 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       body: DecisionsBody,
       response: {
         200: json('Decided: the execution (queued again when nothing is pending any more)', Type.Object({ execution: ExecutionView }, { $id: 'DecidedExecution' }), rl),
-        ...errors([400, 401], { 400: 'The body is neither form, names a call twice, or has maxCalls without forTool (BAD_REQUEST)' }),
+        ...errors([400, 401], { 400: 'The body is neither form (or both), names a call twice, or has maxCalls without forTool (BAD_REQUEST)' }),
         ...errors([403], { 403: 'The token lacks the approvals:decide permission (FORBIDDEN)' }),
         ...errors([404, 409, 429, 503], { 404: NOT_FOUND, 409: 'Nothing to decide: the execution is not awaiting_approval, or a callId is not one of its pending calls (APPROVAL_NOT_PENDING)' })
       }
@@ -204,7 +220,7 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const invalid = request.validationError
     if (invalid !== undefined && invalid.validationContext !== 'params') throw invalid
     if (!request.tenant.permissions.includes(DECIDE_PERMISSION)) throw new ServiceError('FORBIDDEN', { reason: `deciding on approvals needs the ${DECIDE_PERMISSION} permission; ask for a token that carries it` })
-    const execution = await fastify.executions.decide(request.tenant, executionIdOf(request), request.body)
+    const execution = await fastify.executions.decide(request.tenant, executionIdOf(request), decisionRequestOf(request.body))
     if (execution === undefined) throw notFound()
     return { execution }
   })

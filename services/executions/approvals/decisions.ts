@@ -37,9 +37,6 @@ export async function decideApprovals (deps: QueuedExecutionsDeps, decider: Deci
     throw notPending(`The execution is ${row.status}: only a run awaiting_approval has calls to decide`)
   }
   if (record.status !== 'awaiting_approval') throw notPending(`The execution is ${record.status}: only a run awaiting_approval has calls to decide`)
-  if ('approveAll' in request && request.maxCalls !== undefined && request.forTool === undefined) {
-    throw new ServiceError('BAD_REQUEST', { detail: 'body/maxCalls needs forTool: the tool whose further calls it approves' })
-  }
   const at = new Date().toISOString()
   const outcome = await withTenant(deps.db, tenantId, async (trx) => {
     const stored = await readJournal(trx, executionId, true)

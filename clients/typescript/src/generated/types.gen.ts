@@ -279,10 +279,13 @@ export type Execution = {
 };
 
 /**
- * Decisions on named pending calls, or approve every pending call (of one tool)
+ * Either `decisions`, or `approveAll: true` (with `forTool` and `maxCalls` optionally)
  */
 export type ApprovalDecisions = {
-    decisions: Array<{
+    /**
+     * Decisions on named pending calls (the others stay pending)
+     */
+    decisions?: Array<{
         /**
          * A pending call's id, from its approval_required event
          */
@@ -293,14 +296,16 @@ export type ApprovalDecisions = {
          */
         reason?: string;
     }>;
-} | {
-    approveAll: true;
     /**
-     * Only this tool's pending calls (others stay pending)
+     * Approve every pending call (of forTool only, when given) instead of naming them
+     */
+    approveAll?: true;
+    /**
+     * With approveAll: only this tool's pending calls (others stay pending)
      */
     forTool?: string;
     /**
-     * With forTool: also approves up to this many further calls of that tool in this run, without waiting again
+     * With approveAll and forTool: also approves up to this many further calls of that tool in this run, without waiting again
      */
     maxCalls?: number;
 };
@@ -1841,7 +1846,7 @@ export type DecideApprovalsData = {
 
 export type DecideApprovalsErrors = {
     /**
-     * The body is neither form, names a call twice, or has maxCalls without forTool (BAD_REQUEST)
+     * The body is neither form (or both), names a call twice, or has maxCalls without forTool (BAD_REQUEST)
      */
     400: ErrorBody;
     /**
