@@ -122,7 +122,7 @@ function inputsHash (): string {
   const hash = createHash('sha256')
   const files = [
     join(PACKAGE_DIR, 'package.json'), join(ROOT, 'package-lock.json'), import.meta.filename,
-    join(import.meta.dirname, 'sandbox-module-types.ts'), join(ROOT, 'services/enclave/runner/sandbox-modules.ts'),
+    join(import.meta.dirname, 'sandbox-module-types.ts'), join(import.meta.dirname, 'lodash-types.ts'), join(ROOT, 'services/enclave/runner/sandbox-modules.ts'),
     join(ROOT, 'services/enclave/runner/module-snapshots.ts')
   ]
   const walls = join(ROOT, 'services/enclave/runner/isolate')
