@@ -20,6 +20,7 @@ export type RunEvent =
   | { type: 'log', data: { level: string, message: string } }
   | { type: 'tool_call', data: { index: number, tool: string } }
   | { type: 'tool_result', data: { index: number, code: string, durationMs: number } }
+  | { type: 'approval_required', data: { callId: string, tool: string, args: unknown, position: number } }
 
 /** A refusal before the run (quota, size): the same body the REST API answers with. */
 export interface McpRefusal { status: number, body: { error: string, code: string, [field: string]: unknown } }
@@ -185,7 +186,7 @@ export function createCodeModeServer (caller: CodeModeCaller): Server {
             log(event.data.code === 'OK' ? 'info' : 'warning', 'tool', { index: event.data.index, code: event.data.code, durationMs: event.data.durationMs, phase: 'result' })
             message = `tool call ${event.data.index} ${event.data.code}`
           } else {
-            message = 'started'
+            message = event.type
           }
           if (progressToken !== undefined) notify({ method: 'notifications/progress', params: { progressToken, progress: ++progress, message } })
         }
