@@ -129,3 +129,14 @@ t.test('below 16 MB runs evaluate their modules (a snapshot isolate holds a seco
     t.notMatch(isolate, /@/, 'a plain isolate')
   }
 })
+
+t.test('a run from a snapshot records and replays its drawn values as any run does', async (t) => {
+  const code = "import { z } from 'zod'\nreturn [z.number().parse(Math.random()), Date.now()]"
+  const drawn: number[] = []
+  const first = await fromSnapshot(code, { isolateKey: 'replay', onDrawn: (values) => { if (values !== null) drawn.push(...values) } })
+  const values = first.r.value as number[]
+  t.same(drawn.slice(-2), values, 'recorded live, nothing drawn while zod loaded counts')
+  const again = await run(code, { isolateKey: 'replay', replay: values })
+  t.match(again.isolate, /@zod$/)
+  t.same(again.r.value, values, 'replayed exactly')
+})
