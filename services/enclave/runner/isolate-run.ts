@@ -15,6 +15,7 @@ import { checkToolCall, isolateFailure, refusedName, resultVerdict } from './iso
 import { HeapPeak } from './heap-peak.ts'
 import type { IsolateConfig } from './isolate/script-outcome.ts'
 import { ModuleHost } from './sandbox-modules.ts'
+import { moduleSnapshots } from './module-snapshots.ts'
 import { IsolateEntries } from './isolate-entries.ts'
 
 /** The sandbox modules' compiled scripts and code caches, shared by this runner's isolates. */
@@ -83,10 +84,12 @@ export class IsolateRun {
     this.timer = setTimeout(() => this.end(timeoutError(o.timeoutMs), false), Math.max(1, o.timeoutMs - o.waitedMs))
     const prepared = prepareScript(code, o.astCheck, o.modules ?? [])
     if (!prepared.ok) { this.end(enclaveError('VALIDATION_ERROR', prepared.message), true); return }
-    let acquired = this.pool.acquire(key, o.memoryLimitMB)
+    // Modules come evaluated with the context when this runner has a snapshot of them (module-snapshots.ts).
+    const snapshot = prepared.modules.length > 0 ? moduleSnapshots.get(prepared.modules, o.memoryLimitMB) : undefined
+    let acquired = this.pool.acquire(key, o.memoryLimitMB, snapshot)
     let warm = await acquired.slot.next
     if (warm === null) { // that isolate went bad while idle: one more try with another
-      acquired = this.pool.acquire(key, o.memoryLimitMB)
+      acquired = this.pool.acquire(key, o.memoryLimitMB, snapshot)
       warm = await acquired.slot.next
     }
     const slot = acquired.slot
@@ -113,7 +116,7 @@ export class IsolateRun {
       ...(this.msg.rp !== undefined ? { replay: this.msg.rp } : {}),
       ...(this.msg.rec !== undefined ? { record: this.msg.rec } : {})
     } satisfies IsolateConfig)
-    if (prepared.modules.length > 0) {
+    if (prepared.modules.length > 0 && slot.snapshot === undefined) {
       // Evaluated in this run's context, on its clock, CPU and heap (see sandbox-modules.ts).
       try {
         await this.entries.around(async () => { await moduleHost.load(slot.isolate, warm.context, prepared.modules, o.timeoutMs) })
