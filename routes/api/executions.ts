@@ -30,7 +30,8 @@ const ExecutionView = Type.Object({
   submittedAt: Type.String({ format: 'date-time' }),
   startedAt: Type.Optional(Type.String({ format: 'date-time' })),
   finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
-  result: Type.Optional(ExecutionResultSchema)
+  result: Type.Optional(ExecutionResultSchema),
+  expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'While awaiting_approval: when the run ends APPROVAL_EXPIRED if nobody decides (APPROVAL_TTL_SECONDS)' }))
 }, { $id: 'Execution', description: 'A queued run: its status, and its result once finished' })
 const Decision = Type.Object({
   callId: Type.String({ pattern: '^call-[0-9]{1,9}$', description: 'A pending call\'s id, from its approval_required event' }),

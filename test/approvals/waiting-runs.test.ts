@@ -62,7 +62,9 @@ t.test('runs waiting for approval', async (t) => {
   t.test('a suspended run: awaiting_approval by id and in the list, its approval_required events out, its journal kept', async (t) => {
     const tenant = await createTenant(app, 'wait-status')
     const id = await waitingRun(app, tenant)
-    t.match(await get(app, tenant, id), { executionId: id, status: 'awaiting_approval' })
+    const view = await get(app, tenant, id)
+    t.match(view, { executionId: id, status: 'awaiting_approval', expiresAt: String })
+    t.ok(Date.parse(view.expiresAt) > Date.now() + (TTL_SECONDS - 60) * 1000, 'its expiry shows')
     const listed = (await app.inject({ method: 'GET', url: '/api/executions?status=awaiting_approval', headers: tenant.headers })).json() as { executions: Array<{ executionId: string }> }
     t.same(listed.executions.map((e) => e.executionId), [id])
     const none = (await app.inject({ method: 'GET', url: '/api/executions?status=running', headers: tenant.headers })).json() as { executions: unknown[] }

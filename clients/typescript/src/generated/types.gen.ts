@@ -276,6 +276,10 @@ export type Execution = {
     startedAt?: string;
     finishedAt?: string;
     result?: ExecutionResult;
+    /**
+     * While awaiting_approval: when the run ends APPROVAL_EXPIRED if nobody decides (APPROVAL_TTL_SECONDS)
+     */
+    expiresAt?: string;
 };
 
 /**
