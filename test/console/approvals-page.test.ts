@@ -66,6 +66,8 @@ t.test('pending approvals: see the call, approve one run, reject another, the pa
   t.same(JSON.parse(await card(approved).getByTestId('pending-args').textContent() ?? ''), { collection: 'approvals-page', filter: { marker: 'keep-going' } }, 'the pending call shows its arguments')
   t.match(await card(approved).getByTestId('pending-call').textContent(), /data:delete/, 'and its tool')
   t.match(await card(approved).getByTestId('waiting-logs').textContent(), /cleaning keep-going/, 'the run\'s logs so far')
+  const expiresAt = (await call('GET', `/api/executions/${approved}`, alice)).json.expiresAt as string
+  t.equal(await card(approved).getByTestId('expires-at').getAttribute('datetime'), expiresAt, 'when the run expires undecided')
   t.same(await axeViolations(page), [], 'the page has no serious or critical axe violations')
 
   await card(approved).getByRole('button', { name: /^Approve data:delete/ }).click()

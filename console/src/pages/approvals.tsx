@@ -109,7 +109,11 @@ function WaitingRun ({ run }: { run: ExecutionRun }) {
   return (
     <article class='details' aria-labelledby={titleId} data-testid='waiting-run'>
       <h2 id={titleId}>Run <code>{run.executionId}</code></h2>
-      <p class='muted'>Submitted <time dateTime={run.submittedAt}>{new Date(run.submittedAt).toLocaleString()}</time>{view.ended ? ' · ended' : ''}</p>
+      <p class='muted'>
+        Submitted <time dateTime={run.submittedAt}>{new Date(run.submittedAt).toLocaleString()}</time>
+        {run.expiresAt !== undefined && !view.ended && <> · expires undecided at <time dateTime={run.expiresAt} data-testid='expires-at'>{new Date(run.expiresAt).toLocaleString()}</time></>}
+        {view.ended ? ' · ended' : ''}
+      </p>
       {note !== null && <p class='error' role='alert'>{note}</p>}
       <h3>Pending calls</h3>
       {view.pending.length === 0
