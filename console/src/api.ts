@@ -157,7 +157,7 @@ export interface ExecutionRun {
   result?: { success: boolean, error?: { code: string, message: string }, stats: { duration: number, toolCallCount: number } }
 }
 /** The outcome codes GET /api/executions?code= takes besides the rarer ones (typed in as they are). */
-export const OUTCOME_CODES = ['OK', 'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED', 'MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED', 'APPROVAL_REQUIRED', 'RUNNER_CRASHED', 'INTERNAL_ERROR', 'CANCELLED', 'SESSION_ENDED'] as const
+export const OUTCOME_CODES = ['OK', 'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED', 'MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED', 'APPROVAL_REQUIRED', 'APPROVAL_REJECTED', 'APPROVAL_EXPIRED', 'REPLAY_DIVERGED', 'RUNNER_CRASHED', 'INTERNAL_ERROR', 'CANCELLED', 'SESSION_ENDED'] as const
 export interface ToolCallRow {
   index?: number
   callIndex?: number

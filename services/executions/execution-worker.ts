@@ -15,6 +15,9 @@ import { FINISHED, statusOf } from './execution-repository.ts'
 import { queuedKey } from './execution-submission.ts'
 import type { QueuedExecutionsDeps } from './queued-executions-deps.ts'
 import { storeRun } from './stored-runs.ts'
+import { deleteJournal, loadJournal } from './approvals/journal-store.ts'
+import type { RunJournal } from './approvals/run-journal.ts'
+import { endNotRunning, suspendRun, type HeldEvent } from './approvals/waiting-runs.ts'
 
 // A run waiting for its tenant's slot is retried after these delays (doubling): no hot loop.
 const SLOT_RETRY_MIN_MS = 25
@@ -57,6 +60,15 @@ export class ExecutionWorker {
       return { done: false, retryInMs: Math.min(SLOT_RETRY_MAX_MS, SLOT_RETRY_MIN_MS * 2 ** waited) }
     }
     this.slotWaits.delete(executionId)
+    // A later start of a run that waited for approval replays what the earlier ones did.
+    const start = job.start ?? 1
+    let journal: RunJournal | undefined
+    if (start > 1) {
+      const loaded = await this.journalOf(job, slot)
+      if (loaded === 'retry') return { done: false, retryInMs: SLOT_RETRY_MAX_MS }
+      if (loaded === undefined) return { done: true }
+      journal = loaded
+    }
     // Registered before the record says running, so a cancel that sees `running` finds it here.
     const controller = new AbortController()
     this.running.set(executionId, controller)
@@ -76,6 +88,8 @@ export class ExecutionWorker {
         })
       }
       let held: ExecutionEvent[] | undefined = []
+      // approval_required goes out once the run is seen waiting (suspendRun), not before.
+      const forTheWait: HeldEvent[] = []
       void mayAct.then((started) => {
         if (!started) controller.abort()
         else {
@@ -93,11 +107,16 @@ export class ExecutionWorker {
       const slotHeld = { release: async () => { try { await slot.release() } finally { freed() } }, refund: slot.refund }
       // The run's end is claimed before anyone hears of it: a cancel that claimed it first wins.
       let settled: ExecutionResult | undefined
+      let claimLost = false
       const settle = async (ran: ExecutionResult): Promise<ExecutionResult> => {
-        settled ??= await this.claim(executionId, ran)
+        if (settled === undefined) {
+          claimLost = !await this.claimWon(executionId, start)
+          settled = claimLost ? cancelledResult(executionId, ran) : ran
+        }
         return settled
       }
       let result: ExecutionResult
+      let suspended: RunJournal | undefined
       try {
         const outcome = await executeScript(this.deps.execution, caller, {
           executionId,
@@ -108,9 +127,15 @@ export class ExecutionWorker {
           signal: controller.signal,
           mayAct,
           settle,
-          onEvent: (event) => { if (held !== undefined) held.push(event); else append(event.type, event.data) }
+          approvals: journal === undefined ? {} : { journal },
+          onEvent: (event) => {
+            if (event.type === 'approval_required') forTheWait.push({ type: 'approval_required', data: event.data })
+            else if (held !== undefined) held.push(event)
+            else append(event.type, event.data)
+          }
         })
         result = outcome.ran ? outcome.result : { executionId, success: false, error: enclaveError('INTERNAL_ERROR', outcome.refusal.error), logs: [], stats: { duration: 0, toolCallCount: 0 } }
+        if (outcome.ran) suspended = outcome.suspended?.journal
       } catch (err) {
         this.deps.log.error({ err, executionId }, 'queued execution failed')
         result = { executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The host failed to run the execution'), logs: [], stats: { duration: 0, toolCallCount: 0 } }
@@ -126,7 +151,19 @@ export class ExecutionWorker {
       }
       result = await settle(result)
       await tail
+      // Stopped at gated calls, and not cancelled meanwhile (a cancel that claimed this start's
+      // end ends the run cancelled, below): the run waits, holding no slot and no isolate.
+      if (suspended !== undefined && !claimLost) {
+        try {
+          await suspendRun(this.deps, job, suspended, forTheWait)
+          return { done: true }
+        } catch (err) {
+          this.deps.log.error({ err, executionId }, 'could not keep a run waiting for approval')
+          result = { executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The run stopped for approval, but its record could not be kept; it was ended'), logs: result.logs, stats: result.stats }
+        }
+      }
       await this.finish(executionId, result, ['running'])
+      if (start > 1) await deleteJournal(this.deps.db, tenantId, executionId).catch((err: unknown) => { this.deps.log.warn({ err, executionId }, 'could not delete an ended run\'s journal') })
       return { done: true }
     } finally {
       this.running.delete(executionId)
@@ -145,11 +182,12 @@ export class ExecutionWorker {
     const record = await this.deps.records.get(executionId)
     if (record === undefined || FINISHED.has(record.status)) return
     // A cancel answered 202 before the instance died: the run ends cancelled, as promised.
-    const result = record.status === 'running' ? await this.claim(executionId, lost) : lost
+    const result = record.status === 'running' ? await this.claim(executionId, lost, record.starts) : lost
     await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
     // Its instance died before auditing the run: the check that ended it does, unless the run's
     // own end came first (then that instance lived to audit it).
     const ended = await this.finish(executionId, result, ['queued', 'running'])
+    if ((record.starts ?? 1) > 1) await deleteJournal(this.deps.db, tenantId, executionId).catch(() => {})
     if (ended !== undefined) {
       // Only the party whose result stood gives the execution back: exactly once.
       await refundLostRun(this.deps.store, await this.callerOf(job)).catch((err: unknown) => {
@@ -174,13 +212,43 @@ export class ExecutionWorker {
    * first (cancel-requests.ts). Should the store not answer, the run's own result stands: a
    * cancel could not have claimed the end without it either, and would have been answered 503.
    */
-  private async claim (executionId: string, ran: ExecutionResult): Promise<ExecutionResult> {
+  private async claim (executionId: string, ran: ExecutionResult, start?: number): Promise<ExecutionResult> {
+    return await this.claimWon(executionId, start) ? ran : cancelledResult(executionId, ran)
+  }
+
+  /** Whether this start's end is the run's own (no cancel claimed it first). */
+  private async claimWon (executionId: string, start?: number): Promise<boolean> {
     try {
-      return await claimEnd(this.deps.store, executionId) ? ran : cancelledResult(executionId, ran)
+      return await claimEnd(this.deps.store, executionId, start)
     } catch (err) {
       this.deps.log.warn({ err, executionId }, 'could not claim an execution\'s end; its own result stands')
-      return ran
+      return true
     }
+  }
+
+  /**
+   * The journal a later start replays, read with the slot held. 'retry': PostgreSQL did not
+   * answer (the slot is given back and the job tried again later). undefined: there is none, so
+   * the run cannot go on; it has been ended failed.
+   */
+  private async journalOf (job: ExecutionJob, slot: { release: () => Promise<void> }): Promise<RunJournal | 'retry' | undefined> {
+    const { executionId, tenantId } = job
+    let stored
+    try {
+      stored = await loadJournal(this.deps.db, tenantId, executionId)
+    } catch (err) {
+      this.deps.log.warn({ err, executionId }, 'could not read a resumed run\'s journal yet; trying again')
+      await slot.release().catch(() => {})
+      return 'retry'
+    }
+    if (stored !== undefined) return stored.journal
+    await slot.release().catch(() => {})
+    const record = await this.deps.records.get(executionId)
+    if (record !== undefined) {
+      const gone = enclaveError('INTERNAL_ERROR', 'The record of what this run did before it waited for approval is gone; it was not run again')
+      await endNotRunning(this.deps, record, 'queued', { executionId, success: false, error: gone, logs: [], stats: { duration: 0, toolCallCount: 0 } })
+    }
+    return undefined
   }
 
   /**
