@@ -23,8 +23,8 @@ export function approvalJournalsMigration (appRole: string): Migration {
         create table execution_journals (
           tenant_id text not null,
           execution_id uuid not null,
-          journal jsonb not null,
-          job jsonb not null,
+          journal json not null,
+          job json not null,
           expires_at timestamptz not null,
           updated_at timestamptz not null default now(),
           primary key (tenant_id, execution_id)

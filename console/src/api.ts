@@ -150,8 +150,10 @@ export interface AuditEntry {
 /** A queued run as GET /api/executions lists it. */
 export interface ExecutionRun {
   executionId: string
-  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled'
+  status: 'queued' | 'running' | 'awaiting_approval' | 'succeeded' | 'failed' | 'cancelled'
   submittedAt: string
+  /** While it awaits approval: when it ends APPROVAL_EXPIRED if no one decides. */
+  expiresAt?: string
   startedAt?: string
   finishedAt?: string
   result?: { success: boolean, error?: { code: string, message: string }, stats: { duration: number, toolCallCount: number } }
