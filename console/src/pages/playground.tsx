@@ -179,7 +179,6 @@ function applyEvent (view: RunView, event: ExecEvent): void {
   } else if (event.type === 'final') view.result = data.result as ExecutionResult
 }
 
-
 async function loadCompletions (): Promise<{ tools: ReturnType<typeof mergeCompletions>, modules: SandboxModule[], note: string }> {
   try {
     const [dts, tools, modules] = await Promise.all([
