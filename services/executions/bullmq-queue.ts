@@ -98,6 +98,13 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
           maxStalledCount: 0
         })
         worker.on('error', () => {})
+        // The handler fails no job on purpose (a run's failure is its result, a wait is a delayed
+        // job): a failed job is a call that failed under it, such as moving a job that waits for
+        // its tenant's slot to delayed while Redis failed over. Its run would otherwise stay
+        // queued for good: it ends as a lost one, with its code.
+        worker.on('failed', (job) => {
+          if (job !== undefined) onLost(job.data, 'The execution queue dropped this execution when a dependency failed under it; it was not re-run').catch(() => {})
+        })
         worker.on('stalled', (jobId: string) => {
           Job.fromId<ExecutionJob>(jobs, jobId).then(async (job) => {
             if (job !== undefined) await onLost(job.data)

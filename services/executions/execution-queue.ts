@@ -27,9 +27,9 @@ export interface ExecutionQueue {
   remove (executionId: string, start?: number): Promise<void>
   /**
    * Starts taking jobs, at most `concurrency` at once. `onLost` is told of a job whose worker
-   * died (its lease ran out); such a job is never run again.
+   * died (its lease ran out), or that the queue failed (with why); such a job is never run again.
    */
-  work (handler: (job: ExecutionJob) => Promise<JobOutcome>, concurrency: number, onLost: (job: ExecutionJob) => Promise<void>): void
+  work (handler: (job: ExecutionJob) => Promise<JobOutcome>, concurrency: number, onLost: (job: ExecutionJob, reason?: string) => Promise<void>): void
   close (): Promise<void>
 }
 

@@ -4,7 +4,7 @@
 import type { ExecutionStatus } from '../db/schema.ts'
 import { enclaveError } from '../enclave/index.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
-import { acquireRunSlot } from '../quotas/admission.ts'
+import { acquireRunSlot, refundLostRun } from '../quotas/admission.ts'
 import { cancelledResult, claimEnd } from './cancel-requests.ts'
 import { executeScript, type ExecutionEvent } from './execute-script.ts'
 import type { EventLog } from './event-log.ts'
@@ -49,10 +49,7 @@ export class ExecutionWorker {
     const { executionId, tenantId } = job
     // The slot first, then queued → running in one conditional change of the record: a run that
     // was cancelled or failed as lost meanwhile never acts, without a read of its own first.
-    const quotas = await this.deps.quotasOf(tenantId)
-    const tier = await this.deps.tierOf?.(tenantId)
-    const perUser = await this.deps.perUserOf?.(tenantId)
-    const caller = { tenantId, userId: job.userId, permissions: job.permissions, quotas, ...(tier !== undefined ? { tier } : {}), ...(perUser !== undefined ? { perUser } : {}) }
+    const caller = await this.callerOf(job)
     const slot = await acquireRunSlot(this.deps.store, caller, executionId, job.timeoutMs)
     if (slot === null) {
       // Waiting for a slot is the slow path: here a job whose run already ended stops retrying.
@@ -173,11 +170,14 @@ export class ExecutionWorker {
     }
   }
 
-  /** A job whose worker died: its run ends failed (never re-run) and its stream gets `final`. */
-  async onLost (job: ExecutionJob): Promise<void> {
+  /**
+   * A job whose worker died, or that the queue failed (`reason`): its run ends failed (never
+   * re-run), its stream gets `final`, and today's execution it took is given back.
+   */
+  async onLost (job: ExecutionJob, reason = 'The instance running this execution stopped; it was not re-run'): Promise<void> {
     const { executionId, tenantId } = job
     const lost: ExecutionResult = {
-      executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The instance running this execution stopped; it was not re-run'), logs: [], stats: { duration: 0, toolCallCount: 0 }
+      executionId, success: false, error: enclaveError('INTERNAL_ERROR', reason), logs: [], stats: { duration: 0, toolCallCount: 0 }
     }
     const record = await this.deps.records.get(executionId)
     if (record === undefined || FINISHED.has(record.status)) return
@@ -189,9 +189,22 @@ export class ExecutionWorker {
     const ended = await this.finish(executionId, result, ['queued', 'running'])
     if ((record.starts ?? 1) > 1) await deleteJournal(this.deps.db, tenantId, executionId).catch(() => {})
     if (ended !== undefined) {
+      // Only the party whose result stood gives the execution back: exactly once.
+      await refundLostRun(this.deps.store, await this.callerOf(job)).catch((err: unknown) => {
+        this.deps.log.warn({ err, executionId }, 'could not give back a lost execution\'s daily quota')
+      })
       const execution: ExecutionFacts = { tenantId, executionId, userId: job.userId, codeSha256: record.codeSha256 }
       this.deps.execution.hooks.ended(execution, result, { measured: false })
     }
+  }
+
+  /** The submitter of a job with its tenant's quotas now, as admission saw them. */
+  private async callerOf (job: ExecutionJob): Promise<Parameters<typeof acquireRunSlot>[1] & { permissions: string[] }> {
+    const { tenantId } = job
+    const quotas = await this.deps.quotasOf(tenantId)
+    const tier = await this.deps.tierOf?.(tenantId)
+    const perUser = await this.deps.perUserOf?.(tenantId)
+    return { tenantId, userId: job.userId, permissions: job.permissions, quotas, ...(tier !== undefined ? { tier } : {}), ...(perUser !== undefined ? { perUser } : {}) }
   }
 
   /**

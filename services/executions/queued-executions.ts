@@ -69,7 +69,7 @@ export class QueuedExecutions {
     await Promise.race([ready, new Promise((resolve) => { gaveUp = setTimeout(resolve, SUBSCRIBE_WAIT_MS) })])
     clearTimeout(gaveUp)
     if (!options.work) return
-    this.deps.queue.work(async (job) => await this.worker.runJob(job), options.concurrency, async (job) => { await this.worker.onLost(job) })
+    this.deps.queue.work(async (job) => await this.worker.runJob(job), options.concurrency, async (job, reason) => { await this.worker.onLost(job, reason) })
     // One sweep at a time: a slow PostgreSQL must not pile them up.
     let sweeping = false
     this.sweeper = setInterval(() => {
