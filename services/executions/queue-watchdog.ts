@@ -44,7 +44,7 @@ export function startQueueWatchdog (opts: QueueWatchdogOptions): QueueWatchdog {
   const check = async (): Promise<void> => {
     const taken = opts.lastTakenAt()
     // A job taken since the last recreation: the worker works, the wait is back to its start.
-    if (taken > lastRecreatedAt) stuckAfter = opts.stuckAfterMs
+    if (taken >= lastRecreatedAt) stuckAfter = opts.stuckAfterMs
     const idleFor = now() - Math.max(taken, lastRecreatedAt, startedAt)
     if (idleFor < stuckAfter || !opts.hasCapacity()) return
     // Redis unreachable: nothing waits that the worker could take; the check tries later.
