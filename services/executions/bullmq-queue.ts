@@ -15,7 +15,7 @@ export const BULLMQ_PREFIX = '{tenant-enclave:bull}'
 const CLOSE_WAIT_MS = 5000
 // A step of closing that needs no Redis ends within a few event-loop turns; this only bounds it.
 const CUT_WAIT_MS = 1000
-// The watchdog (queue-watchdog.ts): a worker with a free place that took nothing for
+// The watchdog (queue-watchdog.ts): an idle worker that took nothing for
 // STUCK_AFTER_MS while jobs could be taken is recreated; a promotion takes seconds, and a
 // healthy worker takes a waiting job within milliseconds, so this is far from either.
 const WATCH_EVERY_MS = 1000
@@ -143,18 +143,18 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
           checkEveryMs: WATCH_EVERY_MS,
           stuckAfterMs: opts.stuckAfterMs ?? STUCK_AFTER_MS,
           maxBackoffMs: STUCK_MAX_BACKOFF_MS,
-          hasCapacity: () => active < concurrency,
+          idle: () => active === 0,
           lastTakenAt: () => lastTakenAt,
           pending,
           log: opts.log ?? { warn: () => {} },
           recreate: () => {
             if (closed) return
-            // The old one stops taking jobs and closes once its running jobs end (it renews their
-            // locks till then); its blocking connection goes with it. A new one takes over.
+            // The old one runs no job (idle): a forced close loses none, and does not wait for a
+            // blocking read that may hang; its blocking connection goes with it. A new one takes over.
             const old = worker
             if (old !== undefined) {
               retiring.add(old)
-              old.close().catch(() => {}).finally(() => { retiring.delete(old) })
+              old.close(true).catch(() => {}).finally(() => { retiring.delete(old) })
             }
             worker = makeWorker()
           }

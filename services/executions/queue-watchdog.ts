@@ -12,12 +12,15 @@ export interface WatchdogLog {
 export interface QueueWatchdogOptions {
   /** How often the worker is looked at. */
   checkEveryMs: number
-  /** A worker with free capacity that has taken nothing for this long while jobs wait is stuck. */
+  /** An idle worker that has taken nothing for this long while jobs wait is stuck. */
   stuckAfterMs: number
   /** After a recreation that took nothing, the next waits twice as long, up to this. */
   maxBackoffMs: number
-  /** Whether the worker may take a job now (its handler has a free place). */
-  hasCapacity: () => boolean
+  /**
+   * Whether the worker runs no job now: only then is it recreated, since closing it at once loses
+   * none (a worker closed gracefully waits for its blocking read, which may be what hangs).
+   */
+  idle: () => boolean
   /** When the worker last took a job (0: never). */
   lastTakenAt: () => number
   /** Whether jobs wait that a worker could take now: waiting, or delayed ones that are due. */
@@ -46,7 +49,7 @@ export function startQueueWatchdog (opts: QueueWatchdogOptions): QueueWatchdog {
     // A job taken since the last recreation: the worker works, the wait is back to its start.
     if (taken >= lastRecreatedAt) stuckAfter = opts.stuckAfterMs
     const idleFor = now() - Math.max(taken, lastRecreatedAt, startedAt)
-    if (idleFor < stuckAfter || !opts.hasCapacity()) return
+    if (idleFor < stuckAfter || !opts.idle()) return
     // Redis unreachable: nothing waits that the worker could take; the check tries later.
     if (!await opts.pending().catch(() => false)) return
     recreations++

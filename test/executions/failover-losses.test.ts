@@ -38,7 +38,7 @@ t.test('a failover\'s losses', async (t) => {
     // As if the node holding its record failed over before the record reached the replica.
     await depsOf(app).records.forget(record!)
     t.equal((await app.inject({ method: 'DELETE', url: `/api/executions/${busy}`, headers: tenant.headers })).statusCode, 202)
-    const ended = await waitFor(async () => { const v = await view(app, tenant, waiting); return v.status === 'failed' ? v : false }, { message: 'the run without a record ends' })
+    const ended = await waitFor(async () => { const v = await view(app, tenant, waiting); return v.status === 'failed' ? v : undefined }, { message: 'the run without a record ends' }) as View
     t.equal(ended.result?.error?.code, 'INTERNAL_ERROR', 'failed with a code')
     t.equal(ended.result?.error?.message, LOST_RECORD_REASON, 'that says what happened')
     t.equal(await executionsToday(app, tenant) - before, 1, 'only the first run counts today')

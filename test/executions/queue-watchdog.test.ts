@@ -1,12 +1,12 @@
 // The queue worker's watchdog (services/executions/queue-watchdog.ts), on a clock of its own: a
-// worker with a free place that took nothing for the threshold while jobs wait is recreated, once
-// per wait, the next wait twice as long (bounded); an idle queue, a full worker or one that takes
+// worker that runs no job and took nothing for the threshold while jobs wait is recreated, once
+// per wait, the next wait twice as long (bounded); an idle queue, a worker running a job or one that takes
 // jobs is left alone, and a job taken brings the wait back to its start.
 import t from 'tap'
 import { startQueueWatchdog } from '../../services/executions/queue-watchdog.ts'
 import { waitFor } from '../support/wait-for.ts'
 
-function rig (state: { pending: boolean, capacity: boolean }) {
+function rig (state: { pending: boolean, idle: boolean }) {
   let clock = 1_000_000
   let taken = 0
   const warnings: Array<Record<string, unknown>> = []
@@ -14,7 +14,7 @@ function rig (state: { pending: boolean, capacity: boolean }) {
     checkEveryMs: 2,
     stuckAfterMs: 10_000,
     maxBackoffMs: 30_000,
-    hasCapacity: () => state.capacity,
+    idle: () => state.idle,
     lastTakenAt: () => taken,
     pending: async () => state.pending,
     recreate: () => {},
@@ -32,7 +32,7 @@ function rig (state: { pending: boolean, capacity: boolean }) {
 }
 
 t.test('a stuck worker is recreated, bounded, and a taken job resets the wait', async (t) => {
-  const state = { pending: true, capacity: true }
+  const state = { pending: true, idle: true }
   const r = rig(state)
   t.teardown(r.watchdog.stop)
   r.advance(9_000)
@@ -57,18 +57,18 @@ t.test('a stuck worker is recreated, bounded, and a taken job resets the wait', 
   await waitFor(() => r.watchdog.recreations === 5, { message: 'a job taken brings the wait back to its start' })
 })
 
-t.test('an idle queue, a full worker, or a worker that takes jobs is left alone', async (t) => {
-  const state = { pending: false, capacity: true }
+t.test('an idle queue, a worker running a job, or one that takes jobs is left alone', async (t) => {
+  const state = { pending: false, idle: true }
   const r = rig(state)
   t.teardown(r.watchdog.stop)
   r.advance(60_000)
   await r.settle()
   t.equal(r.watchdog.recreations, 0, 'nothing waits')
   state.pending = true
-  state.capacity = false
+  state.idle = false
   await r.settle()
-  t.equal(r.watchdog.recreations, 0, 'every place is taken')
-  state.capacity = true
+  t.equal(r.watchdog.recreations, 0, 'it runs a job')
+  state.idle = true
   r.take()
   r.advance(5_000)
   await r.settle()
