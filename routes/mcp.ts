@@ -11,7 +11,7 @@ import { OneRequestTransport, oneRequestOf } from '../services/mcp/one-request-t
 import { executeScript } from '../services/executions/execute-script.ts'
 import { codeSizeRefusalOf, newExecutionId, refusalAnswer } from '../services/executions/execution-request.ts'
 import { ServiceError } from '../services/errors/index.ts'
-import { modulesFor } from '../services/sandbox-modules/catalog.ts'
+import { declarationsOf, modulesFor } from '../services/sandbox-modules/catalog.ts'
 import { Type } from 'typebox'
 import { empty, errors, operation } from '../schemas/responses.ts'
 import { publicBase } from './oauth-protected-resource.ts'
@@ -81,6 +81,11 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
       key: callerKey,
       callableTools,
       declarations: async (tools) => (await declarations.get(tools)).text,
+      modules: async () => {
+        const names = modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules)
+        return fastify.sandboxModules.modules.filter((m) => names.includes(m.name))
+      },
+      moduleDeclarations: (names) => declarationsOf(fastify.sandboxModules, names).text,
       check: async (body) => {
         // The size a run would refuse, refused the same way (neither counted nor audited).
         const tooLarge = codeSizeRefusalOf(body.code, quotas)

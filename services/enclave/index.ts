@@ -4,6 +4,7 @@
 // between them, common/ what both sides use.
 export { Enclave } from './host/enclave.ts'
 export { failure } from './host/run-result.ts'
+export { toolFailure } from './host/tool-bridge.ts'
 export { LEVELS } from './host/levels.ts'
 export { checkSandbox, SandboxError, type SandboxPolicy, type MissingLayer } from './host/runner-launch.ts'
 export {

@@ -12,6 +12,8 @@ import { createToolGateway, type ToolCaller, type ToolGatewayDeps } from './tool
 import { codeSizeRefusalOf, maxCodeBytes, runTimeoutMs } from './execution-request.ts'
 import type { ExecutionFacts, ExecutionHooks } from './execution-hooks.ts'
 import { newToolMeter, withMeter, type ToolMeter } from './execution-meter.ts'
+import { replayingGateway, type Suspension } from './approvals/replaying-gateway.ts'
+import type { RunJournal } from './approvals/run-journal.ts'
 
 export interface ExecutionDeps extends ToolGatewayDeps {
   enclave: Enclave
@@ -60,13 +62,21 @@ export interface ExecutionRequest {
    * claimed the run's end first, and then the run ends cancelled whatever it computed).
    */
   settle?: (result: ExecutionResult) => Promise<ExecutionResult>
+  /**
+   * The run may wait for approvals (a queued run): a gated call suspends it instead of ending it,
+   * and `journal` (from its last suspension; none on the first start) is replayed first.
+   */
+  approvals?: { journal?: RunJournal }
 }
 
 /** What a run reports while it goes on; the event stream numbers and timestamps them. */
-export type ExecutionEvent = { type: 'started', data: Record<string, never> } | { [K in EnclaveEvent['type']]: { type: K, data: Omit<Extract<EnclaveEvent, { type: K }>, 'type'> } }[EnclaveEvent['type']]
+export type ExecutionEvent = { type: 'started', data: Record<string, never> }
+  | { type: 'approval_required', data: { callId: string, tool: string, args: unknown, position: number } }
+  | { [K in EnclaveEvent['type']]: { type: K, data: Omit<Extract<EnclaveEvent, { type: K }>, 'type'> } }[EnclaveEvent['type']]
 
 export type ExecutionOutcome =
-  | { ran: true, result: ExecutionResult }
+  /** `suspended`: the start stopped to wait for decisions (its result is not the run's); keep the journal. */
+  | { ran: true, result: ExecutionResult, suspended?: { journal: RunJournal } }
   | { ran: false, refusal: Refusal }
 
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex')
@@ -103,9 +113,12 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   }
   hooks.started(execution)
   let result: ExecutionResult
+  let suspension: Suspension | undefined
   const meter = newToolMeter()
   try {
-    result = withMeter(await runAdmitted(deps, caller, request, admission, meter), request.code, meter)
+    const ran = await runAdmitted(deps, caller, request, admission, meter)
+    suspension = ran.suspension
+    result = withMeter(ran.result, request.code, meter)
     // Before anyone hears of the end, so the tenant's next run already sees this one's CPU: the
     // meter's cpuMs, the figure billing and the rollups read.
     // If the store is down the run goes uncharged: the next admission fails closed anyway.
@@ -116,20 +129,28 @@ export async function executeScript (deps: ExecutionDeps, caller: ToolCaller, re
   // A run stopped unseen (never allowed to act) is not this run's end: whoever ended it (a
   // cancel while queued, the lost-run check) tells the hooks, and an execution ends once.
   if (request.mayAct !== undefined && !await request.mayAct) return { ran: true, result }
+  if (suspension !== undefined) {
+    // Not the run's end: no `ended`, no settle; the caller keeps the journal and the run waits.
+    for (const call of suspension.pending) {
+      const event: ExecutionEvent = { type: 'approval_required', data: { callId: call.callId, tool: call.tool, args: JSON.parse(call.argsJson), position: call.position } }
+      try { request.onEvent?.(event) } catch { /* a watcher's failure is not the run's */ }
+    }
+    return { ran: true, result, suspended: { journal: suspension.journal } }
+  }
   if (request.settle !== undefined) result = await request.settle(result)
   hooks.ended(execution, result)
   return { ran: true, result }
 }
 
 /** The run itself, once admitted: cancelled before it began, types stripped, then the enclave. */
-async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: ExecutionRequest, admission: HeldAdmission, meter: ToolMeter): Promise<ExecutionResult> {
+async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: ExecutionRequest, admission: HeldAdmission, meter: ToolMeter): Promise<{ result: ExecutionResult, suspension?: Suspension }> {
   const { quotas } = caller
   const { onEvent, signal } = request
   const started = performance.now()
   if (signal?.aborted === true) {
     // Cancelled before it ran: nothing ran, so nothing is charged but the audit row.
     await admission.release().catch(() => {})
-    return failure(request.executionId, started, cancelledError())
+    return { result: failure(request.executionId, started, cancelledError()) }
   }
   const emit = (event: ExecutionEvent): void => {
     try { onEvent?.(event) } catch { /* a watcher's failure is not the run's */ }
@@ -151,11 +172,13 @@ async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: Ex
     if (!stripped.ok) {
       await admission.release().catch(() => {})
       return {
-        executionId: request.executionId,
-        success: false,
-        error: enclaveError('VALIDATION_ERROR', stripped.message),
-        logs: [],
-        stats: { duration: performance.now() - startedAt, toolCallCount: 0 }
+        result: {
+          executionId: request.executionId,
+          success: false,
+          error: enclaveError('VALIDATION_ERROR', stripped.message),
+          logs: [],
+          stats: { duration: performance.now() - startedAt, toolCallCount: 0 }
+        }
       }
     }
     code = stripped.code
@@ -165,7 +188,14 @@ async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: Ex
   const onAbort = (): void => { deps.enclave.cancel(request.executionId) }
   signal?.addEventListener('abort', onAbort, { once: true })
   let result: ExecutionResult
-  const tools = gatedTools(createToolGateway(deps, caller, request.executionId, runTimeoutMs(request.timeoutMs, quotas), meter), request.mayAct)
+  const gateway = createToolGateway(deps, caller, request.executionId, runTimeoutMs(request.timeoutMs, quotas), meter)
+  const replaying = request.approvals !== undefined ? replayingGateway(gateway, request.approvals.journal, request.mayAct) : undefined
+  const tools = replaying ?? gatedTools(gateway, request.mayAct)
+  const toEvent = (e: EnclaveEvent): void => {
+    if (replaying !== undefined && !replaying.showEvent(e)) return
+    const { type, ...data } = e
+    emit({ type, data } as ExecutionEvent)
+  }
   try {
     // The slot is held until the run's CPU is really free, which can be after the result (a run
     // that timed out inside a builtin V8 stops late): until then it counts as concurrent.
@@ -181,9 +211,9 @@ async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: Ex
       tools,
       onSettled: () => { admission.release().catch(() => {}) },
       onToolRefused: tools.refused,
-      ...(onEvent !== undefined
-        ? { onEvent: (e: EnclaveEvent) => { const { type, ...data } = e; emit({ type, data } as ExecutionEvent) } }
-        : {})
+      // A replaying run always watches its events: it counts the console lines it printed.
+      ...(onEvent !== undefined || replaying !== undefined ? { onEvent: toEvent } : {}),
+      ...(replaying !== undefined ? { replay: replaying.replay, onDrawn: replaying.onDrawn } : {})
     })
   } catch (err) {
     await admission.release().catch(() => {})
@@ -196,7 +226,10 @@ async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: Ex
   }
   // Stopped with its runner by another tenant's script: not this tenant's loss.
   if (result.error?.code === 'RUNNER_CRASHED') await admission.refund().catch(() => {})
-  return result
+  if (replaying === undefined) return { result }
+  const { suspension, error } = await replaying.finish(result)
+  if (error !== undefined) return { result: { ...result, success: false, value: undefined, error } }
+  return { result, ...(suspension !== undefined ? { suspension } : {}) }
 }
 
 type ToolGateway = ReturnType<typeof createToolGateway>
@@ -208,5 +241,5 @@ function gatedTools (gateway: ToolGateway, mayAct: Promise<boolean> | undefined)
     if (!await mayAct) throw new Error('The execution did not start: it ended before it could act')
     return await gateway(...call)
   }
-  return Object.assign(gated, { settle: gateway.settle, refused: gateway.refused })
+  return Object.assign(gated, { settle: gateway.settle, refused: gateway.refused, callAt: gateway.callAt })
 }

@@ -19,6 +19,7 @@ import { HttpToolError } from '../tools/http-tool-runner.ts'
 import { callableToolNames, permissionDeniedMessage, toolDisabledMessage, toolNotFoundMessage } from '../tools/tool-not-found.ts'
 import type { ToolCallEntry } from '../audit/audit-writer.ts'
 import { newToolMeter, type ToolMeter } from './execution-meter.ts'
+import { ApprovalPending } from './approvals/run-journal.ts'
 
 export type { ToolCaller }
 
@@ -31,6 +32,13 @@ export interface ToolGatewayDeps {
   /** Receives one row per call, allowed or refused (tool_calls); the execute use case passes its writer. */
   audit?: { enqueueToolCall: (entry: ToolCallEntry) => void }
 }
+
+/**
+ * How a run that can wait for approvals decides a gated call (see approvals/replaying-gateway.ts):
+ * true runs it now (approved, or a grant covers it); false makes it wait (ApprovalPending).
+ * Without one, a gated call ends the run APPROVAL_REQUIRED.
+ */
+export type ApprovalGate = (call: { callIndex: number, tool: string }) => boolean
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex')
 
@@ -79,7 +87,10 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
   // `runEnded` is the enclave's signal that the run is over: a call still waiting for its place
   // then never starts (it would act after the run's own timeout or failure).
   const callTool = async function callTool (name: string, args: unknown, _context?: unknown, runEnded?: AbortSignal): Promise<unknown> {
-    const callIndex = calls++
+    return await callAt(calls++, name, args, runEnded)
+  }
+  /** A call at a position its caller chose (a replaying run numbers calls itself, replayed ones included). */
+  const callAt = async (callIndex: number, name: string, args: unknown, runEnded?: AbortSignal, gate?: ApprovalGate): Promise<unknown> => {
     const started = performance.now()
     const argsJson = JSON.stringify(args ?? null)
     const report = (tool: string, code: string, facts: CallFacts = {}): void => {
@@ -116,7 +127,7 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
       throw new EnclaveToolError('TIMEOUT', 'The run ended while this tool call waited for a free place', { fatal: true })
     }
     try {
-      return await checkedCall(name, args, callIndex, report, runEnded)
+      return await checkedCall(name, args, callIndex, report, runEnded, gate)
     } finally {
       release()
     }
@@ -133,8 +144,7 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
    * next call index and gets its row like any other. Its arguments never left the isolate, so
    * the row has the hash of nothing and, when known, their size.
    */
-  const refused = (call: { tool: string, code: string, argsBytes: number }): void => {
-    const callIndex = calls++
+  const refused = (call: { tool: string, code: string, argsBytes: number }, callIndex = calls++): void => {
     deps.onToolCall?.(call.tool, call.code)
     deps.audit?.enqueueToolCall({
       tenantId: caller.tenantId,
@@ -150,13 +160,19 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
       createdAt: new Date()
     })
   }
-  return Object.assign(callTool, { settle, refused })
+  return Object.assign(callTool, { settle, refused, callAt })
 
-  async function checkedCall (name: string, args: unknown, callIndex: number, report: (tool: string, code: string, facts?: CallFacts) => void, runEnded: AbortSignal | undefined): Promise<unknown> {
+  async function checkedCall (name: string, args: unknown, callIndex: number, report: (tool: string, code: string, facts?: CallFacts) => void, runEnded: AbortSignal | undefined, gate: ApprovalGate | undefined): Promise<unknown> {
     // Checked once the arguments are valid, so no one is asked to approve a call that would fail.
     // A run that cannot wait for a decision (this one answers its caller directly) ends here.
     const approvalRequired = (approval: ApprovalMode): void => {
       if (approval === 'never') return
+      if (gate !== undefined) {
+        if (gate({ callIndex, tool: name })) return
+        // Not made yet: audited, counted and rate-limited when it runs after a decision.
+        dailyQuota.putBack()
+        throw new ApprovalPending()
+      }
       report(name, 'APPROVAL_REQUIRED')
       throw new EnclaveToolError('APPROVAL_REQUIRED', formatMessage('APPROVAL_REQUIRED', { tool: name }), { fatal: true })
     }

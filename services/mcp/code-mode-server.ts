@@ -12,6 +12,7 @@ import type { ScriptLanguage } from '../code-mode/strip-types.ts'
 import type { DeclaredTool } from '../code-mode/tool-declarations.ts'
 import type { LogLevels, RunningCalls } from './caller-state.ts'
 import { CODE_MODE_TOOLS, type CheckArgs, type ExecuteArgs } from './code-mode-tools.ts'
+import { describeModules, type CallerModules } from './module-listing.ts'
 
 /** A run's live event, as the execution path reports it. */
 export type RunEvent =
@@ -19,12 +20,13 @@ export type RunEvent =
   | { type: 'log', data: { level: string, message: string } }
   | { type: 'tool_call', data: { index: number, tool: string } }
   | { type: 'tool_result', data: { index: number, code: string, durationMs: number } }
+  | { type: 'approval_required', data: { callId: string, tool: string, args: unknown, position: number } }
 
 /** A refusal before the run (quota, size): the same body the REST API answers with. */
 export interface McpRefusal { status: number, body: { error: string, code: string, [field: string]: unknown } }
 
 /** What one authenticated MCP request may do: the route binds these to the caller. */
-export interface CodeModeCaller {
+export interface CodeModeCaller extends CallerModules {
   /** Tenant and user: the key of the caller's log level and running calls. */
   key: string
   /** The tools this token may call (enabled and permitted). */
@@ -48,7 +50,8 @@ const SHARED_VALIDATOR = new AjvJsonSchemaValidator()
 const INSTRUCTIONS = `Code mode: instead of calling tools one by one, write a short JavaScript (or TypeScript) script
 that calls them with \`await callTool(name, args)\` and returns what you need. Find tools with
 search_tools, read their exact argument and result types with describe_tools, optionally
-check_script, then execute_script. The script runs in a sandbox: no fetch, timers, require or process.`
+check_script, then execute_script. The script runs in a sandbox: no fetch, timers, require or process;
+it may import the npm modules describe_tools lists (e.g. \`import { z } from 'zod'\`).`
 
 const CONSOLE_LEVELS: Record<string, LoggingLevel> = { log: 'info', info: 'info', warn: 'warning', error: 'error', debug: 'debug' }
 
@@ -139,14 +142,19 @@ export function createCodeModeServer (caller: CodeModeCaller): Server {
         return { content: text(listing), structuredContent: { tools } }
       }
       case 'describe_tools': {
-        const { names } = parseArgs<Static<typeof CODE_MODE_TOOLS.describe_tools.input>>(DescribeArgs, args, name)
-        const callable = await caller.callableTools()
-        const wanted = new Set(names)
-        const found = callable.filter((tool) => wanted.has(tool.name))
-        const missing = names.filter((n) => !found.some((tool) => tool.name === n))
-        const declarations = await caller.declarations(found)
-        const note = missing.length === 0 ? '' : `// Not callable with this token (unknown, disabled or not permitted): ${missing.join(', ')}\n`
-        return { content: text(`${note}${declarations}`) }
+        const { names = [], modules = [] } = parseArgs<Static<typeof CODE_MODE_TOOLS.describe_tools.input>>(DescribeArgs, args, name)
+        if (names.length === 0 && modules.length === 0) throw new McpError(ErrorCode.InvalidParams, 'Invalid arguments for describe_tools: give names (tools, from search_tools) or modules (sandbox modules, e.g. ["zod"])')
+        let tools = ''
+        if (names.length > 0) {
+          const callable = await caller.callableTools()
+          const wanted = new Set(names)
+          const found = callable.filter((tool) => wanted.has(tool.name))
+          const missing = names.filter((n) => !found.some((tool) => tool.name === n))
+          const note = missing.length === 0 ? '' : `// Not callable with this token (unknown, disabled or not permitted): ${missing.join(', ')}\n`
+          tools = `${note}${await caller.declarations(found)}`
+        }
+        const separator = tools === '' || tools.endsWith('\n') ? '' : '\n'
+        return { content: text(`${tools}${separator}${await describeModules(caller, modules)}`) }
       }
       case 'check_script': {
         const request = parseArgs<CheckArgs>(CheckArgsCheck, args, name)
@@ -178,7 +186,7 @@ export function createCodeModeServer (caller: CodeModeCaller): Server {
             log(event.data.code === 'OK' ? 'info' : 'warning', 'tool', { index: event.data.index, code: event.data.code, durationMs: event.data.durationMs, phase: 'result' })
             message = `tool call ${event.data.index} ${event.data.code}`
           } else {
-            message = 'started'
+            message = event.type
           }
           if (progressToken !== undefined) notify({ method: 'notifications/progress', params: { progressToken, progress: ++progress, message } })
         }

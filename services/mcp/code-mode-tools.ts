@@ -13,7 +13,8 @@ const SearchInput = Type.Object({
 }, { additionalProperties: false })
 
 const DescribeInput = Type.Object({
-  names: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { minItems: 1, maxItems: 100, description: 'Tool names as search_tools returned them, e.g. ["data:query"]' })
+  names: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { minItems: 1, maxItems: 100, description: 'Tool names as search_tools returned them, e.g. ["data:query"]' })),
+  modules: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 214 }), { minItems: 1, maxItems: 50, description: 'Sandbox modules whose type declarations to include, e.g. ["zod"]; every answer lists the modules a script may import' }))
 }, { additionalProperties: false })
 
 const CheckInput = Type.Object({ code: Code, language: Language }, { additionalProperties: false })
@@ -46,7 +47,7 @@ export const CODE_MODE_TOOLS = {
   },
   describe_tools: {
     title: 'Describe tools',
-    description: 'TypeScript declarations of the named tools: one `callTool(name, args): Promise<Result>` overload each, with exact argument and result types. Read them before writing a script that calls those tools.',
+    description: 'TypeScript declarations of the named tools: one `callTool(name, args): Promise<Result>` overload each, with exact argument and result types. Read them before writing a script that calls those tools. Also lists the npm modules a script may import (e.g. `import { z } from \'zod\'`) with their versions; give `modules` to get their type declarations too.',
     input: DescribeInput,
     output: undefined,
     annotations: READ_ONLY

@@ -89,6 +89,11 @@ export class ToolQuotaReservation {
     return false
   }
 
+  /** A unit take() handed out for a call that did not happen after all: kept for the run's next call (or given back). */
+  putBack (): void {
+    if (!this.closed && this.heldDay === utcDayNumber(Date.now())) this.held++
+  }
+
   /** Gives the units this run reserved and did not use back to the day's counter. Idempotent. */
   async giveBack (): Promise<void> {
     this.closed = true

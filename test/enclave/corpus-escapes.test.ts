@@ -104,10 +104,23 @@ t.test('escapes at runtime (SECURE)', async (t) => { runCorpus(t, runtime) })
 t.test('escapes refused by the AST check (STRICT)', async (t) => { runCorpus(t, strict) })
 // The same escapes with every sandbox module imported first (on line 1, so positions hold): no
 // module hands the script a way around the walls.
+// Once the runner has a snapshot of them, those runs start with the modules evaluated in their
+// context (services/enclave/runner/module-snapshots.ts): most cases run there.
 t.test('escapes at runtime with every sandbox module loaded (SECURE)', async (t) => {
   const modules = loadModuleCatalog().names
   const imports = modules.map((name, i) => `import * as sandboxModule${i} from '${name}'; `).join('')
-  runCorpus(t, runtime.filter((c) => c.expect.success || c.expect.code !== 'VALIDATION_ERROR').map((c) => ({ ...c, code: imports + c.code, options: { ...c.options, modules } })))
+  const isolates: string[] = []
+  const cases = runtime.filter((c) => c.expect.success || c.expect.code !== 'VALIDATION_ERROR')
+  runCorpus(t, cases.map((c) => ({
+    ...c,
+    code: imports + c.code,
+    options: { ...c.options, modules },
+    check: (t, r, ctx, event) => { c.check?.(t, r, ctx, event); isolates.push(event?.isolateId ?? '') }
+  })))
+  t.test('most of them ran in contexts made from the modules snapshot', async (t) => {
+    const snapshotted = isolates.filter((id) => id.includes('@')).length
+    t.ok(snapshotted >= isolates.length / 2, `${snapshotted} of ${isolates.length}`)
+  })
 })
 t.test('non-STRICT code that cannot close its function early', async (t) => {
   runCorpus(t, [

@@ -38,6 +38,34 @@ t.test('/mcp with the SDK client', async (t) => {
     }
   })
 
+  t.test('describe_tools lists the sandbox modules a tenant may import, and gives their types on request', async (t) => {
+    const { modules } = await (await fetch(`${server.url}/api/modules`, { headers: bearer(tokenFor({ tenantId: uniqueTenantId('mcp-mod'), permissions: DATA_TOOLS })) })).json() as { modules: Array<{ name: string, version: string }> }
+    t.ok(modules.some((m) => m.name === 'zod'), 'the build offers zod')
+    const tenantId = uniqueTenantId('mcp-mod')
+    const { client, close } = await connectClient(mcpUrl, tokenFor({ tenantId, permissions: DATA_TOOLS }))
+    t.teardown(close)
+    const listed = textOf(await client.callTool({ name: 'describe_tools', arguments: { names: ['data:query'] } }))
+    t.match(listed, /^\/\/ Sandbox modules scripts may import: `import \{ … \} from '[^']+'` at the top of the script, or `await import\('[^']+'\)` anywhere/m)
+    for (const m of modules) t.match(listed, `//   ${m.name} ${m.version}`, `${m.name} and its version`)
+    t.notMatch(listed, /declare module/, 'no module declarations unless asked')
+    const zod = textOf(await client.callTool({ name: 'describe_tools', arguments: { modules: ['zod', 'lodash'] } }))
+    t.match(zod, /^declare module 'zod' \{/m, "zod's declarations")
+    t.notMatch(zod, /declare module 'date-fns'/, 'only those asked for')
+    t.match(zod, /Not importable by scripts of this token: lodash/)
+    // A tenant narrowed to date-fns: zod is neither listed nor described.
+    const narrowedId = uniqueTenantId('mcp-mod-narrow')
+    const put = await fetch(`${server.url}/admin/tenants/${narrowedId}`, { method: 'PUT', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ tier: 'free', sandboxModules: ['date-fns'] }) })
+    t.equal(put.status, 200)
+    const narrowed = await connectClient(mcpUrl, tokenFor({ tenantId: narrowedId, permissions: DATA_TOOLS }))
+    t.teardown(narrowed.close)
+    const text = textOf(await narrowed.client.callTool({ name: 'describe_tools', arguments: { modules: ['zod', 'date-fns'] } }))
+    t.match(text, /\/\/ {3}date-fns /)
+    t.notMatch(text, /\/\/ {3}zod /)
+    t.match(text, /Not importable by scripts of this token: zod/)
+    t.notMatch(text, /declare module 'zod'/)
+    t.match(text, /^declare module 'date-fns' \{/m)
+  })
+
   t.test('list, search, describe, check and run a script that inserts and queries', async (t) => {
     const tenantId = uniqueTenantId('mcp-a')
     const { client, logs, close } = await connectClient(mcpUrl, tokenFor({ tenantId, permissions: DATA_TOOLS }))
@@ -58,8 +86,9 @@ t.test('/mcp with the SDK client', async (t) => {
 
     const described = await client.callTool({ name: 'describe_tools', arguments: { names: ['data:insert', 'data:query'] } })
     const dts = await (await fetch(`${server.url}/api/tools.d.ts`, { headers: bearer(tokenFor({ tenantId, permissions: ['tool:data:insert', 'tool:data:query'] })) })).text()
-    t.equal(textOf(described), dts, 'the same generator as /api/tools.d.ts')
+    t.ok(textOf(described).startsWith(dts), 'the same generator as /api/tools.d.ts')
     t.match(textOf(await client.callTool({ name: 'describe_tools', arguments: { names: ['nope:tool'] } })), /Not callable with this token.*nope:tool/)
+    await t.rejects(client.callTool({ name: 'describe_tools', arguments: {} }), /give names \(tools, from search_tools\) or modules/)
 
     const checked = await client.callTool({ name: 'check_script', arguments: { code: 'return await callTool("data:query", {}); await callTool("other:tool", {})' } })
     t.equal(structured(checked).ok, false)

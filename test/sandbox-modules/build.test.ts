@@ -3,6 +3,8 @@
 import { test } from 'tap'
 import { join } from 'node:path'
 import { allowList, bundleModule, ModuleRefused } from '../../scripts/build-sandbox-modules.ts'
+import { loadModuleCatalog } from '../../services/sandbox-modules/catalog.ts'
+import { typeCheck } from '../code-mode/type-check.ts'
 
 const fixture = (file: string): string => join(import.meta.dirname, 'fixtures', file)
 
@@ -49,4 +51,31 @@ test('the allow-list is sandbox-modules/package.json, and it has at least four m
   const list = allowList()
   t.ok(list.length >= 4)
   for (const name of ['zod', 'date-fns', 'lodash-es', 'decimal.js']) t.ok(list.includes(name), name)
+})
+
+// What an agent gets from /api/modules.d.ts, checked as its own code would be (strict, lib es2023,
+// no DOM): the declarations themselves too (a .ts file, so skipLibCheck does not skip them).
+test('the shipped declarations type-check, and type real uses of each module', async (t) => {
+  const declarations = loadModuleCatalog().declarations
+  const script = `import { groupBy, chunk, concat } from 'lodash-es'
+import _ from 'lodash-es'
+import { parse, Scalar } from 'yaml'
+import { z } from 'zod'
+import { format } from 'date-fns'
+import Decimal from 'decimal.js'
+const groups: Record<string, number[]> = groupBy([1, 2, 3], (n) => n % 2)
+const chunks: number[][] = chunk(concat([1], 2, [3]), 2)
+const sorted: string[] = _.sortBy(['b', 'a'])
+const doc: unknown = parse('a: 1')
+const plain: string = Scalar.PLAIN
+const user: { a: string } = z.object({ a: z.string() }).parse({ a: 'x' })
+const day: string = format(new Date(0), 'yyyy-MM-dd')
+const sum: string = new Decimal('0.1').plus('0.2').toString()
+// @ts-expect-error lodash's chunk takes an array
+chunk(1)
+export { groups, chunks, sorted, doc, plain, user, day, sum }
+`
+  t.same(typeCheck({ '/modules.ts': declarations, '/script.ts': script }), [])
+  const lodash = declarations.split(/\n(?=declare module ')/).find((block) => block.startsWith("declare module 'lodash-es'")) ?? ''
+  t.ok((lodash.match(/^ {2}export const /gm) ?? []).length > 300, "lodash-es declares its functions (from @types/lodash's augmentations)")
 })

@@ -6,7 +6,7 @@ export { ERROR_CODES }
 
 /** Codes a script can catch when a tool call rejects with them. */
 export const CATCHABLE_TOOL_CODES: ReadonlySet<string> = new Set([
-  'PERMISSION_DENIED', 'TOOL_DISABLED', 'TOOL_NOT_FOUND', 'TOOL_RATE_LIMITED', 'TOOL_ERROR'
+  'PERMISSION_DENIED', 'TOOL_DISABLED', 'TOOL_NOT_FOUND', 'TOOL_RATE_LIMITED', 'TOOL_ERROR', 'APPROVAL_REJECTED'
 ])
 
 /** Codes that end an execution at once when a tool handler raises them. */
@@ -32,6 +32,9 @@ const NAMES: Record<EnclaveErrorCode, string> = {
   TOOL_RATE_LIMITED: 'ToolError',
   TOOL_ERROR: 'ToolError',
   APPROVAL_REQUIRED: 'ApprovalRequiredError',
+  APPROVAL_REJECTED: 'ApprovalRejectedError',
+  REPLAY_DIVERGED: 'ReplayDivergedError',
+  REPLAY_RECORD_TOO_LARGE: 'ReplayRecordTooLargeError',
   RUNNER_CRASHED: 'RunnerCrashedError',
   INTERNAL_ERROR: 'InternalError',
   CANCELLED: 'CancelledError',

@@ -89,6 +89,17 @@ export interface RunOptions {
   onToolRefused?: (call: { tool: string, code: string, argsBytes: number }) => void
   /** Isolates are reused only between runs with the same key (e.g. the tenant id), never across keys. */
   isolateKey?: string
+  /**
+   * What an earlier start of this run drew from Math.random, Date.now / `new Date()` / `Date()` and
+   * performance.now, in order: returned first, so the run takes the same branches again.
+   */
+  replay?: number[]
+  /**
+   * The values the run drew live (after `replay`), in order: told before the tool call that follows
+   * them reaches `tools`, and with the result for those after the last call. Recording is on only
+   * for runs given this; null: the record went over its bound and was dropped (not replayable).
+   */
+  onDrawn?: (values: number[] | null) => void
   /** Sandbox modules this run may import (names from the built allow-list); none by default. */
   modules?: readonly string[]
 }

@@ -16,7 +16,7 @@ import { crashOutcomes } from './runner-crash.ts'
 import { RunnerPool, runnerPoolOptions, type Runner as PoolRunner } from './runner-pool.ts'
 import { checkRunnerMessage } from './runner-messages.ts'
 import { onToolCall } from './tool-forwarding.ts'
-import { newPendingRun, reportEvent, type PendingRun } from './pending-run.ts'
+import { MAX_DRAWN_CHARS, newPendingRun, reportDrawn, reportEvent, type PendingRun } from './pending-run.ts'
 import type {
   EnclaveLogger, EnclaveOptions, EnclaveStats, ExecutionError, ExecutionResult, RunEvent, RunOptions, RunnerExitInfo,
   SecurityLevel, ToolHandler
@@ -188,7 +188,7 @@ export class Enclave extends EventEmitter {
     run.rssAtStartBytes = runner.rssBytes()
     runner.inFlight.set(run.wireId, run)
     if (runner.ready) this.armBackstop(run)
-    runner.send({ t: 'run', id: run.wireId, code: run.code, key: run.key, o: { ...run.limits, waitedMs }, ...(run.onEvent !== undefined ? { ev: true } : {}) })
+    runner.send({ t: 'run', id: run.wireId, code: run.code, key: run.key, o: { ...run.limits, waitedMs }, ...(run.onEvent !== undefined ? { ev: true } : {}), ...(run.replay !== undefined ? { rp: run.replay } : {}), ...(run.onDrawn !== undefined ? { rec: MAX_DRAWN_CHARS } : {}) })
   }
 
   // The runner enforces the timeout; this catches a runner that stopped answering at all.
@@ -244,6 +244,7 @@ export class Enclave extends EventEmitter {
 
   private onDone (runner: Runner, run: PendingRun, msg: DoneMessage): void {
     if (msg.busy === true) runner.draining.set(run.wireId, run)
+    if (!run.done) reportDrawn(run, msg.r, this.logger)
     this.complete(run, decodeDone(run.executionId, run.started, msg), msg.iso, msg.reused === true, msg.busy === true)
   }
 

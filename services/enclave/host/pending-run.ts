@@ -34,6 +34,8 @@ export interface PendingRun {
   /** Someone watches this run: its runner reports logs live, tool calls are reported here. */
   onEvent: ((event: EnclaveEvent) => void) | undefined
   onToolRefused: RunOptions['onToolRefused']
+  replay: number[] | undefined
+  onDrawn: RunOptions['onDrawn']
   /** Characters of live output the runner sent for it (checked against the console limit). */
   liveLogChars: number
   /** Cancelled while on a runner: the runner's done message will say CANCELLED. */
@@ -70,6 +72,8 @@ export function newPendingRun (
     onSettled: options.onSettled,
     onEvent: options.onEvent,
     onToolRefused: options.onToolRefused,
+    replay: options.replay,
+    onDrawn: options.onDrawn,
     liveLogChars: 0,
     cancelled: false,
     backstop: undefined,
@@ -82,4 +86,17 @@ export function newPendingRun (
 export function reportEvent (run: PendingRun, event: EnclaveEvent, logger: EnclaveLogger | undefined): void {
   if (run.onEvent === undefined || run.done) return
   try { run.onEvent(event) } catch (err) { logger?.error({ err }, 'onEvent failed') }
+}
+
+/** The bound of a run's record of drawn values, in characters of JSON (about 50 000 values). */
+export const MAX_DRAWN_CHARS = 1 << 20
+
+/** Hands the values a run drew (a JSON array from its runner) to its onDrawn. */
+export function reportDrawn (run: PendingRun, drawn: string | undefined, logger?: EnclaveLogger): void {
+  if (drawn === undefined || run.onDrawn === undefined) return
+  if (drawn === 'lost') { try { run.onDrawn(null) } catch (err) { logger?.error({ err }, 'onDrawn failed') } return }
+  let values: unknown
+  try { values = JSON.parse(drawn) } catch { return }
+  if (!Array.isArray(values) || !values.every((v) => typeof v === 'number' && Number.isFinite(v))) return
+  try { run.onDrawn(values as number[]) } catch (err) { logger?.error({ err }, 'onDrawn failed') }
 }

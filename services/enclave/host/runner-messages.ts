@@ -7,6 +7,8 @@ import type { PendingRun } from './pending-run.ts'
 import type { Runner } from './runner-pool.ts'
 
 const MAX_ID = 32
+// 'lost' or the JSON of the values drawn, bounded by the run's recording cap (plus one value).
+const MAX_DRAWN_CHARS = (1 << 20) + 64
 
 const isCount = (x: unknown, max: number): boolean => Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= max
 const isString = (x: unknown, max: number): x is string => typeof x === 'string' && x.length <= max
@@ -24,6 +26,7 @@ export function checkRunnerMessage (runner: Runner<PendingRun>, msg: ToMain): st
       if (!isCount(m.c, 2 ** 31) || run.callIds.has(m.c as number)) return 'a tool call id that is not new'
       if (run.toolCalls >= run.limits.maxToolCalls) return 'more tool calls than the execution may make'
       if (!isString(m.n, 128) || !isString(m.a, run.limits.maxToolArgsBytes)) return 'a tool call over its bounds'
+      if (m.r !== undefined && !isString(m.r, MAX_DRAWN_CHARS)) return 'drawn values over their bound'
       return null
     }
     case 'refused': {
@@ -40,6 +43,7 @@ export function checkRunnerMessage (runner: Runner<PendingRun>, msg: ToMain): st
       if (run === undefined) return 'a result for an execution it was not given'
       const { maxOutputBytes, maxConsoleBytes, maxToolCalls } = run.limits
       if (typeof m.ok !== 'boolean' || !isCount(m.tc, maxToolCalls + 1)) return 'a malformed result'
+      if (m.r !== undefined && !isString(m.r, MAX_DRAWN_CHARS)) return 'drawn values over their bound'
       if (m.v !== undefined && !isString(m.v, maxOutputBytes)) return 'a value over the output limit'
       if (!Array.isArray(m.l) || m.l.length > maxConsoleBytes + 1) return 'malformed logs'
       let logChars = 0

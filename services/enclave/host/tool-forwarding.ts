@@ -3,7 +3,7 @@
 // only for watched runs) and adds no promise hops of its own around the handler's.
 import type { CallMessage, ToolResultMessage } from '../protocol/messages.ts'
 import type { EnclaveLogger, ToolHandler } from '../common/types.ts'
-import { reportEvent, type PendingRun } from './pending-run.ts'
+import { reportDrawn, reportEvent, type PendingRun } from './pending-run.ts'
 import { parseToolArgs, toolFailure, toolResultJson } from './tool-bridge.ts'
 
 /** Starts the handler; a synchronous throw (bad arguments, no handler) becomes its rejection. */
@@ -22,6 +22,7 @@ function startHandler (run: PendingRun, msg: CallMessage, fallback: ToolHandler 
 export function onToolCall (run: PendingRun, msg: CallMessage, fallback: ToolHandler | undefined, logger: EnclaveLogger | undefined): void {
   run.toolCalls++
   run.callIds.add(msg.c)
+  reportDrawn(run, msg.r, logger)
   const watched = run.onEvent !== undefined
   const callStarted = watched ? performance.now() : 0
   if (watched) reportEvent(run, { type: 'tool_call', index: msg.c, tool: msg.n }, logger)

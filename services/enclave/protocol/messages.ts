@@ -29,7 +29,7 @@ export interface PoolConfig {
 
 export interface ReadyMessage { t: 'ready', pid: number }
 /** A tool call: `a` is the JSON of the arguments, '' for undefined. */
-export interface CallMessage { t: 'call', id: string, c: number, n: string, a: string }
+export interface CallMessage { t: 'call', id: string, c: number, n: string, a: string, r?: string }
 /**
  * A tool call the sandbox refused before it reached the main process (a bad name or arguments,
  * or the call over the run's limit): only so it is audited like every other call. `n` is the name
@@ -64,6 +64,8 @@ export interface DoneMessage {
   reused?: boolean
   /** The isolate may still be running (a 'freed' or 'stuck' message follows). */
   busy?: boolean
+  /** Values drawn live since the last call (Math.random, the clock): a JSON array of numbers. */
+  r?: string
 }
 
 /** Console output of a live run (`ev` in its run message) as it happens: a JSON array of {level, message}. */
@@ -77,7 +79,11 @@ export type ToMain = ReadyMessage | CallMessage | RefusedCallMessage | CpuMessag
 // ---- main -> runner
 
 /** `ev`: report console output as it happens (log messages), for runs someone watches. */
-export interface RunMessage { t: 'run', id: string, code: string, key?: string, o: RunLimits, ev?: boolean }
+/**
+ * `rp`: values the run's Math.random and clock return first, recorded by an earlier start of it;
+ * `rec`: record the values drawn live, up to this many characters of JSON (else 'lost').
+ */
+export interface RunMessage { t: 'run', id: string, code: string, key?: string, o: RunLimits, ev?: boolean, rp?: number[], rec?: number }
 /** A tool result: `v` is JSON ('' for undefined), or `e` a refusal; `f` ends the run. */
 export interface ToolResultMessage { t: 'ret', id: string, c: number, v?: string, e?: { code: string, message: string }, f?: boolean }
 
@@ -91,7 +97,7 @@ export type ToRunner = RunMessage | ToolResultMessage | CancelMessage | PingMess
 
 // ---- isolate -> runner: the bootstrap calls `send(type, ...)` and `alarm(code, message, logs)`
 
-/** `send('C', callId, name, argsJson, logs)`: the script called a tool. */
+/** `send('C', callId, name, argsJson, logs, drawn)`: the script called a tool. */
 export const ISOLATE_CALL = 'C'
 /** `send('F', code, name, size, logs)`: a call refused inside the isolate (its name or its arguments). */
 export const ISOLATE_REFUSED = 'F'

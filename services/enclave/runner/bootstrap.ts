@@ -26,14 +26,16 @@ import { guardMemory } from './isolate/memory-guards.ts'
 import { createRunState } from './isolate/run-state.ts'
 import { scriptOutcome } from './isolate/script-outcome.ts'
 import { installToolCalls } from './isolate/tool-calls.ts'
+import { installNondeterminism } from './isolate/nondeterminism.ts'
 
 export const BOOTSTRAP_SOURCE = `(function () {
 'use strict'
 const k = (${captureIntrinsics.toString()})()
 ;(${lockCodeGeneration.toString()})(k)
 const run = (${createRunState.toString()})(k)
+const drawn = (${installNondeterminism.toString()})(k)
 ;(${captureConsole.toString()})(k, run)
-const tools = (${installToolCalls.toString()})(k, run)
+const tools = (${installToolCalls.toString()})(k, run, drawn)
 ;(${guardMemory.toString()})(k, run)
-return [(${scriptOutcome.toString()})(k, run, tools), tools.deliver]
+return [(${scriptOutcome.toString()})(k, run, tools, drawn), tools.deliver]
 })()`

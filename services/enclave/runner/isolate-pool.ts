@@ -2,6 +2,7 @@ import ivm from 'isolated-vm'
 import { writeSync } from 'node:fs'
 import type { PoolConfig } from '../protocol/messages.ts'
 import { BOOTSTRAP_SOURCE } from './bootstrap.ts'
+import { SNAPSHOT_TAKE_SOURCE, type ModuleSnapshot } from './module-snapshots.ts'
 
 type Fn = (...args: unknown[]) => unknown
 
@@ -17,6 +18,8 @@ export interface Slot {
   readonly isolate: ivm.Isolate
   key: string | undefined
   readonly memoryLimitMB: number
+  /** Made from this snapshot: its contexts start with these sandbox modules evaluated. */
+  readonly snapshot: ModuleSnapshot | undefined
   readonly boot: ivm.Script
   runs: number
   lastUsed: number
@@ -52,10 +55,13 @@ export class IsolatePool {
     this.sweeper.unref()
   }
 
-  /** An isolate for `key` (reused if one is idle), with a context being prepared. */
-  acquire (key: string | undefined, memoryLimitMB: number): { slot: Slot, reused: boolean } {
+  /**
+   * An isolate for `key` (reused if one is idle), with a context being prepared; made from
+   * `snapshot` when given (isolates of another snapshot, or of none, are other pools).
+   */
+  acquire (key: string | undefined, memoryLimitMB: number, snapshot?: ModuleSnapshot): { slot: Slot, reused: boolean } {
     if (key !== undefined) {
-      const pk = poolKey(key, memoryLimitMB)
+      const pk = poolKey(key, memoryLimitMB, snapshot)
       const list = this.idle.get(pk)
       if (list !== undefined && list.length > 0) {
         const slot = list.pop()!
@@ -64,6 +70,7 @@ export class IsolatePool {
         return { slot, reused: true }
       }
     }
+    if (snapshot !== undefined) return { slot: this.create(key, memoryLimitMB, snapshot), reused: false }
     // A spare was never used by anyone: binding it to this key shares nothing.
     const spare = this.spare
     if (spare !== undefined && spare.memoryLimitMB === memoryLimitMB && !spare.disposed) {
@@ -89,7 +96,7 @@ export class IsolatePool {
     }
     slot.lastUsed = Date.now()
     slot.next = unused !== undefined ? Promise.resolve(unused) : this.warm(slot)
-    const pk = poolKey(slot.key, slot.memoryLimitMB)
+    const pk = poolKey(slot.key, slot.memoryLimitMB, slot.snapshot)
     let list = this.idle.get(pk)
     if (list === undefined) list = []
     else this.idle.delete(pk) // re-insert: most recently used keys last
@@ -107,7 +114,7 @@ export class IsolatePool {
     if (slot.disposed) return
     slot.disposed = true
     if (slot.key !== undefined) {
-      const pk = poolKey(slot.key, slot.memoryLimitMB)
+      const pk = poolKey(slot.key, slot.memoryLimitMB, slot.snapshot)
       const list = this.idle.get(pk)
       const i = list?.indexOf(slot) ?? -1
       if (list !== undefined && i >= 0) {
@@ -128,10 +135,12 @@ export class IsolatePool {
     try { victim.isolate.dispose() } catch { /* already disposed */ }
   }
 
-  private create (key: string | undefined, memoryLimitMB: number): Slot {
-    const id = `${process.pid}:${++this.seq}`
+  private create (key: string | undefined, memoryLimitMB: number, snapshot?: ModuleSnapshot): Slot {
+    // The id says what the isolate was made from (opaque to clients; tests and metrics read it).
+    const id = `${process.pid}:${++this.seq}${snapshot !== undefined ? `@${snapshot.id}` : ''}`
     const isolate = new ivm.Isolate({
       memoryLimit: memoryLimitMB,
+      ...(snapshot !== undefined ? { snapshot: snapshot.blob } : {}),
       // V8 lost control of this isolate; ivm's advice is to end the process. Say which run did
       // it (synchronously: the process is about to die) so the supervisor can attribute it.
       onCatastrophicError: (message: string) => {
@@ -139,12 +148,14 @@ export class IsolatePool {
         process.abort()
       }
     })
-    const boot = isolate.compileScriptSync(BOOTSTRAP_SOURCE, { filename: 'enclave:bootstrap' })
+    // A snapshot's contexts are bootstrapped already: the take script hands out what it made.
+    const boot = isolate.compileScriptSync(snapshot !== undefined ? SNAPSHOT_TAKE_SOURCE : BOOTSTRAP_SOURCE, { filename: 'enclave:bootstrap' })
     const slot: Slot = {
       id,
       isolate,
       key,
       memoryLimitMB,
+      snapshot,
       boot,
       runs: 0,
       lastUsed: Date.now(),
@@ -204,8 +215,8 @@ export class IsolatePool {
   }
 }
 
-function poolKey (key: string, memoryLimitMB: number): string {
-  return `${memoryLimitMB}\u0000${key}`
+function poolKey (key: string, memoryLimitMB: number, snapshot: ModuleSnapshot | undefined): string {
+  return `${memoryLimitMB}\u0000${snapshot?.id ?? ''}\u0000${key}`
 }
 
 /**

@@ -15,6 +15,7 @@ import { checkToolCall, isolateFailure, refusedName, resultVerdict } from './iso
 import { HeapPeak } from './heap-peak.ts'
 import type { IsolateConfig } from './isolate/script-outcome.ts'
 import { ModuleHost } from './sandbox-modules.ts'
+import { moduleSnapshots } from './module-snapshots.ts'
 import { IsolateEntries } from './isolate-entries.ts'
 
 /** The sandbox modules' compiled scripts and code caches, shared by this runner's isolates. */
@@ -30,6 +31,8 @@ export class IsolateRun {
   private warm: WarmContext | undefined
   private reused = false
   private readonly logChunks: string[] = []
+  /** The values the script drew live after its last tool call (see nondeterminism.ts). */
+  private drawn: string | undefined
   private logBytes = 0
   private toolCalls = 0
   /** Calls refused before the supervisor saw them, told to it (at most maxToolCalls + 1). */
@@ -81,10 +84,12 @@ export class IsolateRun {
     this.timer = setTimeout(() => this.end(timeoutError(o.timeoutMs), false), Math.max(1, o.timeoutMs - o.waitedMs))
     const prepared = prepareScript(code, o.astCheck, o.modules ?? [])
     if (!prepared.ok) { this.end(enclaveError('VALIDATION_ERROR', prepared.message), true); return }
-    let acquired = this.pool.acquire(key, o.memoryLimitMB)
+    // Modules come evaluated with the context when this runner has a snapshot of them (module-snapshots.ts).
+    const snapshot = prepared.modules.length > 0 ? moduleSnapshots.get(prepared.modules, o.memoryLimitMB) : undefined
+    let acquired = this.pool.acquire(key, o.memoryLimitMB, snapshot)
     let warm = await acquired.slot.next
     if (warm === null) { // that isolate went bad while idle: one more try with another
-      acquired = this.pool.acquire(key, o.memoryLimitMB)
+      acquired = this.pool.acquire(key, o.memoryLimitMB, snapshot)
       warm = await acquired.slot.next
     }
     const slot = acquired.slot
@@ -102,9 +107,16 @@ export class IsolateRun {
     const send = new ivm.Callback(this.onIsolate, { ignored: true })
     const alarm = new ivm.Callback(this.onAlarm)
     const config = JSON.stringify({
-      maxLog: this.maxLog, maxOut: o.maxOutputBytes, maxCalls: o.maxToolCalls, maxArgs: o.maxToolArgsBytes, memBytes: o.memoryLimitMB * MB, live: this.msg.ev === true
+      maxLog: this.maxLog,
+      maxOut: o.maxOutputBytes,
+      maxCalls: o.maxToolCalls,
+      maxArgs: o.maxToolArgsBytes,
+      memBytes: o.memoryLimitMB * MB,
+      live: this.msg.ev === true,
+      ...(this.msg.rp !== undefined ? { replay: this.msg.rp } : {}),
+      ...(this.msg.rec !== undefined ? { record: this.msg.rec } : {})
     } satisfies IsolateConfig)
-    if (prepared.modules.length > 0) {
+    if (prepared.modules.length > 0 && slot.snapshot === undefined) {
       // Evaluated in this run's context, on its clock, CPU and heap (see sandbox-modules.ts).
       try {
         await this.entries.around(async () => { await moduleHost.load(slot.isolate, warm.context, prepared.modules, o.timeoutMs) })
@@ -145,10 +157,10 @@ export class IsolateRun {
   }
 
   // Messages from the isolate: (ISOLATE_CALL, id, name, argsJson, logs) | (ISOLATE_RESULT, kind, payload, logs)
-  private readonly onIsolate = (type: unknown, a: unknown, b: unknown, c: unknown, d: unknown): void => {
+  private readonly onIsolate = (type: unknown, a: unknown, b: unknown, c: unknown, d: unknown, e?: unknown): void => {
     if (this.finished) return
-    if (type === ISOLATE_CALL) this.onCall(a as number, b, c, d)
-    else if (type === ISOLATE_RESULT) this.onResult(a, b, c)
+    if (type === ISOLATE_CALL) this.onCall(a as number, b, c, d, e)
+    else if (type === ISOLATE_RESULT) this.onResult(a, b, c, d)
     else if (type === ISOLATE_LOGS) this.addLogs(a)
     else if (type === ISOLATE_REFUSED) this.onRefusedInIsolate(a, b, c, d)
   }
@@ -182,7 +194,7 @@ export class IsolateRun {
     else this.end(consoleLimitError(this.maxLog), false)
   }
 
-  private onCall (callId: number, name: unknown, args: unknown, logs: unknown): void {
+  private onCall (callId: number, name: unknown, args: unknown, logs: unknown, drawn: unknown): void {
     if (!this.addLogs(logs)) return
     const o = this.limits
     this.toolCalls++
@@ -197,11 +209,12 @@ export class IsolateRun {
       this.refuse(callId, call.code, call.message)
       return
     }
-    this.out({ t: 'call', id: this.msg.id, c: callId, n: call.name, a: call.json })
+    this.out({ t: 'call', id: this.msg.id, c: callId, n: call.name, a: call.json, ...(typeof drawn === 'string' && drawn !== '' ? { r: drawn } : {}) })
   }
 
-  private onResult (kind: unknown, payload: unknown, logs: unknown): void {
+  private onResult (kind: unknown, payload: unknown, logs: unknown, drawn: unknown): void {
     if (!this.addLogs(logs)) return
+    if (typeof drawn === 'string' && drawn !== '') this.drawn = drawn
     const { fields, reusable } = resultVerdict(kind, payload, this.limits, this.logBytes, this.allocationFailed, this.msg.code)
     this.finish(fields, reusable)
   }
@@ -246,7 +259,7 @@ export class IsolateRun {
     clearTimeout(this.timer)
     const slot = this.slot
     const done: DoneMessage = {
-      t: 'done', id: this.msg.id, ...fields, l: this.logChunks, tc: this.toolCalls, iso: slot?.id, reused: this.reused
+      t: 'done', id: this.msg.id, ...fields, l: this.logChunks, tc: this.toolCalls, iso: slot?.id, reused: this.reused, ...(this.drawn !== undefined ? { r: this.drawn } : {})
     }
     if (slot === undefined || slot.disposed) {
       this.out(done)

@@ -5,6 +5,7 @@
 import ivm from 'isolated-vm'
 import { BOOTSTRAP_SOURCE } from './bootstrap.ts'
 import { IMPORT_FUNCTION, ModuleHost } from './sandbox-modules.ts'
+import { SNAPSHOT_TAKE_SOURCE, snapshotScripts } from './module-snapshots.ts'
 
 export type ModuleCheck =
   | { ok: true, heapBytes: number }
@@ -40,6 +41,31 @@ export async function checkModuleUnderWalls (name: string, script: string, use: 
       if (kind !== 'v') return { ok: false, reason: explain('fails its smoke use', new Error(String((JSON.parse(payload) as { message?: string }).message ?? payload))) }
     }
     return { ok: true, heapBytes: Math.max(0, after.used_heap_size - before.used_heap_size) }
+  } finally {
+    isolate.dispose()
+  }
+}
+
+/**
+ * The runners snapshot modules they are asked for (module-snapshots.ts). V8 ends the process when
+ * it cannot build a context from a snapshot, so the build makes the snapshot of every module
+ * first, builds a context from it, and imports each module there: a V8 that cannot fails here.
+ * A snapshot that V8 refuses with an error only means runs evaluate that module: a warning.
+ */
+export async function checkModulesSnapshot (names: readonly string[], source: (name: string) => string): Promise<{ ok: true, bytes: number } | { ok: false, reason: string }> {
+  let blob: ivm.ExternalCopy<ArrayBuffer>
+  try {
+    blob = ivm.Isolate.createSnapshot(snapshotScripts(names, source))
+  } catch (err) {
+    return { ok: false, reason: err instanceof Error ? err.message : String(err) }
+  }
+  const isolate = new ivm.Isolate({ memoryLimit: 128, snapshot: blob })
+  try {
+    const context = await isolate.createContext()
+    await (await isolate.compileScript(SNAPSHOT_TAKE_SOURCE)).run(context, { timeout: 5000 })
+    const seen = await context.eval(`Promise.all(${JSON.stringify(names)}.map((name) => ${IMPORT_FUNCTION}(name).then((ns) => typeof ns)))`, { promise: true, copy: true, timeout: 5000 }) as string[]
+    if (seen.some((type) => type !== 'object')) return { ok: false, reason: `a module is missing from its snapshot (${seen.join(', ')})` }
+    return { ok: true, bytes: blob.copy().byteLength }
   } finally {
     isolate.dispose()
   }

@@ -5,6 +5,7 @@ import { IsolateRun } from './isolate-run.ts'
 import type { PoolConfig, ToMain, ToRunner } from '../protocol/messages.ts'
 import { IsolatePool } from './isolate-pool.ts'
 import { LineChannel } from '../protocol/line-channel.ts'
+import { moduleSnapshots } from './module-snapshots.ts'
 
 // How often the runner reports each running execution's CPU time (the supervisor's fairness
 // works from these samples).
@@ -38,9 +39,18 @@ function sampleCpu (): void {
   if (runs.size === 0) { clearInterval(sampler); sampler = undefined }
 }
 
+// Snapshots of sandbox modules block this thread while V8 makes them (tens of ms each): only
+// when no run is in this runner, one at a time, so a run that arrives meanwhile waits for one.
+function makeSnapshotsWhileIdle (): void {
+  if (runs.size === 0 && moduleSnapshots.makeOne()) setImmediate(makeSnapshotsWhileIdle)
+}
+
 function onMessage (msg: ToRunner): void {
   if (msg.t === 'run') {
-    const run = new IsolateRun(msg, pool, send, () => runs.delete(msg.id))
+    const run = new IsolateRun(msg, pool, send, () => {
+      runs.delete(msg.id)
+      if (runs.size === 0) setImmediate(makeSnapshotsWhileIdle)
+    })
     runs.set(msg.id, run)
     sampler ??= setInterval(sampleCpu, CPU_SAMPLE_MS)
     run.start().catch((err: unknown) => {

@@ -21,7 +21,7 @@ export { IMPORT_FUNCTION }
 
 // Installs `__enclaveImport` and returns `register(name, namespace)`; runs once per context
 // that imports anything. `allowed` is only for the message of a name not loaded.
-const INSTALLER = `(function () {
+export const INSTALLER = `(function () {
 'use strict'
 const loaded = new Map()
 const get = Map.prototype.get
@@ -117,7 +117,8 @@ export class ModuleHost {
   }
 }
 
-function readBuilt (name: string): string {
+/** A built module's script source, by name. */
+export function readBuilt (name: string): string {
   // The manifest names each module's file; a name not in it is not a module (never a path).
   const manifest = JSON.parse(readFileSync(MODULES_DIR + 'manifest.json', 'utf8')) as { modules: Array<{ name: string, script: string }> }
   const entry = manifest.modules.find((m) => m.name === name)

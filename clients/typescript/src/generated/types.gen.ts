@@ -86,7 +86,7 @@ export type ExecutionResult = {
 /**
  * One event of an execution. As text/event-stream each is `id: <seq>` then `data: <event JSON>`; as application/x-ndjson one JSON event per line. The stream ends after `final`.
  */
-export type ExecutionEvent = QueuedEvent | StartedEvent | LogEvent | ToolCallEvent | ToolResultEvent | HeartbeatEvent | FinalEvent;
+export type ExecutionEvent = QueuedEvent | StartedEvent | LogEvent | ToolCallEvent | ToolResultEvent | ApprovalRequiredEvent | HeartbeatEvent | FinalEvent;
 
 /**
  * A run refused before it started: too large, over a quota or limit, or the queue full
@@ -588,7 +588,7 @@ export type ExecutionError = {
 /**
  * Why a run failed (the error registry's execution codes)
  */
-export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
+export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'APPROVAL_REJECTED' | 'REPLAY_DIVERGED' | 'REPLAY_RECORD_TOO_LARGE' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
 
 /**
  * One console call of the script
@@ -724,6 +724,35 @@ export type ToolResultEventData = {
      */
     code: string;
     durationMs: number;
+};
+
+/**
+ * A gated tool call waits for a decision; the run waits (awaiting_approval) without an isolate
+ */
+export type ApprovalRequiredEvent = {
+    /**
+     * Position in the execution's stream, from 1; a heartbeat repeats the last seq sent
+     */
+    seq: number;
+    type: 'approval_required';
+    at: string;
+    data: ApprovalRequiredEventData;
+};
+
+export type ApprovalRequiredEventData = {
+    /**
+     * `call-<position>`: the id a decision names (POST /api/executions/:id/approvals)
+     */
+    callId: string;
+    tool: string;
+    /**
+     * The call's arguments, as the script passed them
+     */
+    args: unknown;
+    /**
+     * Order of the call among all the run's tool calls (0-based), replayed ones included
+     */
+    position: number;
 };
 
 /**

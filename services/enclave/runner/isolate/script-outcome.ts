@@ -3,13 +3,14 @@
 import type { Intrinsics } from './intrinsics.ts'
 import type { Alarm, RunState, Send } from './run-state.ts'
 import type { ToolCalls } from './tool-calls.ts'
+import type { Nondeterminism } from './nondeterminism.ts'
 
 /** What the runner puts in init's configJson (see isolate-run.ts). */
-export interface IsolateConfig { maxLog: number, maxOut: number, maxCalls: number, maxArgs: number, memBytes: number, live?: boolean }
+export interface IsolateConfig { maxLog: number, maxOut: number, maxCalls: number, maxArgs: number, memBytes: number, live?: boolean, replay?: number[], record?: number }
 
 export type Init = (sendFn: Send, alarmFn: Alarm, configJson: string, source: string) => void
 
-export function scriptOutcome (k: Intrinsics, run: RunState, tools: ToolCalls): Init {
+export function scriptOutcome (k: Intrinsics, run: RunState, tools: ToolCalls, drawn: Nondeterminism): Init {
   const { apply, stringify, parse, strSlice, weakGet, promiseThen, ErrorCtor, StringCtor, AsyncFunction } = k
 
   function errorJson (name: string, code: string, message: string): string {
@@ -37,7 +38,10 @@ export function scriptOutcome (k: Intrinsics, run: RunState, tools: ToolCalls): 
   }
   function report (kind: 'v' | 'o' | 'e', payload: string): void {
     const send = run.send!
-    send('R', kind, payload, run.takeLogs())
+    const logs = run.takeLogs()
+    const values = drawn.take()
+    if (values === '') send('R', kind, payload, logs)
+    else send('R', kind, payload, logs, values)
   }
   function succeed (value: unknown): void {
     if (run.aborted !== null) return
@@ -79,6 +83,7 @@ export function scriptOutcome (k: Intrinsics, run: RunState, tools: ToolCalls): 
     run.maxArgs = config.maxArgs
     run.memBytes = config.memBytes
     run.live = config.live === true
+    if (config.replay !== undefined || config.record !== undefined) drawn.start(config.replay ?? [], config.record !== undefined, config.record ?? 0)
     let main
     try {
       // Parsed as a function body on its own: the code cannot close the function early.

@@ -1,6 +1,7 @@
 // callTool: a JSON string goes out, a JSON string comes back (parsed here), so no object crosses.
 import type { Intrinsics } from './intrinsics.ts'
 import type { RunState } from './run-state.ts'
+import type { Nondeterminism } from './nondeterminism.ts'
 
 interface PendingCall { resolve: (value: unknown) => void, reject: (reason: Error) => void }
 /** What a ToolError said, kept apart from the error object the script can change. */
@@ -8,7 +9,7 @@ export interface ToolErrorRecord { code: string, message: string }
 
 export type ToolCalls = ReturnType<typeof installToolCalls>
 
-export function installToolCalls (k: Intrinsics, run: RunState) {
+export function installToolCalls (k: Intrinsics, run: RunState, drawn: Nondeterminism) {
   const { G, hide, expose, apply, defineProperty, stringify, parse, PromiseCtor, ErrorCtor, MapCtor, mapGet, mapSet, mapDelete, WeakMapCtor, weakSet } = k
   const pending = new MapCtor<number, PendingCall>()
   const toolErrors = new WeakMapCtor<Error, ToolErrorRecord>()
@@ -17,9 +18,10 @@ export function installToolCalls (k: Intrinsics, run: RunState) {
 
   function toolError (code: string, message: string): Error {
     const e = new ErrorCtor(message)
-    hide(e, 'name', 'ToolError')
+    const name = code === 'APPROVAL_REJECTED' ? 'ApprovalRejectedError' : 'ToolError'
+    hide(e, 'name', name)
     defineProperty(e, 'code', { value: code, writable: true, enumerable: true, configurable: true })
-    hide(e, 'stack', 'ToolError: ' + message)
+    hide(e, 'stack', name + ': ' + message)
     apply(weakSet, toolErrors, [e, { code, message }])
     return e
   }
@@ -54,7 +56,11 @@ export function installToolCalls (k: Intrinsics, run: RunState) {
       if (run.aborted !== null) { reject(run.abortError()); return }
       const id = ++seq
       apply(mapSet, pending, [id, { resolve, reject }])
-      send('C', id, name, json, run.takeLogs())
+      // The values drawn before this call go with it: a suspension at this call keeps them all.
+      const logs = run.takeLogs()
+      const values = drawn.take()
+      if (values === '') send('C', id, name, json, logs)
+      else send('C', id, name, json, logs, values)
     })
   }
   hide(G, 'callTool', expose(callTool, 'callTool'))
