@@ -88,7 +88,7 @@ let shared: Promise<FastifyInstance> | undefined
 /**
  * One app on the default settings for the tests of a file that only read, or write rows of
  * their own tenants (as every file does on CI's one PostgreSQL): built on first use, closed when
- * the file's tests end. Each app is a database and an enclave to start.
+ * the file's tests end. Each app is an enclave (runner processes) to start.
  */
 export async function sharedApp (): Promise<FastifyInstance> {
   shared ??= buildApp(tap)
