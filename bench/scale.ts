@@ -195,11 +195,21 @@ async function submit (code: string): Promise<void> {
   const res = await fetch(`${api.url}/api/executions`, { method: 'POST', headers, body: JSON.stringify({ code }) })
   if (res.status === 503 || res.status === 429) { refused++; await res.arrayBuffer(); return }
   if (res.status !== 202) throw new Error(`submission answered ${res.status}: ${await res.text()}`)
+  accepted++
   await res.arrayBuffer()
 }
 
+// A queued run has no row until it ends (its record lives in Redis until then), so what is
+// still queued or running is what was accepted less the rows written since: counting rows by
+// status saw none, the feeder kept adding a full backlog every poll, and the next cell began
+// with the last one's runs still queued.
+let accepted = 0
+async function rowCount (): Promise<number> {
+  return Number((await asTenant<{ n: string }>('select count(*) as n from executions'))[0]?.n)
+}
+const rowsBefore = await rowCount()
 async function unfinished (): Promise<number> {
-  return Number((await asTenant<{ n: string }>("select count(*) as n from executions where status in ('queued', 'running')"))[0]?.n)
+  return accepted - (await rowCount() - rowsBefore)
 }
 
 /** Keeps `backlog` runs queued or running until `until()`; submissions go 16 at a time. */
@@ -211,8 +221,13 @@ async function feed (code: string, backlog: number, until: () => boolean): Promi
   }
 }
 
+/** Waits until every accepted run has its row: the next cell starts on an empty queue. */
 async function drained (): Promise<void> {
-  while (await unfinished() > 0) await new Promise((resolve) => setTimeout(resolve, POLL_MS))
+  const deadline = Date.now() + 120_000
+  while (await unfinished() > 0) {
+    if (Date.now() > deadline) throw new Error(`${await unfinished()} runs still unfinished 2 min after their cell: the next cell would measure them`)
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS))
+  }
 }
 
 interface Row { workers: number, kind: string, runs: number, perSec: number, p50: number, p99: number, cpu: Record<string, number>, redisOps: number, topRedis: string, xacts: number }

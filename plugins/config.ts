@@ -62,6 +62,8 @@ export const ConfigSchema = Type.Object({
   EXECUTION_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 7 }),
   EXECUTION_LEASE_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
   EXECUTION_WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 16 }),
+  // A queued run waiting for a person's approval ends APPROVAL_EXPIRED after this, undecided.
+  APPROVAL_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 30 * 86400, default: 86400 }),
   // Services that share one Redis but not one database keep their runs apart by queue name.
   EXECUTION_QUEUE_NAME: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,63}$', default: 'executions' }),
   // Platform tools: origins their URLs may name, the assertion's signing key and issuer.

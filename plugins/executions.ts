@@ -36,7 +36,7 @@ export default fp(async (fastify) => {
   const queue: ExecutionQueue = url === undefined ? createMemoryQueue() : createBullmqQueue(url, { leaseMs: config.EXECUTION_LEASE_MS, queueName: config.EXECUTION_QUEUE_NAME })
   // Its Redis calls' failures are StoreUnavailableError (a 503), as the store's are: ioredis
   // reports a lost connection with plain Errors that only the call site can tell apart.
-  const events: EventLog = url === undefined ? createMemoryEventLog() : withStoreErrors(createRedisEventLog(url), ['append', 'ownerOf', 'finalOf', 'read'])
+  const events: EventLog = url === undefined ? createMemoryEventLog() : withStoreErrors(createRedisEventLog(url), ['append', 'keep', 'ownerOf', 'finalOf', 'read'])
   const redis = fastify.redis
   const tenantIndex: TenantIndex = redis === null ? createMemoryTenantIndex() : withStoreErrors<TenantIndex>(createRedisTenantIndex(redis), ['add', 'list', 'remove'])
   // The record of each accepted run: where it is until its row is written (the row is the worker's).
@@ -73,7 +73,8 @@ export default fp(async (fastify) => {
     quotasOf: async (tenantId) => (await fastify.tenants.get(tenantId)).quotas,
     tierOf: async (tenantId) => (await fastify.tenants.get(tenantId)).tier,
     perUserOf: async (tenantId) => (await fastify.tenants.get(tenantId)).perUser,
-    log: fastify.log
+    log: fastify.log,
+    approvalTtlMs: config.APPROVAL_TTL_SECONDS * 1000
   })
   const work = config.SERVICE_ROLE !== 'api'
   if (!work && url === undefined) fastify.log.warn('SERVICE_ROLE=api without REDIS_URL: queued executions have no worker to run them')

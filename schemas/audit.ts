@@ -47,9 +47,19 @@ export const ToolCallSchema = Type.Object({
   createdAt: Type.String({ format: 'date-time' })
 }, { $id: 'AuditToolCall' })
 
+export const ApprovalDecisionSchema = Type.Object({
+  callId: Type.String({ description: 'call-<position>, or grant-<n> for an approveAll with forTool and maxCalls (its further calls)' }),
+  tool: Type.String(),
+  approve: Type.Boolean(),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  decidedBy: Type.String({ description: 'The deciding token\'s userId' }),
+  decidedAt: Type.String({ format: 'date-time' })
+}, { $id: 'AuditApprovalDecision' })
+
 export const ExecutionAudit = Type.Object({
   entry: AuditEntrySchema,
-  toolCalls: Type.Array(ToolCallSchema)
+  toolCalls: Type.Array(ToolCallSchema),
+  approvals: Type.Array(ApprovalDecisionSchema, { description: 'Decisions on the run\'s gated calls (POST /api/executions/:id/approvals), in the order they were made' })
 }, { $id: 'ExecutionAudit' })
 
 export const ExecutionIdParams = Type.Object({ executionId: Type.String({ minLength: 1, maxLength: 128 }) })

@@ -4,7 +4,7 @@ import { ExecutionResultSchema, LogEntrySchema } from './execution-result.ts'
 // The events of one execution as GET /api/executions/:id/events and streaming /api/execute send
 // them: numbered from 1 without gaps, so a client resumes after the last seq it saw.
 
-export const EVENT_TYPES = ['queued', 'started', 'log', 'tool_call', 'tool_result', 'approval_required', 'heartbeat', 'final'] as const
+export const EVENT_TYPES = ['queued', 'started', 'log', 'tool_call', 'tool_result', 'approval_required', 'approval_decided', 'heartbeat', 'final'] as const
 export type EventType = typeof EVENT_TYPES[number]
 
 const seq = Type.Integer({ minimum: 0, description: 'Position in the execution\'s stream, from 1; a heartbeat repeats the last seq sent' })
@@ -16,7 +16,7 @@ export const StreamEventSchema = Type.Object({
   type: Type.Enum(EVENT_TYPES),
   at,
   data: Type.Record(Type.String(), Type.Unknown(), {
-    description: 'log {level, message}; tool_call {index, tool}; tool_result {index, code, durationMs}; approval_required {callId, tool, args, position}; final {result}; others {}'
+    description: 'log {level, message}; tool_call {index, tool}; tool_result {index, code, durationMs}; approval_required {callId, tool, args, position}; approval_decided {callId, approve, by}; final {result}; others {}'
   })
 })
 export type StreamEvent = Static<typeof StreamEventSchema>
@@ -42,6 +42,11 @@ export const ApprovalRequiredEventDataSchema = Type.Object({
   args: Type.Unknown({ description: 'The call\'s arguments, as the script passed them' }),
   position: Type.Integer({ minimum: 0, description: 'Order of the call among all the run\'s tool calls (0-based), replayed ones included' })
 }, { $id: 'ApprovalRequiredEventData' })
+export const ApprovalDecidedEventDataSchema = Type.Object({
+  callId: Type.String(),
+  approve: Type.Boolean(),
+  by: Type.String({ description: 'The deciding token\'s userId' })
+}, { $id: 'ApprovalDecidedEventData' })
 export const FinalEventDataSchema = Type.Object({ result: ExecutionResultSchema }, { $id: 'FinalEventData' })
 
 const event = <K extends EventType, D extends TSchema>(type: K, name: string, data: D, description: string) =>
@@ -54,6 +59,7 @@ export const ExecutionEventSchema = Type.Union([
   event('tool_call', 'ToolCallEvent', ToolCallEventDataSchema, 'The script called a tool'),
   event('tool_result', 'ToolResultEvent', ToolResultEventDataSchema, 'A tool call ended'),
   event('approval_required', 'ApprovalRequiredEvent', ApprovalRequiredEventDataSchema, 'A gated tool call waits for a decision; the run waits (awaiting_approval) without an isolate'),
+  event('approval_decided', 'ApprovalDecidedEvent', ApprovalDecidedEventDataSchema, 'A person decided on a pending call (POST /api/executions/:id/approvals)'),
   event('heartbeat', 'HeartbeatEvent', NoData, 'Nothing happened for a while; keeps proxies from closing the stream'),
   event('final', 'FinalEvent', FinalEventDataSchema, 'The last event: the run\'s result')
 ], {

@@ -150,14 +150,16 @@ export interface AuditEntry {
 /** A queued run as GET /api/executions lists it. */
 export interface ExecutionRun {
   executionId: string
-  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled'
+  status: 'queued' | 'running' | 'awaiting_approval' | 'succeeded' | 'failed' | 'cancelled'
   submittedAt: string
+  /** While it awaits approval: when it ends APPROVAL_EXPIRED if no one decides. */
+  expiresAt?: string
   startedAt?: string
   finishedAt?: string
   result?: { success: boolean, error?: { code: string, message: string }, stats: { duration: number, toolCallCount: number } }
 }
 /** The outcome codes GET /api/executions?code= takes besides the rarer ones (typed in as they are). */
-export const OUTCOME_CODES = ['OK', 'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED', 'MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED', 'APPROVAL_REQUIRED', 'RUNNER_CRASHED', 'INTERNAL_ERROR', 'CANCELLED', 'SESSION_ENDED'] as const
+export const OUTCOME_CODES = ['OK', 'VALIDATION_ERROR', 'EXECUTION_ERROR', 'TIMEOUT', 'MEMORY_LIMIT_EXCEEDED', 'OUTPUT_LIMIT_EXCEEDED', 'MAX_TOOL_CALLS', 'TOOL_QUOTA_EXCEEDED', 'APPROVAL_REQUIRED', 'APPROVAL_REJECTED', 'APPROVAL_EXPIRED', 'REPLAY_DIVERGED', 'RUNNER_CRASHED', 'INTERNAL_ERROR', 'CANCELLED', 'SESSION_ENDED'] as const
 export interface ToolCallRow {
   index?: number
   callIndex?: number

@@ -8,6 +8,7 @@ import { RunsPage } from './pages/runs.tsx'
 import { ToolsPage } from './pages/tools.tsx'
 import { AdminPage } from './pages/admin.tsx'
 import { AgentsPage } from './pages/agents.tsx'
+import { ApprovalsPage } from './pages/approvals.tsx'
 import './style.css'
 
 const BASE = '/console/'
@@ -17,7 +18,8 @@ const PAGES = [
   { path: 'runs', label: 'Runs' },
   { path: 'tools', label: 'Tools' },
   { path: 'agents', label: 'Agents' },
-  { path: 'admin', label: 'Admin', admin: true }
+  { path: 'approvals', label: 'Approvals', permission: 'approvals:decide' },
+  { path: 'admin', label: 'Admin', permission: 'admin' }
 ] as const
 type PagePath = typeof PAGES[number]['path']
 
@@ -66,7 +68,8 @@ function App () {
   }
 
   const signOut = (): void => { storeToken(null); setToken(null); setNotice('Signed out.') }
-  const visible = PAGES.filter((p) => !('admin' in p) || isAdmin)
+  // A page that needs a permission is listed only for tokens that have it.
+  const visible = PAGES.filter((p) => !('permission' in p) || claims.permissions.includes(p.permission))
   return (
     <>
       <a class='skip' href='#main'>Skip to content</a>
@@ -97,6 +100,7 @@ function App () {
         {page === 'runs' && <RunsPage />}
         {page === 'tools' && <ToolsPage />}
         {page === 'agents' && <AgentsPage />}
+        {page === 'approvals' && (claims.permissions.includes('approvals:decide') ? <ApprovalsPage /> : <p role='alert'>Deciding approvals needs a token with the <code>approvals:decide</code> permission.</p>)}
         {page === 'admin' && (isAdmin ? <AdminPage /> : <p role='alert'>The Admin pages need a token with the <code>admin</code> permission.</p>)}
       </main>
     </>

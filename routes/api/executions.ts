@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
+import { Type, type Static } from 'typebox'
 import { ServiceError } from '../../services/errors/index.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import { EVENT_STREAM_CONTENT, type StreamEvent } from '../../schemas/execution-event.ts'
@@ -10,10 +10,13 @@ import { CONTENT_TYPES, EventWriter, eventFormat } from '../../services/executio
 import { eventStreamLimit, OpenStreams } from '../../services/executions/open-streams.ts'
 import { ExecutionRequestBodySchema, RefusalBodySchema, refusalAnswer } from '../../services/executions/execution-request.ts'
 import { BeforeCursor, ExecutionIdParams, pageAsked, PageLimit } from '../../schemas/paging.ts'
-import { listFilterOf } from '../../services/executions/list-filter.ts'
+import { EXECUTION_STATUSES, listFilterOf } from '../../services/executions/list-filter.ts'
+import type { DecisionRequest } from '../../services/executions/approvals/decisions.ts'
 
 const NOT_FOUND = 'No execution with this id in the caller\'s tenant (NOT_FOUND); an id that is no UUID included'
-const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
+const STATUSES = EXECUTION_STATUSES
+/** Who may decide on a waiting run's calls: a token of the run's tenant with this permission. */
+const DECIDE_PERMISSION = 'approvals:decide'
 const PAGE_DEFAULT = 50
 
 const SubmitHeaders = Type.Object({
@@ -27,8 +30,37 @@ const ExecutionView = Type.Object({
   submittedAt: Type.String({ format: 'date-time' }),
   startedAt: Type.Optional(Type.String({ format: 'date-time' })),
   finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
-  result: Type.Optional(ExecutionResultSchema)
+  result: Type.Optional(ExecutionResultSchema),
+  expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'While awaiting_approval: when the run ends APPROVAL_EXPIRED if nobody decides (APPROVAL_TTL_SECONDS)' }))
 }, { $id: 'Execution', description: 'A queued run: its status, and its result once finished' })
+const Decision = Type.Object({
+  callId: Type.String({ pattern: '^call-[0-9]{1,9}$', description: 'A pending call\'s id, from its approval_required event' }),
+  approve: Type.Boolean(),
+  reason: Type.Optional(Type.String({ maxLength: 1000, description: 'Shown to the script in APPROVAL_REJECTED\'s message, and kept in the audit' }))
+}, { additionalProperties: false })
+// One object rather than a union of the two forms: a mistake is then named field by field, and
+// which form it is gets checked below with a message that says what to send.
+const DecisionsBody = Type.Object({
+  decisions: Type.Optional(Type.Array(Decision, { minItems: 1, maxItems: 1000, description: 'Decisions on named pending calls (the others stay pending)' })),
+  approveAll: Type.Optional(Type.Literal(true, { description: 'Approve every pending call (of forTool only, when given) instead of naming them' })),
+  forTool: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'With approveAll: only this tool\'s pending calls (others stay pending)' })),
+  maxCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'With approveAll and forTool: also approves up to this many further calls of that tool in this run, without waiting again' }))
+}, { $id: 'ApprovalDecisions', additionalProperties: false, description: 'Either `decisions`, or `approveAll: true` (with `forTool` and `maxCalls` optionally)' })
+type DecisionsBodyType = Static<typeof DecisionsBody>
+
+/** The body's form, checked: one of the two, and the fields that go with it. */
+function decisionRequestOf (body: DecisionsBodyType): DecisionRequest {
+  const bad = (detail: string): ServiceError => new ServiceError('BAD_REQUEST', { detail })
+  if (body.decisions !== undefined && body.approveAll !== undefined) throw bad('body has both decisions and approveAll: send one of them')
+  if (body.decisions !== undefined) {
+    if (body.forTool !== undefined || body.maxCalls !== undefined) throw bad('body/forTool and body/maxCalls go with approveAll, not with decisions')
+    return { decisions: body.decisions }
+  }
+  if (body.approveAll === undefined) throw bad('body needs decisions: [{callId, approve, reason?}] or approveAll: true')
+  if (body.maxCalls !== undefined && body.forTool === undefined) throw bad('body/maxCalls needs forTool: the tool whose further calls it approves')
+  return { approveAll: true, ...(body.forTool !== undefined ? { forTool: body.forTool } : {}), ...(body.maxCalls !== undefined ? { maxCalls: body.maxCalls } : {}) }
+}
+
 const ExecutionPage = Type.Object({ executions: Type.Array(ExecutionView), nextBefore: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `before` for the next page; null on the last one' }) }, { $id: 'ExecutionPage' })
 const ListQuery = Type.Object({
   status: Type.Optional(Status),
@@ -151,7 +183,7 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       if (events === undefined) {
         const view = await fastify.executions.get(tenantId, executionId)
         if (view === undefined) throw notFound()
-        events = follow(log, executionId, after, left.signal, view.status !== 'queued' && view.status !== 'running')
+        events = follow(log, executionId, after, left.signal, view.status !== 'queued' && view.status !== 'running' && view.status !== 'awaiting_approval')
       }
     } catch (err) {
       // Not streaming after all (404, or a store that does not answer): nothing is left running.
@@ -170,6 +202,28 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     })()
     return await reply.code(200).header('content-type', CONTENT_TYPES[format]).header('cache-control', 'no-cache').header('x-accel-buffering', 'no').send(writer.body as never)
+  })
+
+  fastify.post('/executions/:id/approvals', {
+    // An id that is no UUID names no execution: the schema checks it, and the answer is a 404.
+    attachValidation: true,
+    schema: operation('executions', 'decideApprovals', 'Decide on a waiting run\'s tool calls', 'Approves or rejects the calls an execution awaiting_approval waits on (their ids come in its approval_required events). Once none is pending the run starts again and replays what it did: approved calls run, rejected ones throw APPROVAL_REJECTED in the script. Needs the approvals:decide permission; each decision is audited with the token\'s userId.', {
+      params: ExecutionIdParams,
+      body: DecisionsBody,
+      response: {
+        200: json('Decided: the execution (queued again when nothing is pending any more)', Type.Object({ execution: ExecutionView }, { $id: 'DecidedExecution' }), rl),
+        ...errors([400, 401], { 400: 'The body is neither form (or both), names a call twice, or has maxCalls without forTool (BAD_REQUEST)' }),
+        ...errors([403], { 403: 'The token lacks the approvals:decide permission (FORBIDDEN)' }),
+        ...errors([404, 409, 429, 503], { 404: NOT_FOUND, 409: 'Nothing to decide: the execution is not awaiting_approval, or a callId is not one of its pending calls (APPROVAL_NOT_PENDING)' })
+      }
+    })
+  }, async (request) => {
+    const invalid = request.validationError
+    if (invalid !== undefined && invalid.validationContext !== 'params') throw invalid
+    if (!request.tenant.permissions.includes(DECIDE_PERMISSION)) throw new ServiceError('FORBIDDEN', { reason: `deciding on approvals needs the ${DECIDE_PERMISSION} permission; ask for a token that carries it` })
+    const execution = await fastify.executions.decide(request.tenant, executionIdOf(request), decisionRequestOf(request.body))
+    if (execution === undefined) throw notFound()
+    return { execution }
   })
 
   fastify.delete('/executions/:id', {

@@ -83,8 +83,11 @@ function toEntry (row: {
 /** A tool call as the tenant reads it back: the written row without the ids the route already knows. */
 export type ToolCallRecord = Omit<ToolCallEntry, 'tenantId' | 'executionId' | 'createdAt'> & { createdAt: string }
 
-/** One execution's audit entry and its tool calls in call order; undefined when RLS hides it. */
-export async function getExecutionAudit (trx: TenantTrx, executionId: string): Promise<{ entry: AuditLogEntry, toolCalls: ToolCallRecord[] } | undefined> {
+/** A decision on one of a run's gated calls, with who made it. */
+export interface ApprovalDecisionRecord { callId: string, tool: string, approve: boolean, reason: string | null, decidedBy: string, decidedAt: string }
+
+/** One execution's audit entry, its tool calls in call order and its approvals; undefined when RLS hides it. */
+export async function getExecutionAudit (trx: TenantTrx, executionId: string): Promise<{ entry: AuditLogEntry, toolCalls: ToolCallRecord[], approvals: ApprovalDecisionRecord[] } | undefined> {
   const row = await trx.selectFrom('audit_log').select(ENTRY_COLUMNS).where('execution_id', '=', executionId).executeTakeFirst()
   if (row === undefined) return undefined
   const calls = await trx.selectFrom('tool_calls')
@@ -92,8 +95,14 @@ export async function getExecutionAudit (trx: TenantTrx, executionId: string): P
     .where('execution_id', '=', executionId)
     .orderBy('call_index')
     .execute()
+  const decisions = await trx.selectFrom('approval_decisions')
+    .select(['call_id', 'tool', 'approve', 'reason', 'decided_by', 'decided_at'])
+    .where('execution_id', '=', executionId)
+    .orderBy('decided_at').orderBy('call_id')
+    .execute()
   return {
     entry: toEntry(row),
+    approvals: decisions.map((d) => ({ callId: d.call_id, tool: d.tool, approve: d.approve, reason: d.reason, decidedBy: d.decided_by, decidedAt: new Date(d.decided_at).toISOString() })),
     toolCalls: calls.map((c) => ({
       callIndex: c.call_index,
       tool: c.tool,

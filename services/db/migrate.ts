@@ -12,6 +12,7 @@ import { usageRollupsMigration } from '../../migrations/009-usage-rollups.ts'
 import { storageUsageMigration } from '../../migrations/010-storage-usage.ts'
 import { approvalsMigration } from '../../migrations/011-approvals.ts'
 import { tenantSandboxModulesMigration } from '../../migrations/012-tenant-sandbox-modules.ts'
+import { approvalJournalsMigration } from '../../migrations/013-approval-journals.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {
@@ -29,7 +30,8 @@ function migrationProvider (appRole: string): MigrationProvider {
         '009-usage-rollups': usageRollupsMigration(appRole),
         '010-storage-usage': storageUsageMigration(appRole),
         '011-approvals': approvalsMigration,
-        '012-tenant-sandbox-modules': tenantSandboxModulesMigration
+        '012-tenant-sandbox-modules': tenantSandboxModulesMigration,
+        '013-approval-journals': approvalJournalsMigration(appRole)
       }
     }
   }

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { withTenant, type AppDatabase } from './with-tenant.ts'
 
-export const TENANT_TABLES = ['tenants', 'tenant_tools', 'documents', 'audit_log', 'tool_calls', 'executions', 'usage_daily', 'tenant_storage']
+export const TENANT_TABLES = ['tenants', 'tenant_tools', 'documents', 'audit_log', 'tool_calls', 'executions', 'usage_daily', 'tenant_storage', 'execution_journals', 'approval_decisions']
 
 /**
  * Proves, before the service takes traffic, that tenant transactions run as a role that RLS

@@ -77,7 +77,8 @@ export interface UsageDailyTable {
   duration_histogram: ColumnType<number[], number[], number[]>
 }
 
-export type ExecutionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled'
+/** awaiting_approval: a queued run stopped at a gated tool call until a person decides (no isolate, no slot). */
+export type ExecutionStatus = 'queued' | 'running' | 'awaiting_approval' | 'succeeded' | 'failed' | 'cancelled'
 
 export interface ExecutionsTable {
   tenant_id: string
@@ -122,6 +123,32 @@ export interface ToolCallsTable {
   created_at: Timestamp
 }
 
+/**
+ * A suspended run's record of its tool calls and drawn values (migration 013), with what a
+ * later start needs to run it again (the job: code, language, permissions); deleted at its end.
+ */
+export interface ExecutionJournalsTable {
+  tenant_id: string
+  execution_id: string
+  journal: Json<unknown>
+  job: Json<unknown>
+  /** An undecided run ends APPROVAL_EXPIRED at this time. */
+  expires_at: Timestamp
+  updated_at: Timestamp
+}
+
+/** One person's decision on one gated call (migration 013): the approvals' audit, kept after the run. */
+export interface ApprovalDecisionsTable {
+  tenant_id: string
+  execution_id: string
+  call_id: string
+  tool: string
+  approve: boolean
+  reason: string | null
+  decided_by: string
+  decided_at: Timestamp
+}
+
 /** What a tenant keeps: its documents' count and bytes, kept with every write (migration 010). */
 export interface TenantStorageTable {
   tenant_id: string
@@ -141,6 +168,8 @@ export interface Database {
   executions: ExecutionsTable
   usage_daily: UsageDailyTable
   tenant_storage: TenantStorageTable
+  execution_journals: ExecutionJournalsTable
+  approval_decisions: ApprovalDecisionsTable
 }
 
 export type TenantRow = Selectable<TenantsTable>

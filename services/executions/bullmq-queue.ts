@@ -4,7 +4,7 @@
 // check when it dies (our lease), delayed jobs (a run waiting for its tenant's slot waits there,
 // not on a worker), and removal of jobs not yet started.
 import { DelayedError, Job, Queue, Worker } from 'bullmq'
-import type { ExecutionJob, ExecutionQueue } from './execution-queue.ts'
+import { jobIdOf, type ExecutionJob, type ExecutionQueue } from './execution-queue.ts'
 import { openRedis } from '../store/redis-connection.ts'
 
 // BullMQ's scripts take many keys of one queue at once: the prefix is a hash tag (as BullMQ's
@@ -66,11 +66,12 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
     kind: 'bullmq',
     async add (job) {
       // attempts 1: a run is never retried by the queue (its tools may have had effects).
-      await live().add('run', job, { jobId: job.executionId, attempts: 1, removeOnComplete: true, removeOnFail: { age: 24 * 3600 } })
+      // One job per start: a run resumed after approval is a new job of the same execution.
+      await live().add('run', job, { jobId: jobIdOf(job.executionId, job.start), attempts: 1, removeOnComplete: true, removeOnFail: { age: 24 * 3600 } })
     },
-    async remove (executionId) {
+    async remove (executionId, start) {
       // Best effort, as before: a job left behind finds its execution cancelled when it starts.
-      try { await live().remove(executionId) } catch {}
+      try { await live().remove(jobIdOf(executionId, start)) } catch {}
     },
     work (handler, concurrency, onLost) {
       startWorker = () => {
@@ -97,6 +98,13 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
           maxStalledCount: 0
         })
         worker.on('error', () => {})
+        // The handler fails no job on purpose (a run's failure is its result, a wait is a delayed
+        // job): a failed job is a call that failed under it, such as moving a job that waits for
+        // its tenant's slot to delayed while Redis failed over. Its run would otherwise stay
+        // queued for good: it ends as a lost one, with its code.
+        worker.on('failed', (job) => {
+          if (job !== undefined) onLost(job.data, 'The execution queue dropped this execution when a dependency failed under it; it was not re-run').catch(() => {})
+        })
         worker.on('stalled', (jobId: string) => {
           Job.fromId<ExecutionJob>(jobs, jobId).then(async (job) => {
             if (job !== undefined) await onLost(job.data)

@@ -48,8 +48,8 @@ export function createRedisCancelRequests (redis: RedisClient): CancelRequests {
  * claim decides. A cancel answers 202 only when its claim won; a run whose claim lost ends
  * cancelled, whatever it computed. The counter outlives any run (CANCEL_TTL_MS).
  */
-export async function claimEnd (store: LimitStore, executionId: string): Promise<boolean> {
-  return (await store.consume(endKey(executionId), 1, 1, CANCEL_TTL_MS)).allowed
+export async function claimEnd (store: LimitStore, executionId: string, start?: number): Promise<boolean> {
+  return (await store.consume(endKey(executionId, start), 1, 1, CANCEL_TTL_MS)).allowed
 }
 
 /** The result of a run whose end a cancel claimed: its logs and stats kept, its outcome CANCELLED. */

@@ -20,6 +20,11 @@ export interface EventLog {
    * lives, so a watcher's tenant can be checked without a database transaction (ownerOf).
    */
   append (executionId: string, type: Exclude<EventType, 'heartbeat'>, data: Record<string, unknown>, owner?: string): Promise<StreamEvent>
+  /**
+   * Keeps the stream `ttlMs` from now (a run waiting for approval outlives EVENTS_TTL_MS); the
+   * next append sets it back to EVENTS_TTL_MS, so a waiting run's writers call it after theirs.
+   */
+  keep (executionId: string, ttlMs: number): Promise<void>
   /** The tenant recorded with the stream; undefined when none was (or the stream expired). */
   ownerOf (executionId: string): Promise<string | undefined>
   /** The stream's `final`, once there is one (and while the stream lives): the run is over. */
@@ -163,6 +168,11 @@ interface MemoryStream { events: StreamEvent[], last: number, expiry: NodeJS.Tim
 export function createMemoryEventLog (): EventLog {
   const streams = new Map<string, MemoryStream>()
   const watchers = new EventWatchers()
+  const expireIn = (executionId: string, stream: MemoryStream, ttlMs: number): void => {
+    clearTimeout(stream.expiry)
+    stream.expiry = setTimeout(() => streams.delete(executionId), ttlMs)
+    stream.expiry.unref()
+  }
   return {
     async append (executionId, type, data, owner) {
       let stream = streams.get(executionId)
@@ -182,10 +192,12 @@ export function createMemoryEventLog (): EventLog {
       if (stream.last === 0) stream.queued = add('queued', {})
       const event = type === 'queued' ? stream.queued! : add(type, data)
       if (type === 'final') stream.final = event
-      clearTimeout(stream.expiry)
-      stream.expiry = setTimeout(() => streams.delete(executionId), EVENTS_TTL_MS)
-      stream.expiry.unref()
+      expireIn(executionId, stream, EVENTS_TTL_MS)
       return event
+    },
+    async keep (executionId, ttlMs) {
+      const stream = streams.get(executionId)
+      if (stream !== undefined) expireIn(executionId, stream, ttlMs)
     },
     async ownerOf (executionId) {
       return streams.get(executionId)?.owner

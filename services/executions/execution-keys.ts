@@ -17,8 +17,11 @@ export function eventKeys (executionId: string): { stream: string, counter: stri
 /** A cancel recorded for a running run, for the instance that missed its notice. */
 export const cancelKey = (executionId: string): string => `tenant-enclave:executions:cancel:${executionTag(executionId)}`
 
-/** The one-unit counter a run's end is claimed with. */
-export const endKey = (executionId: string): string => `executions:end:${executionTag(executionId)}`
+/**
+ * The one-unit counter a start's end is claimed with: the run's, or for a later start of a run
+ * resumed after approval, that start's (an earlier start that suspended may have claimed its own).
+ */
+export const endKey = (executionId: string, start = 1): string => `executions:end:${executionTag(executionId)}${start > 1 ? `:${start}` : ''}`
 
 /** A queued run's record, from its acceptance until a while after its row is written. */
 export const recordKey = (executionId: string): string => `tenant-enclave:executions:record:${executionTag(executionId)}`

@@ -10,7 +10,12 @@ export interface ExecutionJob {
   code: string
   timeoutMs: number
   language?: 'javascript' | 'typescript'
+  /** Which start of the run this job is: absent on the first; a run resumed after approval is started again. */
+  start?: number
 }
+
+/** The queue's id of a job: the execution id, and for a later start of the same run its number too. */
+export const jobIdOf = (executionId: string, start = 1): string => start > 1 ? `${executionId}-${start}` : executionId
 
 /** A job's handler either finished it (whatever the run's outcome) or asks to be tried again later. */
 export type JobOutcome = { done: true } | { done: false, retryInMs: number }
@@ -19,12 +24,12 @@ export interface ExecutionQueue {
   readonly kind: 'bullmq' | 'memory'
   add (job: ExecutionJob): Promise<void>
   /** Drops a job that has not started (a cancelled queued run); no-op when it is gone or running. */
-  remove (executionId: string): Promise<void>
+  remove (executionId: string, start?: number): Promise<void>
   /**
    * Starts taking jobs, at most `concurrency` at once. `onLost` is told of a job whose worker
-   * died (its lease ran out); such a job is never run again.
+   * died (its lease ran out), or that the queue failed (with why); such a job is never run again.
    */
-  work (handler: (job: ExecutionJob) => Promise<JobOutcome>, concurrency: number, onLost: (job: ExecutionJob) => Promise<void>): void
+  work (handler: (job: ExecutionJob) => Promise<JobOutcome>, concurrency: number, onLost: (job: ExecutionJob, reason?: string) => Promise<void>): void
   close (): Promise<void>
 }
 
@@ -54,8 +59,8 @@ export function createMemoryQueue (): ExecutionQueue {
   return {
     kind: 'memory',
     async add (job) { waiting.push(job); pump() },
-    async remove (executionId) {
-      const i = waiting.findIndex((job) => job.executionId === executionId)
+    async remove (executionId, start = 1) {
+      const i = waiting.findIndex((job) => job.executionId === executionId && (job.start ?? 1) === start)
       if (i >= 0) waiting.splice(i, 1)
     },
     work (h, concurrency) { handler = h; limit = concurrency; pump() },

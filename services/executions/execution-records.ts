@@ -20,6 +20,10 @@ export interface RunRecord {
   idempotencyKey?: string
   /** With a key: the SHA-256 of the request (requestSha256 in execution-request.ts). */
   requestSha256?: string
+  /** How many times the run has started or been resumed (absent: once); a resume is a new start. */
+  starts?: number
+  /** While awaiting_approval: when the run ends APPROVAL_EXPIRED if nobody decides. */
+  expiresAt?: string
 }
 
 /** A status change: the new status and the fields that come with it. */
@@ -28,6 +32,8 @@ export interface RunChange {
   startedAt?: string
   finishedAt?: string
   result?: ExecutionResult
+  starts?: number
+  expiresAt?: string
 }
 
 /** accept's answer: the record is kept, or the idempotency key already names another run. */
@@ -53,8 +59,9 @@ export interface ExecutionRecords {
    * Atomically: applies `change` when the record's status is one of `from`, and answers the
    * record as it then is; undefined (nothing changed) when it is not, or there is no record.
    * Whoever moves a run out of a status first wins that race (a cancel and a starting worker).
+   * The record then lives `ttlMs` more (default RECORD_TTL_MS; a run waiting for approval longer).
    */
-  move (executionId: string, from: readonly ExecutionStatus[], change: RunChange): Promise<RunRecord | undefined>
+  move (executionId: string, from: readonly ExecutionStatus[], change: RunChange, ttlMs?: number): Promise<RunRecord | undefined>
   /** The tenant's runs whose row is not written yet (at most its queue bound and slots, and what PostgreSQL refused). */
   unstored (tenantId: string): Promise<RunRecord[]>
   /**
@@ -115,11 +122,11 @@ export function createMemoryExecutionRecords (): ExecutionRecords {
       const held = records.get(executionId)
       return held === undefined ? undefined : copy(held.record)
     },
-    async move (executionId, from, change) {
+    async move (executionId, from, change, ttlMs = RECORD_TTL_MS) {
       const held = records.get(executionId)
       if (held === undefined || !from.includes(held.record.status)) return undefined
       const record = { ...held.record, ...change }
-      keep(record, RECORD_TTL_MS)
+      keep(record, ttlMs)
       return copy(record)
     },
     async unstored (tenantId) {

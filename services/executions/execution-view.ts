@@ -13,6 +13,8 @@ export interface ExecutionView {
   startedAt?: string
   finishedAt?: string
   result?: ExecutionResult
+  /** While awaiting_approval: when it ends APPROVAL_EXPIRED if nobody decides. */
+  expiresAt?: string
 }
 
 const iso = (d: Date | string | null): string | undefined => d === null ? undefined : new Date(d).toISOString()
@@ -30,6 +32,7 @@ export function recordToView (record: RunRecord): ExecutionView {
   if (record.startedAt !== undefined) view.startedAt = record.startedAt
   if (record.finishedAt !== undefined) view.finishedAt = record.finishedAt
   if (record.result !== undefined) view.result = record.result
+  if (record.status === 'awaiting_approval' && record.expiresAt !== undefined) view.expiresAt = record.expiresAt
   return view
 }
 

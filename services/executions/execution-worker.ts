@@ -4,7 +4,7 @@
 import type { ExecutionStatus } from '../db/schema.ts'
 import { enclaveError } from '../enclave/index.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
-import { acquireRunSlot } from '../quotas/admission.ts'
+import { acquireRunSlot, refundLostRun } from '../quotas/admission.ts'
 import { cancelledResult, claimEnd } from './cancel-requests.ts'
 import { executeScript, type ExecutionEvent } from './execute-script.ts'
 import type { EventLog } from './event-log.ts'
@@ -15,6 +15,9 @@ import { FINISHED, statusOf } from './execution-repository.ts'
 import { queuedKey } from './execution-submission.ts'
 import type { QueuedExecutionsDeps } from './queued-executions-deps.ts'
 import { storeRun } from './stored-runs.ts'
+import { deleteJournal, loadJournal } from './approvals/journal-store.ts'
+import type { RunJournal } from './approvals/run-journal.ts'
+import { endNotRunning, suspendRun, type HeldEvent } from './approvals/waiting-runs.ts'
 
 // A run waiting for its tenant's slot is retried after these delays (doubling): no hot loop.
 const SLOT_RETRY_MIN_MS = 25
@@ -46,10 +49,7 @@ export class ExecutionWorker {
     const { executionId, tenantId } = job
     // The slot first, then queued → running in one conditional change of the record: a run that
     // was cancelled or failed as lost meanwhile never acts, without a read of its own first.
-    const quotas = await this.deps.quotasOf(tenantId)
-    const tier = await this.deps.tierOf?.(tenantId)
-    const perUser = await this.deps.perUserOf?.(tenantId)
-    const caller = { tenantId, userId: job.userId, permissions: job.permissions, quotas, ...(tier !== undefined ? { tier } : {}), ...(perUser !== undefined ? { perUser } : {}) }
+    const caller = await this.callerOf(job)
     const slot = await acquireRunSlot(this.deps.store, caller, executionId, job.timeoutMs)
     if (slot === null) {
       // Waiting for a slot is the slow path: here a job whose run already ended stops retrying.
@@ -60,6 +60,15 @@ export class ExecutionWorker {
       return { done: false, retryInMs: Math.min(SLOT_RETRY_MAX_MS, SLOT_RETRY_MIN_MS * 2 ** waited) }
     }
     this.slotWaits.delete(executionId)
+    // A later start of a run that waited for approval replays what the earlier ones did.
+    const start = job.start ?? 1
+    let journal: RunJournal | undefined
+    if (start > 1) {
+      const loaded = await this.journalOf(job, slot)
+      if (loaded === 'retry') return { done: false, retryInMs: SLOT_RETRY_MAX_MS }
+      if (loaded === undefined) return { done: true }
+      journal = loaded
+    }
     // Registered before the record says running, so a cancel that sees `running` finds it here.
     const controller = new AbortController()
     this.running.set(executionId, controller)
@@ -79,6 +88,8 @@ export class ExecutionWorker {
         })
       }
       let held: ExecutionEvent[] | undefined = []
+      // approval_required goes out once the run is seen waiting (suspendRun), not before.
+      const forTheWait: HeldEvent[] = []
       void mayAct.then((started) => {
         if (!started) controller.abort()
         else {
@@ -96,11 +107,16 @@ export class ExecutionWorker {
       const slotHeld = { release: async () => { try { await slot.release() } finally { freed() } }, refund: slot.refund }
       // The run's end is claimed before anyone hears of it: a cancel that claimed it first wins.
       let settled: ExecutionResult | undefined
+      let claimLost = false
       const settle = async (ran: ExecutionResult): Promise<ExecutionResult> => {
-        settled ??= await this.claim(executionId, ran)
+        if (settled === undefined) {
+          claimLost = !await this.claimWon(executionId, start)
+          settled = claimLost ? cancelledResult(executionId, ran) : ran
+        }
         return settled
       }
       let result: ExecutionResult
+      let suspended: RunJournal | undefined
       try {
         const outcome = await executeScript(this.deps.execution, caller, {
           executionId,
@@ -111,9 +127,15 @@ export class ExecutionWorker {
           signal: controller.signal,
           mayAct,
           settle,
-          onEvent: (event) => { if (held !== undefined) held.push(event); else append(event.type, event.data) }
+          approvals: journal === undefined ? {} : { journal },
+          onEvent: (event) => {
+            if (event.type === 'approval_required') forTheWait.push({ type: 'approval_required', data: event.data })
+            else if (held !== undefined) held.push(event)
+            else append(event.type, event.data)
+          }
         })
         result = outcome.ran ? outcome.result : { executionId, success: false, error: enclaveError('INTERNAL_ERROR', outcome.refusal.error), logs: [], stats: { duration: 0, toolCallCount: 0 } }
+        if (outcome.ran) suspended = outcome.suspended?.journal
       } catch (err) {
         this.deps.log.error({ err, executionId }, 'queued execution failed')
         result = { executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The host failed to run the execution'), logs: [], stats: { duration: 0, toolCallCount: 0 } }
@@ -129,31 +151,60 @@ export class ExecutionWorker {
       }
       result = await settle(result)
       await tail
+      // Stopped at gated calls, and not cancelled meanwhile (a cancel that claimed this start's
+      // end ends the run cancelled, below): the run waits, holding no slot and no isolate.
+      if (suspended !== undefined && !claimLost) {
+        try {
+          await suspendRun(this.deps, job, suspended, forTheWait)
+          return { done: true }
+        } catch (err) {
+          this.deps.log.error({ err, executionId }, 'could not keep a run waiting for approval')
+          result = { executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The run stopped for approval, but its record could not be kept; it was ended'), logs: result.logs, stats: result.stats }
+        }
+      }
       await this.finish(executionId, result, ['running'])
+      if (start > 1) await deleteJournal(this.deps.db, tenantId, executionId).catch((err: unknown) => { this.deps.log.warn({ err, executionId }, 'could not delete an ended run\'s journal') })
       return { done: true }
     } finally {
       this.running.delete(executionId)
     }
   }
 
-  /** A job whose worker died: its run ends failed (never re-run) and its stream gets `final`. */
-  async onLost (job: ExecutionJob): Promise<void> {
+  /**
+   * A job whose worker died, or that the queue failed (`reason`): its run ends failed (never
+   * re-run), its stream gets `final`, and today's execution it took is given back.
+   */
+  async onLost (job: ExecutionJob, reason = 'The instance running this execution stopped; it was not re-run'): Promise<void> {
     const { executionId, tenantId } = job
     const lost: ExecutionResult = {
-      executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The instance running this execution stopped; it was not re-run'), logs: [], stats: { duration: 0, toolCallCount: 0 }
+      executionId, success: false, error: enclaveError('INTERNAL_ERROR', reason), logs: [], stats: { duration: 0, toolCallCount: 0 }
     }
     const record = await this.deps.records.get(executionId)
     if (record === undefined || FINISHED.has(record.status)) return
     // A cancel answered 202 before the instance died: the run ends cancelled, as promised.
-    const result = record.status === 'running' ? await this.claim(executionId, lost) : lost
+    const result = record.status === 'running' ? await this.claim(executionId, lost, record.starts) : lost
     await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
     // Its instance died before auditing the run: the check that ended it does, unless the run's
     // own end came first (then that instance lived to audit it).
     const ended = await this.finish(executionId, result, ['queued', 'running'])
+    if ((record.starts ?? 1) > 1) await deleteJournal(this.deps.db, tenantId, executionId).catch(() => {})
     if (ended !== undefined) {
+      // Only the party whose result stood gives the execution back: exactly once.
+      await refundLostRun(this.deps.store, await this.callerOf(job)).catch((err: unknown) => {
+        this.deps.log.warn({ err, executionId }, 'could not give back a lost execution\'s daily quota')
+      })
       const execution: ExecutionFacts = { tenantId, executionId, userId: job.userId, codeSha256: record.codeSha256 }
       this.deps.execution.hooks.ended(execution, result, { measured: false })
     }
+  }
+
+  /** The submitter of a job with its tenant's quotas now, as admission saw them. */
+  private async callerOf (job: ExecutionJob): Promise<Parameters<typeof acquireRunSlot>[1] & { permissions: string[] }> {
+    const { tenantId } = job
+    const quotas = await this.deps.quotasOf(tenantId)
+    const tier = await this.deps.tierOf?.(tenantId)
+    const perUser = await this.deps.perUserOf?.(tenantId)
+    return { tenantId, userId: job.userId, permissions: job.permissions, quotas, ...(tier !== undefined ? { tier } : {}), ...(perUser !== undefined ? { perUser } : {}) }
   }
 
   /**
@@ -161,13 +212,43 @@ export class ExecutionWorker {
    * first (cancel-requests.ts). Should the store not answer, the run's own result stands: a
    * cancel could not have claimed the end without it either, and would have been answered 503.
    */
-  private async claim (executionId: string, ran: ExecutionResult): Promise<ExecutionResult> {
+  private async claim (executionId: string, ran: ExecutionResult, start?: number): Promise<ExecutionResult> {
+    return await this.claimWon(executionId, start) ? ran : cancelledResult(executionId, ran)
+  }
+
+  /** Whether this start's end is the run's own (no cancel claimed it first). */
+  private async claimWon (executionId: string, start?: number): Promise<boolean> {
     try {
-      return await claimEnd(this.deps.store, executionId) ? ran : cancelledResult(executionId, ran)
+      return await claimEnd(this.deps.store, executionId, start)
     } catch (err) {
       this.deps.log.warn({ err, executionId }, 'could not claim an execution\'s end; its own result stands')
-      return ran
+      return true
     }
+  }
+
+  /**
+   * The journal a later start replays, read with the slot held. 'retry': PostgreSQL did not
+   * answer (the slot is given back and the job tried again later). undefined: there is none, so
+   * the run cannot go on; it has been ended failed.
+   */
+  private async journalOf (job: ExecutionJob, slot: { release: () => Promise<void> }): Promise<RunJournal | 'retry' | undefined> {
+    const { executionId, tenantId } = job
+    let stored
+    try {
+      stored = await loadJournal(this.deps.db, tenantId, executionId)
+    } catch (err) {
+      this.deps.log.warn({ err, executionId }, 'could not read a resumed run\'s journal yet; trying again')
+      await slot.release().catch(() => {})
+      return 'retry'
+    }
+    if (stored !== undefined) return stored.journal
+    await slot.release().catch(() => {})
+    const record = await this.deps.records.get(executionId)
+    if (record !== undefined) {
+      const gone = enclaveError('INTERNAL_ERROR', 'The record of what this run did before it waited for approval is gone; it was not run again')
+      await endNotRunning(this.deps, record, 'queued', { executionId, success: false, error: gone, logs: [], stats: { duration: 0, toolCallCount: 0 } })
+    }
+    return undefined
   }
 
   /**

@@ -5,7 +5,7 @@ import { ServiceError } from '../errors/index.ts'
 import { EXECUTION_ERROR_CODES } from '../errors/registry.ts'
 import type { ExecutionStatus } from '../db/schema.ts'
 
-export const EXECUTION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const satisfies readonly ExecutionStatus[]
+export const EXECUTION_STATUSES = ['queued', 'running', 'awaiting_approval', 'succeeded', 'failed', 'cancelled'] as const satisfies readonly ExecutionStatus[]
 /** A run's outcome code: OK for a success, else its result's error code. */
 export const OUTCOME_CODES = ['OK', ...EXECUTION_ERROR_CODES] as const
 

@@ -30,4 +30,6 @@ export interface QueuedExecutionsDeps {
   /** The tenant's per-user daily limits, for the user tool calls and CPU of a queued run; absent: none. */
   perUserOf?: (tenantId: string) => Promise<PerUserQuotas>
   log: FastifyBaseLogger
+  /** How long a run waits for approval before it ends APPROVAL_EXPIRED (APPROVAL_TTL_SECONDS); default a day. */
+  approvalTtlMs?: number
 }

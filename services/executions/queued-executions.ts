@@ -14,13 +14,18 @@ import { finalOf, viewWithFinal, type ExecutionView } from './execution-view.ts'
 import { ExecutionWorker } from './execution-worker.ts'
 import type { QueuedExecutionsDeps } from './queued-executions-deps.ts'
 import type { ListFilter } from './list-filter.ts'
-import { storeRun, sweepUnstored } from './stored-runs.ts'
+import { sweepUnstored } from './stored-runs.ts'
 import type { ExecutionStatus } from '../db/schema.ts'
+import { decideApprovals, type Decider, type DecisionRequest } from './approvals/decisions.ts'
+import { endNotRunning, expireIfDue } from './approvals/waiting-runs.ts'
+import { hasJournals, pruneJournals } from './approvals/journal-store.ts'
 
 export type { QueuedExecutionsDeps }
 
 const RESUBSCRIBE_MS = 200
 const SUBSCRIBE_WAIT_MS = 5000
+/** A journal this long past its run's expiry belongs to no run any more. */
+const JOURNAL_ORPHAN_AFTER_MS = 24 * 3600_000
 /** How often a worker instance writes the rows of ended runs that were not stored in time. */
 const SWEEP_MS = 1000
 
@@ -64,15 +69,26 @@ export class QueuedExecutions {
     await Promise.race([ready, new Promise((resolve) => { gaveUp = setTimeout(resolve, SUBSCRIBE_WAIT_MS) })])
     clearTimeout(gaveUp)
     if (!options.work) return
-    this.deps.queue.work(async (job) => await this.worker.runJob(job), options.concurrency, async (job) => { await this.worker.onLost(job) })
+    this.deps.queue.work(async (job) => await this.worker.runJob(job), options.concurrency, async (job, reason) => { await this.worker.onLost(job, reason) })
     // One sweep at a time: a slow PostgreSQL must not pile them up.
     let sweeping = false
     this.sweeper = setInterval(() => {
       if (sweeping) return
       sweeping = true
-      sweepUnstored(this.deps).catch((err: unknown) => { this.deps.log.warn({ err }, 'sweeping unstored executions failed') }).finally(() => { sweeping = false })
+      this.sweep().catch((err: unknown) => { this.deps.log.warn({ err }, 'sweeping unstored executions failed') }).finally(() => { sweeping = false })
     }, SWEEP_MS)
     this.sweeper.unref()
+  }
+
+  /** One sweep (the worker's timer runs it; tests too, at a later `now`): rows to store, waiting runs expired. */
+  async sweep (now = Date.now()): Promise<number> {
+    return await sweepUnstored(this.deps, now, async (record) => await expireIfDue(this.deps, record, now))
+  }
+
+  /** POST …/approvals: the run's record afterwards, or undefined when the tenant has no such run. */
+  async decide (decider: Decider, executionId: string, request: DecisionRequest): Promise<ExecutionView | undefined> {
+    const record = await decideApprovals(this.deps, decider, executionId, request)
+    return record === undefined ? undefined : await viewWithFinal(this.deps.events, record)
   }
 
   stop (): void {
@@ -114,16 +130,13 @@ export class QueuedExecutions {
     }
     if (record.tenantId !== tenantId) return 'not-found'
     if (FINISHED.has(record.status)) return 'finished'
-    if (record.status === 'queued') {
+    if (record.status === 'queued' || record.status === 'awaiting_approval') {
+      // Not running (waiting for a slot, or for approval with no isolate): it ends here at once.
       const result: ExecutionResult = { executionId, success: false, error: cancelledError(), logs: [], stats: { duration: 0, toolCallCount: 0 } }
-      const ended = await this.deps.records.move(executionId, ['queued'], { status: 'cancelled', finishedAt: new Date().toISOString(), result })
+      const ended = await endNotRunning(this.deps, { ...record, userId }, record.status, result)
       if (ended !== undefined) {
-        await this.deps.queue.remove(executionId)
+        await this.deps.queue.remove(executionId, record.starts)
         await this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
-        this.deps.execution.hooks.ended({ tenantId, executionId, userId, codeSha256: record.codeSha256 }, result)
-        await this.deps.events.append(executionId, 'final', { result })
-        // Off the answer's path, and never failing it: PostgreSQL away, the sweep stores it later.
-        void storeRun(this.deps, ended)
         return 'accepted'
       }
       // It started meanwhile: cancel it where it runs.
@@ -131,7 +144,7 @@ export class QueuedExecutions {
     if (await finalOf(this.deps.events, executionId) !== undefined) return 'finished'
     // Running: the cancel and the run's own finish claim its end, and the first claim decides
     // (claimEnd). A run that has its result claimed first: 409, never a 202 that does not take.
-    if (!await claimEnd(this.deps.store, executionId)) return 'finished'
+    if (!await claimEnd(this.deps.store, executionId, record.starts)) return 'finished'
     if (this.worker.abort(executionId)) return 'accepted'
     // Elsewhere: recorded, then announced. The instance running it hears the notice, or, if its
     // subscription was reconnecting, finds the record when it is back (recheckCancels). Redis
@@ -168,7 +181,12 @@ export class QueuedExecutions {
     const cutoff = new Date(Date.now() - retentionDays * 24 * 3600_000)
     let total = 0
     for (const tenantId of await this.deps.tenantIndex.list()) {
-      const { deleted, left } = await withTenant(this.deps.db, tenantId, async (trx) => ({ deleted: await pruneExecutions(trx, cutoff), left: await hasExecutions(trx) }))
+      const { deleted, left } = await withTenant(this.deps.db, tenantId, async (trx) => {
+        const pruned = await pruneExecutions(trx, cutoff)
+        // Orphaned journals only: a waiting run's expiry (or any end) deletes its own before this.
+        await pruneJournals(trx, new Date(Date.now() - JOURNAL_ORPHAN_AFTER_MS))
+        return { deleted: pruned, left: await hasExecutions(trx) || await hasJournals(trx) }
+      })
       total += deleted
       if (!left) await this.deps.tenantIndex.remove(tenantId)
     }

@@ -108,6 +108,10 @@ export function createRedisEventLog (url: string): EventLog {
       const json = await scripts.executionEventAppend(keys.stream, keys.counter, keys.owner, keys.appends, type, JSON.stringify(data), new Date().toISOString(), MAX_EVENTS_PER_EXECUTION, EVENTS_TTL_MS, CHANNEL, executionId, owner ?? '', randomUUID())
       return JSON.parse(json) as StreamEvent
     },
+    async keep (executionId, ttlMs) {
+      // The four keys share one slot; each PEXPIRE is one key, so a cluster takes them as they come.
+      await Promise.all(Object.values(eventKeys(executionId)).map(async (key) => await client.pexpire(key, ttlMs)))
+    },
     async ownerOf (executionId) {
       return (await client.get(ownerKey(executionId))) ?? undefined
     },

@@ -75,6 +75,8 @@ function recordOf (hash: Record<string, string>): RunRecord | undefined {
   if (hash.result !== undefined) record.result = JSON.parse(hash.result) as ExecutionResult
   if (hash.idempotencyKey !== undefined) record.idempotencyKey = hash.idempotencyKey
   if (hash.requestSha256 !== undefined) record.requestSha256 = hash.requestSha256
+  if (hash.starts !== undefined) record.starts = Number(hash.starts)
+  if (hash.expiresAt !== undefined) record.expiresAt = hash.expiresAt
   return record
 }
 
@@ -118,8 +120,8 @@ export function createRedisExecutionRecords (redis: RedisClient): ExecutionRecor
       return { created: true }
     },
     get: read,
-    async move (executionId, from, change: RunChange) {
-      const pairs = await scripts.executionRecordMove(recordKey(executionId), RECORD_TTL_MS, from.length, ...from, ...fieldsOf(change))
+    async move (executionId, from, change: RunChange, ttlMs = RECORD_TTL_MS) {
+      const pairs = await scripts.executionRecordMove(recordKey(executionId), ttlMs, from.length, ...from, ...fieldsOf(change))
       return pairs === null ? undefined : recordOf(pairsToHash(pairs))
     },
     async unstored (tenantId) {

@@ -32,12 +32,14 @@ export async function storeRun (deps: QueuedExecutionsDeps, record: RunRecord): 
 /**
  * One sweep: the rows of ended runs not stored in time (PostgreSQL refused them, or their
  * instance stopped between the end and the row). A run not ended yet is left to its worker (or
- * to the lost-run check should that die); it is due again later. Answers how many it stored.
+ * to the lost-run check should that die); it is due again later. A run waiting for approval is
+ * due at its expiry, and handed to `onWaiting`. Answers how many it stored.
  */
-export async function sweepUnstored (deps: QueuedExecutionsDeps, now = Date.now()): Promise<number> {
+export async function sweepUnstored (deps: QueuedExecutionsDeps, now = Date.now(), onWaiting?: (record: RunRecord) => Promise<unknown>): Promise<number> {
   let stored = 0
   for (const record of await deps.records.due(now, SWEEP_BATCH)) {
     if (FINISHED.has(record.status) && await storeRun(deps, record)) stored++
+    else if (record.status === 'awaiting_approval') await onWaiting?.(record)
   }
   return stored
 }

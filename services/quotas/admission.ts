@@ -132,6 +132,15 @@ export async function admitSubmission (
   }
 }
 
+/**
+ * Gives back today's execution of a queued run that the service lost (its worker died, or the
+ * queue failed it while Redis failed over): it was never re-run, so the tenant is not charged
+ * for it, as for a run whose sandbox process another run took down.
+ */
+export async function refundLostRun (store: LimitStore, caller: AdmittedCaller): Promise<void> {
+  await refundExecution(store, admissionCounters(caller, utcDayWindow()))
+}
+
 /** Takes a concurrency slot for a queued run that is starting; null when the tenant has none free. */
 export async function acquireRunSlot (
   store: LimitStore, caller: AdmittedCaller, executionId: string, runTimeoutMs: number

@@ -4,6 +4,9 @@
 // log, the queue) speaks to either through the same options.
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 
+// Pause between redirections on a cluster while a slot's master changes (see openRedis).
+const FAILOVER_RETRY_MS = 300
+
 /** A client of either kind: the commands, scripts, pub/sub and duplicate() the service uses are on both. */
 export type RedisClient = Redis | Cluster
 
@@ -83,9 +86,21 @@ export function openRedis (url: string, options: RedisClientOptions = {}): Redis
   }
   const clusterOptions: ClusterOptions = {
     redisOptions,
+    // A failover, seen by a command: its master's connection is gone and, until the replica is
+    // promoted (the cluster's node timeout plus an election: seconds), the other nodes answer
+    // MOVED to the dead master or to the replica in turn, or CLUSTERDOWN. ioredis's defaults
+    // follow a MOVED at once: a command spent its 16 redirections in a few milliseconds of that
+    // ping-pong and failed; a Lua script of BullMQ's (moving a job to delayed) failed so, and
+    // left its run queued for good. Waiting between redirections lets a command ride out the
+    // promotion (16 × FAILOVER_RETRY_MS ≈ 5 s) and land on the new master.
+    retryDelayOnMoved: FAILOVER_RETRY_MS,
+    retryDelayOnFailover: FAILOVER_RETRY_MS,
+    retryDelayOnClusterDown: FAILOVER_RETRY_MS,
+    retryDelayOnTryAgain: FAILOVER_RETRY_MS,
     // The slot map is read again when a node answers MOVED or a node's connection is lost (a
-    // failover). No periodic refresh: its timer can outlive disconnect() when a refresh is under
-    // way then, and would keep the process alive.
+    // failover). No periodic refresh (slotsRefreshInterval): ioredis re-arms its timer from the
+    // callback of a refresh under way, so a disconnect() then leaves a timer that keeps
+    // refreshing and keeps the process alive.
     ...(keyPrefix === undefined ? {} : { keyPrefix }),
     ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
     ...(retryStrategy === undefined ? {} : { clusterRetryStrategy: retryStrategy }),

@@ -1,9 +1,10 @@
 import t from 'tap'
 import { adminHeaders, buildApp, createTenant } from '../helper.ts'
 import { rawSession } from '../sessions/fixtures.ts'
+import { waitFor } from '../support/wait-for.ts'
 
 // The approval setting: the platform's default on a tool, a tenant's override, and runs that
-// cannot wait for a decision (POST /api/execute) ending with APPROVAL_REQUIRED.
+// cannot wait for a decision (POST /api/execute) ending with APPROVAL_REQUIRED, while a queued run waits.
 t.test('approval setting', async (t) => {
   const upstream = 'http://127.0.0.1:9'
   const app = await buildApp(t, { TOOL_UPSTREAMS: upstream })
@@ -53,16 +54,16 @@ t.test('approval setting', async (t) => {
     t.equal(result.error.code, 'APPROVAL_REQUIRED')
   })
 
-  t.test('a queued run cannot wait yet: it ends APPROVAL_REQUIRED too', async (t) => {
+  t.test('a queued run waits for a decision instead: awaiting_approval, the call not made', async (t) => {
     const tenant = await createTenant(app, 'appr-queued')
     await app.inject({ method: 'PUT', url: `/admin/tenants/${tenant.tenantId}/tools/data:insert`, headers: admin, payload: { approval: 'always' } })
     const res = await app.inject({ method: 'POST', url: '/api/executions', headers: tenant.headers, payload: { code: "await callTool('data:insert', { document: { n: 1 } })" } })
     t.equal(res.statusCode, 202)
     const { executionId } = res.json() as { executionId: string }
-    const stream = await app.inject({ method: 'GET', url: `/api/executions/${executionId}/events`, headers: { ...tenant.headers, accept: 'application/x-ndjson' } })
-    const final = stream.body.trim().split('\n').map((line) => JSON.parse(line) as { type: string, data: { result?: { error?: { code: string } } } }).at(-1)
-    t.equal(final?.type, 'final')
-    t.equal(final?.data.result?.error?.code, 'APPROVAL_REQUIRED')
+    await waitFor(async () => (await app.inject({ method: 'GET', url: `/api/executions/${executionId}`, headers: tenant.headers })).json().status === 'awaiting_approval', { message: 'the run waits' })
+    const after = await tenant.execute("return (await callTool('data:query', {})).length")
+    t.equal(after.json().value, 0, 'nothing was inserted')
+    t.equal((await app.inject({ method: 'DELETE', url: `/api/executions/${executionId}`, headers: tenant.headers })).statusCode, 202)
   })
 
   t.test('a platform tool\'s default: stored, shown, and followed by tenants without an override', async (t) => {

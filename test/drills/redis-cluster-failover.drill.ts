@@ -1,11 +1,13 @@
 // Failover drill: a Redis Cluster of 3 masters with a replica each, queued runs in flight, and the
 // master that holds the queue killed (SIGKILL). The cluster promotes its replica; every run then
 // ends (succeeded, or failed with a code that says why), none stays queued or running, and new
-// runs are taken again. On a cluster of its own (it starts six redis-server nodes), so it needs
-// only Debian's redis-server and redis-cli: `npm run drill:redis-failover`.
-// Not in CI: in one CI run (load from the parallel external suite) the service's cluster client
-// served nothing for over 20 s after the queue's master was killed, while the drill passes when
-// run alone. Until that is understood and fixed it is a drill run by hand, not a gate.
+// runs are taken again; reads refused meanwhile are 503s and stop after the takeover, and a run
+// the service lost is not charged. It prints the takeover time and when reads came back. On a
+// cluster of its own (it starts six redis-server nodes), so it needs only Debian's redis-server
+// and redis-cli: `npm run drill:redis-failover`.
+// Not in CI: under load (CPU hogs beside it) it still fails about 2 times in 5: the promoted
+// replica lacks the queue's last writes, and the BullMQ worker then takes none of the jobs that
+// show as waiting or delayed again, so their runs stay queued (docs/operations.md, Redis Cluster).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -73,6 +75,8 @@ t.test('a master of the queue is killed: its replica takes over, every run in fl
     (await app.inject({ method: 'GET', url: `/api/executions/${id}`, headers: tenant.headers })).json()
     // Runs of 2.5 s each, more than the tenant's 5 slots: some run through the kill and the
     // promotion (about 3 s), some wait in the queue on the master that dies.
+  const executionsToday = async (): Promise<number> => (await app.inject({ method: 'GET', url: '/api/usage', headers: tenant.headers })).json().executions as number
+  const before = await executionsToday()
   const ids: string[] = []
   for (let i = 0; i < 10; i++) ids.push(await submit(`const end = Date.now() + 2500; while (Date.now() < end) {} return ${i}`))
   await waitFor(async () => (await statusOf(ids[0] as string)).status === 'running', { timeout: 15_000, message: 'a run is running' })
@@ -84,9 +88,21 @@ t.test('a master of the queue is killed: its replica takes over, every run in fl
   admin.disconnect()
   const victim = layout.find(([from, to]) => slot >= from && slot <= to)?.[2][1] as number
   t.ok(servers.has(victim), `the queue's master is ${victim}`)
+  // What a client sees from the kill on: a read of a run every 200 ms, each answer kept.
+  const answers: Array<{ at: number, status: number, code?: string }> = []
+  let killedAt = Date.now()
+  const probing = new AbortController()
+  const probe = (async () => {
+    while (!probing.signal.aborted) {
+      const res = await app.inject({ method: 'GET', url: `/api/executions/${ids[0] as string}`, headers: tenant.headers })
+      const body = res.json() as { status?: string, code?: string, message?: string }
+      answers.push({ at: Date.now() - killedAt, status: res.statusCode, ...(body.status === undefined ? { code: `${body.code ?? '?'} ${body.message ?? ''}` } : {}) })
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  })()
   servers.get(victim)?.kill('SIGKILL')
   servers.delete(victim)
-  const killedAt = Date.now()
+  killedAt = Date.now()
   // Promoted: a surviving node's slot map names another master for the queue's slot.
   const survivor = ports.find((port) => port !== victim) as number
   const servedBy = (): number | undefined => {
@@ -100,16 +116,29 @@ t.test('a master of the queue is killed: its replica takes over, every run in fl
   await waitFor(() => { const port = servedBy(); return port !== undefined && port !== victim && /cluster_state:ok/.test(cli(survivor, 'cluster', 'info')) }, { timeout: 30_000, interval: 100, message: 'a replica took over' })
   t.comment(`the queue's slot is served by ${servedBy() ?? '?'}, ${Date.now() - killedAt} ms after the kill`)
 
+  // Reads are served again once the new master is known: three answers in a row.
+  const served = (): boolean => answers.length >= 3 && answers.slice(-3).every((answer) => answer.status === 200)
+  const back = await waitFor(served, { timeout: 30_000, interval: 100, message: 'reads are served again' }).catch(() => false)
+  probing.abort()
+  await probe
+  const failures = answers.filter((answer) => answer.status !== 200)
+  t.comment(`reads after the kill: ${answers.length} probes, ${failures.length} refused, the last at ${failures.at(-1)?.at ?? '-'} ms${failures.length === 0 ? '' : ` (${[...new Set(failures.map((f) => `${f.status} ${f.code ?? ''}`))].join(' | ')})`}`)
+  t.ok(back, 'reads are served again after the takeover')
+  for (const failure of failures) t.equal(failure.status, 503, `a read refused meanwhile is a 503 to retry (${failure.code ?? ''})`)
+
   // Every run ends; a run that could not finish on the old master says so with its code.
-  const ended = async (): Promise<boolean> => (await Promise.all(ids.map(statusOf))).every((view) => view.status !== 'queued' && view.status !== 'running')
+  const ended = async (): Promise<boolean> => (await Promise.all(ids.map(statusOf))).every((view) => view.status !== undefined && view.status !== 'queued' && view.status !== 'running')
   t.ok(await waitFor(ended, { timeout: 60_000, interval: 500, message: 'every run ended' }), 'every run ended')
   const views = await Promise.all(ids.map(statusOf))
   for (const view of views) {
     if (view.status === 'succeeded') continue
     t.equal(view.status, 'failed', 'not succeeded: failed, with its reason')
-    t.ok(view.result?.error?.code, `a failed run says why (${view.result?.error?.code ?? 'no code'})`)
+    t.ok(view.result?.error?.code, `a failed run says why (${view.result?.error?.code ?? 'no code'}: ${(view.result?.error as { message?: string } | undefined)?.message ?? ''})`)
   }
   t.ok(views.some((view) => view.status === 'succeeded'), `runs ran (${views.map((view) => view.status).join(', ')})`)
+  // A run the service lost is not charged: today's count holds the runs that ended otherwise.
+  const lost = views.filter((view) => view.status === 'failed' && view.result?.error?.code === 'INTERNAL_ERROR').length
+  t.equal(await executionsToday() - before, ids.length - lost, `today's executions count the ${ids.length - lost} runs that were not lost`)
 
   // The service goes on: a new run is taken and finishes on the promoted master.
   const after = await waitFor(async () => {

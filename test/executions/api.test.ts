@@ -306,6 +306,23 @@ t.test('queued executions', async (t) => {
     t.equal((await auditOf(app, tenant, executionId)).length, 1, 'still one entry')
   })
 
+  t.test('a run the service lost gives back the day\'s execution it took, once, however often the check comes', async (t) => {
+    const tenant = await createTenant(app, 'exec-lost-refund')
+    const today = async (): Promise<number> => (await app.inject({ method: 'GET', url: '/api/usage', headers: tenant.headers })).json().executions as number
+    const before = await today()
+    const res = await app.inject({ method: 'POST', url: '/api/executions', headers: tenant.headers, payload: { code: 'while (true) {}', timeoutMs: 3000 } })
+    t.equal(res.statusCode, 202)
+    const executionId = res.json().executionId as string
+    await waitFor(async () => await status(app, tenant, executionId) === 'running', { message: 'it runs' })
+    t.equal(await today(), before + 1, 'the submission took one of today\'s executions')
+    const job = { executionId, tenantId: tenant.tenantId, userId: 'test-user', permissions: [], code: 'while (true) {}', timeoutMs: 3000 }
+    await app.executions.onLost(job)
+    t.equal(await status(app, tenant, executionId), 'failed')
+    t.equal(await today(), before, 'given back')
+    await app.executions.onLost(job)
+    t.equal(await today(), before, 'a second check gives back nothing more')
+  })
+
   t.test('a worker that takes a run already ended (cancelled while queued) never lets it act: no tool call, no event', async (t) => {
     // The run starts while its record is being marked running; the mark fails here, as it does
     // when a cancel wins that race, so the script's first tool call must never reach the tool.

@@ -60,7 +60,7 @@ t.test('list filters', async (t) => {
   t.test('bad values: 400 naming what is allowed', async (t) => {
     const status = await list(app, tenant, 'status=done')
     t.equal(status.statusCode, 400)
-    t.match(status.json(), { code: 'BAD_REQUEST', message: "query parameter 'status' must be one of: queued, running, succeeded, failed, cancelled" })
+    t.match(status.json(), { code: 'BAD_REQUEST', message: "query parameter 'status' must be one of: queued, running, awaiting_approval, succeeded, failed, cancelled" })
     const code = await list(app, tenant, 'code=BOOM')
     t.equal(code.statusCode, 400)
     t.match(code.json().message, /code must be OK or an execution error code: .*TIMEOUT.*CANCELLED/)

@@ -5,7 +5,7 @@
 // connection.
 import { createClient, type Client } from './generated/client/index.ts'
 import {
-  cancelExecution, checkScript, getExecution, getExecutionAudit, getUsage, getUsageHistory, listAudit, listExecutions,
+  cancelExecution, checkScript, decideApprovals, getExecution, getExecutionAudit, getUsage, getUsageHistory, listAudit, listExecutions,
   listTools, runScript, submitExecution
 } from './generated/sdk.gen.ts'
 import type {
@@ -114,6 +114,11 @@ export function createEnclaveClient (options: ClientOptions) {
     }
   }
 
+  async function decide (executionId: string, callIds: string | string[], approve: boolean, reason: string | undefined): Promise<Execution> {
+    const decisions = (typeof callIds === 'string' ? [callIds] : callIds).map((callId) => ({ callId, approve, ...(reason !== undefined ? { reason } : {}) }))
+    return (await ok(decideApprovals({ client, path: { id: executionId }, body: { decisions } }))).execution
+  }
+
   return {
     /** The generated client, set up with the base URL and token: pass it as `{ client }` to any generated operation. */
     client,
@@ -148,6 +153,27 @@ export function createEnclaveClient (options: ClientOptions) {
       if (response?.status === 202) return true
       if (response?.status === 409) return false
       throw new EnclaveError(response?.status ?? 0, error)
+    },
+
+    /**
+     * Approves pending calls of a run awaiting_approval (decideApprovals; the token needs
+     * approvals:decide). Once none is pending the run resumes. Answers the execution.
+     */
+    async approve (executionId: string, callIds: string | string[], reason?: string): Promise<Execution> {
+      return await decide(executionId, callIds, true, reason)
+    },
+
+    /** Rejects pending calls: each throws ApprovalRejectedError (APPROVAL_REJECTED) in the script, with `reason`. */
+    async reject (executionId: string, callIds: string | string[], reason?: string): Promise<Execution> {
+      return await decide(executionId, callIds, false, reason)
+    },
+
+    /**
+     * Approves every pending call (of `forTool` only, when given); with `forTool` and `maxCalls`
+     * also up to that many further calls of the tool in this run, without waiting again.
+     */
+    async approveAll (executionId: string, opts: { forTool?: string, maxCalls?: number } = {}): Promise<Execution> {
+      return (await ok(decideApprovals({ client, path: { id: executionId }, body: { approveAll: true, ...opts } }))).execution
     },
 
     events,

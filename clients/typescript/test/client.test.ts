@@ -92,3 +92,29 @@ test('usage, audit and the list of executions', async () => {
   assert.equal((await client.executionAudit(executionId)).entry.executionId, executionId)
   await assert.rejects(client.executionAudit('no-such-execution'), (err: unknown) => err instanceof EnclaveError && err.status === 404 && err.code === 'NOT_FOUND')
 })
+
+test('approvals: a queued run waits at a gated call; approve() resumes it, reject() makes the script catch', async () => {
+  const tenantId = 'client-approvals'
+  const admin = service.token('platform', 'gateway', ['admin'])
+  const setting = await fetch(`${baseUrl}/admin/tenants/${tenantId}/tools/data:insert`, { method: 'PUT', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ approval: 'always' }) })
+  assert.equal(setting.status, 200)
+  const runner = createEnclaveClient({ baseUrl, token: service.token(tenantId, 'alice', ['tool:data:insert', 'tool:data:query']) })
+  const approver = createEnclaveClient({ baseUrl, token: service.token(tenantId, 'bob', ['approvals:decide']) })
+  const code = "try { await callTool('data:insert', { document: { n: 1 } }) } catch (e) { return e.code } return 'inserted'"
+  const pendingOf = async (executionId: string): Promise<string> => {
+    for await (const event of runner.events(executionId)) {
+      if (event.type === 'approval_required') return event.data.callId
+    }
+    throw new Error('the run ended without waiting')
+  }
+  const first = await runner.submit(code)
+  const callId = await pendingOf(first.executionId)
+  assert.equal((await runner.get(first.executionId)).status, 'awaiting_approval')
+  await assert.rejects(runner.approve(first.executionId, callId), (err: { status?: number }) => err.status === 403, 'the run\'s own token may not decide')
+  assert.equal((await approver.approve(first.executionId, callId)).status, 'queued')
+  assert.equal((await runner.wait(first.executionId)).value, 'inserted')
+
+  const second = await runner.submit(code)
+  await approver.reject(second.executionId, await pendingOf(second.executionId), 'no')
+  assert.equal((await runner.wait(second.executionId)).value, 'APPROVAL_REJECTED')
+})

@@ -12,8 +12,8 @@ export interface StartedService {
   baseUrl: string
   /** The identity key's thumbprint, as the start log prints it for pinning. */
   pinnedThumbprint: string
-  /** An HS256 tenant token, valid for an hour, with no tool permissions. */
-  token: (tenantId: string, userId?: string) => string
+  /** An HS256 tenant token, valid for an hour, with the permissions given (none by default). */
+  token: (tenantId: string, userId?: string, permissions?: string[]) => string
   stop: () => void
 }
 
@@ -34,9 +34,9 @@ export async function startService (): Promise<StartedService> {
     })
     server.once('exit', (code) => { reject(new Error(`server exited (${String(code)})`)) })
   })
-  const token = (tenantId: string, userId = 'client-test'): string => {
+  const token = (tenantId: string, userId = 'client-test', permissions: string[] = []): string => {
     const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))
-    const payload = b64url(JSON.stringify({ tenantId, userId, permissions: [], exp: Math.floor(Date.now() / 1000) + 3600 }))
+    const payload = b64url(JSON.stringify({ tenantId, userId, permissions, exp: Math.floor(Date.now() / 1000) + 3600 }))
     return `${header}.${payload}.${createHmac('sha256', secret).update(`${header}.${payload}`).digest('base64url')}`
   }
   return { baseUrl, pinnedThumbprint, token, stop: () => { server.kill('SIGKILL') } }

@@ -3,6 +3,7 @@ import { ApiError, AuthError, getJson, getOptionalText, request, type ExecutionR
 import { completionsFromTools, mergeCompletions, parseToolsDts } from '../completions.ts'
 import type { ScriptEditor } from '../editor.ts'
 import { formatDuration } from '../format.ts'
+import { readEvents, type ExecEvent } from '../event-stream.ts'
 
 const SAMPLE = `// The body of an async function: await tools, return a JSON value.
 await callTool('data:insert', { document: { hello: 'world' } })
@@ -168,8 +169,6 @@ function describeRefusal (err: ApiError, language: string): string {
   return `${err.status}: ${String(body.error ?? '')}${typeof body.message === 'string' ? ` — ${body.message}` : ''}`
 }
 
-interface ExecEvent { seq?: number, type: string, data?: Record<string, unknown> }
-
 function applyEvent (view: RunView, event: ExecEvent): void {
   const data = event.data ?? {}
   if (event.type === 'log') view.logs.push({ level: String(data.level), message: String(data.message) })
@@ -178,23 +177,6 @@ function applyEvent (view: RunView, event: ExecEvent): void {
     const call = view.toolCalls.find((c) => c.index === Number(data.index))
     if (call !== undefined) { call.code = String(data.code); call.durationMs = Number(data.durationMs) }
   } else if (event.type === 'final') view.result = data.result as ExecutionResult
-}
-
-async function readEvents (body: ReadableStream<BufferSource>, onEvent: (e: ExecEvent) => void): Promise<void> {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader()
-  let buffered = ''
-  for (;;) {
-    const { value, done } = await reader.read()
-    if (done) break
-    buffered += value
-    let nl: number
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl).trim()
-      buffered = buffered.slice(nl + 1)
-      if (line !== '') onEvent(JSON.parse(line) as ExecEvent)
-    }
-  }
-  if (buffered.trim() !== '') onEvent(JSON.parse(buffered) as ExecEvent)
 }
 
 async function loadCompletions (): Promise<{ tools: ReturnType<typeof mergeCompletions>, modules: SandboxModule[], note: string }> {

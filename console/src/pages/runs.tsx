@@ -4,7 +4,7 @@ import { formatDuration } from '../format.ts'
 import { TableScroll } from '../table-scroll.tsx'
 
 const PAGE = 20
-const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
+const STATUSES = ['queued', 'running', 'awaiting_approval', 'succeeded', 'failed', 'cancelled'] as const
 
 interface Filters { status: string, code: string, from: string, to: string }
 const NO_FILTERS: Filters = { status: '', code: '', from: '', to: '' }

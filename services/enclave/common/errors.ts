@@ -32,6 +32,7 @@ const NAMES: Record<EnclaveErrorCode, string> = {
   TOOL_RATE_LIMITED: 'ToolError',
   TOOL_ERROR: 'ToolError',
   APPROVAL_REQUIRED: 'ApprovalRequiredError',
+  APPROVAL_EXPIRED: 'ApprovalExpiredError',
   APPROVAL_REJECTED: 'ApprovalRejectedError',
   REPLAY_DIVERGED: 'ReplayDivergedError',
   REPLAY_RECORD_TOO_LARGE: 'ReplayRecordTooLargeError',

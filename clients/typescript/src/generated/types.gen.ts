@@ -34,7 +34,7 @@ export type ErrorBody = {
     /**
      * Stable machine-readable code (docs/api.md lists them)
      */
-    code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
+    code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'APPROVAL_NOT_PENDING' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
     message?: string;
     [key: string]: unknown;
 };
@@ -86,7 +86,7 @@ export type ExecutionResult = {
 /**
  * One event of an execution. As text/event-stream each is `id: <seq>` then `data: <event JSON>`; as application/x-ndjson one JSON event per line. The stream ends after `final`.
  */
-export type ExecutionEvent = QueuedEvent | StartedEvent | LogEvent | ToolCallEvent | ToolResultEvent | ApprovalRequiredEvent | HeartbeatEvent | FinalEvent;
+export type ExecutionEvent = QueuedEvent | StartedEvent | LogEvent | ToolCallEvent | ToolResultEvent | ApprovalRequiredEvent | ApprovalDecidedEvent | HeartbeatEvent | FinalEvent;
 
 /**
  * A run refused before it started: too large, over a quota or limit, or the queue full
@@ -247,6 +247,10 @@ export type AuditPage = {
 export type ExecutionAudit = {
     entry: AuditEntry;
     toolCalls: Array<AuditToolCall>;
+    /**
+     * Decisions on the run's gated calls (POST /api/executions/:id/approvals), in the order they were made
+     */
+    approvals: Array<AuditApprovalDecision>;
 };
 
 export type SubmittedExecution = {
@@ -272,6 +276,46 @@ export type Execution = {
     startedAt?: string;
     finishedAt?: string;
     result?: ExecutionResult;
+    /**
+     * While awaiting_approval: when the run ends APPROVAL_EXPIRED if nobody decides (APPROVAL_TTL_SECONDS)
+     */
+    expiresAt?: string;
+};
+
+/**
+ * Either `decisions`, or `approveAll: true` (with `forTool` and `maxCalls` optionally)
+ */
+export type ApprovalDecisions = {
+    /**
+     * Decisions on named pending calls (the others stay pending)
+     */
+    decisions?: Array<{
+        /**
+         * A pending call's id, from its approval_required event
+         */
+        callId: string;
+        approve: boolean;
+        /**
+         * Shown to the script in APPROVAL_REJECTED's message, and kept in the audit
+         */
+        reason?: string;
+    }>;
+    /**
+     * Approve every pending call (of forTool only, when given) instead of naming them
+     */
+    approveAll?: true;
+    /**
+     * With approveAll: only this tool's pending calls (others stay pending)
+     */
+    forTool?: string;
+    /**
+     * With approveAll and forTool: also approves up to this many further calls of that tool in this run, without waiting again
+     */
+    maxCalls?: number;
+};
+
+export type DecidedExecution = {
+    execution: Execution;
 };
 
 export type CancelledExecution = {
@@ -588,7 +632,7 @@ export type ExecutionError = {
 /**
  * Why a run failed (the error registry's execution codes)
  */
-export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'APPROVAL_REJECTED' | 'REPLAY_DIVERGED' | 'REPLAY_RECORD_TOO_LARGE' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
+export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'APPROVAL_EXPIRED' | 'APPROVAL_REJECTED' | 'REPLAY_DIVERGED' | 'REPLAY_RECORD_TOO_LARGE' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
 
 /**
  * One console call of the script
@@ -753,6 +797,28 @@ export type ApprovalRequiredEventData = {
      * Order of the call among all the run's tool calls (0-based), replayed ones included
      */
     position: number;
+};
+
+/**
+ * A person decided on a pending call (POST /api/executions/:id/approvals)
+ */
+export type ApprovalDecidedEvent = {
+    /**
+     * Position in the execution's stream, from 1; a heartbeat repeats the last seq sent
+     */
+    seq: number;
+    type: 'approval_decided';
+    at: string;
+    data: ApprovalDecidedEventData;
+};
+
+export type ApprovalDecidedEventData = {
+    callId: string;
+    approve: boolean;
+    /**
+     * The deciding token's userId
+     */
+    by: string;
 };
 
 /**
@@ -930,7 +996,22 @@ export type AuditToolCall = {
     createdAt: string;
 };
 
-export type ExecutionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type AuditApprovalDecision = {
+    /**
+     * call-<position>, or grant-<n> for an approveAll with forTool and maxCalls (its further calls)
+     */
+    callId: string;
+    tool: string;
+    approve: boolean;
+    reason: string | null;
+    /**
+     * The deciding token's userId
+     */
+    decidedBy: string;
+    decidedAt: string;
+};
+
+export type ExecutionStatus = 'queued' | 'running' | 'awaiting_approval' | 'succeeded' | 'failed' | 'cancelled';
 
 export type McpServer = {
     name: string;
@@ -1755,6 +1836,60 @@ export type StreamExecutionEventsResponses = {
 
 export type StreamExecutionEventsResponse = StreamExecutionEventsResponses[keyof StreamExecutionEventsResponses];
 
+export type DecideApprovalsData = {
+    body: ApprovalDecisions;
+    path: {
+        /**
+         * An execution id
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/api/executions/{id}/approvals';
+};
+
+export type DecideApprovalsErrors = {
+    /**
+     * The body is neither form (or both), names a call twice, or has maxCalls without forTool (BAD_REQUEST)
+     */
+    400: ErrorBody;
+    /**
+     * No bearer token (MISSING_TOKEN), or one that does not verify (INVALID_TOKEN, with `reason`; WWW-Authenticate says why). Always a JSON ErrorBody, also when the request asked for an event stream
+     */
+    401: ErrorBody;
+    /**
+     * The token lacks the approvals:decide permission (FORBIDDEN)
+     */
+    403: ErrorBody;
+    /**
+     * No execution with this id in the caller's tenant (NOT_FOUND); an id that is no UUID included
+     */
+    404: ErrorBody;
+    /**
+     * Nothing to decide: the execution is not awaiting_approval, or a callId is not one of its pending calls (APPROVAL_NOT_PENDING)
+     */
+    409: ErrorBody;
+    /**
+     * Over the tenant's per-minute request rate limit (RATE_LIMITED): retry after Retry-After seconds
+     */
+    429: ErrorBody;
+    /**
+     * PostgreSQL or Redis does not answer, or the instance is shutting down (DEPENDENCY_UNAVAILABLE): retry later
+     */
+    503: ErrorBody;
+};
+
+export type DecideApprovalsError = DecideApprovalsErrors[keyof DecideApprovalsErrors];
+
+export type DecideApprovalsResponses = {
+    /**
+     * Decided: the execution (queued again when nothing is pending any more)
+     */
+    200: DecidedExecution;
+};
+
+export type DecideApprovalsResponse = DecideApprovalsResponses[keyof DecideApprovalsResponses];
+
 export type OpenSessionData = {
     body: SessionOpenRequest;
     path?: never;
@@ -1824,7 +1959,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'APPROVAL_NOT_PENDING' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
@@ -1870,7 +2005,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'APPROVAL_NOT_PENDING' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
@@ -1896,7 +2031,7 @@ export type RunSessionScriptErrors = {
         /**
          * Stable machine-readable code (docs/api.md lists them)
          */
-        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
+        code: 'UNAUTHORIZED' | 'MISSING_TOKEN' | 'INVALID_TOKEN' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_REQUEST' | 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'CODE_TOO_LARGE' | 'EXECUTION_QUOTA_EXCEEDED' | 'CPU_QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'RATE_LIMITED' | 'CHECK_TOO_LARGE' | 'CHECK_LIMIT_EXCEEDED' | 'CHECK_TIME_EXCEEDED' | 'CHECK_TIMEOUT' | 'IDEMPOTENCY_KEY_REUSED' | 'EXECUTION_FINISHED' | 'APPROVAL_NOT_PENDING' | 'INVALID_PUBLIC_KEY' | 'DECRYPTION_FAILED' | 'SESSION_NOT_FOUND' | 'REPLAYED_FRAME' | 'SESSION_EXPIRED' | 'INVALID_TOOL' | 'INVALID_OPENAPI' | 'DEPENDENCY_UNAVAILABLE' | 'ORIGIN_NOT_ALLOWED' | 'METHOD_NOT_ALLOWED' | 'MCP_SERVER_REFUSED' | 'MCP_SERVER_NOT_FOUND' | 'MCP_SERVER_CONFLICT' | 'MCP_SERVER_UNREACHABLE' | 'USER_QUOTA_EXCEEDED' | 'INTERNAL_ERROR';
         message?: string;
         [key: string]: unknown;
     };
