@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import tap from 'tap'
 import app, { serverOptions } from '../app.ts'
 import { loadConfig } from '../plugins/config.ts'
+import { PGliteThread } from '../services/db/pglite-thread.ts'
 import { signToken, type TokenClaims } from '../services/tokens.ts'
 import { pgliteSnapshot } from './support/pglite-snapshot.ts'
 
@@ -18,6 +19,37 @@ export const TEST_RUNNERS = '1'
 
 interface TapLike { teardown: (fn: () => unknown) => void }
 
+const databases = new Map<string, Promise<PGliteThread>>()
+
+/**
+ * The embedded database every app of this test process starts on (one per app role): the
+ * suite's migrated snapshot, opened on first use. The apps a file builds share it as apps on
+ * one PostgreSQL do (CI's external pass runs every file on one database), each test on tenants
+ * of its own; starting PGlite was most of an app's start.
+ */
+async function processDatabase (appRole: string): Promise<PGliteThread> {
+  let database = databases.get(appRole)
+  if (database === undefined) {
+    // Never closed: an app's own teardown may still write to it after the file's last test, and
+    // the worker thread holds the process open only while a query is outstanding.
+    database = pgliteSnapshot(appRole).then(async (snapshot) => {
+      const thread = new PGliteThread('memory://', snapshot)
+      await thread.waitReady
+      return thread
+    })
+    databases.set(appRole, database)
+  }
+  return await database
+}
+
+export interface BuildOptions {
+  /**
+   * A database of the app's own (a fresh copy of the snapshot) rather than the one the test
+   * process's apps share: for a test that needs one no other app has written to.
+   */
+  ownDatabase?: boolean
+}
+
 /**
  * Builds the whole app as server.ts does, on the environment's database and Redis (PGlite and
  * the in-process store unless CI sets DATABASE_URL / REDIS_URL), and closes it after the test.
@@ -28,18 +60,22 @@ export async function buildApp (
   t: TapLike,
   env: Record<string, string | undefined> = {},
   extend?: (fastify: FastifyInstance) => void,
-  logStream?: { write: (line: string) => void }
+  logStream?: { write: (line: string) => void },
+  options: BuildOptions = {}
 ): Promise<FastifyInstance> {
   const merged: Record<string, string | undefined> = { ...process.env, JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', ENCLAVE_RUNNERS: TEST_RUNNERS, ...env }
   for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key]
   const loaded = loadConfig(merged)
-  // An in-memory PGlite starts from a migrated copy made once for the whole suite (see
-  // pgliteSnapshot): what it starts is the same database, without initdb's seconds each time.
-  const config = loaded.DATABASE_URL === undefined && loaded.PGLITE_DIR === undefined
-    ? { ...loaded, pgliteStartFrom: await pgliteSnapshot(loaded.DATABASE_APP_ROLE) }
-    : loaded
-  const options = serverOptions(config)
-  const fastify = Fastify(logStream === undefined ? options : { ...options, logger: { ...(options.logger as object), stream: logStream } })
+  // Embedded, the app runs on the process's database, or on a copy of the migrated snapshot of
+  // its own (see pgliteSnapshot): either way without initdb's seconds.
+  const embedded = loaded.DATABASE_URL === undefined && loaded.PGLITE_DIR === undefined
+  const config = !embedded
+    ? loaded
+    : options.ownDatabase === true
+      ? { ...loaded, pgliteStartFrom: await pgliteSnapshot(loaded.DATABASE_APP_ROLE) }
+      : { ...loaded, pgliteShared: await processDatabase(loaded.DATABASE_APP_ROLE) }
+  const serverConfig = serverOptions(config)
+  const fastify = Fastify(logStream === undefined ? serverConfig : { ...serverConfig, logger: { ...(serverConfig.logger as object), stream: logStream } })
   t.teardown(async () => { await fastify.close() })
   await fastify.register(app, { config })
   extend?.(fastify)
@@ -52,7 +88,7 @@ let shared: Promise<FastifyInstance> | undefined
 /**
  * One app on the default settings for the tests of a file that only read, or write rows of
  * their own tenants (as every file does on CI's one PostgreSQL): built on first use, closed when
- * the file's tests end. Each app is a database and an enclave to start.
+ * the file's tests end. Each app is an enclave (runner processes) to start.
  */
 export async function sharedApp (): Promise<FastifyInstance> {
   shared ??= buildApp(tap)

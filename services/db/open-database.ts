@@ -1,6 +1,6 @@
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
-import { PGliteThread } from './pglite-thread.ts'
+import { PGliteThread, type PGliteLike } from './pglite-thread.ts'
 import type { FastifyBaseLogger } from 'fastify'
 import { PGliteDialect } from './pglite-dialect.ts'
 import { migrateToLatest } from './migrate.ts'
@@ -28,6 +28,13 @@ export interface DatabaseSettings {
    * each start. Ignored with DATABASE_URL or PGLITE_DIR.
    */
   pgliteStartFrom?: string
+  /**
+   * Not an environment setting either: an open, migrated embedded database lent to this app,
+   * which leaves it open when it closes. The tests lend one to every app of a test file, as
+   * apps on one PostgreSQL share it; PGlite's one session is taken in turns (PGliteDialect).
+   * Ignored with DATABASE_URL or PGLITE_DIR.
+   */
+  pgliteShared?: PGliteLike
 }
 
 export interface OpenedDatabase extends AppDatabase {
@@ -104,16 +111,17 @@ export async function openDatabase (settings: DatabaseSettings, log: FastifyBase
   }
 
   // In a worker thread: PGlite's WASM would otherwise run every query on the event loop.
-  const pglite = settings.PGLITE_DIR === undefined
+  const lent = settings.PGLITE_DIR === undefined ? settings.pgliteShared : undefined
+  const pglite = lent ?? (settings.PGLITE_DIR === undefined
     ? new PGliteThread('memory://', settings.pgliteStartFrom)
-    : new PGliteThread(settings.PGLITE_DIR)
+    : new PGliteThread(settings.PGLITE_DIR))
   try {
     await pglite.waitReady
   } catch (err) {
-    await pglite.close().catch(() => {})
+    if (lent === undefined) await pglite.close().catch(() => {})
     throw err
   }
-  const kysely = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
+  const kysely = new Kysely<Database>({ dialect: new PGliteDialect(pglite, { owned: lent === undefined }) })
   try {
     await migrateToLatest(kysely, appRole)
   } catch (err) {

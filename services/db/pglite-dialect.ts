@@ -14,39 +14,56 @@ import {
 /**
  * Kysely dialect for embedded PGlite (in a worker thread: see pglite-thread.ts). PGlite is one
  * session, so the driver hands out that session to one holder at a time: a transaction keeps it
- * until commit or rollback, and no other query can slip into the middle of it.
+ * until commit or rollback, and no other query can slip into the middle of it. The turn belongs
+ * to the session, not to the dialect: several dialects on one PGlite (the test suite's apps
+ * share one a process) take turns with each other too.
+ *
+ * `owned: false`: the dialect's destroy() leaves PGlite open for whoever lent it.
  */
 export class PGliteDialect implements Dialect {
   private readonly pglite: PGliteLike
+  private readonly owned: boolean
 
-  constructor (pglite: PGliteLike) {
+  constructor (pglite: PGliteLike, options: { owned?: boolean } = {}) {
     this.pglite = pglite
+    this.owned = options.owned ?? true
   }
 
   createAdapter () { return new PostgresAdapter() }
-  createDriver (): Driver { return new PGliteDriver(this.pglite) }
+  createDriver (): Driver { return new PGliteDriver(this.pglite, this.owned) }
   createQueryCompiler () { return new PostgresQueryCompiler() }
   createIntrospector (db: Kysely<any>) { return new PostgresIntrospector(db) }
 }
 
+/** Whose turn it is on a PGlite session: the tail of the queue of holders. */
+const turns = new WeakMap<PGliteLike, { queue: Promise<void> }>()
+
 class PGliteDriver implements Driver {
   private readonly connection: PGliteConnection
-  private queue: Promise<void> = Promise.resolve()
+  private readonly turn: { queue: Promise<void> }
   private release: (() => void) | undefined
 
   private readonly pglite: PGliteLike
+  private readonly owned: boolean
 
-  constructor (pglite: PGliteLike) {
+  constructor (pglite: PGliteLike, owned: boolean) {
     this.pglite = pglite
+    this.owned = owned
     this.connection = new PGliteConnection(pglite)
+    let turn = turns.get(pglite)
+    if (turn === undefined) {
+      turn = { queue: Promise.resolve() }
+      turns.set(pglite, turn)
+    }
+    this.turn = turn
   }
 
   async init (): Promise<void> { await this.pglite.waitReady }
 
   async acquireConnection (): Promise<DatabaseConnection> {
-    const previous = this.queue
+    const previous = this.turn.queue
     let release!: () => void
-    this.queue = new Promise<void>((resolve) => { release = resolve })
+    this.turn.queue = new Promise<void>((resolve) => { release = resolve })
     await previous
     this.release = release
     return this.connection
@@ -72,7 +89,7 @@ class PGliteDriver implements Driver {
   }
 
   async destroy (): Promise<void> {
-    if (!this.pglite.closed) await this.pglite.close()
+    if (this.owned && !this.pglite.closed) await this.pglite.close()
   }
 }
 

@@ -4,13 +4,20 @@ import ts from 'typescript'
 // --strict, lib es2023 only, no @types (a script has no DOM, fetch, timers or process).
 const OPTIONS: ts.CompilerOptions = { strict: true, noEmit: true, target: ts.ScriptTarget.ES2022, lib: ['lib.es2023.d.ts'], types: [], skipLibCheck: true }
 
+// The library's declaration files, parsed once for every check of the process: they never change,
+// and parsing them again was most of a check's time (TypeScript's language service shares them
+// between programs the same way).
+const libraryFiles = new Map<string, ts.SourceFile | undefined>()
+
 /** The diagnostics (as "file:line: message") of compiling these files together. */
 export function typeCheck (files: Record<string, string>): string[] {
   const host = ts.createCompilerHost(OPTIONS)
   const getSourceFile = host.getSourceFile.bind(host)
-  host.getSourceFile = (name, version, onError) => name in files
-    ? ts.createSourceFile(name, files[name], version)
-    : getSourceFile(name, version, onError)
+  host.getSourceFile = (name, version, onError) => {
+    if (name in files) return ts.createSourceFile(name, files[name], version)
+    if (!libraryFiles.has(name)) libraryFiles.set(name, getSourceFile(name, version, onError))
+    return libraryFiles.get(name)
+  }
   const fileExists = host.fileExists.bind(host)
   host.fileExists = (name) => name in files || fileExists(name)
   const program = ts.createProgram(Object.keys(files), OPTIONS, host)
