@@ -5,9 +5,9 @@
 // the service lost is not charged. It prints the takeover time and when reads came back. On a
 // cluster of its own (it starts six redis-server nodes), so it needs only Debian's redis-server
 // and redis-cli: `npm run drill:redis-failover`.
-// Not in CI: under load (CPU hogs beside it) it still fails about 2 times in 5: the promoted
-// replica lacks the queue's last writes, and the BullMQ worker then takes none of the jobs that
-// show as waiting or delayed again, so their runs stay queued (docs/operations.md, Redis Cluster).
+// It prints when every run ended and whether the queue's watchdog recreated the worker: the
+// promoted replica may lack the queue's last writes, and a BullMQ worker then sometimes takes none
+// of the jobs that show as waiting or delayed again (docs/operations.md, Redis Cluster).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
