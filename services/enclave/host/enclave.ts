@@ -15,7 +15,7 @@ import { detectProtections, type RunnerProtections } from './runner-launch.ts'
 import { crashOutcomes } from './runner-crash.ts'
 import { RunnerPool, runnerPoolOptions, type Runner as PoolRunner } from './runner-pool.ts'
 import { checkRunnerMessage } from './runner-messages.ts'
-import { onToolCall } from './tool-forwarding.ts'
+import { onRefusedCall, onToolCall } from './tool-forwarding.ts'
 import { MAX_DRAWN_CHARS, newPendingRun, reportDrawn, reportEvent, type PendingRun } from './pending-run.ts'
 import type {
   EnclaveLogger, EnclaveOptions, EnclaveStats, ExecutionError, ExecutionResult, RunEvent, RunOptions, RunnerExitInfo,
@@ -209,13 +209,7 @@ export class Enclave extends EventEmitter {
       case 'call': onToolCall(runner.inFlight.get(msg.id)!, msg, this.toolHandler, this.logger); return
       case 'done': this.onDone(runner, runner.inFlight.get(msg.id)!, msg); return
       case 'log': this.onLog(runner.inFlight.get(msg.id)!, msg); return
-      case 'refused': {
-        const run = runner.inFlight.get(msg.id)!
-        run.refusedCalls++
-        if (run.done) return
-        try { run.onToolRefused?.({ tool: msg.n, code: msg.code, argsBytes: msg.b }) } catch (err) { this.logger?.error({ err }, 'onToolRefused failed') }
-        return
-      }
+      case 'refused': onRefusedCall(runner.inFlight.get(msg.id)!, msg, this.logger); return
       case 'cpu':
         for (const [id, cpuMs] of msg.s) {
           const run = runner.inFlight.get(id) ?? runner.draining.get(id)

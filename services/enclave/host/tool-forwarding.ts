@@ -1,7 +1,7 @@
 // A tool call forwarded from a runner to the handler, and its reply back in the runner's terms.
 // This is on every tool call's path, so it does no work for what nobody asked for (events are built
 // only for watched runs) and adds no promise hops of its own around the handler's.
-import type { CallMessage, ToolResultMessage } from '../protocol/messages.ts'
+import type { CallMessage, RefusedCallMessage, ToolResultMessage } from '../protocol/messages.ts'
 import type { EnclaveLogger, ToolHandler } from '../common/types.ts'
 import { reportDrawn, reportEvent, type PendingRun } from './pending-run.ts'
 import { parseToolArgs, toolFailure, toolResultJson } from './tool-bridge.ts'
@@ -43,4 +43,11 @@ export function onToolCall (run: PendingRun, msg: CallMessage, fallback: ToolHan
     try { v = toolResultJson(value) } catch (err) { failed(err); return }
     answer({ t: 'ret', id: run.wireId, c: msg.c, v })
   }, failed)
+}
+
+/** A call the runner refused before forwarding it: counted, and told to the caller so it is audited like any other. */
+export function onRefusedCall (run: PendingRun, msg: RefusedCallMessage, logger: EnclaveLogger | undefined): void {
+  run.refusedCalls++
+  if (run.done) return
+  try { run.onToolRefused?.({ tool: msg.n, code: msg.code, argsBytes: msg.b }) } catch (err) { logger?.error({ err }, 'onToolRefused failed') }
 }
