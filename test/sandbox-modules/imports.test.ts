@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap'
 import { Enclave, type ExecutionResult, type RunOptions } from '../../services/enclave/index.ts'
 import { loadModuleCatalog } from '../../services/sandbox-modules/catalog.ts'
+import { constructorSweep } from '../support/module-sweep.ts'
 
 const catalog = loadModuleCatalog()
 const ALL = catalog.names
@@ -99,22 +100,8 @@ t.test('state never outlives a run: same runner, same tenant and another tenant'
 })
 
 t.test('the walls hold with every module loaded', async (t) => {
-  const imports = ALL.map((name, i) => `import * as m${i} from '${name}'`).join('\n')
-  const names = ALL.map((_, i) => `m${i}`).join(', ')
   // Every function any module exports (and each class's methods): its constructor refuses.
-  const sweep = `${imports}
-const seen = new Set(); let tried = 0; const leaks = []
-const visit = (v, depth) => {
-  if (v === null || (typeof v !== 'object' && typeof v !== 'function') || seen.has(v) || depth > 2) return
-  seen.add(v)
-  if (typeof v === 'function') {
-    tried++
-    try { v['const' + 'ructor']('return globalThis')(); leaks.push(v.name) } catch (e) { if (e.name !== 'EvalError') leaks.push(v.name + ':' + e.name) }
-  }
-  for (const k of Object.getOwnPropertyNames(v)) { let x; try { x = v[k] } catch { continue } visit(x, depth + 1) }
-}
-for (const m of [${names}]) visit(m, 0)
-return { tried, leaks, host: [typeof process, typeof require, typeof module, typeof Buffer, typeof global] }`
+  const sweep = constructorSweep(ALL)
   const r = await run(sweep, {}, secure)
   const out = value(t, r) as { tried: number, leaks: string[], host: string[] }
   t.ok(out.tried > 500, `${out.tried} functions tried`)

@@ -5,6 +5,7 @@
 import t from 'tap'
 import { Enclave, type ExecutionResult, type RunEvent, type RunOptions } from '../../services/enclave/index.ts'
 import { loadModuleCatalog } from '../../services/sandbox-modules/catalog.ts'
+import { constructorSweep } from '../support/module-sweep.ts'
 
 const ALL = loadModuleCatalog().names
 const strict = new Enclave({ runners: 1, securityLevel: 'STRICT', toolHandler: async () => null })
@@ -92,25 +93,13 @@ t.test('a snapshot context has the global and the walls of any other context', a
 })
 
 t.test('every function a snapshot module exports refuses to build code', async (t) => {
-  const imports = ALL.map((name, i) => `import * as m${i} from '${name}'`).join('\n')
-  const sweep = `${imports}
-const seen = new Set(); let tried = 0; const leaks = []
-const visit = (v, depth) => {
-  if (v === null || (typeof v !== 'object' && typeof v !== 'function') || seen.has(v) || depth > 2) return
-  seen.add(v)
-  if (typeof v === 'function') {
-    tried++
-    try { v['const' + 'ructor']('return globalThis')(); leaks.push(v.name) } catch (e) { if (e.name !== 'EvalError') leaks.push(v.name + ':' + e.name) }
-  }
-  for (const k of Object.getOwnPropertyNames(v)) { let x; try { x = v[k] } catch { continue } visit(x, depth + 1) }
-}
-for (const m of [${ALL.map((_, i) => `m${i}`).join(', ')}]) visit(m, 0)
-return { tried, leaks }`
+  const sweep = constructorSweep(ALL)
   const { r, isolate } = await fromSnapshot(sweep, {}, secure)
   t.match(isolate, new RegExp(`@${ALL.join('\\+')}$`.replace(/\./g, '\\.')))
-  const out = r.value as { tried: number, leaks: string[] }
+  const out = r.value as { tried: number, leaks: string[], host: string[] }
   t.ok(out.tried > 500, `${out.tried} functions tried`)
   t.same(out.leaks, [], 'no function constructor works')
+  t.same(out.host, ['undefined', 'undefined', 'undefined', 'undefined', 'undefined'], 'no host globals appeared')
 })
 
 t.test('Math.random is not frozen into the snapshot', async (t) => {
