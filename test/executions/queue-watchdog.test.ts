@@ -2,12 +2,11 @@
 // worker that runs no job and took nothing for the threshold while jobs wait is recreated, once
 // per wait, the next wait twice as long (bounded); an idle queue, a worker running a job or one that takes
 // jobs is left alone, and a job taken brings the wait back to its start.
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { startQueueWatchdog } from '../../services/executions/queue-watchdog.ts'
 import { waitFor } from '../support/wait-for.ts'
 
-/** A watchdog on its own clock for `state`, stopped when the test ends. */
-function rig (t: Test, state: { pending: boolean, idle: boolean }) {
+function rig (state: { pending: boolean, idle: boolean }) {
   let clock = 1_000_000
   let taken = 0
   const warnings: Array<Record<string, unknown>> = []
@@ -22,7 +21,6 @@ function rig (t: Test, state: { pending: boolean, idle: boolean }) {
     log: { warn: (obj) => { warnings.push(obj) } },
     now: () => clock
   })
-  t.teardown(watchdog.stop)
   return {
     watchdog,
     warnings,
@@ -35,7 +33,8 @@ function rig (t: Test, state: { pending: boolean, idle: boolean }) {
 
 t.test('a stuck worker is recreated, bounded, and a taken job resets the wait', async (t) => {
   const state = { pending: true, idle: true }
-  const r = rig(t, state)
+  const r = rig(state)
+  t.teardown(r.watchdog.stop)
   r.advance(9_000)
   await r.settle()
   t.equal(r.watchdog.recreations, 0, 'not before the threshold')
@@ -60,7 +59,8 @@ t.test('a stuck worker is recreated, bounded, and a taken job resets the wait', 
 
 t.test('an idle queue, a worker running a job, or one that takes jobs is left alone', async (t) => {
   const state = { pending: false, idle: true }
-  const r = rig(t, state)
+  const r = rig(state)
+  t.teardown(r.watchdog.stop)
   r.advance(60_000)
   await r.settle()
   t.equal(r.watchdog.recreations, 0, 'nothing waits')
