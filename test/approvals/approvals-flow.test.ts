@@ -5,7 +5,7 @@
 import t from 'tap'
 import { adminHeaders, buildApp } from '../helper.ts'
 import { waitFor } from '../support/wait-for.ts'
-import { decide, documents, eventsOf, gatedTenant, pendingOf, reaches, submit, view } from '../support/approvals.ts'
+import { auditOf, decide, documents, eventsOf, gatedTenant, pendingOf, reaches, submit, view } from '../support/approvals.ts'
 
 t.test('approvals end to end', async (t) => {
   const app = await buildApp(t)
@@ -36,8 +36,7 @@ t.test('approvals end to end', async (t) => {
     t.same(events.filter((e) => e.type === 'log').map((e) => e.data.message), ['start', 'end'], 'console lines are not sent twice')
     t.same(events.filter((e) => e.type === 'started').length, 3, 'three starts')
     t.same(events.map((e) => e.seq), events.map((_e, i) => i + 1), 'one gapless stream across the starts')
-    await app.audit.flush()
-    const audit = (await app.inject({ method: 'GET', url: `/api/audit/${id}`, headers: tenant.headers })).json() as { entry: { success: boolean }, approvals: Array<{ callId: string, decidedBy: string }> }
+    const audit = await auditOf(app, tenant.headers, id)
     t.equal(audit.entry.success, true, 'one audit entry for the run, written at its end')
     t.same(audit.approvals.map((a) => [a.callId, a.decidedBy]), [['call-1', 'flow-two-approver'], ['call-3', 'flow-two-approver']])
     const usage = (await app.inject({ method: 'GET', url: '/api/usage', headers: tenant.headers })).json() as { executions: number }

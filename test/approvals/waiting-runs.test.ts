@@ -14,6 +14,7 @@ import { suspendRun } from '../../services/executions/approvals/waiting-runs.ts'
 import { saveJournal } from '../../services/executions/approvals/journal-store.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { waitFor } from '../support/wait-for.ts'
+import { auditOf } from '../support/approvals.ts'
 
 const TTL_SECONDS = 600
 const depsOf = (app: FastifyInstance): QueuedExecutionsDeps => (app.executions as unknown as { deps: QueuedExecutionsDeps }).deps
@@ -128,14 +129,12 @@ t.test('runs waiting for approval', async (t) => {
     t.not(second.json().execution.status, 'awaiting_approval', 'nothing pending: it is queued again')
     const done = await waitFor(async () => { const view = await get(app, tenant, id); return view.status === 'succeeded' ? view : undefined }, { message: 'the resumed run ends' })
     t.equal(done.result.value, 7)
-    await app.audit.flush()
-    const audit = await app.inject({ method: 'GET', url: `/api/audit/${id}`, headers: tenant.headers })
-    t.equal(audit.statusCode, 200, audit.body)
-    t.match(audit.json().approvals, [
+    const audit = await auditOf(app, tenant.headers, id)
+    t.match(audit.approvals, [
       { callId: 'call-1', tool: 'data:insert', approve: true, reason: null, decidedBy: 'alice', decidedAt: String },
       { callId: 'call-2', tool: 'data:insert', approve: false, reason: 'too many', decidedBy: 'bob', decidedAt: String }
     ])
-    t.equal(audit.json().approvals.length, 2)
+    t.equal(audit.approvals.length, 2)
     const events = await eventsOf(app, tenant, id)
     t.same(events.filter((e) => e.type === 'approval_decided').map((e) => e.data), [{ callId: 'call-1', approve: true, by: 'alice' }, { callId: 'call-2', approve: false, by: 'bob' }])
     t.same(events.slice(-2).map((e) => e.type), ['started', 'final'], 'the second start ran after the decisions')
@@ -185,9 +184,7 @@ t.test('runs waiting for approval', async (t) => {
     t.same(await journalRows(app, tenant), [])
     const row = await waitFor(async () => await withTenant(app.db, tenant.tenantId, async (trx) => await trx.selectFrom('executions').select(['status']).where('execution_id', '=', id).executeTakeFirst()), { message: 'the row is written' })
     t.equal(row?.status, 'failed')
-    await app.audit.flush()
-    const audit = (await app.inject({ method: 'GET', url: '/api/audit?limit=50', headers: tenant.headers })).json() as { entries: Array<{ executionId: string, errorCode: string | null }> }
-    t.match(audit.entries.find((e) => e.executionId === id), { errorCode: 'APPROVAL_EXPIRED' })
+    t.match((await auditOf(app, tenant.headers, id)).entry, { errorCode: 'APPROVAL_EXPIRED' })
   })
 
   t.test('retention deletes a journal left behind (its run long past its expiry), never a waiting run\'s', async (t) => {

@@ -45,3 +45,16 @@ export const decide = async (app: FastifyInstance, tenant: { decider: Record<str
 }
 export const documents = async (app: FastifyInstance, tenant: TestTenant): Promise<number> =>
   (await app.inject({ method: 'POST', url: '/api/execute', headers: tenant.headers, payload: { code: "return (await callTool('data:query', {})).length" } })).json().value
+
+/**
+ * A run's audit (`GET /api/audit/:id`) once its entry is written: the entry is queued after the
+ * run's `final` goes out (the audit is written behind a run, never on its path), so a reader that
+ * saw the run end reads until it is there.
+ */
+export async function auditOf (app: FastifyInstance, headers: Record<string, string>, id: string): Promise<{ entry: { success: boolean, errorCode: string | null }, approvals: Array<{ callId: string, tool: string, approve: boolean, reason: string | null, decidedBy: string, decidedAt: string }> }> {
+  return (await waitFor(async () => {
+    await app.audit.flush()
+    const res = await app.inject({ method: 'GET', url: `/api/audit/${id}`, headers })
+    return res.statusCode === 200 ? res.json() : undefined
+  }, { message: `the audit entry of ${id}`, timeout: 30_000 }))!
+}
