@@ -95,13 +95,13 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
         let release: (cpuMs?: number) => void
         let cpuMs: number | undefined
         try {
-          release = fastify.checkSlots.admit(tenantId, limits, body)
+          release = await fastify.checkSlots.admit(tenantId, limits, body)
         } catch (err) {
           if (err instanceof ServiceError) return { refusal: { status: err.statusCode, body: err.body() } }
           throw err
         }
         try {
-          return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) }) }
+          return { report: await checkScript({ tools: fastify.tools, scripts: fastify.checkScripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) }) }
         } catch (err) {
           if (err instanceof ServiceError) return { refusal: { status: err.statusCode, body: err.body() } }
           throw err

@@ -107,10 +107,10 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     // The tier's bounds: TypeScript size, checks in flight, and the parse's time on a thread.
     const limits = checkLimitsOf(quotas)
-    const release = fastify.checkSlots.admit(tenantId, limits, request.body)
+    const release = await fastify.checkSlots.admit(tenantId, limits, request.body)
     let cpuMs: number | undefined
     try {
-      return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) })
+      return await checkScript({ tools: fastify.tools, scripts: fastify.checkScripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) })
     } finally {
       release(cpuMs)
     }
