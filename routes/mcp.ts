@@ -91,7 +91,7 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
         const tooLarge = codeSizeRefusalOf(body.code, quotas)
         if (tooLarge !== undefined) return { refusal: refusalAnswer(tooLarge) }
         // The REST check's bounds, shared with it: checks in flight, TypeScript size, parse time.
-        const limits = checkLimitsOf(quotas)
+        const limits = checkLimitsOf(quotas, tenant.tier)
         let release: (cpuMs?: number) => void
         let cpuMs: number | undefined
         try {

@@ -6,7 +6,7 @@
 // tenant's checks may take over time: four checks in flight, back to back, otherwise kept the
 // service's CPU busy (a bystander's trivial run went from 9 to 370 ms at p50).
 import { ServiceError } from '../errors/index.ts'
-import type { TenantQuotas } from '../tenants/tiers.ts'
+import type { TenantQuotas, Tier } from '../tenants/tiers.ts'
 import type { ScriptLanguage } from './strip-types.ts'
 
 // Every tenant's checks share one worker thread of their own per instance (plugins/code-mode.ts):
@@ -35,7 +35,14 @@ export interface CheckLimits {
   timeoutMs: number
   /** Milliseconds of check time per second a tenant's checks may use on one instance, over time. */
   msPerSecond: number
+  /** The tenant's tier, and the checks all its tenants together may have in flight on one instance. */
+  tier?: { name: Tier, concurrent: number }
 }
+
+// What all tenants of a tier together may have in flight on the one check thread of an instance
+// (its queue included): a thousand free tenants at one check each would otherwise queue every
+// paid tenant's check behind theirs. Enterprise is bounded per tenant only (4 each).
+export const TIER_CHECKS_IN_FLIGHT: Record<Tier, number> = { free: 2, starter: 4, enterprise: Number.POSITIVE_INFINITY }
 
 // What a tenant may use at once beyond its rate: a few large checks (a person checking as they
 // edit never meets the rate). A longer burst would let a flood take the CPU for that long
@@ -48,8 +55,9 @@ const MAX_DEBTORS = 100_000
  * The tier's bounds, from its quotas: free 1 check at once, 25 KB of TypeScript, 1 s, 50 ms of
  * check time a second; enterprise 4, 250 KB, 5 s, 200 ms a second (a fifth of a core).
  */
-export function checkLimitsOf (quotas: TenantQuotas): CheckLimits {
+export function checkLimitsOf (quotas: TenantQuotas, tier?: Tier): CheckLimits {
   return {
+    ...(tier !== undefined ? { tier: { name: tier, concurrent: TIER_CHECKS_IN_FLIGHT[tier] } } : {}),
     concurrent: Math.max(1, Math.min(4, Math.ceil(quotas.maxConcurrentExecutions / 2))),
     maxTypeScriptBytes: Math.floor(quotas.maxCodeSizeKB / 2) * 1024,
     timeoutMs: Math.min(5000, Math.max(1000, quotas.maxCodeSizeKB * 10)),
@@ -82,6 +90,7 @@ interface Waiter { estimateMs: number, admitted: () => void }
 interface TenantChecks { count: number, reservedMs: number, waiting: Waiter[] }
 
 const limitExceeded = (limits: CheckLimits): ServiceError => new ServiceError('CHECK_LIMIT_EXCEEDED', { limit: limits.concurrent }, { fields: { limit: limits.concurrent } })
+const tierBusy = (tier: { name: Tier, concurrent: number }): ServiceError => new ServiceError('CHECK_TIER_BUSY', { tier: tier.name, limit: tier.concurrent }, { fields: { limit: tier.concurrent }, retryAfterSeconds: 1 })
 const timeExceeded = (limits: CheckLimits, overMs: number): ServiceError => new ServiceError('CHECK_TIME_EXCEEDED', { limit: limits.msPerSecond }, { fields: { limit: limits.msPerSecond }, retryAfterSeconds: Math.max(1, Math.ceil(overMs / limits.msPerSecond)) })
 
 /**
@@ -97,6 +106,7 @@ const timeExceeded = (limits: CheckLimits, overMs: number): ServiceError => new 
  */
 export class CheckSlots {
   private readonly inFlight = new Map<string, TenantChecks>()
+  private readonly tierInFlight = new Map<Tier, number>()
   private readonly spent = new Map<string, Spent>()
   private readonly now: () => number
 
@@ -125,6 +135,9 @@ export class CheckSlots {
   refuseOverTime (tenantId: string, limits: CheckLimits, estimateMs = 0): void {
     const checks = this.inFlight.get(tenantId)
     if (checks !== undefined && checks.count >= limits.concurrent && checks.waiting.length >= limits.concurrent) throw limitExceeded(limits)
+    // A check that would wait for one of its tenant's own is not refused for its tier: when it
+    // is handed a slot, the tier's count does not change.
+    if (limits.tier !== undefined && (checks === undefined || checks.count < limits.concurrent) && (this.tierInFlight.get(limits.tier.name) ?? 0) >= limits.tier.concurrent) throw tierBusy(limits.tier)
     const over = this.owed(tenantId, limits.msPerSecond, this.now()) + (checks?.reservedMs ?? 0) + estimateMs - BURST_MS
     if (over > 0) throw timeExceeded(limits, over)
   }
@@ -152,6 +165,7 @@ export class CheckSlots {
     if (checks.count < limits.concurrent && checks.waiting.length === 0) {
       checks.count++
       checks.reservedMs += estimateMs
+      if (limits.tier !== undefined) this.tierInFlight.set(limits.tier.name, (this.tierInFlight.get(limits.tier.name) ?? 0) + 1)
     } else {
       const queue = checks.waiting
       await new Promise<void>((resolve, reject) => {
@@ -167,7 +181,7 @@ export class CheckSlots {
       // what its tenant owes by now.
       const over = this.owed(tenantId, limits.msPerSecond, this.now()) + checks.reservedMs - BURST_MS
       if (over > 0) {
-        this.leave(tenantId, estimateMs)
+        this.leave(tenantId, limits, estimateMs)
         throw timeExceeded(limits, over)
       }
     }
@@ -182,12 +196,12 @@ export class CheckSlots {
       const debt = this.owed(tenantId, limits.msPerSecond, now) + (cpuMs ?? now - started)
       if (this.spent.size >= MAX_DEBTORS) this.spent.delete(this.spent.keys().next().value as string)
       this.spent.set(tenantId, { ms: debt, at: now })
-      this.leave(tenantId, estimateMs)
+      this.leave(tenantId, limits, estimateMs)
     }
   }
 
   /** A check's slot freed: handed to the tenant's first waiting check, if any. */
-  private leave (tenantId: string, estimateMs: number): void {
+  private leave (tenantId: string, limits: CheckLimits, estimateMs: number): void {
     const checks = this.inFlight.get(tenantId)
     if (checks === undefined) return
     checks.reservedMs = Math.max(0, checks.reservedMs - estimateMs)
@@ -199,5 +213,10 @@ export class CheckSlots {
     }
     checks.count--
     if (checks.count <= 0) this.inFlight.delete(tenantId)
+    if (limits.tier !== undefined) {
+      const left = (this.tierInFlight.get(limits.tier.name) ?? 1) - 1
+      if (left > 0) this.tierInFlight.set(limits.tier.name, left)
+      else this.tierInFlight.delete(limits.tier.name)
+    }
   }
 }

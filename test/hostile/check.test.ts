@@ -132,6 +132,34 @@ t.test('hostile checks', async (t) => {
     t.equal(await slots.admit('flooder', limits, check).then((r) => { r(1); return 'admitted' }), 'admitted', 'free again once its checks ended')
   })
 
+  t.test('all tenants of a tier together: past their checks in flight on the instance, 429 CHECK_TIER_BUSY with Retry-After; a paid tenant\'s check is still admitted', async (t) => {
+    // One check thread serves every tenant: free tenants, one check each, would otherwise queue
+    // every paid tenant's check behind theirs.
+    const slots = new CheckSlots()
+    const free = checkLimitsOf(quotasFor('free'), 'free')
+    t.same(free.tier, { name: 'free', concurrent: 2 })
+    const check = { code: 'return 1' }
+    const first = await slots.admit('free-a', free, check)
+    const second = await slots.admit('free-b', free, check)
+    const busy = await slots.admit('free-c', free, check).then(() => undefined, (err: unknown) => err) as ServiceError
+    t.ok(busy instanceof ServiceError, 'a third free tenant is refused')
+    t.equal(busy.statusCode, 429)
+    t.equal(busy.retryAfterSeconds, 1)
+    t.same(busy.body(), { error: 'Checks of the free tier are at their share of this instance (2 at once, all tenants of the tier together): retry after Retry-After seconds', code: 'CHECK_TIER_BUSY', limit: 2 })
+    t.throws(() => { slots.refuseOverTime('free-c', free) }, { code: 'CHECK_TIER_BUSY' }, 'refused before its body is read too')
+    const enterprise = checkLimitsOf(quotasFor('enterprise'), 'enterprise')
+    t.equal(await slots.admit('paid', enterprise, check).then((release) => { release(1); return 'admitted' }), 'admitted', 'a paid tenant\'s check is not held back')
+    // A free tenant with its own check in flight waits for it, as before: handed its slot, the
+    // tier's count does not change.
+    const waiting = slots.admit('free-a', free, check)
+    first(1)
+    const handed = await waiting
+    t.match(await slots.admit('free-c', free, check).then(() => undefined, (err: unknown) => err), { code: 'CHECK_TIER_BUSY' }, 'still two in flight')
+    second(1)
+    t.equal(await slots.admit('free-c', free, check).then((release) => { release(1); return 'admitted' }), 'admitted', 'admitted once one of them ended')
+    handed(1)
+  })
+
   t.test('checks count against the tenant\'s request rate', async (t) => {
     const limited = await buildApp(t, { RATE_LIMIT_PER_MINUTE: '3' })
     // No admin request on this app: on a shared Redis the admin's own per-minute counter is every
