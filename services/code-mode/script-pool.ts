@@ -68,19 +68,20 @@ export class ScriptPool {
 
   /** The thread pool, made on the first large script (most starts never need one). */
   private async threads (): Promise<Piscina> {
-    // Warmed with a small TypeScript analysis before the first real task, and one thread kept: a
-    // thread's start (loading the stripper's WebAssembly and the parser: over a second of CPU on a
-    // busy machine) is then neither counted against a task's time bound nor charged to its tenant.
-    // A warm-up that stripped nothing left that load to the first real task.
+    // Each thread loads the stripper's WebAssembly and the parser as it starts (script-worker.ts:
+    // over a second of CPU on a busy machine), and the first is waited for before the first real
+    // task, and one thread kept: a thread's start is then neither counted against that task's
+    // time bound nor charged to its tenant. (A warm-up task that stripped nothing, as before, left
+    // that load to the first real task.)
     this.pool ??= import('piscina').then(async ({ Piscina }) => {
       const pool = new Piscina({
         filename: new URL(import.meta.url.endsWith('.ts') ? './script-worker.ts' : './script-worker.js', import.meta.url).href,
         minThreads: 1,
         maxThreads: this.maxThreads,
         idleTimeout: 30_000,
-        // Read by script-worker.ts as the thread starts (piscina's own niceIncrement needs a
+        // Read by script-worker.ts as a thread starts (piscina's own niceIncrement needs a
         // native module this service does not ship).
-        workerData: { niceIncrement: this.niceIncrement }
+        workerData: { niceIncrement: this.niceIncrement, warm: true }
       })
       await pool.run({ kind: 'analyze', code: 'return 1 as number', language: 'typescript', strict: true } satisfies ScriptTask)
       return pool

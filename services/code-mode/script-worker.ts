@@ -20,10 +20,16 @@ export type ScriptTaskResult = ({ stripped: StripOutcome, analysis?: undefined }
 
 // A pool's threads may run at a lower priority than the event loop (ScriptPool's niceIncrement):
 // Linux keeps a nice value per thread, and pid 0 is the calling one.
-const nice = isMainThread ? 0 : Number((workerData as { niceIncrement?: unknown } | null)?.niceIncrement ?? 0)
+const settings = isMainThread ? undefined : workerData as { niceIncrement?: number, warm?: boolean } | null | undefined
+const nice = settings?.niceIncrement ?? 0
 if (nice > 0) {
   try { setPriority(0, Math.min(19, nice)) } catch { /* not permitted here: the thread runs at the process's priority */ }
 }
+// A pool's thread loads the TypeScript stripper (WebAssembly) and the parser as it starts, before
+// it takes a task (piscina loads this module first): a thread started again after a task was
+// stopped at its time bound would otherwise load them, over a second of CPU, inside the next
+// task's bound, and niced on a busy machine that task could be stopped too, and so on.
+if (settings?.warm === true) runScriptTask({ kind: 'analyze', code: 'return 1 as number', language: 'typescript', strict: true })
 
 export default function work (task: ScriptTask): ScriptTaskResult {
   return runScriptTask(task)
