@@ -11,10 +11,8 @@ import { adminHeaders, bearer, buildApp, createTenant, tokenFor, type TestTenant
 import { withTenant } from '../../services/db/with-tenant.ts'
 import { saveJournal } from '../../services/executions/approvals/journal-store.ts'
 import { TIER_QUOTAS } from '../../services/tenants/tiers.ts'
-import { suspendedRun, twoGatedJournal, waitingRun } from '../support/suspended-runs.ts'
+import { expireNow, suspendedRun, twoGatedJournal, waitingRun } from '../support/suspended-runs.ts'
 import { waitFor } from '../support/wait-for.ts'
-
-const TTL_SECONDS = 600
 
 interface Storage { bytes: number, documents: number, limitBytes: number, limitDocuments: number }
 const storage = async (app: FastifyInstance, tenant: TestTenant): Promise<Storage> =>
@@ -35,7 +33,8 @@ const insert = async (tenant: TestTenant, text: string) =>
 const decider = (tenant: TestTenant) => bearer(tokenFor({ tenantId: tenant.tenantId, userId: 'approver', permissions: ['approvals:decide'] }))
 
 t.test('a waiting run\'s record counts toward its tenant\'s storage', async (t) => {
-  const app = await buildApp(t, { APPROVAL_TTL_SECONDS: String(TTL_SECONDS) })
+  // The default wait (a day): another file's sweep of its own short waits never reaches these runs.
+  const app = await buildApp(t)
 
   t.test('GET /api/usage counts its bytes while it waits, and not after its cancel', async (t) => {
     const tenant = await createTenant(app, 'jstore-usage', { tier: 'free' })
@@ -94,8 +93,7 @@ t.test('a waiting run\'s record counts toward its tenant\'s storage', async (t) 
 
   t.test('expiry and retention free what they delete', async (t) => {
     const tenant = await createTenant(app, 'jstore-expire', { tier: 'free' })
-    await waitingRun(app, tenant)
-    await app.executions.sweep(Date.now() + (TTL_SECONDS + 1) * 1000)
+    await expireNow(app, await waitingRun(app, tenant))
     t.equal((await storage(app, tenant)).bytes, 0, 'the expired run\'s record is freed')
     const orphan = randomUUID()
     const job = { executionId: orphan, tenantId: tenant.tenantId, userId: 'runner', permissions: [], code: 'return 1', timeoutMs: 5000 }

@@ -11,9 +11,7 @@ import { TIER_QUOTAS } from '../../services/tenants/tiers.ts'
 import { waitingRecordTtlMs } from '../../services/executions/approvals/waiting-runs.ts'
 import { waitingRuns } from '../../services/executions/approvals/waiting-places.ts'
 import { depsOf } from '../support/approvals.ts'
-import { suspendedRun, waitingRun } from '../support/suspended-runs.ts'
-
-const TTL_SECONDS = 600
+import { expireNow, suspendedRun, waitingRun } from '../support/suspended-runs.ts'
 
 const bounded = async (app: FastifyInstance, label: string, maxWaitingRuns: number, more: Record<string, number> = {}): Promise<TestTenant> =>
   await createTenant(app, label, { tier: 'free', quotaOverrides: { maxWaitingRuns, ...more } })
@@ -26,7 +24,8 @@ const decideAll = async (app: FastifyInstance, tenant: TestTenant, id: string) =
   await app.inject({ method: 'POST', url: `/api/executions/${id}/approvals`, headers: bearer(tokenFor({ tenantId: tenant.tenantId, userId: 'approver', permissions: ['approvals:decide'] })), payload: { approveAll: true } })
 
 t.test('runs waiting for approval at once, per tier', async (t) => {
-  const app = await buildApp(t, { APPROVAL_TTL_SECONDS: String(TTL_SECONDS) })
+  // The default wait (a day): another file's sweep of its own short waits never reaches these runs.
+  const app = await buildApp(t)
 
   t.test('tiers: free 5, starter 50, enterprise 1000, and GET /api/usage shows the tenant\'s bound', async (t) => {
     t.same([TIER_QUOTAS.free.maxWaitingRuns, TIER_QUOTAS.starter.maxWaitingRuns, TIER_QUOTAS.enterprise.maxWaitingRuns], [5, 50, 1000])
@@ -100,7 +99,7 @@ t.test('runs waiting for approval at once, per tier', async (t) => {
   t.test('an expired waiting run gives its place back', async (t) => {
     const tenant = await bounded(app, 'bound-expire', 1)
     const id = await waitingRun(app, tenant)
-    await app.executions.sweep(Date.now() + (TTL_SECONDS + 1) * 1000)
+    await expireNow(app, id)
     t.equal(await status(app, tenant, id), 'failed')
     t.equal(await waiting(app, tenant), 0)
     await waitingRun(app, tenant)
@@ -110,11 +109,9 @@ t.test('runs waiting for approval at once, per tier', async (t) => {
     const tenant = await bounded(app, 'bound-refused', 1, { storageBytes: 10 })
     t.match((await suspendedRun(app, tenant)).waits, { code: 'APPROVAL_STORAGE_EXCEEDED' })
     t.equal(await waiting(app, tenant), 0)
-    // Another party ended the run before it could wait: its record is no longer running.
-    const records = depsOf(app).records
-    const movedAway: typeof records = Object.assign(Object.create(records) as typeof records, { move: async () => undefined })
+    // Another party moved the run's record before it could wait (a cancel while it stopped).
     const roomy = await bounded(app, 'bound-gone', 1)
-    const ended = await suspendedRun(app, roomy, { deps: { ...depsOf(app), records: movedAway } })
+    const ended = await suspendedRun(app, roomy, { running: false })
     t.equal(ended.waits, 'gone')
     t.equal(await waiting(app, roomy), 0)
     t.same(await journalIds(app, roomy), [], 'its journal went too')
