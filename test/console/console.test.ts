@@ -265,39 +265,42 @@ t.test('sign in with a printed demo token, run a script, see it in Runs and Usag
   await shot('usage-starter')
 
   // A phone, 390 px wide: every page fits the width (tables scroll in their own box).
-  await page.setViewportSize({ width: 390, height: 844 })
+  const PHONE_WIDTH = 390
+  await page.setViewportSize({ width: PHONE_WIDTH, height: 844 })
+  /** The page fits the phone's width; `shotName` keeps a screenshot of it. */
+  const fitsPhone = async (label: string, shotName?: string): Promise<void> => {
+    await fitsWidth(label, PHONE_WIDTH)
+    if (shotName !== undefined) await shot(shotName)
+  }
   await goTo('Playground')
   await page.locator('.editor[data-ready="true"] .cm-content').waitFor()
   await page.getByRole('button', { name: 'Run' }).click()
   await page.getByTestId('result').waitFor()
-  await fitsWidth('playground with a result', 390)
-  await shot('phone-playground')
+  await fitsPhone('playground with a result', 'phone-playground')
   await goTo('Runs')
   await page.getByTestId('runs-table').waitFor()
-  await fitsWidth('runs', 390)
+  await fitsPhone('runs')
   await page.getByRole('button', { name: `Details of run ${queuedId}` }).click()
   await page.getByTestId('run-details').waitFor()
   if (hasTimeline) {
     await page.getByTestId('timeline').waitFor()
     await timelineKeepsApart('timeline at 390 px')
   }
-  await fitsWidth('runs with a run\'s details', 390)
-  await shot('phone-runs')
+  await fitsPhone('runs with a run\'s details', 'phone-runs')
   await goTo('Usage')
   await page.locator('.chart .uplot').waitFor()
   await page.getByText('The same as a table').click()
-  await fitsWidth('usage with its table open', 390)
-  await shot('phone-usage')
+  await fitsPhone('usage with its table open', 'phone-usage')
   await goTo('Tools')
   await page.getByTestId('tools-table').waitFor()
-  await fitsWidth('tools', 390)
+  await fitsPhone('tools')
   await signOut()
-  await fitsWidth('sign-in', 390)
+  await fitsPhone('sign-in')
   await signIn(adminToken)
   await goTo('Admin')
   await page.getByRole('button', { name: 'Open tenant demo-free' }).click()
   await page.getByTestId('tenant-editor').waitFor()
-  await fitsWidth('admin with a tenant open', 390)
+  await fitsPhone('admin with a tenant open')
   await accessible('admin at 390 px')
   await shot('phone-admin')
 

@@ -8,7 +8,7 @@ import { buildApp, createTenant, type TestTenant } from '../helper.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import { getExecution } from '../../services/executions/execution-repository.ts'
 import type { QueuedExecutionsDeps } from '../../services/executions/queued-executions.ts'
-import { proxyFor } from '../support/tcp-proxy.ts'
+import { appBehindPostgresProxy } from '../support/postgres-outage.ts'
 import { waitFor } from '../support/wait-for.ts'
 
 const depsOf = (app: FastifyInstance): QueuedExecutionsDeps => (app.executions as unknown as { deps: QueuedExecutionsDeps }).deps
@@ -108,16 +108,7 @@ t.test('an accepted run before its row', async (t) => {
 const { DATABASE_URL } = process.env
 if (DATABASE_URL !== undefined) {
   t.test('PostgreSQL unreachable: a submission is accepted and runs, and its row is written once PostgreSQL is back', async (t) => {
-    const proxy = await proxyFor(DATABASE_URL)
-    t.teardown(async () => { await proxy.down() })
-    const app = await buildApp(t, { DATABASE_URL: proxy.urlFor(DATABASE_URL), TENANT_CACHE_TTL_MS: '600000' })
-    // As in the outage tests: the tenant-changed notice of createTenant's PUT comes back first,
-    // then the tenant cache is warmed, so the runs below need no database to find the tenant.
-    const notices: string[] = []
-    await app.store.subscribe('tenant-enclave:tenant-changed', (tenantId) => { notices.push(tenantId) })
-    const tenant = await createTenant(app, 'rec-pg-out', { tier: 'starter' })
-    await waitFor(() => notices.includes(tenant.tenantId), { message: 'the tenant-changed notice came back' })
-    t.equal((await tenant.execute('return 1')).statusCode, 200, 'warms the tenant cache')
+    const { proxy, app, tenant } = await appBehindPostgresProxy(t, DATABASE_URL, 'rec-pg-out')
 
     await proxy.down()
     const run = await submit(app, tenant, 'return 7')

@@ -56,18 +56,25 @@ t.test('a wait is bounded by the run: a catchable busy error, or the run\'s end'
   t.equal(tenants.inUse('other'), 0)
 })
 
-t.test('a run\'s call that finds its tier\'s share taken gets a catchable TOOL_ERROR in time', async (t) => {
-  const app = await buildApp(t, { DATABASE_POOL_SIZE: '10', DATABASE_FREE_SHARE_PERCENT: '10' })
-  const free = await createTenant(app, 'busy-free', { tier: 'free' })
-  const enterprise = await createTenant(app, 'busy-enterprise', { tier: 'enterprise' })
-  // The free tier's one connection, held as four free tenants' scans would hold it.
+const queryOrError = "try { await callTool('data:query', {}); return 'answered' } catch (e) { return e.code + ': ' + e.message }"
+
+/** With the free tier's one connection held (as another free tenant's scan would hold it), a free tenant's call and an enterprise tenant's. */
+async function callsBesideAHeldFreeShare (t: Parameters<typeof buildApp>[0], settings: Record<string, string>, prefix: string): Promise<{ free: string, enterprise: string }> {
+  const app = await buildApp(t, settings)
+  const free = await createTenant(app, `${prefix}-free`, { tier: 'free' })
+  const enterprise = await createTenant(app, `${prefix}-enterprise`, { tier: 'enterprise' })
   const hold = await app.db.tierConnections!.free!.acquire()
   t.teardown(hold)
-  const script = "try { await callTool('data:query', {}); return 'answered' } catch (e) { return e.code + ': ' + e.message }"
-  const refused = (await free.execute(script, { timeoutMs: 1000 })).json()
-  t.match(refused.value, /^TOOL_ERROR: The database is busy for the free tier: .*retry later$/, 'the script is told, and can still act on it')
-  const answered = (await enterprise.execute(script, { timeoutMs: 1000 })).json()
-  t.equal(answered.value, 'answered', 'an enterprise tenant is not held back')
+  return {
+    free: (await free.execute(queryOrError, { timeoutMs: 1000 })).json().value,
+    enterprise: (await enterprise.execute(queryOrError, { timeoutMs: 1000 })).json().value
+  }
+}
+
+t.test('a run\'s call that finds its tier\'s share taken gets a catchable TOOL_ERROR in time', async (t) => {
+  const values = await callsBesideAHeldFreeShare(t, { DATABASE_POOL_SIZE: '10', DATABASE_FREE_SHARE_PERCENT: '10' }, 'busy')
+  t.match(values.free, /^TOOL_ERROR: The database is busy for the free tier: .*retry later$/, 'the script is told, and can still act on it')
+  t.equal(values.enterprise, 'answered', 'an enterprise tenant is not held back')
 })
 
 // Three free connections' CPU-bound scans were more than the database's two cores: the bystander's
@@ -105,13 +112,7 @@ t.test('a free run\'s statement is bounded by DATABASE_FREE_STATEMENT_TIMEOUT_MS
 })
 
 t.test('with the default cores, a second free tenant\'s call is told the free tier is busy', async (t) => {
-  const app = await buildApp(t, { DATABASE_POOL_SIZE: '10', DATABASE_CPU_CORES: '2' })
-  const free = await createTenant(app, 'cores-free', { tier: 'free' })
-  const enterprise = await createTenant(app, 'cores-enterprise', { tier: 'enterprise' })
-  // The free tier's one statement, as another free tenant's scan would hold it.
-  const hold = await app.db.tierConnections!.free!.acquire()
-  t.teardown(hold)
-  const script = "try { await callTool('data:query', {}); return 'answered' } catch (e) { return e.code + ': ' + e.message }"
-  t.match((await free.execute(script, { timeoutMs: 1000 })).json().value, /^TOOL_ERROR: The database is busy for the free tier: .*retry later$/)
-  t.equal((await enterprise.execute(script, { timeoutMs: 1000 })).json().value, 'answered', 'an enterprise tenant finds a statement')
+  const values = await callsBesideAHeldFreeShare(t, { DATABASE_POOL_SIZE: '10', DATABASE_CPU_CORES: '2' }, 'cores')
+  t.match(values.free, /^TOOL_ERROR: The database is busy for the free tier: .*retry later$/)
+  t.equal(values.enterprise, 'answered', 'an enterprise tenant finds a statement')
 })

@@ -4,6 +4,7 @@ import t from 'tap'
 import { buildApp, createTenant } from '../helper.ts'
 import { proxyFor } from '../support/tcp-proxy.ts'
 import { waitFor } from '../support/wait-for.ts'
+import { appBehindPostgresProxy } from '../support/postgres-outage.ts'
 import { isClusterUrl } from '../../services/store/redis-connection.ts'
 
 const { DATABASE_URL, REDIS_URL } = process.env
@@ -38,17 +39,7 @@ if (REDIS_URL !== undefined && !isClusterUrl(REDIS_URL)) {
 
 if (DATABASE_URL !== undefined) {
   t.test('PostgreSQL outage: 503 where it is needed, audit rows written when it returns', async (t) => {
-    const proxy = await proxyFor(DATABASE_URL)
-    t.teardown(async () => { await proxy.down() })
-    const app = await buildApp(t, { DATABASE_URL: proxy.urlFor(DATABASE_URL), TENANT_CACHE_TTL_MS: '600000' })
-    // The PUT in createTenant announces a tenant change that comes back through pub/sub and drops
-    // the tenant cache: let it arrive before warming the cache. The app's subscriber was there
-    // first, so by the time ours hears it, the app has dropped its entry.
-    const notices: string[] = []
-    await app.store.subscribe('tenant-enclave:tenant-changed', (tenantId) => { notices.push(tenantId) })
-    const tenant = await createTenant(app, 'pg-out', { tier: 'starter' })
-    await waitFor(() => notices.includes(tenant.tenantId), { message: 'the tenant-changed notice came back' })
-    t.equal((await tenant.execute('return 1')).statusCode, 200, 'warms the tenant cache')
+    const { proxy, app, tenant } = await appBehindPostgresProxy(t, DATABASE_URL, 'pg-out')
     await app.audit.flush()
 
     await proxy.down()
