@@ -6,7 +6,7 @@ import { enclaveError } from '../enclave/index.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 import { acquireRunSlot, refundLostRun } from '../quotas/admission.ts'
 import { cancelledResult, claimEnd } from './cancel-requests.ts'
-import { executeScript, type ExecutionEvent } from './execute-script.ts'
+import { executeScript, sha256, type ExecutionEvent } from './execute-script.ts'
 import type { EventLog } from './event-log.ts'
 import type { ExecutionFacts } from './execution-hooks.ts'
 import type { ExecutionJob, JobOutcome } from './execution-queue.ts'
@@ -153,16 +153,22 @@ export class ExecutionWorker {
       await tail
       // Stopped at gated calls, and not cancelled meanwhile (a cancel that claimed this start's
       // end ends the run cancelled, below): the run waits, holding no slot and no isolate.
+      // A start that suspended but cannot wait is the run's end, which its start did not tell
+      // the hooks (audit, metrics) of: told here once the end stands.
+      const untold = suspended !== undefined && !claimLost
       if (suspended !== undefined && !claimLost) {
         try {
-          await suspendRun(this.deps, job, suspended, forTheWait)
-          return { done: true }
+          const waits = await suspendRun(this.deps, job, suspended, forTheWait)
+          if (waits === 'waiting' || waits === 'gone') return { done: true }
+          // No place or no storage left for it: the run ends, and its gated calls never act.
+          result = { executionId, success: false, error: waits, logs: result.logs, stats: result.stats }
         } catch (err) {
           this.deps.log.error({ err, executionId }, 'could not keep a run waiting for approval')
           result = { executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The run stopped for approval, but its record could not be kept; it was ended'), logs: result.logs, stats: result.stats }
         }
       }
-      await this.finish(executionId, result, ['running'])
+      const ended = await this.finish(executionId, result, ['running'])
+      if (untold && ended !== undefined) this.deps.execution.hooks.ended({ tenantId, executionId, userId: job.userId, codeSha256: sha256(job.code) }, result)
       if (start > 1) await deleteJournal(this.deps.db, tenantId, executionId).catch((err: unknown) => { this.deps.log.warn({ err, executionId }, 'could not delete an ended run\'s journal') })
       return { done: true }
     } finally {
