@@ -49,11 +49,13 @@ if (REDIS_URL !== undefined && !isClusterUrl(REDIS_URL)) {
     let closed = false
     t.teardown(async () => { if (!closed) await queue.close() })
     const taken: string[] = []
-    queue.work(async (job) => { taken.push(job.executionId); return { done: true } }, 4, async () => {})
     const add = async (executionId: string): Promise<void> => { await queue.add({ executionId, tenantId: 't', userId: 'u', permissions: [], code: 'return 1', timeoutMs: 1000 }) }
-    // A worker's first look at the queue needs no blocking read: the first job is taken so.
+    // A worker's first look at the queue needs no blocking read, so a job already waiting when it
+    // starts is taken without the hung connection. The job is added first: a worker that started
+    // first would find the queue empty and wait for this job on the hung connection (CI saw it).
     const first = randomUUID()
     await waitFor(async () => { await add(first); return true }, { message: 'the first job is added' })
+    queue.work(async (job) => { taken.push(job.executionId); return { done: true } }, 4, async () => {})
     await waitFor(() => taken.includes(first), { message: 'the first job is taken' })
     t.equal(warnings.length, 0, 'with no recreation')
     // Drained, the worker now waits on its blocking connection, which never answers.
