@@ -66,6 +66,7 @@ async function scriptTable (): Promise<Record<string, string[][]>> {
     executionEventAppend: EXECUTIONS.map((id) => { const k = eventKeys(id); return [k.stream, k.counter, k.owner, k.appends] }),
     // A queued run's record: each script takes one key (the record, the due set, an idempotency key).
     executionRecordCreate: EXECUTIONS.map((id) => [recordKey(id)]),
+    executionRecordRestore: EXECUTIONS.map((id) => [recordKey(id)]),
     executionRecordMove: EXECUTIONS.map((id) => [recordKey(id)]),
     executionRecordsTakeDue: [[DUE_KEY]],
     executionRecordReleaseKey: TENANTS.map((tenantId) => [idempotencyKey(tenantId, 'order-{7}')]),
