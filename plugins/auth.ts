@@ -51,11 +51,6 @@ function verifyOptions (config: Config): FastifyJWTOptions['verify'] {
   ]
   return {
     requiredClaims,
-    // Verified tokens are remembered (LRU, keyed by the token's hash; never past their own exp,
-    // failures not cached): a client sends the same token on every request, and checking its
-    // signature each time was a few percent of a trivial request's CPU.
-    cache: 1000,
-    cacheTTL: 60_000,
     ...(config.JWT_ISSUER !== undefined ? { allowedIss: config.JWT_ISSUER } : {}),
     ...(config.JWT_AUDIENCE !== undefined ? { allowedAud: config.JWT_AUDIENCE } : {})
   }
@@ -169,6 +164,9 @@ function invalidToken (request: FastifyRequest, failure: TokenFailure, challenge
 }
 
 const MAX_BLOCKED_ADDRESSES = 10_000
+// Verified tokens remembered, and for how long at most (never past their own exp).
+const VERIFIED_TOKENS = 1000
+const VERIFIED_TOKEN_TTL_MS = 60_000
 const AUTH_WINDOW_MS = 60_000
 
 export default fp(async (fastify) => {
@@ -180,6 +178,25 @@ export default fp(async (fastify) => {
   // Addresses over the failed-authentication limit, until their window ends: refused here before
   // any token is verified. The count itself is the LimitStore's (shared by every instance).
   const blocked = new Map<string, number>()
+  // A client sends the same token on every request: its claims are kept once its signature and
+  // claims have verified, keyed by the token's exact text, until its exp or for a minute, the
+  // oldest dropped first. Failures are not kept. (fast-jwt's own cache keys by the token's
+  // SHA-256, which cost a hash of the token on every request.)
+  const verified = new Map<string, { claims: unknown, until: number }>()
+  const verifyToken = (token: string): unknown => {
+    const now = Date.now()
+    const hit = verified.get(token)
+    if (hit !== undefined) {
+      if (hit.until > now) return hit.claims
+      verified.delete(token)
+    }
+    const claims = fastify.jwt.verify(token)
+    const exp = (claims as { exp?: unknown }).exp
+    const until = Math.min(now + VERIFIED_TOKEN_TTL_MS, typeof exp === 'number' ? exp * 1000 : Infinity)
+    if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value as string)
+    verified.set(token, { claims, until })
+    return claims
+  }
 
   const tooManyFailures = (until: number): ServiceError<'RATE_LIMITED'> => {
     const seconds = Math.max(1, Math.ceil((until - Date.now()) / 1000))
@@ -234,7 +251,7 @@ export default fp(async (fastify) => {
     const token = match[1] as string
     let claims: unknown
     try {
-      claims = fastify.jwt.verify(token)
+      claims = verifyToken(token)
     } catch (err) {
       return await refuse(request, tokenFailureOf(err, fastify.config, algorithm), challenge)
     }
