@@ -79,8 +79,9 @@ export interface ExecutionMetrics {
 
 /** executions_total, the duration histogram, the in-flight gauge and refusals; and a log line for each end. */
 export function measuredExecutions (metrics: ExecutionMetrics, log: FastifyBaseLogger): Partial<ExecutionHooks> {
+  // Its lines are info lines: below that level no child logger is made for them.
   const logOf = (execution: ExecutionFacts): FastifyBaseLogger =>
-    execution.log ?? log.child({ tenantId: execution.tenantId, executionId: execution.executionId })
+    execution.log ?? (log.isLevelEnabled('info') ? log.child({ tenantId: execution.tenantId, executionId: execution.executionId }) : log)
   return {
     refused (execution, refusal) {
       metrics.quotaRefusals.inc({ kind: refusal.kind })
