@@ -163,6 +163,12 @@ function invalidToken (request: FastifyRequest, failure: TokenFailure, challenge
   })
 }
 
+/** A token whose signature verified: its claims, and them again once they hold what a request needs (tenantId, userId or sub, permissions). */
+interface VerifiedToken {
+  claims: unknown
+  checked: { tenantId: string, userId?: string, sub?: string, permissions: string[] } | undefined
+}
+
 const MAX_BLOCKED_ADDRESSES = 10_000
 // Verified tokens remembered, and for how long at most (never past their own exp).
 const VERIFIED_TOKENS = 1000
@@ -182,20 +188,23 @@ export default fp(async (fastify) => {
   // claims have verified, keyed by the token's exact text, until its exp or for a minute, the
   // oldest dropped first. Failures are not kept. (fast-jwt's own cache keys by the token's
   // SHA-256, which cost a hash of the token on every request.)
-  const verified = new Map<string, { claims: unknown, until: number }>()
-  const verifyToken = (token: string): unknown => {
+  // Whether the claims hold what a request needs is kept with them: they are the same each time.
+  const verified = new Map<string, VerifiedToken & { until: number }>()
+  const verifyToken = (token: string): VerifiedToken => {
     const now = Date.now()
     const hit = verified.get(token)
     if (hit !== undefined) {
-      if (hit.until > now) return hit.claims
+      if (hit.until > now) return hit
       verified.delete(token)
     }
     const claims = fastify.jwt.verify(token)
     const exp = (claims as { exp?: unknown }).exp
     const until = Math.min(now + VERIFIED_TOKEN_TTL_MS, typeof exp === 'number' ? exp * 1000 : Infinity)
+    const checked = Claims.Check(claims) && (claims.userId ?? claims.sub) !== undefined ? claims : undefined
     if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value as string)
-    verified.set(token, { claims, until })
-    return claims
+    const entry = { claims, checked, until }
+    verified.set(token, entry)
+    return entry
   }
 
   const tooManyFailures = (until: number): ServiceError<'RATE_LIMITED'> => {
@@ -249,13 +258,14 @@ export default fp(async (fastify) => {
       return await refuse(request, { reason: 'missing_bearer_prefix', detail: 'The Authorization header must be the word Bearer, a space, then the token: send Authorization: Bearer <token>' }, challenge)
     }
     const token = match[1] as string
-    let claims: unknown
+    let verifiedToken: VerifiedToken
     try {
-      claims = verifyToken(token)
+      verifiedToken = verifyToken(token)
     } catch (err) {
       return await refuse(request, tokenFailureOf(err, fastify.config, algorithm), challenge)
     }
-    if (!Claims.Check(claims) || (claims.userId ?? claims.sub) === undefined) return await refuse(request, claimFailureOf(claims), challenge)
+    const claims = verifiedToken.checked
+    if (claims === undefined) return await refuse(request, claimFailureOf(verifiedToken.claims), challenge)
     const userId = (claims.userId ?? claims.sub) as string
     const record = await fastify.tenants.get(claims.tenantId)
     request.tenant = {
