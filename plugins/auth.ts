@@ -184,11 +184,10 @@ export default fp(async (fastify) => {
   // Addresses over the failed-authentication limit, until their window ends: refused here before
   // any token is verified. The count itself is the LimitStore's (shared by every instance).
   const blocked = new Map<string, number>()
-  // A client sends the same token on every request: its claims are kept once its signature and
-  // claims have verified, keyed by the token's exact text, until its exp or for a minute, the
-  // oldest dropped first. Failures are not kept. (fast-jwt's own cache keys by the token's
-  // SHA-256, which cost a hash of the token on every request.)
-  // Whether the claims hold what a request needs is kept with them: they are the same each time.
+  // A client sends the same token on every request: once its signature and dates verify, its
+  // claims are kept by the token's exact text, with whether they hold what a request needs, until
+  // its exp or for a minute, the oldest dropped first. A token fast-jwt refuses is not kept.
+  // (fast-jwt's own cache keys by the token's SHA-256: a hash of the token on every request.)
   const verified = new Map<string, VerifiedToken & { until: number }>()
   const verifyToken = (token: string): VerifiedToken => {
     const now = Date.now()
