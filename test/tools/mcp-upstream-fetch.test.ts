@@ -80,6 +80,6 @@ t.test('no call, or a GET (the standing stream), is answered 405 here; a refused
   t.equal(seen.length, before, 'neither reached the server')
   const refused = fetchFor(`http://127.0.0.1:${await freePort()}/mcp`, { method: 'POST', body: '{}' })
   await t.rejects(refused, TypeError)
-  const err = await refused.catch((e: unknown) => e as TypeError)
-  t.equal((err.cause as { code?: string }).code, 'ECONNREFUSED')
+  const err: unknown = await refused.catch((e: unknown) => e)
+  t.equal(((err as TypeError).cause as { code?: string }).code, 'ECONNREFUSED')
 })
