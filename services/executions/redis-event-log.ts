@@ -2,6 +2,7 @@
 // numbers, appends and announces each event atomically, so events from several instances (the
 // API's `queued`, the worker's run, a cancel's `final`) share one gapless sequence.
 import { randomUUID } from 'node:crypto'
+import type { ChainableCommander } from 'ioredis'
 import { duplicateRedis, openRedis, type RedisClient } from '../store/redis-connection.ts'
 import { EVENTS_TTL_MS, MAX_EVENTS_PER_EXECUTION, type EventLog, type StreamEvent } from './event-log.ts'
 import { EventWatchers } from './event-watchers.ts'
@@ -87,6 +88,38 @@ export function createRedisEventLog (url: string): EventLog {
   const watchers = new EventWatchers()
   let subscriber: RedisClient | undefined
 
+  // Reads of one execution asked for in the same turn leave together, in one pipeline (its keys
+  // share a slot, so a cluster takes it too): a stream's first read and its owner's check
+  // (followIfAllowed asks for both at once) cost one round trip, not two.
+  interface Queued { add: (pipeline: ChainableCommander) => void, alone: () => Promise<unknown>, settle: (err: Error | null, value: unknown) => void }
+  const turn = new Map<string, Queued[]>()
+  const send = (executionId: string, reads: Queued[]): void => {
+    turn.delete(executionId)
+    if (reads.length === 1) {
+      const [only] = reads as [Queued]
+      only.alone().then((value) => { only.settle(null, value) }, (err: Error) => { only.settle(err, undefined) })
+      return
+    }
+    const pipeline = client.pipeline()
+    for (const read of reads) read.add(pipeline)
+    pipeline.exec().then((replies) => {
+      reads.forEach((read, i) => {
+        const [err, value] = replies?.[i] ?? [new Error('Redis answered none of the reads sent together'), undefined]
+        read.settle(err, value)
+      })
+    }, (err: Error) => { for (const read of reads) read.settle(err, undefined) })
+  }
+  const inTurn = async (executionId: string, add: Queued['add'], alone: Queued['alone']): Promise<unknown> => await new Promise((resolve, reject) => {
+    let reads = turn.get(executionId)
+    if (reads === undefined) {
+      const queued: Queued[] = []
+      reads = queued
+      turn.set(executionId, queued)
+      queueMicrotask(() => { send(executionId, queued) })
+    }
+    reads.push({ add, alone, settle: (err, value) => { if (err !== null) reject(err); else resolve(value) } })
+  })
+
   const subscribe = (): void => {
     if (subscriber !== undefined) return
     subscriber = duplicateRedis(client)
@@ -113,7 +146,9 @@ export function createRedisEventLog (url: string): EventLog {
       await Promise.all(Object.values(eventKeys(executionId)).map(async (key) => await client.pexpire(key, ttlMs)))
     },
     async ownerOf (executionId) {
-      return (await client.get(ownerKey(executionId))) ?? undefined
+      const key = ownerKey(executionId)
+      const owner = await inTurn(executionId, (pipeline) => pipeline.get(key), async () => await client.get(key)) as string | null
+      return owner ?? undefined
     },
     async finalOf (executionId) {
       const seq = await client.hget(appendsKey(executionId), 'final')
@@ -122,7 +157,8 @@ export function createRedisEventLog (url: string): EventLog {
       return entry === undefined ? undefined : JSON.parse(entry[1][1] ?? 'null') as StreamEvent
     },
     async read (executionId, after, limit) {
-      const entries = await client.xrange(streamKey(executionId), `${after + 1}-0`, '+', 'COUNT', limit)
+      const key = streamKey(executionId)
+      const entries = await inTurn(executionId, (pipeline) => pipeline.xrange(key, `${after + 1}-0`, '+', 'COUNT', limit), async () => await client.xrange(key, `${after + 1}-0`, '+', 'COUNT', limit)) as Array<[string, string[]]>
       return entries.map(([, fields]) => JSON.parse(fields[1] ?? 'null') as StreamEvent)
     },
     watch (executionId, onEvent) {
