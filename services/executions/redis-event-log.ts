@@ -10,6 +10,8 @@ import { eventKeys } from './execution-keys.ts'
 
 const CHANNEL = 'tenant-enclave:execution-events'
 const RECENT_APPENDS = 64
+/** How much of a stream's ttl may go before an event (other than `final`) sets it again. */
+const EXPIRY_SLACK_MS = 60_000
 
 // KEYS: stream, counter, owner, appends. ARGV: type, data JSON, at, maxlen, ttl ms, channel,
 // execution id, owner ('' = unchanged), append id.
@@ -23,6 +25,11 @@ const RECENT_APPENDS = 64
 // `queued`, a cancel's or a lost-run check's `final`) are all that can come in between.
 // A stream has one `final`: a second one (a lost-run check racing the run's own end) is not
 // appended, and the first is answered instead, so every writer learns which result stands.
+// The four keys' expiry is set again (to the ttl) when keys may be new (the first two events:
+// INCR and HSET make them without one), with `final` (a stream lives its ttl after its end),
+// with the owner (SET drops an expiry), when a waiting run's keep() left it longer, and once
+// EXPIRY_SLACK_MS of it has gone; between those an event leaves it as it is (one PTTL instead of
+// four PEXPIREs: eight for each tool call, whose call and result are two events).
 // A stream starts with `queued`: the submission appends it alongside adding the job, so should the
 // run's first event land first, `queued` is written before it (seq 1), and the submission's own
 // append then answers that one (setting the owner).
@@ -64,10 +71,14 @@ end
 if ARGV[1] == 'final' then redis.call('HSET', KEYS[4], 'final', seq) end
 local event = '{"seq":' .. seq .. ',"type":"' .. ARGV[1] .. '","at":"' .. ARGV[3] .. '","data":' .. ARGV[2] .. '}'
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], seq .. '-1', 'e', event)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
-redis.call('PEXPIRE', KEYS[4], ARGV[5])
+local ttl = tonumber(ARGV[5])
+local left = redis.call('PTTL', KEYS[1])
+if seq <= 2 or ARGV[1] == 'final' or ARGV[8] ~= '' or left > ttl or left < ttl - ${EXPIRY_SLACK_MS} then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+  redis.call('PEXPIRE', KEYS[4], ARGV[5])
+end
 redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. event)
 return event`
 
