@@ -33,14 +33,14 @@ const PRUNE_EVERY_MS = 60 * 60_000
 export default fp(async (fastify) => {
   const { config } = fastify
   const url = redisUrl(config)
-  const queue: ExecutionQueue = url === undefined ? createMemoryQueue() : createBullmqQueue(url, { leaseMs: config.EXECUTION_LEASE_MS, queueName: config.EXECUTION_QUEUE_NAME })
+  const queue: ExecutionQueue = url === undefined ? createMemoryQueue() : createBullmqQueue(url, { leaseMs: config.EXECUTION_LEASE_MS, queueName: config.EXECUTION_QUEUE_NAME, log: fastify.log })
   // Its Redis calls' failures are StoreUnavailableError (a 503), as the store's are: ioredis
   // reports a lost connection with plain Errors that only the call site can tell apart.
   const events: EventLog = url === undefined ? createMemoryEventLog() : withStoreErrors(createRedisEventLog(url), ['append', 'keep', 'ownerOf', 'finalOf', 'read'])
   const redis = fastify.redis
   const tenantIndex: TenantIndex = redis === null ? createMemoryTenantIndex() : withStoreErrors<TenantIndex>(createRedisTenantIndex(redis), ['add', 'list', 'remove'])
   // The record of each accepted run: where it is until its row is written (the row is the worker's).
-  const records: ExecutionRecords = redis === null ? createMemoryExecutionRecords() : withStoreErrors<ExecutionRecords>(createRedisExecutionRecords(redis), ['accept', 'get', 'move', 'unstored', 'due', 'dueAt', 'stored', 'forget'])
+  const records: ExecutionRecords = redis === null ? createMemoryExecutionRecords() : withStoreErrors<ExecutionRecords>(createRedisExecutionRecords(redis), ['accept', 'get', 'restore', 'move', 'unstored', 'due', 'dueAt', 'stored', 'forget'])
   const cancels: CancelRequests = redis === null ? createMemoryCancelRequests() : withStoreErrors<CancelRequests>(createRedisCancelRequests(redis), ['record', 'pending'])
   const { metrics } = fastify
   // What a run needs, whichever entry point starts it: /api/execute, a session frame, a queued run.

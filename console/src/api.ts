@@ -106,6 +106,8 @@ export interface Quotas {
   maxCpuSecondsPerDay: number
   storageBytes: number
   storageDocuments: number
+  maxWaitingRuns: number
+  maxJournalBytes: number
 }
 export interface Usage {
   tenantId: string
@@ -114,6 +116,7 @@ export interface Usage {
   toolCalls: number
   cpuMs: number
   concurrentExecutions: number
+  waitingRuns: number
   storage: { bytes: number, documents: number, limitBytes: number, limitDocuments: number }
   quotas: Quotas
   periodStart: string

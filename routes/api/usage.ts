@@ -22,12 +22,13 @@ const Usage = Type.Object({
   toolCalls: Type.Integer({ description: 'Tool calls made today (UTC)' }),
   cpuMs: Type.Integer({ description: 'Isolate CPU ms of today\'s finished runs (UTC), against quotas.maxCpuSecondsPerDay' }),
   concurrentExecutions: Type.Integer({ description: 'Executions running now, across all instances' }),
+  waitingRuns: Type.Integer({ description: 'Queued runs awaiting approval now, across all instances, against quotas.maxWaitingRuns (past it a run reaching a gated call ends APPROVAL_WAIT_LIMIT)' }),
   storage: Type.Object({
-    bytes: Type.Integer({ description: 'Bytes the tenant\'s documents take (the JSON text of their bodies)' }),
+    bytes: Type.Integer({ description: 'Bytes the tenant keeps: its documents (the JSON text of their bodies) and the records of its runs waiting for approval (their journals and jobs, while they wait)' }),
     documents: Type.Integer({ description: 'Documents the tenant keeps' }),
     limitBytes: Type.Integer({ description: 'quotas.storageBytes' }),
     limitDocuments: Type.Integer({ description: 'quotas.storageDocuments' })
-  }, { description: 'What the tenant keeps now, and its bounds: data:insert past them fails with STORAGE_QUOTA_EXCEEDED' }),
+  }, { description: 'What the tenant keeps now, and its bounds: data:insert past them fails with STORAGE_QUOTA_EXCEEDED, and a run whose record would take the tenant past limitBytes cannot wait for an approval (APPROVAL_STORAGE_EXCEEDED)' }),
   quotas: TenantQuotasSchema,
   periodStart: Type.String({ format: 'date-time' }),
   periodEnd: Type.String({ format: 'date-time', description: 'When the daily counters reset' }),

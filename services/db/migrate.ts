@@ -13,6 +13,7 @@ import { storageUsageMigration } from '../../migrations/010-storage-usage.ts'
 import { approvalsMigration } from '../../migrations/011-approvals.ts'
 import { tenantSandboxModulesMigration } from '../../migrations/012-tenant-sandbox-modules.ts'
 import { approvalJournalsMigration } from '../../migrations/013-approval-journals.ts'
+import { journalStorageMigration } from '../../migrations/014-journal-storage.ts'
 
 // Migrations are imported, not read from disk, so they run the same from sources and from dist/.
 function migrationProvider (appRole: string): MigrationProvider {
@@ -31,7 +32,8 @@ function migrationProvider (appRole: string): MigrationProvider {
         '010-storage-usage': storageUsageMigration(appRole),
         '011-approvals': approvalsMigration,
         '012-tenant-sandbox-modules': tenantSandboxModulesMigration,
-        '013-approval-journals': approvalJournalsMigration(appRole)
+        '013-approval-journals': approvalJournalsMigration(appRole),
+        '014-journal-storage': journalStorageMigration
       }
     }
   }

@@ -135,6 +135,8 @@ export interface ExecutionJournalsTable {
   /** An undecided run ends APPROVAL_EXPIRED at this time. */
   expires_at: Timestamp
   updated_at: Timestamp
+  /** What the row is charged in its tenant's storage (migration 014): its journal's and job's JSON text. */
+  bytes: ColumnType<string | number, number | undefined, number>
 }
 
 /** One person's decision on one gated call (migration 013): the approvals' audit, kept after the run. */

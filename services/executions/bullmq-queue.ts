@@ -6,6 +6,7 @@
 import { DelayedError, Job, Queue, Worker } from 'bullmq'
 import { jobIdOf, type ExecutionJob, type ExecutionQueue } from './execution-queue.ts'
 import { openRedis } from '../store/redis-connection.ts'
+import { startQueueWatchdog, type QueueWatchdog, type WatchdogLog } from './queue-watchdog.ts'
 
 // BullMQ's scripts take many keys of one queue at once: the prefix is a hash tag (as BullMQ's
 // docs ask for Redis Cluster), so all of a queue's keys live in one slot. Queue names are
@@ -14,12 +15,24 @@ export const BULLMQ_PREFIX = '{tenant-enclave:bull}'
 const CLOSE_WAIT_MS = 5000
 // A step of closing that needs no Redis ends within a few event-loop turns; this only bounds it.
 const CUT_WAIT_MS = 1000
+// The watchdog (queue-watchdog.ts): an idle worker that took nothing for
+// STUCK_AFTER_MS while jobs could be taken is recreated; a promotion takes seconds, and a
+// healthy worker takes a waiting job within milliseconds, so this is far from either.
+const WATCH_EVERY_MS = 1000
+const STUCK_AFTER_MS = 10_000
+const STUCK_MAX_BACKOFF_MS = 5 * 60_000
+// BullMQ scores a delayed job with its due time × 0x1000 (and a counter below that).
+const DELAYED_SCORE_SCALE = 0x1000
 
 export interface BullmqQueueOptions {
   /** How long a worker's hold on a running job lasts without renewal: a dead instance's runs are found lost after it. */
   leaseMs: number
   /** The BullMQ queue's name: every instance of one service uses the same one. */
   queueName: string
+  /** Where the watchdog says it recreated the worker. */
+  log?: WatchdogLog
+  /** The watchdog's threshold (tests shorten it). */
+  stuckAfterMs?: number
 }
 
 /** Redis is not answering: a submission is refused at once (503) rather than waiting for it. */
@@ -37,10 +50,14 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
   // blocking connection that reconnects forever), and the process would never exit.
   let queue: Queue<ExecutionJob> | undefined
   let worker: Worker<ExecutionJob> | undefined
+  // Workers the watchdog replaced, closing while their running jobs finish.
+  const retiring = new Set<Worker<ExecutionJob>>()
+  let watchdog: QueueWatchdog | undefined
   let startWorker: (() => void) | undefined
   let closed = false
   // Jobs the handler is running here, so close() can let them finish.
   let active = 0
+  let lastTakenAt = 0
   let whenIdle: (() => void) | undefined
   const ensureQueue = (): Queue<ExecutionJob> => {
     if (queue === undefined) {
@@ -74,9 +91,10 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
       try { await live().remove(jobIdOf(executionId, start)) } catch {}
     },
     work (handler, concurrency, onLost) {
-      startWorker = () => {
+      const makeWorker = (): Worker<ExecutionJob> => {
         const jobs = ensureQueue()
-        worker = new Worker<ExecutionJob>(opts.queueName, async (job, token) => {
+        const made = new Worker<ExecutionJob>(opts.queueName, async (job, token) => {
+          lastTakenAt = Date.now()
           active++
           let outcome
           try {
@@ -97,18 +115,49 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
           // A job whose worker died is failed, never handed to another worker.
           maxStalledCount: 0
         })
-        worker.on('error', () => {})
+        made.on('error', () => {})
         // The handler fails no job on purpose (a run's failure is its result, a wait is a delayed
         // job): a failed job is a call that failed under it, such as moving a job that waits for
         // its tenant's slot to delayed while Redis failed over. Its run would otherwise stay
         // queued for good: it ends as a lost one, with its code.
-        worker.on('failed', (job) => {
+        made.on('failed', (job) => {
           if (job !== undefined) onLost(job.data, 'The execution queue dropped this execution when a dependency failed under it; it was not re-run').catch(() => {})
         })
-        worker.on('stalled', (jobId: string) => {
+        made.on('stalled', (jobId: string) => {
           Job.fromId<ExecutionJob>(jobs, jobId).then(async (job) => {
             if (job !== undefined) await onLost(job.data)
           }).catch(() => {})
+        })
+        return made
+      }
+      // Jobs a worker could take now: waiting ones, or delayed ones that are due.
+      const pending = async (): Promise<boolean> => {
+        if (closed || connection.status !== 'ready') return false
+        const key = `${BULLMQ_PREFIX}:${opts.queueName}:`
+        const [waiting, first] = await Promise.all([connection.llen(`${key}wait`), connection.zrange(`${key}delayed`, '0', '0', 'WITHSCORES')])
+        return waiting > 0 || (first.length === 2 && Math.floor(Number(first[1]) / DELAYED_SCORE_SCALE) <= Date.now())
+      }
+      startWorker = () => {
+        worker = makeWorker()
+        watchdog = startQueueWatchdog({
+          checkEveryMs: WATCH_EVERY_MS,
+          stuckAfterMs: opts.stuckAfterMs ?? STUCK_AFTER_MS,
+          maxBackoffMs: STUCK_MAX_BACKOFF_MS,
+          idle: () => active === 0,
+          lastTakenAt: () => lastTakenAt,
+          pending,
+          log: opts.log ?? { warn: () => {} },
+          recreate: () => {
+            if (closed) return
+            // The old one runs no job (idle): a forced close loses none, and does not wait for a
+            // blocking read that may hang; its blocking connection goes with it. A new one takes over.
+            const old = worker
+            if (old !== undefined) {
+              retiring.add(old)
+              old.close(true).catch(() => {}).finally(() => { retiring.delete(old) })
+            }
+            worker = makeWorker()
+          }
         })
       }
       if (connection.status === 'ready') onReady()
@@ -116,6 +165,7 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
     async close () {
       closed = true
       startWorker = undefined
+      watchdog?.stop()
       connection.off('ready', onReady)
       let timer: NodeJS.Timeout | undefined
       const within = async (work: Promise<unknown>, ms: number, alsoEnds?: Promise<void>): Promise<void> => {
@@ -137,10 +187,13 @@ export function createBullmqQueue (url: string, opts: BullmqQueueOptions): Execu
         }
         await within(worker.close(true), CUT_WAIT_MS)
       }
+      // Replaced workers still closing: their jobs are the ones waited for above.
+      for (const old of retiring) await within(old.close(true), CUT_WAIT_MS)
       if (queue !== undefined) await within(connection.status === 'ready' ? queue.close() : Promise.resolve(), CUT_WAIT_MS)
       // Whatever did not close is cut, so nothing keeps reconnecting. Not awaited: with Redis
       // gone these would wait for it too.
       worker?.disconnect().catch(() => {})
+      for (const old of retiring) old.disconnect().catch(() => {})
       queue?.disconnect().catch(() => {})
       connection.disconnect()
     }

@@ -189,7 +189,7 @@ async function runAdmitted (deps: ExecutionDeps, caller: ToolCaller, request: Ex
   signal?.addEventListener('abort', onAbort, { once: true })
   let result: ExecutionResult
   const gateway = createToolGateway(deps, caller, request.executionId, runTimeoutMs(request.timeoutMs, quotas), meter)
-  const replaying = request.approvals !== undefined ? replayingGateway(gateway, request.approvals.journal, request.mayAct) : undefined
+  const replaying = request.approvals !== undefined ? replayingGateway(gateway, request.approvals.journal, quotas.maxJournalBytes, request.mayAct) : undefined
   const tools = replaying ?? gatedTools(gateway, request.mayAct)
   const toEvent = (e: EnclaveEvent): void => {
     if (replaying !== undefined && !replaying.showEvent(e)) return

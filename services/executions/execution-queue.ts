@@ -12,6 +12,8 @@ export interface ExecutionJob {
   language?: 'javascript' | 'typescript'
   /** Which start of the run this job is: absent on the first; a run resumed after approval is started again. */
   start?: number
+  /** When the run was accepted (its record's submittedAt): a run whose record was lost is recorded with it. */
+  submittedAt?: string
 }
 
 /** The queue's id of a job: the execution id, and for a later start of the same run its number too. */

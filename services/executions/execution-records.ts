@@ -56,6 +56,11 @@ export interface ExecutionRecords {
   accept (record: RunRecord): Promise<Acceptance>
   get (executionId: string): Promise<RunRecord | undefined>
   /**
+   * Keeps a record again, only if there is none (false: there is one), noted as not stored. For a
+   * run whose record Redis lost (a failover's promoted replica lacked it), so it can be ended.
+   */
+  restore (record: RunRecord): Promise<boolean>
+  /**
    * Atomically: applies `change` when the record's status is one of `from`, and answers the
    * record as it then is; undefined (nothing changed) when it is not, or there is no record.
    * Whoever moves a run out of a status first wins that race (a cancel and a starting worker).
@@ -121,6 +126,15 @@ export function createMemoryExecutionRecords (): ExecutionRecords {
     async get (executionId) {
       const held = records.get(executionId)
       return held === undefined ? undefined : copy(held.record)
+    },
+    async restore (record) {
+      if (records.has(record.executionId)) return false
+      keep(copy(record), RECORD_TTL_MS)
+      let tenant = unstored.get(record.tenantId)
+      if (tenant === undefined) { tenant = new Set(); unstored.set(record.tenantId, tenant) }
+      tenant.add(record.executionId)
+      dueAt.set(record.executionId, firstDue(record))
+      return true
     },
     async move (executionId, from, change, ttlMs = RECORD_TTL_MS) {
       const held = records.get(executionId)

@@ -92,7 +92,7 @@ export async function submitExecution (deps: QueuedExecutionsDeps, caller: Submi
   // `queued` and the job go together: the event log makes `queued` seq 1 whichever lands first.
   // A job the queue did not take was never accepted: the record and the quota go back (the
   // client gets 503), and the stream's lone `queued` expires unread.
-  const job: ExecutionJob = { executionId, tenantId, userId: caller.userId, permissions: caller.permissions, code: body.code, timeoutMs, ...(body.language !== undefined ? { language: body.language } : {}) }
+  const job: ExecutionJob = { executionId, tenantId, userId: caller.userId, permissions: caller.permissions, code: body.code, timeoutMs, submittedAt: record.submittedAt, ...(body.language !== undefined ? { language: body.language } : {}) }
   const [, added] = await Promise.allSettled([
     deps.events.append(executionId, 'queued', {}, tenantId),
     deps.queue.add(job)

@@ -6,10 +6,11 @@ import { enclaveError } from '../enclave/index.ts'
 import type { ExecutionResult } from '../enclave/index.ts'
 import { acquireRunSlot, refundLostRun } from '../quotas/admission.ts'
 import { cancelledResult, claimEnd } from './cancel-requests.ts'
-import { executeScript, type ExecutionEvent } from './execute-script.ts'
+import { executeScript, sha256, type ExecutionEvent } from './execute-script.ts'
 import type { EventLog } from './event-log.ts'
 import type { ExecutionFacts } from './execution-hooks.ts'
-import type { ExecutionJob, JobOutcome } from './execution-queue.ts'
+import { jobIdOf, type ExecutionJob, type JobOutcome } from './execution-queue.ts'
+import { endIfRecordLost } from './lost-records.ts'
 import type { RunRecord } from './execution-records.ts'
 import { FINISHED, statusOf } from './execution-repository.ts'
 import { queuedKey } from './execution-submission.ts'
@@ -23,12 +24,20 @@ import { endNotRunning, suspendRun, type HeldEvent } from './approvals/waiting-r
 const SLOT_RETRY_MIN_MS = 25
 const SLOT_RETRY_MAX_MS = 500
 const SLOT_FREE_WAIT_MS = 1000
+/** How many started jobs an instance remembers (see startedHere). */
+const STARTED_REMEMBERED = 10_000
 
 export class ExecutionWorker {
   private readonly deps: QueuedExecutionsDeps
   /** Runs this instance is running, by id: a cancel aborts the controller. */
   private readonly running = new Map<string, AbortController>()
   private readonly slotWaits = new Map<string, number>()
+  /**
+   * Jobs this instance started (their record said running). After a Redis failover a job can
+   * come back as waiting, and if its run's record lost the same last writes (one node holds
+   * both) it says queued again: the record's queued → running move would let it run twice.
+   */
+  private readonly startedHere = new Set<string>()
 
   constructor (deps: QueuedExecutionsDeps) {
     this.deps = deps
@@ -47,6 +56,7 @@ export class ExecutionWorker {
   /** A worker's turn with a job: wait for a slot (as a delayed job), run, record, announce. */
   async runJob (job: ExecutionJob): Promise<JobOutcome> {
     const { executionId, tenantId } = job
+    if (this.startedHere.has(jobIdOf(executionId, job.start))) return { done: true }
     // The slot first, then queued → running in one conditional change of the record: a run that
     // was cancelled or failed as lost meanwhile never acts, without a read of its own first.
     const caller = await this.callerOf(job)
@@ -54,7 +64,11 @@ export class ExecutionWorker {
     if (slot === null) {
       // Waiting for a slot is the slow path: here a job whose run already ended stops retrying.
       const record = await this.deps.records.get(executionId)
-      if (record?.status !== 'queued') { this.slotWaits.delete(executionId); return { done: true } }
+      if (record?.status !== 'queued') {
+        this.slotWaits.delete(executionId)
+        if (record === undefined) await endIfRecordLost(this.deps, job, async (lost, reason) => { await this.onLost(lost, reason) })
+        return { done: true }
+      }
       const waited = this.slotWaits.get(executionId) ?? 0
       this.slotWaits.set(executionId, waited + 1)
       return { done: false, retryInMs: Math.min(SLOT_RETRY_MAX_MS, SLOT_RETRY_MIN_MS * 2 ** waited) }
@@ -93,6 +107,8 @@ export class ExecutionWorker {
       void mayAct.then((started) => {
         if (!started) controller.abort()
         else {
+          this.startedHere.add(jobIdOf(executionId, job.start))
+          if (this.startedHere.size > STARTED_REMEMBERED) this.startedHere.delete(this.startedHere.values().next().value as string)
           // Off the run's path: only the tenant's queue bound counts it, and it expires anyway.
           void this.deps.store.releaseLease(queuedKey(tenantId), executionId).catch(() => {})
           for (const event of held ?? []) append(event.type, event.data)
@@ -146,23 +162,31 @@ export class ExecutionWorker {
       // Not marked running: another party ended it (and sent its final), or Redis refused the
       // mark, which is the job's failure as before.
       if (!await mayAct) {
-        await marking
+        // No record at all (Redis lost it): the run is ended failed, not left unseen for good.
+        if (await marking === undefined) await endIfRecordLost(this.deps, job, async (lost, reason) => { await this.onLost(lost, reason) })
         return { done: true }
       }
       result = await settle(result)
       await tail
       // Stopped at gated calls, and not cancelled meanwhile (a cancel that claimed this start's
       // end ends the run cancelled, below): the run waits, holding no slot and no isolate.
+      // A start that suspended but cannot wait is the run's end, which its start did not tell
+      // the hooks (audit, metrics) of: told here once the end stands.
+      const untold = suspended !== undefined && !claimLost
       if (suspended !== undefined && !claimLost) {
         try {
-          await suspendRun(this.deps, job, suspended, forTheWait)
-          return { done: true }
+          const waits = await suspendRun(this.deps, job, suspended, forTheWait)
+          if (waits === 'waiting' || waits === 'gone') return { done: true }
+          // No place or no storage left for it: the run ends, and its gated calls never act.
+          result = { executionId, success: false, error: waits, logs: result.logs, stats: result.stats }
         } catch (err) {
           this.deps.log.error({ err, executionId }, 'could not keep a run waiting for approval')
           result = { executionId, success: false, error: enclaveError('INTERNAL_ERROR', 'The run stopped for approval, but its record could not be kept; it was ended'), logs: result.logs, stats: result.stats }
         }
       }
-      await this.finish(executionId, result, ['running'])
+      // Queued too: a failover's promoted replica may lack the move to running (async replication).
+      const ended = await this.finish(executionId, result, ['queued', 'running'])
+      if (untold && ended !== undefined) this.deps.execution.hooks.ended({ tenantId, executionId, userId: job.userId, codeSha256: sha256(job.code) }, result)
       if (start > 1) await deleteJournal(this.deps.db, tenantId, executionId).catch((err: unknown) => { this.deps.log.warn({ err, executionId }, 'could not delete an ended run\'s journal') })
       return { done: true }
     } finally {

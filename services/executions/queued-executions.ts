@@ -184,7 +184,7 @@ export class QueuedExecutions {
       const { deleted, left } = await withTenant(this.deps.db, tenantId, async (trx) => {
         const pruned = await pruneExecutions(trx, cutoff)
         // Orphaned journals only: a waiting run's expiry (or any end) deletes its own before this.
-        await pruneJournals(trx, new Date(Date.now() - JOURNAL_ORPHAN_AFTER_MS))
+        await pruneJournals(trx, tenantId, new Date(Date.now() - JOURNAL_ORPHAN_AFTER_MS))
         return { deleted: pruned, left: await hasExecutions(trx) || await hasJournals(trx) }
       })
       total += deleted

@@ -15,6 +15,13 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`
 
+// KEYS: record. ARGV: ttl ms, then field/value pairs. CREATE, only when there is no record.
+const RESTORE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1`
+
 // KEYS: record. ARGV: ttl ms, how many statuses follow, the statuses, then field/value pairs.
 // The change applies only when the record's status is one of those given: the one who moves a
 // run out of a status decides (a cancel of a queued run and the worker starting it).
@@ -44,6 +51,7 @@ return 1`
 
 interface Scripts {
   executionRecordCreate: (key: string, ttlMs: number, ...fields: string[]) => Promise<number>
+  executionRecordRestore: (key: string, ttlMs: number, ...fields: string[]) => Promise<number>
   executionRecordMove: (key: string, ttlMs: number, count: number, ...rest: string[]) => Promise<string[] | null>
   executionRecordsTakeDue: (key: string, now: number, limit: number, later: number) => Promise<string[]>
   executionRecordReleaseKey: (key: string, executionId: string) => Promise<number>
@@ -119,6 +127,7 @@ function failedOf (outcomes: Array<PromiseSettledResult<unknown>>): void {
 
 export function createRedisExecutionRecords (redis: RedisClient): ExecutionRecords {
   redis.defineCommand('executionRecordCreate', { numberOfKeys: 1, lua: CREATE })
+  redis.defineCommand('executionRecordRestore', { numberOfKeys: 1, lua: RESTORE })
   redis.defineCommand('executionRecordMove', { numberOfKeys: 1, lua: MOVE })
   redis.defineCommand('executionRecordsTakeDue', { numberOfKeys: 1, lua: TAKE_DUE })
   redis.defineCommand('executionRecordReleaseKey', { numberOfKeys: 1, lua: RELEASE_KEY })
@@ -151,6 +160,14 @@ export function createRedisExecutionRecords (redis: RedisClient): ExecutionRecor
       return { created: true }
     },
     get: read,
+    async restore (record) {
+      if (await scripts.executionRecordRestore(recordKey(record.executionId), RECORD_TTL_MS, ...fieldsOf(record)) !== 1) return false
+      await Promise.all([
+        redis.zadd(unstoredKey(record.tenantId), Date.parse(record.submittedAt), record.executionId),
+        redis.zadd(DUE_KEY, firstDue(record), record.executionId)
+      ])
+      return true
+    },
     async move (executionId, from, change: RunChange, ttlMs = RECORD_TTL_MS) {
       const pairs = await scripts.executionRecordMove(recordKey(executionId), ttlMs, from.length, ...from, ...fieldsOf(change))
       return pairs === null ? undefined : recordOf(pairsToHash(pairs))

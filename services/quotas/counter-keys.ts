@@ -20,3 +20,5 @@ export const cpuMsKey = (tenantId: string, day: string): string => `quota:${tena
 export const userExecutionsKey = (tenantId: string, userId: string, day: string): string => `quota:${tenantTag(tenantId)}:user-executions:${day}:${userId}`
 export const userToolCallsKey = (tenantId: string, userId: string, day: string): string => `quota:${tenantTag(tenantId)}:user-tool-calls:${day}:${userId}`
 export const userCpuMsKey = (tenantId: string, userId: string, day: string): string => `quota:${tenantTag(tenantId)}:user-cpu-ms:${day}:${userId}`
+/** A tenant's runs waiting for approval (a lease each), bounded by its tier's maxWaitingRuns. */
+export const waitingKey = (tenantId: string): string => `executions:${tenantTag(tenantId)}:waiting`

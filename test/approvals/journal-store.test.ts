@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto'
 import { createTenant, sharedApp } from '../helper.ts'
 import { loadJournal, saveJournal } from '../../services/executions/approvals/journal-store.ts'
 import type { RunJournal } from '../../services/executions/approvals/run-journal.ts'
+import { TIER_QUOTAS } from '../../services/tenants/tiers.ts'
 
 t.test('a stored journal reads back byte for byte: key order, numbers and strings as recorded', async (t) => {
   const app = await sharedApp()
@@ -25,7 +26,7 @@ t.test('a stored journal reads back byte for byte: key order, numbers and string
     starts: 1
   }
   const job = { executionId, tenantId: tenant.tenantId, userId: 'u', permissions: ['tool:crm:lookup'], code: 'return 1', timeoutMs: 5000 }
-  await saveJournal(app.db, tenant.tenantId, executionId, { journal, job, expiresAt: new Date(Date.now() + 60_000) })
+  t.equal(await saveJournal(app.db, tenant.tenantId, executionId, { journal, job, expiresAt: new Date(Date.now() + 60_000) }, TIER_QUOTAS.free.storageBytes), undefined, 'kept')
   const stored = await loadJournal(app.db, tenant.tenantId, executionId)
   t.equal(JSON.stringify(stored?.journal), JSON.stringify(journal), 'the journal is the same text it was')
   t.same(Object.keys((stored?.journal.calls[0]?.outcome as { value: Record<string, unknown> }).value), ['zeta', 'alpha', 'b', 'list'], 'the recorded result keeps the upstream\'s key order')

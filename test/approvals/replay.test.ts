@@ -200,6 +200,21 @@ t.test('replay of a run waiting for approvals', async (t) => {
     t.equal(run.count('gated'), 0)
   })
 
+  t.test('the record a run may keep is its tier\'s maxJournalBytes: over the free tier\'s 1 MiB → REPLAY_RECORD_TOO_LARGE naming it; the same run fits on enterprise', async (t) => {
+    t.same([TIER_QUOTAS.free.maxJournalBytes, TIER_QUOTAS.starter.maxJournalBytes, TIER_QUOTAS.enterprise.maxJournalBytes], [1024 * 1024, 4 * 1024 * 1024, 8 * 1024 * 1024])
+    // Two calls echoing 300 000 characters each: the record keeps each call's arguments and result (about 1.2 MB).
+    const code = "const s = 'x'.repeat(300000); await callTool('plain', { s }); await callTool('plain', { s }); await callTool('gated', {}); return 1"
+    const free = await tenantFor('replay-cap-free', { maxJournalBytes: TIER_QUOTAS.free.maxJournalBytes })
+    const refused = await free.start(code)
+    t.equal(refused.journal, undefined, 'nothing to keep')
+    t.equal(ended(refused.result).code, 'REPLAY_RECORD_TOO_LARGE')
+    t.match(refused.result.error?.message, /over 1 MiB, this tier's maxJournalBytes \(tool results\)/)
+    t.equal(free.count('gated'), 0, 'the gated call never acted')
+    const enterprise = await tenantFor('replay-cap-enterprise')
+    const waits = await enterprise.start(code)
+    t.ok(waits.journal, 'under 8 MiB it waits')
+  })
+
   t.test('property: scripts branching on Math.random and the clock never diverge across suspend and replay', async (t) => {
     const run = await tenantFor('replay-property')
     const condition = fc.constantFrom('Math.random() < 0.5', 'Date.now() % 2 === 0', 'new Date().getMilliseconds() < 500', 'Math.random() * 10 > 3')

@@ -8,44 +8,15 @@ import type { FastifyInstance } from 'fastify'
 import { bearer, buildApp, createTenant, tokenFor, type TestTenant } from '../helper.ts'
 import { withTenant } from '../../services/db/with-tenant.ts'
 import type { QueuedExecutionsDeps } from '../../services/executions/queued-executions.ts'
-import type { ExecutionJob } from '../../services/executions/execution-queue.ts'
-import type { RunJournal } from '../../services/executions/approvals/run-journal.ts'
-import { suspendRun } from '../../services/executions/approvals/waiting-runs.ts'
 import { saveJournal } from '../../services/executions/approvals/journal-store.ts'
+import { TIER_QUOTAS } from '../../services/tenants/tiers.ts'
 import type { StreamEvent } from '../../schemas/execution-event.ts'
 import { waitFor } from '../support/wait-for.ts'
 import { auditOf } from '../support/approvals.ts'
+import { twoGatedJournal, waitingRun } from '../support/suspended-runs.ts'
 
 const TTL_SECONDS = 600
 const depsOf = (app: FastifyInstance): QueuedExecutionsDeps => (app.executions as unknown as { deps: QueuedExecutionsDeps }).deps
-
-/** What a first start that stopped at two gated inserts (after one query) leaves. */
-const journalOf = (): RunJournal => ({
-  version: 1,
-  calls: [
-    { position: 0, callId: 'call-0', tool: 'data:query', argsJson: '{}', outcome: { ok: true, value: [] } },
-    { position: 1, callId: 'call-1', tool: 'data:insert', argsJson: '{"document":{"n":1}}' },
-    { position: 2, callId: 'call-2', tool: 'data:insert', argsJson: '{"document":{"n":2}}' }
-  ],
-  drawn: [],
-  logLines: 0,
-  grants: [],
-  starts: 1
-})
-
-/** A run of `tenant` as the worker leaves it when its first start suspends. */
-async function waitingRun (app: FastifyInstance, tenant: TestTenant, code = 'return 7'): Promise<string> {
-  // The worker's step, as it takes it after a start that suspended.
-  const deps = depsOf(app)
-  const executionId = randomUUID()
-  const job: ExecutionJob = { executionId, tenantId: tenant.tenantId, userId: 'runner', permissions: ['tool:data:insert', 'tool:data:query'], code, timeoutMs: 5000 }
-  await deps.records.accept({ executionId, tenantId: tenant.tenantId, userId: 'runner', status: 'queued', submittedAt: new Date().toISOString(), codeSha256: 'x', timeoutMs: 5000 })
-  await deps.events.append(executionId, 'queued', {}, tenant.tenantId)
-  await deps.records.move(executionId, ['queued'], { status: 'running', startedAt: new Date().toISOString() })
-  const held = [1, 2].map((position) => ({ type: 'approval_required' as const, data: { callId: `call-${position}`, tool: 'data:insert', args: { document: { n: position } }, position } }))
-  if (!await suspendRun(deps, job, journalOf(), held)) throw new Error('the run did not wait')
-  return executionId
-}
 
 async function eventsOf (app: FastifyInstance, tenant: TestTenant, id: string): Promise<StreamEvent[]> {
   // A waiting run's stream does not end: read what is there.
@@ -145,7 +116,7 @@ t.test('runs waiting for approval', async (t) => {
 
   t.test('approveAll with forTool and maxCalls: the pending calls of that tool, and a grant recorded on the journal', async (t) => {
     const tenant = await createTenant(app, 'wait-grant')
-    const id = await waitingRun(app, tenant, 'await new Promise(() => {})')
+    const id = await waitingRun(app, tenant, { code: 'await new Promise(() => {})' })
     const res = await decide(app, deciderOf(tenant, 'carol'), id, { approveAll: true, forTool: 'data:insert', maxCalls: 39 })
     t.equal(res.statusCode, 200, res.body)
     const rows = await withTenant(app.db, tenant.tenantId, async (trx) => await trx.selectFrom('approval_decisions').select(['call_id', 'approve', 'decided_by', 'reason']).orderBy('call_id').execute())
@@ -192,7 +163,7 @@ t.test('runs waiting for approval', async (t) => {
     const waiting = await waitingRun(app, tenant)
     const orphan = randomUUID()
     const job = { executionId: orphan, tenantId: tenant.tenantId, userId: 'runner', permissions: [], code: 'return 1', timeoutMs: 5000 }
-    await saveJournal(app.db, tenant.tenantId, orphan, { journal: journalOf(), job, expiresAt: new Date(Date.now() - 2 * 24 * 3600_000) })
+    await saveJournal(app.db, tenant.tenantId, orphan, { journal: twoGatedJournal(), job, expiresAt: new Date(Date.now() - 2 * 24 * 3600_000) }, TIER_QUOTAS.free.storageBytes)
     await app.executions.prune(7)
     t.same((await journalRows(app, tenant)).map((r) => r.execution_id), [waiting])
     t.equal((await get(app, tenant, waiting)).status, 'awaiting_approval')

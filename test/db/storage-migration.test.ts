@@ -2,12 +2,11 @@
 // counter: on embedded PostgreSQL, and (when DATABASE_ADMIN_URL is set) on the real server as
 // the tables' owner, whom the documents table's forced RLS would otherwise show nothing.
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
-import { Kysely, PostgresDialect, sql } from 'kysely'
-import pg from 'pg'
+import { Kysely, sql } from 'kysely'
 import { PGliteThread } from '../../services/db/pglite-thread.ts'
 import { PGliteDialect } from '../../services/db/pglite-dialect.ts'
 import { migrateTo, migrateToLatest } from '../../services/db/migrate.ts'
+import { ownerSchema } from '../support/owner-schema.ts'
 
 const APP_ROLE = process.env.DATABASE_APP_ROLE ?? 'enclave_app'
 
@@ -46,19 +45,7 @@ t.test('embedded: existing documents are counted per tenant', async (t) => {
 const adminUrl = process.env.DATABASE_ADMIN_URL
 if (adminUrl !== undefined && adminUrl !== '') {
   t.test('PostgreSQL as the owner: counted through forced RLS, which holds again afterwards', async (t) => {
-    const schema = `storage_migration_${randomBytes(4).toString('hex')}`
-    const setup = new pg.Client({ connectionString: adminUrl })
-    await setup.connect()
-    await setup.query(`create schema ${schema}`)
-    // One connection, so the tenant setting made between statements holds for the next one.
-    const pool = new pg.Pool({ connectionString: adminUrl, max: 1, options: `-c search_path=${schema}` })
-    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
-    t.teardown(async () => {
-      await db.destroy()
-      await setup.query(`drop schema ${schema} cascade`)
-      await setup.end()
-    })
-    const asTenant = async (tenantId: string): Promise<void> => { await sql`select set_config('app.tenant_id', ${tenantId}, false)`.execute(db) }
+    const { db, schema, asTenant } = await ownerSchema(t, adminUrl, 'storage_migration')
     t.same(await countAfterMigration(db, asTenant, { migrationTableSchema: schema }), expected)
     const forced = await sql<{ relname: string, relforcerowsecurity: boolean }>`
       select c.relname, c.relforcerowsecurity from pg_class c join pg_namespace n on n.oid = c.relnamespace

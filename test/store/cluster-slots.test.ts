@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { QueueKeys } from 'bullmq'
 import { admitExecution, admitSubmission } from '../../services/quotas/admission.ts'
-import { concurrencyKey, cpuMsKey, executionsKey, queuedKey, toolCallsKey, toolWindowKey, userCpuMsKey, userExecutionsKey, userToolCallsKey } from '../../services/quotas/counter-keys.ts'
+import { concurrencyKey, cpuMsKey, executionsKey, queuedKey, toolCallsKey, toolWindowKey, userCpuMsKey, userExecutionsKey, userToolCallsKey, waitingKey } from '../../services/quotas/counter-keys.ts'
 import { DUE_KEY, eventKeys, endKey, idempotencyKey, recordKey, unstoredKey } from '../../services/executions/execution-keys.ts'
 import { BULLMQ_PREFIX } from '../../services/executions/bullmq-queue.ts'
 import { QUEUE_FACTOR } from '../../services/executions/execution-submission.ts'
@@ -49,7 +49,7 @@ async function scriptTable (): Promise<Record<string, string[][]>> {
       await admitKeys(async (store) => await admitSubmission(store, { tenantId, userId: 'u}{', quotas, perUser }, EXECUTIONS[0] as string, { key: queuedKey(tenantId), bound: QUEUE_FACTOR, leaseMs: 1000 }))
     ],
     takeAll: [[toolCallsKey(tenantId, day)], [toolCallsKey(tenantId, day), userToolCallsKey(tenantId, 'odd{user}', day)]],
-    single: [[executionsKey(tenantId, day)], [toolCallsKey(tenantId, day)], [toolWindowKey(tenantId, 'http:get', 0)], [concurrencyKey(tenantId)], [queuedKey(tenantId)],
+    single: [[executionsKey(tenantId, day)], [toolCallsKey(tenantId, day)], [toolWindowKey(tenantId, 'http:get', 0)], [concurrencyKey(tenantId)], [queuedKey(tenantId)], [waitingKey(tenantId)],
       [cpuMsKey(tenantId, day)], [userCpuMsKey(tenantId, 'odd{user}', day)], [userExecutionsKey(tenantId, 'odd{user}', day)], [userToolCallsKey(tenantId, 'odd{user}', day)]]
   })
   const tenants = await Promise.all(TENANTS.map(perTenant))
@@ -66,6 +66,7 @@ async function scriptTable (): Promise<Record<string, string[][]>> {
     executionEventAppend: EXECUTIONS.map((id) => { const k = eventKeys(id); return [k.stream, k.counter, k.owner, k.appends] }),
     // A queued run's record: each script takes one key (the record, the due set, an idempotency key).
     executionRecordCreate: EXECUTIONS.map((id) => [recordKey(id)]),
+    executionRecordRestore: EXECUTIONS.map((id) => [recordKey(id)]),
     executionRecordMove: EXECUTIONS.map((id) => [recordKey(id)]),
     executionRecordsTakeDue: [[DUE_KEY]],
     executionRecordReleaseKey: TENANTS.map((tenantId) => [idempotencyKey(tenantId, 'order-{7}')]),
@@ -119,7 +120,7 @@ t.test("each script's keys hash to one slot", async (t) => {
 t.test("a tenant's keys carry the tenant's tag, an execution's keys the execution's", async (t) => {
   const day = utcDayWindow().dayKey
   for (const tenantId of ['acme', 'tenant-42']) {
-    for (const key of [executionsKey(tenantId, day), toolCallsKey(tenantId, day), concurrencyKey(tenantId), toolWindowKey(tenantId, 'x', 0), queuedKey(tenantId),
+    for (const key of [executionsKey(tenantId, day), toolCallsKey(tenantId, day), concurrencyKey(tenantId), toolWindowKey(tenantId, 'x', 0), queuedKey(tenantId), waitingKey(tenantId),
       cpuMsKey(tenantId, day), userExecutionsKey(tenantId, 'u{1}', day), userToolCallsKey(tenantId, 'u{1}', day), userCpuMsKey(tenantId, 'u{1}', day),
       unstoredKey(tenantId), idempotencyKey(tenantId, '{k}')]) {
       t.equal(hashedPart(key), `t:${tenantId}`, key)

@@ -3,7 +3,7 @@ import { ApiError, getJson, sendJson, type PerUserKey, type Quotas, type Tenant,
 import { TableScroll } from '../table-scroll.tsx'
 
 const PER_USER_KEYS: PerUserKey[] = ['executionsPerDay', 'toolCallsPerDay', 'cpuSecondsPerDay']
-const QUOTA_KEYS: Array<keyof Quotas> = ['maxExecutionsPerDay', 'maxExecutionDurationMs', 'maxConcurrentExecutions', 'maxToolCallsPerExecution', 'maxToolCallsPerDay', 'maxMemoryMB', 'maxCodeSizeKB', 'maxOutputSizeKB', 'maxCpuSecondsPerDay', 'storageBytes', 'storageDocuments']
+const QUOTA_KEYS: Array<keyof Quotas> = ['maxExecutionsPerDay', 'maxExecutionDurationMs', 'maxConcurrentExecutions', 'maxToolCallsPerExecution', 'maxToolCallsPerDay', 'maxMemoryMB', 'maxCodeSizeKB', 'maxOutputSizeKB', 'maxCpuSecondsPerDay', 'storageBytes', 'storageDocuments', 'maxWaitingRuns', 'maxJournalBytes']
 
 export function AdminPage () {
   const [tenantId, setTenantId] = useState('')

@@ -54,6 +54,7 @@ export function UsagePage () {
             <Gauge id='tool-calls' label='Tool calls today' value={usage.toolCalls} max={usage.quotas.maxToolCallsPerDay} />
             <Gauge id='cpu' label='CPU today' value={usage.cpuMs} max={usage.quotas.maxCpuSecondsPerDay * 1000} format={formatDuration} />
             <Gauge id='concurrent' label='Running now' value={usage.concurrentExecutions} max={usage.quotas.maxConcurrentExecutions} />
+            <Gauge id='waiting' label='Waiting for approval' value={usage.waitingRuns} max={usage.quotas.maxWaitingRuns} />
           </div>
           <h2>Storage</h2>
           <div class='gauges'>

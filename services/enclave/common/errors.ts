@@ -36,6 +36,8 @@ const NAMES: Record<EnclaveErrorCode, string> = {
   APPROVAL_REJECTED: 'ApprovalRejectedError',
   REPLAY_DIVERGED: 'ReplayDivergedError',
   REPLAY_RECORD_TOO_LARGE: 'ReplayRecordTooLargeError',
+  APPROVAL_WAIT_LIMIT: 'ApprovalWaitLimitError',
+  APPROVAL_STORAGE_EXCEEDED: 'ApprovalStorageError',
   RUNNER_CRASHED: 'RunnerCrashedError',
   INTERNAL_ERROR: 'InternalError',
   CANCELLED: 'CancelledError',

@@ -10,6 +10,7 @@ import type { QueuedExecutionsDeps } from '../queued-executions-deps.ts'
 import { readJournal, writeJournal } from './journal-store.ts'
 import { pendingCalls, type JournalCall, type RunJournal } from './run-journal.ts'
 import { waitingEventsTtlMs, waitingRecordTtlMs } from './waiting-runs.ts'
+import { giveWaitingPlaceBack, keepWaitingPlace } from './waiting-places.ts'
 
 export type DecisionRequest =
   | { decisions: Array<{ callId: string, approve: boolean, reason?: string }> }
@@ -46,7 +47,7 @@ export async function decideApprovals (deps: QueuedExecutionsDeps, decider: Deci
     for (const { call, approve, reason } of decided) call.decision = { approve, ...(reason !== undefined ? { reason } : {}), by: userId, at }
     const grant = 'approveAll' in request && request.forTool !== undefined && request.maxCalls !== undefined ? { tool: request.forTool, remaining: request.maxCalls, by: userId } : undefined
     if (grant !== undefined) journal.grants.push(grant)
-    await writeJournal(trx, executionId, journal)
+    await writeJournal(trx, tenantId, executionId, journal)
     const rows = decided.map(({ call, approve, reason }) => ({ tenant_id: tenantId, execution_id: executionId, call_id: call.callId, tool: call.tool, approve, reason: reason ?? null, decided_by: userId, decided_at: at }))
     // A grant is a decision too: on calls not made yet, named by the grant's place in the journal.
     if (grant !== undefined) rows.push({ tenant_id: tenantId, execution_id: executionId, call_id: `grant-${journal.grants.length - 1}`, tool: grant.tool, approve: true, reason: `up to ${grant.remaining} further calls`, decided_by: userId, decided_at: at })
@@ -65,12 +66,17 @@ export async function decideApprovals (deps: QueuedExecutionsDeps, decider: Deci
   const start = (record.starts ?? 1) + 1
   const queued = await deps.records.move(executionId, ['awaiting_approval'], { status: 'queued', starts: start })
   if (queued === undefined) return await deps.records.get(executionId) ?? record
+  // It waits no more: its place goes back before its next start is queued, so a start that
+  // waits again at once takes a place of its own (a release after the add could free that one).
+  await giveWaitingPlaceBack(deps, tenantId, executionId)
   await deps.records.dueAt(executionId, firstDue({ ...queued, submittedAt: new Date().toISOString() })).catch(() => {})
   try {
     await deps.queue.add({ ...outcome.job, start })
   } catch (err) {
-    // The queue did not take it: the run waits again (its decisions kept), and the caller gets 503.
-    await deps.records.move(executionId, ['queued'], { status: 'awaiting_approval', starts: start - 1 }, waitingRecordTtlMs(deps)).catch(() => {})
+    // The queue did not take it: the run waits again (its decisions kept, its place taken back
+    // whatever the bound says: it was counted before), and the caller gets 503.
+    const back = await deps.records.move(executionId, ['queued'], { status: 'awaiting_approval', starts: start - 1 }, waitingRecordTtlMs(deps)).catch(() => undefined)
+    if (back !== undefined) await keepWaitingPlace(deps, tenantId, executionId, waitingRecordTtlMs(deps)).catch(() => {})
     throw err
   }
   return queued

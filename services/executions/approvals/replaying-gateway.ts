@@ -9,7 +9,7 @@ import { EnclaveToolError, toolFailure, type EnclaveEvent, type ExecutionError, 
 import { enclaveError } from '../../enclave/index.ts'
 import { formatMessage } from '../../errors/registry.ts'
 import type { createToolGateway } from '../tool-gateway.ts'
-import { ApprovalPending, callIdOf, emptyJournal, MAX_JOURNAL_CHARS, pendingCalls, type JournalCall, type RunJournal } from './run-journal.ts'
+import { ApprovalPending, callIdOf, emptyJournal, journalBytes, pendingCalls, sizeText, type JournalCall, type RunJournal } from './run-journal.ts'
 
 type ToolGateway = ReturnType<typeof createToolGateway>
 
@@ -30,7 +30,10 @@ export type ReplayingGateway = ReturnType<typeof replayingGateway>
 
 const HOLD = Symbol('hold')
 
-export function replayingGateway (gateway: ToolGateway, previous: RunJournal | undefined, mayAct?: Promise<boolean>) {
+/**
+ * `maxJournalBytes`: the tenant's tier's bound on what a waiting run keeps (quotas.maxJournalBytes).
+ */
+export function replayingGateway (gateway: ToolGateway, previous: RunJournal | undefined, maxJournalBytes: number, mayAct?: Promise<boolean>) {
   const before = previous ?? emptyJournal()
   const known = before.calls.length
   const calls: JournalCall[] = before.calls.map((call) => ({ ...call }))
@@ -56,16 +59,14 @@ export function replayingGateway (gateway: ToolGateway, previous: RunJournal | u
     else held.push(reject)
   })
 
-  function journalChars (): number {
-    return JSON.stringify({ ...before, calls, drawn, grants }).length
-  }
+  const tooLarge = (what: string): string => formatMessage('REPLAY_RECORD_TOO_LARGE', { limit: `${sizeText(maxJournalBytes)}, this tier's maxJournalBytes`, what })
 
   function stop (): void {
-    const what = drawn === null ? 'Math.random and clock values' : journalChars() > MAX_JOURNAL_CHARS ? 'tool results' : undefined
+    const what = drawn === null ? 'Math.random and clock values' : journalBytes({ ...before, calls, drawn, grants }) > maxJournalBytes ? 'tool results' : undefined
     if (what !== undefined) ended = true
     stopped = what === undefined
       ? new EnclaveToolError('APPROVAL_REQUIRED', STOP_MESSAGE, { fatal: true })
-      : new EnclaveToolError('REPLAY_RECORD_TOO_LARGE', formatMessage('REPLAY_RECORD_TOO_LARGE', { limit: `${MAX_JOURNAL_CHARS / 1024 / 1024} MiB`, what }), { fatal: true })
+      : new EnclaveToolError('REPLAY_RECORD_TOO_LARGE', tooLarge(what), { fatal: true })
     for (const reject of held.splice(0)) reject(stopped)
   }
 
@@ -210,9 +211,9 @@ export function replayingGateway (gateway: ToolGateway, previous: RunJournal | u
     clearTimeout(quiet)
     if (stopped === undefined) stop()
     const journal: RunJournal = { version: 1, calls, drawn: drawn ?? [], logLines: result.logs.length, grants, starts: before.starts + 1 }
-    if (drawn === null || JSON.stringify(journal).length > MAX_JOURNAL_CHARS) {
+    if (drawn === null || journalBytes(journal) > maxJournalBytes) {
       const what = drawn === null ? 'Math.random and clock values' : 'tool results'
-      return { error: enclaveError('REPLAY_RECORD_TOO_LARGE', formatMessage('REPLAY_RECORD_TOO_LARGE', { limit: `${MAX_JOURNAL_CHARS / 1024 / 1024} MiB`, what })) }
+      return { error: enclaveError('REPLAY_RECORD_TOO_LARGE', tooLarge(what)) }
     }
     return { suspension: { journal, pending: pendingCalls(journal) } }
   }

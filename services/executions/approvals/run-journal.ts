@@ -32,8 +32,20 @@ export interface RunJournal {
   starts: number
 }
 
-/** The largest journal a run may keep (its JSON, in UTF-16 units): past it the run ends REPLAY_RECORD_TOO_LARGE. */
-export const MAX_JOURNAL_CHARS = 8 * 1024 * 1024
+/**
+ * A journal's size as it is kept and charged to the tenant's storage: the UTF-8 bytes of its
+ * JSON (what PostgreSQL stores in execution_journals.journal). Past the tier's maxJournalBytes
+ * the run ends REPLAY_RECORD_TOO_LARGE instead of waiting.
+ */
+export const journalBytes = (journal: RunJournal): number => Buffer.byteLength(JSON.stringify(journal))
+
+/** A byte count as the messages show it (MiB when whole, else KiB or bytes). */
+export function sizeText (bytes: number): string {
+  const MiB = 1024 * 1024
+  if (bytes >= MiB && bytes % MiB === 0) return `${bytes / MiB} MiB`
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB`
+  return `${bytes} bytes`
+}
 
 export const callIdOf = (position: number): string => `call-${position}`
 

@@ -1,7 +1,7 @@
 // A queued run between its starts: a start that stopped at a gated call makes the run wait
 // (awaiting_approval: journal kept in PostgreSQL, no isolate, no slot), and a waiting run ends
 // without starting again when it is cancelled or nobody decides in time (APPROVAL_EXPIRED).
-import type { ExecutionResult } from '../../enclave/index.ts'
+import { enclaveError, type ExecutionError, type ExecutionResult } from '../../enclave/index.ts'
 import { formatMessage } from '../../errors/registry.ts'
 import { EVENTS_TTL_MS } from '../event-log.ts'
 import type { ExecutionJob } from '../execution-queue.ts'
@@ -11,6 +11,7 @@ import type { QueuedExecutionsDeps } from '../queued-executions-deps.ts'
 import { storeRun } from '../stored-runs.ts'
 import { deleteJournal, saveJournal } from './journal-store.ts'
 import type { RunJournal } from './run-journal.ts'
+import { giveWaitingPlaceBack, takeWaitingPlace } from './waiting-places.ts'
 
 export const DEFAULT_APPROVAL_TTL_MS = 24 * 3600_000
 
@@ -23,29 +24,47 @@ export const waitingEventsTtlMs = (deps: Pick<QueuedExecutionsDeps, 'approvalTtl
 /** An event the worker holds back until the run is seen waiting (approval_required). */
 export interface HeldEvent { type: 'approval_required', data: Record<string, unknown> }
 
+/** What became of a start that suspended: the run waits, another party ended it, or it may not wait (why). */
+export type Suspended = 'waiting' | 'gone' | ExecutionError
+
 /**
- * A start came back suspended: its journal and job are kept (PostgreSQL), then the record says
- * awaiting_approval, and only then do its approval_required events go out, so a decision made
- * on seeing one finds the run waiting. The run's slot was freed with its isolate. False when the
- * run was no longer running (another party ended it): nothing is kept then.
+ * A start came back suspended: it takes its place among its tenant's waiting runs
+ * (maxWaitingRuns), its journal and job are kept (PostgreSQL, charged to the tenant's storage),
+ * then the record says awaiting_approval, and only then do its approval_required events go out,
+ * so a decision made on seeing one finds the run waiting. The run's slot was freed with its
+ * isolate. 'gone' when the run was no longer running (another party ended it): nothing is kept
+ * then. An error when the tenant has no place or storage left for it: nothing is kept, and the
+ * caller ends the run with it.
  */
-export async function suspendRun (deps: QueuedExecutionsDeps, job: ExecutionJob, journal: RunJournal, held: HeldEvent[]): Promise<boolean> {
+export async function suspendRun (deps: QueuedExecutionsDeps, job: ExecutionJob, journal: RunJournal, held: HeldEvent[]): Promise<Suspended> {
   const { executionId, tenantId } = job
-  const expiresAt = new Date(Date.now() + approvalTtlMs(deps))
-  const { start: _start, ...stored } = job
-  await saveJournal(deps.db, tenantId, executionId, { journal, job: stored, expiresAt })
-  const waiting = await deps.records.move(executionId, ['running'], { status: 'awaiting_approval', expiresAt: expiresAt.toISOString() }, waitingRecordTtlMs(deps))
-  if (waiting === undefined) {
-    await deleteJournal(deps.db, tenantId, executionId).catch(() => {})
-    return false
+  const quotas = await deps.quotasOf(tenantId)
+  const refused = await takeWaitingPlace(deps, tenantId, executionId, quotas.maxWaitingRuns, waitingRecordTtlMs(deps))
+  if (refused !== undefined) return refused
+  let saved = false
+  let kept = false
+  try {
+    const expiresAt = new Date(Date.now() + approvalTtlMs(deps))
+    const { start: _start, ...stored } = job
+    const full = await saveJournal(deps.db, tenantId, executionId, { journal, job: stored, expiresAt }, quotas.storageBytes)
+    if (full !== undefined) return enclaveError('APPROVAL_STORAGE_EXCEEDED', formatMessage('APPROVAL_STORAGE_EXCEEDED', full))
+    saved = true
+    const waiting = await deps.records.move(executionId, ['running'], { status: 'awaiting_approval', expiresAt: expiresAt.toISOString() }, waitingRecordTtlMs(deps))
+    if (waiting === undefined) return 'gone'
+    kept = true
+    // The sweep looks at it again when it expires (its row is not due before it ends); retention
+    // looks at the tenant, so a journal its run's end failed to delete goes in time too.
+    await deps.records.dueAt(executionId, expiresAt.getTime()).catch(() => {})
+    await deps.tenantIndex.add(tenantId).catch(() => {})
+    for (const event of held) await deps.events.append(executionId, event.type, event.data).catch(() => {})
+    await deps.events.keep(executionId, waitingEventsTtlMs(deps)).catch(() => {})
+    return 'waiting'
+  } finally {
+    // A run that does not wait keeps nothing: no journal (nor the storage it took) and no place,
+    // a throw included (the caller ends the run).
+    if (saved && !kept) await deleteJournal(deps.db, tenantId, executionId).catch(() => {})
+    if (!kept) await giveWaitingPlaceBack(deps, tenantId, executionId)
   }
-  // The sweep looks at it again when it expires (its row is not due before it ends); retention
-  // looks at the tenant, so a journal its run's end failed to delete goes in time too.
-  await deps.records.dueAt(executionId, expiresAt.getTime()).catch(() => {})
-  await deps.tenantIndex.add(tenantId).catch(() => {})
-  for (const event of held) await deps.events.append(executionId, event.type, event.data).catch(() => {})
-  await deps.events.keep(executionId, waitingEventsTtlMs(deps)).catch(() => {})
-  return true
 }
 
 /** The result of a waiting run nobody decided on in time. */
@@ -65,6 +84,8 @@ export async function endNotRunning (deps: QueuedExecutionsDeps, record: RunReco
   if (ended === undefined) return undefined
   deps.execution.hooks.ended({ tenantId, executionId, userId: record.userId, codeSha256: record.codeSha256 }, result)
   await deps.events.append(executionId, 'final', { result })
+  // A waiting run gives its place back (cancelled, or expired).
+  if (from === 'awaiting_approval') await giveWaitingPlaceBack(deps, tenantId, executionId)
   // A run that waited before has a journal: it goes with the run (the decisions stay).
   if (from === 'awaiting_approval' || (record.starts ?? 1) > 1) {
     await deleteJournal(deps.db, tenantId, executionId).catch((err: unknown) => { deps.log.warn({ err, executionId }, 'could not delete an ended run\'s journal') })

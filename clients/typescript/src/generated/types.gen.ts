@@ -168,11 +168,15 @@ export type Usage = {
      */
     concurrentExecutions: number;
     /**
-     * What the tenant keeps now, and its bounds: data:insert past them fails with STORAGE_QUOTA_EXCEEDED
+     * Queued runs awaiting approval now, across all instances, against quotas.maxWaitingRuns (past it a run reaching a gated call ends APPROVAL_WAIT_LIMIT)
+     */
+    waitingRuns: number;
+    /**
+     * What the tenant keeps now, and its bounds: data:insert past them fails with STORAGE_QUOTA_EXCEEDED, and a run whose record would take the tenant past limitBytes cannot wait for an approval (APPROVAL_STORAGE_EXCEEDED)
      */
     storage: {
         /**
-         * Bytes the tenant's documents take (the JSON text of their bodies)
+         * Bytes the tenant keeps: its documents (the JSON text of their bodies) and the records of its runs waiting for approval (their journals and jobs, while they wait)
          */
         bytes: number;
         /**
@@ -202,13 +206,21 @@ export type Usage = {
          */
         maxCpuSecondsPerDay: number;
         /**
-         * Bytes of documents the tenant may keep (the JSON text of their bodies)
+         * Bytes the tenant may keep: its documents (the JSON text of their bodies) and the records of its runs waiting for approval
          */
         storageBytes: number;
         /**
          * Documents the tenant may keep
          */
         storageDocuments: number;
+        /**
+         * Queued runs that may wait for an approval at once (awaiting_approval); a run reaching a gated call past it ends APPROVAL_WAIT_LIMIT
+         */
+        maxWaitingRuns: number;
+        /**
+         * Bytes of the record (tool results, drawn values) one waiting run may keep; past it the run ends REPLAY_RECORD_TOO_LARGE instead of waiting
+         */
+        maxJournalBytes: number;
     };
     periodStart: string;
     /**
@@ -392,13 +404,21 @@ export type TenantUpdate = {
          */
         maxCpuSecondsPerDay?: number;
         /**
-         * Bytes of documents the tenant may keep (the JSON text of their bodies)
+         * Bytes the tenant may keep: its documents (the JSON text of their bodies) and the records of its runs waiting for approval
          */
         storageBytes?: number;
         /**
          * Documents the tenant may keep
          */
         storageDocuments?: number;
+        /**
+         * Queued runs that may wait for an approval at once (awaiting_approval); a run reaching a gated call past it ends APPROVAL_WAIT_LIMIT
+         */
+        maxWaitingRuns?: number;
+        /**
+         * Bytes of the record (tool results, drawn values) one waiting run may keep; past it the run ends REPLAY_RECORD_TOO_LARGE instead of waiting
+         */
+        maxJournalBytes?: number;
     };
     /**
      * Daily limits for each end user of the tenant; absent fields are unlimited
@@ -441,13 +461,21 @@ export type Tenant = {
          */
         maxCpuSecondsPerDay?: number;
         /**
-         * Bytes of documents the tenant may keep (the JSON text of their bodies)
+         * Bytes the tenant may keep: its documents (the JSON text of their bodies) and the records of its runs waiting for approval
          */
         storageBytes?: number;
         /**
          * Documents the tenant may keep
          */
         storageDocuments?: number;
+        /**
+         * Queued runs that may wait for an approval at once (awaiting_approval); a run reaching a gated call past it ends APPROVAL_WAIT_LIMIT
+         */
+        maxWaitingRuns?: number;
+        /**
+         * Bytes of the record (tool results, drawn values) one waiting run may keep; past it the run ends REPLAY_RECORD_TOO_LARGE instead of waiting
+         */
+        maxJournalBytes?: number;
     };
     quotas: {
         maxExecutionsPerDay: number;
@@ -463,13 +491,21 @@ export type Tenant = {
          */
         maxCpuSecondsPerDay: number;
         /**
-         * Bytes of documents the tenant may keep (the JSON text of their bodies)
+         * Bytes the tenant may keep: its documents (the JSON text of their bodies) and the records of its runs waiting for approval
          */
         storageBytes: number;
         /**
          * Documents the tenant may keep
          */
         storageDocuments: number;
+        /**
+         * Queued runs that may wait for an approval at once (awaiting_approval); a run reaching a gated call past it ends APPROVAL_WAIT_LIMIT
+         */
+        maxWaitingRuns: number;
+        /**
+         * Bytes of the record (tool results, drawn values) one waiting run may keep; past it the run ends REPLAY_RECORD_TOO_LARGE instead of waiting
+         */
+        maxJournalBytes: number;
     };
     /**
      * Daily limits for each end user of the tenant; absent fields are unlimited
@@ -632,7 +668,7 @@ export type ExecutionError = {
 /**
  * Why a run failed (the error registry's execution codes)
  */
-export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'APPROVAL_EXPIRED' | 'APPROVAL_REJECTED' | 'REPLAY_DIVERGED' | 'REPLAY_RECORD_TOO_LARGE' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
+export type ExecutionErrorCode = 'VALIDATION_ERROR' | 'EXECUTION_ERROR' | 'TIMEOUT' | 'MEMORY_LIMIT_EXCEEDED' | 'OUTPUT_LIMIT_EXCEEDED' | 'MAX_TOOL_CALLS' | 'TOOL_QUOTA_EXCEEDED' | 'USER_QUOTA_EXCEEDED' | 'PERMISSION_DENIED' | 'TOOL_DISABLED' | 'TOOL_NOT_FOUND' | 'TOOL_RATE_LIMITED' | 'TOOL_ERROR' | 'APPROVAL_REQUIRED' | 'APPROVAL_EXPIRED' | 'APPROVAL_REJECTED' | 'REPLAY_DIVERGED' | 'REPLAY_RECORD_TOO_LARGE' | 'APPROVAL_WAIT_LIMIT' | 'APPROVAL_STORAGE_EXCEEDED' | 'RUNNER_CRASHED' | 'INTERNAL_ERROR' | 'SESSION_ENDED' | 'CANCELLED';
 
 /**
  * One console call of the script
