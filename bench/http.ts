@@ -15,11 +15,13 @@ import { autocannon, backendLabel, closedLoop, cpuPerOp, cpuSnapshot, fmt, perce
 
 const QUICK = process.argv.includes('--quick')
 const SECONDS = QUICK ? 1 : Number(process.env.BENCH_SECONDS ?? 5)
-const CONNECTIONS = QUICK ? [1] : [1, 8, 32]
-const SCRIPTS = {
+// BENCH_CONNECTIONS=1 and BENCH_SCRIPTS=trivial narrow a run to the cells asked for (comma lists).
+const CONNECTIONS = QUICK ? [1] : process.env.BENCH_CONNECTIONS?.split(',').map(Number) ?? [1, 8, 32]
+const ALL_SCRIPTS = {
   trivial: 'return 1 + 1',
   'tools-20': "for (let i = 0; i < 20; i++) await callTool('data:query', { limit: 1 }); return 1"
 } as const
+const SCRIPTS = Object.fromEntries(Object.entries(ALL_SCRIPTS).filter(([name]) => process.env.BENCH_SCRIPTS?.split(',').includes(name) ?? true))
 
 const bench = await startBenchApp()
 // A fresh tenant per run: a real database keeps the last run's documents.
@@ -132,7 +134,7 @@ bare.post('/run', async () => {
   if (!admission.admitted) throw new Error(`floor run refused: ${admission.refusal.code}`)
   floorRunsInFlight++
   try {
-    return await bench.fastify.enclave.run(SCRIPTS.trivial, { isolateKey: 'bench-floor', tools: echo, maxToolCalls: 100 })
+    return await bench.fastify.enclave.run(ALL_SCRIPTS.trivial, { isolateKey: 'bench-floor', tools: echo, maxToolCalls: 100 })
   } finally {
     floorRunsInFlight--
     admission.release().catch(() => {})
@@ -141,7 +143,7 @@ bare.post('/run', async () => {
 const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' })
 console.log('\nfloor: a bare Fastify route with the admission only, the same enclave and client (trivial script):')
 for (const connections of CONNECTIONS.filter((c) => c <= 8)) {
-  const { http, local, ratio } = await alternate(`${bareUrl}/run`, { 'content-type': 'application/json' }, '{}', connections, blocksFor('trivial'), async () => floorRunsInFlight, async () => { await runInProcess(SCRIPTS.trivial) })
+  const { http, local, ratio } = await alternate(`${bareUrl}/run`, { 'content-type': 'application/json' }, '{}', connections, blocksFor('trivial'), async () => floorRunsInFlight, async () => { await runInProcess(ALL_SCRIPTS.trivial) })
   console.log(`  ${connections} conns: ${fmt(rate(http), 0)} req/s (p50 ${fmt(median(http.p50s))} ms), in-process ${fmt(rate(local), 0)} runs/s: ${fmt(ratio)} (the service: ${fmt(ratios[`trivial/${connections}`] as number)} above)`)
 }
 await bare.close()

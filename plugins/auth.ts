@@ -51,11 +51,6 @@ function verifyOptions (config: Config): FastifyJWTOptions['verify'] {
   ]
   return {
     requiredClaims,
-    // Verified tokens are remembered (LRU, keyed by the token's hash; never past their own exp,
-    // failures not cached): a client sends the same token on every request, and checking its
-    // signature each time was a few percent of a trivial request's CPU.
-    cache: 1000,
-    cacheTTL: 60_000,
     ...(config.JWT_ISSUER !== undefined ? { allowedIss: config.JWT_ISSUER } : {}),
     ...(config.JWT_AUDIENCE !== undefined ? { allowedAud: config.JWT_AUDIENCE } : {})
   }
@@ -168,7 +163,16 @@ function invalidToken (request: FastifyRequest, failure: TokenFailure, challenge
   })
 }
 
+/** A token whose signature verified: its claims, and them again once they hold what a request needs (tenantId, userId or sub, permissions). */
+interface VerifiedToken {
+  claims: unknown
+  checked: { tenantId: string, userId?: string, sub?: string, permissions: string[] } | undefined
+}
+
 const MAX_BLOCKED_ADDRESSES = 10_000
+// Verified tokens remembered, and for how long at most (never past their own exp).
+const VERIFIED_TOKENS = 1000
+const VERIFIED_TOKEN_TTL_MS = 60_000
 const AUTH_WINDOW_MS = 60_000
 
 export default fp(async (fastify) => {
@@ -180,6 +184,27 @@ export default fp(async (fastify) => {
   // Addresses over the failed-authentication limit, until their window ends: refused here before
   // any token is verified. The count itself is the LimitStore's (shared by every instance).
   const blocked = new Map<string, number>()
+  // A client sends the same token on every request: once its signature and dates verify, its
+  // claims are kept by the token's exact text, with whether they hold what a request needs, until
+  // its exp or for a minute, the oldest dropped first. A token fast-jwt refuses is not kept.
+  // (fast-jwt's own cache keys by the token's SHA-256: a hash of the token on every request.)
+  const verified = new Map<string, VerifiedToken & { until: number }>()
+  const verifyToken = (token: string): VerifiedToken => {
+    const now = Date.now()
+    const hit = verified.get(token)
+    if (hit !== undefined) {
+      if (hit.until > now) return hit
+      verified.delete(token)
+    }
+    const claims = fastify.jwt.verify(token)
+    const exp = (claims as { exp?: unknown }).exp
+    const until = Math.min(now + VERIFIED_TOKEN_TTL_MS, typeof exp === 'number' ? exp * 1000 : Infinity)
+    const checked = Claims.Check(claims) && (claims.userId ?? claims.sub) !== undefined ? claims : undefined
+    if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value as string)
+    const entry = { claims, checked, until }
+    verified.set(token, entry)
+    return entry
+  }
 
   const tooManyFailures = (until: number): ServiceError<'RATE_LIMITED'> => {
     const seconds = Math.max(1, Math.ceil((until - Date.now()) / 1000))
@@ -232,13 +257,14 @@ export default fp(async (fastify) => {
       return await refuse(request, { reason: 'missing_bearer_prefix', detail: 'The Authorization header must be the word Bearer, a space, then the token: send Authorization: Bearer <token>' }, challenge)
     }
     const token = match[1] as string
-    let claims: unknown
+    let verifiedToken: VerifiedToken
     try {
-      claims = fastify.jwt.verify(token)
+      verifiedToken = verifyToken(token)
     } catch (err) {
       return await refuse(request, tokenFailureOf(err, fastify.config, algorithm), challenge)
     }
-    if (!Claims.Check(claims) || (claims.userId ?? claims.sub) === undefined) return await refuse(request, claimFailureOf(claims), challenge)
+    const claims = verifiedToken.checked
+    if (claims === undefined) return await refuse(request, claimFailureOf(verifiedToken.claims), challenge)
     const userId = (claims.userId ?? claims.sub) as string
     const record = await fastify.tenants.get(claims.tenantId)
     request.tenant = {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { executeScript } from '../../services/executions/execute-script.ts'
+import { writesInfo } from '../../services/executions/execution-hooks.ts'
 import { codeSizeRefusalOf, ExecutionRequestBodySchema, newExecutionId, RefusalBodySchema, refusalAnswer, ScriptCode, ScriptLanguage } from '../../services/executions/execution-request.ts'
 import { ExecutionResultSchema } from '../../schemas/execution-result.ts'
 import { EVENT_STREAM_CONTENT } from '../../schemas/execution-event.ts'
@@ -43,7 +44,9 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     })
   }, async (request, reply) => {
     const executionId = newExecutionId()
-    const log = request.log.child({ tenantId: request.tenant.tenantId, executionId })
+    // The run's log lines (info: refused, finished) carry its tenant and execution. A child
+    // logger serializes its bindings when it is made, so it is made only when they are written.
+    const log = writesInfo(request.log) ? request.log.child({ tenantId: request.tenant.tenantId, executionId }) : request.log
     // Streaming (Accept: text/event-stream or application/x-ndjson): the run's events as they
     // happen, numbered as GET /api/executions/:id/events numbers them, ending with `final`. The
     // stream opens once the run is admitted (a refusal is still a plain JSON answer), and a

@@ -79,8 +79,9 @@ export interface ExecutionMetrics {
 
 /** executions_total, the duration histogram, the in-flight gauge and refusals; and a log line for each end. */
 export function measuredExecutions (metrics: ExecutionMetrics, log: FastifyBaseLogger): Partial<ExecutionHooks> {
+  // Its lines are info lines: below that level no child logger is made for them.
   const logOf = (execution: ExecutionFacts): FastifyBaseLogger =>
-    execution.log ?? log.child({ tenantId: execution.tenantId, executionId: execution.executionId })
+    execution.log ?? (writesInfo(log) ? log.child({ tenantId: execution.tenantId, executionId: execution.executionId }) : log)
   return {
     refused (execution, refusal) {
       metrics.quotaRefusals.inc({ kind: refusal.kind })
@@ -94,4 +95,13 @@ export function measuredExecutions (metrics: ExecutionMetrics, log: FastifyBaseL
       logOf(execution).info({ success: result.success, errorCode: result.error?.code, durationMs: result.stats.duration, toolCalls: result.stats.toolCallCount }, 'execution finished')
     }
   }
+}
+
+/**
+ * Whether `log` writes info lines (pino's isLevelEnabled; a logger without it is taken to write
+ * them): a child logger serializes its bindings when it is made, which is wasted when its lines
+ * are not written.
+ */
+export function writesInfo (log: FastifyBaseLogger): boolean {
+  return (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') ?? true
 }

@@ -16,9 +16,9 @@ import { FINISHED, statusOf } from './execution-repository.ts'
 import { queuedKey } from './execution-submission.ts'
 import type { QueuedExecutionsDeps } from './queued-executions-deps.ts'
 import { storeRun } from './stored-runs.ts'
-import { deleteJournal, loadJournal } from './approvals/journal-store.ts'
+import { deleteJournal } from './approvals/journal-store.ts'
 import type { RunJournal } from './approvals/run-journal.ts'
-import { endNotRunning, suspendRun, type HeldEvent } from './approvals/waiting-runs.ts'
+import { journalForResume, suspendRun, type HeldEvent } from './approvals/waiting-runs.ts'
 
 // A run waiting for its tenant's slot is retried after these delays (doubling): no hot loop.
 const SLOT_RETRY_MIN_MS = 25
@@ -78,7 +78,7 @@ export class ExecutionWorker {
     const start = job.start ?? 1
     let journal: RunJournal | undefined
     if (start > 1) {
-      const loaded = await this.journalOf(job, slot)
+      const loaded = await journalForResume(this.deps, job, slot)
       if (loaded === 'retry') return { done: false, retryInMs: SLOT_RETRY_MAX_MS }
       if (loaded === undefined) return { done: true }
       journal = loaded
@@ -248,31 +248,6 @@ export class ExecutionWorker {
       this.deps.log.warn({ err, executionId }, 'could not claim an execution\'s end; its own result stands')
       return true
     }
-  }
-
-  /**
-   * The journal a later start replays, read with the slot held. 'retry': PostgreSQL did not
-   * answer (the slot is given back and the job tried again later). undefined: there is none, so
-   * the run cannot go on; it has been ended failed.
-   */
-  private async journalOf (job: ExecutionJob, slot: { release: () => Promise<void> }): Promise<RunJournal | 'retry' | undefined> {
-    const { executionId, tenantId } = job
-    let stored
-    try {
-      stored = await loadJournal(this.deps.db, tenantId, executionId)
-    } catch (err) {
-      this.deps.log.warn({ err, executionId }, 'could not read a resumed run\'s journal yet; trying again')
-      await slot.release().catch(() => {})
-      return 'retry'
-    }
-    if (stored !== undefined) return stored.journal
-    await slot.release().catch(() => {})
-    const record = await this.deps.records.get(executionId)
-    if (record !== undefined) {
-      const gone = enclaveError('INTERNAL_ERROR', 'The record of what this run did before it waited for approval is gone; it was not run again')
-      await endNotRunning(this.deps, record, 'queued', { executionId, success: false, error: gone, logs: [], stats: { duration: 0, toolCallCount: 0 } })
-    }
-    return undefined
   }
 
   /**

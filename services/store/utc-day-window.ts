@@ -16,16 +16,18 @@ export function utcDayNumber (now = Date.now()): number {
   return Math.floor(now / DAY_MS)
 }
 
+// The last day's strings: every run asks for the window two or three times (admission, CPU
+// charge, tool quota), and two Dates with their ISO strings were a few µs each time.
+let lastDay: { day: number, periodStart: string, periodEnd: string, dayKey: string } | undefined
+
 /** The UTC day containing `now`: daily quotas reset at UTC midnight on every instance alike. */
 export function utcDayWindow (now = Date.now()): UtcDayWindow {
   if (!Number.isFinite(now)) throw new RangeError('now must be a finite epoch ms')
-  const start = utcDayNumber(now) * DAY_MS
-  const end = start + DAY_MS
-  const periodStart = new Date(start).toISOString()
-  return {
-    periodStart,
-    periodEnd: new Date(end).toISOString(),
-    ttlMs: Math.ceil(end - now),
-    dayKey: periodStart.slice(0, 10)
+  const day = utcDayNumber(now)
+  const end = (day + 1) * DAY_MS
+  if (lastDay?.day !== day) {
+    const periodStart = new Date(day * DAY_MS).toISOString()
+    lastDay = { day, periodStart, periodEnd: new Date(end).toISOString(), dayKey: periodStart.slice(0, 10) }
   }
+  return { periodStart: lastDay.periodStart, periodEnd: lastDay.periodEnd, ttlMs: Math.ceil(end - now), dayKey: lastDay.dayKey }
 }

@@ -9,7 +9,7 @@ import { RECORD_TTL_MS, type RunRecord } from '../execution-records.ts'
 import type { ExecutionStatus } from '../../db/schema.ts'
 import type { QueuedExecutionsDeps } from '../queued-executions-deps.ts'
 import { storeRun } from '../stored-runs.ts'
-import { deleteJournal, saveJournal } from './journal-store.ts'
+import { deleteJournal, loadJournal, saveJournal } from './journal-store.ts'
 import type { RunJournal } from './run-journal.ts'
 import { giveWaitingPlaceBack, takeWaitingPlace } from './waiting-places.ts'
 
@@ -107,4 +107,29 @@ export async function expireIfDue (deps: QueuedExecutionsDeps, record: RunRecord
     return false
   }
   return await endNotRunning(deps, record, 'awaiting_approval', expiredResult(deps, record.executionId)) !== undefined
+}
+
+/**
+ * The journal a later start replays, read with the slot held. 'retry': PostgreSQL did not
+ * answer (the slot is given back and the job tried again later). undefined: there is none, so
+ * the run cannot go on; it has been ended failed.
+ */
+export async function journalForResume (deps: QueuedExecutionsDeps, job: ExecutionJob, slot: { release: () => Promise<void> }): Promise<RunJournal | 'retry' | undefined> {
+  const { executionId, tenantId } = job
+  let stored
+  try {
+    stored = await loadJournal(deps.db, tenantId, executionId)
+  } catch (err) {
+    deps.log.warn({ err, executionId }, 'could not read a resumed run\'s journal yet; trying again')
+    await slot.release().catch(() => {})
+    return 'retry'
+  }
+  if (stored !== undefined) return stored.journal
+  await slot.release().catch(() => {})
+  const record = await deps.records.get(executionId)
+  if (record !== undefined) {
+    const gone = enclaveError('INTERNAL_ERROR', 'The record of what this run did before it waited for approval is gone; it was not run again')
+    await endNotRunning(deps, record, 'queued', { executionId, success: false, error: gone, logs: [], stats: { duration: 0, toolCallCount: 0 } })
+  }
+  return undefined
 }
