@@ -5,6 +5,7 @@ import net from 'node:net'
 import t from 'tap'
 import { createRedisEventLog } from '../../services/executions/redis-event-log.ts'
 import { eventKeys } from '../../services/executions/execution-keys.ts'
+import { EVENTS_TTL_MS } from '../../services/executions/event-log.ts'
 import { isClusterUrl, openRedis } from '../../services/store/redis-connection.ts'
 import { waitFor } from '../support/wait-for.ts'
 
@@ -49,6 +50,32 @@ if (REDIS_URL !== undefined) {
     t.same(appended.map((e) => e.seq), [1, 2, 3, 4])
     t.same((await log.read(id, 0, 10)).map((e) => [e.seq, e.type]), [[1, 'queued'], [2, 'started'], [3, 'log'], [4, 'final']])
     t.same((await log.read(id, 2, 10)).map((e) => e.seq), [3, 4], 'after a seq: only what follows it')
+  })
+}
+
+if (REDIS_URL !== undefined) {
+  t.test('every key of a stream expires: events between the first and final leave the expiry, keep() and final set it', async (t) => {
+    const log = createRedisEventLog(REDIS_URL)
+    const redis = openRedis(REDIS_URL)
+    t.teardown(async () => { await log.close(); redis.disconnect() })
+    const id = randomUUID()
+    const keys = Object.values(eventKeys(id))
+    const ttls = async (): Promise<number[]> => await Promise.all(keys.map(async (key) => await redis.pttl(key)))
+    await log.append(id, 'queued', {}, 'tenant-a')
+    await log.append(id, 'started', {})
+    for (let i = 0; i < 5; i++) await log.append(id, 'log', { level: 'log', message: String(i) })
+    for (const ttl of await ttls()) t.ok(ttl > 0 && ttl <= EVENTS_TTL_MS, `each key expires within the ttl (${ttl})`)
+    // A waiting run's stream is kept longer; its next event sets it back.
+    await log.keep(id, 10 * EVENTS_TTL_MS)
+    await log.append(id, 'log', { level: 'log', message: 'after the wait' })
+    for (const ttl of await ttls()) t.ok(ttl > 0 && ttl <= EVENTS_TTL_MS, `set back within the ttl (${ttl})`)
+    // Most of the ttl gone: the next event sets it again; and final always does.
+    await Promise.all(keys.map(async (key) => await redis.pexpire(key, 1000 * 60 * 10)))
+    await log.append(id, 'log', { level: 'log', message: 'late' })
+    for (const ttl of await ttls()) t.ok(ttl > EVENTS_TTL_MS - 60_000, `set again once most of it had gone (${ttl})`)
+    await Promise.all(keys.map(async (key) => await redis.pexpire(key, EVENTS_TTL_MS - 30_000)))
+    await log.append(id, 'final', { result: {} })
+    for (const ttl of await ttls()) t.ok(ttl > EVENTS_TTL_MS - 30_000, `final sets the whole ttl again (${ttl})`)
   })
 }
 
