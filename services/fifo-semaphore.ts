@@ -22,14 +22,22 @@ export class FifoSemaphore {
   get idle (): boolean { return this.active === 0 && this.waiters.length === 0 }
 
   /**
+   * A slot now, or undefined when none is free. Never passes a waiter: a slot is free only while
+   * nobody waits (a released slot goes straight to the next waiter).
+   */
+  tryAcquire (): (() => void) | undefined {
+    if (this.active >= this.limit) return undefined
+    this.active++
+    return this.releaser()
+  }
+
+  /**
    * Resolves with a release function (calling it twice releases once). With `waitMs`, a wait
    * longer than that rejects with SemaphoreTimeoutError and leaves the queue.
    */
   async acquire (waitMs?: number): Promise<() => void> {
-    if (this.active < this.limit) {
-      this.active++
-      return this.releaser()
-    }
+    const now = this.tryAcquire()
+    if (now !== undefined) return now
     return await new Promise<() => void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined
       const waiter = {

@@ -48,3 +48,17 @@ t.test('a KeyedSemaphore limits each key alone and forgets idle keys', async (t)
   t.same([semaphore.inUse('a'), semaphore.inUse('b')], [0, 0])
   t.equal((semaphore as unknown as { byKey: Map<string, unknown> }).byKey.size, 0, 'no entry kept for idle keys')
 })
+
+t.test('tryAcquire takes a free slot at once, and never one a waiter is owed', async (t) => {
+  const semaphore = new FifoSemaphore(1)
+  const first = semaphore.tryAcquire()
+  t.ok(first !== undefined, 'a free slot is taken')
+  t.equal(semaphore.tryAcquire(), undefined, 'none is free')
+  const waiting = semaphore.acquire()
+  first?.()
+  t.equal(semaphore.tryAcquire(), undefined, 'the released slot went to the waiter')
+  const second = await waiting
+  t.equal(semaphore.inUse, 1)
+  second()
+  t.equal(semaphore.idle, true)
+})

@@ -63,7 +63,10 @@ export async function buildApp (
   logStream?: { write: (line: string) => void },
   options: BuildOptions = {}
 ): Promise<FastifyInstance> {
-  const merged: Record<string, string | undefined> = { ...process.env, JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', ENCLAVE_RUNNERS: TEST_RUNNERS, ...env }
+  // A queue of this test process's own: on a shared Redis, test files running side by side took
+  // each other's queued runs (counted, cancelled and rate-limited by another file's app). The apps
+  // of one file still share it, as instances do; a test that wants another names its own.
+  const merged: Record<string, string | undefined> = { ...process.env, JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', ENCLAVE_RUNNERS: TEST_RUNNERS, EXECUTION_QUEUE_NAME: `tests-${process.pid}`, ...env }
   for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key]
   const loaded = loadConfig(merged)
   // Embedded, the app runs on the process's database, or on a copy of the migrated snapshot of

@@ -57,7 +57,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const left = new AbortController()
     const send = (type: StreamEvent['type'], data: Record<string, unknown>): void => {
       if (writer === undefined) {
-        writer = new EventWriter(format!)
+        writer = new EventWriter(format!, 0, reply.raw.socket)
         reply.raw.on('close', () => { if (!reply.raw.writableFinished) left.abort(); writer?.end() })
         void reply.code(200).header('content-type', CONTENT_TYPES[format!]).header('cache-control', 'no-cache').send(writer.body as never)
       }

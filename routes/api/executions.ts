@@ -170,7 +170,7 @@ const executionsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     // Listened for before anything is awaited: a client gone meanwhile stops the watch too.
     // (The writer stops its heartbeats then too, also after a 404.)
     const format = eventFormat(request.headers.accept) ?? 'sse'
-    const writer = new EventWriter(format, after)
+    const writer = new EventWriter(format, after, reply.raw.socket)
     const left = new AbortController()
     reply.raw.on('close', () => { left.abort(); writer.end() })
     // A watch from the start of a live stream that names this tenant as its owner needs no

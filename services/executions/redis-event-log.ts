@@ -2,6 +2,7 @@
 // numbers, appends and announces each event atomically, so events from several instances (the
 // API's `queued`, the worker's run, a cancel's `final`) share one gapless sequence.
 import { randomUUID } from 'node:crypto'
+import type { ChainableCommander } from 'ioredis'
 import { duplicateRedis, openRedis, type RedisClient } from '../store/redis-connection.ts'
 import { EVENTS_TTL_MS, MAX_EVENTS_PER_EXECUTION, type EventLog, type StreamEvent } from './event-log.ts'
 import { EventWatchers } from './event-watchers.ts'
@@ -9,6 +10,8 @@ import { eventKeys } from './execution-keys.ts'
 
 const CHANNEL = 'tenant-enclave:execution-events'
 const RECENT_APPENDS = 64
+/** How much of a stream's ttl may go before an event (other than `final`) sets it again. */
+const EXPIRY_SLACK_MS = 60_000
 
 // KEYS: stream, counter, owner, appends. ARGV: type, data JSON, at, maxlen, ttl ms, channel,
 // execution id, owner ('' = unchanged), append id.
@@ -22,6 +25,11 @@ const RECENT_APPENDS = 64
 // `queued`, a cancel's or a lost-run check's `final`) are all that can come in between.
 // A stream has one `final`: a second one (a lost-run check racing the run's own end) is not
 // appended, and the first is answered instead, so every writer learns which result stands.
+// The four keys' expiry is set again (to the ttl) when keys may be new (the first two events:
+// INCR and HSET make them without one), with `final` (a stream lives its ttl after its end),
+// with the owner (SET drops an expiry), when a waiting run's keep() left it longer, and once
+// EXPIRY_SLACK_MS of it has gone; between those an event leaves it as it is (one PTTL instead of
+// four PEXPIREs: eight for each tool call, whose call and result are two events).
 // A stream starts with `queued`: the submission appends it alongside adding the job, so should the
 // run's first event land first, `queued` is written before it (seq 1), and the submission's own
 // append then answers that one (setting the owner).
@@ -63,10 +71,14 @@ end
 if ARGV[1] == 'final' then redis.call('HSET', KEYS[4], 'final', seq) end
 local event = '{"seq":' .. seq .. ',"type":"' .. ARGV[1] .. '","at":"' .. ARGV[3] .. '","data":' .. ARGV[2] .. '}'
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], seq .. '-1', 'e', event)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
-redis.call('PEXPIRE', KEYS[4], ARGV[5])
+local ttl = tonumber(ARGV[5])
+local left = redis.call('PTTL', KEYS[1])
+if seq <= 2 or ARGV[1] == 'final' or ARGV[8] ~= '' or left > ttl or left < ttl - ${EXPIRY_SLACK_MS} then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+  redis.call('PEXPIRE', KEYS[4], ARGV[5])
+end
 redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. event)
 return event`
 
@@ -86,6 +98,38 @@ export function createRedisEventLog (url: string): EventLog {
   const scripts = client as unknown as Scripts
   const watchers = new EventWatchers()
   let subscriber: RedisClient | undefined
+
+  // Reads of one execution asked for in the same turn leave together, in one pipeline (its keys
+  // share a slot, so a cluster takes it too): a stream's first read and its owner's check
+  // (followIfAllowed asks for both at once) cost one round trip, not two.
+  interface Queued { add: (pipeline: ChainableCommander) => void, alone: () => Promise<unknown>, settle: (err: Error | null, value: unknown) => void }
+  const turn = new Map<string, Queued[]>()
+  const send = (executionId: string, reads: Queued[]): void => {
+    turn.delete(executionId)
+    if (reads.length === 1) {
+      const [only] = reads as [Queued]
+      only.alone().then((value) => { only.settle(null, value) }, (err: Error) => { only.settle(err, undefined) })
+      return
+    }
+    const pipeline = client.pipeline()
+    for (const read of reads) read.add(pipeline)
+    pipeline.exec().then((replies) => {
+      reads.forEach((read, i) => {
+        const [err, value] = replies?.[i] ?? [new Error('Redis answered none of the reads sent together'), undefined]
+        read.settle(err, value)
+      })
+    }, (err: Error) => { for (const read of reads) read.settle(err, undefined) })
+  }
+  const inTurn = async (executionId: string, add: Queued['add'], alone: Queued['alone']): Promise<unknown> => await new Promise((resolve, reject) => {
+    let reads = turn.get(executionId)
+    if (reads === undefined) {
+      const queued: Queued[] = []
+      reads = queued
+      turn.set(executionId, queued)
+      queueMicrotask(() => { send(executionId, queued) })
+    }
+    reads.push({ add, alone, settle: (err, value) => { if (err !== null) reject(err); else resolve(value) } })
+  })
 
   const subscribe = (): void => {
     if (subscriber !== undefined) return
@@ -113,7 +157,9 @@ export function createRedisEventLog (url: string): EventLog {
       await Promise.all(Object.values(eventKeys(executionId)).map(async (key) => await client.pexpire(key, ttlMs)))
     },
     async ownerOf (executionId) {
-      return (await client.get(ownerKey(executionId))) ?? undefined
+      const key = ownerKey(executionId)
+      const owner = await inTurn(executionId, (pipeline) => pipeline.get(key), async () => await client.get(key)) as string | null
+      return owner ?? undefined
     },
     async finalOf (executionId) {
       const seq = await client.hget(appendsKey(executionId), 'final')
@@ -122,7 +168,8 @@ export function createRedisEventLog (url: string): EventLog {
       return entry === undefined ? undefined : JSON.parse(entry[1][1] ?? 'null') as StreamEvent
     },
     async read (executionId, after, limit) {
-      const entries = await client.xrange(streamKey(executionId), `${after + 1}-0`, '+', 'COUNT', limit)
+      const key = streamKey(executionId)
+      const entries = await inTurn(executionId, (pipeline) => pipeline.xrange(key, `${after + 1}-0`, '+', 'COUNT', limit), async () => await client.xrange(key, `${after + 1}-0`, '+', 'COUNT', limit)) as Array<[string, string[]]>
       return entries.map(([, fields]) => JSON.parse(fields[1] ?? 'null') as StreamEvent)
     },
     watch (executionId, onEvent) {

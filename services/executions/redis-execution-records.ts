@@ -94,6 +94,37 @@ function pairsToHash (pairs: string[]): Record<string, string> {
   return hash
 }
 
+/** A command (or one of the scripts above) and its arguments. */
+type Call = [command: string, ...args: Array<string | number>]
+
+/**
+ * Commands that go together, each on keys of its own: on one server they leave in one write (a
+ * pipeline, not a transaction: each succeeds or fails alone, as when sent side by side); on a
+ * cluster, where their keys lie in several slots, side by side. Settled as Promise.allSettled is.
+ */
+async function together (redis: RedisClient, calls: Call[]): Promise<Array<PromiseSettledResult<unknown>>> {
+  type Commands = Record<string, (...args: Array<string | number>) => unknown>
+  if (redis.isCluster) return await Promise.allSettled(calls.map(async ([command, ...args]) => await (redis as unknown as Commands)[command]!(...args)))
+  const pipeline = redis.pipeline()
+  for (const [command, ...args] of calls) (pipeline as unknown as Commands)[command]!(...args)
+  let replies: Array<[Error | null, unknown]> | null
+  try {
+    replies = await pipeline.exec()
+  } catch (err) {
+    return calls.map(() => ({ status: 'rejected', reason: err }))
+  }
+  return calls.map((_call, i) => {
+    const [err, value] = replies?.[i] ?? [new Error('Redis answered none of the commands sent together'), undefined]
+    return err === null ? { status: 'fulfilled', value } : { status: 'rejected', reason: err }
+  })
+}
+
+/** Throws the first failure of commands sent together, as Promise.all would. */
+function failedOf (outcomes: Array<PromiseSettledResult<unknown>>): void {
+  const failed = outcomes.find((outcome) => outcome.status === 'rejected')
+  if (failed !== undefined) throw failed.reason
+}
+
 export function createRedisExecutionRecords (redis: RedisClient): ExecutionRecords {
   redis.defineCommand('executionRecordCreate', { numberOfKeys: 1, lua: CREATE })
   redis.defineCommand('executionRecordRestore', { numberOfKeys: 1, lua: RESTORE })
@@ -116,10 +147,10 @@ export function createRedisExecutionRecords (redis: RedisClient): ExecutionRecor
           return { created: false, executionId, requestSha256: requestSha256 === '' ? undefined : requestSha256 }
         }
       }
-      const kept = await Promise.allSettled([
-        scripts.executionRecordCreate(recordKey(record.executionId), RECORD_TTL_MS, ...fieldsOf(record)),
-        redis.zadd(unstoredKey(record.tenantId), Date.parse(record.submittedAt), record.executionId),
-        redis.zadd(DUE_KEY, firstDue(record), record.executionId)
+      const kept = await together(redis, [
+        ['executionRecordCreate', recordKey(record.executionId), RECORD_TTL_MS, ...fieldsOf(record)],
+        ['zadd', unstoredKey(record.tenantId), Date.parse(record.submittedAt), record.executionId],
+        ['zadd', DUE_KEY, firstDue(record), record.executionId]
       ])
       const failed = kept.find((outcome) => outcome.status === 'rejected')
       if (failed !== undefined) {
@@ -160,19 +191,19 @@ export function createRedisExecutionRecords (redis: RedisClient): ExecutionRecor
       await redis.zadd(DUE_KEY, 'XX', String(at), executionId)
     },
     async stored (record) {
-      await Promise.all([
-        redis.zrem(unstoredKey(record.tenantId), record.executionId),
-        redis.zrem(DUE_KEY, record.executionId),
-        redis.pexpire(recordKey(record.executionId), STORED_RECORD_TTL_MS)
-      ])
+      failedOf(await together(redis, [
+        ['zrem', unstoredKey(record.tenantId), record.executionId],
+        ['zrem', DUE_KEY, record.executionId],
+        ['pexpire', recordKey(record.executionId), STORED_RECORD_TTL_MS]
+      ]))
     },
     async forget (record) {
-      await Promise.all([
-        redis.del(recordKey(record.executionId)),
-        redis.zrem(unstoredKey(record.tenantId), record.executionId),
-        redis.zrem(DUE_KEY, record.executionId),
-        ...(record.idempotencyKey === undefined ? [] : [scripts.executionRecordReleaseKey(idempotencyKey(record.tenantId, record.idempotencyKey), record.executionId)])
-      ])
+      failedOf(await together(redis, [
+        ['del', recordKey(record.executionId)],
+        ['zrem', unstoredKey(record.tenantId), record.executionId],
+        ['zrem', DUE_KEY, record.executionId],
+        ...(record.idempotencyKey === undefined ? [] : [['executionRecordReleaseKey', idempotencyKey(record.tenantId, record.idempotencyKey), record.executionId] satisfies Call])
+      ]))
     }
   }
   return records

@@ -20,6 +20,7 @@ import { callableToolNames, permissionDeniedMessage, toolDisabledMessage, toolNo
 import type { ToolCallEntry } from '../audit/audit-writer.ts'
 import { newToolMeter, type ToolMeter } from './execution-meter.ts'
 import { ApprovalPending } from './approvals/run-journal.ts'
+import { afterAnswer } from './after-answer.ts'
 
 export type { ToolCaller }
 
@@ -95,22 +96,27 @@ export function createToolGateway (deps: ToolGatewayDeps, caller: ToolCaller, ex
     const argsJson = JSON.stringify(args ?? null)
     const report = (tool: string, code: string, facts: CallFacts = {}): void => {
       const durationMs = performance.now() - started
-      meter.argsBytes += Buffer.byteLength(argsJson)
+      const argsBytes = Buffer.byteLength(argsJson)
+      meter.argsBytes += argsBytes
       meter.toolTimeMs += durationMs
-      deps.onToolCall?.(tool, code)
-      deps.audit?.enqueueToolCall({
-        tenantId: caller.tenantId,
-        executionId,
-        callIndex,
-        // The name comes from the script: bounded before it is stored.
-        tool: tool.slice(0, 200),
-        code,
-        durationMs: Math.round(durationMs),
-        argsSha256: createHash('sha256').update(argsJson).digest('hex'),
-        argsBytes: Buffer.byteLength(argsJson),
-        resultBytes: facts.resultBytes ?? null,
-        upstreamStatus: facts.upstreamStatus ?? null,
-        createdAt: new Date()
+      const createdAt = Date.now()
+      // The row's facts are taken now; hashing and queueing wait until the script has its answer.
+      afterAnswer(() => {
+        deps.onToolCall?.(tool, code)
+        deps.audit?.enqueueToolCall({
+          tenantId: caller.tenantId,
+          executionId,
+          callIndex,
+          // The name comes from the script: bounded before it is stored.
+          tool: tool.slice(0, 200),
+          code,
+          durationMs: Math.round(durationMs),
+          argsSha256: createHash('sha256').update(argsJson).digest('hex'),
+          argsBytes,
+          resultBytes: facts.resultBytes ?? null,
+          upstreamStatus: facts.upstreamStatus ?? null,
+          createdAt: new Date(createdAt)
+        })
       })
     }
     let release

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net'
-import { Agent, type Dispatcher } from 'undici'
+import { Agent } from 'undici'
 import type { ToolSigner } from './tool-signer.ts'
 import { validatorFor } from './schema-validation.ts'
 import type { HttpToolSpec, ToolDefinition } from './tool-definition.ts'
@@ -8,6 +8,7 @@ import { callMcpTool } from './mcp-tool-call.ts'
 import { HttpToolError } from './http-tool-error.ts'
 import type { HttpCall, HttpCallResult } from './http-call.ts'
 import { buildRequest } from './http-request-builder.ts'
+import { readUpTo, readWhole } from './response-body.ts'
 import { classifyAddress, guardedLookup, refusalMessage, type DnsCacheOptions, type LookupFn } from './upstream-address-guard.ts'
 import { DEFAULT_TIER_SHARE_PERCENT, UpstreamAdmission, type UpstreamCaps } from './upstream-admission.ts'
 import type { Tier } from '../tenants/tiers.ts'
@@ -41,34 +42,6 @@ export interface HttpToolRunnerOptions {
   maxResultBytes: number
   /** Told when a remote MCP server says its tools changed. */
   onMcpToolsChanged?: (server: string) => void
-}
-
-type ResponseBody = Dispatcher.ResponseData['body']
-
-/**
- * A body whose content-length was declared (and found within the limit): HTTP/1.1 framing ends
- * it at that length (undici fails a response that sends less), so it is read in one go, without
- * the per-chunk stream iteration.
- */
-async function readWhole (body: ResponseBody): Promise<Buffer> {
-  const bytes = await body.bytes()
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-}
-
-/** A body of unknown length, read chunk by chunk and cut off (socket closed) past `limit`. */
-async function readUpTo (body: ResponseBody, limit: number, overLimit: () => Error): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let bytes = 0
-  for await (const chunk of body) {
-    bytes += (chunk as Buffer).length
-    if (bytes > limit) {
-      // Destroying the body aborts the request and closes its socket: nothing more is read.
-      body.destroy()
-      throw overLimit()
-    }
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks, bytes)
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
@@ -130,10 +103,16 @@ export class HttpToolRunner {
     if (kind === 'metadata' || (kind === 'private' && this.listedOrigins !== null && !this.listedOrigins.has(origin))) throw new HttpToolError(refusalMessage(host, kind))
     const tier = await this.tierOf(call.tenantId)
     if (mcp !== undefined) {
-      // A remote MCP server's tool holds a slot of the same per-tenant and per-tier caps.
-      const release = await this.admission.admit(origin, call.tenantId, tier, call.runEnded ?? new AbortController().signal, spec.timeoutMs)
+      // A remote MCP server's tool holds a slot of the same per-tenant and per-tier caps: at once
+      // when one is free at every level, else after a wait in turn.
+      const free = call.runEnded?.aborted === true ? undefined : this.admission.tryAdmit(origin, call.tenantId, tier)
+      const release = free ?? await this.admission.admit(origin, call.tenantId, tier, call.runEnded ?? new AbortController().signal, spec.timeoutMs)
       try {
-        const assertion = this.signer.sign({ audience: origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name }).token
+        // Signed on the thread pool while this thread goes on with the call (the SDK builds its
+        // request); the request waits for it only where its headers are written.
+        const assertion = this.signer.signLater({ audience: origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name }).then((signed) => signed.token)
+        // A call that ends before its request (a cancelled run) leaves the token unread, not unhandled.
+        assertion.catch(() => {})
         return await callMcpTool(this.mcp, { ...tool, http: spec }, mcp, args, call, { assertion, maxResultBytes: this.maxResultBytes })
       } finally {
         release()
@@ -148,7 +127,7 @@ export class HttpToolRunner {
     let release: (() => void) | undefined
     try {
       // The wait for a slot counts against the call's own timeout.
-      release = await this.admission.admit(origin, call.tenantId, tier, deadline.signal, spec.timeoutMs)
+      release = (deadline.signal.aborted ? undefined : this.admission.tryAdmit(origin, call.tenantId, tier)) ?? await this.admission.admit(origin, call.tenantId, tier, deadline.signal, spec.timeoutMs)
       // A new assertion (and jti) per call, so an upstream can refuse a replayed one; signed
       // after the wait, so its 60 s of life are not spent queueing.
       const assertion = this.signer.sign({ audience: origin, userId: call.userId, tenantId: call.tenantId, executionId: call.executionId, tool: tool.name }).token

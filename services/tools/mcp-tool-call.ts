@@ -1,3 +1,4 @@
+import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js'
 import { HttpToolError } from './http-tool-error.ts'
 import type { HttpCall, HttpCallResult } from './http-call.ts'
 import { McpToolError, type McpToolClient, type McpToolSpec } from './mcp-tool-client.ts'
@@ -36,17 +37,23 @@ export async function callMcpTool (
   mcp: McpToolSpec,
   args: Record<string, unknown>,
   call: HttpCall,
-  options: { assertion: string, maxResultBytes: number }
+  options: { assertion: string | Promise<string>, maxResultBytes: number }
 ): Promise<HttpCallResult> {
   const spec = tool.http
   const toolLimit = spec.maxResponseKB * 1024
   const limit = Math.min(toolLimit, options.maxResultBytes)
   const overLimit = toolLimit <= options.maxResultBytes ? `response body over ${spec.maxResponseKB} KB` : `response body over the tool result limit of ${options.maxResultBytes} bytes (TOOL_RESULT_MAX_BYTES)`
-  const deadline = new AbortController()
-  const timer = setTimeout(() => { deadline.abort() }, spec.timeoutMs)
-  const signal = call.runEnded === undefined ? deadline.signal : AbortSignal.any([deadline.signal, call.runEnded])
+  // One timer for the deadline, the SDK's own (its `timeout`, counted from the call's start);
+  // the run's end reaches the SDK through a signal of this call's own, so the SDK's listener on
+  // it (never removed) dies with the call instead of piling up on the run's signal.
+  const deadline = performance.now() + spec.timeoutMs
+  const runEnded = call.runEnded
+  const cancel = runEnded === undefined ? undefined : new AbortController()
+  const onRunEnded = (): void => { cancel?.abort(runEnded?.reason) }
+  runEnded?.addEventListener('abort', onRunEnded, { once: true })
+  if (runEnded?.aborted === true) onRunEnded()
   try {
-    const { value, resultBytes } = await client.call(spec.url, mcp, args, { assertion: options.assertion, timeoutMs: spec.timeoutMs, maxBytes: limit, signal, tooLarge: () => new HttpToolError(overLimit) })
+    const { value, resultBytes } = await client.call(spec.url, mcp, args, { assertion: options.assertion, deadline, maxBytes: limit, ...(cancel !== undefined ? { signal: cancel.signal } : {}), tooLarge: () => new HttpToolError(overLimit) })
     if (tool.resultSchema !== undefined) {
       const validator = validatorFor(tool.resultSchema)
       if (!validator.check(value)) throw new HttpToolError(`result does not match resultSchema: ${validator.firstError()}`, 200, resultBytes)
@@ -55,8 +62,9 @@ export async function callMcpTool (
   } catch (err) {
     if (err instanceof HttpToolError) throw err
     if (err instanceof McpToolError) throw new HttpToolError(`upstream tool error: ${err.message}`, 200)
-    if (deadline.signal.aborted) throw new HttpToolError(`timed out after ${spec.timeoutMs} ms`)
-    if (call.runEnded?.aborted === true) throw new HttpToolError('the run ended before the upstream answered')
+    if (runEnded?.aborted === true) throw new HttpToolError('the run ended before the upstream answered')
+    // The SDK's timer fired (a cancellation by the run's end is wrapped the same way: told above).
+    if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) throw new HttpToolError(`timed out after ${spec.timeoutMs} ms`)
     const cause = err instanceof Error && err.cause instanceof HttpToolError ? err.cause : undefined
     if (cause !== undefined) throw cause
     const found = causeWithCode(err)
@@ -66,6 +74,6 @@ export async function callMcpTool (
     if (code === 'EREFUSEDADDRESS') throw new HttpToolError(found?.message ?? 'refused address')
     throw new HttpToolError(typeof code === 'string' && CAUSES[code] !== undefined ? CAUSES[code] : 'the MCP server failed to answer')
   } finally {
-    clearTimeout(timer)
+    runEnded?.removeEventListener('abort', onRunEnded)
   }
 }

@@ -2,7 +2,8 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { ToolListChangedNotificationSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js'
-import { fetch as undiciFetch, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
+import { upstreamFetch, type UpstreamRequestScope } from './mcp-upstream-fetch.ts'
 
 // Remote MCP servers' tools, called as platform tools: through the SDK's Client over Streamable
 // HTTP, on the HTTP tools' guarded connection pool (link-local addresses refused at connect),
@@ -19,9 +20,6 @@ export interface McpToolSpec {
   /** Static headers the admin gave (an API key, say); the assertion is always the bearer. */
   headers?: Record<string, string>
 }
-
-/** What one request to an upstream carries: its bearer and where its bytes stop. */
-interface RequestScope { assertion: string, maxBytes: number, tooLarge: () => Error }
 
 export class McpToolResponseTooLarge extends Error {
   override name = 'McpToolResponseTooLarge'
@@ -63,7 +61,7 @@ export interface McpToolClientOptions {
  */
 export class McpToolClient {
   private readonly clients = new Map<string, Promise<Client>>()
-  private readonly scope = new AsyncLocalStorage<RequestScope>()
+  private readonly scope = new AsyncLocalStorage<UpstreamRequestScope>()
   private readonly dispatcher: Dispatcher
   /** Told when a server says its tools changed; set by whoever keeps the catalogue current. */
   onToolsChanged: ((server: string) => void) | undefined
@@ -87,12 +85,15 @@ export class McpToolClient {
     })
   }
 
-  /** tools/call; an isError result throws McpToolError with the tool's text. */
-  async call (url: string, spec: McpToolSpec, args: Record<string, unknown>, options: { assertion: string, timeoutMs: number, maxBytes: number, signal?: AbortSignal, tooLarge: () => Error }): Promise<{ value: unknown, resultBytes: number }> {
+  /**
+   * tools/call, ended by the SDK's timer at `deadline` (performance.now() ms: a connect or retry
+   * before it counts too); an isError result throws McpToolError with the tool's text.
+   */
+  async call (url: string, spec: McpToolSpec, args: Record<string, unknown>, options: { assertion: string | Promise<string>, deadline: number, maxBytes: number, signal?: AbortSignal, tooLarge: () => Error }): Promise<{ value: unknown, resultBytes: number }> {
     const result = await this.withClient(url, spec, options, async (client) => await client.callTool(
       { name: spec.tool, arguments: args },
       undefined,
-      { timeout: options.timeoutMs, ...(options.signal !== undefined ? { signal: options.signal } : {}) }
+      { timeout: Math.max(1, options.deadline - performance.now()), ...(options.signal !== undefined ? { signal: options.signal } : {}) }
     )) as CallToolResult
     if (result.isError === true) throw new McpToolError(textOf(result).slice(0, 2000) || 'the tool reported an error')
     const value = scriptValue(result)
@@ -106,7 +107,7 @@ export class McpToolClient {
   }
 
   /** Runs `fn` on the server's client in this request scope; a broken session is reopened once. */
-  private async withClient<T> (url: string, spec: Pick<McpToolSpec, 'server' | 'headers'>, scope: RequestScope, fn: (client: Client) => Promise<T>): Promise<T> {
+  private async withClient<T> (url: string, spec: Pick<McpToolSpec, 'server' | 'headers'>, scope: UpstreamRequestScope, fn: (client: Client) => Promise<T>): Promise<T> {
     return await this.scope.run(scope, async () => {
       const key = JSON.stringify([url, spec.headers ?? {}])
       const client = await this.connected(key, url, spec)
@@ -140,37 +141,8 @@ export class McpToolClient {
   private async connect (url: string, spec: Pick<McpToolSpec, 'server' | 'headers'>): Promise<Client> {
     const client = new Client({ name: 'tenant-enclave', version: '0.1.0' })
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => { this.onToolsChanged?.(spec.server) })
-    const transport = new StreamableHTTPClientTransport(new URL(url), { fetch: this.guardedFetch(spec.headers ?? {}) })
+    const transport = new StreamableHTTPClientTransport(new URL(url), { fetch: upstreamFetch(this.dispatcher, spec.headers ?? {}, () => this.scope.getStore()) })
     await client.connect(transport)
     return client
-  }
-
-  private guardedFetch (headers: Record<string, string>) {
-    return async (input: string | URL, init?: RequestInit): Promise<Response> => {
-      const scope = this.scope.getStore()
-      // Only requests a call makes: the client's standing GET stream would outlive any one call's
-      // assertion, so it is answered here as a server without one (405), and never opened.
-      if (scope === undefined || (init?.method ?? 'GET') === 'GET') return new Response(null, { status: 405 })
-      const merged: Record<string, string> = Object.fromEntries(new Headers(init?.headers).entries())
-      for (const [name, value] of Object.entries(headers)) merged[name.toLowerCase()] = value
-      merged.authorization = `Bearer ${scope.assertion}`
-      merged['user-agent'] = 'tenant-enclave'
-      const res = await undiciFetch(input, { ...(init as object), headers: merged, redirect: 'error', dispatcher: this.dispatcher }) as unknown as Response
-      const declared = Number(res.headers.get('content-length'))
-      if (Number.isFinite(declared) && declared > scope.maxBytes) {
-        await res.body?.cancel()
-        throw scope.tooLarge()
-      }
-      if (res.body === null) return res
-      let bytes = 0
-      const counted = res.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
-        transform (chunk, controller) {
-          bytes += chunk.byteLength
-          if (bytes > scope.maxBytes) controller.error(scope.tooLarge())
-          else controller.enqueue(chunk)
-        }
-      }))
-      return new Response(counted, { status: res.status, statusText: res.statusText, headers: res.headers })
-    }
   }
 }

@@ -24,6 +24,11 @@ export interface ToolSigner {
   readonly publicJwk: JWK
   /** A new assertion (new `jti`) issued at `nowMs` (default: now). Synchronous: node:crypto signs in place. */
   sign: (claims: AssertionClaims, nowMs?: number) => SignedAssertion
+  /**
+   * As `sign`, with the signature computed on libuv's thread pool: the calling thread goes on
+   * (with the request the assertion is for) and waits only where the token is written.
+   */
+  signLater: (claims: AssertionClaims, nowMs?: number) => Promise<SignedAssertion>
 }
 
 /**
@@ -38,6 +43,22 @@ export async function createToolSigner (issuer: string, pem?: string): Promise<T
   const kid = await calculateJwkThumbprint(jwk)
   const publicJwk: JWK = { ...jwk, kid, alg: 'ES256', use: 'sig' }
   const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid, typ: 'JWT' })).toString('base64url')
+  const unsigned = (claims: AssertionClaims, nowMs: number): { signingInput: string, expiresAtMs: number } => {
+    const iat = Math.floor(nowMs / 1000)
+    const exp = iat + ASSERTION_TTL_SECONDS
+    const payload = Buffer.from(JSON.stringify({
+      tenantId: claims.tenantId,
+      executionId: claims.executionId,
+      tool: claims.tool,
+      iss: issuer,
+      aud: claims.audience,
+      sub: claims.userId,
+      jti: randomUUID(),
+      iat,
+      exp
+    })).toString('base64url')
+    return { signingInput: `${header}.${payload}`, expiresAtMs: exp * 1000 }
+  }
   return {
     kid,
     publicJwk,
@@ -46,22 +67,18 @@ export async function createToolSigner (issuer: string, pem?: string): Promise<T
     // async path, which measured ~4x slower per call (bench:tools); jose still exports the
     // JWK and computes the kid, and the tests verify these tokens with jose's jwtVerify.
     sign: (claims, nowMs = Date.now()) => {
-      const iat = Math.floor(nowMs / 1000)
-      const exp = iat + ASSERTION_TTL_SECONDS
-      const payload = Buffer.from(JSON.stringify({
-        tenantId: claims.tenantId,
-        executionId: claims.executionId,
-        tool: claims.tool,
-        iss: issuer,
-        aud: claims.audience,
-        sub: claims.userId,
-        jti: randomUUID(),
-        iat,
-        exp
-      })).toString('base64url')
-      const signingInput = `${header}.${payload}`
+      const { signingInput, expiresAtMs } = unsigned(claims, nowMs)
       const signature = sign('sha256', Buffer.from(signingInput), { key: privateKey, dsaEncoding: 'ieee-p1363' })
-      return { token: `${signingInput}.${signature.toString('base64url')}`, expiresAtMs: exp * 1000 }
+      return { token: `${signingInput}.${signature.toString('base64url')}`, expiresAtMs }
+    },
+    signLater: async (claims, nowMs = Date.now()) => {
+      const { signingInput, expiresAtMs } = unsigned(claims, nowMs)
+      return await new Promise((resolve, reject) => {
+        sign('sha256', Buffer.from(signingInput), { key: privateKey, dsaEncoding: 'ieee-p1363' }, (err, signature) => {
+          if (err !== null) reject(err)
+          else resolve({ token: `${signingInput}.${signature.toString('base64url')}`, expiresAtMs })
+        })
+      })
     }
   }
 }

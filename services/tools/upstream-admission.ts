@@ -51,6 +51,28 @@ export class UpstreamAdmission {
   }
 
   /**
+   * The slots of every level at once, when each has one free (the usual case), with no promise,
+   * timer or listener on the call's path; undefined when a level is full, and then the call
+   * waits its turn in `admit`. It never passes a waiter: a level with one has no slot free.
+   */
+  tryAdmit (origin: string, tenantId: string, tier: Tier): (() => void) | undefined {
+    const tenant = this.tryTake(`${origin} tenant:${tenantId}`, this.caps.tenantMaxInFlight)
+    if (tenant === undefined) return undefined
+    const tierSlot = this.tryTake(`${origin} tier:${tier}`, this.tierLimit(tier))
+    if (tierSlot === undefined) { tenant(); return undefined }
+    const connection = this.tryTake(origin, this.caps.connectionsPerOrigin)
+    if (connection === undefined) { tierSlot(); tenant(); return undefined }
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      connection()
+      tierSlot()
+      tenant()
+    }
+  }
+
+  /**
    * Resolves with a release function once the call holds a slot at every level. `signal` is the
    * call's deadline (its timeoutMs, counted from the call's start, or the end of the run): a wait
    * it cuts short rejects with an HttpToolError that names the limit that was full.
@@ -85,15 +107,30 @@ export class UpstreamAdmission {
     return releaseAll
   }
 
-  private async take (level: Level, signal: AbortSignal, timeoutMs: number): Promise<() => void> {
-    let semaphore = this.slots.get(level.key)
+  private semaphore (key: string, limit: number): FifoSemaphore {
+    let semaphore = this.slots.get(key)
     if (semaphore === undefined) {
-      semaphore = new FifoSemaphore(level.limit)
-      this.slots.set(level.key, semaphore)
+      semaphore = new FifoSemaphore(limit)
+      this.slots.set(key, semaphore)
     }
-    const owner = semaphore
-    // An entry lives only while a call holds or waits for one of its slots.
-    const forget = (): void => { if (owner.idle && this.slots.get(level.key) === owner) this.slots.delete(level.key) }
+    return semaphore
+  }
+
+  /** An entry lives only while a call holds or waits for one of its slots. */
+  private forget (key: string, owner: FifoSemaphore): void {
+    if (owner.idle && this.slots.get(key) === owner) this.slots.delete(key)
+  }
+
+  private tryTake (key: string, limit: number): (() => void) | undefined {
+    const owner = this.semaphore(key, limit)
+    const release = owner.tryAcquire()
+    if (release === undefined) return undefined
+    return () => { release(); this.forget(key, owner) }
+  }
+
+  private async take (level: Level, signal: AbortSignal, timeoutMs: number): Promise<() => void> {
+    const owner = this.semaphore(level.key, level.limit)
+    const forget = (): void => { this.forget(level.key, owner) }
     const wrap = (release: () => void) => () => { release(); forget() }
     if (signal.aborted) throw this.cutShort(level, signal, timeoutMs)
     // Bounded by the whole timeout too, so a place kept for a call that gave up (below) leaves

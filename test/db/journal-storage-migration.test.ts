@@ -5,10 +5,8 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { Kysely, sql } from 'kysely'
-import { PGliteThread } from '../../services/db/pglite-thread.ts'
-import { PGliteDialect } from '../../services/db/pglite-dialect.ts'
 import { migrateTo, migrateToLatest } from '../../services/db/migrate.ts'
-import { ownerSchema } from '../support/owner-schema.ts'
+import { migrationMeasuredBothWays } from '../support/owner-schema.ts'
 
 const APP_ROLE = process.env.DATABASE_APP_ROLE ?? 'enclave_app'
 
@@ -41,21 +39,4 @@ async function chargedAfterMigration (db: Kysely<any>, asTenant: (tenantId: stri
 
 const expected = { 'jmig-a': { counter: 100 + 2 * RECORD, records: [RECORD, RECORD] }, 'jmig-b': { counter: RECORD, records: [RECORD] } }
 
-t.test('embedded: waiting records are charged once, beside the documents', async (t) => {
-  const thread = new PGliteThread('memory://')
-  const db = new Kysely<any>({ dialect: new PGliteDialect(thread) })
-  t.teardown(async () => { await db.destroy() })
-  t.same(await chargedAfterMigration(db, async () => {}), expected)
-})
-
-const adminUrl = process.env.DATABASE_ADMIN_URL
-if (adminUrl !== undefined && adminUrl !== '') {
-  t.test('PostgreSQL as the owner: charged through forced RLS, which holds again afterwards', async (t) => {
-    const { db, schema, asTenant } = await ownerSchema(t, adminUrl, 'journal_migration')
-    t.same(await chargedAfterMigration(db, asTenant, { migrationTableSchema: schema }), expected)
-    const forced = await sql<{ relname: string, relforcerowsecurity: boolean }>`
-      select c.relname, c.relforcerowsecurity from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = ${schema} and c.relname in ('execution_journals', 'tenant_storage') order by c.relname`.execute(db)
-    t.same(forced.rows, [{ relname: 'execution_journals', relforcerowsecurity: true }, { relname: 'tenant_storage', relforcerowsecurity: true }])
-  })
-}
+migrationMeasuredBothWays(t, 'waiting records are charged once, beside the documents', 'journal_migration', ['execution_journals', 'tenant_storage'], chargedAfterMigration, expected)

@@ -3,10 +3,8 @@
 // the tables' owner, whom the documents table's forced RLS would otherwise show nothing.
 import t from 'tap'
 import { Kysely, sql } from 'kysely'
-import { PGliteThread } from '../../services/db/pglite-thread.ts'
-import { PGliteDialect } from '../../services/db/pglite-dialect.ts'
 import { migrateTo, migrateToLatest } from '../../services/db/migrate.ts'
-import { ownerSchema } from '../support/owner-schema.ts'
+import { migrationMeasuredBothWays } from '../support/owner-schema.ts'
 
 const APP_ROLE = process.env.DATABASE_APP_ROLE ?? 'enclave_app'
 
@@ -34,24 +32,7 @@ async function countAfterMigration (db: Kysely<any>, asTenant: (tenantId: string
   return rows
 }
 
-t.test('embedded: existing documents are counted per tenant', async (t) => {
-  const thread = new PGliteThread('memory://')
-  const db = new Kysely<any>({ dialect: new PGliteDialect(thread) })
-  t.teardown(async () => { await db.destroy() })
-  // The embedded session is a superuser: RLS does not hide rows from it.
-  t.same(await countAfterMigration(db, async () => {}), expected)
+migrationMeasuredBothWays(t, 'existing documents are counted per tenant', 'storage_migration', ['documents', 'tenant_storage'], countAfterMigration, expected, async (t, db) => {
+  await sql`select set_config('app.tenant_id', '', false)`.execute(db)
+  t.same((await sql`select * from tenant_storage`.execute(db)).rows, [], 'without a tenant the owner sees no counter')
 })
-
-const adminUrl = process.env.DATABASE_ADMIN_URL
-if (adminUrl !== undefined && adminUrl !== '') {
-  t.test('PostgreSQL as the owner: counted through forced RLS, which holds again afterwards', async (t) => {
-    const { db, schema, asTenant } = await ownerSchema(t, adminUrl, 'storage_migration')
-    t.same(await countAfterMigration(db, asTenant, { migrationTableSchema: schema }), expected)
-    const forced = await sql<{ relname: string, relforcerowsecurity: boolean }>`
-      select c.relname, c.relforcerowsecurity from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = ${schema} and c.relname in ('documents', 'tenant_storage') order by c.relname`.execute(db)
-    t.same(forced.rows, [{ relname: 'documents', relforcerowsecurity: true }, { relname: 'tenant_storage', relforcerowsecurity: true }])
-    await sql`select set_config('app.tenant_id', '', false)`.execute(db)
-    t.same((await sql`select * from tenant_storage`.execute(db)).rows, [], 'without a tenant the owner sees no counter')
-  })
-}

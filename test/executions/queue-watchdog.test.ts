@@ -2,11 +2,11 @@
 // worker that runs no job and took nothing for the threshold while jobs wait is recreated, once
 // per wait, the next wait twice as long (bounded); an idle queue, a worker running a job or one that takes
 // jobs is left alone, and a job taken brings the wait back to its start.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startQueueWatchdog } from '../../services/executions/queue-watchdog.ts'
 import { waitFor } from '../support/wait-for.ts'
 
-function rig (state: { pending: boolean, idle: boolean }) {
+function rig (t: Test, state: { pending: boolean, idle: boolean }) {
   let clock = 1_000_000
   let taken = 0
   const warnings: Array<Record<string, unknown>> = []
@@ -21,30 +21,31 @@ function rig (state: { pending: boolean, idle: boolean }) {
     log: { warn: (obj) => { warnings.push(obj) } },
     now: () => clock
   })
+  t.teardown(watchdog.stop)
+  const settle = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 30)) }
   return {
     watchdog,
     warnings,
     advance: (ms: number) => { clock += ms },
     take: () => { taken = clock },
     /** Lets the watchdog look a few times at the present clock. */
-    settle: async () => { await new Promise((resolve) => setTimeout(resolve, 30)) }
+    settle,
+    /** `ms` go by on the watchdog's clock, and it looks a few times. */
+    passes: async (ms: number) => { clock += ms; await settle() }
   }
 }
 
 t.test('a stuck worker is recreated, bounded, and a taken job resets the wait', async (t) => {
   const state = { pending: true, idle: true }
-  const r = rig(state)
-  t.teardown(r.watchdog.stop)
-  r.advance(9_000)
-  await r.settle()
+  const r = rig(t, state)
+  await r.passes(9_000)
   t.equal(r.watchdog.recreations, 0, 'not before the threshold')
   r.advance(1_000)
   await waitFor(() => r.watchdog.recreations === 1, { message: 'recreated at the threshold' })
   await r.settle()
   t.equal(r.watchdog.recreations, 1, 'once')
   t.match(r.warnings[0], { idleMs: 10_000, recreations: 1 }, 'logged')
-  r.advance(10_000)
-  await r.settle()
+  await r.passes(10_000)
   t.equal(r.watchdog.recreations, 1, 'a recreation that did not help is not repeated after the same wait')
   r.advance(10_000)
   await waitFor(() => r.watchdog.recreations === 2, { message: 'but after twice as long' })
@@ -59,10 +60,8 @@ t.test('a stuck worker is recreated, bounded, and a taken job resets the wait', 
 
 t.test('an idle queue, a worker running a job, or one that takes jobs is left alone', async (t) => {
   const state = { pending: false, idle: true }
-  const r = rig(state)
-  t.teardown(r.watchdog.stop)
-  r.advance(60_000)
-  await r.settle()
+  const r = rig(t, state)
+  await r.passes(60_000)
   t.equal(r.watchdog.recreations, 0, 'nothing waits')
   state.pending = true
   state.idle = false
@@ -70,7 +69,6 @@ t.test('an idle queue, a worker running a job, or one that takes jobs is left al
   t.equal(r.watchdog.recreations, 0, 'it runs a job')
   state.idle = true
   r.take()
-  r.advance(5_000)
-  await r.settle()
+  await r.passes(5_000)
   t.equal(r.watchdog.recreations, 0, 'it took a job lately')
 })

@@ -2,9 +2,10 @@
 // pass runs it): one gapless sequence, and no event appended twice when a reply is lost.
 import { randomUUID } from 'node:crypto'
 import net from 'node:net'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createRedisEventLog } from '../../services/executions/redis-event-log.ts'
 import { eventKeys } from '../../services/executions/execution-keys.ts'
+import { EVENTS_TTL_MS } from '../../services/executions/event-log.ts'
 import { isClusterUrl, openRedis } from '../../services/store/redis-connection.ts'
 import { waitFor } from '../support/wait-for.ts'
 
@@ -39,6 +40,14 @@ async function replyEatingRelay (target: URL): Promise<{ url: string, eatReplies
   }
 }
 
+/** A Redis event log and a plain connection to the same server beside it, for one new execution id. */
+function logBesideDirect (t: Test, url: string): { log: ReturnType<typeof createRedisEventLog>, direct: ReturnType<typeof openRedis>, id: string } {
+  const log = createRedisEventLog(url)
+  const direct = openRedis(url)
+  t.teardown(async () => { await log.close(); direct.disconnect() })
+  return { log, direct, id: randomUUID() }
+}
+
 if (REDIS_URL !== undefined) {
   t.test('appends share one gapless sequence and read back in order', async (t) => {
     const log = createRedisEventLog(REDIS_URL)
@@ -49,6 +58,29 @@ if (REDIS_URL !== undefined) {
     t.same(appended.map((e) => e.seq), [1, 2, 3, 4])
     t.same((await log.read(id, 0, 10)).map((e) => [e.seq, e.type]), [[1, 'queued'], [2, 'started'], [3, 'log'], [4, 'final']])
     t.same((await log.read(id, 2, 10)).map((e) => e.seq), [3, 4], 'after a seq: only what follows it')
+  })
+}
+
+if (REDIS_URL !== undefined) {
+  t.test('every key of a stream expires: events between the first and final leave the expiry, keep() and final set it', async (t) => {
+    const { log, direct: redis, id } = logBesideDirect(t, REDIS_URL)
+    const keys = Object.values(eventKeys(id))
+    const ttls = async (): Promise<number[]> => await Promise.all(keys.map(async (key) => await redis.pttl(key)))
+    await log.append(id, 'queued', {}, 'tenant-a')
+    await log.append(id, 'started', {})
+    for (let i = 0; i < 5; i++) await log.append(id, 'log', { level: 'log', message: String(i) })
+    for (const ttl of await ttls()) t.ok(ttl > 0 && ttl <= EVENTS_TTL_MS, `each key expires within the ttl (${ttl})`)
+    // A waiting run's stream is kept longer; its next event sets it back.
+    await log.keep(id, 10 * EVENTS_TTL_MS)
+    await log.append(id, 'log', { level: 'log', message: 'after the wait' })
+    for (const ttl of await ttls()) t.ok(ttl > 0 && ttl <= EVENTS_TTL_MS, `set back within the ttl (${ttl})`)
+    // Most of the ttl gone: the next event sets it again; and final always does.
+    await Promise.all(keys.map(async (key) => await redis.pexpire(key, 1000 * 60 * 10)))
+    await log.append(id, 'log', { level: 'log', message: 'late' })
+    for (const ttl of await ttls()) t.ok(ttl > EVENTS_TTL_MS - 60_000, `set again once most of it had gone (${ttl})`)
+    await Promise.all(keys.map(async (key) => await redis.pexpire(key, EVENTS_TTL_MS - 30_000)))
+    await log.append(id, 'final', { result: {} })
+    for (const ttl of await ttls()) t.ok(ttl > EVENTS_TTL_MS - 30_000, `final sets the whole ttl again (${ttl})`)
   })
 }
 
@@ -81,10 +113,7 @@ if (REDIS_URL !== undefined) {
   t.test('a long run leaves a bounded record of its appends in Redis, not one entry per event', async (t) => {
     // A script may log empty lines until its console budget is spent: thousands of events, each
     // of which used to leave its append id in Redis for the stream's hour.
-    const log = createRedisEventLog(REDIS_URL)
-    const direct = openRedis(REDIS_URL)
-    t.teardown(async () => { await log.close(); direct.disconnect() })
-    const id = randomUUID()
+    const { log, direct, id } = logBesideDirect(t, REDIS_URL)
     await log.append(id, 'queued', {}, 'tenant-a')
     for (let i = 0; i < 300; i++) await log.append(id, 'log', { level: 'log', message: '' })
     const final = await log.append(id, 'final', { result: { success: true } })

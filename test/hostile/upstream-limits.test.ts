@@ -3,6 +3,7 @@ import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { HttpToolError, HttpToolRunner, type HttpToolRunnerOptions } from '../../services/tools/http-tool-runner.ts'
 import { createToolSigner } from '../../services/tools/tool-signer.ts'
+import { UpstreamAdmission } from '../../services/tools/upstream-admission.ts'
 import type { HttpToolSpec, ToolDefinition } from '../../services/tools/tool-definition.ts'
 import type { Tier } from '../../services/tenants/tiers.ts'
 import { adminHeaders, buildApp, createTenant } from '../helper.ts'
@@ -219,6 +220,28 @@ t.test('waiting calls are admitted in arrival order, and a call whose run ends l
   t.same(upstream.arrived, ['/slow?n=1', '/slow?n=3', '/slow?n=4', '/slow?n=5'], 'in order, and the ended run\'s call never sent')
   t.equal(r.admission.inFlight(`${upstream.origin} tenant:a`), 0)
   t.equal(r.admission.trackedKeys, 0, 'no queue is left behind for an idle tenant, tier or origin')
+})
+
+t.test('a call admitted at once holds a slot at every level; a full level leaves none taken', async (t) => {
+  const admission = new UpstreamAdmission({ connectionsPerOrigin: 4, tenantMaxInFlight: 2, tierSharePercent: { free: 25, starter: 50, enterprise: 100 } })
+  const origin = 'http://upstream.test'
+  const a = admission.tryAdmit(origin, 'a', 'free')
+  t.ok(a !== undefined, 'every level had a slot')
+  t.same([admission.inFlight(`${origin} tenant:a`), admission.inFlight(`${origin} tier:free`), admission.inFlight(origin)], [1, 1, 1])
+  // The free tier's share of 4 connections is 1: b's tenant slot is free, its tier's is not.
+  t.equal(admission.tryAdmit(origin, 'b', 'free'), undefined, 'the tier is full')
+  t.equal(admission.inFlight(`${origin} tenant:b`), 0, 'b\'s tenant slot was given back')
+  // A waiter queued in `admit` is never passed by a call admitted at once.
+  const waiting = admission.admit(origin, 'b', 'free', new AbortController().signal, 10_000)
+  await new Promise((resolve) => setImmediate(resolve)) // b holds its tenant slot and waits on the tier's
+  t.same([admission.inFlight(`${origin} tenant:b`), admission.inFlight(`${origin} tier:free`)], [1, 1])
+  a?.()
+  a?.() // a second call releases nothing
+  t.equal(admission.tryAdmit(origin, 'c', 'free'), undefined, 'the freed slot is b\'s')
+  const b = await waiting
+  t.same([admission.inFlight(`${origin} tenant:b`), admission.inFlight(`${origin} tier:free`), admission.inFlight(origin)], [1, 1, 1])
+  b()
+  t.equal(admission.trackedKeys, 0, 'nothing is kept for idle keys')
 })
 
 t.test('through the service: the limit is a catchable TOOL_ERROR the script can read', async (t) => {

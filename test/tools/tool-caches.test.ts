@@ -116,12 +116,17 @@ t.test('each assertion is a valid ES256 token with its own claims and a full min
   const key = await importJWK(signer.publicJwk, 'ES256')
   const now = Date.now()
   const variants: AssertionClaims[] = [claims, { ...claims, tenantId: 'globex' }, { ...claims, userId: 'bob' }, { ...claims, tool: 'crm:delete' }]
+  const jtis = new Set<unknown>()
   for (const c of variants) {
-    const { token, expiresAtMs } = signer.sign(c, now)
-    const { payload } = await jwtVerify(token, key, { issuer: 'tenant-enclave', audience: c.audience, currentDate: new Date(now) })
-    t.match(payload, { tenantId: c.tenantId, sub: c.userId, executionId: c.executionId, tool: c.tool, iat: Math.floor(now / 1000), exp: Math.floor(now / 1000) + 60 })
-    t.equal(expiresAtMs, (payload.exp ?? 0) * 1000)
+    // In place, and on the thread pool (remote MCP calls): the same token but for its jti.
+    for (const { token, expiresAtMs } of [signer.sign(c, now), await signer.signLater(c, now)]) {
+      const { payload } = await jwtVerify(token, key, { issuer: 'tenant-enclave', audience: c.audience, currentDate: new Date(now) })
+      t.match(payload, { tenantId: c.tenantId, sub: c.userId, executionId: c.executionId, tool: c.tool, iat: Math.floor(now / 1000), exp: Math.floor(now / 1000) + 60 })
+      t.equal(expiresAtMs, (payload.exp ?? 0) * 1000)
+      jtis.add(payload.jti)
+    }
   }
+  t.equal(jtis.size, variants.length * 2, 'each token has its own jti')
 })
 
 t.test('over the wire: every call carries a fresh assertion (its own jti) and its own idempotency key', async (t) => {
