@@ -13,6 +13,7 @@
 // The check floods (issue 28, bench/check-flood.ts): a bystander's trivial run beside a tenant
 // flooding /api/execute/check and /mcp's check_script; `-- --check-only` runs those rows alone.
 import { createServer } from 'node:http'
+import { loadavg } from 'node:os'
 import type { AddressInfo } from 'node:net'
 import { closedLoop, fmt, startBenchApp } from './support.ts'
 import { signToken } from '../services/tokens.ts'
@@ -110,10 +111,10 @@ if (!upstreamOnly) {
 }
 if (checks !== undefined) {
   console.log('check floods: an enterprise tenant per row (4 checks in flight), 8 connections back to back; bystander = starter, a trivial run, one at a time')
-  console.log(`${''.padEnd(52)}     p50     p99  ratio`)
-  console.log(`${'(alone)'.padEnd(52)} ${fmt(checks.alone.p50).padStart(7)} ${fmt(checks.alone.p99).padStart(7)} ${'1.00'.padStart(6)}`)
-  for (const row of checks.rows) console.log(`${row.name.padEnd(52)} ${fmt(row.beside.p50).padStart(7)} ${fmt(row.beside.p99).padStart(7)} ${fmt(row.beside.p99 / checks.alone.p99).padStart(6)}  ${row.checks} checks answered, ${row.refused} refused (429)`)
-  console.log('ratio = bystander p99 beside the flood / alone; target <= 2.00\n')
+  console.log(`${''.padEnd(52)}     p50     p99  ratio  loop p99`)
+  console.log(`${'(alone)'.padEnd(52)} ${fmt(checks.alone.p50).padStart(7)} ${fmt(checks.alone.p99).padStart(7)} ${'1.00'.padStart(6)} ${fmt(checks.alone.loopP99).padStart(9)}`)
+  for (const row of checks.rows) console.log(`${row.name.padEnd(52)} ${fmt(row.beside.p50).padStart(7)} ${fmt(row.beside.p99).padStart(7)} ${fmt(row.beside.p99 / checks.alone.p99).padStart(6)} ${fmt(row.beside.loopP99).padStart(9)}  ${row.checks} checks answered, ${row.refused} refused (429)`)
+  console.log(`ratio = bystander p99 beside the flood / alone; target <= 2.00; loop p99 = the service's event-loop delay while measured (ms); load average ${loadavg().map((l) => l.toFixed(2)).join(', ')}\n`)
 }
 if (flood !== undefined) {
   console.log(`upstream flood${uncapped ? ' (caps lifted: --uncapped)' : ''}: 4 starter tenants x ${FLOOD_RUNS} runs x ${FLOOD_CALLS} parallel calls to a ${SLOW_MS} ms endpoint; bystander = enterprise, ${BYSTANDER_CALLS} calls to a fast endpoint of the same origin per run, one run at a time`)

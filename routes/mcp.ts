@@ -91,17 +91,17 @@ const mcpRoutes: FastifyPluginAsync = async (fastify) => {
         const tooLarge = codeSizeRefusalOf(body.code, quotas)
         if (tooLarge !== undefined) return { refusal: refusalAnswer(tooLarge) }
         // The REST check's bounds, shared with it: checks in flight, TypeScript size, parse time.
-        const limits = checkLimitsOf(quotas)
+        const limits = checkLimitsOf(quotas, tenant.tier)
         let release: (cpuMs?: number) => void
         let cpuMs: number | undefined
         try {
-          release = fastify.checkSlots.admit(tenantId, limits, body)
+          release = await fastify.checkSlots.admit(tenantId, limits, body)
         } catch (err) {
           if (err instanceof ServiceError) return { refusal: { status: err.statusCode, body: err.body() } }
           throw err
         }
         try {
-          return { report: await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) }) }
+          return { report: await checkScript({ tools: fastify.tools, scripts: fastify.checkScripts }, { tenantId, permissions }, body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) }) }
         } catch (err) {
           if (err instanceof ServiceError) return { refusal: { status: err.statusCode, body: err.body() } }
           throw err

@@ -88,7 +88,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/execute/check', {
     // A tenant over its check time (what it owes, what its checks in flight and this one, by its
     // length, are expected to cost) is refused before its body is read and parsed.
-    preParsing: async (request) => { fastify.checkSlots.refuseOverTime(request.tenant.tenantId, checkLimitsOf(request.tenant.quotas), estimatedCheckMs(Number(request.headers['content-length'] ?? 0) || 0, undefined)) },
+    preParsing: async (request) => { fastify.checkSlots.refuseOverTime(request.tenant.tenantId, checkLimitsOf(request.tenant.quotas, request.tenant.tier), estimatedCheckMs(Number(request.headers['content-length'] ?? 0) || 0, undefined)) },
     schema: operation('scripts', 'checkScript', 'Check a script without running it', 'Pre-flight check: parses and checks a script as a run would, and looks up its literal tool calls. Runs nothing and consumes no quota; counts against the request rate and the tier\'s check bounds (checks in flight, TypeScript size, parse time, check time per second).', {
       body: CheckBody,
       response: {
@@ -101,7 +101,7 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     })
   }, async (request, reply) => {
-    const { tenantId, permissions, quotas } = request.tenant
+    const { tenantId, permissions, quotas, tier } = request.tenant
     // The size a run would refuse, refused the same way (but neither counted nor audited).
     const tooLarge = codeSizeRefusalOf(request.body.code, quotas)
     if (tooLarge !== undefined) {
@@ -109,11 +109,11 @@ const executeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       return await reply.code(status).send(body)
     }
     // The tier's bounds: TypeScript size, checks in flight, and the parse's time on a thread.
-    const limits = checkLimitsOf(quotas)
-    const release = fastify.checkSlots.admit(tenantId, limits, request.body)
+    const limits = checkLimitsOf(quotas, tier)
+    const release = await fastify.checkSlots.admit(tenantId, limits, request.body)
     let cpuMs: number | undefined
     try {
-      return await checkScript({ tools: fastify.tools, scripts: fastify.scripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) })
+      return await checkScript({ tools: fastify.tools, scripts: fastify.checkScripts }, { tenantId, permissions }, request.body, { strict: LEVELS[fastify.enclave.securityLevel].astCheck, timeoutMs: limits.timeoutMs, onCpu: (ms) => { cpuMs = ms }, modules: modulesFor(fastify.sandboxModules, (await fastify.tenants.get(tenantId)).sandboxModules) })
     } finally {
       release(cpuMs)
     }

@@ -7,6 +7,8 @@ export interface ScriptPoolOptions {
   /** Scripts smaller than this (UTF-8 bytes) are handled on the calling thread. */
   inlineBelowBytes?: number
   maxThreads?: number
+  /** Added to the threads' nice value (Linux, per thread): they yield the cores to the event loop. */
+  niceIncrement?: number
 }
 
 // About a millisecond of stripping or parsing: cheaper inline than a message to a thread.
@@ -30,12 +32,14 @@ export class ScriptTimeoutError extends Error {
 export class ScriptPool {
   private readonly inlineBelowBytes: number
   private readonly maxThreads: number
+  private readonly niceIncrement: number
   private pool: Promise<Piscina> | undefined
   private closed = false
 
   constructor (options: ScriptPoolOptions = {}) {
     this.inlineBelowBytes = options.inlineBelowBytes ?? INLINE_BELOW_BYTES
     this.maxThreads = options.maxThreads ?? Math.max(1, Math.floor(availableParallelism() / 2))
+    this.niceIncrement = options.niceIncrement ?? 0
   }
 
   /**
@@ -64,16 +68,22 @@ export class ScriptPool {
 
   /** The thread pool, made on the first large script (most starts never need one). */
   private async threads (): Promise<Piscina> {
-    // Warmed with a trivial task before the first real one, and one thread kept: a thread's start
-    // (loading the parser) is not counted against a task's time bound.
+    // Each thread loads the stripper's WebAssembly and the parser as it starts (script-worker.ts:
+    // over a second of CPU on a busy machine), and the first is waited for before the first real
+    // task, and one thread kept: a thread's start is then neither counted against that task's
+    // time bound nor charged to its tenant. (A warm-up task that stripped nothing, as before, left
+    // that load to the first real task.)
     this.pool ??= import('piscina').then(async ({ Piscina }) => {
       const pool = new Piscina({
         filename: new URL(import.meta.url.endsWith('.ts') ? './script-worker.ts' : './script-worker.js', import.meta.url).href,
         minThreads: 1,
         maxThreads: this.maxThreads,
-        idleTimeout: 30_000
+        idleTimeout: 30_000,
+        // Read by script-worker.ts as a thread starts (piscina's own niceIncrement needs a
+        // native module this service does not ship).
+        workerData: { niceIncrement: this.niceIncrement, warm: true }
       })
-      await pool.run({ kind: 'strip', code: '', language: 'javascript' } satisfies ScriptTask)
+      await pool.run({ kind: 'analyze', code: 'return 1 as number', language: 'typescript', strict: true } satisfies ScriptTask)
       return pool
     })
     return await this.pool

@@ -2,6 +2,8 @@
 // API's event loop.
 // The task types live here, not in script-pool.ts, so the pool imports the worker and not the
 // other way round (no import cycle).
+import { setPriority } from 'node:os'
+import { isMainThread, workerData } from 'node:worker_threads'
 import { analyzeScript, type ScriptAnalysis } from '../enclave/index.ts'
 import { stripTypes, type ScriptLanguage, type StripOutcome } from './strip-types.ts'
 
@@ -15,6 +17,19 @@ export type ScriptTask =
  * loop's time (ScriptPool).
  */
 export type ScriptTaskResult = ({ stripped: StripOutcome, analysis?: undefined } | { analysis: ScriptAnalysis, stripped?: undefined }) & { cpuMs: number }
+
+// A pool's threads may run at a lower priority than the event loop (ScriptPool's niceIncrement):
+// Linux keeps a nice value per thread, and pid 0 is the calling one.
+const settings = isMainThread ? undefined : workerData as { niceIncrement?: number, warm?: boolean } | null | undefined
+const nice = settings?.niceIncrement ?? 0
+if (nice > 0) {
+  try { setPriority(0, Math.min(19, nice)) } catch { /* not permitted here: the thread runs at the process's priority */ }
+}
+// A pool's thread loads the TypeScript stripper (WebAssembly) and the parser as it starts, before
+// it takes a task (piscina loads this module first): a thread started again after a task was
+// stopped at its time bound would otherwise load them, over a second of CPU, inside the next
+// task's bound, and niced on a busy machine that task could be stopped too, and so on.
+if (settings?.warm === true) runScriptTask({ kind: 'analyze', code: 'return 1 as number', language: 'typescript', strict: true })
 
 export default function work (task: ScriptTask): ScriptTaskResult {
   return runScriptTask(task)
