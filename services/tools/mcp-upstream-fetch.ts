@@ -82,6 +82,7 @@ export function upstreamFetch (dispatcher: Dispatcher, staticHeaders: Record<str
       if (err === over) throw err
       throw failed(err)
     }
-    return new Response(data, { status, headers: answered })
+    // A Buffer read here always sits on a plain ArrayBuffer; DOM's BodyInit (the SDK build's lib) says so.
+    return new Response(data as Uint8Array<ArrayBuffer>, { status, headers: answered })
   }
 }
